@@ -1,0 +1,95 @@
+//! The byte stream to the host: a virtio-serial port or a vsock connection.
+//!
+//! The host says which on the kernel command line: `hull.channel=serial:NAME`
+//! (the virtio-serial port named NAME, for QEMU, which has no vsock here) or
+//! `hull.channel=vsock:PORT` (for hull-vmm's virtio-vsock).
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+use crate::fdstream::FdStream;
+
+/// Which kind of channel the host set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelSpec {
+    /// A virtio-serial port, found by its name.
+    Serial(String),
+    /// A vsock port the agent listens on.
+    Vsock(u32),
+}
+
+impl ChannelSpec {
+    /// Reads `hull.channel=` from a kernel command line. Defaults to the
+    /// serial port `hull.agent`.
+    pub fn from_cmdline(cmdline: &str) -> Result<Self> {
+        let Some(value) = cmdline.split_whitespace().find_map(|arg| arg.strip_prefix("hull.channel=")) else {
+            return Ok(Self::Serial("hull.agent".into()));
+        };
+        match value.split_once(':') {
+            Some(("serial", name)) if !name.is_empty() && !name.contains('/') => Ok(Self::Serial(name.into())),
+            Some(("vsock", port)) => Ok(Self::Vsock(port.parse().with_context(|| format!("bad vsock port {port:?}"))?)),
+            _ => bail!("unknown hull.channel={value}"),
+        }
+    }
+}
+
+/// The device node of the virtio-serial port called `name`.
+fn find_serial_port(name: &str) -> Result<String> {
+    for entry in fs::read_dir("/sys/class/virtio-ports").context("listing virtio ports")? {
+        let entry = entry?;
+        let port_name = fs::read_to_string(entry.path().join("name")).unwrap_or_default();
+        if port_name.trim_end() == name {
+            return Ok(format!("/dev/{}", entry.file_name().to_string_lossy()));
+        }
+    }
+    bail!("no virtio-serial port named {name}")
+}
+
+/// Opens the channel, waiting for the device to appear.
+pub async fn open(spec: &ChannelSpec) -> Result<FdStream> {
+    match spec {
+        ChannelSpec::Serial(name) => {
+            // Ports are probed asynchronously by the kernel; give them a moment.
+            let mut last_err = None;
+            for _ in 0..500 {
+                match find_serial_port(name) {
+                    Ok(path) => {
+                        let file = fs::OpenOptions::new()
+                            .read(true)
+                            .write(true)
+                            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+                            .open(&path)
+                            .with_context(|| format!("opening {path}"))?;
+                        return FdStream::new(file.into());
+                    }
+                    Err(err) => last_err = Some(err),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no serial port")))
+        }
+        ChannelSpec::Vsock(port) => bail!("vsock channel (port {port}) is not supported by this agent build yet"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_channel_from_cmdline() {
+        assert_eq!(
+            ChannelSpec::from_cmdline("console=ttyS0 hull.channel=serial:agent0 quiet").unwrap(),
+            ChannelSpec::Serial("agent0".into())
+        );
+        assert_eq!(
+            ChannelSpec::from_cmdline("hull.channel=vsock:1024").unwrap(),
+            ChannelSpec::Vsock(1024)
+        );
+        assert_eq!(ChannelSpec::from_cmdline("quiet").unwrap(), ChannelSpec::Serial("hull.agent".into()));
+        assert!(ChannelSpec::from_cmdline("hull.channel=serial:../x").is_err());
+        assert!(ChannelSpec::from_cmdline("hull.channel=tcp:1").is_err());
+    }
+}

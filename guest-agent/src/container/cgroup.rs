@@ -1,0 +1,142 @@
+//! A container's cgroup v2 group in the guest and the limits from its spec.
+
+use anyhow::{Context, Result};
+use oci_spec::runtime::LinuxResources;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The agent's cgroup v2 mount.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The parent group of all containers.
+const CONTAINERS_GROUP: &str = "/sys/fs/cgroup/hull";
+/// The controllers containers get, when the kernel has them.
+const CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
+
+/// One container's group: `/sys/fs/cgroup/hull/<id>`.
+#[derive(Debug)]
+pub struct Cgroup {
+    path: PathBuf,
+}
+
+/// Enables `controllers` for the children of `group`, skipping ones the kernel lacks.
+fn delegate_controllers(group: &Path) {
+    for controller in CONTROLLERS {
+        // Each one separately: a single missing controller fails the whole write.
+        if let Err(err) = fs::write(group.join("cgroup.subtree_control"), format!("+{controller}")) {
+            tracing::debug!("controller {controller} not enabled under {}: {err}", group.display());
+        }
+    }
+}
+
+/// Maps cgroup v1 `cpu.shares` (2..262144) to v2 `cpu.weight` (1..10000), as runc does.
+fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 100;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+impl Cgroup {
+    /// Creates the group and writes the limits of `resources`.
+    pub fn create(container_id: &str, resources: Option<&LinuxResources>) -> Result<Self> {
+        let parent = Path::new(CONTAINERS_GROUP);
+        if !parent.exists() {
+            delegate_controllers(Path::new(CGROUP_ROOT));
+            fs::create_dir(parent).context("creating the containers' cgroup")?;
+            delegate_controllers(parent);
+        }
+        let cgroup = Self {
+            path: parent.join(container_id),
+        };
+        fs::create_dir(&cgroup.path).with_context(|| format!("creating cgroup {}", cgroup.path.display()))?;
+        if let Some(resources) = resources {
+            if let Err(err) = cgroup.apply(resources) {
+                cgroup.remove();
+                return Err(err);
+            }
+        }
+        Ok(cgroup)
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<()> {
+        fs::write(self.path.join(file), value).with_context(|| format!("setting {file} to {value}"))
+    }
+
+    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        if let Some(memory) = resources.memory() {
+            if let Some(limit) = memory.limit() {
+                let value = if limit < 0 { "max".to_string() } else { limit.to_string() };
+                self.write("memory.max", &value)?;
+                // The guest has no swap; keep it that way for the container too,
+                // so a memory hog is killed instead of paged.
+                let _ = self.write("memory.swap.max", "0");
+            }
+            if let Some(reservation) = memory.reservation() {
+                if reservation > 0 {
+                    self.write("memory.low", &reservation.to_string())?;
+                }
+            }
+        }
+        if let Some(pids) = resources.pids() {
+            let limit = pids.limit();
+            let value = if limit <= 0 { "max".to_string() } else { limit.to_string() };
+            self.write("pids.max", &value)?;
+        }
+        if let Some(cpu) = resources.cpu() {
+            if let Some(quota) = cpu.quota() {
+                let period = cpu.period().unwrap_or(100_000);
+                let quota = if quota <= 0 { "max".to_string() } else { quota.to_string() };
+                self.write("cpu.max", &format!("{quota} {period}"))?;
+            }
+            if let Some(shares) = cpu.shares() {
+                self.write("cpu.weight", &shares_to_weight(shares).to_string())?;
+            }
+            if let Some(cpus) = cpu.cpus() {
+                self.write("cpuset.cpus", cpus)?;
+            }
+            if let Some(mems) = cpu.mems() {
+                self.write("cpuset.mems", mems)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a process into the group.
+    pub fn add_process(&self, pid: i32) -> Result<()> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    /// Whether the OOM killer has killed a process of this group.
+    pub fn oom_killed(&self) -> bool {
+        fs::read_to_string(self.path.join("memory.events"))
+            .ok()
+            .and_then(|events| {
+                events
+                    .lines()
+                    .find_map(|line| line.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()))
+            })
+            .is_some_and(|kills| kills > 0)
+    }
+
+    /// Removes the group; it must have no processes left.
+    pub fn remove(&self) {
+        if let Err(err) = fs::remove_dir(&self.path) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing cgroup {}: {err}", self.path.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_map_like_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(0), 100);
+    }
+}

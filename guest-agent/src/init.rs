@@ -1,0 +1,69 @@
+//! The guest's own start-up, done once as PID 1 before any container exists.
+//!
+//! The kernel starts us on the initramfs (rootfs), which `pivot_root` refuses
+//! to leave. So the agent first moves itself onto a tmpfs root (as
+//! `switch_root` does) and only then mounts the pseudo file systems. After
+//! that, containers can `pivot_root` out of the agent's tree.
+
+use anyhow::{Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::unistd::{chdir, chroot};
+use std::fs;
+use std::path::Path;
+
+/// Where the agent keeps its runtime state (tmpfs).
+pub const RUN_DIR: &str = "/run/hull";
+
+/// Mounts one file system, creating its mount point.
+fn mount_fs(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
+    mount(Some(source), target, Some(fstype), flags, data).with_context(|| format!("mounting {fstype} on {target}"))
+}
+
+/// Leaves the initramfs for a tmpfs root, so that `pivot_root` works later.
+fn move_to_tmpfs_root() -> Result<()> {
+    if !is_initramfs_root()? {
+        return Ok(());
+    }
+    let new_root = "/.hull-root";
+    mount_fs("hullroot", new_root, "tmpfs", MsFlags::empty(), Some("mode=0755"))?;
+    chdir(new_root).context("chdir to new root")?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).context("moving new root onto /")?;
+    chroot(".").context("chroot into new root")?;
+    chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// `RAMFS_MAGIC` from linux/magic.h, which neither libc nor nix exports.
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// Whether `/` is the kernel's initial rootfs (ramfs or tmpfs named rootfs).
+fn is_initramfs_root() -> Result<bool> {
+    // /proc is not mounted yet: statfs tells ramfs, and the kernel's rootfs
+    // is the only ramfs or tmpfs without a mount source we could have made.
+    let stat = nix::sys::statfs::statfs("/").context("statfs /")?;
+    let fs_type = stat.filesystem_type();
+    Ok(fs_type.0 as i64 == RAMFS_MAGIC || fs_type == nix::sys::statfs::TMPFS_MAGIC)
+}
+
+/// Prepares the guest: root, /proc, /sys, /dev, /run, cgroup v2.
+pub fn setup_guest() -> Result<()> {
+    move_to_tmpfs_root()?;
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("proc", "/proc", "proc", nodev, None)?;
+    mount_fs("sysfs", "/sys", "sysfs", nodev, None)?;
+    mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755"))?;
+    mount_fs("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+    mount_fs("shm", "/dev/shm", "tmpfs", nodev, Some("mode=1777"))?;
+    mount_fs("run", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))?;
+    mount_fs("tmp", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
+    mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, Some("nsdelegate"))?;
+    fs::create_dir_all(RUN_DIR).context("creating the agent's run dir")?;
+    // The container's /etc/hosts and friends are the host's business; the
+    // guest itself only needs a loopback interface, which the kernel makes.
+    if Path::new("/proc/sys/kernel/hostname").exists() {
+        // A stable hostname for the agent's own logs; containers set their own.
+        let _ = fs::write("/proc/sys/kernel/hostname", "hull");
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `hull-agent`: PID 1 of a Hull microVM.
+//!
+//! It prepares the guest (mounts, cgroup v2), opens the channel to the host
+//! that the kernel command line names, and then runs containers as the host
+//! asks. If it ever returns, the kernel panics and the VM ends (`panic=-1`
+//! with `reboot=t` on the command line), which the host sees as the VMM
+//! exiting: there is no state in which the guest lingers without an agent.
+#![deny(missing_docs)]
+
+mod channel;
+mod container;
+mod fdstream;
+mod init;
+mod server;
+
+use anyhow::{Context, Result};
+
+/// Ends the VM: with `reboot=t` and the VMM's no-reboot setting, a reboot
+/// is a triple fault that makes the VMM exit. Works without ACPI.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+    // reboot(2) does not return on success.
+    std::process::exit(1)
+}
+
+fn run() -> Result<()> {
+    init::setup_guest().context("setting up the guest")?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading the kernel command line")?;
+    let spec = channel::ChannelSpec::from_cmdline(&cmdline)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let stream = channel::open(&spec).await?;
+        tracing::info!("hull-agent ready on {spec:?}");
+        server::serve(stream).await
+    })
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HULL_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    if let Err(err) = run() {
+        tracing::error!("hull-agent: {err:#}");
+    }
+    power_off();
+}

@@ -1,0 +1,369 @@
+//! Serves the host: reads frames, runs requests, forwards stdio, reaps children.
+//!
+//! One writer task owns the channel's write half; everything else sends it
+//! frames through a queue, so frames never interleave. Each request runs in
+//! its own task, so a `Wait` does not hold up other requests.
+
+use crate::container::Container;
+use crate::fdstream::FdStream;
+use anyhow::{bail, Context, Result};
+use hull_protocol::{
+    decode_json, encode_json, is_valid_id, Event, ExitStatus, Frame, FrameKind, FrameReader, FrameWriter, Request,
+    RequestEnvelope, Response, ResponseEnvelope, StdioStreams, MAX_STDIO_CHUNK, PROTOCOL_VERSION,
+};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long after a process exits its output may still drain before the
+/// exit is reported anyway (a daemonised grandchild can hold the pipe open).
+const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A frame for the writer task, optionally with a notice once it is written.
+struct Outgoing {
+    frame: Frame,
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// A container and the news of its exit.
+struct ContainerSlot {
+    container: Mutex<Container>,
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
+/// The agent's state, shared by its tasks.
+pub struct Agent {
+    containers: Mutex<HashMap<String, Arc<ContainerSlot>>>,
+    stdin_routes: Mutex<HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>>,
+    children: Mutex<HashMap<Pid, oneshot::Sender<WaitStatus>>>,
+    out: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// Locks a mutex, recovering from poisoning: a panicked task must not take
+/// the whole agent (PID 1) down with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Agent {
+    fn send(&self, frame: Frame) {
+        // The writer task only ends with the agent.
+        let _ = self.out.send(Outgoing { frame, written: None });
+    }
+
+    fn respond(&self, id: u64, response: Response) {
+        self.send(encode_json(FrameKind::Response, &ResponseEnvelope { id, response }));
+    }
+
+    fn event(&self, event: Event) {
+        self.send(encode_json(FrameKind::Event, &event));
+    }
+
+    fn slot(&self, id: &str) -> Result<Arc<ContainerSlot>> {
+        lock(&self.containers)
+            .get(id)
+            .cloned()
+            .with_context(|| format!("no such container: {id}"))
+    }
+}
+
+/// Runs the agent on `channel` until the host asks it to shut down.
+pub async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(channel: S) -> Result<()> {
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).context("watching SIGCHLD")?;
+    let (read_half, write_half) = tokio::io::split(channel);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let agent = Arc::new(Agent {
+        containers: Mutex::default(),
+        stdin_routes: Mutex::default(),
+        children: Mutex::default(),
+        out: out_tx,
+    });
+
+    tokio::spawn(async move {
+        let mut writer = FrameWriter::new(write_half);
+        while let Some(outgoing) = out_rx.recv().await {
+            if let Err(err) = writer.send(&outgoing.frame).await {
+                tracing::warn!("writing to the host: {err}");
+            }
+            if let Some(written) = outgoing.written {
+                let _ = written.send(());
+            }
+        }
+    });
+
+    let reaper = agent.clone();
+    tokio::spawn(async move {
+        while sigchld.recv().await.is_some() {
+            reap_children(&reaper);
+        }
+    });
+
+    let mut reader = FrameReader::new(read_half);
+    loop {
+        match reader.next().await {
+            Ok(Some(Ok(frame))) => dispatch(&agent, frame),
+            Ok(Some(Err(err))) => agent.respond(0, Response::Error { message: err.to_string() }),
+            // A virtio-serial port reads end-of-file while no host is
+            // connected; wait for one to come (back).
+            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => {
+                tracing::warn!("reading from the host: {err}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Collects every exited child and hands container processes' statuses on.
+fn reap_children(agent: &Agent) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(status @ (WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _))) => {
+                if let Some(waiter) = lock(&agent.children).remove(&pid) {
+                    let _ = waiter.send(status);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn dispatch(agent: &Arc<Agent>, frame: Frame) {
+    match frame.kind {
+        FrameKind::Request => match decode_json::<RequestEnvelope>(&frame, FrameKind::Request) {
+            Ok(envelope) => {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    let id = envelope.id;
+                    let response = handle(&agent, envelope.request).await.unwrap_or_else(|err| Response::Error {
+                        message: format!("{err:#}"),
+                    });
+                    agent.respond(id, response);
+                });
+            }
+            Err(err) => {
+                // Answer with the id if the JSON got that far.
+                let id = serde_json::from_slice::<serde_json::Value>(&frame.payload)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|id| id.as_u64()))
+                    .unwrap_or(0);
+                agent.respond(id, Response::Error { message: err.to_string() });
+            }
+        },
+        FrameKind::Stdio => match frame.stdio_parts() {
+            Ok((stream, data)) => {
+                let mut routes = lock(&agent.stdin_routes);
+                if let Some(route) = routes.get(&stream) {
+                    if route.send(data.to_vec()).is_err() || data.is_empty() {
+                        routes.remove(&stream);
+                    }
+                }
+            }
+            Err(err) => agent.respond(0, Response::Error { message: err.to_string() }),
+        },
+        other => agent.respond(0, Response::Error {
+            message: format!("unexpected {other:?} frame from the host"),
+        }),
+    }
+}
+
+async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
+    match request {
+        Request::Hello { version } => {
+            if version != PROTOCOL_VERSION {
+                bail!("host speaks protocol {version}, agent speaks {PROTOCOL_VERSION}");
+            }
+            let kernel_release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(Response::Hello {
+                version: PROTOCOL_VERSION,
+                kernel_release,
+            })
+        }
+        Request::CreateContainer {
+            container_id,
+            spec,
+            rootfs,
+            stdio,
+        } => create_container(agent, &container_id, &spec, &rootfs, stdio).await,
+        Request::StartContainer { container_id } => {
+            let slot = agent.slot(&container_id)?;
+            let start = lock(&slot.container).take_start()?;
+            start.start().await?;
+            Ok(Response::Done)
+        }
+        Request::Signal { container_id, signal } => {
+            lock(&agent.slot(&container_id)?.container).signal(signal)?;
+            Ok(Response::Done)
+        }
+        Request::Wait { container_id } => {
+            let mut exit = agent.slot(&container_id)?.exit.clone();
+            let status = exit.wait_for(Option::is_some).await.context("container vanished")?;
+            Ok(Response::Exited {
+                status: status.unwrap_or(ExitStatus::Exited { code: 255 }),
+            })
+        }
+        Request::RemoveContainer { container_id } => {
+            let slot = agent.slot(&container_id)?;
+            if slot.exit.borrow().is_none() {
+                bail!("container {container_id} is still running");
+            }
+            lock(&slot.container).remove()?;
+            lock(&agent.containers).remove(&container_id);
+            Ok(Response::Done)
+        }
+        Request::Shutdown => {
+            let (written, done) = oneshot::channel();
+            let frame = encode_json(
+                FrameKind::Event,
+                &Event::Log {
+                    message: "agent shutting down".into(),
+                },
+            );
+            let _ = agent.out.send(Outgoing {
+                frame,
+                written: Some(written),
+            });
+            let _ = done.await;
+            crate::power_off();
+        }
+    }
+}
+
+/// The parent's ends of a process's stdio, and the child's.
+struct Stdio {
+    child: [OwnedFd; 3],
+    /// Forwarders of stdout and stderr; each ends at end of file.
+    forwarders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn open_dev_null() -> Result<OwnedFd> {
+    Ok(std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?.into())
+}
+
+fn nonblocking_stream(fd: OwnedFd) -> Result<FdStream> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    FdStream::new(fd)
+}
+
+/// Pipes for the streams the host asked for, /dev/null for the others.
+fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams) -> Result<Stdio> {
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a stdio pipe");
+    let stdin = match streams.stdin {
+        Some(stream) => {
+            let (read, write) = pipe()?;
+            let mut writer = nonblocking_stream(write)?;
+            // Unbounded: the host is the only writer and paces itself; a
+            // bounded queue here would stall the frame reader for all streams.
+            let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+            lock(&agent.stdin_routes).insert(stream, tx);
+            tokio::spawn(async move {
+                while let Some(data) = rx.recv().await {
+                    if data.is_empty() || writer.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            read
+        }
+        None => open_dev_null()?,
+    };
+    let mut forwarders = Vec::new();
+    let mut output = |stream: Option<u32>| -> Result<OwnedFd> {
+        let Some(stream) = stream else {
+            return open_dev_null();
+        };
+        let (read, write) = pipe()?;
+        let mut reader = nonblocking_stream(read)?;
+        let agent = agent.clone();
+        forwarders.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_STDIO_CHUNK];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => agent.send(Frame::stdio(stream, &buf[..n])),
+                }
+            }
+            agent.send(Frame::stdio(stream, &[]));
+        }));
+        Ok(write)
+    };
+    let stdout = output(streams.stdout)?;
+    let stderr = output(streams.stderr)?;
+    Ok(Stdio {
+        child: [stdin, stdout, stderr],
+        forwarders,
+    })
+}
+
+async fn create_container(
+    agent: &Arc<Agent>,
+    id: &str,
+    spec: &oci_spec::runtime::Spec,
+    rootfs: &hull_protocol::Rootfs,
+    streams: StdioStreams,
+) -> Result<Response> {
+    if !is_valid_id(id) {
+        bail!("invalid container id {id:?}");
+    }
+    if lock(&agent.containers).contains_key(id) {
+        bail!("container {id} already exists");
+    }
+    let stdio = setup_stdio(agent, streams)?;
+    let (status_tx, status_rx) = oneshot::channel();
+    let children = agent.clone();
+    let created = Container::create(id, spec, rootfs, stdio.child, move |pid| {
+        lock(&children.children).insert(pid, status_tx);
+    })
+    .await;
+    let container = match created {
+        Ok(container) => container,
+        Err(err) => {
+            if let Some(stream) = streams.stdin {
+                lock(&agent.stdin_routes).remove(&stream);
+            }
+            return Err(err);
+        }
+    };
+    let pid = container.pid.as_raw();
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let slot = Arc::new(ContainerSlot {
+        container: Mutex::new(container),
+        exit: exit_rx,
+    });
+    lock(&agent.containers).insert(id.to_string(), slot.clone());
+
+    let agent = agent.clone();
+    let container_id = id.to_string();
+    let forwarders = stdio.forwarders;
+    let stdin_stream = streams.stdin;
+    tokio::spawn(async move {
+        let Ok(wait_status) = status_rx.await else { return };
+        let status = lock(&slot.container).exit_status(wait_status);
+        // All output must reach the host before the exit does.
+        let drained = async {
+            for forwarder in forwarders {
+                let _ = forwarder.await;
+            }
+        };
+        if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, drained).await.is_err() {
+            tracing::warn!("container {container_id}: output still open {OUTPUT_DRAIN_TIMEOUT:?} after exit");
+        }
+        if let Some(stream) = stdin_stream {
+            lock(&agent.stdin_routes).remove(&stream);
+        }
+        let _ = exit_tx.send(Some(status));
+        agent.event(Event::ContainerExited { container_id, status });
+    });
+    Ok(Response::Created { pid })
+}

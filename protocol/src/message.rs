@@ -1,0 +1,236 @@
+//! Control messages exchanged as JSON inside [`crate::Frame`]s.
+//!
+//! Requests go host → agent and each gets exactly one response with the same
+//! id; responses may arrive out of order (a `Wait` is answered only when the
+//! process exits). Events go agent → host unsolicited.
+//!
+//! JSON keeps the OCI runtime spec in its native form (it relies on optional
+//! and skipped fields, which compact binary formats cannot represent) and
+//! makes captured traffic readable. Stdio, the bulk of the traffic, does not
+//! go through JSON at all.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of this protocol. The agent refuses a host speaking another one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest container or exec id the agent accepts.
+pub const MAX_ID_LEN: usize = 128;
+
+/// A request with the id its response will carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    /// Chosen by the host; unique among its outstanding requests.
+    pub id: u64,
+    /// What is asked.
+    pub request: Request,
+}
+
+/// What the host asks of the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First message on a connection: both sides state their version.
+    Hello {
+        /// The host's [`PROTOCOL_VERSION`].
+        version: u32,
+    },
+    /// Prepare a container: rootfs, namespaces, cgroup, and its first process,
+    /// stopped before `execve` until [`Request::StartContainer`].
+    CreateContainer {
+        /// The container's id, at most [`MAX_ID_LEN`] characters of `[A-Za-z0-9_.-]`.
+        container_id: String,
+        /// The OCI runtime spec: process, hostname, mounts, rlimits, resources.
+        spec: Box<oci_spec::runtime::Spec>,
+        /// Where the image layers are.
+        rootfs: Rootfs,
+        /// Streams for the first process's stdio.
+        stdio: StdioStreams,
+    },
+    /// Let the container's first process run.
+    StartContainer {
+        /// The container to start.
+        container_id: String,
+    },
+    /// Deliver a signal to a container's first process.
+    Signal {
+        /// The container.
+        container_id: String,
+        /// The signal number.
+        signal: i32,
+    },
+    /// Answered when the container's first process has exited.
+    Wait {
+        /// The container.
+        container_id: String,
+    },
+    /// Remove a stopped container's rootfs and cgroup.
+    RemoveContainer {
+        /// The container.
+        container_id: String,
+    },
+    /// Power the VM off. Answered just before the agent does so.
+    Shutdown,
+}
+
+/// The image layers of a container, shared from the host with virtio-fs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rootfs {
+    /// The virtio-fs tag of the share holding the layers.
+    pub share_tag: String,
+    /// Layer directories relative to the share's root, bottom layer first.
+    pub layers: Vec<String>,
+    /// Mount the container's root read-only (no writable upper layer).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Which [`crate::FrameKind::Stdio`] streams carry a process's stdio.
+/// `None` connects that descriptor to /dev/null.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StdioStreams {
+    /// Host → process.
+    pub stdin: Option<u32>,
+    /// Process → host.
+    pub stdout: Option<u32>,
+    /// Process → host.
+    pub stderr: Option<u32>,
+}
+
+/// A response with the id of the request it answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    /// The request's id, or 0 when the request could not be parsed.
+    pub id: u64,
+    /// The outcome.
+    pub response: Response,
+}
+
+/// The outcome of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Reply to [`Request::Hello`].
+    Hello {
+        /// The agent's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The guest kernel's release (`uname -r`).
+        kernel_release: String,
+    },
+    /// Reply to [`Request::CreateContainer`].
+    Created {
+        /// The first process's pid in the guest's initial pid namespace.
+        pid: i32,
+    },
+    /// Reply to [`Request::Wait`].
+    Exited {
+        /// How the process ended.
+        status: ExitStatus,
+    },
+    /// The request succeeded and has nothing to report.
+    Done,
+    /// The request failed.
+    Error {
+        /// One line saying why.
+        message: String,
+    },
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Exited {
+        /// The exit code, 0 to 255.
+        code: i32,
+    },
+    /// A signal ended it.
+    Signaled {
+        /// The signal number.
+        signal: i32,
+        /// Whether the kernel's OOM killer sent the signal.
+        #[serde(default)]
+        oom_killed: bool,
+    },
+}
+
+impl ExitStatus {
+    /// The status as a shell reports it: the code, or 128 + the signal.
+    pub fn code(&self) -> i32 {
+        match *self {
+            ExitStatus::Exited { code } => code,
+            ExitStatus::Signaled { signal, .. } => 128 + signal,
+        }
+    }
+}
+
+/// Something the agent reports without being asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A container's first process exited.
+    ContainerExited {
+        /// The container.
+        container_id: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// A line for the host's log: the agent has no other way to be heard
+    /// once the VM's console is quiet.
+    Log {
+        /// The message.
+        message: String,
+    },
+}
+
+/// Whether `id` is acceptable as a container id: it becomes a path component
+/// and a cgroup name in the guest.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_json_shape_is_stable() {
+        let env = RequestEnvelope {
+            id: 4,
+            request: Request::Wait {
+                container_id: "c1".into(),
+            },
+        };
+        let json = serde_json::to_string(&env).unwrap();
+        assert_eq!(json, r#"{"id":4,"request":{"type":"wait","container_id":"c1"}}"#);
+        let back: RequestEnvelope = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back.request, Request::Wait { container_id } if container_id == "c1"));
+    }
+
+    #[test]
+    fn exit_status_codes() {
+        assert_eq!(ExitStatus::Exited { code: 3 }.code(), 3);
+        assert_eq!(
+            ExitStatus::Signaled {
+                signal: 9,
+                oom_killed: false
+            }
+            .code(),
+            137
+        );
+    }
+
+    #[test]
+    fn ids_are_path_safe() {
+        assert!(is_valid_id("abc-DEF_1.2"));
+        for bad in ["", "..", ".hidden", "a/b", "a b", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `hull` command.
+
+fn main() {
+    std::process::exit(hull_runtime::cli::main());
+}

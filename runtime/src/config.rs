@@ -1,0 +1,95 @@
+//! Where Hull keeps things: state directories and the guest's artefacts.
+
+use std::path::{Path, PathBuf};
+
+/// Default data root, like Docker's /var/lib/docker.
+pub const DEFAULT_ROOT: &str = "/var/lib/hull";
+/// Default runtime directory for sockets and per-sandbox scratch space.
+pub const DEFAULT_RUN_DIR: &str = "/run/hull";
+/// Default directory of the guest kernel, initramfs and virtiofsd.
+pub const DEFAULT_LIB_DIR: &str = "/usr/local/lib/hull";
+
+/// Hull's directories.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Persistent state: images, containers. `--root` or `HULL_ROOT`.
+    pub root: PathBuf,
+    /// Volatile state: sockets, sandboxes. `HULL_RUN_DIR`.
+    pub run: PathBuf,
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+impl Paths {
+    /// From the `--root` flag, else the environment, else the defaults.
+    pub fn new(root: Option<PathBuf>) -> Self {
+        Self {
+            root: root.or_else(|| env_path("HULL_ROOT")).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            run: env_path("HULL_RUN_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR)),
+        }
+    }
+
+    /// The image store's root.
+    pub fn image_root(&self) -> PathBuf {
+        self.root.join("image")
+    }
+
+    /// A sandbox's scratch directory. Short, because unix socket paths
+    /// inside it must stay under 108 bytes.
+    pub fn sandbox_dir(&self, sandbox_id: &str) -> PathBuf {
+        self.run.join(&sandbox_id[..sandbox_id.len().min(12)])
+    }
+}
+
+/// The files a microVM is made from.
+#[derive(Debug, Clone)]
+pub struct GuestArtifacts {
+    /// Guest kernel.
+    pub kernel: PathBuf,
+    /// Initramfs with hull-agent.
+    pub initrd: PathBuf,
+    /// The virtiofsd executable.
+    pub virtiofsd: PathBuf,
+}
+
+impl GuestArtifacts {
+    /// Each from its flag, else its environment variable (`HULL_KERNEL`,
+    /// `HULL_INITRD`, `HULL_VIRTIOFSD`), else the lib directory
+    /// (`HULL_LIB_DIR`, default /usr/local/lib/hull).
+    pub fn resolve(kernel: Option<PathBuf>, initrd: Option<PathBuf>) -> Self {
+        let lib = env_path("HULL_LIB_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_LIB_DIR));
+        let pick = |flag: Option<PathBuf>, env: &str, file: &str| flag.or_else(|| env_path(env)).unwrap_or_else(|| lib.join(file));
+        Self {
+            kernel: pick(kernel, "HULL_KERNEL", "vmlinux"),
+            initrd: pick(initrd, "HULL_INITRD", "initramfs.img"),
+            virtiofsd: pick(None, "HULL_VIRTIOFSD", "virtiofsd"),
+        }
+    }
+
+    /// The artefacts that are missing, as `what: path` strings.
+    pub fn missing(&self) -> Vec<String> {
+        [("kernel", &self.kernel), ("initramfs", &self.initrd), ("virtiofsd", &self.virtiofsd)]
+            .into_iter()
+            .filter(|(_, path)| !Path::new(path).is_file())
+            .map(|(what, path)| format!("{what}: {}", path.display()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_dirs_are_short() {
+        let paths = Paths {
+            root: PathBuf::from("/r"),
+            run: PathBuf::from("/run/hull"),
+        };
+        let id = "a".repeat(64);
+        assert_eq!(paths.sandbox_dir(&id), PathBuf::from("/run/hull/aaaaaaaaaaaa"));
+        assert_eq!(paths.image_root(), PathBuf::from("/r/image"));
+    }
+}

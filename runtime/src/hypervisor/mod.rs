@@ -1,0 +1,118 @@
+//! The hypervisor interface: one trait, one implementation per VMM.
+//!
+//! Every Hull VMM runs as its own process (QEMU today, hull-vmm next), so a
+//! backend's job is to turn a [`VmConfig`] into the command that starts the
+//! VM and to say how the host reaches the agent inside it. The sandbox owns
+//! the process; snapshot/restore and hot-plug will grow this trait, in the
+//! way Kata's runtime-rs `hypervisor` crate grew.
+
+mod qemu;
+
+pub use qemu::Qemu;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// What a VM is made of, whatever the VMM.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// The guest kernel (uncompressed `vmlinux`, or `bzImage`).
+    pub kernel: PathBuf,
+    /// The initramfs holding hull-agent as /init.
+    pub initrd: PathBuf,
+    /// Kernel command-line arguments the sandbox adds (the backend adds its own).
+    pub extra_cmdline: Vec<String>,
+    /// Number of vCPUs.
+    pub vcpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// File the guest's serial console is written to.
+    pub console_log: PathBuf,
+    /// Unix socket the host uses to reach the agent.
+    pub agent_socket: PathBuf,
+    /// virtio-fs shares: a vhost-user socket each, served by virtiofsd.
+    pub fs_shares: Vec<FsShare>,
+}
+
+/// A virtio-fs device backed by a vhost-user daemon.
+#[derive(Debug, Clone)]
+pub struct FsShare {
+    /// The tag the guest mounts it by.
+    pub tag: String,
+    /// The daemon's vhost-user socket.
+    pub socket: PathBuf,
+}
+
+/// How the host reaches the agent once the VMM runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentTransport {
+    /// A unix socket that is the agent's byte stream (a virtio-serial port).
+    Stream(PathBuf),
+    /// A hybrid-vsock unix socket: write `CONNECT <port>\n`, read `OK …\n`,
+    /// then the stream is the agent's (Firecracker's and hull-vmm's scheme).
+    HybridVsock {
+        /// The VMM's vsock socket.
+        socket: PathBuf,
+        /// The agent's vsock port.
+        port: u32,
+    },
+}
+
+/// The command that starts a VM, and how to reach its agent.
+#[derive(Debug, Clone)]
+pub struct VmLaunch {
+    /// The VMM executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Where the agent will be.
+    pub agent: AgentTransport,
+}
+
+/// A backend could not prepare a VM.
+#[derive(Debug, Error)]
+pub enum HypervisorError {
+    /// The VMM's executable is not installed.
+    #[error("{0} not found in PATH")]
+    MissingProgram(String),
+    /// A file the VM needs does not exist.
+    #[error("{what} {path} does not exist")]
+    MissingFile {
+        /// What the file is for.
+        what: &'static str,
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+}
+
+/// A VMM Hull can run microVMs with.
+pub trait Hypervisor: Send + Sync {
+    /// Its name, as `hull info` and `--vmm` spell it.
+    fn name(&self) -> &'static str;
+    /// The acceleration it will use (`kvm`, `tcg`).
+    fn accel(&self) -> &'static str;
+    /// The command that starts a VM with `config`.
+    fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError>;
+}
+
+/// Finds an executable in `$PATH`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Checks that the files of `config` exist before a VMM is started.
+fn check_files(config: &VmConfig) -> Result<(), HypervisorError> {
+    for (what, path) in [("kernel", &config.kernel), ("initramfs", &config.initrd)] {
+        if !path.is_file() {
+            return Err(HypervisorError::MissingFile {
+                what,
+                path: path.clone(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The content-addressed blob store: `blobs/sha256/<hex>`. A blob only ever
+//! appears under its name once its content has been hashed and found equal
+//! to that name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use super::digest::{limit_exceeded, DigestReader};
+use super::fsutil::{self, copy_stream, CopyFailure, TempGuard};
+use super::{Digest, ImageError};
+
+/// Bound on any one blob (compressed layers included) taken from an archive.
+pub(crate) const MAX_BLOB_SIZE: u64 = 16 << 30;
+
+/// Bound on JSON documents (index, manifest, config) read into memory.
+pub(crate) const MAX_JSON_SIZE: u64 = 4 << 20;
+
+/// `blobs/` under the store root.
+#[derive(Clone, Debug)]
+pub(crate) struct BlobStore {
+    /// `<root>/blobs`; temporary files live here, blobs in `sha256/`.
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// The blob store in `<root>/blobs`, creating its directories.
+    pub(crate) fn open(dir: PathBuf) -> Result<BlobStore, ImageError> {
+        fsutil::ensure_dir(&dir.join("sha256"))?;
+        Ok(BlobStore { dir })
+    }
+
+    /// Where the blob named `digest` lives (whether or not it exists).
+    pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(digest.hex())
+    }
+
+    /// The size of blob `digest`, or `None` when the store does not have it.
+    pub(crate) fn size(&self, digest: &Digest) -> Result<Option<u64>, ImageError> {
+        let path = self.path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Err(ImageError::CorruptStore {
+                path,
+                reason: "blob is not a regular file".to_owned(),
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(ImageError::io("inspect", path, err)),
+        }
+    }
+
+    /// Copies `content` into the store as blob `digest`, hashing while
+    /// writing, and renames it into place only when the hash matches.
+    /// Returns the blob's size. When the blob is already stored the content
+    /// is still read and checked, so a corrupt archive is always reported.
+    pub(crate) fn ingest(&self, digest: &Digest, content: impl Read) -> Result<u64, ImageError> {
+        let final_path = self.path(digest);
+        let mut reader = DigestReader::new(content, MAX_BLOB_SIZE);
+        let read_error = |err: io::Error| match limit_exceeded(&err) {
+            Some(limit) => ImageError::TooLarge {
+                what: format!("blob {digest}"),
+                limit,
+            },
+            None => ImageError::io("read blob from", final_path.clone(), err),
+        };
+
+        if self.size(digest)?.is_some() {
+            reader.drain().map_err(read_error)?;
+            let (actual, size) = reader.finish();
+            check_digest(digest, actual)?;
+            return Ok(size);
+        }
+
+        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(temp.path())
+            .map_err(|e| ImageError::io("create", temp.path(), e))?;
+        copy_stream(&mut reader, &mut file).map_err(|failure| match failure {
+            CopyFailure::Read(err) => read_error(err),
+            CopyFailure::Write(err) => ImageError::io("write", temp.path(), err),
+        })?;
+        let (actual, size) = reader.finish();
+        check_digest(digest, actual)?;
+        file.sync_all()
+            .map_err(|e| ImageError::io("sync", temp.path(), e))?;
+        fs::rename(temp.path(), &final_path)
+            .map_err(|e| ImageError::io("store blob", &final_path, e))?;
+        temp.keep();
+        Ok(size)
+    }
+
+    /// Opens blob `digest` for reading.
+    pub(crate) fn open_blob(&self, digest: &Digest) -> Result<File, ImageError> {
+        let path = self.path(digest);
+        File::open(&path).map_err(|e| ImageError::io("open blob", path, e))
+    }
+
+    /// Reads a small blob (at most [`MAX_JSON_SIZE`]) into memory and checks
+    /// it still hashes to its name; `what` names it in errors.
+    pub(crate) fn read_small(&self, digest: &Digest, what: &str) -> Result<Vec<u8>, ImageError> {
+        let path = self.path(digest);
+        let file = self.open_blob(digest)?;
+        let data = fsutil::read_bounded(file, MAX_JSON_SIZE, what).map_err(|err| {
+            fsutil::too_large(&err).unwrap_or_else(|| ImageError::io("read blob", path, err))
+        })?;
+        check_digest(digest, Digest::of_bytes(&data))?;
+        Ok(data)
+    }
+}
+
+fn check_digest(expected: &Digest, actual: Digest) -> Result<(), ImageError> {
+    if *expected == actual {
+        Ok(())
+    } else {
+        Err(ImageError::BlobDigestMismatch {
+            digest: expected.clone(),
+            actual,
+        })
+    }
+}

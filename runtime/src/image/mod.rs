@@ -1,0 +1,304 @@
+//! The content-addressed image store.
+//!
+//! Layout under the store root (e.g. `/var/lib/hull/image`):
+//! - `blobs/sha256/<hex>`: manifests, configs and compressed layers, each
+//!   stored under the sha256 of its content (checked before it is stored);
+//! - `layers/<diff_id hex>/`: each layer unpacked once, in overlayfs format
+//!   (whiteouts are 0:0 character devices, opaque directories carry
+//!   `trusted.overlay.opaque=y`), shared by every image that uses it; the
+//!   guest mounts them as overlay lowerdirs through virtio-fs;
+//! - `images.json`: the images and the references (`docker.io/library/
+//!   busybox:latest`) pointing at their manifests, replaced atomically under
+//!   an exclusive flock of `lock`.
+//!
+//! Images come in through [`ImageStore::load_archive`] (`hull load`); their
+//! archives and layers are treated as hostile: every size read into memory
+//! is bounded and every digest verified.
+
+mod archive;
+mod blobs;
+mod digest;
+mod error;
+mod fsutil;
+mod reference;
+mod table;
+mod unpack;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+pub use self::digest::Digest;
+pub use self::error::ImageError;
+pub use self::reference::Reference;
+
+use self::blobs::BlobStore;
+use self::table::ImageTable;
+
+/// Shortest bare hex prefix accepted as an image id, so that short words
+/// made of hex letters (`cafe`, `bad`) are not taken for ids by accident.
+const MIN_ID_PREFIX_LEN: usize = 4;
+
+/// Shown by `hull images` for a missing repository or tag.
+const NONE: &str = "<none>";
+
+/// The image store rooted at one directory; see the module docs for the
+/// layout. Cheap to open; holds no lock or descriptor between calls.
+#[derive(Clone, Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    blobs: BlobStore,
+}
+
+/// An image imported by [`ImageStore::load_archive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// The name the archive gave it, if any (untagged images have none).
+    pub reference: Option<Reference>,
+    /// The image id: the digest of its config.
+    pub id: Digest,
+}
+
+/// One row of `hull images`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// The familiar repository name (`busybox`, `localhost:5000/x`), or
+    /// `<none>` for an untagged image.
+    pub repository: String,
+    /// The tag, or `<none>`.
+    pub tag: String,
+    /// The image id (config digest).
+    pub id: Digest,
+    /// When the image was built (`created` of its config, RFC 3339).
+    pub created: Option<String>,
+    /// Uncompressed size in bytes, as Docker shows: the sum of the sizes of
+    /// the regular files in the image's unpacked layers (each distinct layer
+    /// once, hardlinks once).
+    pub size: u64,
+}
+
+/// A resolved image: everything needed to build a container's rootfs.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The image id: the digest of its config.
+    pub id: Digest,
+    /// The reference it was resolved through, or (when resolved by id) one
+    /// of the references pointing at it; `None` for an untagged image.
+    pub reference: Option<Reference>,
+    /// The digest of its manifest.
+    pub manifest_digest: Digest,
+    /// Its configuration (entrypoint, env, working dir, …).
+    pub config: oci_spec::image::ImageConfiguration,
+    /// Its layers' diff_ids, bottom layer first.
+    pub diff_ids: Vec<Digest>,
+}
+
+impl Image {
+    /// The directory name of each layer under [`ImageStore::layers_root`]
+    /// (the hex of its diff_id), bottom layer first.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.diff_ids.iter().map(|d| d.hex().to_owned()).collect()
+    }
+}
+
+impl ImageStore {
+    /// Opens the store at `root`, creating its directories if missing.
+    pub fn open(root: &Path) -> Result<ImageStore, ImageError> {
+        if !fsutil::is_dir(root) {
+            // Image content is nobody else's business: private root.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| ImageError::io("create directory", root, e))?;
+        }
+        fsutil::ensure_dir(&root.join("layers"))?;
+        let blobs = BlobStore::open(root.join("blobs"))?;
+        Ok(ImageStore {
+            root: root.to_owned(),
+            blobs,
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Imports every image of an OCI image-layout archive (a tar, possibly
+    /// gzip-compressed), e.g. from `docker save`. Layers already in the
+    /// store are reused; named images replace whatever had their name.
+    pub fn load_archive(&self, archive: &Path) -> Result<Vec<LoadedImage>, ImageError> {
+        archive::load(self, archive)
+    }
+
+    /// All images, one row per reference (untagged images get one `<none>`
+    /// row), newest first.
+    pub fn list(&self) -> Result<Vec<ImageSummary>, ImageError> {
+        let table = ImageTable::read(&self.root)?;
+        let mut rows = Vec::new();
+        for (manifest, record) in &table.images {
+            let row = |repository: String, tag: String| ImageSummary {
+                repository,
+                tag,
+                id: record.config.clone(),
+                created: record.created.clone(),
+                size: record.size,
+            };
+            let mut named = false;
+            for text in table.references_to(manifest) {
+                let reference = self.stored_reference(text)?;
+                let tag = reference.tag().unwrap_or(NONE).to_owned();
+                rows.push(row(reference.familiar(), tag));
+                named = true;
+            }
+            if !named {
+                rows.push(row(NONE.to_owned(), NONE.to_owned()));
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.created
+                .cmp(&a.created)
+                .then_with(|| a.repository.cmp(&b.repository))
+                .then_with(|| a.tag.cmp(&b.tag))
+        });
+        Ok(rows)
+    }
+
+    /// Finds an image by `name[:tag]`, `name@sha256:<manifest digest>`, or
+    /// its id (config digest): full or a prefix of at least 4 hex
+    /// characters, with or without `sha256:`. Fails with
+    /// [`ImageError::NotFound`] when nothing matches.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Image, ImageError> {
+        let table = ImageTable::read(&self.root)?;
+        let not_found = || ImageError::NotFound(name_or_id.to_owned());
+
+        if let Some(hex) = name_or_id.strip_prefix("sha256:") {
+            return self.resolve_id(&table, hex)?.ok_or_else(not_found);
+        }
+        if digest::is_sha256_hex(name_or_id) {
+            return self.resolve_id(&table, name_or_id)?.ok_or_else(not_found);
+        }
+        match Reference::parse(name_or_id) {
+            Ok(reference) => {
+                if let Some(manifest) = find_reference(&table, &reference) {
+                    return self.image(&table, &manifest, Some(reference));
+                }
+            }
+            // Not a valid name: report why, unless it may be a short id.
+            Err(err) if !is_hex(name_or_id) => return Err(err),
+            Err(_) => {}
+        }
+        if is_hex(name_or_id) {
+            return self.resolve_id(&table, name_or_id)?.ok_or_else(not_found);
+        }
+        Err(not_found())
+    }
+
+    /// The directory layer `diff_id` is (or would be) unpacked in.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_root().join(diff_id.hex())
+    }
+
+    /// `<root>/layers`, the directory holding every unpacked layer (shared
+    /// with the guest through virtio-fs).
+    pub fn layers_root(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    /// The image whose id starts with `hex`, if exactly one does.
+    fn resolve_id(&self, table: &ImageTable, hex: &str) -> Result<Option<Image>, ImageError> {
+        if hex.len() < MIN_ID_PREFIX_LEN || !is_hex(hex) {
+            return Ok(None);
+        }
+        let mut found: Option<(&Digest, &Digest)> = None;
+        for (manifest, record) in &table.images {
+            if !record.config.hex().starts_with(hex) {
+                continue;
+            }
+            match found {
+                Some((_, id)) if *id != record.config => {
+                    return Err(ImageError::AmbiguousId(hex.to_owned()))
+                }
+                // Several manifests may share one config (e.g. the same
+                // image compressed differently): prefer a named one.
+                Some((chosen, _)) if table.references_to(chosen).next().is_some() => {}
+                _ => found = Some((manifest, &record.config)),
+            }
+        }
+        let Some((manifest, _)) = found else {
+            return Ok(None);
+        };
+        let reference = match table.references_to(manifest).next() {
+            Some(text) => Some(self.stored_reference(text)?),
+            None => None,
+        };
+        self.image(table, manifest, reference).map(Some)
+    }
+
+    /// Builds the [`Image`] for a recorded manifest.
+    fn image(
+        &self,
+        table: &ImageTable,
+        manifest: &Digest,
+        reference: Option<Reference>,
+    ) -> Result<Image, ImageError> {
+        let corrupt = |reason: String| ImageError::CorruptStore {
+            path: self.root.join("images.json"),
+            reason,
+        };
+        let record = table
+            .images
+            .get(manifest)
+            .ok_or_else(|| corrupt(format!("reference to unknown image {manifest}")))?;
+        let what = format!("image config {}", record.config);
+        let data = self.blobs.read_small(&record.config, &what)?;
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
+                what,
+                reason: err.to_string(),
+            })?;
+        Ok(Image {
+            id: record.config.clone(),
+            reference,
+            manifest_digest: manifest.clone(),
+            config,
+            diff_ids: record.diff_ids.clone(),
+        })
+    }
+
+    /// Parses a reference read back from `images.json`.
+    fn stored_reference(&self, text: &str) -> Result<Reference, ImageError> {
+        Reference::parse(text).map_err(|err| ImageError::CorruptStore {
+            path: self.root.join("images.json"),
+            reason: format!("bad reference '{text}': {err}"),
+        })
+    }
+}
+
+/// The manifest `reference` names: by its exact text, or, for
+/// `name@sha256:…`, any image of that repository with that manifest digest.
+fn find_reference(table: &ImageTable, reference: &Reference) -> Option<Digest> {
+    if let Some(manifest) = table.references.get(&reference.full()) {
+        return Some(manifest.clone());
+    }
+    let pinned = reference.digest()?;
+    if !table.images.contains_key(pinned) {
+        return None;
+    }
+    let repository = reference.name();
+    table
+        .references_to(pinned)
+        .filter_map(|text| Reference::parse(text).ok())
+        .any(|named| named.name() == repository)
+        .then(|| pinned.clone())
+}
+
+fn is_hex(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}

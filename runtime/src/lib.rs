@@ -1,0 +1,13 @@
+//! Hull's host side: the image store, sandboxes (one microVM each), the
+//! hypervisor interface with its backends, and the `hull` CLI.
+#![deny(missing_docs)]
+
+pub mod agent_client;
+pub mod cli;
+pub mod config;
+pub mod hypervisor;
+pub mod image;
+pub mod platform;
+pub mod sandbox;
+pub mod spec;
+pub mod virtiofsd;

@@ -1,0 +1,312 @@
+//! A sandbox: one microVM with its virtiofsd and its agent connection.
+//!
+//! The sandbox owns every process and file it makes, and removes them all
+//! when it is shut down or dropped, on every path out, including errors:
+//! its children are killed on drop and also die with their parent
+//! (`PR_SET_PDEATHSIG`), and its directory goes with it.
+
+use crate::agent_client::{self, AgentClient, AgentError};
+use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, VmConfig};
+use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
+use hull_protocol::{Event, Request};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// The virtio-fs tag of the share holding the image layers.
+pub const LAYERS_SHARE_TAG: &str = "hull";
+
+/// How long the guest may take to power off after being asked.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A sandbox could not be started.
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    /// Its directory could not be made.
+    #[error("creating sandbox directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// virtiofsd failed.
+    #[error(transparent)]
+    Virtiofsd(#[from] VirtiofsdError),
+    /// The backend could not prepare the VM.
+    #[error(transparent)]
+    Hypervisor(#[from] HypervisorError),
+    /// The VMM could not be started.
+    #[error("starting {program}: {source}")]
+    Spawn {
+        /// The VMM executable.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The VM ended, or never answered, before its agent was ready.
+    #[error("the VM did not start: {reason}{console}")]
+    Boot {
+        /// What happened.
+        reason: String,
+        /// The end of the guest console, prefixed by a newline, if any.
+        console: String,
+    },
+    /// Talking to the agent failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// What a sandbox is made of.
+pub struct SandboxConfig {
+    /// Unique id (64 hex digits, like a container id).
+    pub id: String,
+    /// Scratch directory for sockets and logs; created, and removed at the end.
+    pub dir: PathBuf,
+    /// The VMM.
+    pub hypervisor: Box<dyn Hypervisor>,
+    /// Guest kernel.
+    pub kernel: PathBuf,
+    /// Initramfs with hull-agent.
+    pub initrd: PathBuf,
+    /// virtiofsd executable.
+    pub virtiofsd: PathBuf,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Host directories exposed to the guest read-only, by their name in the share.
+    pub shares: Vec<ShareEntry>,
+    /// How long the guest may take to boot to its agent.
+    pub boot_timeout: Duration,
+}
+
+/// Instants of a sandbox's life, for `bench/`.
+#[derive(Debug, Clone, Copy)]
+pub struct BootTimings {
+    /// When `start` was called.
+    pub started: Instant,
+    /// When virtiofsd's socket appeared.
+    pub virtiofsd_ready: Instant,
+    /// When the VMM process was spawned.
+    pub vmm_spawned: Instant,
+    /// When the agent answered the handshake.
+    pub agent_ready: Instant,
+}
+
+/// A running microVM with a connected agent.
+pub struct Sandbox {
+    /// The sandbox's id.
+    pub id: String,
+    dir: PathBuf,
+    vmm: Child,
+    virtiofsd: Child,
+    agent: AgentClient,
+    /// Events the agent reported.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// When things happened during start.
+    pub timings: BootTimings,
+    /// The backend's name and acceleration, e.g. `qemu (tcg)`.
+    pub backend: String,
+}
+
+/// The last lines of the console log, for boot failures.
+fn console_tail(path: &Path) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(2048);
+    let tail = String::from_utf8_lossy(&text[start..]);
+    let lines: Vec<&str> = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\nguest console (last lines):\n{}", lines.join("\n"))
+    }
+}
+
+/// Kills a child we started and reaps it.
+async fn kill_child(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+impl Sandbox {
+    /// Starts virtiofsd and the VM, and connects to the agent.
+    pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.dir).map_err(|source| SandboxError::Dir {
+            path: config.dir.clone(),
+            source,
+        })?;
+        // From here on, `guard` removes the directory on every early return.
+        let mut guard = DirGuard(Some(config.dir.clone()));
+        let fs_socket = config.dir.join("fs.sock");
+        let mut virtiofsd = virtiofsd::spawn(&config.virtiofsd, &config.dir.join("share"), &config.shares, &fs_socket).await?;
+        let virtiofsd_ready = Instant::now();
+
+        let console_log = config.dir.join("console.log");
+        let vm = VmConfig {
+            kernel: config.kernel.clone(),
+            initrd: config.initrd.clone(),
+            extra_cmdline: Vec::new(),
+            vcpus: config.vcpus,
+            memory_mib: config.memory_mib,
+            console_log: console_log.clone(),
+            agent_socket: config.dir.join("agent.sock"),
+            fs_shares: vec![FsShare {
+                tag: LAYERS_SHARE_TAG.into(),
+                socket: fs_socket,
+            }],
+        };
+        let launch = match config.hypervisor.prepare(&vm) {
+            Ok(launch) => launch,
+            Err(err) => {
+                kill_child(&mut virtiofsd).await;
+                return Err(err.into());
+            }
+        };
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(config.dir.join("vmm.log")).map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null()))
+            .kill_on_drop(true);
+        // SAFETY: only prctl between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut vmm = match command.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                kill_child(&mut virtiofsd).await;
+                return Err(SandboxError::Spawn {
+                    program: launch.program,
+                    source,
+                });
+            }
+        };
+        let vmm_spawned = Instant::now();
+
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let connect = async {
+            let stream = agent_client::connect(&launch.agent, config.boot_timeout).await?;
+            AgentClient::handshake(stream, events_tx).await
+        };
+        let outcome = tokio::select! {
+            result = tokio::time::timeout(config.boot_timeout, connect) => match result {
+                Ok(Ok(agent)) => Ok(agent),
+                Ok(Err(err)) => Err(format!("{err}")),
+                Err(_) => Err(format!("no answer from the agent within {:?}", config.boot_timeout)),
+            },
+            status = vmm.wait() => Err(match status {
+                Ok(status) => format!("the VMM exited ({status}) before the agent answered"),
+                Err(err) => format!("waiting for the VMM: {err}"),
+            }),
+        };
+        let agent = match outcome {
+            Ok(agent) => agent,
+            Err(reason) => {
+                kill_child(&mut vmm).await;
+                kill_child(&mut virtiofsd).await;
+                let mut console = console_tail(&console_log);
+                if let Ok(vmm_log) = std::fs::read_to_string(config.dir.join("vmm.log")) {
+                    if !vmm_log.trim().is_empty() {
+                        console.push_str(&format!("\nVMM said: {}", vmm_log.trim()));
+                    }
+                }
+                return Err(SandboxError::Boot { reason, console });
+            }
+        };
+        let agent_ready = Instant::now();
+        let backend = format!("{} ({})", config.hypervisor.name(), config.hypervisor.accel());
+        guard.disarm();
+        Ok(Self {
+            id: config.id,
+            dir: config.dir,
+            vmm,
+            virtiofsd,
+            agent,
+            events,
+            timings: BootTimings {
+                started,
+                virtiofsd_ready,
+                vmm_spawned,
+                agent_ready,
+            },
+            backend,
+        })
+    }
+
+    /// The agent of this sandbox.
+    pub fn agent(&self) -> &AgentClient {
+        &self.agent
+    }
+
+    /// The pid of the VMM process.
+    pub fn vmm_pid(&self) -> Option<u32> {
+        self.vmm.id()
+    }
+
+    /// Asks the guest to power off, waits for the VMM to exit (killing it
+    /// if it takes too long), stops virtiofsd and removes the directory.
+    pub async fn shutdown(mut self) {
+        let asked = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.agent.request(Request::Shutdown)).await;
+        let exited = match asked {
+            // The agent powers off right after answering; the answer may not
+            // even arrive. Either way, give the VMM a moment to exit.
+            Ok(_) => tokio::time::timeout(SHUTDOWN_TIMEOUT, self.vmm.wait()).await.is_ok(),
+            Err(_) => false,
+        };
+        if !exited {
+            kill_child(&mut self.vmm).await;
+        }
+        kill_child(&mut self.virtiofsd).await;
+        remove_dir(&self.dir);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // After `shutdown` these find nothing left to do.
+        let _ = self.vmm.start_kill();
+        let _ = self.virtiofsd.start_kill();
+        remove_dir(&self.dir);
+    }
+}
+
+fn remove_dir(dir: &Path) {
+    // A debugging aid: keep the console log and sockets of a failed run.
+    if std::env::var_os("HULL_KEEP_SANDBOX").is_some() {
+        tracing::warn!("keeping sandbox directory {}", dir.display());
+        return;
+    }
+    if let Err(err) = std::fs::remove_dir_all(dir) {
+        if err.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!("removing {}: {err}", dir.display());
+        }
+    }
+}
+
+/// Removes a directory when dropped, unless disarmed.
+struct DirGuard(Option<PathBuf>);
+
+impl DirGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            remove_dir(&dir);
+        }
+    }
+}
