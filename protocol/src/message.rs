@@ -79,10 +79,9 @@ pub struct Rootfs {
     /// The virtio-fs tag of the share holding the layers.
     pub share_tag: String,
     /// Layer directories relative to the share's root, bottom layer first.
+    /// A writable layer in guest memory goes on top; `--read-only` is the
+    /// spec's `root.readonly`, applied once the container's mounts are made.
     pub layers: Vec<String>,
-    /// Mount the container's root read-only (no writable upper layer).
-    #[serde(default)]
-    pub read_only: bool,
 }
 
 /// Which [`crate::FrameKind::Stdio`] streams carry a process's stdio.

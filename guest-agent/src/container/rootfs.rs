@@ -82,23 +82,13 @@ impl ContainerRootfs {
         }
         let root = dir.join("rootfs");
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let mut options = format!("lowerdir={}", lowers.join(":"));
-        if !spec.read_only {
-            let upper = dir.join("upper");
-            let work = dir.join("work");
-            fs::create_dir_all(&upper)?;
-            fs::create_dir_all(&work)?;
-            options.push_str(&format!(",upperdir={},workdir={}", upper.display(), work.display()));
-        }
-        // overlayfs wants two lower layers when there is no upper one; a
-        // read-only root of a single layer is a plain read-only bind mount.
-        if spec.read_only && lowers.len() == 1 {
-            mount(Some(lowers[0].as_str()), &root, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_RDONLY, None::<&str>)
-                .context("bind-mounting the single image layer")?;
-        } else {
-            mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-                .context("mounting the container's overlay rootfs")?;
-        }
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        fs::create_dir_all(&upper)?;
+        fs::create_dir_all(&work)?;
+        let options = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), upper.display(), work.display());
+        mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
+            .context("mounting the container's overlay rootfs")?;
         Ok(Self { dir, root })
     }
 

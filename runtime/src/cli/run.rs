@@ -241,7 +241,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     .await?;
     tracing::info!("sandbox {} up on {} in {:?}", &id[..12], sandbox.backend, started.elapsed());
 
-    let outcome = run_container(&sandbox, &id, spec, layer_names, args.interactive, args.read_only).await;
+    let outcome = run_container(&sandbox, &id, spec, layer_names, args.interactive).await;
     let container_done = Instant::now();
     sandbox.shutdown().await;
     let torn_down = Instant::now();
@@ -271,7 +271,6 @@ async fn run_container(
     spec: oci_spec::runtime::Spec,
     layer_names: Vec<String>,
     interactive: bool,
-    read_only: bool,
 ) -> Result<(i32, Phases)> {
     let agent_ready = sandbox.timings.agent_ready;
     let agent = sandbox.agent();
@@ -280,7 +279,6 @@ async fn run_container(
     let rootfs = Rootfs {
         share_tag: LAYERS_SHARE_TAG.into(),
         layers: layer_names.iter().map(|name| format!("layers/{name}")).collect(),
-        read_only,
     };
     let create_started = Instant::now();
     agent

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Hull's main job on a fresh machine: set up and build everything, install
+# hull, make a local busybox image from Debian's busybox-static, and run a
+# container in a microVM.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/setup.sh" release
+cd "$repo"
+install -d /usr/local/lib/hull
+install -m 0755 target/release/hull /usr/local/bin/hull
+cp -fL target/hull/vmlinux target/hull/initramfs.img target/hull/virtiofsd /usr/local/lib/hull/
+archive=$(mktemp --suffix=.tar)
+trap 'rm -f "$archive"' EXIT
+target/release/hull-testimage "$archive" busybox:latest >/dev/null
+hull load -i "$archive"
+hull images
+hull info | grep -E '^(backend|accel|kvm):'
+echo '$ hull run --rm busybox sh -c '\''echo "Hello from a microVM: kernel $(uname -r), pid $$"'\'''
+hull run --rm busybox sh -c 'echo "Hello from a microVM: kernel $(uname -r), pid $$"'

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Hull's whole test suite on a fresh machine: set-up and build (as
+# scripts/setup.sh), then unit tests and end-to-end tests on real QEMU,
+# the real guest kernel, real virtiofsd.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+"$repo/scripts/setup.sh" debug
+cd "$repo"
+export HULL_LIB_DIR="$repo/target/hull"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# End-to-end tests boot a VM each; two at a time fit this machine's 2 cores.
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee "$log" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
