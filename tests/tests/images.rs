@@ -1,0 +1,98 @@
+//! Loading images: good ones are stored once and shared, hostile ones are
+//! refused with a clear error and leave nothing behind, inside the store or out.
+
+use hull_tests::harness::{stderr, stdout, Hull};
+use hull_tests::{layer_tar, write_oci_archive, Entry, ImageSettings};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn settings() -> ImageSettings {
+    ImageSettings {
+        cmd: vec!["sh".into()],
+        ..Default::default()
+    }
+}
+
+/// Loads a one-layer archive of `entries` and expects a refusal naming `expect`.
+fn assert_refused(hull: &Hull, entries: Vec<Entry>, expect: &str) {
+    let archive = hull.scratch.path().join("hostile.tar");
+    write_oci_archive(&archive, "hull.test/hostile:latest", &[layer_tar(&entries).unwrap()], &settings()).unwrap();
+    let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125), "a hostile layer was accepted: {}", stdout(&out));
+    assert!(stderr(&out).contains(expect), "error does not say {expect:?}: {}", stderr(&out));
+    let images = hull.run(["images"]);
+    assert!(!stdout(&images).contains("hostile"), "refused image is listed: {}", stdout(&images));
+    let layers = hull.root().join("image/layers");
+    let leftovers: Vec<_> = std::fs::read_dir(&layers).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "layers left after a refused load: {leftovers:?}");
+}
+
+#[test]
+fn hostile_layers_are_refused_and_nothing_escapes() {
+    let hull = Hull::new();
+    let outside = hull.scratch.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let outside_str = outside.to_str().unwrap().to_string();
+
+    assert_refused(&hull, vec![Entry::dir("etc"), Entry::file("../evil", b"x")], "..");
+    assert_refused(&hull, vec![Entry::file(&format!("{outside_str}/abs"), b"x")], "absolute");
+    assert_refused(&hull, vec![Entry::symlink("link", &outside_str), Entry::file("link/evil", b"x")], "symlink");
+    assert_refused(
+        &hull,
+        vec![Entry::Hardlink {
+            path: "passwd".into(),
+            target: "../../../../../../etc/passwd".into(),
+        }],
+        "..",
+    );
+    assert_refused(
+        &hull,
+        vec![
+            Entry::symlink("up", &outside_str),
+            Entry::Hardlink {
+                path: "x".into(),
+                target: "up/secret".into(),
+            },
+        ],
+        "symlink",
+    );
+    assert!(!hull.scratch.path().join("evil").exists());
+    assert!(!hull.root().join("evil").exists());
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was written outside the store");
+}
+
+#[test]
+fn corrupt_archives_are_refused() {
+    let hull = Hull::new();
+    let archive = hull.scratch.path().join("corrupt.tar");
+    std::fs::write(&archive, b"this is not a tar archive at all").unwrap();
+    let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!stderr(&out).trim().is_empty());
+    let out = hull.run(["load", "-i", "/nonexistent/image.tar"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("/nonexistent/image.tar"), "{}", stderr(&out));
+}
+
+#[test]
+fn layers_are_unpacked_once_and_shared() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    let layers = hull.root().join("image/layers");
+    let layer = std::fs::read_dir(&layers).unwrap().next().unwrap().unwrap().path();
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let before = inode(&layer.join("bin/busybox"));
+    // Loading again and running twice neither unpacks nor touches the layer.
+    hull.load_busybox().unwrap();
+    for _ in 0..2 {
+        let out = hull.run(["run", "--rm", hull_tests::harness::BUSYBOX_IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_dir(&layers).unwrap().count(), 1);
+    assert_eq!(inode(&layer.join("bin/busybox")), before, "the layer was unpacked again");
+    let images = stdout(&hull.run(["images"]));
+    let lines: Vec<&str> = images.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]);
+    assert!(lines[1].starts_with("hull.test/busybox   latest"), "{images}");
+    assert_eq!(lines.len(), 2, "{images}");
+}
