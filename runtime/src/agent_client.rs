@@ -32,7 +32,7 @@ const MAX_HANDSHAKE_LINE: usize = 64;
 #[derive(Debug, Error)]
 pub enum AgentError {
     /// The socket could not be reached.
-    #[error("connecting to the agent at {path}: {source}")]
+    #[error("connecting to the agent at {path}")]
     Connect {
         /// The socket.
         path: String,

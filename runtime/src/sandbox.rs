@@ -25,7 +25,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Error)]
 pub enum SandboxError {
     /// Its directory could not be made.
-    #[error("creating sandbox directory {path}: {source}")]
+    #[error("creating sandbox directory {path}")]
     Dir {
         /// The directory.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum SandboxError {
     #[error(transparent)]
     Hypervisor(#[from] HypervisorError),
     /// The VMM could not be started.
-    #[error("starting {program}: {source}")]
+    #[error("starting {program}")]
     Spawn {
         /// The VMM executable.
         program: PathBuf,

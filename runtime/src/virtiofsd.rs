@@ -23,7 +23,7 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Error)]
 pub enum VirtiofsdError {
     /// Preparing the share failed.
-    #[error("preparing the shared directory {path}: {source}")]
+    #[error("preparing the shared directory {path}")]
     Share {
         /// The directory.
         path: PathBuf,
@@ -34,7 +34,7 @@ pub enum VirtiofsdError {
     #[error("path {0} contains a NUL byte")]
     BadPath(PathBuf),
     /// Spawning failed.
-    #[error("starting {program}: {source}")]
+    #[error("starting {program}")]
     Spawn {
         /// The executable.
         program: PathBuf,

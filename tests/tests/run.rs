@@ -104,7 +104,7 @@ fn nothing_is_left_behind() {
 fn unknown_image_fails_with_125() {
     let out = shared().run(["run", "--rm", "no-such-image", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("Unable to find image 'no-such-image' locally"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Unable to find image 'no-such-image:latest' locally"), "{}", stderr(&out));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::images::open_store;
 use super::{ExitWith, EXIT_RUNTIME_ERROR};
 use crate::agent_client::AgentError;
 use crate::config::{GuestArtifacts, Paths};
-use crate::image::ImageError;
+use crate::image::{ImageError, Reference};
 use crate::platform::Platform;
 use crate::sandbox::{Sandbox, SandboxConfig, LAYERS_SHARE_TAG};
 use crate::spec::{self, RunOptions};
@@ -191,7 +191,8 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     let image = match store.resolve(image_name) {
         Ok(image) => image,
         Err(ImageError::NotFound(_)) => {
-            eprintln!("Unable to find image '{image_name}' locally");
+            let shown = Reference::parse(image_name).map_or_else(|_| image_name.clone(), |r| r.familiar_string());
+            eprintln!("Unable to find image '{shown}' locally");
             bail!("No such image: {image_name}");
         }
         Err(err) => return Err(err.into()),

@@ -28,7 +28,7 @@ pub enum ImageError {
     InvalidDigest(String),
 
     /// A filesystem operation on the store or the archive failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What was being done, e.g. `create directory`.
         action: &'static str,
@@ -127,7 +127,7 @@ pub enum ImageError {
     },
 
     /// Creating a layer entry on disk failed.
-    #[error("cannot {action} layer entry '{entry}' (in layer {layer}): {source}")]
+    #[error("cannot {action} layer entry '{entry}' (in layer {layer})")]
     LayerEntryIo {
         /// The layer blob.
         layer: Digest,
