@@ -249,7 +249,7 @@ mod tests {
         let mut wire = Vec::new();
         wire.extend_from_slice(&(big as u32).to_le_bytes());
         wire.push(FrameKind::Request as u8);
-        wire.extend(std::iter::repeat(0xAA).take(big));
+        wire.extend(std::iter::repeat_n(0xAA, big));
         wire.extend(Frame::stdio(1, b"after").encode());
         let out = decode_all(&wire, 4096);
         assert_eq!(out.len(), 2);

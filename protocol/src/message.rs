@@ -17,13 +17,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest container or exec id the agent accepts.
 pub const MAX_ID_LEN: usize = 128;
 
-/// A request with the id its response will carry.
+/// A request with the id its response will carry. Generic so that other
+/// channels framed the same way (Hull's monitor socket) share it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestEnvelope {
-    /// Chosen by the host; unique among its outstanding requests.
+pub struct RequestEnvelope<R = Request> {
+    /// Chosen by the sender; unique among its outstanding requests.
     pub id: u64,
     /// What is asked.
-    pub request: Request,
+    pub request: R,
 }
 
 /// What the host asks of the agent.
@@ -98,11 +99,11 @@ pub struct StdioStreams {
 
 /// A response with the id of the request it answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResponseEnvelope {
+pub struct ResponseEnvelope<R = Response> {
     /// The request's id, or 0 when the request could not be parsed.
     pub id: u64,
     /// The outcome.
-    pub response: Response,
+    pub response: R,
 }
 
 /// The outcome of a request.

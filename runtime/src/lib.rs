@@ -3,6 +3,11 @@
 #![deny(missing_docs)]
 
 pub mod agent_client;
+pub mod container;
+pub mod logs;
+pub mod monitor;
+pub mod rpc;
+pub mod timefmt;
 pub mod cli;
 pub mod config;
 pub mod hypervisor;

@@ -5,7 +5,8 @@
 //! its children are killed on drop and also die with their parent
 //! (`PR_SET_PDEATHSIG`), and its directory goes with it.
 
-use crate::agent_client::{self, AgentClient, AgentError};
+use crate::agent_client::{self, AgentClient};
+use crate::rpc::RpcError;
 use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, VmConfig};
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
 use hull_protocol::{Event, Request};
@@ -56,7 +57,7 @@ pub enum SandboxError {
     },
     /// Talking to the agent failed.
     #[error(transparent)]
-    Agent(#[from] AgentError),
+    Agent(#[from] RpcError),
 }
 
 /// What a sandbox is made of.
@@ -252,6 +253,11 @@ impl Sandbox {
     /// The pid of the VMM process.
     pub fn vmm_pid(&self) -> Option<u32> {
         self.vmm.id()
+    }
+
+    /// The pid of the virtiofsd process.
+    pub fn virtiofsd_pid(&self) -> Option<u32> {
+        self.virtiofsd.id()
     }
 
     /// Asks the guest to power off, waits for the VMM to exit (killing it

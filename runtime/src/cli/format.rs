@@ -41,44 +41,11 @@ pub fn human_duration(elapsed: Duration) -> String {
 
 /// `N units ago` for an RFC 3339 timestamp; `N/A` when there is none.
 pub fn ago(timestamp: Option<&str>) -> String {
-    let Some(when) = timestamp.and_then(parse_rfc3339) else {
+    let Some(when) = timestamp.and_then(crate::timefmt::parse) else {
         return "N/A".into();
     };
     let elapsed = SystemTime::now().duration_since(when).unwrap_or_default();
     format!("{} ago", human_duration(elapsed))
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
-pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let (date, rest) = text.split_once(['T', 't', ' '])?;
-    let mut date_parts = date.split('-').map(|p| p.parse::<i64>());
-    let (year, month, day) = (date_parts.next()?.ok()?, date_parts.next()?.ok()?, date_parts.next()?.ok()?);
-    let (time, offset_seconds) = if let Some(time) = rest.strip_suffix(['Z', 'z']) {
-        (time, 0)
-    } else {
-        let split = rest.rfind(['+', '-'])?;
-        let (time, offset) = rest.split_at(split);
-        let sign = if offset.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = offset[1..].split_once(':')?;
-        (time, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
-    };
-    let time = time.split('.').next()?;
-    let mut time_parts = time.split(':').map(|p| p.parse::<i64>());
-    let (hour, minute, second) = (time_parts.next()?.ok()?, time_parts.next()?.ok()?, time_parts.next()?.ok()?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    let secs = u64::try_from(secs).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// Prints rows as columns separated by three spaces, as Docker's tabwriter does.
@@ -127,14 +94,5 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(90)), "About a minute");
         assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");
         assert_eq!(human_duration(Duration::from_secs(86_400 * 21)), "3 weeks");
-    }
-
-    #[test]
-    fn parses_rfc3339() {
-        let t = parse_rfc3339("1970-01-02T00:00:01Z").unwrap();
-        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 86_401);
-        let t = parse_rfc3339("2024-03-01T12:00:00.123456789+02:00").unwrap();
-        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_709_287_200);
-        assert!(parse_rfc3339("yesterday").is_none());
     }
 }

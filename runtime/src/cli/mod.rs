@@ -4,10 +4,12 @@
 //! itself fails, 126 when the command cannot be invoked, 127 when it is not
 //! found, 128 + N when signal N ended it.
 
+mod containers;
 mod format;
 mod images;
 mod info;
 mod run;
+mod template;
 
 use crate::config::Paths;
 use clap::{Parser, Subcommand};
@@ -42,12 +44,40 @@ struct Cli {
 enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),
+    /// Create a new container
+    Create(run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(containers::StartArgs),
+    /// Stop one or more running containers
+    Stop(containers::StopArgs),
+    /// Restart one or more containers
+    Restart(containers::StopArgs),
+    /// Kill one or more running containers
+    Kill(containers::KillArgs),
+    /// Remove one or more containers
+    Rm(containers::RmArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Fetch the logs of a container
+    Logs(containers::LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(containers::WaitArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(containers::AttachArgs),
+    /// Return low-level information on containers or images
+    Inspect(containers::InspectArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Load an image from a tar archive
     Load(images::LoadArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// The per-container monitor (started by hull itself)
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        /// The container's id
+        id: String,
+    },
 }
 
 /// Runs the CLI and returns the process's exit code.
@@ -82,12 +112,29 @@ pub fn main() -> i32 {
         }
     };
     let paths = Paths::new(cli.root.clone());
+    // `docker run` and `create` fail with 125; the other commands with 1.
+    let failure_code = match cli.command {
+        Command::Run(_) | Command::Create(_) => EXIT_RUNTIME_ERROR,
+        _ => 1,
+    };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(&paths, args).await,
+            Command::Create(args) => run::create(&paths, args).await,
+            Command::Start(args) => containers::start(&paths, args).await,
+            Command::Stop(args) => containers::stop(&paths, args).await,
+            Command::Restart(args) => containers::restart(&paths, args).await,
+            Command::Kill(args) => containers::kill(&paths, args).await,
+            Command::Rm(args) => containers::rm(&paths, args).await,
+            Command::Ps(args) => containers::ps(&paths, args),
+            Command::Logs(args) => containers::logs(&paths, args).await,
+            Command::Wait(args) => containers::wait(&paths, args).await,
+            Command::Attach(args) => containers::attach(&paths, args).await,
+            Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),
             Command::Info(args) => info::info(&paths, args).map(|()| 0),
+            Command::Monitor { id } => crate::monitor::run(paths, id, false).await.map(|()| 0),
         }
     });
     // Don't wait for a blocked read of our stdin: nothing else is running.
@@ -96,7 +143,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hull: {err:#}");
-            err.downcast_ref::<ExitWith>().map_or(EXIT_RUNTIME_ERROR, |e| e.code)
+            err.downcast_ref::<ExitWith>().map_or(failure_code, |e| e.code)
         }
     }
 }

@@ -1,25 +1,22 @@
-//! `hull run`: one container in a fresh microVM, attached to the terminal.
+//! `hull create` and `hull run`: a container record, a monitor that boots
+//! its microVM, and (for `run` without `-d`) the terminal attached to it.
 
 use super::images::open_store;
-use super::{ExitWith, EXIT_RUNTIME_ERROR};
-use crate::agent_client::AgentError;
+use super::ExitWith;
 use crate::config::{GuestArtifacts, Paths};
+use crate::container::{generate_name, ContainerConfig, ContainerRecord, ContainerStore, HostConfig, RestartPolicy};
 use crate::image::{ImageError, Reference};
+use crate::monitor::client::{self, MonitorClient};
+use crate::monitor::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
+use crate::monitor::SandboxPlan;
 use crate::platform::Platform;
-use crate::sandbox::{Sandbox, SandboxConfig, LAYERS_SHARE_TAG};
+use crate::rpc::RpcError;
 use crate::spec::{self, RunOptions};
-use crate::virtiofsd::ShareEntry;
 use anyhow::{anyhow, bail, Context, Result};
-use hull_protocol::{ExitStatus, Request, Response, Rootfs, StdioStreams};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
-
-/// Stream ids of the container's stdio on the agent channel.
-const STDIN: u32 = 0;
-const STDOUT: u32 = 1;
-const STDERR: u32 = 2;
 
 /// Guest memory beyond the container's limit: kernel, agent, page cache.
 const GUEST_OVERHEAD_MIB: u32 = 192;
@@ -29,14 +26,16 @@ const DEFAULT_MEMORY_MIB: u32 = 256;
 const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
 
 /// After Ctrl-C is passed on, how long the container has to exit before
-/// Hull tears the VM down anyway.
+/// Hull kills it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
-/// `hull run`.
+/// Flags that describe a container (`hull create` and `hull run`).
 #[derive(Debug, clap::Args)]
-#[command(trailing_var_arg = true)]
-pub struct RunArgs {
-    /// Automatically remove the container when it exits (always so for now: Hull keeps no stopped containers yet)
+pub struct CreateArgs {
+    /// Assign a name to the container
+    #[arg(long, value_name = "string")]
+    name: Option<String>,
+    /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
     /// Keep STDIN open even if not attached
@@ -45,9 +44,6 @@ pub struct RunArgs {
     /// Allocate a pseudo-TTY (not supported yet)
     #[arg(short, long)]
     tty: bool,
-    /// Run container in background and print container ID (not supported yet)
-    #[arg(short, long)]
-    detach: bool,
     /// Set environment variables
     #[arg(short, long, value_name = "list")]
     env: Vec<String>,
@@ -63,15 +59,33 @@ pub struct RunArgs {
     /// Container host name
     #[arg(long, value_name = "string")]
     hostname: Option<String>,
-    /// Memory limit (e.g. 64m, 1g)
+    /// Memory limit (e.g. 64m, 1g); also sizes the microVM
     #[arg(short, long, value_name = "bytes")]
     memory: Option<String>,
-    /// Number of CPUs (the VM gets this many vCPUs, rounded up)
+    /// Number of CPUs; the microVM gets this many vCPUs, rounded up
     #[arg(long, value_name = "decimal")]
     cpus: Option<f64>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     read_only: bool,
+    /// Restart policy: no, always, on-failure[:max-retries], unless-stopped
+    #[arg(long, value_name = "string", default_value = "no")]
+    restart: String,
+    /// PID namespace to use (only the container's own: "host" cannot cross the VM boundary)
+    #[arg(long, value_name = "string")]
+    pid: Option<String>,
+    /// UTS namespace to use (only the container's own)
+    #[arg(long, value_name = "string")]
+    uts: Option<String>,
+    /// Network mode (only the container's own)
+    #[arg(long, alias = "net", value_name = "network")]
+    network: Option<String>,
+    /// IPC mode (only the container's own)
+    #[arg(long, value_name = "string")]
+    ipc: Option<String>,
+    /// Give extended privileges to this container (refused: see --help)
+    #[arg(long)]
+    privileged: bool,
     /// VMM backend: qemu (default), qemu-tcg, qemu-kvm
     #[arg(long, value_name = "name")]
     vmm: Option<String>,
@@ -85,8 +99,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "seconds", default_value_t = 60)]
     boot_timeout: u64,
     /// The image, then the command and its arguments
-    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]")]
+    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
     image_and_command: Vec<String>,
+}
+
+/// `hull run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    detach: bool,
+    #[command(flatten)]
+    create: CreateArgs,
 }
 
 /// Parses Docker's memory sizes: `512`, `64k`, `64m`, `1g` (binary units).
@@ -108,30 +132,226 @@ pub fn parse_memory(text: &str) -> Result<i64> {
     Ok(bytes)
 }
 
-/// A fresh 64-hex-digit id, as Docker's container ids.
-fn new_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom(&mut bytes)?;
-    Ok(hex::encode(bytes))
-}
-
-fn getrandom(buf: &mut [u8]) -> Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .context("reading /dev/urandom")
-}
-
-/// Writes phase durations in milliseconds to `$HULL_TIMINGS_FILE`, for bench/.
-fn record_timings(phases: &[(&str, Duration)]) {
-    let Some(path) = std::env::var_os("HULL_TIMINGS_FILE") else { return };
-    let map: serde_json::Map<String, serde_json::Value> = phases
-        .iter()
-        .map(|(name, d)| (name.to_string(), serde_json::json!(d.as_secs_f64() * 1000.0)))
-        .collect();
-    if let Err(err) = std::fs::write(&path, serde_json::Value::Object(map).to_string()) {
-        tracing::warn!("writing timings to {}: {err}", PathBuf::from(path).display());
+/// Parses `--restart`.
+pub fn parse_restart(text: &str) -> Result<RestartPolicy> {
+    let (name, count) = match text.split_once(':') {
+        Some((name, count)) => (name, Some(count)),
+        None => (text, None),
+    };
+    let maximum_retry_count = match (name, count) {
+        ("on-failure", Some(count)) => count.parse().map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+        (_, Some(_)) => bail!("invalid restart policy format: maximum retry count cannot be used with restart policy '{name}'"),
+        _ => 0,
+    };
+    match name {
+        "no" | "" => Ok(RestartPolicy::default()),
+        "always" | "unless-stopped" | "on-failure" => Ok(RestartPolicy {
+            name: name.into(),
+            maximum_retry_count,
+        }),
+        other => bail!("invalid restart policy '{other}'"),
     }
+}
+
+/// Refuses Docker flags that would reach into the host's namespaces: inside
+/// a VM there is no host namespace to join, and pretending would mislead.
+fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
+    for (flag, value) in [("--pid", &args.pid), ("--uts", &args.uts), ("--network", &args.network), ("--ipc", &args.ipc)] {
+        match value.as_deref() {
+            None | Some("private") | Some("") => {}
+            Some("host") => bail!(
+                "{flag}=host is not supported: every Hull container runs in its own virtual machine, whose kernel cannot share the host's namespaces"
+            ),
+            Some("none") if flag == "--network" => bail!("--network=none is not supported yet: Hull has no networking yet"),
+            Some("bridge") if flag == "--network" => {}
+            Some(other) => bail!("{flag}={other} is not supported"),
+        }
+    }
+    if args.privileged {
+        bail!("--privileged is not supported: it would give the container the host's devices, which a virtual machine does not have");
+    }
+    Ok(())
+}
+
+/// A fresh 64-hex-digit id, as Docker's container ids, and a name seed.
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    use std::io::Read;
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes)
+}
+
+/// Creates a container's record, spec and sandbox plan; returns its id.
+pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
+    if args.tty {
+        bail!("-t/--tty is not supported yet");
+    }
+    refuse_host_namespaces(args)?;
+    let restart_policy = parse_restart(&args.restart)?;
+    if args.rm && !restart_policy.name.is_empty() {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    if let Some(name) = &args.vmm {
+        Platform::detect()
+            .hypervisor(name)
+            .ok_or_else(|| anyhow!("unknown VMM backend '{name}' (known: qemu, qemu-tcg, qemu-kvm)"))?;
+    }
+    let memory = args.memory.as_deref().map(parse_memory).transpose()?;
+    let vcpus = match args.cpus {
+        Some(cpus) if cpus <= 0.0 || !cpus.is_finite() => bail!("invalid value for --cpus: {cpus}"),
+        Some(cpus) => cpus.ceil() as u32,
+        None => 1,
+    };
+    let missing = GuestArtifacts::resolve(args.kernel.clone(), args.initrd.clone()).missing();
+    if !missing.is_empty() {
+        bail!("Hull is not set up: missing {} (run the set-up script in README.md)", missing.join(", "));
+    }
+
+    let (image_name, command) = args.image_and_command.split_first().context("an image name is required")?;
+    let images = open_store(paths)?;
+    let image = match images.resolve(image_name) {
+        Ok(image) => image,
+        Err(ImageError::NotFound(_)) => {
+            let shown = Reference::parse(image_name).map_or_else(|_| image_name.clone(), |r| r.familiar_string());
+            eprintln!("Unable to find image '{shown}' locally");
+            bail!("No such image: {image_name}");
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let layer_dirs: Vec<PathBuf> = image.diff_ids.iter().map(|d| images.layer_dir(d)).collect();
+
+    let containers = ContainerStore::open(&paths.root)?;
+    let id = hex::encode(random_bytes::<32>()?);
+    let options = RunOptions {
+        entrypoint: args.entrypoint.clone(),
+        args: command.to_vec(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: args.hostname.clone(),
+        memory,
+        cpus: args.cpus,
+        read_only: args.read_only,
+    };
+    let spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
+    let process = spec.process().as_ref().context("spec without a process")?;
+    let argv = process.args().clone().unwrap_or_default();
+    let image_config = image.config.config().clone().unwrap_or_default();
+    let config = ContainerConfig {
+        hostname: spec.hostname().clone().unwrap_or_default(),
+        user: args.user.clone().or_else(|| image_config.user().clone()).unwrap_or_default(),
+        attach_stdin: args.interactive,
+        attach_stdout: true,
+        attach_stderr: true,
+        open_stdin: args.interactive,
+        stdin_once: args.interactive,
+        env: process.env().clone().unwrap_or_default(),
+        cmd: if command.is_empty() { image_config.cmd().clone() } else { Some(command.to_vec()) },
+        working_dir: process.cwd().display().to_string(),
+        entrypoint: args.entrypoint.clone().map(|e| vec![e]).or_else(|| image_config.entrypoint().clone()),
+        ..Default::default()
+    };
+    let host_config = HostConfig {
+        memory: memory.unwrap_or(0),
+        nano_cpus: args.cpus.map_or(0, |c| (c * 1e9) as i64),
+        auto_remove: args.rm,
+        restart_policy,
+        readonly_rootfs: args.read_only,
+        network_mode: "bridge".into(),
+        runtime: args.vmm.clone().unwrap_or_default(),
+    };
+    let mut record = ContainerRecord::new(id.clone(), String::new(), image.id.to_string(), image_name.clone(), config, host_config);
+    record.path = argv.first().cloned().unwrap_or_default();
+    record.args = argv.iter().skip(1).cloned().collect();
+    record.log_path = crate::monitor::log_path(&containers, &id).display().to_string();
+    let seed = random_bytes::<16>()?;
+    let mut attempt = 0;
+    loop {
+        record.name = format!("/{}", args.name.clone().unwrap_or_else(|| generate_name(&seed, attempt)));
+        match containers.create(&record) {
+            Ok(()) => break,
+            Err(crate::container::ContainerError::NameInUse { .. }) if args.name.is_none() && attempt < 8 => attempt += 1,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let dir = containers.dir_of(&id);
+    let plan = SandboxPlan {
+        vmm: args.vmm.clone(),
+        kernel: args.kernel.clone(),
+        initrd: args.initrd.clone(),
+        vcpus,
+        memory_mib: match memory {
+            Some(bytes) => ((bytes >> 20) as u32).saturating_add(GUEST_OVERHEAD_MIB).max(DEFAULT_MEMORY_MIB),
+            None => DEFAULT_MEMORY_MIB,
+        },
+        layer_names: image.layer_names(),
+        layer_dirs,
+        boot_timeout_secs: args.boot_timeout,
+    };
+    crate::container::write_atomic(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(&plan)?)?;
+    crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;
+    crate::container::write_atomic(&dir.join("hostname"), format!("{}\n", record.config.hostname).as_bytes())?;
+    crate::container::write_atomic(&dir.join("hostconfig.json"), &serde_json::to_vec_pretty(&record.host_config)?)?;
+    Ok(id)
+}
+
+/// Starts a created container's monitor and asks it to start; returns the connection.
+pub async fn start_monitor(paths: &Paths, id: &str) -> Result<MonitorClient> {
+    let containers = ContainerStore::open(&paths.root)?;
+    client::spawn(paths, id, &containers.dir_of(id).join("monitor.log")).await
+}
+
+/// Turns a failed start into `hull`'s error with Docker's exit code.
+pub fn start_error(err: RpcError) -> anyhow::Error {
+    match err {
+        RpcError::Remote { message, exit_code } => ExitWith {
+            code: exit_code.unwrap_or(super::EXIT_RUNTIME_ERROR),
+            message,
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// `hull create`.
+pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
+    let id = create_container(paths, &args)?;
+    println!("{id}");
+    Ok(0)
+}
+
+/// `hull run`.
+pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
+    let id = create_container(paths, &args.create)?;
+    let monitor = match start_monitor(paths, &id).await {
+        Ok(monitor) => monitor,
+        Err(err) => {
+            // Leave nothing behind for a container that never ran.
+            if let Ok(store) = ContainerStore::open(&paths.root) {
+                if let Ok(record) = store.load(&id) {
+                    let _ = store.remove(&record);
+                }
+            }
+            return Err(err);
+        }
+    };
+    if args.detach {
+        monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    let result = attach_and_wait(&monitor, args.create.interactive, true).await;
+    if args.create.rm {
+        // As `docker run --rm`: return once the container is gone, VM and all.
+        let store = ContainerStore::open(&paths.root)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while store.dir_of(&id).exists() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    result
 }
 
 /// Copies a stream's output to our stdout or stderr until it ends.
@@ -151,173 +371,30 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
     })
 }
 
-/// Why `hull run` stopped waiting.
-enum Ended {
-    /// The container exited.
-    Exited(ExitStatus),
-    /// A signal came and the container did not exit in time.
-    Interrupted(i32),
-}
-
-/// `hull run`.
-pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
-    if args.detach {
-        bail!("-d/--detach is not supported yet: containers run attached");
-    }
-    if args.tty {
-        bail!("-t/--tty is not supported yet");
-    }
-    let platform = Platform::detect();
-    let hypervisor = match &args.vmm {
-        Some(name) => platform
-            .hypervisor(name)
-            .ok_or_else(|| anyhow!("unknown VMM backend '{name}' (known: qemu, qemu-tcg, qemu-kvm)"))?,
-        None => platform.default_hypervisor(),
-    };
-    let memory = args.memory.as_deref().map(parse_memory).transpose()?;
-    let vcpus = match args.cpus {
-        Some(cpus) if cpus <= 0.0 || !cpus.is_finite() => bail!("invalid value for --cpus: {cpus}"),
-        Some(cpus) => cpus.ceil() as u32,
-        None => 1,
-    };
-    let artifacts = GuestArtifacts::resolve(args.kernel.clone(), args.initrd.clone());
-    let missing = artifacts.missing();
-    if !missing.is_empty() {
-        bail!("Hull is not set up: missing {} (run the set-up script in README.md)", missing.join(", "));
-    }
-
-    let (image_name, command) = args.image_and_command.split_first().context("an image name is required")?;
-    let store = open_store(paths)?;
-    let image = match store.resolve(image_name) {
-        Ok(image) => image,
-        Err(ImageError::NotFound(_)) => {
-            let shown = Reference::parse(image_name).map_or_else(|_| image_name.clone(), |r| r.familiar_string());
-            eprintln!("Unable to find image '{shown}' locally");
-            bail!("No such image: {image_name}");
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let layer_names = image.layer_names();
-    let layer_dirs: Vec<PathBuf> = image.diff_ids.iter().map(|d| store.layer_dir(d)).collect();
-
-    let id = new_id()?;
-    let options = RunOptions {
-        entrypoint: args.entrypoint.clone(),
-        args: command.to_vec(),
-        env: args.env.clone(),
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
-        hostname: args.hostname.clone(),
-        memory,
-        cpus: args.cpus,
-        read_only: args.read_only,
-    };
-    let spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
-
-    let memory_mib = match memory {
-        Some(bytes) => ((bytes >> 20) as u32).saturating_add(GUEST_OVERHEAD_MIB).max(DEFAULT_MEMORY_MIB),
-        None => DEFAULT_MEMORY_MIB,
-    };
-    let shares = layer_names
-        .iter()
-        .zip(&layer_dirs)
-        .map(|(name, dir)| ShareEntry {
-            source: dir.clone(),
-            target: PathBuf::from("layers").join(name),
+/// Attaches the terminal, optionally starts the container, forwards stdin
+/// and signals, and returns the container's exit code.
+pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: bool) -> Result<i32> {
+    let stdout = pump_output(monitor.subscribe(STDOUT), false);
+    let stderr = pump_output(monitor.subscribe(STDERR), true);
+    monitor
+        .request(MonitorRequest::Attach {
+            stdin: interactive,
+            stdout: true,
+            stderr: true,
         })
-        .collect();
-    let started = Instant::now();
-    let sandbox = Sandbox::start(SandboxConfig {
-        id: id.clone(),
-        dir: paths.sandbox_dir(&id),
-        hypervisor,
-        kernel: artifacts.kernel,
-        initrd: artifacts.initrd,
-        virtiofsd: artifacts.virtiofsd,
-        vcpus,
-        memory_mib,
-        shares,
-        boot_timeout: Duration::from_secs(args.boot_timeout),
-    })
-    .await?;
-    tracing::info!("sandbox {} up on {} in {:?}", &id[..12], sandbox.backend, started.elapsed());
-
-    let outcome = run_container(&sandbox, &id, spec, layer_names, args.interactive).await;
-    let container_done = Instant::now();
-    sandbox.shutdown().await;
-    let torn_down = Instant::now();
-    let (code, phases) = outcome?;
-    let mut all_phases = vec![("boot", sandbox_boot_time(started, &phases))];
-    all_phases.extend(phases.durations);
-    all_phases.push(("teardown", torn_down - container_done));
-    all_phases.push(("total", torn_down - started));
-    record_timings(&all_phases);
-    Ok(code)
-}
-
-/// When each phase of the container's life ended.
-struct Phases {
-    agent_ready: Instant,
-    durations: Vec<(&'static str, Duration)>,
-}
-
-fn sandbox_boot_time(started: Instant, phases: &Phases) -> Duration {
-    phases.agent_ready - started
-}
-
-/// Creates, starts and waits for the container; returns its exit code.
-async fn run_container(
-    sandbox: &Sandbox,
-    id: &str,
-    spec: oci_spec::runtime::Spec,
-    layer_names: Vec<String>,
-    interactive: bool,
-) -> Result<(i32, Phases)> {
-    let agent_ready = sandbox.timings.agent_ready;
-    let agent = sandbox.agent();
-    let stdout = pump_output(agent.subscribe(STDOUT), false);
-    let stderr = pump_output(agent.subscribe(STDERR), true);
-    let rootfs = Rootfs {
-        share_tag: LAYERS_SHARE_TAG.into(),
-        layers: layer_names.iter().map(|name| format!("layers/{name}")).collect(),
-    };
-    let create_started = Instant::now();
-    agent
-        .request(Request::CreateContainer {
-            container_id: id.to_string(),
-            spec: Box::new(spec),
-            rootfs,
-            stdio: StdioStreams {
-                stdin: interactive.then_some(STDIN),
-                stdout: Some(STDOUT),
-                stderr: Some(STDERR),
-            },
-        })
-        .await
-        .map_err(|err| anyhow!("creating the container: {err}"))?;
-    let created = Instant::now();
+        .await?;
     let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
-    let wait = agent.request(Request::Wait {
-        container_id: id.to_string(),
-    });
+    let wait = monitor.request(MonitorRequest::Wait);
     tokio::pin!(wait);
-
-    if let Err(err) = agent.request_done(Request::StartContainer { container_id: id.to_string() }).await {
-        // A command that cannot run: Docker's words, and 126/127 from its exit.
-        let message = match err {
-            AgentError::Remote(message) => message,
-            other => return Err(other.into()),
-        };
-        let code = match tokio::time::timeout(Duration::from_secs(5), &mut wait).await {
-            Ok(Ok(Response::Exited { status })) => status.code(),
-            _ => EXIT_RUNTIME_ERROR,
-        };
-        return Err(ExitWith { code, message }.into());
+    if start {
+        if let Err(err) = monitor.request(MonitorRequest::Start).await {
+            // The exit is told right after a failed start; the wait ends it.
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut wait).await;
+            return Err(start_error(err));
+        }
     }
-    let started = Instant::now();
 
-    // Stdin is forwarded while the container runs, until it ends.
     let forward_stdin = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 32 * 1024];
@@ -325,66 +402,50 @@ async fn run_container(
             match stdin.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if agent.send_input(STDIN, &buf[..n]).await.is_err() {
+                    if monitor.send_input(STDIN, &buf[..n]).await.is_err() {
                         return;
                     }
                 }
             }
         }
-        let _ = agent.send_input(STDIN, &[]).await;
+        let _ = monitor.send_input(STDIN, &[]).await;
     };
     tokio::pin!(forward_stdin);
     let mut stdin_done = !interactive;
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    let signal_request = |signal: i32| MonitorRequest::Signal { signal };
 
-    let mut interrupted: Option<(i32, tokio::time::Instant)> = None;
-    let ended = loop {
-        let deadline = interrupted.map(|(_, at)| at);
+    let code = loop {
         tokio::select! {
-            result = &mut wait => break match result? {
-                Response::Exited { status } => Ended::Exited(status),
-                other => bail!("unexpected answer to wait: {other:?}"),
+            result = &mut wait => match result {
+                Ok(MonitorResponse::Exited { exit_code, .. }) => break exit_code,
+                Ok(other) => bail!("unexpected answer from the monitor: {other:?}"),
+                Err(err) => return Err(anyhow!(err).context("waiting for the container")),
             },
             () = &mut forward_stdin, if !stdin_done => stdin_done = true,
             Some(()) = sigint.recv() => {
-                if let Some((signal, _)) = interrupted { break Ended::Interrupted(signal) }
-                let _ = agent.request_done(Request::Signal { container_id: id.to_string(), signal: libc::SIGINT }).await;
-                interrupted = Some((libc::SIGINT, tokio::time::Instant::now() + INTERRUPT_GRACE));
+                // Passed on as Docker's sig-proxy does; a second one, or a
+                // container that ignores it, ends it for good.
+                let signal = if kill_at.is_some() { libc::SIGKILL } else { libc::SIGINT };
+                let _ = monitor.request(signal_request(signal)).await;
+                kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
             }
             Some(()) = sigterm.recv() => {
-                if let Some((signal, _)) = interrupted { break Ended::Interrupted(signal) }
-                let _ = agent.request_done(Request::Signal { container_id: id.to_string(), signal: libc::SIGTERM }).await;
-                interrupted = Some((libc::SIGTERM, tokio::time::Instant::now() + INTERRUPT_GRACE));
+                let signal = if kill_at.is_some() { libc::SIGKILL } else { libc::SIGTERM };
+                let _ = monitor.request(signal_request(signal)).await;
+                kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
             }
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                break Ended::Interrupted(interrupted.map_or(libc::SIGINT, |(signal, _)| signal));
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
+                kill_at = None;
+                let _ = monitor.request(signal_request(libc::SIGKILL)).await;
             }
         }
     };
-    let exited = Instant::now();
-    // The agent sends all output before the exit; let it reach the terminal.
+    // All output is sent before the exit; let it reach the terminal.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = stdout.await;
         let _ = stderr.await;
     })
     .await;
-    let code = match ended {
-        Ended::Exited(status) => {
-            if let ExitStatus::Signaled { oom_killed: true, .. } = status {
-                tracing::info!("container was killed by the OOM killer");
-            }
-            status.code()
-        }
-        Ended::Interrupted(signal) => 128 + signal,
-    };
-    Ok((
-        code,
-        Phases {
-            agent_ready,
-            durations: vec![
-                ("create", created - create_started),
-                ("start", started - created),
-                ("run", exited - started),
-            ],
-        },
-    ))
+    Ok(code)
 }

@@ -1,0 +1,538 @@
+//! The everyday container commands: `ps`, `logs`, `start`, `stop`, `kill`,
+//! `restart`, `rm`, `wait`, `attach`, `inspect`, with Docker's flags, columns
+//! and output.
+
+use super::format::{ago, human_duration, print_table};
+use super::images::open_store;
+use super::run::{attach_and_wait, start_error, start_monitor};
+use super::template::Template;
+use crate::config::Paths;
+use crate::container::{ContainerRecord, ContainerStore, Status};
+use crate::logs::parse_entries;
+use crate::monitor::client::{self, MonitorClient};
+use crate::monitor::proto::{MonitorRequest, MonitorResponse};
+use crate::monitor::{self, process_alive};
+use crate::timefmt;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime};
+
+/// Opens the container store and resolves `reference` to a reconciled record.
+fn load(paths: &Paths, reference: &str) -> Result<(ContainerStore, ContainerRecord)> {
+    let store = ContainerStore::open(&paths.root)?;
+    let id = store.resolve(reference)?;
+    let mut record = store.load(&id)?;
+    monitor::reconcile(&store, &mut record);
+    Ok((store, record))
+}
+
+/// Runs `action` on each named container, printing errors as Docker does
+/// and failing at the end if any failed.
+async fn for_each<F, Fut>(names: &[String], mut action: F) -> Result<i32>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failed = false;
+    for name in names {
+        if let Err(err) = action(name.clone()).await {
+            eprintln!("hull: {err:#}");
+            failed = true;
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `hull ps`.
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Format output using a Go template (`table` prefix keeps the header)
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
+}
+
+/// The STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(record: &ContainerRecord) -> String {
+    let since = |at: &str| timefmt::parse(at).map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+    match record.state.status {
+        Status::Running => format!("Up {}", since(&record.state.started_at).map(human_duration).unwrap_or_default()),
+        Status::Restarting => format!("Restarting ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
+        Status::Exited => format!("Exited ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
+        Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// The COMMAND column: the command line, quoted, truncated as Docker does.
+fn command_text(record: &ContainerRecord, no_trunc: bool) -> String {
+    let mut command = std::iter::once(record.path.as_str()).chain(record.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    if !no_trunc && command.chars().count() > 20 {
+        command = command.chars().take(19).collect::<String>() + "…";
+    }
+    format!("\"{command}\"")
+}
+
+/// A container as `ps --format` sees it.
+fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
+    let id = if no_trunc { record.id.clone() } else { record.id[..12].to_string() };
+    json!({
+        "ID": id,
+        "Image": record.config.image,
+        "Command": command_text(record, no_trunc),
+        "CreatedAt": record.created,
+        "RunningFor": ago(Some(&record.created)),
+        "Status": status_text(record),
+        "State": serde_json::to_value(record.state.status).unwrap_or(Value::Null),
+        "Ports": "",
+        "Names": record.short_name(),
+        "Labels": "",
+        "Mounts": "",
+        "Networks": "",
+    })
+}
+
+/// Lists containers.
+pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
+    let store = ContainerStore::open(&paths.root)?;
+    let mut records = store.list()?;
+    for record in records.iter_mut() {
+        monitor::reconcile(&store, record);
+    }
+    records.retain(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting));
+    if args.quiet {
+        for record in &records {
+            println!("{}", if args.no_trunc { record.id.as_str() } else { &record.id[..12] });
+        }
+        return Ok(0);
+    }
+    if let Some(format) = &args.format {
+        let (table, format) = match format.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, format.as_str()),
+        };
+        let template = Template::parse(format)?;
+        if table {
+            let header = json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES"});
+            println!("{}", template.render(&header));
+        }
+        for record in &records {
+            println!("{}", template.render(&ps_row(record, args.no_trunc)));
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let row = ps_row(r, args.no_trunc);
+            ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+                .iter()
+                .map(|k| row[*k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect();
+    print_table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+    Ok(0)
+}
+
+/// `hull logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Number of lines to show from the end of the logs ("all" for all)
+    #[arg(short = 'n', long, value_name = "string", default_value = "all")]
+    tail: String,
+    /// Show logs since a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)
+    #[arg(long, value_name = "string")]
+    since: Option<String>,
+    /// The container
+    container: String,
+}
+
+/// `--since`: an RFC 3339 time, Unix seconds, or a duration ago (`10s`, `42m`, `2h`).
+fn parse_since(text: &str) -> Result<SystemTime> {
+    if let Some(time) = timefmt::parse(text) {
+        return Ok(time);
+    }
+    if let Ok(secs) = text.parse::<f64>() {
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
+    }
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
+    let value: f64 = number.parse().map_err(|_| anyhow!("invalid value for \"since\": {text}"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => bail!("invalid value for \"since\": {text}"),
+    };
+    Ok(SystemTime::now() - Duration::from_secs_f64(seconds))
+}
+
+/// Prints a container's log.
+pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
+    use std::io::Write;
+    let (store, record) = load(paths, &args.container)?;
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let tail: Option<usize> = match args.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(n.parse().map_err(|_| anyhow!("invalid value for --tail: {n}"))?),
+    };
+    let path = std::path::PathBuf::from(&record.log_path);
+    let mut offset = 0usize;
+    let mut first = true;
+    loop {
+        let data = std::fs::read(&path).unwrap_or_default();
+        // Only whole lines: a line being written is read next time.
+        let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let mut entries = parse_entries(&String::from_utf8_lossy(&data[offset.min(end)..end]));
+        offset = end;
+        if let Some(since) = since {
+            entries.retain(|e| timefmt::parse(&e.time).is_some_and(|t| t >= since));
+        }
+        if first {
+            if let Some(n) = tail {
+                let skip = entries.len().saturating_sub(n);
+                entries.drain(..skip);
+            }
+            first = false;
+        }
+        let stdout = std::io::stdout();
+        let stderr = std::io::stderr();
+        for entry in entries {
+            let text = if args.timestamps { format!("{} {}", entry.time, entry.log) } else { entry.log };
+            let _ = if entry.stream == "stderr" {
+                stderr.lock().write_all(text.as_bytes())
+            } else {
+                stdout.lock().write_all(text.as_bytes())
+            };
+        }
+        let _ = std::io::stdout().flush();
+        if !args.follow {
+            return Ok(0);
+        }
+        let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
+        monitor::reconcile(&store, &mut current);
+        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Created) && !process_alive(current.hull_sandbox.monitor_pid) {
+            // One last read for lines written just before the exit.
+            let data = std::fs::read(&path).unwrap_or_default();
+            if data.len() == offset {
+                return Ok(0);
+            }
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `hull start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    interactive: bool,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Starts a container that is not running; returns a connection to its monitor.
+async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClient>> {
+    let (_, record) = load(paths, reference)?;
+    if matches!(record.state.status, Status::Running | Status::Restarting) {
+        return Ok(None);
+    }
+    monitor::remove_runtime_dir(paths, &record.id);
+    Ok(Some(start_monitor(paths, &record.id).await?))
+}
+
+/// Starts containers.
+pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
+    if args.attach || args.interactive {
+        let [name] = args.containers.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let monitor = match start_one(paths, name).await? {
+            Some(monitor) => monitor,
+            None => client::connect(paths, &load(paths, name)?.1.id).await?,
+        };
+        return attach_and_wait(&monitor, args.interactive, true).await;
+    }
+    for_each(&args.containers, |name| async move {
+        if let Some(monitor) = start_one(paths, &name).await? {
+            monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+        }
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// `hull stop` and `hull restart`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short, long, value_name = "int", default_value_t = 10)]
+    time: u64,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Stops a running container and waits until its monitor is gone.
+async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
+    let (store, record) = load(paths, reference)?;
+    if !matches!(record.state.status, Status::Running | Status::Restarting) {
+        return Ok(());
+    }
+    if let Ok(monitor) = client::connect(paths, &record.id).await {
+        monitor.request(MonitorRequest::Stop { timeout_secs: timeout }).await?;
+    }
+    wait_for_monitor(&store, &record.id).await;
+    Ok(())
+}
+
+/// Waits until the container's monitor has finished with it.
+async fn wait_for_monitor(store: &ContainerStore, id: &str) {
+    loop {
+        match store.load(id) {
+            Ok(record) if process_alive(record.hull_sandbox.monitor_pid) => {}
+            _ => return,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops containers.
+pub async fn stop(paths: &Paths, args: StopArgs) -> Result<i32> {
+    for_each(&args.containers, |name| async move {
+        stop_one(paths, &name, args.time).await?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// Restarts containers.
+pub async fn restart(paths: &Paths, args: StopArgs) -> Result<i32> {
+    for_each(&args.containers, |name| async move {
+        stop_one(paths, &name, args.time).await?;
+        if let Some(monitor) = start_one(paths, &name).await? {
+            monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+        }
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// `hull kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, value_name = "string", default_value = "KILL")]
+    signal: String,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// A signal by number or name (`9`, `KILL`, `SIGKILL`).
+pub fn parse_signal(text: &str) -> Result<i32> {
+    if let Ok(number) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(number)
+            .map(|s| s as i32)
+            .map_err(|_| anyhow!("Invalid signal: {text}"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| anyhow!("Invalid signal: {text}"))
+}
+
+/// Sends a signal to containers.
+pub async fn kill(paths: &Paths, args: KillArgs) -> Result<i32> {
+    let signal = parse_signal(&args.signal)?;
+    for_each(&args.containers, |name| async move {
+        let (_, record) = load(paths, &name)?;
+        if record.state.status != Status::Running {
+            bail!("Cannot kill container: {name}: Container {} is not running", record.id);
+        }
+        let monitor = client::connect(paths, &record.id).await?;
+        monitor.request(MonitorRequest::Signal { signal }).await?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// `hull rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    force: bool,
+    /// Remove anonymous volumes associated with the container (Hull has none yet)
+    #[arg(short, long)]
+    volumes: bool,
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Removes containers.
+pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
+    let force = args.force;
+    for_each(&args.containers, |name| async move {
+        let (store, mut record) = load(paths, &name)?;
+        if matches!(record.state.status, Status::Running | Status::Restarting) {
+            if !force {
+                bail!(
+                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                    record.name
+                );
+            }
+            // A kill by the user: no restart policy brings it back.
+            if let Ok(monitor) = client::connect(paths, &record.id).await {
+                let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
+            }
+            wait_for_monitor(&store, &record.id).await;
+            if let Ok(current) = store.load(&record.id) {
+                record = current;
+            }
+            monitor::reconcile(&store, &mut record);
+        }
+        monitor::remove_runtime_dir(paths, &record.id);
+        store.remove(&record)?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// `hull wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Blocks until containers stop, then prints their exit codes.
+pub async fn wait(paths: &Paths, args: WaitArgs) -> Result<i32> {
+    for_each(&args.containers, |name| async move {
+        let (store, record) = load(paths, &name)?;
+        let code = match client::connect(paths, &record.id).await {
+            Ok(monitor) if matches!(record.state.status, Status::Running | Status::Restarting | Status::Created) => {
+                match monitor.request(MonitorRequest::Wait).await {
+                    Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code,
+                    _ => {
+                        wait_for_monitor(&store, &record.id).await;
+                        store.load(&record.id).map(|r| r.state.exit_code).unwrap_or(record.state.exit_code)
+                    }
+                }
+            }
+            _ => record.state.exit_code,
+        };
+        println!("{code}");
+        Ok(())
+    })
+    .await
+}
+
+/// `hull attach`.
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    no_stdin: bool,
+    /// The container
+    container: String,
+}
+
+/// Attaches the terminal to a running container.
+pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
+    let (_, record) = load(paths, &args.container)?;
+    if record.state.status != Status::Running {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    let monitor = client::connect(paths, &record.id).await?;
+    attach_and_wait(&monitor, record.config.open_stdin && !args.no_stdin, false).await
+}
+
+/// `hull inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Format output using a Go template
+    #[arg(short, long, value_name = "string")]
+    format: Option<String>,
+    /// Only this kind of object: container or image
+    #[arg(long = "type", value_name = "string")]
+    kind: Option<String>,
+    /// Containers or images
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// An image as `docker image inspect` shows it.
+fn image_json(paths: &Paths, name: &str) -> Result<Value> {
+    let store = open_store(paths)?;
+    let image = store.resolve(name)?;
+    let summary = store.list()?.into_iter().find(|s| s.id == image.id);
+    Ok(json!({
+        "Id": image.id.to_string(),
+        "RepoTags": image.reference.iter().map(|r| r.familiar_string()).collect::<Vec<_>>(),
+        "RepoDigests": [],
+        "Created": summary.as_ref().and_then(|s| s.created.clone()).unwrap_or_default(),
+        "Config": serde_json::to_value(image.config.config()).unwrap_or(Value::Null),
+        "Architecture": image.config.architecture().to_string(),
+        "Os": image.config.os().to_string(),
+        "Size": summary.map_or(0, |s| s.size),
+        "RootFS": { "Type": "layers", "Layers": image.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>() },
+    }))
+}
+
+/// Prints containers' or images' details.
+pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
+    let template = args.format.as_deref().map(Template::parse).transpose()?;
+    let mut objects = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        let container = match args.kind.as_deref() {
+            Some("image") => None,
+            _ => load(paths, name).ok().map(|(_, record)| serde_json::to_value(record)),
+        };
+        let object = match container {
+            Some(value) => Some(value.context("serialising the record")?),
+            None if args.kind.as_deref() != Some("container") => image_json(paths, name).ok(),
+            None => None,
+        };
+        match object {
+            Some(object) => objects.push(object),
+            None => {
+                eprintln!("hull: Error: No such object: {name}");
+                failed = true;
+            }
+        }
+    }
+    match template {
+        Some(template) => objects.iter().for_each(|o| println!("{}", template.render(o))),
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?),
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,614 @@
+//! The per-container monitor: a small daemon (as podman's conmon) that owns
+//! the sandbox (VMM, virtiofsd, agent connection), writes the json-file log
+//! and the container's state, applies the restart policy, and serves `hull`
+//! commands on a unix socket. `hull` itself stays daemonless: each container
+//! has its own monitor, started by `hull run`/`start`, which outlives them.
+
+pub mod client;
+pub mod proto;
+
+use crate::config::{GuestArtifacts, Paths};
+use crate::container::{ContainerRecord, ContainerStore, Status};
+use crate::logs::{JsonLogWriter, OutputStream};
+use crate::platform::Platform;
+use crate::sandbox::{Sandbox, SandboxConfig, LAYERS_SHARE_TAG};
+use crate::virtiofsd::ShareEntry;
+use anyhow::{anyhow, Context, Result};
+use hull_protocol::{
+    decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
+    StdioStreams,
+};
+use proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What the monitor needs to build the sandbox, written by `hull create`
+/// beside the container's record (`sandbox.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxPlan {
+    /// `--vmm`, if given.
+    pub vmm: Option<String>,
+    /// `--kernel`, if given.
+    pub kernel: Option<PathBuf>,
+    /// `--initrd`, if given.
+    pub initrd: Option<PathBuf>,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Guest memory.
+    pub memory_mib: u32,
+    /// Image layer directory names (diff id hex), bottom first.
+    pub layer_names: Vec<String>,
+    /// The same layers' directories on the host.
+    pub layer_dirs: Vec<PathBuf>,
+    /// Seconds the guest may take to boot.
+    pub boot_timeout_secs: u64,
+}
+
+/// The monitor's socket for a container.
+pub fn socket_path(paths: &Paths, id: &str) -> PathBuf {
+    paths.sandbox_dir(id).join("monitor.sock")
+}
+
+/// How a run of the container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ExitInfo {
+    exit_code: i32,
+    oom_killed: bool,
+}
+
+/// A command from a client connection to the monitor's main loop.
+enum Control {
+    Start(oneshot::Sender<MonitorResponse>),
+    Signal(i32, oneshot::Sender<MonitorResponse>),
+    Stop(u64, oneshot::Sender<MonitorResponse>),
+    Stdin(Vec<u8>),
+}
+
+/// An attached client's output queue.
+#[derive(Clone)]
+struct Attached {
+    stdout: bool,
+    stderr: bool,
+    frames: mpsc::Sender<Frame>,
+}
+
+struct Shared {
+    attached: Mutex<Vec<Attached>>,
+    exit: watch::Sender<Option<ExitInfo>>,
+    control: mpsc::Sender<Control>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether `pid` is a live process (not a zombie).
+pub fn process_alive(pid: i64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Runs the monitor of container `id` until the container is done for good.
+/// With `start`, starts it as soon as the sandbox is up (`run -d`, `start`);
+/// otherwise waits for a client's `Start` (after it attached).
+pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
+    let store = ContainerStore::open(&paths.root)?;
+    let mut record = store.load(&id)?;
+    let container_dir = store.dir_of(&id);
+    let plan: SandboxPlan = serde_json::from_slice(&std::fs::read(container_dir.join("sandbox.json")).context("reading sandbox.json")?)
+        .context("parsing sandbox.json")?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(container_dir.join("spec.json")).context("reading spec.json")?)
+        .context("parsing spec.json")?;
+
+    let run_dir = paths.sandbox_dir(&id);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let socket = socket_path(&paths, &id);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+
+    let (control_tx, mut control_rx) = mpsc::channel(16);
+    let (exit_tx, _) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        attached: Mutex::new(Vec::new()),
+        exit: exit_tx,
+        control: control_tx,
+    });
+    let accept_shared = shared.clone();
+    let open_stdin = record.config.open_stdin;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_client(stream, accept_shared.clone(), open_stdin));
+        }
+    });
+
+    record.hull_sandbox.monitor_pid = i64::from(std::process::id());
+    store.save(&record)?;
+
+    let log_path = PathBuf::from(&record.log_path);
+    let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
+    let mut start_waiter: Option<oneshot::Sender<MonitorResponse>> = None;
+    let mut auto_start = start;
+    let mut stopped_by_user = false;
+    let mut backoff = Duration::from_millis(100);
+
+    let final_exit = loop {
+        let outcome = run_once(
+            &paths,
+            &store,
+            &mut record,
+            &plan,
+            &spec,
+            &shared,
+            &mut control_rx,
+            &log,
+            &mut start_waiter,
+            &mut auto_start,
+            &mut stopped_by_user,
+        )
+        .await;
+        let exit = match outcome {
+            Ok(exit) => exit,
+            Err(err) => {
+                let message = format!("{err:#}");
+                tracing::error!("container {}: {message}", &id[..12]);
+                record.set_exited(exit_code_of(&err), false, Some(message.clone()));
+                store.save(&record)?;
+                if let Some(waiter) = start_waiter.take() {
+                    let _ = waiter.send(MonitorResponse::Error {
+                        message,
+                        exit_code: Some(exit_code_of(&err)),
+                    });
+                }
+                break ExitInfo {
+                    exit_code: exit_code_of(&err),
+                    oom_killed: false,
+                };
+            }
+        };
+        if !should_restart(&record, exit.exit_code, stopped_by_user) {
+            break exit;
+        }
+        record.restart_count += 1;
+        record.state.status = Status::Restarting;
+        record.state.restarting = true;
+        store.save(&record)?;
+        tracing::info!("restarting container {} (restart {})", &id[..12], record.restart_count);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+        auto_start = true;
+    };
+
+    shared.exit.send_replace(Some(final_exit));
+    if record.host_config.auto_remove {
+        store.remove(&record)?;
+    }
+    // Give attached clients a moment to read their answers before the socket goes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok(())
+}
+
+/// An error's exit code: what the agent suggested, else 125.
+fn exit_code_of(err: &anyhow::Error) -> i32 {
+    err.downcast_ref::<StartFailure>().map_or(125, |f| f.exit_code)
+}
+
+/// A container process that could not be started (Docker's 126/127).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct StartFailure {
+    message: String,
+    exit_code: i32,
+}
+
+/// Docker's restart decision.
+fn should_restart(record: &ContainerRecord, exit_code: i32, stopped_by_user: bool) -> bool {
+    let policy = &record.host_config.restart_policy;
+    match policy.name.as_str() {
+        "always" => !stopped_by_user,
+        "unless-stopped" => !stopped_by_user,
+        "on-failure" => exit_code != 0 && (policy.maximum_retry_count == 0 || record.restart_count < policy.maximum_retry_count),
+        _ => false,
+    }
+}
+
+/// Boots a sandbox, runs the container once in it, tears it down.
+#[allow(clippy::too_many_arguments)]
+async fn run_once(
+    paths: &Paths,
+    store: &ContainerStore,
+    record: &mut ContainerRecord,
+    plan: &SandboxPlan,
+    spec: &oci_spec::runtime::Spec,
+    shared: &Arc<Shared>,
+    control: &mut mpsc::Receiver<Control>,
+    log: &Arc<Mutex<JsonLogWriter>>,
+    start_waiter: &mut Option<oneshot::Sender<MonitorResponse>>,
+    auto_start: &mut bool,
+    stopped_by_user: &mut bool,
+) -> Result<ExitInfo> {
+    let id = record.id.clone();
+    let platform = Platform::detect();
+    let hypervisor = match &plan.vmm {
+        Some(name) => platform.hypervisor(name).ok_or_else(|| anyhow!("unknown VMM backend '{name}'"))?,
+        None => platform.default_hypervisor(),
+    };
+    let artifacts = GuestArtifacts::resolve(plan.kernel.clone(), plan.initrd.clone());
+    let shares = plan
+        .layer_names
+        .iter()
+        .zip(&plan.layer_dirs)
+        .map(|(name, dir)| ShareEntry {
+            source: dir.clone(),
+            target: PathBuf::from("layers").join(name),
+        })
+        .collect();
+    let boot_started = Instant::now();
+    let sandbox = Sandbox::start(SandboxConfig {
+        id: id.clone(),
+        dir: paths.sandbox_dir(&id).join("vm"),
+        hypervisor,
+        kernel: artifacts.kernel,
+        initrd: artifacts.initrd,
+        virtiofsd: artifacts.virtiofsd,
+        vcpus: plan.vcpus,
+        memory_mib: plan.memory_mib,
+        shares,
+        boot_timeout: Duration::from_secs(plan.boot_timeout_secs),
+    })
+    .await?;
+    let result = run_in_sandbox(store, record, spec, plan, &sandbox, shared, control, log, start_waiter, auto_start, stopped_by_user, boot_started).await;
+    sandbox.shutdown().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in_sandbox(
+    store: &ContainerStore,
+    record: &mut ContainerRecord,
+    spec: &oci_spec::runtime::Spec,
+    plan: &SandboxPlan,
+    sandbox: &Sandbox,
+    shared: &Arc<Shared>,
+    control: &mut mpsc::Receiver<Control>,
+    log: &Arc<Mutex<JsonLogWriter>>,
+    start_waiter: &mut Option<oneshot::Sender<MonitorResponse>>,
+    auto_start: &mut bool,
+    stopped_by_user: &mut bool,
+    boot_started: Instant,
+) -> Result<ExitInfo> {
+    let id = record.id.clone();
+    let agent = sandbox.agent();
+    let outputs = [
+        forward_output(agent.subscribe(STDOUT), OutputStream::Stdout, shared.clone(), log.clone()),
+        forward_output(agent.subscribe(STDERR), OutputStream::Stderr, shared.clone(), log.clone()),
+    ];
+    let create_started = Instant::now();
+    agent
+        .request(Request::CreateContainer {
+            container_id: id.clone(),
+            spec: Box::new(spec.clone()),
+            rootfs: Rootfs {
+                share_tag: LAYERS_SHARE_TAG.into(),
+                layers: plan.layer_names.iter().map(|name| format!("layers/{name}")).collect(),
+            },
+            stdio: StdioStreams {
+                stdin: record.config.open_stdin.then_some(STDIN),
+                stdout: Some(STDOUT),
+                stderr: Some(STDERR),
+            },
+        })
+        .await
+        .context("creating the container")?;
+    let created = Instant::now();
+
+    // Wait for the word to start, refusing signals meanwhile (there is no process to signal yet).
+    if !*auto_start {
+        loop {
+            match control.recv().await {
+                Some(Control::Start(reply)) => {
+                    *start_waiter = Some(reply);
+                    break;
+                }
+                Some(Control::Signal(_, reply) | Control::Stop(_, reply)) => {
+                    let _ = reply.send(MonitorResponse::Error {
+                        message: format!("Container {id} is not running"),
+                        exit_code: None,
+                    });
+                }
+                Some(Control::Stdin(_)) => {}
+                None => return Err(anyhow!("control channel closed")),
+            }
+        }
+    }
+    *auto_start = false;
+    if let Err(err) = agent.request_done(Request::StartContainer { container_id: id.clone() }).await {
+        let message = err.to_string();
+        // The process exits 126/127 right after failing to exec; take its code.
+        let exit_code = match tokio::time::timeout(Duration::from_secs(5), agent.request(Request::Wait { container_id: id.clone() })).await {
+            Ok(Ok(Response::Exited { status })) => status.code(),
+            _ => 125,
+        };
+        return Err(StartFailure { message, exit_code }.into());
+    }
+    let started = Instant::now();
+    record.set_running(sandbox.vmm_pid().map_or(0, i64::from));
+    record.hull_sandbox.vmm_pid = record.state.pid;
+    record.hull_sandbox.virtiofsd_pid = sandbox.virtiofsd_pid().map_or(0, i64::from);
+    record.hull_sandbox.backend = sandbox.backend.clone();
+    record.hull_sandbox.kernel_release = agent.kernel_release.clone();
+    record.hull_sandbox.monitor_pid = i64::from(std::process::id());
+    store.save(record)?;
+    if let Some(waiter) = start_waiter.take() {
+        let _ = waiter.send(MonitorResponse::Done);
+    }
+
+    let wait = agent.request(Request::Wait { container_id: id.clone() });
+    tokio::pin!(wait);
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut stop_waiters: Vec<oneshot::Sender<MonitorResponse>> = Vec::new();
+    let mut health = tokio::time::interval(Duration::from_millis(500));
+    let signal = |signal: i32| Request::Signal {
+        container_id: id.clone(),
+        signal,
+    };
+    let (exit, error) = loop {
+        tokio::select! {
+            result = &mut wait => match result {
+                Ok(Response::Exited { status }) => {
+                    let oom_killed = matches!(status, hull_protocol::ExitStatus::Signaled { oom_killed: true, .. });
+                    break (ExitInfo { exit_code: status.code(), oom_killed }, None);
+                }
+                Ok(other) => break (ExitInfo { exit_code: 255, oom_killed: false }, Some(format!("unexpected answer from the agent: {other:?}"))),
+                Err(err) => break (ExitInfo { exit_code: 137, oom_killed: false }, Some(describe_sandbox_death(sandbox, &err))),
+            },
+            Some(command) = control.recv() => match command {
+                Control::Start(reply) => {
+                    let _ = reply.send(MonitorResponse::Done);
+                }
+                Control::Signal(number, reply) => {
+                    let response = match agent.request_done(signal(number)).await {
+                        Ok(()) => MonitorResponse::Done,
+                        Err(err) => MonitorResponse::Error { message: err.to_string(), exit_code: None },
+                    };
+                    let _ = reply.send(response);
+                }
+                Control::Stop(timeout, reply) => {
+                    *stopped_by_user = true;
+                    let _ = agent.request_done(signal(libc::SIGTERM)).await;
+                    kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(timeout));
+                    stop_waiters.push(reply);
+                }
+                Control::Stdin(data) => {
+                    let _ = agent.send_input(STDIN, &data).await;
+                }
+            },
+            _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
+                kill_at = None;
+                let _ = agent.request_done(signal(libc::SIGKILL)).await;
+            }
+            _ = health.tick() => {
+                if let Some(reason) = dead_process(sandbox) {
+                    break (ExitInfo { exit_code: 137, oom_killed: false }, Some(reason));
+                }
+            }
+        }
+    };
+    let exited = Instant::now();
+    // All output reaches the log and the attached clients before the exit is told.
+    for output in outputs {
+        let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
+    }
+    {
+        let mut log = lock(log);
+        let _ = log.finish(OutputStream::Stdout);
+        let _ = log.finish(OutputStream::Stderr);
+    }
+    record.set_exited(exit.exit_code, exit.oom_killed, error);
+    store.save(record)?;
+    record_timings(&[
+        ("boot", create_started - boot_started),
+        ("create", created - create_started),
+        ("start", started - created),
+        ("run", exited - started),
+    ]);
+    if !should_restart(record, exit.exit_code, *stopped_by_user) {
+        shared.exit.send_replace(Some(exit));
+    }
+    for waiter in stop_waiters {
+        let _ = waiter.send(MonitorResponse::Done);
+    }
+    Ok(exit)
+}
+
+/// Says which of the sandbox's processes is gone, if one is.
+fn dead_process(sandbox: &Sandbox) -> Option<String> {
+    if !sandbox.vmm_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
+        return Some("the VMM exited unexpectedly".into());
+    }
+    if !sandbox.virtiofsd_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
+        return Some("virtiofsd exited unexpectedly".into());
+    }
+    None
+}
+
+fn describe_sandbox_death(sandbox: &Sandbox, err: &crate::rpc::RpcError) -> String {
+    dead_process(sandbox).unwrap_or_else(|| format!("lost the agent: {err}"))
+}
+
+/// Writes phase durations (ms) to `$HULL_TIMINGS_FILE`, for bench/.
+fn record_timings(phases: &[(&str, Duration)]) {
+    let Some(path) = std::env::var_os("HULL_TIMINGS_FILE") else { return };
+    let map: serde_json::Map<String, serde_json::Value> = phases
+        .iter()
+        .map(|(name, d)| (name.to_string(), serde_json::json!(d.as_secs_f64() * 1000.0)))
+        .collect();
+    let _ = std::fs::write(path, serde_json::Value::Object(map).to_string());
+}
+
+/// Copies one output stream into the log and to attached clients, until it ends.
+fn forward_output(
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    stream: OutputStream,
+    shared: Arc<Shared>,
+    log: Arc<Mutex<JsonLogWriter>>,
+) -> tokio::task::JoinHandle<()> {
+    let stream_id = match stream {
+        OutputStream::Stdout => STDOUT,
+        OutputStream::Stderr => STDERR,
+    };
+    tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            if chunk.is_empty() {
+                break;
+            }
+            if let Err(err) = lock(&log).write(stream, &chunk) {
+                tracing::warn!("writing the log: {err}");
+            }
+            let clients: Vec<Attached> = lock(&shared.attached)
+                .iter()
+                .filter(|c| if stream == OutputStream::Stdout { c.stdout } else { c.stderr })
+                .cloned()
+                .collect();
+            for client in clients {
+                let _ = client.frames.send(Frame::stdio(stream_id, &chunk)).await;
+            }
+        }
+        // Tell attached clients the stream ended, so they stop waiting for it.
+        let clients: Vec<Attached> = lock(&shared.attached).clone();
+        for client in clients {
+            let _ = client.frames.send(Frame::stdio(stream_id, &[])).await;
+        }
+    })
+}
+
+/// Serves one client connection.
+async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool) {
+    let (read_half, write_half) = stream.into_split();
+    let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(64);
+    let writer = tokio::spawn(async move {
+        let mut writer = FrameWriter::new(write_half);
+        while let Some(frame) = frames_rx.recv().await {
+            if writer.send(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = FrameReader::new(read_half);
+    let mut stdin_attached = false;
+    while let Ok(Some(Ok(frame))) = reader.next().await {
+        match frame.kind {
+            FrameKind::Request => {
+                let Ok(envelope) = decode_json::<RequestEnvelope<MonitorRequest>>(&frame, FrameKind::Request) else {
+                    continue;
+                };
+                let id = envelope.id;
+                let respond = {
+                    let frames = frames_tx.clone();
+                    move |response: MonitorResponse| async move {
+                        let _ = frames.send(encode_json(FrameKind::Response, &ResponseEnvelope { id, response })).await;
+                    }
+                };
+                match envelope.request {
+                    MonitorRequest::Attach { stdin, stdout, stderr } => {
+                        stdin_attached = stdin && open_stdin;
+                        lock(&shared.attached).push(Attached {
+                            stdout,
+                            stderr,
+                            frames: frames_tx.clone(),
+                        });
+                        respond(MonitorResponse::Done).await;
+                    }
+                    MonitorRequest::Wait => {
+                        let mut exit = shared.exit.subscribe();
+                        tokio::spawn(async move {
+                            let response = match exit.wait_for(Option::is_some).await {
+                                Ok(info) => match *info {
+                                    Some(info) => MonitorResponse::Exited {
+                                        exit_code: info.exit_code,
+                                        oom_killed: info.oom_killed,
+                                    },
+                                    None => MonitorResponse::Done,
+                                },
+                                Err(_) => MonitorResponse::Error {
+                                    message: "the monitor is going away".into(),
+                                    exit_code: None,
+                                },
+                            };
+                            respond(response).await;
+                        });
+                    }
+                    request => {
+                        let (reply_tx, reply_rx) = oneshot::channel();
+                        let control = match request {
+                            MonitorRequest::Start => Control::Start(reply_tx),
+                            MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
+                            MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
+                            MonitorRequest::Attach { .. } | MonitorRequest::Wait => continue,
+                        };
+                        let _ = shared.control.send(control).await;
+                        tokio::spawn(async move {
+                            let response = reply_rx.await.unwrap_or(MonitorResponse::Error {
+                                message: "the container is not running".into(),
+                                exit_code: None,
+                            });
+                            respond(response).await;
+                        });
+                    }
+                }
+            }
+            FrameKind::Stdio if stdin_attached => {
+                if let Ok((STDIN, data)) = frame.stdio_parts() {
+                    let _ = shared.control.send(Control::Stdin(data.to_vec())).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    // The client is gone: stop sending it output.
+    lock(&shared.attached).retain(|client| !client.frames.same_channel(&frames_tx));
+    drop(frames_tx);
+    let _ = writer.await;
+}
+
+/// Checks whether a container's record still matches reality: a record
+/// that says running while its monitor is gone gets marked exited with the
+/// reason (the monitor was killed). Returns whether it changed.
+pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
+    let live_states = matches!(record.state.status, Status::Running | Status::Restarting);
+    if !live_states || process_alive(record.hull_sandbox.monitor_pid) {
+        return false;
+    }
+    // The monitor's children die with it (PDEATHSIG); make sure of it.
+    for pid in [record.hull_sandbox.vmm_pid, record.hull_sandbox.virtiofsd_pid] {
+        if process_alive(pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    record.set_exited(137, false, Some("the container's monitor died".into()));
+    let _ = store.save(record);
+    true
+}
+
+/// Removes a container's runtime directory if no monitor owns it.
+pub fn remove_runtime_dir(paths: &Paths, id: &str) {
+    let dir = paths.sandbox_dir(id);
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The path of the container's log.
+pub fn log_path(store: &ContainerStore, id: &str) -> PathBuf {
+    store.dir_of(id).join(format!("{id}-json.log"))
+}

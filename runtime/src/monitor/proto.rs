@@ -1,0 +1,67 @@
+//! Messages between `hull` commands and a container's monitor, framed as
+//! the agent protocol is (same [`hull_protocol::Frame`]s and envelopes,
+//! other payloads).
+//!
+//! On a connection, a client sends requests and gets one response each.
+//! After `Attach`, the monitor also sends the container's output as stdio
+//! frames ([`STDOUT`], [`STDERR`]) and takes input on [`STDIN`].
+
+use serde::{Deserialize, Serialize};
+
+/// Stdio stream ids on a monitor connection (also used with the agent).
+pub const STDIN: u32 = 0;
+/// Output stream id.
+pub const STDOUT: u32 = 1;
+/// Error stream id.
+pub const STDERR: u32 = 2;
+
+/// What a client asks of a monitor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MonitorRequest {
+    /// Stream the container's output (and take its input) on this connection.
+    Attach {
+        /// Forward this connection's stdin frames to the container.
+        stdin: bool,
+        /// Send stdout.
+        stdout: bool,
+        /// Send stderr.
+        stderr: bool,
+    },
+    /// Let the created container run (after the sandbox is up).
+    Start,
+    /// Send the container's process a signal.
+    Signal {
+        /// Signal number.
+        signal: i32,
+    },
+    /// SIGTERM, then SIGKILL after `timeout_secs`, then wait for the exit.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        timeout_secs: u64,
+    },
+    /// Answered when the container exits.
+    Wait,
+}
+
+/// The outcome of a monitor request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MonitorResponse {
+    /// Done.
+    Done,
+    /// The container exited.
+    Exited {
+        /// Its exit code (128 + signal for a signal).
+        exit_code: i32,
+        /// Whether the guest's OOM killer ended it.
+        oom_killed: bool,
+    },
+    /// The request failed.
+    Error {
+        /// One line saying why, in Docker's words where Docker has some.
+        message: String,
+        /// The exit code `hull run` should use (126, 127), if not 125.
+        exit_code: Option<i32>,
+    },
+}

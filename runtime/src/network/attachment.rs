@@ -1,0 +1,118 @@
+//! What attaching a sandbox to a network asks for and gives back.
+
+use super::dns::{DnsConfig, HostsEntry};
+use super::names::MacAddr;
+use super::ports::{HeldPort, PortMapping, PublishedPort};
+use super::store::{Network, DEFAULT_NETWORK};
+use super::tap::{Tap, TapOptions};
+use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
+
+/// The QEMU netdev id Hull uses for a guest's NIC.
+pub const NETDEV_ID: &str = "hullnet0";
+
+/// A request to put a sandbox on a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// The sandbox id (owner of the lease, the ports and the tap).
+    pub sandbox_id: String,
+    /// `bridge` (default), `none`, or a user-defined network's name or id.
+    pub network: String,
+    /// `--ip`: a specific address instead of the next free one.
+    pub ip: Option<Ipv4Addr>,
+    /// `-p` mappings, already parsed ([`super::ports::parse_publish`]).
+    pub publish: Vec<PortMapping>,
+    /// The container's hostname, for its `/etc/hosts` line.
+    pub hostname: String,
+    /// How the tap is made.
+    pub tap: TapOptions,
+}
+
+impl AttachRequest {
+    /// A request for the default network with no ports.
+    pub fn new(sandbox_id: &str) -> Self {
+        Self {
+            sandbox_id: sandbox_id.to_string(),
+            network: DEFAULT_NETWORK.to_string(),
+            ip: None,
+            publish: Vec::new(),
+            hostname: String::new(),
+            tap: TapOptions::default(),
+        }
+    }
+}
+
+/// A sandbox's place on a network: everything the VMM and the guest need.
+///
+/// Keep it for the sandbox's lifetime: it holds the published host ports
+/// ([`HeldPort`]) and, unless taken or closed, the tap's descriptor.
+/// Dropping it does not undo the attachment; `NetworkManager::detach` does.
+#[derive(Debug)]
+pub struct Attachment {
+    /// The sandbox.
+    pub sandbox_id: String,
+    /// The network.
+    pub network: Network,
+    /// The host end of the guest's NIC, a port of the network's bridge.
+    pub tap: Tap,
+    /// The guest NIC's MAC (locally administered, derived from the sandbox id).
+    pub mac: MacAddr,
+    /// The guest's address.
+    pub ip: Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// The default gateway (the bridge's address).
+    pub gateway: Ipv4Addr,
+    /// The MTU the guest interface must use.
+    pub mtu: u32,
+    /// The guest's resolver configuration.
+    pub dns: DnsConfig,
+    /// The guest's `/etc/hosts` entries.
+    pub hosts: Vec<HostsEntry>,
+    /// Published ports with their host ports decided.
+    pub ports: Vec<PublishedPort>,
+    /// Host sockets holding the published ports.
+    pub held_ports: Vec<HeldPort>,
+}
+
+impl Attachment {
+    /// The guest's netmask, e.g. 255.255.0.0.
+    pub fn netmask(&self) -> Ipv4Addr {
+        self.network.subnet.netmask()
+    }
+
+    /// QEMU arguments for the guest NIC on `-M microvm` (virtio-mmio):
+    /// `-netdev tap,...` and `-device virtio-net-device,...`.
+    ///
+    /// With `fd: None` QEMU opens the persistent tap by name (close the
+    /// tap's own descriptor first: `attachment.tap.close_fd()`); with
+    /// `Some(n)` QEMU uses descriptor `n`, which the caller must have made
+    /// available in the child under that number (dup2 in `pre_exec`). No
+    /// vhost (this host has no /dev/vhost-net; QEMU's default is off).
+    pub fn qemu_args(&self, fd: Option<RawFd>) -> Vec<String> {
+        let netdev = match fd {
+            Some(fd) => format!("tap,id={NETDEV_ID},fd={fd}"),
+            None => format!("tap,id={NETDEV_ID},ifname={},script=no,downscript=no", self.tap.name()),
+        };
+        vec![
+            "-netdev".to_string(),
+            netdev,
+            "-device".to_string(),
+            format!("virtio-net-device,netdev={NETDEV_ID},mac={}", self.mac),
+        ]
+    }
+
+    /// The kernel's own `ip=` parameter for guests configured by the kernel
+    /// (CONFIG_IP_PNP): `ip=<ip>::<gw>:<mask>:<hostname>:eth0:off`. The
+    /// MTU and DNS still have to be set by the agent.
+    pub fn kernel_ip_arg(&self) -> String {
+        let hostname = self
+            .hosts
+            .iter()
+            .find(|entry| entry.ip == self.ip)
+            .and_then(|entry| entry.names.first())
+            .cloned()
+            .unwrap_or_default();
+        format!("ip={}::{}:{}:{hostname}:eth0:off", self.ip, self.gateway, self.netmask())
+    }
+}

@@ -1,0 +1,236 @@
+//! Builds a VM from a [`VmConfig`] and runs it until it ends.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::boot::layout::SERIAL_IRQ;
+use crate::boot::{self, params, regs, BootError};
+use crate::config::{ConfigError, SerialOutput, VmConfig};
+use crate::devices::bus::{Bus, BusError};
+use crate::devices::legacy::{
+    BootTimer, DebugExit, SerialDevice, BOOT_TIMER_PORT, DEBUG_EXIT_PORT, I8042,
+    I8042_PORT_BASE, I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
+};
+use crate::exit::{ExitHandle, VmExit};
+use crate::vstate::kvm::{KvmContext, KvmError};
+use crate::vstate::memory::{create_guest_memory, MemoryError};
+use crate::vstate::vcpu::{Vcpu, VcpuContext, VcpuError};
+use crate::vstate::vm::{Vm, VmError};
+
+/// Anything that stops a VM from being built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// KVM unavailable.
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    /// Guest memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// VM set-up.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// Kernel, initrd or boot structures.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// Boot registers and tables.
+    #[error(transparent)]
+    Regs(#[from] regs::RegsError),
+    /// vCPU set-up.
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    /// Device placement.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Serial output file.
+    #[error("cannot open serial output {path}: {source}")]
+    SerialOutput {
+        /// File path.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A device that is configured but not built into this VMM yet.
+    #[error("{0} devices are not supported yet")]
+    Unsupported(&'static str),
+    /// An eventfd or the event loop failed.
+    #[error("event loop: {0}")]
+    EventLoop(String),
+}
+
+/// Wakes the event loop when the VM should end.
+struct ExitSubscriber {
+    exit: ExitHandle,
+    done: bool,
+}
+
+impl MutEventSubscriber for ExitSubscriber {
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        if events.fd() == self.exit.event().as_raw_fd() {
+            // A read error means nothing was pending; the reason is what counts.
+            let _ = self.exit.event().read();
+            self.done = self.exit.reason().is_some();
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self.exit.event(), EventSet::IN)) {
+            tracing::error!("cannot watch the exit event: {e:?}");
+        }
+    }
+}
+
+fn serial_writer(output: &SerialOutput) -> Result<Box<dyn Write + Send>, VmmError> {
+    match output {
+        SerialOutput::Stdout => {
+            // SAFETY: dup() of the process's own standard output; the result
+            // is checked and then owned by the File alone.
+            let fd = unsafe { libc::dup(libc::STDOUT_FILENO) };
+            if fd < 0 {
+                return Err(VmmError::SerialOutput {
+                    path: "stdout".into(),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            // SAFETY: `fd` is a fresh descriptor nobody else owns. An
+            // unbuffered File makes each guest byte visible at once.
+            Ok(Box::new(unsafe { File::from_raw_fd(fd) }))
+        }
+        SerialOutput::Off => Ok(Box::new(std::io::sink())),
+        SerialOutput::File(path) => OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(|f| Box::new(f) as Box<dyn Write + Send>)
+            .map_err(|source| VmmError::SerialOutput {
+                path: path.clone(),
+                source,
+            }),
+    }
+}
+
+/// Loads the kernel and boot information, creates the legacy devices and
+/// the vCPUs: everything but the memory slots.
+fn set_up_guest(
+    config: &VmConfig,
+    kvm: &KvmContext,
+    vm: &Vm,
+    memory: &crate::vstate::memory::GuestMemory,
+    exit: &ExitHandle,
+    start: Instant,
+) -> Result<(Vec<Vcpu>, Bus), VmmError> {
+    let kernel = boot::load_kernel(memory, &config.kernel, config.boot_protocol)?;
+    tracing::debug!(?kernel.protocol, entry = kernel.entry.0, "kernel loaded");
+    let initrd = match &config.initrd {
+        Some(path) => {
+            let addr_max = kernel
+                .setup_header
+                .map(|h| u64::from(h.initrd_addr_max))
+                .filter(|m| *m != 0)
+                .unwrap_or(u64::MAX);
+            Some(boot::load_initrd(memory, path, kernel.end, addr_max)?)
+        }
+        None => None,
+    };
+    params::write_boot_info(memory, &kernel, &config.cmdline, initrd, config.vcpus)?;
+    regs::write_boot_tables(memory, kernel.protocol)?;
+
+    let mut pio_bus = Bus::new();
+    let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(|e| VmmError::EventLoop(e.to_string()))?;
+    vm.register_irqfd(&serial_irq, SERIAL_IRQ)?;
+    let serial = Arc::new(Mutex::new(SerialDevice::new(
+        serial_irq,
+        serial_writer(&config.serial)?,
+    )));
+    pio_bus.insert(serial, SERIAL_PORT_BASE, SERIAL_PORT_LEN)?;
+    pio_bus.insert(
+        Arc::new(Mutex::new(I8042::new(exit.clone()))),
+        I8042_PORT_BASE,
+        I8042_PORT_LEN,
+    )?;
+    pio_bus.insert(
+        Arc::new(Mutex::new(DebugExit::new(exit.clone()))),
+        DEBUG_EXIT_PORT,
+        1,
+    )?;
+    pio_bus.insert(
+        Arc::new(Mutex::new(BootTimer::new(start))),
+        BOOT_TIMER_PORT,
+        4,
+    )?;
+
+    let cpuid = kvm.supported_cpuid()?;
+    let vcpus = (0..config.vcpus)
+        .map(|index| Vcpu::new(vm, index, config.vcpus, &cpuid, &kernel))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((vcpus, pio_bus))
+}
+
+/// Builds the VM described by `config` and runs it until it ends.
+/// `start` is when the VMM process started (for the boot timer).
+pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
+    config.validate()?;
+    if config.vsock.is_some() {
+        return Err(VmmError::Unsupported("vsock"));
+    }
+    if !config.blk.is_empty() {
+        return Err(VmmError::Unsupported("block"));
+    }
+    if !config.net.is_empty() {
+        return Err(VmmError::Unsupported("network"));
+    }
+    if !config.fs.is_empty() {
+        return Err(VmmError::Unsupported("virtio-fs"));
+    }
+
+    let kvm = KvmContext::new()?;
+    let (memory, _memfd) = create_guest_memory(config.mem_mib)?;
+    let vm = Vm::new(&kvm, &memory)?;
+    let exit = ExitHandle::new().map_err(|e| VmmError::EventLoop(e.to_string()))?;
+    let (vcpus, pio_bus) = set_up_guest(config, &kvm, &vm, &memory, &exit, start)?;
+    let context = VcpuContext {
+        pio_bus: Arc::new(pio_bus),
+        mmio_bus: Arc::new(Bus::new()),
+        exit: exit.clone(),
+    };
+
+    let mut event_manager: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
+        EventManager::new().map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
+    let exit_subscriber = Arc::new(Mutex::new(ExitSubscriber {
+        exit: exit.clone(),
+        done: false,
+    }));
+    event_manager.add_subscriber(exit_subscriber.clone());
+
+    tracing::debug!(
+        "VM ready after {:.3} ms",
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    for vcpu in vcpus {
+        // The threads are never joined: the VMM process ends with the VM.
+        vcpu.start(context.clone())?;
+    }
+
+    loop {
+        event_manager
+            .run()
+            .map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
+        if crate::devices::bus::lock(&exit_subscriber).done {
+            break;
+        }
+    }
+    // Keep guest memory and the VM alive until here.
+    drop(vm);
+    Ok(exit
+        .reason()
+        .unwrap_or_else(|| VmExit::Failure("VM ended without a reason".into())))
+}

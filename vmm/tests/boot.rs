@@ -1,0 +1,188 @@
+//! Boots the freestanding test guest with the real hull-vmm on the real
+//! /dev/kvm: serial output, command line, e820, every way of ending the VM,
+//! several vCPUs, and start-up errors.
+
+mod common;
+
+use common::{boot_guest, hull_vmm, require_kvm, run_with_timeout, stderr, stdout, test_guest};
+use std::time::Duration;
+
+fn describe(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    )
+}
+
+#[test]
+fn serial_output_reaches_the_host_and_exit_port_sets_status() {
+    let output = boot_guest("action=exit:7", &[]);
+    assert_eq!(output.status.code(), Some(7), "{}", describe(&output));
+    assert!(stdout(&output).contains("hull-test-guest: boot pvh"), "{}", describe(&output));
+    assert!(stdout(&output).contains("action: exit 0x7"), "{}", describe(&output));
+}
+
+fn check_cmdline_and_e820(protocol: &str) {
+    let cmdline = "marker=c0ffee-42 action=exit:5 quoted=a,b";
+    let output = boot_guest(cmdline, &["--boot-protocol", protocol]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(5), "{}", describe(&output));
+    let expected_boot = if protocol == "pvh" { "boot pvh" } else { "boot linux64" };
+    assert!(out.contains(expected_boot), "{}", describe(&output));
+    assert!(out.contains(&format!("cmdline: {cmdline}\n")), "{}", describe(&output));
+    // 64 MiB: low RAM to the EBDA, reserved to 1 MiB, RAM above.
+    let e820: Vec<&str> = out.lines().filter(|l| l.starts_with("e820: ")).collect();
+    assert_eq!(
+        e820,
+        [
+            "e820: 0x0 0x9fc00 0x1",
+            "e820: 0x9fc00 0x60400 0x2",
+            "e820: 0x100000 0x3f00000 0x1",
+        ],
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn pvh_guest_reads_cmdline_and_e820() {
+    check_cmdline_and_e820("pvh");
+}
+
+#[test]
+fn linux64_guest_reads_cmdline_and_e820() {
+    check_cmdline_and_e820("linux");
+}
+
+fn check_clean_end(action: &str, logged: &str) {
+    let output = boot_guest(&format!("action={action}"), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(stderr(&output).contains(logged), "{}", describe(&output));
+}
+
+#[test]
+fn i8042_reset_ends_the_vmm_with_zero() {
+    check_clean_end("reset", "VM ended: guest reset via i8042");
+}
+
+#[test]
+fn triple_fault_ends_the_vmm_with_zero() {
+    check_clean_end("triple", "VM ended: guest triple fault");
+}
+
+#[test]
+fn power_off_ends_the_vmm_with_zero() {
+    check_clean_end("poweroff", "VM ended: guest power-off");
+}
+
+#[test]
+fn guest_panic_code_is_the_exit_status() {
+    let output = boot_guest("action=panic", &[]);
+    assert_eq!(output.status.code(), Some(99), "{}", describe(&output));
+    assert!(stdout(&output).contains("guest panic"), "{}", describe(&output));
+}
+
+fn check_smp(protocol: &str, vcpus: u32) {
+    let output = boot_guest(
+        "smp=1 action=exit:3",
+        &["--vcpus", &vcpus.to_string(), "--boot-protocol", protocol],
+    );
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    assert!(out.contains(&format!("mptable: cpus {vcpus:#x}")), "{}", describe(&output));
+    // Every AP checked in, each with its own APIC id (bits 1..vcpus).
+    let mask = ((1u64 << vcpus) - 1) & !1;
+    assert!(
+        out.contains(&format!("smp: cpus online {vcpus:#x} ap mask {mask:#x}")),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn four_vcpus_all_run_pvh() {
+    check_smp("pvh", 4);
+}
+
+#[test]
+fn two_vcpus_all_run_linux64() {
+    check_smp("linux", 2);
+}
+
+fn check_one_line_error(output: &std::process::Output, needle: &str) {
+    assert_eq!(output.status.code(), Some(1), "{}", describe(output));
+    let err = stderr(output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", describe(output));
+    assert!(lines[0].starts_with("hull-vmm: error: "), "{}", describe(output));
+    assert!(lines[0].contains(needle), "{}", describe(output));
+}
+
+#[test]
+fn missing_kernel_is_a_one_line_error() {
+    require_kvm();
+    let mut command = hull_vmm();
+    command.args(["--kernel", "/nonexistent/vmlinux"]);
+    let output = run_with_timeout(command, Duration::from_secs(20));
+    check_one_line_error(&output, "/nonexistent/vmlinux");
+}
+
+#[test]
+fn garbage_kernel_is_a_one_line_error() {
+    require_kvm();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("garbage");
+    let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(&kernel, bytes).unwrap();
+    let mut command = hull_vmm();
+    command.arg("--kernel").arg(&kernel);
+    let output = run_with_timeout(command, Duration::from_secs(20));
+    check_one_line_error(&output, "neither an x86_64 ELF vmlinux nor a bzImage");
+}
+
+#[test]
+fn truncated_elf_kernel_is_a_one_line_error() {
+    require_kvm();
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("truncated");
+    let guest = std::fs::read(test_guest()).unwrap();
+    std::fs::write(&kernel, &guest[..100]).unwrap();
+    let mut command = hull_vmm();
+    command.arg("--kernel").arg(&kernel);
+    let output = run_with_timeout(command, Duration::from_secs(20));
+    check_one_line_error(&output, "cannot load kernel");
+}
+
+#[test]
+fn serial_output_can_go_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serial.log");
+    let output = boot_guest("action=exit:4", &["--serial", log.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
+    assert!(!stdout(&output).contains("hull-test-guest"), "{}", describe(&output));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("hull-test-guest: boot pvh"), "{text}");
+}
+
+#[test]
+fn json_config_file_boots_the_guest() {
+    require_kvm();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vm.json");
+    let json = serde_json::json!({
+        "kernel": test_guest(),
+        "cmdline": "action=exit:9 smp=1",
+        "vcpus": 2,
+        "mem_mib": 32,
+        "boot_protocol": "linux",
+    });
+    std::fs::write(&config, json.to_string()).unwrap();
+    let mut command = hull_vmm();
+    command.arg("--config").arg(&config);
+    let output = run_with_timeout(command, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(9), "{}", describe(&output));
+    assert!(stdout(&output).contains("boot linux64"), "{}", describe(&output));
+    assert!(stdout(&output).contains("smp: cpus online 0x2"), "{}", describe(&output));
+}
