@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod hypervisor;
 pub mod image;
+pub mod network;
 pub mod platform;
 pub mod sandbox;
 pub mod spec;

@@ -287,8 +287,9 @@ impl Drop for Sandbox {
     }
 }
 
-fn remove_dir(dir: &Path) {
-    // A debugging aid: keep the console log and sockets of a failed run.
+/// Removes a sandbox's scratch directory, unless `HULL_KEEP_SANDBOX` asks
+/// to keep it (a debugging aid: console log, VMM log, sockets).
+pub fn remove_dir(dir: &Path) {
     if std::env::var_os("HULL_KEEP_SANDBOX").is_some() {
         tracing::warn!("keeping sandbox directory {}", dir.display());
         return;

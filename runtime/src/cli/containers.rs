@@ -11,7 +11,7 @@ use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::parse_entries;
 use crate::monitor::client::{self, MonitorClient};
 use crate::monitor::proto::{MonitorRequest, MonitorResponse};
-use crate::monitor::{self, process_alive};
+use crate::monitor::{self, monitor_alive};
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -226,7 +226,7 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
         }
         let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
         monitor::reconcile(&store, &mut current);
-        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Created) && !process_alive(current.hull_sandbox.monitor_pid) {
+        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Created) && !monitor_alive(current.hull_sandbox.monitor_pid) {
             // One last read for lines written just before the exit.
             let data = std::fs::read(&path).unwrap_or_default();
             if data.len() == offset {
@@ -258,6 +258,9 @@ async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClien
     if matches!(record.state.status, Status::Running | Status::Restarting) {
         return Ok(None);
     }
+    // A monitor that is still tearing down the last run owns the directory.
+    let store = ContainerStore::open(&paths.root)?;
+    wait_for_monitor(&store, &record.id).await;
     monitor::remove_runtime_dir(paths, &record.id);
     Ok(Some(start_monitor(paths, &record.id).await?))
 }
@@ -312,7 +315,7 @@ async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
 async fn wait_for_monitor(store: &ContainerStore, id: &str) {
     loop {
         match store.load(id) {
-            Ok(record) if process_alive(record.hull_sandbox.monitor_pid) => {}
+            Ok(record) if monitor_alive(record.hull_sandbox.monitor_pid) => {}
             _ => return,
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -247,6 +247,7 @@ impl ContainerRecord {
         self.state.finished_at = timefmt::now();
         self.hull_sandbox.vmm_pid = 0;
         self.hull_sandbox.virtiofsd_pid = 0;
-        self.hull_sandbox.monitor_pid = 0;
+        // The monitor pid stays: the monitor is still tearing the sandbox
+        // down, and commands wait for it to be gone before reusing the sandbox.
     }
 }

@@ -163,11 +163,19 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
                 tracing::error!("container {}: {message}", &id[..12]);
                 record.set_exited(exit_code_of(&err), false, Some(message.clone()));
                 store.save(&record)?;
+                let failure = MonitorResponse::Error {
+                    message,
+                    exit_code: Some(exit_code_of(&err)),
+                };
                 if let Some(waiter) = start_waiter.take() {
-                    let _ = waiter.send(MonitorResponse::Error {
-                        message,
-                        exit_code: Some(exit_code_of(&err)),
-                    });
+                    let _ = waiter.send(failure.clone());
+                }
+                // Requests that came while the sandbox was failing get the reason too.
+                control_rx.close();
+                while let Some(command) = control_rx.recv().await {
+                    if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command {
+                        let _ = reply.send(failure.clone());
+                    }
                 }
                 break ExitInfo {
                     exit_code: exit_code_of(&err),
@@ -194,7 +202,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     }
     // Give attached clients a moment to read their answers before the socket goes.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let _ = std::fs::remove_dir_all(&run_dir);
+    crate::sandbox::remove_dir(&run_dir);
     Ok(())
 }
 
@@ -581,12 +589,20 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
     let _ = writer.await;
 }
 
+/// Whether `pid` is a live Hull monitor (not a process that reused its pid).
+pub fn monitor_alive(pid: i64) -> bool {
+    process_alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"__monitor"))
+            .unwrap_or(false)
+}
+
 /// Checks whether a container's record still matches reality: a record
 /// that says running while its monitor is gone gets marked exited with the
 /// reason (the monitor was killed). Returns whether it changed.
 pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
     let live_states = matches!(record.state.status, Status::Running | Status::Restarting);
-    if !live_states || process_alive(record.hull_sandbox.monitor_pid) {
+    if !live_states || monitor_alive(record.hull_sandbox.monitor_pid) {
         return false;
     }
     // The monitor's children die with it (PDEATHSIG); make sure of it.
@@ -604,7 +620,7 @@ pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
 pub fn remove_runtime_dir(paths: &Paths, id: &str) {
     let dir = paths.sandbox_dir(id);
     if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::sandbox::remove_dir(&dir);
     }
 }
 

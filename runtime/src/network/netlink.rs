@@ -84,7 +84,7 @@ impl Netlink {
 
     /// The link called `name`, if there is one.
     pub async fn link(&self, name: &str) -> Result<Option<Link>> {
-        let request = self.handle.link().get().match_name(name).execute();
+        let mut request = self.handle.link().get().match_name(name).execute();
         match request.try_next().await {
             Ok(message) => Ok(message.map(|m| link_from_message(&m))),
             Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),

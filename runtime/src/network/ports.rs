@@ -11,11 +11,11 @@
 
 use super::error::{NetworkError, Result};
 use super::state::{read_json, update_json};
-use nix::sys::socket::{bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+use socket2::{Domain, SockAddr, Socket, Type};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// How many ephemeral ports to try for `-p CTRPORT` before giving up when
@@ -213,19 +213,18 @@ pub struct HeldPort {
 /// without listening. Returns it with the port actually bound.
 fn bind_host_port(ip: Ipv4Addr, port: u16, protocol: Protocol) -> std::io::Result<(OwnedFd, u16)> {
     let address = SocketAddrV4::new(ip, port);
-    match protocol {
-        Protocol::Tcp => {
-            let socket = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-            bind(socket.as_raw_fd(), &SockaddrIn::from(address))?;
-            let bound: SockaddrIn = getsockname(socket.as_raw_fd())?;
-            Ok((socket, bound.port()))
-        }
-        Protocol::Udp => {
-            let socket = UdpSocket::bind(address)?;
-            let bound = socket.local_addr()?.port();
-            Ok((OwnedFd::from(socket), bound))
-        }
-    }
+    let kind = match protocol {
+        Protocol::Tcp => Type::STREAM,
+        Protocol::Udp => Type::DGRAM,
+    };
+    // No SO_REUSEADDR: a host listener on the port must make this fail.
+    let socket = Socket::new(Domain::IPV4, kind, None)?;
+    socket.bind(&SockAddr::from(address))?;
+    let bound = socket
+        .local_addr()?
+        .as_socket_ipv4()
+        .map_or(port, |address| address.port());
+    Ok((OwnedFd::from(socket), bound))
 }
 
 /// A host port reserved for a container.

@@ -1,0 +1,73 @@
+//! Host-side networking for sandboxes: bridges, taps, address leases,
+//! NAT, published ports, and CNI-prepared namespaces.
+//!
+//! # Model
+//!
+//! Each Hull network is a Linux bridge holding the gateway address
+//! (default network `bridge`: bridge `hull0`, 10.88.0.0/16, gateway
+//! 10.88.0.1; user-defined networks: `hull-<10 hex>`, a /24 of
+//! 10.89.0.0/16). Each sandbox gets one persistent tap (`hulltap<8 hex of
+//! its id>`) on its network's bridge; the VMM backs the guest's virtio-net
+//! NIC with it. Guests have static addresses (no DHCP): the integrator
+//! hands [`Attachment::ip`], prefix, gateway, MTU, MAC and DNS to the guest
+//! agent. Egress is masqueraded, published ports are DNATed, networks are
+//! isolated from each other and guests cannot reach host services; see
+//! [`nat`] for the rules, all in Hull's own nftables table `ip hull`.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hull_runtime::network::NetworkError> {
+//! use hull_runtime::network::{parse_publish, AttachRequest, NetworkManager};
+//! let manager = NetworkManager::new("/var/lib/hull/network");
+//! let mut request = AttachRequest::new("4f1c…sandbox id…");
+//! request.publish = parse_publish("8080:80")?;
+//! request.hostname = "web".into();
+//! if let Some(mut attachment) = manager.attach(&request).await? {
+//!     attachment.tap.close_fd(); // QEMU opens the tap by name
+//!     let qemu_args = attachment.qemu_args(None);
+//!     // … run the VM; keep `attachment` alive (it holds the host ports) …
+//!     manager.detach(&attachment.sandbox_id).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! After a crash, the next `hull` command calls
+//! [`NetworkManager::cleanup_stale`] with the ids of the live sandboxes.
+//!
+//! Everything acts on the network namespace of the calling thread (netlink
+//! sockets, `/dev/net/tun`, `/proc/sys/net` and the `nft`/`tc` child
+//! processes all follow it), which is what lets the tests run in private
+//! namespaces.
+
+pub mod attachment;
+pub mod bridge;
+pub mod cni;
+pub mod dns;
+pub mod error;
+pub mod ipam;
+pub mod manager;
+pub mod names;
+pub mod nat;
+pub mod netlink;
+pub mod ports;
+pub mod state;
+pub mod store;
+pub mod subnet;
+pub mod sysctl;
+pub mod tap;
+mod tool;
+
+#[cfg(test)]
+mod tests;
+
+pub use attachment::{AttachRequest, Attachment};
+pub use cni::CniAttachment;
+pub use dns::{DnsConfig, HostsEntry};
+pub use error::NetworkError;
+pub use manager::{CleanupReport, NetworkDetails, NetworkManager};
+pub use names::MacAddr;
+pub use ports::{parse_publish, PortMapping, Protocol, PublishedPort};
+pub use store::{Network, NetworkOptions, DEFAULT_NETWORK, NONE_NETWORK};
+pub use subnet::Subnet;
+pub use tap::{Tap, TapOptions};

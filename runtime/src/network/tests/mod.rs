@@ -1,0 +1,1 @@
+//! Tests on real kernel objects, in private network namespaces.

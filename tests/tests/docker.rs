@@ -1,0 +1,192 @@
+//! The Docker workflow, replayed against Hull: detached containers, `ps`,
+//! `logs`, `inspect`, `stop`, `kill`, `wait`, `rm -f $(hull ps -aq)`,
+//! restart policies, and what happens when Hull's own processes are killed.
+
+use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
+use std::time::{Duration, Instant};
+
+fn hull() -> Hull {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    hull
+}
+
+/// Runs `hull ARGS`, asserting success; returns stdout trimmed.
+fn ok(hull: &Hull, args: &[&str]) -> String {
+    let out = hull.run(args);
+    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+fn inspect(hull: &Hull, name: &str, format: &str) -> String {
+    ok(hull, &["inspect", "-f", format, name])
+}
+
+#[test]
+fn detached_container_lifecycle() {
+    let hull = hull();
+    let id = ok(&hull, &["run", "-d", "--name", "ticker", BUSYBOX_IMAGE, "sh", "-c", "echo started; while true; do echo tick; sleep 0.2; done"]);
+    assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let ps = ok(&hull, &["ps"]);
+    let lines: Vec<&str> = ps.lines().collect();
+    assert_eq!(
+        lines[0].split("   ").map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    );
+    assert!(lines[1].starts_with(&id[..12]) && lines[1].contains("Up ") && lines[1].ends_with("ticker"), "{ps}");
+    assert_eq!(ok(&hull, &["ps", "-q"]), id[..12]);
+    assert_eq!(ok(&hull, &["ps", "-q", "--no-trunc"]), id);
+    assert_eq!(ok(&hull, &["ps", "--format", "{{.Names}} {{.State}}"]), "ticker running");
+
+    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "ticker"]).lines().filter(|l| *l == "tick").count() >= 3));
+    assert_eq!(ok(&hull, &["logs", "ticker"]).lines().next(), Some("started"));
+    assert_eq!(ok(&hull, &["logs", "--tail", "1", "ticker"]), "tick");
+    let stamped = ok(&hull, &["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(stamped.ends_with(" tick") && stamped.contains('T') && stamped.contains('Z'), "{stamped}");
+
+    let pid: u32 = inspect(&hull, "ticker", "{{.State.Pid}}").parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "State.Pid {pid} is not a live process");
+    assert_eq!(inspect(&hull, &id[..8], "{{.State.Status}} {{.State.Running}} {{.Name}}"), "running true /ticker");
+    let config = inspect(&hull, "ticker", "{{json .Config.Cmd}}");
+    assert!(config.starts_with("[\"sh\",\"-c\""), "{config}");
+
+    // stop: SIGTERM, ignored by a shell as PID 1, then SIGKILL after -t.
+    assert_eq!(ok(&hull, &["stop", "-t", "1", "ticker"]), "ticker");
+    assert_eq!(inspect(&hull, "ticker", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(ok(&hull, &["ps", "-q"]), "");
+    let all = ok(&hull, &["ps", "-a"]);
+    assert!(all.contains("Exited (137)") && all.contains("ticker"), "{all}");
+    assert_eq!(ok(&hull, &["wait", "ticker"]), "137");
+
+    // start again, then kill with a signal the shell handles.
+    assert_eq!(ok(&hull, &["start", "ticker"]), "ticker");
+    assert_eq!(inspect(&hull, "ticker", "{{.State.Status}}"), "running");
+    assert_eq!(ok(&hull, &["kill", "ticker"]), "ticker");
+    assert!(eventually(Duration::from_secs(10), || inspect(&hull, "ticker", "{{.State.Status}}") == "exited"));
+
+    ok(&hull, &["rm", "ticker"]);
+    assert_eq!(ok(&hull, &["ps", "-aq"]), "");
+    let out = hull.run(["inspect", "ticker"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn exit_codes_wait_and_rm_force_everything() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "quick", BUSYBOX_IMAGE, "sh", "-c", "exit 7"]);
+    assert_eq!(ok(&hull, &["wait", "quick"]), "7");
+    ok(&hull, &["run", "-d", "--name", "slow1", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(&hull, &["run", "-d", BUSYBOX_IMAGE, "sleep", "300"]);
+
+    let out = hull.run(["rm", "slow1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("container is running"), "{}", stderr(&out));
+    let generated = ok(&hull, &["ps", "--format", "{{.Names}}"]);
+    assert!(generated.lines().any(|n| n != "slow1" && n.contains('_')), "generated names look like adjective_surname: {generated}");
+
+    // hull rm -f $(hull ps -aq)
+    let ids = ok(&hull, &["ps", "-aq"]);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.lines());
+    assert_eq!(args.len(), 5, "three containers: {ids}");
+    ok(&hull, &args);
+    assert_eq!(ok(&hull, &["ps", "-aq"]), "");
+    assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
+    let containers = std::fs::read_dir(hull.root().join("containers")).unwrap().filter(|e| e.as_ref().unwrap().file_name() != ".names").count();
+    assert_eq!(containers, 0);
+}
+
+#[test]
+fn docker_errors_and_refusals() {
+    let hull = hull();
+    let out = hull.run(["run", "--pid=host", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("--pid=host is not supported") && stderr(&out).contains("virtual machine"), "{}", stderr(&out));
+    let out = hull.run(["run", "--privileged", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = hull.run(["run", "--net=host", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = hull.run(["logs", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such container: nope"), "{}", stderr(&out));
+    ok(&hull, &["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
+    let out = hull.run(["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("is already in use"), "{}", stderr(&out));
+    assert!(ok(&hull, &["ps", "-a"]).contains("Created"));
+    let out = hull.run(["run", "-d", BUSYBOX_IMAGE, "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+}
+
+#[test]
+fn restart_always_brings_a_crashed_container_back() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--restart", "always", "--name", "phoenix", BUSYBOX_IMAGE, "sh", "-c", "echo up; sleep 1; exit 1"]);
+    assert!(
+        eventually(Duration::from_secs(40), || inspect(&hull, "phoenix", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 2),
+        "never restarted: {}",
+        inspect(&hull, "phoenix", "{{json .State}} {{.RestartCount}}")
+    );
+    assert!(ok(&hull, &["logs", "phoenix"]).lines().filter(|l| *l == "up").count() >= 2);
+    ok(&hull, &["rm", "-f", "phoenix"]);
+    assert_eq!(ok(&hull, &["ps", "-aq"]), "");
+}
+
+/// Kills one of a running container's host processes and checks how Hull reports it.
+fn kill_part(which: &str) -> (Hull, String) {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "victim", BUSYBOX_IMAGE, "sleep", "300"]);
+    let pid = inspect(&hull, "victim", &format!("{{{{.HullSandbox.{which}}}}}"));
+    assert!(pid.parse::<i32>().unwrap() > 0, "{which} = {pid}");
+    assert!(std::process::Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    assert!(
+        eventually(Duration::from_secs(15), || inspect(&hull, "victim", "{{.State.Status}}") == "exited"),
+        "still {}",
+        inspect(&hull, "victim", "{{json .State}}")
+    );
+    let error = inspect(&hull, "victim", "{{.State.Error}}");
+    let ps = ok(&hull, &["ps", "-a"]);
+    assert!(ps.contains("Exited ("), "{ps}");
+    ok(&hull, &["rm", "victim"]);
+    assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
+    let scratch = hull.scratch.path().to_string_lossy().into_owned();
+    assert!(
+        eventually(Duration::from_secs(5), || !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains(&scratch)).unwrap_or(false)
+        })),
+        "processes of the sandbox are left"
+    );
+    (hull, error)
+}
+
+#[test]
+fn killed_vmm_is_reported() {
+    let (_, error) = kill_part("VmmPid");
+    assert!(error.contains("VMM") || error.contains("agent"), "State.Error = {error}");
+}
+
+#[test]
+fn killed_virtiofsd_is_reported() {
+    let (_, error) = kill_part("VirtiofsdPid");
+    assert!(error.contains("virtiofsd"), "State.Error = {error}");
+}
+
+#[test]
+fn killed_monitor_is_reported() {
+    let (_, error) = kill_part("MonitorPid");
+    assert!(error.contains("monitor"), "State.Error = {error}");
+}
