@@ -36,9 +36,16 @@ struct ContainerSlot {
     exit: watch::Receiver<Option<ExitStatus>>,
 }
 
+/// An exec'd process and the news of its exit.
+struct ExecSlot {
+    pid: Pid,
+    exit: watch::Receiver<Option<ExitStatus>>,
+}
+
 /// The agent's state, shared by its tasks.
 pub struct Agent {
     containers: Mutex<HashMap<String, Arc<ContainerSlot>>>,
+    execs: Mutex<HashMap<(String, String), Arc<ExecSlot>>>,
     stdin_routes: Mutex<HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>>,
     children: Mutex<HashMap<Pid, oneshot::Sender<WaitStatus>>>,
     out: mpsc::UnboundedSender<Outgoing>,
@@ -70,6 +77,13 @@ impl Agent {
             .cloned()
             .with_context(|| format!("no such container: {id}"))
     }
+
+    fn exec_slot(&self, container_id: &str, exec_id: &str) -> Result<Arc<ExecSlot>> {
+        lock(&self.execs)
+            .get(&(container_id.to_string(), exec_id.to_string()))
+            .cloned()
+            .with_context(|| format!("no such exec: {exec_id}"))
+    }
 }
 
 /// Runs the agent on `channel` until the host asks it to shut down.
@@ -79,6 +93,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(channel: S) -> Re
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
     let agent = Arc::new(Agent {
         containers: Mutex::default(),
+        execs: Mutex::default(),
         stdin_routes: Mutex::default(),
         children: Mutex::default(),
         out: out_tx,
@@ -209,6 +224,31 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             Ok(Response::Exited {
                 status: status.unwrap_or(ExitStatus::Exited { code: 255 }),
             })
+        }
+        Request::ExecProcess {
+            container_id,
+            exec_id,
+            process,
+            stdio,
+        } => exec_process(agent, &container_id, &exec_id, &process, stdio).await,
+        Request::WaitProcess { container_id, exec_id } => {
+            let mut exit = agent.exec_slot(&container_id, &exec_id)?.exit.clone();
+            let status = exit.wait_for(Option::is_some).await.context("exec vanished")?;
+            let status = status.unwrap_or(ExitStatus::Exited { code: 255 });
+            lock(&agent.execs).remove(&(container_id, exec_id));
+            Ok(Response::Exited { status })
+        }
+        Request::SignalProcess {
+            container_id,
+            exec_id,
+            signal,
+        } => {
+            let slot = agent.exec_slot(&container_id, &exec_id)?;
+            let signal = nix::sys::signal::Signal::try_from(signal).map_err(|_| anyhow::anyhow!("invalid signal {signal}"))?;
+            match nix::sys::signal::kill(slot.pid, signal) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(Response::Done),
+                Err(err) => Err(err).context("sending the signal"),
+            }
         }
         Request::RemoveContainer { container_id } => {
             let slot = agent.slot(&container_id)?;
@@ -343,13 +383,33 @@ async fn create_container(
     });
     lock(&agent.containers).insert(id.to_string(), slot.clone());
 
-    let agent = agent.clone();
     let container_id = id.to_string();
-    let forwarders = stdio.forwarders;
-    let stdin_stream = streams.stdin;
+    let events = agent.clone();
+    track_exit(agent, status_rx, stdio.forwarders, streams.stdin, exit_tx, move |wait_status| {
+        let status = lock(&slot.container).exit_status(wait_status);
+        (status, move || events.event(Event::ContainerExited { container_id, status }))
+    });
+    Ok(Response::Created { pid })
+}
+
+/// Waits for a process's exit and its output to drain, then publishes the
+/// exit on `exit_tx`. `judge` turns the wait status into an exit status and
+/// something to do once it is published.
+fn track_exit<F, After>(
+    agent: &Arc<Agent>,
+    status_rx: oneshot::Receiver<WaitStatus>,
+    forwarders: Vec<tokio::task::JoinHandle<()>>,
+    stdin_stream: Option<u32>,
+    exit_tx: watch::Sender<Option<ExitStatus>>,
+    judge: F,
+) where
+    F: FnOnce(WaitStatus) -> (ExitStatus, After) + Send + 'static,
+    After: FnOnce() + Send + 'static,
+{
+    let agent = agent.clone();
     tokio::spawn(async move {
         let Ok(wait_status) = status_rx.await else { return };
-        let status = lock(&slot.container).exit_status(wait_status);
+        let (status, after) = judge(wait_status);
         // All output must reach the host before the exit does.
         let drained = async {
             for forwarder in forwarders {
@@ -357,13 +417,60 @@ async fn create_container(
             }
         };
         if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, drained).await.is_err() {
-            tracing::warn!("container {container_id}: output still open {OUTPUT_DRAIN_TIMEOUT:?} after exit");
+            tracing::warn!("output still open {OUTPUT_DRAIN_TIMEOUT:?} after exit");
         }
         if let Some(stream) = stdin_stream {
             lock(&agent.stdin_routes).remove(&stream);
         }
         let _ = exit_tx.send(Some(status));
-        agent.event(Event::ContainerExited { container_id, status });
+        after();
     });
-    Ok(Response::Created { pid })
+}
+
+async fn exec_process(
+    agent: &Arc<Agent>,
+    container_id: &str,
+    exec_id: &str,
+    process: &oci_spec::runtime::Process,
+    streams: StdioStreams,
+) -> Result<Response> {
+    if !is_valid_id(exec_id) {
+        bail!("invalid exec id {exec_id:?}");
+    }
+    let key = (container_id.to_string(), exec_id.to_string());
+    if lock(&agent.execs).contains_key(&key) {
+        bail!("exec {exec_id} already exists");
+    }
+    let slot = agent.slot(container_id)?;
+    if slot.exit.borrow().is_some() {
+        bail!("container {container_id} is not running");
+    }
+    let stdio = setup_stdio(agent, streams)?;
+    let (status_tx, status_rx) = oneshot::channel();
+    let children = agent.clone();
+    // The container's lock is held only to copy what exec needs.
+    let exec = {
+        let container = lock(&slot.container);
+        container.exec_handle()
+    };
+    let pid = match exec
+        .exec(process, stdio.child, move |pid| {
+            lock(&children.children).insert(pid, status_tx);
+        })
+        .await
+    {
+        Ok(pid) => pid,
+        Err(err) => {
+            if let Some(stream) = streams.stdin {
+                lock(&agent.stdin_routes).remove(&stream);
+            }
+            return Err(err);
+        }
+    };
+    let (exit_tx, exit_rx) = watch::channel(None);
+    lock(&agent.execs).insert(key, Arc::new(ExecSlot { pid, exit: exit_rx }));
+    track_exit(agent, status_rx, stdio.forwarders, streams.stdin, exit_tx, |wait_status| {
+        (crate::container::exit_status_of(wait_status, || false), || {})
+    });
+    Ok(Response::Created { pid: pid.as_raw() })
 }

@@ -65,6 +65,34 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
+    /// Run another process in a running container (`hull exec`); answered
+    /// with [`Response::Created`] once it has started.
+    ExecProcess {
+        /// The container.
+        container_id: String,
+        /// The exec's id, unique within the container ([`MAX_ID_LEN`], `[A-Za-z0-9_.-]`).
+        exec_id: String,
+        /// What to run, as whom, where.
+        process: Box<oci_spec::runtime::Process>,
+        /// Streams for its stdio.
+        stdio: StdioStreams,
+    },
+    /// Answered when an exec'd process has exited.
+    WaitProcess {
+        /// The container.
+        container_id: String,
+        /// The exec.
+        exec_id: String,
+    },
+    /// Deliver a signal to an exec'd process.
+    SignalProcess {
+        /// The container.
+        container_id: String,
+        /// The exec.
+        exec_id: String,
+        /// The signal number.
+        signal: i32,
+    },
     /// Remove a stopped container's rootfs and cgroup.
     RemoveContainer {
         /// The container.

@@ -104,7 +104,7 @@ pub struct Sandbox {
     dir: PathBuf,
     vmm: Child,
     virtiofsd: Child,
-    agent: AgentClient,
+    agent: std::sync::Arc<AgentClient>,
     /// Events the agent reported.
     pub events: mpsc::UnboundedReceiver<Event>,
     /// When things happened during start.
@@ -233,7 +233,7 @@ impl Sandbox {
             dir: config.dir,
             vmm,
             virtiofsd,
-            agent,
+            agent: std::sync::Arc::new(agent),
             events,
             timings: BootTimings {
                 started,
@@ -246,7 +246,7 @@ impl Sandbox {
     }
 
     /// The agent of this sandbox.
-    pub fn agent(&self) -> &AgentClient {
+    pub fn agent(&self) -> &std::sync::Arc<AgentClient> {
         &self.agent
     }
 

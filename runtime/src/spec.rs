@@ -268,6 +268,43 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
     Ok(spec)
 }
 
+/// The process of a `hull exec`: the container's own process settings with
+/// the exec's command, extra environment, working directory and user.
+pub fn exec_process(
+    base: &oci_spec::runtime::Process,
+    args: &[String],
+    env: &[String],
+    workdir: Option<&str>,
+    user: Option<&str>,
+    layers: &[PathBuf],
+) -> Result<oci_spec::runtime::Process, SpecError> {
+    if args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    let mut process = base.clone();
+    process.set_args(Some(args.to_vec()));
+    let mut merged = base.env().clone().unwrap_or_default();
+    for entry in env {
+        set_env(&mut merged, entry.clone());
+    }
+    if let Some(workdir) = workdir {
+        if !Path::new(workdir).is_absolute() {
+            return Err(SpecError::RelativeWorkdir(workdir.into()));
+        }
+        process.set_cwd(PathBuf::from(workdir));
+    }
+    if let Some(user) = user {
+        let (uid, gid, additional) = resolve_user(user, layers)?;
+        let spec_user = process.user_mut();
+        spec_user.set_uid(uid);
+        spec_user.set_gid(gid);
+        spec_user.set_additional_gids((!additional.is_empty()).then_some(additional));
+        set_env(&mut merged, format!("HOME={}", home_of(uid, layers)));
+    }
+    process.set_env(Some(merged));
+    Ok(process)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

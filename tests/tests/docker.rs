@@ -190,3 +190,29 @@ fn killed_monitor_is_reported() {
     let (_, error) = kill_part("MonitorPid");
     assert!(error.contains("monitor"), "State.Error = {error}");
 }
+
+#[test]
+fn exec_runs_beside_the_container() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "box", BUSYBOX_IMAGE, "sleep", "300"]);
+    let out = ok(&hull, &["exec", "box", "sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(lines[0], "1", "exec is not the container's PID 1");
+    assert_eq!(lines[1], inspect(&hull, "box", "{{.Config.Hostname}}"));
+    assert_eq!(lines[2].trim(), "sleep 300", "exec sees the container's processes");
+    assert_eq!(ok(&hull, &["exec", "-u", "user", "-w", "/tmp", "-e", "X=y", "box", "sh", "-c", "echo $(id -u) $(pwd) $X"]), "1000 /tmp y");
+    let out = hull.run(["exec", "box", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    for i in 0..3 {
+        let out = hull.run_with_input(&["exec", "-i", "box", "cat"], format!("input {i}\n").as_bytes());
+        assert_eq!(stdout(&out), format!("input {i}\n"), "stderr: {}", stderr(&out));
+    }
+    let out = hull.run(["exec", "box", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    ok(&hull, &["exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark"]);
+    assert!(eventually(Duration::from_secs(5), || hull.run(["exec", "box", "cat", "/tmp/mark"]).stdout == b"detached\n"));
+    assert_eq!(inspect(&hull, "box", "{{.State.Status}}"), "running");
+    ok(&hull, &["rm", "-f", "box"]);
+    let out = hull.run(["exec", "box", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -18,6 +18,10 @@ use crate::devices::legacy::{
     BootTimer, DebugExit, SerialDevice, BOOT_TIMER_PORT, DEBUG_EXIT_PORT, I8042,
     I8042_PORT_BASE, I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
 };
+use crate::devices::virtio::block::Block;
+use crate::devices::virtio::net::Net;
+use crate::devices::virtio::vsock::Vsock;
+use crate::devices::virtio::manager::{Subscriber, VirtioMmioManager};
 use crate::exit::{ExitHandle, VmExit};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::memory::{create_guest_memory, MemoryError};
@@ -59,6 +63,18 @@ pub enum VmmError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// A block device could not be created.
+    #[error(transparent)]
+    Block(#[from] crate::devices::virtio::block::BlockError),
+    /// A network device could not be created.
+    #[error(transparent)]
+    Net(#[from] crate::devices::virtio::net::NetDeviceError),
+    /// A vsock device could not be created.
+    #[error(transparent)]
+    Vsock(#[from] crate::devices::virtio::vsock::VsockError),
+    /// A virtio device could not be attached.
+    #[error(transparent)]
+    Attach(#[from] crate::devices::virtio::manager::AttachError),
     /// A device that is configured but not built into this VMM yet.
     #[error("{0} devices are not supported yet")]
     Unsupported(&'static str),
@@ -118,10 +134,59 @@ fn serial_writer(output: &SerialOutput) -> Result<Box<dyn Write + Send>, VmmErro
     }
 }
 
+/// Creates the configured virtio devices and attaches them.
+fn attach_virtio_devices(
+    config: &VmConfig,
+    vm: &Vm,
+    memory: &crate::vstate::memory::GuestMemory,
+    mmio_bus: &mut Bus,
+    event_manager: &mut EventManager<Subscriber>,
+    virtio: &mut VirtioMmioManager,
+) -> Result<(), VmmError> {
+    let new_irq = || EventFd::new(EFD_NONBLOCK).map_err(|e| VmmError::EventLoop(e.to_string()));
+    for (index, blk) in config.blk.iter().enumerate() {
+        let device = Block::new(&blk.path, blk.read_only, &format!("hull-blk{index}"), new_irq()?)?;
+        let (addr, irq) = virtio.attach(
+            Arc::new(Mutex::new(device)),
+            vm,
+            memory,
+            mmio_bus,
+            event_manager,
+        )?;
+        tracing::debug!(addr, irq, path = %blk.path.display(), "virtio-blk attached");
+    }
+    for (index, net) in config.net.iter().enumerate() {
+        // Locally administered unicast MAC: 02:48:55:4c (".HUL") + index.
+        let mac = [0x02, 0x48, 0x55, 0x4c, 0x00, index as u8 + 1];
+        let device = Net::new(&net.tap, mac, new_irq()?)?;
+        let (addr, irq) = virtio.attach(
+            Arc::new(Mutex::new(device)),
+            vm,
+            memory,
+            mmio_bus,
+            event_manager,
+        )?;
+        tracing::debug!(addr, irq, tap = %net.tap, "virtio-net attached");
+    }
+    if let Some(vsock) = &config.vsock {
+        let device = Vsock::new(&vsock.socket, u64::from(vsock.cid), new_irq()?)?;
+        let (addr, irq) = virtio.attach(
+            Arc::new(Mutex::new(device)),
+            vm,
+            memory,
+            mmio_bus,
+            event_manager,
+        )?;
+        tracing::debug!(addr, irq, socket = %vsock.socket.display(), "virtio-vsock attached");
+    }
+    Ok(())
+}
+
 /// Loads the kernel and boot information, creates the legacy devices and
 /// the vCPUs: everything but the memory slots.
 fn set_up_guest(
     config: &VmConfig,
+    cmdline: &str,
     kvm: &KvmContext,
     vm: &Vm,
     memory: &crate::vstate::memory::GuestMemory,
@@ -141,7 +206,7 @@ fn set_up_guest(
         }
         None => None,
     };
-    params::write_boot_info(memory, &kernel, &config.cmdline, initrd, config.vcpus)?;
+    params::write_boot_info(memory, &kernel, cmdline, initrd, config.vcpus)?;
     regs::write_boot_tables(memory, kernel.protocol)?;
 
     let mut pio_bus = Bus::new();
@@ -179,15 +244,6 @@ fn set_up_guest(
 /// `start` is when the VMM process started (for the boot timer).
 pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     config.validate()?;
-    if config.vsock.is_some() {
-        return Err(VmmError::Unsupported("vsock"));
-    }
-    if !config.blk.is_empty() {
-        return Err(VmmError::Unsupported("block"));
-    }
-    if !config.net.is_empty() {
-        return Err(VmmError::Unsupported("network"));
-    }
     if !config.fs.is_empty() {
         return Err(VmmError::Unsupported("virtio-fs"));
     }
@@ -196,15 +252,19 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     let (memory, _memfd) = create_guest_memory(config.mem_mib)?;
     let vm = Vm::new(&kvm, &memory)?;
     let exit = ExitHandle::new().map_err(|e| VmmError::EventLoop(e.to_string()))?;
-    let (vcpus, pio_bus) = set_up_guest(config, &kvm, &vm, &memory, &exit, start)?;
+    let mut event_manager: EventManager<Subscriber> =
+        EventManager::new().map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
+    let mut mmio_bus = Bus::new();
+    let mut virtio = VirtioMmioManager::new();
+    attach_virtio_devices(config, &vm, &memory, &mut mmio_bus, &mut event_manager, &mut virtio)?;
+    let cmdline = format!("{}{}", config.cmdline, virtio.cmdline());
+    let (vcpus, pio_bus) = set_up_guest(config, &cmdline, &kvm, &vm, &memory, &exit, start)?;
     let context = VcpuContext {
         pio_bus: Arc::new(pio_bus),
-        mmio_bus: Arc::new(Bus::new()),
+        mmio_bus: Arc::new(mmio_bus),
         exit: exit.clone(),
     };
 
-    let mut event_manager: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
-        EventManager::new().map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
     let exit_subscriber = Arc::new(Mutex::new(ExitSubscriber {
         exit: exit.clone(),
         done: false,

@@ -13,7 +13,7 @@ const CONTAINERS_GROUP: &str = "/sys/fs/cgroup/hull";
 const CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
 
 /// One container's group: `/sys/fs/cgroup/hull/<id>`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Cgroup {
     path: PathBuf,
 }

@@ -167,7 +167,13 @@ impl Container {
                 return Err(err);
             }
         };
-        match spawn_first_process(spec, &rootfs, &cgroup, stdio, register).await {
+        let spawned = async {
+            let pipes = child_pipes()?;
+            let (plan, command, searched_path) = first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
+            let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
+            spawn_process(plan, command.clone(), searched_path, Namespaces::New, &cgroup, pipes, stdio, register, describe).await
+        };
+        match spawned.await {
             Ok(first) => Ok(Self {
                 pid: first.pid,
                 rootfs,
@@ -184,6 +190,15 @@ impl Container {
         }
     }
 
+    /// What `exec` needs of this container, to use without holding it.
+    pub fn exec_handle(&self) -> ExecTarget {
+        ExecTarget {
+            pid: self.pid,
+            cgroup: self.cgroup.clone(),
+        }
+    }
+
+
     /// Takes what `start` needs, so that no lock is held across its await.
     pub fn take_start(&mut self) -> Result<StartHandle> {
         let (sync, report) = self.pending_start.take().context("container already started")?;
@@ -197,15 +212,7 @@ impl Container {
 
     /// Turns a wait status of the first process into an exit status.
     pub fn exit_status(&self, status: WaitStatus) -> ExitStatus {
-        match status {
-            WaitStatus::Signaled(_, signal, _) => ExitStatus::Signaled {
-                signal: signal as i32,
-                oom_killed: signal == Signal::SIGKILL && self.cgroup.oom_killed(),
-            },
-            WaitStatus::Exited(_, code) => ExitStatus::Exited { code },
-            // Only exits are reported by the reaper.
-            _ => ExitStatus::Exited { code: 255 },
-        }
+        exit_status_of(status, || self.cgroup.oom_killed())
     }
 
     /// Sends a signal to the first process.
@@ -225,32 +232,79 @@ impl Container {
     }
 }
 
-/// The child's plan from the spec, with mount points and working directory made.
-fn plan(spec: &Spec, rootfs: &ContainerRootfs, stdio: &[OwnedFd; 3], sync_read: &OwnedFd, report_write: &OwnedFd) -> Result<(ChildPlan, String, bool)> {
-    let process = spec.process().as_ref().context("spec has no process")?;
-    let args = process.args().as_ref().filter(|a| !a.is_empty()).context("spec has no command")?;
+/// A running container as `exec` needs it: its first process and cgroup.
+pub struct ExecTarget {
+    pid: Pid,
+    cgroup: Cgroup,
+}
+
+impl ExecTarget {
+    /// Runs another process in the container's namespaces and cgroup
+    /// (`hull exec`); returns once it has `execve`d.
+    pub async fn exec(&self, process: &Process, stdio: [OwnedFd; 3], register: impl FnOnce(Pid)) -> Result<Pid> {
+        let ns = |name: &str| -> Result<OwnedFd> {
+            let path = format!("/proc/{}/ns/{name}", self.pid);
+            Ok(std::fs::File::open(&path).with_context(|| format!("opening {path} (is the container running?)"))?.into())
+        };
+        let pid_ns = ns("pid")?;
+        // The mount namespace last: entering it changes the root directory.
+        let joined = [("ipc", libc::CLONE_NEWIPC), ("uts", libc::CLONE_NEWUTS), ("cgroup", libc::CLONE_NEWCGROUP), ("mnt", libc::CLONE_NEWNS)]
+            .into_iter()
+            .map(|(name, kind)| Ok((ns(name)?, kind)))
+            .collect::<Result<Vec<_>>>()?;
+        let pipes = child_pipes()?;
+        let (mut plan, command, searched_path) = process_plan(process, &stdio, &pipes.0, &pipes.3)?;
+        plan.join_namespaces = joined.iter().map(|(fd, kind)| (fd.as_raw_fd(), *kind)).collect();
+        let describe = |r: Report| describe_exec_failure(r, &command, searched_path);
+        let spawned = spawn_process(plan, command.clone(), searched_path, Namespaces::Join { pid: &pid_ns }, &self.cgroup, pipes, stdio, register, describe).await?;
+        let start = StartHandle {
+            sync: spawned.sync,
+            report: spawned.report,
+            command: spawned.command,
+            searched_path: spawned.searched_path,
+        };
+        start.start().await?;
+        Ok(spawned.pid)
+    }
+}
+
+/// Turns a wait status into an exit status; `oom_killed` tells whether the
+/// cgroup's OOM killer has struck.
+pub fn exit_status_of(status: WaitStatus, oom_killed: impl FnOnce() -> bool) -> ExitStatus {
+    match status {
+        WaitStatus::Signaled(_, signal, _) => ExitStatus::Signaled {
+            signal: signal as i32,
+            oom_killed: signal == Signal::SIGKILL && oom_killed(),
+        },
+        WaitStatus::Exited(_, code) => ExitStatus::Exited { code },
+        // Only exits are reported by the reaper.
+        _ => ExitStatus::Exited { code: 255 },
+    }
+}
+
+/// The part of a child's plan that comes from the OCI process: what runs,
+/// as whom, where, with which limits and capabilities.
+fn process_plan(process: &Process, stdio: &[OwnedFd; 3], sync_read: &OwnedFd, report_write: &OwnedFd) -> Result<(ChildPlan, String, bool)> {
+    let args = process.args().as_ref().filter(|a| !a.is_empty()).context("no command given")?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd();
     if !cwd.is_absolute() {
         bail!("working directory {} is not absolute", cwd.display());
     }
-    // Docker creates a missing working directory.
-    rootfs.prepare_path(cwd, false)?;
-    let mounts = rootfs::plan_mounts(rootfs, spec.mounts().as_deref().unwrap_or_default())?;
-    let linux = spec.linux().as_ref();
     let user = process.user();
     let (exec_candidates, searched_path) = exec_candidates(&args[0], &env)?;
     let plan = ChildPlan {
         stdio: [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()],
         sync_read: sync_read.as_raw_fd(),
         report_write: report_write.as_raw_fd(),
-        mounts,
-        symlinks: rootfs::dev_symlinks(rootfs)?,
-        rootfs: cstring(&rootfs.root)?,
-        readonly_root: spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false),
-        hostname: spec.hostname().as_deref().map(CString::new).transpose().context("hostname contains NUL")?,
-        masked_paths: container_paths(&linux.and_then(|l| l.masked_paths().clone()))?,
-        readonly_paths: container_paths(&linux.and_then(|l| l.readonly_paths().clone()))?,
+        join_namespaces: Vec::new(),
+        mounts: Vec::new(),
+        symlinks: Vec::new(),
+        rootfs: CString::from(c"/"),
+        readonly_root: false,
+        hostname: None,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
         rlimits: process
             .rlimits()
             .iter()
@@ -270,8 +324,32 @@ fn plan(spec: &Spec, rootfs: &ContainerRootfs, stdio: &[OwnedFd; 3], sync_read: 
     Ok((plan, args[0].clone(), searched_path))
 }
 
-/// A first process stopped before `execve`.
-struct FirstProcess {
+/// The first process's plan: its process, plus the container's mounts,
+/// root, hostname and protected paths (mount points and working directory made).
+fn first_process_plan(
+    spec: &Spec,
+    rootfs: &ContainerRootfs,
+    stdio: &[OwnedFd; 3],
+    sync_read: &OwnedFd,
+    report_write: &OwnedFd,
+) -> Result<(ChildPlan, String, bool)> {
+    let process = spec.process().as_ref().context("spec has no process")?;
+    let (mut plan, command, searched_path) = process_plan(process, stdio, sync_read, report_write)?;
+    // Docker creates a missing working directory.
+    rootfs.prepare_path(process.cwd(), false)?;
+    let linux = spec.linux().as_ref();
+    plan.mounts = rootfs::plan_mounts(rootfs, spec.mounts().as_deref().unwrap_or_default())?;
+    plan.symlinks = rootfs::dev_symlinks(rootfs)?;
+    plan.rootfs = cstring(&rootfs.root)?;
+    plan.readonly_root = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    plan.hostname = spec.hostname().as_deref().map(CString::new).transpose().context("hostname contains NUL")?;
+    plan.masked_paths = container_paths(&linux.and_then(|l| l.masked_paths().clone()))?;
+    plan.readonly_paths = container_paths(&linux.and_then(|l| l.readonly_paths().clone()))?;
+    Ok((plan, command, searched_path))
+}
+
+/// A process stopped before `execve`.
+struct Spawned {
     pid: Pid,
     sync: OwnedFd,
     report: FdStream,
@@ -279,35 +357,56 @@ struct FirstProcess {
     searched_path: bool,
 }
 
-/// Clones the first process and waits until it is ready to `execve`.
-async fn spawn_first_process(
-    spec: &Spec,
-    rootfs: &ContainerRootfs,
+/// How a process is made: its own new namespaces (a container's first
+/// process), or joining a running container's (an exec).
+enum Namespaces<'a> {
+    New,
+    Join { pid: &'a OwnedFd },
+}
+
+/// Clones a process following `plan` and waits until it is ready to `execve`.
+async fn spawn_process(
+    plan: ChildPlan,
+    command: String,
+    searched_path: bool,
+    namespaces: Namespaces<'_>,
     cgroup: &Cgroup,
+    pipes: (OwnedFd, OwnedFd, OwnedFd, OwnedFd),
     stdio: [OwnedFd; 3],
     register: impl FnOnce(Pid),
-) -> Result<FirstProcess> {
-    let (sync_read, sync_write) = pipe()?;
-    let (report_read, report_write) = pipe()?;
-    let (plan, command, searched_path) = plan(spec, rootfs, &stdio, &sync_read, &report_write)?;
+    describe: impl Fn(Report) -> String,
+) -> Result<Spawned> {
+    let (sync_read, sync_write, report_read, report_write) = pipes;
     let pid = {
         // Raw pointers for execve, used only by the child: kept in this
         // block so that nothing of them lives across the awaits below.
         let argv = pointer_array(&plan.argv);
         let envp = pointer_array(&plan.envp);
         let mut stack = vec![0u8; CHILD_STACK_SIZE];
-        let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+        let (flags, own_pid_ns) = match namespaces {
+            Namespaces::New => (CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC, None),
+            Namespaces::Join { pid } => {
+                // A process only enters a pid namespace at birth: point this
+                // thread's children at the container's, and back after the clone.
+                let own = std::fs::File::open("/proc/self/ns/pid").context("opening the agent's pid namespace")?;
+                nix::sched::setns(pid, CloneFlags::CLONE_NEWPID).context("entering the container's pid namespace")?;
+                (CloneFlags::empty(), Some(own))
+            }
+        };
         // SAFETY: the child runs `child_main`, which only makes system calls
         // on data prepared above (see process.rs), and then execs or exits.
-        unsafe {
+        let cloned = unsafe {
             nix::sched::clone(
                 Box::new(|| process::child_main(&plan, &argv, &envp)),
                 &mut stack,
                 flags,
                 Some(Signal::SIGCHLD as i32),
             )
+        };
+        if let Some(own) = own_pid_ns {
+            nix::sched::setns(own, CloneFlags::CLONE_NEWPID).context("returning to the agent's pid namespace")?;
         }
-        .context("cloning the container's first process")?
+        cloned.context("cloning the container process")?
     };
     register(pid);
     // The child has its copies; ours would keep the pipes open.
@@ -321,12 +420,12 @@ async fn spawn_first_process(
         sync.write_all(&[process::SYNC_CGROUP_JOINED]).await?;
         match read_report(&mut report).await? {
             Some(r) if r.stage == Stage::Ready as u32 => Ok((sync.into_inner(), report)),
-            Some(r) => Err(anyhow!(describe_failure(r, &command, searched_path, spec))),
+            Some(r) => Err(anyhow!(describe(r))),
             None => Err(anyhow!("container process exited during set-up")),
         }
     };
     match setup.await {
-        Ok((sync, report)) => Ok(FirstProcess {
+        Ok((sync, report)) => Ok(Spawned {
             pid,
             sync,
             report,
@@ -338,6 +437,13 @@ async fn spawn_first_process(
             Err(err)
         }
     }
+}
+
+/// The pipes between parent and child: (sync read, sync write, report read, report write).
+fn child_pipes() -> Result<(OwnedFd, OwnedFd, OwnedFd, OwnedFd)> {
+    let (sync_read, sync_write) = pipe()?;
+    let (report_read, report_write) = pipe()?;
+    Ok((sync_read, sync_write, report_read, report_write))
 }
 
 /// The parent's side of a created container's start.

@@ -53,13 +53,15 @@ pub enum Stage {
     Cwd = 12,
     /// `execve` of the command.
     Exec = 13,
+    /// Joining a running container's namespaces (exec).
+    JoinNamespace = 14,
 }
 
 impl Stage {
     /// Decodes a stage number from the child; unknown numbers are `None`.
     pub fn from_u32(value: u32) -> Option<Self> {
         use Stage::*;
-        [Ready, Stdio, Sync, CgroupNamespace, Mount, Hostname, PivotRoot, ProtectPaths, Rlimit, NoNewPrivileges, User, Capabilities, Cwd, Exec]
+        [Ready, Stdio, Sync, CgroupNamespace, Mount, Hostname, PivotRoot, ProtectPaths, Rlimit, NoNewPrivileges, User, Capabilities, Cwd, Exec, JoinNamespace]
             .into_iter()
             .find(|stage| *stage as u32 == value)
     }
@@ -81,6 +83,7 @@ impl Stage {
             Stage::Capabilities => "setting capabilities",
             Stage::Cwd => "changing to the working directory",
             Stage::Exec => "exec",
+            Stage::JoinNamespace => "joining the container's namespaces",
         }
     }
 }
@@ -176,6 +179,9 @@ pub struct ChildPlan {
     pub sync_read: RawFd,
     /// Write end of the report pipe (close-on-exec).
     pub report_write: RawFd,
+    /// For an exec: namespaces to join `(fd, CLONE_NEW*)`, instead of the
+    /// container set-up (mounts, root, hostname, protected paths).
+    pub join_namespaces: Vec<(RawFd, libc::c_int)>,
     /// Mounts, in order.
     pub mounts: Vec<MountStep>,
     /// `(target, link)` symlinks made after the mounts (/dev/fd and friends).
@@ -278,57 +284,15 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
         if let Err(err) = wait_for(plan.sync_read, SYNC_CGROUP_JOINED) {
             return fail(Stage::Sync, err, 0);
         }
-        if libc::unshare(libc::CLONE_NEWCGROUP) < 0 {
-            return fail(Stage::CgroupNamespace, errno(), 0);
-        }
-        // Nothing mounted from here on may leak back into the agent's tree.
-        if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) < 0 {
-            return fail(Stage::Mount, errno(), u32::MAX);
-        }
-        for (index, step) in plan.mounts.iter().enumerate() {
-            if let Err(err) = make_mount_point(step) {
-                return fail(Stage::Mount, err, index as u32);
+        if plan.join_namespaces.is_empty() {
+            if let Err((stage, err, detail)) = set_up_container(plan) {
+                return fail(stage, err, detail);
             }
-            let data = opt_ptr(&step.data);
-            if libc::mount(opt_ptr(&step.source), step.target.as_ptr(), opt_ptr(&step.fstype), step.flags, data.cast()) < 0 {
-                return fail(Stage::Mount, errno(), index as u32);
-            }
-            if let Some(flags) = step.remount_flags {
-                if libc::mount(std::ptr::null(), step.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) < 0 {
-                    return fail(Stage::Mount, errno(), index as u32);
+        } else {
+            for (index, &(fd, kind)) in plan.join_namespaces.iter().enumerate() {
+                if libc::setns(fd, kind) < 0 {
+                    return fail(Stage::JoinNamespace, errno(), index as u32);
                 }
-            }
-        }
-        for (index, (target, link)) in plan.symlinks.iter().enumerate() {
-            if libc::symlink(target.as_ptr(), link.as_ptr()) < 0 && errno() != libc::EEXIST {
-                return fail(Stage::Mount, errno(), (plan.mounts.len() + index) as u32);
-            }
-        }
-        if let Some(hostname) = &plan.hostname {
-            if libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) < 0 {
-                return fail(Stage::Hostname, errno(), 0);
-            }
-        }
-        if libc::chdir(plan.rootfs.as_ptr()) < 0
-            || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0
-            || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0
-            || libc::chdir(c"/".as_ptr()) < 0
-        {
-            return fail(Stage::PivotRoot, errno(), 0);
-        }
-        if plan.readonly_root
-            && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()) < 0
-        {
-            return fail(Stage::PivotRoot, errno(), 1);
-        }
-        for (index, path) in plan.masked_paths.iter().enumerate() {
-            if let Err(err) = mask_path(path) {
-                return fail(Stage::ProtectPaths, err, index as u32);
-            }
-        }
-        for (index, path) in plan.readonly_paths.iter().enumerate() {
-            if let Err(err) = make_readonly(path) {
-                return fail(Stage::ProtectPaths, err, (plan.masked_paths.len() + index) as u32);
             }
         }
         for (index, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
@@ -371,6 +335,65 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
         }
         fail(Stage::Exec, last_err, failed_index as u32)
     }
+}
+
+/// A first process's own container: cgroup namespace, mounts, root,
+/// hostname, protected paths. Returns the failed step.
+unsafe fn set_up_container(plan: &ChildPlan) -> Result<(), (Stage, i32, u32)> {
+    if libc::unshare(libc::CLONE_NEWCGROUP) < 0 {
+        return Err((Stage::CgroupNamespace, errno(), 0));
+    }
+    // Nothing mounted from here on may leak back into the agent's tree.
+    if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) < 0 {
+        return Err((Stage::Mount, errno(), u32::MAX));
+    }
+    for (index, step) in plan.mounts.iter().enumerate() {
+        if let Err(err) = make_mount_point(step) {
+            return Err((Stage::Mount, err, index as u32));
+        }
+        let data = opt_ptr(&step.data);
+        if libc::mount(opt_ptr(&step.source), step.target.as_ptr(), opt_ptr(&step.fstype), step.flags, data.cast()) < 0 {
+            return Err((Stage::Mount, errno(), index as u32));
+        }
+        if let Some(flags) = step.remount_flags {
+            if libc::mount(std::ptr::null(), step.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) < 0 {
+                return Err((Stage::Mount, errno(), index as u32));
+            }
+        }
+    }
+    for (index, (target, link)) in plan.symlinks.iter().enumerate() {
+        if libc::symlink(target.as_ptr(), link.as_ptr()) < 0 && errno() != libc::EEXIST {
+            return Err((Stage::Mount, errno(), (plan.mounts.len() + index) as u32));
+        }
+    }
+    if let Some(hostname) = &plan.hostname {
+        if libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) < 0 {
+            return Err((Stage::Hostname, errno(), 0));
+        }
+    }
+    if libc::chdir(plan.rootfs.as_ptr()) < 0
+        || libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) < 0
+        || libc::umount2(c".".as_ptr(), libc::MNT_DETACH) < 0
+        || libc::chdir(c"/".as_ptr()) < 0
+    {
+        return Err((Stage::PivotRoot, errno(), 0));
+    }
+    if plan.readonly_root
+        && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()) < 0
+    {
+        return Err((Stage::PivotRoot, errno(), 1));
+    }
+    for (index, path) in plan.masked_paths.iter().enumerate() {
+        if let Err(err) = mask_path(path) {
+            return Err((Stage::ProtectPaths, err, index as u32));
+        }
+    }
+    for (index, path) in plan.readonly_paths.iter().enumerate() {
+        if let Err(err) = make_readonly(path) {
+            return Err((Stage::ProtectPaths, err, (plan.masked_paths.len() + index) as u32));
+        }
+    }
+    Ok(())
 }
 
 /// Creates a mount target if it is missing (EEXIST is fine).

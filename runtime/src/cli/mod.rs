@@ -62,6 +62,8 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::WaitArgs),
+    /// Execute a command in a running container
+    Exec(run::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(containers::AttachArgs),
     /// Return low-level information on containers or images
@@ -130,6 +132,7 @@ pub fn main() -> i32 {
             Command::Logs(args) => containers::logs(&paths, args).await,
             Command::Wait(args) => containers::wait(&paths, args).await,
             Command::Attach(args) => containers::attach(&paths, args).await,
+            Command::Exec(args) => run::exec(&paths, args).await,
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),

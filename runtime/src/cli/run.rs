@@ -374,8 +374,7 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
 /// Attaches the terminal, optionally starts the container, forwards stdin
 /// and signals, and returns the container's exit code.
 pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: bool) -> Result<i32> {
-    let stdout = pump_output(monitor.subscribe(STDOUT), false);
-    let stderr = pump_output(monitor.subscribe(STDERR), true);
+    let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
     monitor
         .request(MonitorRequest::Attach {
             stdin: interactive,
@@ -383,8 +382,6 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: 
             stderr: true,
         })
         .await?;
-    let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
     let wait = monitor.request(MonitorRequest::Wait);
     tokio::pin!(wait);
     if start {
@@ -394,7 +391,23 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: 
             return Err(start_error(err));
         }
     }
+    session(monitor, interactive, wait, outputs, true).await
+}
 
+/// Streams a session (an attach, an exec) until `outcome` answers: stdin
+/// to the monitor, output to the terminal. With `proxy_signals`, Ctrl-C and
+/// SIGTERM go to the container (as Docker's sig-proxy), and a second one or
+/// a grace period later, SIGKILL; without, Ctrl-C just ends the session.
+pub async fn session(
+    monitor: &MonitorClient,
+    interactive: bool,
+    outcome: impl std::future::Future<Output = Result<MonitorResponse, RpcError>>,
+    outputs: [tokio::task::JoinHandle<()>; 2],
+    proxy_signals: bool,
+) -> Result<i32> {
+    tokio::pin!(outcome);
+    let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
     let forward_stdin = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 32 * 1024];
@@ -416,36 +429,92 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: 
     let signal_request = |signal: i32| MonitorRequest::Signal { signal };
 
     let code = loop {
-        tokio::select! {
-            result = &mut wait => match result {
+        let received = tokio::select! {
+            result = &mut outcome => match result {
                 Ok(MonitorResponse::Exited { exit_code, .. }) => break exit_code,
                 Ok(other) => bail!("unexpected answer from the monitor: {other:?}"),
-                Err(err) => return Err(anyhow!(err).context("waiting for the container")),
+                Err(err) => return Err(start_error(err)),
             },
-            () = &mut forward_stdin, if !stdin_done => stdin_done = true,
-            Some(()) = sigint.recv() => {
-                // Passed on as Docker's sig-proxy does; a second one, or a
-                // container that ignores it, ends it for good.
-                let signal = if kill_at.is_some() { libc::SIGKILL } else { libc::SIGINT };
-                let _ = monitor.request(signal_request(signal)).await;
-                kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
+            () = &mut forward_stdin, if !stdin_done => {
+                stdin_done = true;
+                continue;
             }
-            Some(()) = sigterm.recv() => {
-                let signal = if kill_at.is_some() { libc::SIGKILL } else { libc::SIGTERM };
-                let _ = monitor.request(signal_request(signal)).await;
-                kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
-            }
+            Some(()) = sigint.recv() => libc::SIGINT,
+            Some(()) = sigterm.recv() => libc::SIGTERM,
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
                 kill_at = None;
                 let _ = monitor.request(signal_request(libc::SIGKILL)).await;
+                continue;
             }
+        };
+        if !proxy_signals {
+            break 128 + received;
         }
+        let signal = if kill_at.is_some() { libc::SIGKILL } else { received };
+        let _ = monitor.request(signal_request(signal)).await;
+        kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
     };
-    // All output is sent before the exit; let it reach the terminal.
+    // All output is sent before the answer; let it reach the terminal.
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = stdout.await;
-        let _ = stderr.await;
+        for output in outputs {
+            let _ = output.await;
+        }
     })
     .await;
     Ok(code)
+}
+
+/// `hull exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY (not supported yet)
+    #[arg(short, long)]
+    tty: bool,
+    /// Set environment variables
+    #[arg(short, long, value_name = "list")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "string")]
+    user: Option<String>,
+    /// The container, then the command and its arguments
+    #[arg(required = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
+    container_and_command: Vec<String>,
+}
+
+/// Runs a command in a running container.
+pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
+    if args.tty {
+        bail!("-t/--tty is not supported yet");
+    }
+    let (container, command) = args.container_and_command.split_first().context("a container is required")?;
+    let store = ContainerStore::open(&paths.root)?;
+    let id = store.resolve(container)?;
+    let record = store.load(&id)?;
+    if record.state.status != crate::container::Status::Running {
+        bail!("Container {id} is not running");
+    }
+    let monitor = client::connect(paths, &id).await?;
+    let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
+    let request = MonitorRequest::Exec {
+        args: command.to_vec(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        stdin: args.interactive,
+        detach: args.detach,
+    };
+    if args.detach {
+        monitor.request(request).await.map_err(start_error)?;
+        return Ok(0);
+    }
+    session(&monitor, args.interactive, monitor.request(request), outputs, false).await
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod proto;
 
+use crate::agent_client::AgentClient;
 use crate::config::{GuestArtifacts, Paths};
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
@@ -21,6 +22,7 @@ use hull_protocol::{
 use proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
@@ -80,7 +82,20 @@ struct Shared {
     attached: Mutex<Vec<Attached>>,
     exit: watch::Sender<Option<ExitInfo>>,
     control: mpsc::Sender<Control>,
+    /// The agent while the container runs, for execs.
+    agent: Mutex<Option<Arc<AgentClient>>>,
+    /// The container's id.
+    id: String,
+    /// The container's process settings, the base of every exec.
+    base_process: oci_spec::runtime::Process,
+    /// The image's layers on the host, for resolving exec users.
+    layer_dirs: Vec<PathBuf>,
+    /// The next free block of four agent stream ids for an exec.
+    next_exec_stream: AtomicU32,
 }
+
+/// Agent stream ids below this are the container's own; execs get blocks of four above.
+const FIRST_EXEC_STREAM: u32 = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -122,6 +137,11 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         attached: Mutex::new(Vec::new()),
         exit: exit_tx,
         control: control_tx,
+        agent: Mutex::new(None),
+        id: id.clone(),
+        base_process: spec.process().clone().unwrap_or_default(),
+        layer_dirs: plan.layer_dirs.clone(),
+        next_exec_stream: AtomicU32::new(FIRST_EXEC_STREAM),
     });
     let accept_shared = shared.clone();
     let open_stdin = record.config.open_stdin;
@@ -360,6 +380,7 @@ async fn run_in_sandbox(
     if let Some(waiter) = start_waiter.take() {
         let _ = waiter.send(MonitorResponse::Done);
     }
+    *lock(&shared.agent) = Some(agent.clone());
 
     let wait = agent.request(Request::Wait { container_id: id.clone() });
     tokio::pin!(wait);
@@ -413,6 +434,7 @@ async fn run_in_sandbox(
         }
     };
     let exited = Instant::now();
+    lock(&shared.agent).take();
     // All output reaches the log and the attached clients before the exit is told.
     for output in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
@@ -514,6 +536,9 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
     });
     let mut reader = FrameReader::new(read_half);
     let mut stdin_attached = false;
+    // Where this connection's stdin goes for an exec: queued until the
+    // exec's process exists, then passed to the agent by `run_exec`.
+    let mut exec_stdin: Option<mpsc::UnboundedSender<Vec<u8>>> = None;
     while let Ok(Some(Ok(frame))) = reader.next().await {
         match frame.kind {
             FrameKind::Request => {
@@ -556,13 +581,45 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             respond(response).await;
                         });
                     }
+                    MonitorRequest::Exec {
+                        args,
+                        env,
+                        workdir,
+                        user,
+                        stdin,
+                        detach,
+                    } => {
+                        let Some(agent) = lock(&shared.agent).clone() else {
+                            respond(MonitorResponse::Error {
+                                message: format!("Container {} is not running", shared.id),
+                                exit_code: None,
+                            })
+                            .await;
+                            continue;
+                        };
+                        let base = shared.next_exec_stream.fetch_add(4, Ordering::Relaxed);
+                        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+                        if stdin {
+                            exec_stdin = Some(stdin_tx);
+                        }
+                        let exec = ExecRequest {
+                            args,
+                            env,
+                            workdir,
+                            user,
+                            stdin,
+                            detach,
+                            base,
+                        };
+                        tokio::spawn(run_exec(shared.clone(), agent, exec, stdin_rx, frames_tx.clone(), respond));
+                    }
                     request => {
                         let (reply_tx, reply_rx) = oneshot::channel();
                         let control = match request {
                             MonitorRequest::Start => Control::Start(reply_tx),
                             MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
                             MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
-                            MonitorRequest::Attach { .. } | MonitorRequest::Wait => continue,
+                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {
@@ -575,9 +632,13 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                     }
                 }
             }
-            FrameKind::Stdio if stdin_attached => {
+            FrameKind::Stdio => {
                 if let Ok((STDIN, data)) = frame.stdio_parts() {
-                    let _ = shared.control.send(Control::Stdin(data.to_vec())).await;
+                    if let Some(queue) = &exec_stdin {
+                        let _ = queue.send(data.to_vec());
+                    } else if stdin_attached {
+                        let _ = shared.control.send(Control::Stdin(data.to_vec())).await;
+                    }
                 }
             }
             _ => {}
@@ -595,6 +656,132 @@ pub fn monitor_alive(pid: i64) -> bool {
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"__monitor"))
             .unwrap_or(false)
+}
+
+/// An exec as a client asked for it, with its block of agent streams.
+struct ExecRequest {
+    args: Vec<String>,
+    env: Vec<String>,
+    workdir: Option<String>,
+    user: Option<String>,
+    stdin: bool,
+    detach: bool,
+    base: u32,
+}
+
+/// Runs an exec in the container, streaming its output to the client, and
+/// answers with its exit code (or at once when detached).
+async fn run_exec<F, Fut>(
+    shared: Arc<Shared>,
+    agent: Arc<AgentClient>,
+    exec: ExecRequest,
+    mut stdin: mpsc::UnboundedReceiver<Vec<u8>>,
+    frames: mpsc::Sender<Frame>,
+    respond: F,
+)
+where
+    F: FnOnce(MonitorResponse) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let process = match crate::spec::exec_process(
+        &shared.base_process,
+        &exec.args,
+        &exec.env,
+        exec.workdir.as_deref(),
+        exec.user.as_deref(),
+        &shared.layer_dirs,
+    ) {
+        Ok(process) => process,
+        Err(err) => {
+            return respond(MonitorResponse::Error {
+                message: err.to_string(),
+                exit_code: Some(126),
+            })
+            .await
+        }
+    };
+    let exec_id = format!("exec{}", exec.base);
+    let (stdout, stderr) = (exec.base + 1, exec.base + 2);
+    let forwarders: Vec<_> = if exec.detach {
+        Vec::new()
+    } else {
+        [(stdout, STDOUT), (stderr, STDERR)]
+            .into_iter()
+            .map(|(from, to)| {
+                let mut rx = agent.subscribe(from);
+                let frames = frames.clone();
+                tokio::spawn(async move {
+                    while let Some(chunk) = rx.recv().await {
+                        let end = chunk.is_empty();
+                        let _ = frames.send(Frame::stdio(to, &chunk)).await;
+                        if end {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect()
+    };
+    let created = agent
+        .request(Request::ExecProcess {
+            container_id: shared.id.clone(),
+            exec_id: exec_id.clone(),
+            process: Box::new(process),
+            stdio: StdioStreams {
+                stdin: exec.stdin.then_some(exec.base),
+                stdout: (!exec.detach).then_some(stdout),
+                stderr: (!exec.detach).then_some(stderr),
+            },
+        })
+        .await;
+    if let Err(err) = created {
+        // A command that cannot run exits 126 or 127 right away.
+        // The agent keeps no record of an exec that never ran, so its code
+        // comes from the reason, as Docker gives it: 127 not found, else 126.
+        let message = err.to_string();
+        let exit_code = if message.contains("not found") || message.contains("no such file") { 127 } else { 126 };
+        return respond(MonitorResponse::Error {
+            message,
+            exit_code: Some(exit_code),
+        })
+        .await;
+    }
+    if exec.detach {
+        return respond(MonitorResponse::Done).await;
+    }
+    if exec.stdin {
+        let (agent, stream) = (agent.clone(), exec.base);
+        tokio::spawn(async move {
+            while let Some(data) = stdin.recv().await {
+                let end = data.is_empty();
+                if agent.send_input(stream, &data).await.is_err() || end {
+                    break;
+                }
+            }
+        });
+    }
+    let wait = Request::WaitProcess {
+        container_id: shared.id.clone(),
+        exec_id,
+    };
+    let response = match agent.request(wait).await {
+        Ok(Response::Exited { status }) => MonitorResponse::Exited {
+            exit_code: status.code(),
+            oom_killed: false,
+        },
+        Ok(other) => MonitorResponse::Error {
+            message: format!("unexpected answer from the agent: {other:?}"),
+            exit_code: None,
+        },
+        Err(err) => MonitorResponse::Error {
+            message: err.to_string(),
+            exit_code: None,
+        },
+    };
+    for forwarder in forwarders {
+        let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+    }
+    respond(response).await;
 }
 
 /// Checks whether a container's record still matches reality: a record

@@ -42,6 +42,22 @@ pub enum MonitorRequest {
     },
     /// Answered when the container exits.
     Wait,
+    /// Run another process in the container (`hull exec`); its output comes
+    /// on this connection, and the answer when it exits (at once with `detach`).
+    Exec {
+        /// Command and arguments.
+        args: Vec<String>,
+        /// Extra `K=V` environment.
+        env: Vec<String>,
+        /// Working directory, else the container's.
+        workdir: Option<String>,
+        /// User, else the container's.
+        user: Option<String>,
+        /// Take this connection's stdin.
+        stdin: bool,
+        /// Do not wait for it.
+        detach: bool,
+    },
 }
 
 /// The outcome of a monitor request.

@@ -44,9 +44,11 @@ impl AttachRequest {
 
 /// A sandbox's place on a network: everything the VMM and the guest need.
 ///
-/// Keep it for the sandbox's lifetime: it holds the published host ports
+/// Keep it for the sandbox's lifetime, in the process that lives as long as
+/// the container (e.g. its monitor): it holds the published host ports
 /// ([`HeldPort`]) and, unless taken or closed, the tap's descriptor.
-/// Dropping it does not undo the attachment; `NetworkManager::detach` does.
+/// Dropping it does not undo the attachment; `NetworkManager::detach` does
+/// (or `cleanup_stale` once the sandbox is gone).
 #[derive(Debug)]
 pub struct Attachment {
     /// The sandbox.
@@ -92,7 +94,10 @@ impl Attachment {
     pub fn qemu_args(&self, fd: Option<RawFd>) -> Vec<String> {
         let netdev = match fd {
             Some(fd) => format!("tap,id={NETDEV_ID},fd={fd}"),
-            None => format!("tap,id={NETDEV_ID},ifname={},script=no,downscript=no", self.tap.name()),
+            None => format!(
+                "tap,id={NETDEV_ID},ifname={},script=no,downscript=no",
+                self.tap.name()
+            ),
         };
         vec![
             "-netdev".to_string(),
@@ -113,6 +118,11 @@ impl Attachment {
             .and_then(|entry| entry.names.first())
             .cloned()
             .unwrap_or_default();
-        format!("ip={}::{}:{}:{hostname}:eth0:off", self.ip, self.gateway, self.netmask())
+        format!(
+            "ip={}::{}:{}:{hostname}:eth0:off",
+            self.ip,
+            self.gateway,
+            self.netmask()
+        )
     }
 }

@@ -40,7 +40,9 @@ pub async fn ensure_bridge(netlink: &Netlink, spec: &BridgeSpec) -> Result<u32> 
             index
         }
     };
-    netlink.add_ipv4(index, spec.gateway, spec.subnet.prefix_len()).await?;
+    netlink
+        .add_ipv4(index, spec.gateway, spec.subnet.prefix_len())
+        .await?;
     netlink.set_up(index).await?;
     sysctl::enable_route_localnet(&spec.name)?;
     Ok(index)
@@ -54,4 +56,23 @@ pub async fn delete_bridge(netlink: &Netlink, name: &str) -> Result<bool> {
         tracing::info!(bridge = name, "deleted bridge");
     }
     Ok(deleted)
+}
+
+/// Makes link `name` (a sandbox's tap, or anything standing in for one) a
+/// port of `bridge`, with `mtu`, in hairpin mode, and brings it up.
+///
+/// Hairpin mode: with `br_netfilter` active (bridge-nf-call-iptables, the
+/// default once the module is loaded) a guest connecting to a published
+/// port of its own network is DNATed while the frame is still being
+/// bridged, and the bridge then sends it back out of the port it came in
+/// through, which it only does for hairpin ports (Docker sets it too).
+pub async fn attach_port(netlink: &Netlink, name: &str, bridge: &str, mtu: u32) -> Result<()> {
+    let bridge = netlink.require_link(bridge).await?;
+    let port = netlink.require_link(name).await?;
+    netlink.set_mtu(port.index, mtu).await?;
+    netlink.set_controller(port.index, bridge.index).await?;
+    netlink.set_hairpin(port.index, true).await?;
+    netlink.set_up(port.index).await?;
+    tracing::debug!(port = name, bridge = %bridge.name, "attached bridge port");
+    Ok(())
 }

@@ -53,7 +53,11 @@ pub struct CniAttachment {
 /// Creates tap `tap_name` in the namespace at `netns` and redirects traffic
 /// between it and `interface` (by default the namespace's only interface
 /// with an IPv4 address). On error nothing is left behind.
-pub async fn prepare(netns: &Path, tap_name: &str, interface: Option<&str>) -> Result<CniAttachment> {
+pub async fn prepare(
+    netns: &Path,
+    tap_name: &str,
+    interface: Option<&str>,
+) -> Result<CniAttachment> {
     check_ifname(tap_name)?;
     let netns_path = netns.to_path_buf();
     let tap_name = tap_name.to_string();
@@ -121,14 +125,24 @@ pub async fn teardown(netns: &Path, tap_name: &str, interface: &str) -> Result<(
 
 /// The interface to take over: the one named, or else the only one (not
 /// loopback, not a tap) with an IPv4 address.
-async fn find_interface(netlink: &Netlink, netns: &Path, wanted: Option<&str>, tap_name: &str) -> Result<Link> {
+async fn find_interface(
+    netlink: &Netlink,
+    netns: &Path,
+    wanted: Option<&str>,
+    tap_name: &str,
+) -> Result<Link> {
     if let Some(name) = wanted {
         return netlink.link(name).await?.ok_or_else(|| NetworkError::Cni {
             netns: netns.to_path_buf(),
             reason: format!("no interface {name}"),
         });
     }
-    let addressed: Vec<u32> = netlink.ipv4_addresses(None).await?.iter().map(|a| a.index).collect();
+    let addressed: Vec<u32> = netlink
+        .ipv4_addresses(None)
+        .await?
+        .iter()
+        .map(|a| a.index)
+        .collect();
     let candidates: Vec<Link> = netlink
         .links()
         .await?
@@ -146,7 +160,11 @@ async fn find_interface(netlink: &Netlink, netns: &Path, wanted: Option<&str>, t
             netns: netns.to_path_buf(),
             reason: format!(
                 "several interfaces with addresses ({}); name the one to use",
-                several.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                several
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }),
     }
@@ -165,8 +183,8 @@ async fn wire(netlink: &Netlink, link: &Link, tap_name: &str) -> Result<()> {
 fn redirect(from: &str, to: &str) -> Result<()> {
     tc(&["qdisc", "add", "dev", from, "ingress"])?;
     tc(&[
-        "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match", "u8", "0", "0", "action",
-        "mirred", "egress", "redirect", "dev", to,
+        "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all", "u32", "match", "u8",
+        "0", "0", "action", "mirred", "egress", "redirect", "dev", to,
     ])
 }
 
@@ -190,8 +208,9 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
 {
-    let file = std::fs::File::open(netns)
-        .map_err(|e| NetworkError::io(format!("opening network namespace {}", netns.display()), e))?;
+    let file = std::fs::File::open(netns).map_err(|e| {
+        NetworkError::io(format!("opening network namespace {}", netns.display()), e)
+    })?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let path = netns.to_path_buf();
     std::thread::Builder::new()
@@ -199,12 +218,17 @@ where
         .spawn(move || {
             let result = (|| {
                 setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| {
-                    NetworkError::io(format!("entering network namespace {}", path.display()), errno.into())
+                    NetworkError::io(
+                        format!("entering network namespace {}", path.display()),
+                        errno.into(),
+                    )
                 })?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| NetworkError::io("starting a runtime in the network namespace", e))?;
+                    .map_err(|e| {
+                        NetworkError::io("starting a runtime in the network namespace", e)
+                    })?;
                 runtime.block_on(work)
             })();
             // The receiver only goes away if the caller gave up waiting.

@@ -20,7 +20,8 @@ pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// systemd-resolved's list of real upstream servers.
 pub const RESOLVED_UPSTREAM_CONF: &str = "/run/systemd/resolve/resolv.conf";
 /// Used when the host has no nameserver a guest can reach (Docker's choice).
-pub const FALLBACK_NAMESERVERS: [Ipv4Addr; 2] = [Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)];
+pub const FALLBACK_NAMESERVERS: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(8, 8, 8, 8), Ipv4Addr::new(8, 8, 4, 4)];
 
 /// A guest's resolver configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +37,10 @@ pub struct DnsConfig {
 impl DnsConfig {
     /// The configuration for guests on this host (see the module docs).
     pub fn from_host() -> Self {
-        Self::from_files(Path::new(HOST_RESOLV_CONF), Path::new(RESOLVED_UPSTREAM_CONF))
+        Self::from_files(
+            Path::new(HOST_RESOLV_CONF),
+            Path::new(RESOLVED_UPSTREAM_CONF),
+        )
     }
 
     /// [`DnsConfig::from_host`] with the two files given (for tests).
@@ -182,10 +186,17 @@ mod tests {
         let host = dir.path().join("resolv.conf");
         let upstream = dir.path().join("upstream.conf");
 
-        std::fs::write(&host, "nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch x.example\n").unwrap();
+        std::fs::write(
+            &host,
+            "nameserver 127.0.0.53\nnameserver 192.0.2.1\nsearch x.example\n",
+        )
+        .unwrap();
         let config = DnsConfig::from_files(&host, &upstream);
         assert_eq!(config.nameservers, [Ipv4Addr::new(192, 0, 2, 1)]);
-        assert_eq!(config.to_resolv_conf(), "nameserver 192.0.2.1\nsearch x.example\n");
+        assert_eq!(
+            config.to_resolv_conf(),
+            "nameserver 192.0.2.1\nsearch x.example\n"
+        );
 
         // systemd-resolved stub only: its upstream servers.
         std::fs::write(&host, "nameserver 127.0.0.53\noptions edns0\n").unwrap();
@@ -203,7 +214,9 @@ mod tests {
     #[test]
     fn hosts_like_docker() {
         let text = hosts_file(&hosts_entries(Ipv4Addr::new(10, 88, 0, 2), "web"));
-        assert!(text.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
+        assert!(
+            text.starts_with("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        );
         assert!(text.ends_with("10.88.0.2\tweb\n"));
     }
 }

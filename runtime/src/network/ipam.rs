@@ -64,29 +64,33 @@ impl Ipam {
     /// next free one. Fails if `owner` already holds one, if `requested` is
     /// taken or not a usable host address, or if the subnet is full.
     pub fn allocate(&self, owner: &str, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
-        update_json(&self.leases_path, &self.lock_path, |file: &mut LeaseFile| {
-            if file.leases.iter().any(|l| l.owner == owner) {
-                return Err(NetworkError::AlreadyAttached {
+        update_json(
+            &self.leases_path,
+            &self.lock_path,
+            |file: &mut LeaseFile| {
+                if file.leases.iter().any(|l| l.owner == owner) {
+                    return Err(NetworkError::AlreadyAttached {
+                        owner: owner.to_string(),
+                        network: self.network.clone(),
+                    });
+                }
+                let taken: HashSet<Ipv4Addr> = file.leases.iter().map(|l| l.ip).collect();
+                let ip = match requested {
+                    Some(ip) => self.check_requested(ip, &taken)?,
+                    None => self.next_free(file.last, &taken)?,
+                };
+                file.leases.push(Lease {
+                    ip,
                     owner: owner.to_string(),
-                    network: self.network.clone(),
+                    created: now_secs(),
                 });
-            }
-            let taken: HashSet<Ipv4Addr> = file.leases.iter().map(|l| l.ip).collect();
-            let ip = match requested {
-                Some(ip) => self.check_requested(ip, &taken)?,
-                None => self.next_free(file.last, &taken)?,
-            };
-            file.leases.push(Lease {
-                ip,
-                owner: owner.to_string(),
-                created: now_secs(),
-            });
-            if requested.is_none() {
-                file.last = Some(ip);
-            }
-            tracing::debug!(network = %self.network, %ip, owner, "leased address");
-            Ok((true, ip))
-        })
+                if requested.is_none() {
+                    file.last = Some(ip);
+                }
+                tracing::debug!(network = %self.network, %ip, owner, "leased address");
+                Ok((true, ip))
+            },
+        )
     }
 
     /// Gives back `owner`'s address, if it has one.
@@ -98,15 +102,19 @@ impl Ipam {
     /// Keeps the leases for which `keep` is true and returns the others,
     /// which are released.
     pub fn retain(&self, keep: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
-        update_json(&self.leases_path, &self.lock_path, |file: &mut LeaseFile| {
-            let (kept, removed): (Vec<Lease>, Vec<Lease>) =
-                file.leases.drain(..).partition(|l| keep(l));
-            file.leases = kept;
-            for lease in &removed {
-                tracing::debug!(network = %self.network, ip = %lease.ip, owner = %lease.owner, "released address");
-            }
-            Ok((!removed.is_empty(), removed))
-        })
+        update_json(
+            &self.leases_path,
+            &self.lock_path,
+            |file: &mut LeaseFile| {
+                let (kept, removed): (Vec<Lease>, Vec<Lease>) =
+                    file.leases.drain(..).partition(|l| keep(l));
+                file.leases = kept;
+                for lease in &removed {
+                    tracing::debug!(network = %self.network, ip = %lease.ip, owner = %lease.owner, "released address");
+                }
+                Ok((!removed.is_empty(), removed))
+            },
+        )
     }
 
     /// All current leases.
@@ -185,10 +193,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // /29: hosts .1-.6, .1 is the gateway: five for guests.
         let ipam = ipam(dir.path(), "10.89.0.0/29");
-        let got: Vec<_> = (0..5).map(|i| ipam.allocate(&format!("o{i}"), None).unwrap()).collect();
+        let got: Vec<_> = (0..5)
+            .map(|i| ipam.allocate(&format!("o{i}"), None).unwrap())
+            .collect();
         assert_eq!(got.last(), Some(&ip("10.89.0.6")));
         let err = ipam.allocate("late", None).unwrap_err();
-        assert_eq!(err.to_string(), "no available IPv4 addresses on network testnet (10.89.0.0/29)");
+        assert_eq!(
+            err.to_string(),
+            "no available IPv4 addresses on network testnet (10.89.0.0/29)"
+        );
         assert_eq!(ipam.release("o1").unwrap(), Some(ip("10.89.0.3")));
         assert_eq!(ipam.release("o1").unwrap(), None);
         assert_eq!(ipam.allocate("late", None).unwrap(), ip("10.89.0.3"));
@@ -208,12 +221,21 @@ mod tests {
     fn explicit_requests() {
         let dir = tempfile::tempdir().unwrap();
         let ipam = ipam(dir.path(), "10.89.0.0/24");
-        assert_eq!(ipam.allocate("a", Some(ip("10.89.0.50"))).unwrap(), ip("10.89.0.50"));
+        assert_eq!(
+            ipam.allocate("a", Some(ip("10.89.0.50"))).unwrap(),
+            ip("10.89.0.50")
+        );
         let taken = ipam.allocate("b", Some(ip("10.89.0.50"))).unwrap_err();
-        assert_eq!(taken.to_string(), "address 10.89.0.50 is already in use on network testnet");
+        assert_eq!(
+            taken.to_string(),
+            "address 10.89.0.50 is already in use on network testnet"
+        );
         for bad in ["10.89.0.0", "10.89.0.1", "10.89.0.255", "10.90.0.5"] {
             let err = ipam.allocate("b", Some(ip(bad))).unwrap_err();
-            assert!(matches!(err, NetworkError::AddressNotUsable { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, NetworkError::AddressNotUsable { .. }),
+                "{bad}: {err}"
+            );
         }
         let twice = ipam.allocate("a", None).unwrap_err();
         assert!(matches!(twice, NetworkError::AlreadyAttached { .. }));
@@ -224,7 +246,9 @@ mod tests {
     #[test]
     fn persists_across_instances() {
         let dir = tempfile::tempdir().unwrap();
-        let a = ipam(dir.path(), "10.89.0.0/24").allocate("a", None).unwrap();
+        let a = ipam(dir.path(), "10.89.0.0/24")
+            .allocate("a", None)
+            .unwrap();
         let again = ipam(dir.path(), "10.89.0.0/24");
         assert_eq!(again.lease_of("a").unwrap().map(|l| l.ip), Some(a));
         assert_ne!(again.allocate("b", None).unwrap(), a);
@@ -248,7 +272,10 @@ mod tests {
                 })
             })
             .collect();
-        let all: Vec<Ipv4Addr> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let all: Vec<Ipv4Addr> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let unique: HashSet<_> = all.iter().collect();
         assert_eq!(all.len(), 120);
         assert_eq!(unique.len(), 120, "an address was handed out twice");

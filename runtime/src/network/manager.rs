@@ -4,7 +4,7 @@
 //! and a failed attach undoes everything it did.
 
 use super::attachment::{AttachRequest, Attachment};
-use super::bridge::{delete_bridge, ensure_bridge, BridgeSpec};
+use super::bridge::{attach_port, delete_bridge, ensure_bridge, BridgeSpec};
 use super::dns::{hosts_entries, DnsConfig};
 use super::error::{NetworkError, Result};
 use super::ipam::Lease;
@@ -14,12 +14,12 @@ use super::netlink::Netlink;
 use super::ports::{PortReservation, PortStore};
 use super::state::{read_json, write_json, StateLock};
 use super::store::{
-    new_user_network, pool_candidates, HostChanges, Network, NetworkOptions, NetworkStore, DEFAULT_NETWORK,
-    NONE_NETWORK,
+    new_user_network, pool_candidates, HostChanges, Network, NetworkOptions, NetworkStore,
+    DEFAULT_NETWORK, NONE_NETWORK,
 };
 use super::subnet::Subnet;
 use super::sysctl;
-use super::tap::{attach_tap, delete_tap, Tap};
+use super::tap::{delete_tap, Tap};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -145,7 +145,8 @@ impl NetworkManager {
         let mut used: Vec<Subnet> = existing.iter().map(|n| n.subnet).collect();
         for route in netlink.ipv4_routes().await? {
             if route.prefix_len > 0 {
-                used.extend(Subnet::new(route.destination, route.prefix_len.max(8)).ok());
+                // Clamped: a /32 route still rules out the /30 around it.
+                used.extend(Subnet::new(route.destination, route.prefix_len.clamp(8, 30)).ok());
             }
         }
         for address in netlink.ipv4_addresses(None).await? {
@@ -232,7 +233,10 @@ impl NetworkManager {
 
         let ipam = self.store.ipam(&network);
         let ip = ipam.allocate(owner, request.ip)?;
-        let held_ports = match self.ports.reserve(owner, &network.name, ip, &request.publish) {
+        let held_ports = match self
+            .ports
+            .reserve(owner, &network.name, ip, &request.publish)
+        {
             Ok(held) => held,
             Err(e) => {
                 self.undo_attach(&netlink, &network, owner, false).await;
@@ -249,7 +253,7 @@ impl NetworkManager {
             }
         };
         let wired = async {
-            attach_tap(&netlink, &tap_name, &network.bridge, network.mtu).await?;
+            attach_port(&netlink, &tap_name, &network.bridge, network.mtu).await?;
             self.apply_rules()
         }
         .await;
@@ -279,7 +283,13 @@ impl NetworkManager {
 
     /// Best-effort rollback of a failed attach; failures are logged, the
     /// original error is what the caller reports.
-    async fn undo_attach(&self, netlink: &Netlink, network: &Network, owner: &str, tap_created: bool) {
+    async fn undo_attach(
+        &self,
+        netlink: &Netlink,
+        network: &Network,
+        owner: &str,
+        tap_created: bool,
+    ) {
         if tap_created {
             if let Err(e) = delete_tap(netlink, &tap_name(owner)).await {
                 tracing::warn!(sandbox = owner, "undoing attach: {e}");
@@ -297,31 +307,46 @@ impl NetworkManager {
     }
 
     /// Takes a sandbox off its network: deletes its tap, releases its
-    /// address and ports, removes its rules. Idempotent.
+    /// address and ports, removes its rules. Idempotent, and a no-op (no
+    /// netlink, no `nft`) for a sandbox that holds nothing, e.g. one run
+    /// with `--network none` or whose attach failed.
     pub async fn detach(&self, sandbox_id: &str) -> Result<()> {
         let _lock = self.lock()?;
-        let netlink = Netlink::connect()?;
-        delete_tap(&netlink, &tap_name(sandbox_id)).await?;
-        self.ports.release(sandbox_id)?;
+        let mut had_lease = false;
         for network in self.store.list()? {
-            self.store.ipam(&network).release(sandbox_id)?;
+            had_lease |= self.store.ipam(&network).release(sandbox_id)?.is_some();
         }
-        self.apply_rules()?;
-        tracing::info!(sandbox = sandbox_id, "detached sandbox");
+        let had_ports = !self.ports.release(sandbox_id)?.is_empty();
+        if had_lease {
+            // Only with a lease is the tap this sandbox's: a failed attach
+            // may have hit a tap of the same name owned by another sandbox.
+            let netlink = Netlink::connect()?;
+            delete_tap(&netlink, &tap_name(sandbox_id)).await?;
+        }
+        if had_lease || had_ports {
+            self.apply_rules()?;
+            tracing::info!(sandbox = sandbox_id, "detached sandbox");
+        }
         Ok(())
     }
 
     /// Removes what dead sandboxes left behind (after `kill -9` of a `hull`
     /// process, or a reboot): leases, port reservations and taps of every
-    /// sandbox not in `live`, and their nftables rules.
+    /// sandbox not in `live`, and their nftables rules. Cheap when there is
+    /// nothing to do (no `nft` run), so it can run before every command.
     ///
     /// `live` must include sandboxes still being started: compute it after
     /// their ids are registered, or hold off starts meanwhile.
     pub async fn cleanup_stale(&self, live: &HashSet<String>) -> Result<CleanupReport> {
         let _lock = self.lock()?;
         let mut report = CleanupReport::default();
+        let networks = self.store.list()?;
+        if networks.is_empty() {
+            // Networking was never used here.
+            return Ok(report);
+        }
         let mut kept_taps = HashSet::new();
-        for network in self.store.list()? {
+        for network in networks {
             let ipam = self.store.ipam(&network);
             for lease in ipam.retain(|lease| live.contains(&lease.owner))? {
                 report.leases.push((network.name.clone(), lease));
@@ -331,7 +356,10 @@ impl NetworkManager {
         report.ports = self.ports.retain(|r| live.contains(&r.owner))?;
         let netlink = Netlink::connect()?;
         for link in netlink.links().await? {
-            if link.name.starts_with(TAP_PREFIX) && !kept_taps.contains(&link.name) && delete_tap(&netlink, &link.name).await? {
+            if link.name.starts_with(TAP_PREFIX)
+                && !kept_taps.contains(&link.name)
+                && delete_tap(&netlink, &link.name).await?
+            {
                 report.taps.push(link.name);
             }
         }
@@ -342,8 +370,8 @@ impl NetworkManager {
                 taps = report.taps.len(),
                 "removed stale network state"
             );
+            self.apply_rules()?;
         }
-        self.apply_rules()?;
         Ok(report)
     }
 

@@ -49,7 +49,9 @@ pub fn check_ifname(name: &str) -> Result<()> {
         && name.len() <= IFNAME_MAX
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '"');
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '"');
     if valid {
         Ok(())
     } else {
@@ -146,6 +148,9 @@ mod tests {
         assert_eq!(a.0[0], 0x02);
         assert_eq!(a, MacAddr::derived("sandbox-a"));
         assert_ne!(a, MacAddr::derived("sandbox-b"));
-        assert_eq!(MacAddr([2, 0, 0xab, 1, 2, 3]).to_string(), "02:00:ab:01:02:03");
+        assert_eq!(
+            MacAddr([2, 0, 0xab, 1, 2, 3]).to_string(),
+            "02:00:ab:01:02:03"
+        );
     }
 }

@@ -24,7 +24,11 @@
 //!   (unsolicited inbound) is dropped; guests' egress passes.
 //! * `input` (filter): from a bridge, only replies and ICMP reach the host;
 //!   host services are not reachable from guests except through published
-//!   ports (which are DNATed before `input`).
+//!   ports (which are DNATed before `input`). This covers every host
+//!   address, not just the bridge's: a nameserver listening on one of the
+//!   host's own non-loopback addresses is not reachable from guests either.
+//!
+//! IPv4 only: guests get no IPv6 address, and Hull adds no `ip6` rules.
 
 use super::error::Result;
 use super::ports::{PortReservation, Protocol};
@@ -73,12 +77,18 @@ pub fn render(ruleset: &Ruleset) -> String {
     let _ = writeln!(out, "table {TABLE} {{");
 
     let _ = writeln!(out, "  chain prerouting {{");
-    let _ = writeln!(out, "    type nat hook prerouting priority dstnat; policy accept;");
+    let _ = writeln!(
+        out,
+        "    type nat hook prerouting priority dstnat; policy accept;"
+    );
     let _ = writeln!(out, "    fib daddr type local jump published");
     let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "  chain output {{");
     // `dstnat` is a prerouting-only keyword; -100 is the same priority.
-    let _ = writeln!(out, "    type nat hook output priority -100; policy accept;");
+    let _ = writeln!(
+        out,
+        "    type nat hook output priority -100; policy accept;"
+    );
     let _ = writeln!(out, "    fib daddr type local jump published");
     let _ = writeln!(out, "  }}");
 
@@ -106,17 +116,26 @@ pub fn render(ruleset: &Ruleset) -> String {
     let _ = writeln!(out, "  }}");
 
     let _ = writeln!(out, "  chain postrouting {{");
-    let _ = writeln!(out, "    type nat hook postrouting priority srcnat; policy accept;");
+    let _ = writeln!(
+        out,
+        "    type nat hook postrouting priority srcnat; policy accept;"
+    );
     for network in &ruleset.networks {
         let (bridge, subnet) = (quote(&network.bridge), network.subnet);
         let _ = writeln!(out, "    oifname {bridge} ip saddr 127.0.0.0/8 masquerade");
-        let _ = writeln!(out, "    oifname {bridge} ip saddr {subnet} ct status dnat masquerade");
+        let _ = writeln!(
+            out,
+            "    oifname {bridge} ip saddr {subnet} ct status dnat masquerade"
+        );
         let _ = writeln!(out, "    ip saddr {subnet} oifname != {all} masquerade");
     }
     let _ = writeln!(out, "  }}");
 
     let _ = writeln!(out, "  chain forward {{");
-    let _ = writeln!(out, "    type filter hook forward priority filter; policy accept;");
+    let _ = writeln!(
+        out,
+        "    type filter hook forward priority filter; policy accept;"
+    );
     let _ = writeln!(out, "    ct state established,related accept");
     let _ = writeln!(out, "    oifname {all} ct status dnat accept");
     for network in &ruleset.networks {
@@ -129,7 +148,10 @@ pub fn render(ruleset: &Ruleset) -> String {
     let _ = writeln!(out, "  }}");
 
     let _ = writeln!(out, "  chain input {{");
-    let _ = writeln!(out, "    type filter hook input priority filter; policy accept;");
+    let _ = writeln!(
+        out,
+        "    type filter hook input priority filter; policy accept;"
+    );
     let _ = writeln!(out, "    iifname {all} ct state established,related accept");
     let _ = writeln!(out, "    iifname {all} meta l4proto icmp accept");
     let _ = writeln!(out, "    iifname {all} drop");
@@ -144,7 +166,13 @@ pub fn render(ruleset: &Ruleset) -> String {
 fn quote(text: &str) -> String {
     let clean: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.:".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("\"{clean}\"")
 }
@@ -170,7 +198,9 @@ pub fn remove_table() -> Result<()> {
 /// Whether Hull's table exists.
 pub fn table_exists() -> Result<bool> {
     let tables = tool::run("nft", "nftables", &["list", "tables", "ip"], None)?;
-    Ok(tables.lines().any(|line| line.trim() == format!("table {TABLE}")))
+    Ok(tables
+        .lines()
+        .any(|line| line.trim() == format!("table {TABLE}")))
 }
 
 /// Hull's table as `nft list` shows it (empty if there is none), for
@@ -218,23 +248,34 @@ mod tests {
     fn renders_port_and_network_rules() {
         let text = render(&sample());
         assert!(text.starts_with("add table ip hull\ndelete table ip hull\ntable ip hull {"));
-        assert!(text.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.88.0.2:80 comment \"hull:abc\""));
-        assert!(text.contains("ip saddr 10.89.0.0/24 oifname != { \"hull0\", \"hull-0123456789\" } masquerade"));
+        assert!(text.contains(
+            "ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.88.0.2:80 comment \"hull:abc\""
+        ));
+        assert!(text.contains(
+            "ip saddr 10.89.0.0/24 oifname != { \"hull0\", \"hull-0123456789\" } masquerade"
+        ));
         assert!(text.contains("iifname { \"hull0\", \"hull-0123456789\" } oifname { \"hull0\", \"hull-0123456789\" } drop"));
         // Accepts for DNAT and same-bridge traffic come before the drops.
         let dnat = text.find("ct status dnat accept").unwrap();
-        let same = text.find("iifname \"hull0\" oifname \"hull0\" accept").unwrap();
-        let isolation = text.find("oifname { \"hull0\", \"hull-0123456789\" } drop").unwrap();
+        let same = text
+            .find("iifname \"hull0\" oifname \"hull0\" accept")
+            .unwrap();
+        let isolation = text
+            .find("oifname { \"hull0\", \"hull-0123456789\" } drop")
+            .unwrap();
         assert!(dnat < isolation && same < isolation);
     }
 
     #[test]
     fn empty_ruleset_only_removes() {
-        assert_eq!(render(&Ruleset::default()), "add table ip hull\ndelete table ip hull\n");
+        assert_eq!(
+            render(&Ruleset::default()),
+            "add table ip hull\ndelete table ip hull\n"
+        );
     }
 
     #[test]
     fn quoting_cannot_break_out() {
-        assert_eq!(quote("a\" ; drop"), "\"a_____drop\"");
+        assert_eq!(quote("a\" ; drop"), "\"a____drop\"");
     }
 }

@@ -10,8 +10,10 @@ use super::names::MacAddr;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
+};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use tokio::task::JoinHandle;
@@ -115,7 +117,10 @@ impl Netlink {
     /// Creates bridge `name` with a fixed MAC (so that it does not change as
     /// ports come and go) and `mtu`, and brings it up. Returns its index.
     pub async fn create_bridge(&self, name: &str, mtu: u32, mac: MacAddr) -> Result<u32> {
-        let message = LinkBridge::new(name).mtu(mtu).address(mac.0.to_vec()).build();
+        let message = LinkBridge::new(name)
+            .mtu(mtu)
+            .address(mac.0.to_vec())
+            .build();
         self.handle
             .link()
             .add(message)
@@ -127,20 +132,41 @@ impl Netlink {
 
     /// Brings link `index` up.
     pub async fn set_up(&self, index: u32) -> Result<()> {
-        self.set(LinkUnspec::new_with_index(index).up().build(), "bringing up", index)
-            .await
+        self.set(
+            LinkUnspec::new_with_index(index).up().build(),
+            "bringing up",
+            index,
+        )
+        .await
     }
 
     /// Sets the MTU of link `index`.
     pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
-        self.set(LinkUnspec::new_with_index(index).mtu(mtu).build(), "setting the MTU of", index)
-            .await
+        self.set(
+            LinkUnspec::new_with_index(index).mtu(mtu).build(),
+            "setting the MTU of",
+            index,
+        )
+        .await
     }
 
     /// Makes link `index` a port of bridge `bridge_index`.
     pub async fn set_controller(&self, index: u32, bridge_index: u32) -> Result<()> {
-        let message = LinkUnspec::new_with_index(index).controller(bridge_index).build();
+        let message = LinkUnspec::new_with_index(index)
+            .controller(bridge_index)
+            .build();
         self.set(message, "attaching to its bridge", index).await
+    }
+
+    /// Turns hairpin mode of bridge port `index` on or off.
+    pub async fn set_hairpin(&self, index: u32, on: bool) -> Result<()> {
+        let message = LinkBridgePort::new(index).hairpin(on).build();
+        self.handle
+            .link()
+            .set_port(message)
+            .execute()
+            .await
+            .map_err(|e| NetworkError::netlink(format!("setting hairpin mode of link {index}"), e))
     }
 
     /// Moves link `index` into the network namespace `netns`.
@@ -148,7 +174,8 @@ impl Netlink {
         let message = LinkUnspec::new_with_index(index)
             .setns_by_fd(netns.as_raw_fd())
             .build();
-        self.set(message, "moving to another namespace", index).await
+        self.set(message, "moving to another namespace", index)
+            .await
     }
 
     async fn set(&self, message: LinkMessage, what: &str, index: u32) -> Result<()> {
@@ -178,7 +205,9 @@ impl Netlink {
         match self.delete_link(link.index).await {
             Ok(()) => Ok(true),
             // Gone in between (another hull process cleaning up): fine.
-            Err(NetworkError::Netlink { source, .. }) if errno(&source) == Some(libc::ENODEV) => Ok(false),
+            Err(NetworkError::Netlink { source, .. }) if errno(&source) == Some(libc::ENODEV) => {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -216,7 +245,8 @@ impl Netlink {
             .filter(|m| index.is_none_or(|i| m.header.index == i))
             .filter_map(|m| {
                 let ip = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(IpAddr::V4(ip)) | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+                    AddressAttribute::Local(IpAddr::V4(ip))
+                    | AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
                     _ => None,
                 })?;
                 Some(LinkAddress {
@@ -241,7 +271,9 @@ impl Netlink {
             .map_err(|e| NetworkError::netlink("listing routes", e))?;
         Ok(messages
             .iter()
-            .filter(|m| m.header.table == RouteHeader::RT_TABLE_MAIN && m.header.kind == RouteType::Unicast)
+            .filter(|m| {
+                m.header.table == RouteHeader::RT_TABLE_MAIN && m.header.kind == RouteType::Unicast
+            })
             .map(route_from_message)
             .collect())
     }

@@ -11,8 +11,8 @@
 
 use super::error::{NetworkError, Result};
 use super::state::{read_json, update_json};
-use socket2::{Domain, SockAddr, Socket, Type};
 use serde::{Deserialize, Serialize};
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
@@ -83,14 +83,20 @@ impl PublishedPort {
     pub fn conflicts_with(&self, other: &PublishedPort) -> bool {
         self.protocol == other.protocol
             && self.host_port == other.host_port
-            && (self.host_ip == other.host_ip || self.host_ip.is_unspecified() || other.host_ip.is_unspecified())
+            && (self.host_ip == other.host_ip
+                || self.host_ip.is_unspecified()
+                || other.host_ip.is_unspecified())
     }
 }
 
 impl fmt::Display for PublishedPort {
     /// Docker's `docker port`/`docker ps` form: `0.0.0.0:8080->80/tcp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}->{}/{}", self.host_ip, self.host_port, self.container_port, self.protocol)
+        write!(
+            f,
+            "{}:{}->{}/{}",
+            self.host_ip, self.host_port, self.container_port, self.protocol
+        )
     }
 }
 
@@ -104,11 +110,16 @@ pub fn parse_publish(raw: &str) -> Result<Vec<PortMapping>> {
     let host_ip = if ip.is_empty() {
         None
     } else {
-        let bare = ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(ip);
+        let bare = ip
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(ip);
         match bare.parse::<IpAddr>() {
             Ok(IpAddr::V4(v4)) => Some(v4),
             Ok(IpAddr::V6(_)) => {
-                return Err(invalid(format!("IPv6 host address {bare} is not supported by hull (IPv4 only)")))
+                return Err(invalid(format!(
+                    "IPv6 host address {bare} is not supported by hull (IPv4 only)"
+                )))
             }
             Err(_) => return Err(invalid(format!("invalid IP address: {ip}"))),
         }
@@ -145,7 +156,9 @@ pub fn parse_publish(raw: &str) -> Result<Vec<PortMapping>> {
         .map(|(offset, container_port)| {
             let host_port = match host_range {
                 None | Some((0, 0)) => HostPort::Any,
-                Some((start, end)) if ctr_start == ctr_end && start != end => HostPort::Range(start, end),
+                Some((start, end)) if ctr_start == ctr_end && start != end => {
+                    HostPort::Range(start, end)
+                }
                 // Offsets fit: the ranges were checked to be the same size.
                 Some((start, _)) => HostPort::Fixed(start + offset as u16),
             };
@@ -270,24 +283,31 @@ impl PortStore {
         if mappings.is_empty() {
             return Ok(Vec::new());
         }
-        update_json(&self.path, &self.lock, |table: &mut Vec<PortReservation>| {
-            let mut held: Vec<HeldPort> = Vec::new();
-            for mapping in mappings {
-                let taken: Vec<PublishedPort> =
-                    table.iter().map(|r| r.port).chain(held.iter().map(|h| h.port)).collect();
-                held.push(hold_mapping(mapping, &taken)?);
-            }
-            table.extend(held.iter().map(|h| PortReservation {
-                owner: owner.to_string(),
-                network: network.to_string(),
-                guest_ip,
-                port: h.port,
-            }));
-            for h in &held {
-                tracing::debug!(owner, port = %h.port, "reserved host port");
-            }
-            Ok((true, held))
-        })
+        update_json(
+            &self.path,
+            &self.lock,
+            |table: &mut Vec<PortReservation>| {
+                let mut held: Vec<HeldPort> = Vec::new();
+                for mapping in mappings {
+                    let taken: Vec<PublishedPort> = table
+                        .iter()
+                        .map(|r| r.port)
+                        .chain(held.iter().map(|h| h.port))
+                        .collect();
+                    held.push(hold_mapping(mapping, &taken)?);
+                }
+                table.extend(held.iter().map(|h| PortReservation {
+                    owner: owner.to_string(),
+                    network: network.to_string(),
+                    guest_ip,
+                    port: h.port,
+                }));
+                for h in &held {
+                    tracing::debug!(owner, port = %h.port, "reserved host port");
+                }
+                Ok((true, held))
+            },
+        )
     }
 
     /// Drops `owner`'s reservations; returns them.
@@ -297,11 +317,15 @@ impl PortStore {
 
     /// Keeps the reservations for which `keep` is true; returns the others.
     pub fn retain(&self, keep: impl Fn(&PortReservation) -> bool) -> Result<Vec<PortReservation>> {
-        update_json(&self.path, &self.lock, |table: &mut Vec<PortReservation>| {
-            let (kept, removed): (Vec<_>, Vec<_>) = table.drain(..).partition(|r| keep(r));
-            *table = kept;
-            Ok((!removed.is_empty(), removed))
-        })
+        update_json(
+            &self.path,
+            &self.lock,
+            |table: &mut Vec<PortReservation>| {
+                let (kept, removed): (Vec<_>, Vec<_>) = table.drain(..).partition(|r| keep(r));
+                *table = kept;
+                Ok((!removed.is_empty(), removed))
+            },
+        )
     }
 
     /// Every reservation.
@@ -328,7 +352,8 @@ fn hold_mapping(mapping: &PortMapping, taken: &[PublishedPort]) -> Result<HeldPo
             if is_taken(&wanted) {
                 return Err(allocated());
             }
-            let (socket, _) = bind_host_port(host_ip, port, mapping.protocol).map_err(|e| bind_error(&wanted, e))?;
+            let (socket, _) = bind_host_port(host_ip, port, mapping.protocol)
+                .map_err(|e| bind_error(&wanted, e))?;
             Ok(HeldPort {
                 port: wanted,
                 _socket: socket,
@@ -340,7 +365,10 @@ fn hold_mapping(mapping: &PortMapping, taken: &[PublishedPort]) -> Result<HeldPo
             .find_map(|p| {
                 bind_host_port(host_ip, p.host_port, mapping.protocol)
                     .ok()
-                    .map(|(socket, _)| HeldPort { port: p, _socket: socket })
+                    .map(|(socket, _)| HeldPort {
+                        port: p,
+                        _socket: socket,
+                    })
             })
             .ok_or_else(allocated),
         HostPort::Any => {
@@ -348,8 +376,12 @@ fn hold_mapping(mapping: &PortMapping, taken: &[PublishedPort]) -> Result<HeldPo
             // does not offer the same port again.
             let mut rejected = Vec::new();
             for _ in 0..RANDOM_PORT_TRIES {
-                let (socket, port) = bind_host_port(host_ip, 0, mapping.protocol)
-                    .map_err(|e| NetworkError::io(format!("binding a free {} port on {host_ip}", mapping.protocol), e))?;
+                let (socket, port) = bind_host_port(host_ip, 0, mapping.protocol).map_err(|e| {
+                    NetworkError::io(
+                        format!("binding a free {} port on {host_ip}", mapping.protocol),
+                        e,
+                    )
+                })?;
                 let candidate = published(port);
                 if !is_taken(&candidate) {
                     return Ok(HeldPort {
@@ -359,7 +391,10 @@ fn hold_mapping(mapping: &PortMapping, taken: &[PublishedPort]) -> Result<HeldPo
                 }
                 rejected.push(socket);
             }
-            Err(NetworkError::NoFreePort(format!("{host_ip}/{}", mapping.protocol)))
+            Err(NetworkError::NoFreePort(format!(
+                "{host_ip}/{}",
+                mapping.protocol
+            )))
         }
     }
 }
@@ -378,7 +413,13 @@ fn bind_error(port: &PublishedPort, error: std::io::Error) -> NetworkError {
     if error.kind() == std::io::ErrorKind::AddrInUse {
         NetworkError::PortAllocated(format!("{}:{}", port.host_ip, port.host_port))
     } else {
-        NetworkError::io(format!("binding {}:{}/{}", port.host_ip, port.host_port, port.protocol), error)
+        NetworkError::io(
+            format!(
+                "binding {}:{}/{}",
+                port.host_ip, port.host_port, port.protocol
+            ),
+            error,
+        )
     }
 }
 
@@ -392,7 +433,12 @@ mod tests {
         all.remove(0)
     }
 
-    fn map(ip: Option<[u8; 4]>, host_port: HostPort, container_port: u16, protocol: Protocol) -> PortMapping {
+    fn map(
+        ip: Option<[u8; 4]>,
+        host_port: HostPort,
+        container_port: u16,
+        protocol: Protocol,
+    ) -> PortMapping {
         PortMapping {
             host_ip: ip.map(Ipv4Addr::from),
             host_port,
@@ -412,9 +458,15 @@ mod tests {
             ("8080:80", map(None, Fixed(8080), 80, Tcp)),
             ("0:80", map(None, Any, 80, Tcp)),
             ("8080:80/UDP", map(None, Fixed(8080), 80, Udp)),
-            ("127.0.0.1:8080:80", map(Some([127, 0, 0, 1]), Fixed(8080), 80, Tcp)),
+            (
+                "127.0.0.1:8080:80",
+                map(Some([127, 0, 0, 1]), Fixed(8080), 80, Tcp),
+            ),
             ("127.0.0.1::80", map(Some([127, 0, 0, 1]), Any, 80, Tcp)),
-            ("[127.0.0.1]:53:53/udp", map(Some([127, 0, 0, 1]), Fixed(53), 53, Udp)),
+            (
+                "[127.0.0.1]:53:53/udp",
+                map(Some([127, 0, 0, 1]), Fixed(53), 53, Udp),
+            ),
             ("8000-8010:80", map(None, Range(8000, 8010), 80, Tcp)),
         ];
         for (spec, want) in table {
@@ -425,8 +477,14 @@ mod tests {
     #[test]
     fn expands_ranges() {
         let all = parse_publish("8000-8001:80-81/udp").unwrap();
-        let pairs: Vec<_> = all.iter().map(|m| (m.host_port, m.container_port)).collect();
-        assert_eq!(pairs, [(HostPort::Fixed(8000), 80), (HostPort::Fixed(8001), 81)]);
+        let pairs: Vec<_> = all
+            .iter()
+            .map(|m| (m.host_port, m.container_port))
+            .collect();
+        assert_eq!(
+            pairs,
+            [(HostPort::Fixed(8000), 80), (HostPort::Fixed(8001), 81)]
+        );
         let any = parse_publish("80-82").unwrap();
         assert_eq!(any.len(), 3);
         assert!(any.iter().all(|m| m.host_port == HostPort::Any));
@@ -444,10 +502,16 @@ mod tests {
             ("x:80", "invalid hostPort: x"),
             ("99999:80", "invalid hostPort: 99999"),
             ("1.2.3:8080:80", "invalid IP address: 1.2.3"),
-            ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and 8000-8002"),
+            (
+                "8000-8002:80-81",
+                "invalid ranges specified for container and host Ports: 80-81 and 8000-8002",
+            ),
             ("80/icmp", "invalid proto: icmp"),
             ("80/sctp", "sctp ports are not supported by hull"),
-            ("[::1]:80:80", "IPv6 host address ::1 is not supported by hull (IPv4 only)"),
+            (
+                "[::1]:80:80",
+                "IPv6 host address ::1 is not supported by hull (IPv4 only)",
+            ),
         ];
         for (spec, want) in table {
             let err = parse_publish(spec).unwrap_err();
@@ -467,7 +531,11 @@ mod tests {
         assert!(any.conflicts_with(&p([127, 0, 0, 1], 8080, Protocol::Tcp)));
         assert!(!any.conflicts_with(&p([0, 0, 0, 0], 8080, Protocol::Udp)));
         assert!(!any.conflicts_with(&p([0, 0, 0, 0], 8081, Protocol::Tcp)));
-        assert!(!p([127, 0, 0, 1], 8080, Protocol::Tcp).conflicts_with(&p([127, 0, 0, 2], 8080, Protocol::Tcp)));
+        assert!(!p([127, 0, 0, 1], 8080, Protocol::Tcp).conflicts_with(&p(
+            [127, 0, 0, 2],
+            8080,
+            Protocol::Tcp
+        )));
         assert_eq!(any.to_string(), "0.0.0.0:8080->80/tcp");
     }
 
@@ -478,7 +546,12 @@ mod tests {
         let guest = Ipv4Addr::new(10, 88, 0, 2);
         // Random ports on loopback: nothing else on this host is disturbed.
         let held = store
-            .reserve("a", "bridge", guest, &parse_publish("127.0.0.1::80").unwrap())
+            .reserve(
+                "a",
+                "bridge",
+                guest,
+                &parse_publish("127.0.0.1::80").unwrap(),
+            )
             .unwrap();
         let port = held[0].port.host_port;
         assert_ne!(port, 0);
@@ -486,8 +559,13 @@ mod tests {
         // even once a's socket is gone (a's hull process died).
         drop(held);
         let spec = format!("127.0.0.1:{port}:81");
-        let err = store.reserve("b", "bridge", guest, &parse_publish(&spec).unwrap()).unwrap_err();
-        assert_eq!(err.to_string(), format!("Bind for 127.0.0.1:{port} failed: port is already allocated"));
+        let err = store
+            .reserve("b", "bridge", guest, &parse_publish(&spec).unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("Bind for 127.0.0.1:{port} failed: port is already allocated")
+        );
         assert_eq!(store.all().unwrap().len(), 1);
         assert_eq!(store.release("a").unwrap().len(), 1);
         assert!(store.all().unwrap().is_empty());
@@ -503,8 +581,13 @@ mod tests {
         // A first, free mapping must be rolled back with the failing one.
         let mut all = parse_publish("127.0.0.1::90").unwrap();
         all.extend(mappings);
-        let err = store.reserve("a", "bridge", Ipv4Addr::new(10, 88, 0, 2), &all).unwrap_err();
-        assert_eq!(err.to_string(), format!("Bind for 127.0.0.1:{port} failed: port is already allocated"));
+        let err = store
+            .reserve("a", "bridge", Ipv4Addr::new(10, 88, 0, 2), &all)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("Bind for 127.0.0.1:{port} failed: port is already allocated")
+        );
         assert!(store.all().unwrap().is_empty());
     }
 }

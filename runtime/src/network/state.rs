@@ -130,7 +130,10 @@ mod tests {
         let path = dir.path().join("x.json");
         fs::write(&path, "{not json").unwrap();
         let err = read_json::<Vec<u32>>(&path).unwrap_err();
-        assert!(err.to_string().starts_with("corrupt network state file"), "{err}");
+        assert!(
+            err.to_string().starts_with("corrupt network state file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub const NONE_NETWORK: &str = "none";
 /// The default network's bridge.
 pub const DEFAULT_BRIDGE: &str = "hull0";
 /// The default network's subnet (Podman's; its gateway is 10.88.0.1).
+// The `panic!`s below run at compile time only: a bad literal fails the build.
 pub const DEFAULT_SUBNET: Subnet = match Subnet::const_new(Ipv4Addr::new(10, 88, 0, 0), 16) {
     Some(subnet) => subnet,
     None => panic!("invalid DEFAULT_SUBNET"),
@@ -113,7 +114,12 @@ impl NetworkStore {
 
     /// The address allocator of `network`.
     pub fn ipam(&self, network: &Network) -> Ipam {
-        Ipam::new(&self.network_dir(&network.name), &network.name, network.subnet, network.gateway)
+        Ipam::new(
+            &self.network_dir(&network.name),
+            &network.name,
+            network.subnet,
+            network.gateway,
+        )
     }
 
     /// Every stored network, by name.
@@ -121,11 +127,17 @@ impl NetworkStore {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(NetworkError::io(format!("reading {}", self.dir.display()), e)),
+            Err(e) => {
+                return Err(NetworkError::io(
+                    format!("reading {}", self.dir.display()),
+                    e,
+                ))
+            }
         };
         let mut networks = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| NetworkError::io(format!("reading {}", self.dir.display()), e))?;
+            let entry = entry
+                .map_err(|e| NetworkError::io(format!("reading {}", self.dir.display()), e))?;
             let path = entry.path().join("network.json");
             if path.is_file() {
                 networks.push(read_json::<Option<Network>>(&path)?);
@@ -140,10 +152,15 @@ impl NetworkStore {
     /// only one does).
     pub fn find(&self, name_or_id: &str) -> Result<Network> {
         let all = self.list()?;
-        if let Some(network) = all.iter().find(|n| n.name == name_or_id || n.id == name_or_id) {
+        if let Some(network) = all
+            .iter()
+            .find(|n| n.name == name_or_id || n.id == name_or_id)
+        {
             return Ok(network.clone());
         }
-        let mut by_prefix = all.iter().filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        let mut by_prefix = all
+            .iter()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
         match (by_prefix.next(), by_prefix.next()) {
             (Some(network), None) => Ok(network.clone()),
             _ => Err(NetworkError::NetworkNotFound(name_or_id.to_string())),
@@ -152,13 +169,17 @@ impl NetworkStore {
 
     /// Stores a new network definition. The caller holds the global lock.
     pub fn insert(&self, network: &Network) -> Result<()> {
-        write_json(&self.network_dir(&network.name).join("network.json"), network)
+        write_json(
+            &self.network_dir(&network.name).join("network.json"),
+            network,
+        )
     }
 
     /// Deletes a network's definition and leases.
     pub fn remove(&self, network: &Network) -> Result<()> {
         let dir = self.network_dir(&network.name);
-        std::fs::remove_dir_all(&dir).map_err(|e| NetworkError::io(format!("removing {}", dir.display()), e))
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| NetworkError::io(format!("removing {}", dir.display()), e))
     }
 
     /// The default network, defined on first use from `options`. Later
@@ -216,9 +237,15 @@ fn random_id() -> Result<String> {
 
 /// The `/24`s of `pool` in order, the candidates for a new network.
 pub fn pool_candidates(pool: Subnet) -> impl Iterator<Item = Subnet> {
-    let count = if pool.prefix_len() >= 24 { 1 } else { 1u32 << (24 - pool.prefix_len()) };
+    let count = if pool.prefix_len() >= 24 {
+        1
+    } else {
+        1u32 << (24 - pool.prefix_len())
+    };
     let base = u32::from(pool.base());
-    (0..count).filter_map(move |i| Subnet::new(Ipv4Addr::from(base + (i << 8)), 24.max(pool.prefix_len())).ok())
+    (0..count).filter_map(move |i| {
+        Subnet::new(Ipv4Addr::from(base + (i << 8)), 24.max(pool.prefix_len())).ok()
+    })
 }
 
 /// What Hull changed on the host, to undo exactly that on teardown.
@@ -249,14 +276,20 @@ mod tests {
         assert!(store.list().unwrap().is_empty());
         let default = store.default_network(&NetworkOptions::default()).unwrap();
         assert_eq!(default.bridge, "hull0");
-        assert_eq!(store.default_network(&NetworkOptions::default()).unwrap(), default);
+        assert_eq!(
+            store.default_network(&NetworkOptions::default()).unwrap(),
+            default
+        );
         let user = new_user_network("mynet", "10.89.0.0/24".parse().unwrap(), 1500).unwrap();
         assert!(user.bridge.starts_with("hull-") && user.bridge.len() == 15);
         store.insert(&user).unwrap();
         assert_eq!(store.list().unwrap().len(), 2);
         assert_eq!(store.find("mynet").unwrap(), user);
         assert_eq!(store.find(&user.id[..12]).unwrap(), user);
-        assert!(matches!(store.find("nope"), Err(NetworkError::NetworkNotFound(_))));
+        assert!(matches!(
+            store.find("nope"),
+            Err(NetworkError::NetworkNotFound(_))
+        ));
         store.remove(&user).unwrap();
         assert_eq!(store.list().unwrap(), vec![default]);
     }

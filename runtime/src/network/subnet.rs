@@ -28,7 +28,10 @@ impl Subnet {
         if addr.to_bits() & !mask(prefix_len) != 0 {
             return None;
         }
-        Some(Self { base: addr, prefix_len })
+        Some(Self {
+            base: addr,
+            prefix_len,
+        })
     }
 
     /// The subnet of `addr`/`prefix_len`; host bits of `addr` are cleared.
@@ -161,7 +164,16 @@ mod tests {
 
     #[test]
     fn refuses_bad_text() {
-        for bad in ["", "10.88.0.0", "10.88.0.1/16", "10.88.0.0/33", "10.0.0.0/4", "10.0.0.0/31", "x/24", "10.88.0.0/"] {
+        for bad in [
+            "",
+            "10.88.0.0",
+            "10.88.0.1/16",
+            "10.88.0.0/33",
+            "10.0.0.0/4",
+            "10.0.0.0/31",
+            "x/24",
+            "10.88.0.0/",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
     }

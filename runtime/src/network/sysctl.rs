@@ -15,7 +15,8 @@ fn read(path: &Path) -> Result<String> {
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
-    std::fs::write(path, value).map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
+    std::fs::write(path, value)
+        .map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
 }
 
 /// Whether IPv4 forwarding is on.
@@ -47,6 +48,8 @@ pub fn disable_ip_forward() -> Result<()> {
 /// reach published ports without a userland proxy.
 pub fn enable_route_localnet(ifname: &str) -> Result<()> {
     check_ifname(ifname)?;
-    let path: PathBuf = ["/proc/sys/net/ipv4/conf", ifname, "route_localnet"].iter().collect();
+    let path: PathBuf = ["/proc/sys/net/ipv4/conf", ifname, "route_localnet"]
+        .iter()
+        .collect();
     write(&path, "1")
 }

@@ -98,7 +98,8 @@ impl Tap {
         }
         if options.persistent {
             // SAFETY: plain integer-argument ioctl on the tap descriptor.
-            let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) };
+            let rc =
+                unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) };
             if rc < 0 {
                 // Dropping `fd` destroys the not-yet-persistent device.
                 return Err(NetworkError::Tap {
@@ -137,17 +138,6 @@ impl Tap {
     pub fn close_fd(&mut self) {
         self.fd = None;
     }
-}
-
-/// Makes tap `name` a port of `bridge`, gives it `mtu`, and brings it up.
-pub async fn attach_tap(netlink: &Netlink, name: &str, bridge: &str, mtu: u32) -> Result<()> {
-    let bridge = netlink.require_link(bridge).await?;
-    let tap = netlink.require_link(name).await?;
-    netlink.set_mtu(tap.index, mtu).await?;
-    netlink.set_controller(tap.index, bridge.index).await?;
-    netlink.set_up(tap.index).await?;
-    tracing::debug!(tap = name, bridge = %bridge.name, "attached tap");
-    Ok(())
 }
 
 /// Deletes tap `name` (persistent or not); `false` if there was none.

@@ -24,7 +24,11 @@ fn find(program: &str) -> PathBuf {
 pub fn run(program: &str, package: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut child = Command::new(find(program))
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

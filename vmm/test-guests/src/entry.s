@@ -174,5 +174,5 @@ ap_mask:
 .section .bss
 .balign 16
 stack:
-    .skip 16384
+    .skip 262144
 stack_top:

@@ -6,12 +6,21 @@
 //! the command line:
 //! - `smp=1`: read the MP table, start every AP with INIT/SIPI through the
 //!   local APIC and report how many came up;
+//! - `hostile=1`: feed the block device bad register writes and a bad
+//!   descriptor, expecting DEVICE_NEEDS_RESET each time;
+//! - `blk=1`: exercise the first virtio-blk device (virtio-drivers);
+//! - `vsock=1`: echo a host-initiated vsock connection, then connect to
+//!   the host (port 5678) and print its reply;
 //! - `action=exit:N` (write N to the debug exit port), `action=reset`
 //!   (i8042), `action=triple` (triple fault), `action=poweroff` (debug exit
 //!   value 0), `action=idle` (halt forever), `action=panic`.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+mod devices;
+mod hal;
 mod io;
 mod smp;
 
@@ -178,6 +187,15 @@ extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
 
     if param(cmdline, b"smp") == Some(b"1") {
         smp::start_aps();
+    }
+    if param(cmdline, b"hostile") == Some(b"1") {
+        devices::hostile_test();
+    }
+    if param(cmdline, b"blk") == Some(b"1") {
+        devices::block_test();
+    }
+    if param(cmdline, b"vsock") == Some(b"1") {
+        devices::vsock_test();
     }
 
     match param(cmdline, b"action") {

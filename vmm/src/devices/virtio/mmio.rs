@@ -210,9 +210,21 @@ impl MmioTransport {
                 self.fail(&format_args!("queue {index} is not valid in guest memory"));
                 return;
             }
+            let queues: Result<Vec<Queue>, _> = self
+                .queues
+                .iter()
+                .map(|q| Queue::try_from(q.state()))
+                .collect();
+            let queues = match queues {
+                Ok(queues) => queues,
+                Err(e) => {
+                    self.fail(&format_args!("bad queue configuration: {e}"));
+                    return;
+                }
+            };
             let context = ActivateContext {
                 memory: self.memory.clone(),
-                queues: self.queues.clone(),
+                queues,
                 acked_features: self.driver_features,
             };
             if let Err(e) = lock(&self.device).activate(context) {
@@ -224,7 +236,9 @@ impl MmioTransport {
     }
 
     fn write_queue_register(&mut self, offset: u64, value: u32) {
-        if !self.queue_config_allowed() {
+        // QueueReady reads back the last value written (drivers wait for a
+        // 0 to read back when tearing a queue down), so it is always stored.
+        if !self.queue_config_allowed() && offset != reg::QUEUE_READY {
             // Linux touches queue registers around resets; ignore rather
             // than fail, as the spec only says the driver must not.
             tracing::debug!(
@@ -361,5 +375,180 @@ impl BusDevice for MmioTransport {
             reg::STATUS => self.write_status(value),
             _ => self.fail(&format_args!("write of {value:#x} to unknown register {offset:#x}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::{DeviceError, DeviceSignals};
+    use vmm_sys_util::eventfd::EventFd;
+
+    struct Dummy {
+        signals: Arc<DeviceSignals>,
+        events: [EventFd; 2],
+        activated: bool,
+    }
+
+    impl VirtioDevice for Dummy {
+        fn device_type(&self) -> u32 {
+            42
+        }
+        fn name(&self) -> &'static str {
+            "dummy"
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[16, 16]
+        }
+        fn device_features(&self) -> u64 {
+            1 << 3
+        }
+        fn read_config(&self, offset: u64, data: &mut [u8]) {
+            crate::devices::virtio::read_config_bytes(&[1, 2, 3, 4], offset, data);
+        }
+        fn activate(&mut self, _context: ActivateContext) -> Result<(), DeviceError> {
+            self.activated = true;
+            Ok(())
+        }
+        fn reset(&mut self) {
+            self.activated = false;
+        }
+        fn queue_events(&self) -> &[EventFd] {
+            &self.events
+        }
+        fn signals(&self) -> &Arc<DeviceSignals> {
+            &self.signals
+        }
+    }
+
+    fn transport() -> (MmioTransport, Arc<Mutex<Dummy>>) {
+        let dummy = Arc::new(Mutex::new(Dummy {
+            signals: Arc::new(DeviceSignals::new(EventFd::new(0).unwrap())),
+            events: [EventFd::new(0).unwrap(), EventFd::new(0).unwrap()],
+            activated: false,
+        }));
+        let (memory, _) = crate::vstate::memory::create_guest_memory(4).unwrap();
+        (MmioTransport::new(dummy.clone(), memory), dummy)
+    }
+
+    fn read(t: &mut MmioTransport, offset: u64) -> u32 {
+        let mut data = [0u8; 4];
+        t.read(offset, &mut data);
+        u32::from_le_bytes(data)
+    }
+
+    fn write(t: &mut MmioTransport, offset: u64, value: u32) {
+        t.write(offset, &value.to_le_bytes());
+    }
+
+    fn negotiate(t: &mut MmioTransport) {
+        write(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        write(t, reg::DRIVER_FEATURES_SEL, 1);
+        write(t, reg::DRIVER_FEATURES, 1);
+        write(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+    }
+
+    #[test]
+    fn identifies_the_device() {
+        let (mut t, _) = transport();
+        assert_eq!(read(&mut t, reg::MAGIC), MAGIC_VALUE);
+        assert_eq!(read(&mut t, reg::VERSION), 2);
+        assert_eq!(read(&mut t, reg::DEVICE_ID), 42);
+        write(&mut t, reg::DEVICE_FEATURES_SEL, 1);
+        assert_eq!(read(&mut t, reg::DEVICE_FEATURES), 1);
+        write(&mut t, reg::QUEUE_SEL, 7);
+        assert_eq!(read(&mut t, reg::QUEUE_NUM_MAX), 0);
+        assert_eq!(read(&mut t, reg::CONFIG + 1) & 0xff, 2);
+        assert_eq!(t.status() & status::DEVICE_NEEDS_RESET, 0);
+    }
+
+    #[test]
+    fn full_negotiation_activates() {
+        let (mut t, dummy) = transport();
+        negotiate(&mut t);
+        assert_ne!(read(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
+        write(&mut t, reg::QUEUE_NUM, 8);
+        write(&mut t, reg::QUEUE_DESC_LOW, 0x1000);
+        write(&mut t, reg::QUEUE_AVAIL_LOW, 0x2000);
+        write(&mut t, reg::QUEUE_USED_LOW, 0x3000);
+        write(&mut t, reg::QUEUE_READY, 1);
+        write(&mut t, reg::STATUS, 0xf);
+        assert!(dummy.lock().unwrap().activated);
+        assert_eq!(read(&mut t, reg::STATUS), 0xf);
+        write(&mut t, reg::STATUS, 0);
+        assert!(!dummy.lock().unwrap().activated);
+    }
+
+    #[test]
+    fn unsupported_features_are_refused() {
+        let (mut t, _) = transport();
+        write(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        write(&mut t, reg::DRIVER_FEATURES, 1 << 5);
+        write(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+        assert_eq!(read(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
+    }
+
+    fn assert_needs_reset_then_recovers(t: &mut MmioTransport) {
+        assert_ne!(read(t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+        assert_ne!(read(t, reg::INTERRUPT_STATUS) & crate::devices::virtio::INTERRUPT_CONFIG, 0);
+        write(t, reg::STATUS, 0);
+        assert_eq!(read(t, reg::STATUS), 0);
+    }
+
+    #[test]
+    fn bad_register_accesses_need_reset() {
+        let (mut t, _) = transport();
+        write(&mut t, 0x0c8, 1);
+        assert_needs_reset_then_recovers(&mut t);
+        t.write(reg::STATUS, &[1]);
+        assert_needs_reset_then_recovers(&mut t);
+        let mut wide = [0u8; 8];
+        t.read(reg::MAGIC, &mut wide);
+        assert_needs_reset_then_recovers(&mut t);
+        read(&mut t, 0x0f0);
+        assert_needs_reset_then_recovers(&mut t);
+        write(&mut t, reg::QUEUE_NOTIFY, 9);
+        assert_needs_reset_then_recovers(&mut t);
+        write(&mut t, reg::STATUS, 3);
+        write(&mut t, reg::STATUS, 1);
+        assert_needs_reset_then_recovers(&mut t);
+        t.write(reg::CONFIG, &[1]);
+        assert_needs_reset_then_recovers(&mut t);
+    }
+
+    #[test]
+    fn bad_queue_configuration_needs_reset() {
+        for (offset, value) in [
+            (reg::QUEUE_NUM, 3),
+            (reg::QUEUE_NUM, 32),
+            (reg::QUEUE_NUM, 0x1_0000),
+            (reg::QUEUE_DESC_LOW, 0x1001),
+            (reg::QUEUE_USED_LOW, 0x1002),
+        ] {
+            let (mut t, _) = transport();
+            negotiate(&mut t);
+            write(&mut t, offset, value);
+            assert_needs_reset_then_recovers(&mut t);
+        }
+        let (mut t, _) = transport();
+        negotiate(&mut t);
+        write(&mut t, reg::QUEUE_SEL, 5);
+        write(&mut t, reg::QUEUE_NUM, 8);
+        assert_needs_reset_then_recovers(&mut t);
+    }
+
+    #[test]
+    fn rings_outside_memory_fail_activation() {
+        let (mut t, dummy) = transport();
+        negotiate(&mut t);
+        write(&mut t, reg::QUEUE_NUM, 8);
+        write(&mut t, reg::QUEUE_DESC_LOW, 0x1000);
+        write(&mut t, reg::QUEUE_DESC_HIGH, 0x10);
+        write(&mut t, reg::QUEUE_AVAIL_LOW, 0x2000);
+        write(&mut t, reg::QUEUE_USED_LOW, 0x3000);
+        write(&mut t, reg::QUEUE_READY, 1);
+        write(&mut t, reg::STATUS, 0xf);
+        assert!(!dummy.lock().unwrap().activated);
+        assert_needs_reset_then_recovers(&mut t);
     }
 }

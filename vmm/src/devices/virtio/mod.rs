@@ -14,7 +14,10 @@
 //! it. The rest of the VM keeps running.
 
 pub mod block;
+pub mod manager;
 pub mod mmio;
+pub mod net;
+pub mod vsock;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
