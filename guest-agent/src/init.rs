@@ -59,11 +59,42 @@ pub fn setup_guest() -> Result<()> {
     mount_fs("tmp", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
     mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, Some("nsdelegate"))?;
     fs::create_dir_all(RUN_DIR).context("creating the agent's run dir")?;
+    // The kernel configures eth0 itself (`ip=`) and brings up lo only then;
+    // containers without a network still get a loopback, as under Docker.
+    bring_up_loopback().context("bringing up lo")?;
     // The container's /etc/hosts and friends are the host's business; the
     // guest itself only needs a loopback interface, which the kernel makes.
     if Path::new("/proc/sys/kernel/hostname").exists() {
         // A stable hostname for the agent's own logs; containers set their own.
         let _ = fs::write("/proc/sys/kernel/hostname", "hull");
+    }
+    Ok(())
+}
+
+/// Sets `lo` up with ioctls: the agent has no netlink library, and one flag needs none.
+fn bring_up_loopback() -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an all-zero ifreq is valid; the name fits with its NUL.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
     }
     Ok(())
 }

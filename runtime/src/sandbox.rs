@@ -7,7 +7,7 @@
 
 use crate::agent_client::{self, AgentClient};
 use crate::rpc::RpcError;
-use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, VmConfig};
+use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig};
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
 use hull_protocol::{Event, Request};
 use std::path::{Path, PathBuf};
@@ -82,6 +82,10 @@ pub struct SandboxConfig {
     pub shares: Vec<ShareEntry>,
     /// How long the guest may take to boot to its agent.
     pub boot_timeout: Duration,
+    /// NICs.
+    pub net: Vec<NetDevice>,
+    /// Kernel arguments (the guest's `ip=` configuration).
+    pub extra_cmdline: Vec<String>,
 }
 
 /// Instants of a sandbox's life, for `bench/`.
@@ -150,7 +154,7 @@ impl Sandbox {
         let vm = VmConfig {
             kernel: config.kernel.clone(),
             initrd: config.initrd.clone(),
-            extra_cmdline: Vec::new(),
+            extra_cmdline: config.extra_cmdline.clone(),
             vcpus: config.vcpus,
             memory_mib: config.memory_mib,
             console_log: console_log.clone(),
@@ -159,6 +163,7 @@ impl Sandbox {
                 tag: LAYERS_SHARE_TAG.into(),
                 socket: fs_socket,
             }],
+            net: config.net.clone(),
         };
         let launch = match config.hypervisor.prepare(&vm) {
             Ok(launch) => launch,

@@ -15,13 +15,13 @@ use crate::boot::{self, params, regs, BootError};
 use crate::config::{ConfigError, SerialOutput, VmConfig};
 use crate::devices::bus::{Bus, BusError};
 use crate::devices::legacy::{
-    BootTimer, DebugExit, SerialDevice, BOOT_TIMER_PORT, DEBUG_EXIT_PORT, I8042,
-    I8042_PORT_BASE, I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
+    BootTimer, DebugExit, SerialDevice, BOOT_TIMER_PORT, DEBUG_EXIT_PORT, I8042, I8042_PORT_BASE,
+    I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
 };
 use crate::devices::virtio::block::Block;
+use crate::devices::virtio::manager::{Subscriber, VirtioMmioManager};
 use crate::devices::virtio::net::Net;
 use crate::devices::virtio::vsock::Vsock;
-use crate::devices::virtio::manager::{Subscriber, VirtioMmioManager};
 use crate::exit::{ExitHandle, VmExit};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::memory::{create_guest_memory, MemoryError};
@@ -145,7 +145,12 @@ fn attach_virtio_devices(
 ) -> Result<(), VmmError> {
     let new_irq = || EventFd::new(EFD_NONBLOCK).map_err(|e| VmmError::EventLoop(e.to_string()));
     for (index, blk) in config.blk.iter().enumerate() {
-        let device = Block::new(&blk.path, blk.read_only, &format!("hull-blk{index}"), new_irq()?)?;
+        let device = Block::new(
+            &blk.path,
+            blk.read_only,
+            &format!("hull-blk{index}"),
+            new_irq()?,
+        )?;
         let (addr, irq) = virtio.attach(
             Arc::new(Mutex::new(device)),
             vm,
@@ -256,7 +261,14 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
         EventManager::new().map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
     let mut mmio_bus = Bus::new();
     let mut virtio = VirtioMmioManager::new();
-    attach_virtio_devices(config, &vm, &memory, &mut mmio_bus, &mut event_manager, &mut virtio)?;
+    attach_virtio_devices(
+        config,
+        &vm,
+        &memory,
+        &mut mmio_bus,
+        &mut event_manager,
+        &mut virtio,
+    )?;
     let cmdline = format!("{}{}", config.cmdline, virtio.cmdline());
     let (vcpus, pio_bus) = set_up_guest(config, &cmdline, &kvm, &vm, &memory, &exit, start)?;
     let context = VcpuContext {

@@ -285,7 +285,10 @@ mod tests {
     fn parses_device_flags() {
         assert_eq!(
             "/d.img,ro".parse::<BlockConfig>().unwrap(),
-            BlockConfig { path: "/d.img".into(), read_only: true }
+            BlockConfig {
+                path: "/d.img".into(),
+                read_only: true
+            }
         );
         assert!(!"/d.img".parse::<BlockConfig>().unwrap().read_only);
         assert!("/d.img,xx".parse::<BlockConfig>().is_err());

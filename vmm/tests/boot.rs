@@ -20,8 +20,16 @@ fn describe(output: &std::process::Output) -> String {
 fn serial_output_reaches_the_host_and_exit_port_sets_status() {
     let output = boot_guest("action=exit:7", &[]);
     assert_eq!(output.status.code(), Some(7), "{}", describe(&output));
-    assert!(stdout(&output).contains("hull-test-guest: boot pvh"), "{}", describe(&output));
-    assert!(stdout(&output).contains("action: exit 0x7"), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("hull-test-guest: boot pvh"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stdout(&output).contains("action: exit 0x7"),
+        "{}",
+        describe(&output)
+    );
 }
 
 fn check_cmdline_and_e820(protocol: &str) {
@@ -29,9 +37,17 @@ fn check_cmdline_and_e820(protocol: &str) {
     let output = boot_guest(cmdline, &["--boot-protocol", protocol]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(5), "{}", describe(&output));
-    let expected_boot = if protocol == "pvh" { "boot pvh" } else { "boot linux64" };
+    let expected_boot = if protocol == "pvh" {
+        "boot pvh"
+    } else {
+        "boot linux64"
+    };
     assert!(out.contains(expected_boot), "{}", describe(&output));
-    assert!(out.contains(&format!("cmdline: {cmdline}\n")), "{}", describe(&output));
+    assert!(
+        out.contains(&format!("cmdline: {cmdline}\n")),
+        "{}",
+        describe(&output)
+    );
     // 64 MiB: low RAM to the EBDA, reserved to 1 MiB, RAM above.
     let e820: Vec<&str> = out.lines().filter(|l| l.starts_with("e820: ")).collect();
     assert_eq!(
@@ -81,7 +97,11 @@ fn power_off_ends_the_vmm_with_zero() {
 fn guest_panic_code_is_the_exit_status() {
     let output = boot_guest("action=panic", &[]);
     assert_eq!(output.status.code(), Some(99), "{}", describe(&output));
-    assert!(stdout(&output).contains("guest panic"), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("guest panic"),
+        "{}",
+        describe(&output)
+    );
 }
 
 fn check_smp(protocol: &str, vcpus: u32) {
@@ -91,7 +111,11 @@ fn check_smp(protocol: &str, vcpus: u32) {
     );
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
-    assert!(out.contains(&format!("mptable: cpus {vcpus:#x}")), "{}", describe(&output));
+    assert!(
+        out.contains(&format!("mptable: cpus {vcpus:#x}")),
+        "{}",
+        describe(&output)
+    );
     // Every AP checked in, each with its own APIC id (bits 1..vcpus).
     let mask = ((1u64 << vcpus) - 1) & !1;
     assert!(
@@ -116,7 +140,11 @@ fn check_one_line_error(output: &std::process::Output, needle: &str) {
     let err = stderr(output);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{}", describe(output));
-    assert!(lines[0].starts_with("hull-vmm: error: "), "{}", describe(output));
+    assert!(
+        lines[0].starts_with("hull-vmm: error: "),
+        "{}",
+        describe(output)
+    );
     assert!(lines[0].contains(needle), "{}", describe(output));
 }
 
@@ -134,7 +162,9 @@ fn garbage_kernel_is_a_one_line_error() {
     require_kvm();
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("garbage");
-    let bytes: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&kernel, bytes).unwrap();
     let mut command = hull_vmm();
     command.arg("--kernel").arg(&kernel);
@@ -161,7 +191,11 @@ fn serial_output_can_go_to_a_file() {
     let log = dir.path().join("serial.log");
     let output = boot_guest("action=exit:4", &["--serial", log.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
-    assert!(!stdout(&output).contains("hull-test-guest"), "{}", describe(&output));
+    assert!(
+        !stdout(&output).contains("hull-test-guest"),
+        "{}",
+        describe(&output)
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("hull-test-guest: boot pvh"), "{text}");
 }
@@ -183,6 +217,71 @@ fn json_config_file_boots_the_guest() {
     command.arg("--config").arg(&config);
     let output = run_with_timeout(command, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(9), "{}", describe(&output));
-    assert!(stdout(&output).contains("boot linux64"), "{}", describe(&output));
-    assert!(stdout(&output).contains("smp: cpus online 0x2"), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("boot linux64"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stdout(&output).contains("smp: cpus online 0x2"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// Wraps the test guest as a bzImage: boot sector and 4 setup sectors
+/// (zero but for the setup header at 0x1f1) followed by the guest's
+/// loadable segment as the protected-mode kernel, whose offset 0x200 is the
+/// guest's 64-bit entry (see test-guests/link.ld).
+fn guest_as_bzimage() -> Vec<u8> {
+    let elf = std::fs::read(test_guest()).unwrap();
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36) as usize, u16_at(0x38));
+    let load = (0..phnum as usize)
+        .map(|i| phoff + i * phentsize)
+        .find(|ph| u32_at(*ph) == 1)
+        .expect("a PT_LOAD segment");
+    let (offset, paddr, filesz) = (u64_at(load + 8) as usize, u64_at(load + 24), u64_at(load + 32) as usize);
+    assert_eq!(paddr, 0x10_0000);
+    let mut image = vec![0u8; 5 * 512];
+    image[0x1f1] = 4; // setup_sects
+    image[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes()); // protocol 2.15
+    image[0x211] = 1; // loadflags: LOADED_HIGH
+    image[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes()); // code32_start
+    image[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes()); // initrd_addr_max
+    image[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes()); // kernel_alignment
+    image[0x236..0x238].copy_from_slice(&1u16.to_le_bytes()); // xloadflags: XLF_KERNEL_64
+    image[0x238..0x23c].copy_from_slice(&2047u32.to_le_bytes()); // cmdline_size
+    image.extend_from_slice(&elf[offset..offset + filesz]);
+    image
+}
+
+#[test]
+fn bzimage_boots_through_the_linux_64bit_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let bzimage = dir.path().join("bzImage");
+    std::fs::write(&bzimage, guest_as_bzimage()).unwrap();
+    require_kvm();
+    let mut command = hull_vmm();
+    command
+        .arg("--kernel")
+        .arg(&bzimage)
+        .args(["--cmdline", "action=exit:6 via=bzimage smp=1", "--mem-mib", "64", "--vcpus", "2"]);
+    let output = run_with_timeout(command, Duration::from_secs(60));
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(6), "{}", describe(&output));
+    assert!(out.contains("hull-test-guest: boot linux64"), "{}", describe(&output));
+    assert!(out.contains("cmdline: action=exit:6 via=bzimage smp=1\n"), "{}", describe(&output));
+    assert!(out.contains("e820: 0x100000 0x3f00000 0x1"), "{}", describe(&output));
+    assert!(out.contains("smp: cpus online 0x2"), "{}", describe(&output));
+
+    // A bzImage has no PVH entry.
+    let mut command = hull_vmm();
+    command.arg("--kernel").arg(&bzimage).args(["--boot-protocol", "pvh"]);
+    let output = run_with_timeout(command, Duration::from_secs(20));
+    check_one_line_error(&output, "has no PVH entry note");
 }

@@ -36,7 +36,14 @@ fn vsock_echo_both_directions_with_a_host_peer() {
     let mut child = common::hull_vmm()
         .arg("--kernel")
         .arg(common::test_guest())
-        .args(["--cmdline", "vsock=1 action=exit:2", "--mem-mib", "64", "--vsock-cid", "3"])
+        .args([
+            "--cmdline",
+            "vsock=1 action=exit:2",
+            "--mem-mib",
+            "64",
+            "--vsock-cid",
+            "3",
+        ])
         .arg("--vsock-socket")
         .arg(&socket)
         .stdin(Stdio::null())
@@ -67,12 +74,16 @@ fn vsock_echo_both_directions_with_a_host_peer() {
 
     // Host-initiated side.
     let mut host = UnixStream::connect(&socket).unwrap();
-    host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     host.write_all(b"CONNECT 1234\n").unwrap();
     let mut reader = BufReader::new(host.try_clone().unwrap());
     let mut ok = String::new();
     reader.read_line(&mut ok).unwrap();
-    assert!(ok.starts_with("OK ") && ok.ends_with('\n'), "handshake reply {ok:?}");
+    assert!(
+        ok.starts_with("OK ") && ok.ends_with('\n'),
+        "handshake reply {ok:?}"
+    );
     let payload = b"ping from host, twice: ping from host";
     host.write_all(payload).unwrap();
     let mut echo = vec![0u8; payload.len()];
@@ -89,18 +100,26 @@ fn vsock_echo_both_directions_with_a_host_peer() {
     let text = lines.join("\n");
     assert_eq!(status.code(), Some(2), "{text}");
     assert!(text.contains("vsock: guest cid 0x3"), "{text}");
-    assert!(text.contains(&format!("vsock: echoed bytes {:#x}", payload.len())), "{text}");
-    assert!(text.contains("vsock: host replied reply from host"), "{text}");
+    assert!(
+        text.contains(&format!("vsock: echoed bytes {:#x}", payload.len())),
+        "{text}"
+    );
+    assert!(
+        text.contains("vsock: host replied reply from host"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_vsock_socket_path_is_a_one_line_error() {
     common::require_kvm();
     let mut command = common::hull_vmm();
-    command
-        .arg("--kernel")
-        .arg(common::test_guest())
-        .args(["--vsock-socket", "/nonexistent/dir/v.sock", "--vsock-cid", "3"]);
+    command.arg("--kernel").arg(common::test_guest()).args([
+        "--vsock-socket",
+        "/nonexistent/dir/v.sock",
+        "--vsock-cid",
+        "3",
+    ]);
     let output = common::run_with_timeout(command, Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(1));
     let err = common::stderr(&output);

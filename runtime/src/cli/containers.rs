@@ -93,12 +93,63 @@ fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
         "RunningFor": ago(Some(&record.created)),
         "Status": status_text(record),
         "State": serde_json::to_value(record.state.status).unwrap_or(Value::Null),
-        "Ports": "",
+        "Ports": ports_text(&record.network_settings),
         "Names": record.short_name(),
         "Labels": "",
         "Mounts": "",
         "Networks": "",
     })
+}
+
+/// Published ports as `(container port/proto, host ip, host port)`, from `NetworkSettings.Ports`.
+fn published_ports(settings: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    if let Some(ports) = settings.get("Ports").and_then(Value::as_object) {
+        for (container_port, bindings) in ports {
+            for binding in bindings.as_array().into_iter().flatten() {
+                let field = |name: &str| binding.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+                out.push((container_port.clone(), field("HostIp"), field("HostPort")));
+            }
+        }
+    }
+    out
+}
+
+/// The PORTS column: `0.0.0.0:8080->80/tcp, …`.
+fn ports_text(settings: &Value) -> String {
+    published_ports(settings)
+        .into_iter()
+        .map(|(container, ip, port)| format!("{ip}:{port}->{container}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `hull port`.
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    /// The container
+    container: String,
+    /// Only this port (`80` or `80/tcp`)
+    private_port: Option<String>,
+}
+
+/// Lists a container's port mappings.
+pub fn port(paths: &Paths, args: PortArgs) -> Result<i32> {
+    let (_, record) = load(paths, &args.container)?;
+    let wanted = args.private_port.map(|p| if p.contains('/') { p } else { format!("{p}/tcp") });
+    let mut found = false;
+    for (container, ip, port) in published_ports(&record.network_settings) {
+        match &wanted {
+            Some(w) if *w != container => continue,
+            Some(_) => println!("{ip}:{port}"),
+            None => println!("{container} -> {ip}:{port}"),
+        }
+        found = true;
+    }
+    if let (Some(wanted), false) = (wanted, found) {
+        bail!("No public port '{wanted}' published for {}", args.container);
+    }
+    Ok(0)
 }
 
 /// Lists containers.

@@ -8,6 +8,7 @@ mod containers;
 mod format;
 mod images;
 mod info;
+mod network;
 mod run;
 mod template;
 
@@ -62,6 +63,11 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::WaitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(containers::PortArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Execute a command in a running container
     Exec(run::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -133,6 +139,8 @@ pub fn main() -> i32 {
             Command::Wait(args) => containers::wait(&paths, args).await,
             Command::Attach(args) => containers::attach(&paths, args).await,
             Command::Exec(args) => run::exec(&paths, args).await,
+            Command::Port(args) => containers::port(&paths, args),
+            Command::Network(command) => network::run(&paths, command).await,
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),

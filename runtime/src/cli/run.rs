@@ -29,15 +29,9 @@ const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
 /// Hull kills it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
-/// Flags that describe a container (`hull create` and `hull run`).
+/// Flags that describe a process (`run`, `create` and `exec`).
 #[derive(Debug, clap::Args)]
-pub struct CreateArgs {
-    /// Assign a name to the container
-    #[arg(long, value_name = "string")]
-    name: Option<String>,
-    /// Automatically remove the container when it exits
-    #[arg(long)]
-    rm: bool,
+pub struct ProcessArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     interactive: bool,
@@ -53,6 +47,19 @@ pub struct CreateArgs {
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long, value_name = "string")]
     user: Option<String>,
+}
+
+/// Flags that describe a container (`hull create` and `hull run`).
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Assign a name to the container
+    #[arg(long, value_name = "string")]
+    name: Option<String>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long, value_name = "string")]
     entrypoint: Option<String>,
@@ -77,9 +84,21 @@ pub struct CreateArgs {
     /// UTS namespace to use (only the container's own)
     #[arg(long, value_name = "string")]
     uts: Option<String>,
-    /// Network mode (only the container's own)
+    /// Connect a container to a network: bridge (default), none, or a network's name
     #[arg(long, alias = "net", value_name = "network")]
     network: Option<String>,
+    /// Publish a container's port(s) to the host ([ip:]hostPort:containerPort[/proto], or containerPort)
+    #[arg(short, long, value_name = "list")]
+    publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "list")]
+    network_alias: Vec<String>,
     /// IPC mode (only the container's own)
     #[arg(long, value_name = "string")]
     ipc: Option<String>,
@@ -162,8 +181,8 @@ fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
             Some("host") => bail!(
                 "{flag}=host is not supported: every Hull container runs in its own virtual machine, whose kernel cannot share the host's namespaces"
             ),
-            Some("none") if flag == "--network" => bail!("--network=none is not supported yet: Hull has no networking yet"),
-            Some("bridge") if flag == "--network" => {}
+            Some(other) if other.starts_with("container:") => bail!("{flag}={other} is not supported: containers in different Hull VMs share no namespaces"),
+            Some(_) if flag == "--network" => {}
             Some(other) => bail!("{flag}={other} is not supported"),
         }
     }
@@ -185,7 +204,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// Creates a container's record, spec and sandbox plan; returns its id.
 pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
-    if args.tty {
+    if args.process.tty {
         bail!("-t/--tty is not supported yet");
     }
     refuse_host_namespaces(args)?;
@@ -222,31 +241,52 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     };
     let layer_dirs: Vec<PathBuf> = image.diff_ids.iter().map(|d| images.layer_dir(d)).collect();
 
+    let mut publish = args.publish.clone();
+    if args.publish_all {
+        let exposed = image.config.config().as_ref().and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        publish.extend(exposed);
+    }
+    for entry in &publish {
+        crate::network::parse_publish(entry)?;
+    }
     let containers = ContainerStore::open(&paths.root)?;
     let id = hex::encode(random_bytes::<32>()?);
     let options = RunOptions {
         entrypoint: args.entrypoint.clone(),
         args: command.to_vec(),
-        env: args.env.clone(),
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
+        env: args.process.env.clone(),
+        workdir: args.process.workdir.clone(),
+        user: args.process.user.clone(),
         hostname: args.hostname.clone(),
         memory,
         cpus: args.cpus,
         read_only: args.read_only,
     };
-    let spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
+    let mut spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
+    // /etc/hosts, /etc/hostname and /etc/resolv.conf come from the host, as Docker's do.
+    if let Some(mounts) = spec.mounts_mut() {
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            mounts.push(
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(format!("/etc/{name}"))
+                    .typ("bind")
+                    .source(crate::monitor::guest_etc_file(name))
+                    .options(vec!["bind".to_string(), "ro".to_string()])
+                    .build()?,
+            );
+        }
+    }
     let process = spec.process().as_ref().context("spec without a process")?;
     let argv = process.args().clone().unwrap_or_default();
     let image_config = image.config.config().clone().unwrap_or_default();
     let config = ContainerConfig {
         hostname: spec.hostname().clone().unwrap_or_default(),
-        user: args.user.clone().or_else(|| image_config.user().clone()).unwrap_or_default(),
-        attach_stdin: args.interactive,
+        user: args.process.user.clone().or_else(|| image_config.user().clone()).unwrap_or_default(),
+        attach_stdin: args.process.interactive,
         attach_stdout: true,
         attach_stderr: true,
-        open_stdin: args.interactive,
-        stdin_once: args.interactive,
+        open_stdin: args.process.interactive,
+        stdin_once: args.process.interactive,
         env: process.env().clone().unwrap_or_default(),
         cmd: if command.is_empty() { image_config.cmd().clone() } else { Some(command.to_vec()) },
         working_dir: process.cwd().display().to_string(),
@@ -259,7 +299,8 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         auto_remove: args.rm,
         restart_policy,
         readonly_rootfs: args.read_only,
-        network_mode: "bridge".into(),
+        network_mode: args.network.clone().unwrap_or_else(|| "bridge".into()),
+        port_bindings: port_bindings(&publish),
         runtime: args.vmm.clone().unwrap_or_default(),
     };
     let mut record = ContainerRecord::new(id.clone(), String::new(), image.id.to_string(), image_name.clone(), config, host_config);
@@ -289,12 +330,35 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         layer_names: image.layer_names(),
         layer_dirs,
         boot_timeout_secs: args.boot_timeout,
+        network: args.network.clone().unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),
+        publish,
+        ip: args.ip,
     };
     crate::container::write_atomic(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(&plan)?)?;
     crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;
     crate::container::write_atomic(&dir.join("hostname"), format!("{}\n", record.config.hostname).as_bytes())?;
     crate::container::write_atomic(&dir.join("hostconfig.json"), &serde_json::to_vec_pretty(&record.host_config)?)?;
     Ok(id)
+}
+
+/// `HostConfig.PortBindings` as Docker shows it, from `-p` flags.
+fn port_bindings(publish: &[String]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for mapping in publish.iter().filter_map(|p| crate::network::parse_publish(p).ok()).flatten() {
+        let key = format!("{}/{}", mapping.container_port, mapping.protocol);
+        let binding = serde_json::json!({
+            "HostIp": mapping.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            "HostPort": match mapping.host_port {
+                crate::network::ports::HostPort::Fixed(port) => port.to_string(),
+                crate::network::ports::HostPort::Range(low, high) => format!("{low}-{high}"),
+                crate::network::ports::HostPort::Any => String::new(),
+            },
+        });
+        if let Some(list) = map.entry(key).or_insert_with(|| serde_json::json!([])).as_array_mut() {
+            list.push(binding);
+        }
+    }
+    serde_json::Value::Object(map)
 }
 
 /// Starts a created container's monitor and asks it to start; returns the connection.
@@ -342,7 +406,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let result = attach_and_wait(&monitor, args.create.interactive, true).await;
+    let result = attach_and_wait(&monitor, args.create.process.interactive, true).await;
     if args.create.rm {
         // As `docker run --rm`: return once the container is gone, VM and all.
         let store = ContainerStore::open(&paths.root)?;
@@ -470,21 +534,8 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     detach: bool,
-    /// Keep STDIN open even if not attached
-    #[arg(short, long)]
-    interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet)
-    #[arg(short, long)]
-    tty: bool,
-    /// Set environment variables
-    #[arg(short, long, value_name = "list")]
-    env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(short, long, value_name = "string")]
-    workdir: Option<String>,
-    /// Username or UID (format: <name|uid>[:<group|gid>])
-    #[arg(short, long, value_name = "string")]
-    user: Option<String>,
+    #[command(flatten)]
+    process: ProcessArgs,
     /// The container, then the command and its arguments
     #[arg(required = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
     container_and_command: Vec<String>,
@@ -492,7 +543,7 @@ pub struct ExecArgs {
 
 /// Runs a command in a running container.
 pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
-    if args.tty {
+    if args.process.tty {
         bail!("-t/--tty is not supported yet");
     }
     let (container, command) = args.container_and_command.split_first().context("a container is required")?;
@@ -506,15 +557,15 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
     let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
     let request = MonitorRequest::Exec {
         args: command.to_vec(),
-        env: args.env.clone(),
-        workdir: args.workdir.clone(),
-        user: args.user.clone(),
-        stdin: args.interactive,
+        env: args.process.env.clone(),
+        workdir: args.process.workdir.clone(),
+        user: args.process.user.clone(),
+        stdin: args.process.interactive,
         detach: args.detach,
     };
     if args.detach {
         monitor.request(request).await.map_err(start_error)?;
         return Ok(0);
     }
-    session(&monitor, args.interactive, monitor.request(request), outputs, false).await
+    session(&monitor, args.process.interactive, monitor.request(request), outputs, false).await
 }

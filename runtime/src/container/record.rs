@@ -132,6 +132,8 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     /// `bridge`, `none` or a network name.
     pub network_mode: String,
+    /// `-p`, as Docker shows it: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+    pub port_bindings: serde_json::Value,
     /// The VMM backend asked for (`--vmm`), empty for the default.
     pub runtime: String,
 }

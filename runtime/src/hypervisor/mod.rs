@@ -33,6 +33,17 @@ pub struct VmConfig {
     pub agent_socket: PathBuf,
     /// virtio-fs shares: a vhost-user socket each, served by virtiofsd.
     pub fs_shares: Vec<FsShare>,
+    /// virtio-net devices, each backed by a tap on the host.
+    pub net: Vec<NetDevice>,
+}
+
+/// A virtio-net device backed by a host tap.
+#[derive(Debug, Clone)]
+pub struct NetDevice {
+    /// The tap's interface name (persistent, opened by name).
+    pub tap: String,
+    /// The guest NIC's MAC address.
+    pub mac: String,
 }
 
 /// A virtio-fs device backed by a vhost-user daemon.

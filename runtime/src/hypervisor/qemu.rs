@@ -96,6 +96,12 @@ impl Qemu {
             arg("-device".into());
             arg(format!("vhost-user-fs-device,chardev=fs{index},tag={}", share.tag));
         }
+        for (index, net) in config.net.iter().enumerate() {
+            arg("-netdev".into());
+            arg(format!("tap,id=net{index},ifname={},script=no,downscript=no", net.tap));
+            arg("-device".into());
+            arg(format!("virtio-net-device,netdev=net{index},mac={}", net.mac));
+        }
         args
     }
 }
@@ -119,6 +125,10 @@ mod tests {
                 tag: "hull".into(),
                 socket: PathBuf::from("/s/fs.sock"),
             }],
+            net: vec![super::super::NetDevice {
+                tap: "hulltap0".into(),
+                mac: "02:00:00:00:00:01".into(),
+            }],
         };
         let args: Vec<String> = (Qemu { kvm: false }).args(&config).iter().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
@@ -126,6 +136,7 @@ mod tests {
         assert!(joined.contains("memory-backend-memfd,id=mem,size=300M,share=on"));
         assert!(joined.contains("socket,id=agent,path=/s/agent.sock,server=on,wait=off"));
         assert!(joined.contains("vhost-user-fs-device,chardev=fs0,tag=hull"));
+        assert!(joined.contains("-netdev tap,id=net0,ifname=hulltap0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01"));
         let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
         assert!(append.contains("hull.channel=serial:hull.agent") && append.ends_with("hull.test=1"));
     }

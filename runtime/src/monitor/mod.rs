@@ -9,6 +9,8 @@ pub mod proto;
 
 use crate::agent_client::AgentClient;
 use crate::config::{GuestArtifacts, Paths};
+use crate::hypervisor::NetDevice;
+use crate::network::{AttachRequest, Attachment, NetworkManager};
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
 use crate::platform::Platform;
@@ -48,6 +50,29 @@ pub struct SandboxPlan {
     pub layer_dirs: Vec<PathBuf>,
     /// Seconds the guest may take to boot.
     pub boot_timeout_secs: u64,
+    /// `--network`: `bridge`, `none` or a network's name.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// `-p` as given.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `--ip`, if given.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+}
+
+fn default_network() -> String {
+    crate::network::DEFAULT_NETWORK.to_string()
+}
+
+/// The directory, beside the container's record, holding the files the
+/// container sees as /etc/hosts, /etc/hostname and /etc/resolv.conf; shared
+/// read-only with the guest as `etc` in the layers' share.
+pub const ETC_DIR: &str = "etc";
+
+/// Where the guest finds those files (the agent mounts shares under /run/hull/shares).
+pub fn guest_etc_file(name: &str) -> String {
+    format!("/run/hull/shares/{LAYERS_SHARE_TAG}/{ETC_DIR}/{name}")
 }
 
 /// The monitor's socket for a container.
@@ -154,6 +179,24 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     record.hull_sandbox.monitor_pid = i64::from(std::process::id());
     store.save(&record)?;
 
+    let network = NetworkManager::new(paths.root.join("network"));
+    let attachment = match attach_network(&store, &network, &mut record, &plan).await {
+        Ok(attachment) => attachment,
+        Err(err) => {
+            let message = format!("{err:#}");
+            tracing::error!("container {}: {message}", &id[..12]);
+            record.set_exited(125, false, Some(message.clone()));
+            store.save(&record)?;
+            answer_pending(&mut control_rx, MonitorResponse::Error { message, exit_code: None }).await;
+            shared.exit.send_replace(Some(ExitInfo { exit_code: 125, oom_killed: false }));
+            if record.host_config.auto_remove {
+                store.remove(&record)?;
+            }
+            crate::sandbox::remove_dir(&run_dir);
+            return Ok(());
+        }
+    };
+
     let log_path = PathBuf::from(&record.log_path);
     let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
     let mut start_waiter: Option<oneshot::Sender<MonitorResponse>> = None;
@@ -174,6 +217,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
             &mut start_waiter,
             &mut auto_start,
             &mut stopped_by_user,
+            attachment.as_ref(),
         )
         .await;
         let exit = match outcome {
@@ -190,13 +234,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
                 if let Some(waiter) = start_waiter.take() {
                     let _ = waiter.send(failure.clone());
                 }
-                // Requests that came while the sandbox was failing get the reason too.
-                control_rx.close();
-                while let Some(command) = control_rx.recv().await {
-                    if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command {
-                        let _ = reply.send(failure.clone());
-                    }
-                }
+                answer_pending(&mut control_rx, failure).await;
                 break ExitInfo {
                     exit_code: exit_code_of(&err),
                     oom_killed: false,
@@ -216,6 +254,11 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         auto_start = true;
     };
 
+    if attachment.is_some() {
+        if let Err(err) = network.detach(&id).await {
+            tracing::warn!("releasing the network of {}: {err}", &id[..12]);
+        }
+    }
     shared.exit.send_replace(Some(final_exit));
     if record.host_config.auto_remove {
         store.remove(&record)?;
@@ -224,6 +267,96 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     crate::sandbox::remove_dir(&run_dir);
     Ok(())
+}
+
+/// Answers every queued request with `failure`: the monitor is going away.
+async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorResponse) {
+    control.close();
+    while let Some(command) = control.recv().await {
+        if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command {
+            let _ = reply.send(failure.clone());
+        }
+    }
+}
+
+/// Attaches the sandbox to its network (none for `--network none`), writes
+/// the container's /etc files and records its network settings as Docker
+/// shows them. A port already taken fails here, before anything runs.
+async fn attach_network(
+    store: &ContainerStore,
+    network: &NetworkManager,
+    record: &mut ContainerRecord,
+    plan: &SandboxPlan,
+) -> Result<Option<Attachment>> {
+    // Leftovers of containers whose monitors were killed go first.
+    let mut live: std::collections::HashSet<String> = store
+        .list()?
+        .into_iter()
+        .filter(|r| monitor_alive(r.hull_sandbox.monitor_pid))
+        .map(|r| r.id)
+        .collect();
+    live.insert(record.id.clone());
+    if let Err(err) = network.cleanup_stale(&live).await {
+        tracing::warn!("cleaning up stale network state: {err}");
+    }
+    let mut request = AttachRequest::new(&record.id);
+    request.network = plan.network.clone();
+    request.ip = plan.ip;
+    request.hostname = record.config.hostname.clone();
+    for publish in &plan.publish {
+        request.publish.extend(crate::network::parse_publish(publish)?);
+    }
+    let attachment = network.attach(&request).await?;
+    let etc = store.dir_of(&record.id).join(ETC_DIR);
+    std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+    let hostname = &record.config.hostname;
+    let (hosts, resolv) = match &attachment {
+        Some(a) => (crate::network::dns::hosts_file(&a.hosts), a.dns.to_resolv_conf()),
+        None => (
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+            String::new(),
+        ),
+    };
+    crate::container::write_atomic(&etc.join("hosts"), hosts.as_bytes())?;
+    crate::container::write_atomic(&etc.join("resolv.conf"), resolv.as_bytes())?;
+    crate::container::write_atomic(&etc.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    record.network_settings = network_settings(attachment.as_ref(), &plan.network);
+    store.save(record)?;
+    Ok(attachment)
+}
+
+/// `NetworkSettings` as `docker inspect` shows it.
+pub fn network_settings(attachment: Option<&Attachment>, mode: &str) -> serde_json::Value {
+    let Some(a) = attachment else {
+        return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } });
+    };
+    let mut ports = serde_json::Map::new();
+    for port in &a.ports {
+        let key = format!("{}/{}", port.container_port, port.protocol);
+        let binding = serde_json::json!({ "HostIp": port.host_ip.to_string(), "HostPort": port.host_port.to_string() });
+        match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
+            Some(list) => list.push(binding),
+            None => {
+                ports.insert(key, serde_json::json!([binding]));
+            }
+        }
+    }
+    let endpoint = serde_json::json!({
+        "NetworkID": a.network.id,
+        "Gateway": a.gateway.to_string(),
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix_len,
+        "MacAddress": a.mac.to_string(),
+    });
+    serde_json::json!({
+        "Bridge": a.network.bridge,
+        "Gateway": a.gateway.to_string(),
+        "IPAddress": a.ip.to_string(),
+        "IPPrefixLen": a.prefix_len,
+        "MacAddress": a.mac.to_string(),
+        "Ports": ports,
+        "Networks": { a.network.name.clone(): endpoint },
+    })
 }
 
 /// An error's exit code: what the agent suggested, else 125.
@@ -264,6 +397,7 @@ async fn run_once(
     start_waiter: &mut Option<oneshot::Sender<MonitorResponse>>,
     auto_start: &mut bool,
     stopped_by_user: &mut bool,
+    attachment: Option<&Attachment>,
 ) -> Result<ExitInfo> {
     let id = record.id.clone();
     let platform = Platform::detect();
@@ -272,7 +406,7 @@ async fn run_once(
         None => platform.default_hypervisor(),
     };
     let artifacts = GuestArtifacts::resolve(plan.kernel.clone(), plan.initrd.clone());
-    let shares = plan
+    let mut shares: Vec<ShareEntry> = plan
         .layer_names
         .iter()
         .zip(&plan.layer_dirs)
@@ -281,6 +415,20 @@ async fn run_once(
             target: PathBuf::from("layers").join(name),
         })
         .collect();
+    shares.push(ShareEntry {
+        source: store.dir_of(&id).join(ETC_DIR),
+        target: PathBuf::from(ETC_DIR),
+    });
+    let (net, extra_cmdline) = match attachment {
+        Some(a) => (
+            vec![NetDevice {
+                tap: a.tap.name().to_string(),
+                mac: a.mac.to_string(),
+            }],
+            vec![a.kernel_ip_arg()],
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
     let boot_started = Instant::now();
     let sandbox = Sandbox::start(SandboxConfig {
         id: id.clone(),
@@ -293,6 +441,8 @@ async fn run_once(
         memory_mib: plan.memory_mib,
         shares,
         boot_timeout: Duration::from_secs(plan.boot_timeout_secs),
+        net,
+        extra_cmdline,
     })
     .await?;
     let result = run_in_sandbox(store, record, spec, plan, &sandbox, shared, control, log, start_waiter, auto_start, stopped_by_user, boot_started).await;

@@ -25,7 +25,9 @@ fn disk() -> &'static Disk {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (Some(mem), Some(mut queue)) = (common::memory(data), data.get(..6).and_then(common::queue)) else {
+    let (Some(mem), Some(mut queue)) =
+        (common::memory(data), data.get(..6).and_then(common::queue))
+    else {
         return;
     };
     let _ = process_queue(disk(), &mem, &mut queue);

@@ -19,10 +19,18 @@ pub fn queue(p: &[u8]) -> Option<Queue> {
         1 << (p[0] % 9)
     };
     queue.set_size(size);
-    let addr = |b: u8| u32::from(b) * 0x200;
-    queue.set_desc_table_address(Some(addr(p[2])), Some(u32::from(p[5] == 0xff)));
-    queue.set_avail_ring_address(Some(addr(p[3])), None);
-    queue.set_used_ring_address(Some(addr(p[4])), None);
+    if p[2] & 0x80 == 0 {
+        // The usual layout: rings at the start of the input's memory image
+        // (a 256-entry table is 4 KiB, so small queues leave room).
+        queue.set_desc_table_address(Some(0), None);
+        queue.set_avail_ring_address(Some(0x100 * u32::from(1 + (p[3] & 0xf))), None);
+        queue.set_used_ring_address(Some(0x1000 + 0x400 * u32::from(p[4] & 0x7)), None);
+    } else {
+        let addr = |b: u8| u32::from(b) * 0x200;
+        queue.set_desc_table_address(Some(addr(p[2])), Some(u32::from(p[5] == 0xff)));
+        queue.set_avail_ring_address(Some(addr(p[3])), None);
+        queue.set_used_ring_address(Some(addr(p[4])), None);
+    }
     queue.set_ready(true);
     Some(queue)
 }

@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 fn muxer() -> &'static Mutex<Muxer> {
     static MUXER: OnceLock<Mutex<Muxer>> = OnceLock::new();
     MUXER.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("hull-fuzz-vsock-{}.sock", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("hull-fuzz-vsock-{}.sock", std::process::id()));
         Mutex::new(Muxer::new(&path, 3).expect("fuzz vsock socket"))
     })
 }
@@ -22,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let Some(mem) = common::memory(data) else {
         return;
     };
-    let (Some(mut tx), Some(mut rx)) = (common::queue(&data[..6]), common::queue(&data[6..12])) else {
+    let (Some(mut tx), Some(mut rx)) = (common::queue(&data[..6]), common::queue(&data[6..12]))
+    else {
         return;
     };
     let mut muxer = muxer().lock().unwrap_or_else(|e| e.into_inner());

@@ -62,15 +62,25 @@ fn command(vmm: Vmm, args: &Args, hull: &Path, action: &str) -> Command {
         }
         Vmm::Qemu => {
             let mut c = Command::new(&args.qemu);
-            c.args(["-M", "microvm,isa-serial=on,memory-backend=mem", "-accel", "kvm"])
-                .args(["-cpu", "host,-arch-capabilities", "-no-reboot", "-nodefaults"])
-                .args(["-display", "none", "-m", "128", "-smp", "1"])
-                .args(["-object", "memory-backend-memfd,id=mem,size=128M,share=on"])
-                .args(["-serial", "stdio"])
-                .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-                .arg("-kernel")
-                .arg(&args.guest)
-                .args(["-append", &cmdline]);
+            c.args([
+                "-M",
+                "microvm,isa-serial=on,memory-backend=mem",
+                "-accel",
+                "kvm",
+            ])
+            .args([
+                "-cpu",
+                "host,-arch-capabilities",
+                "-no-reboot",
+                "-nodefaults",
+            ])
+            .args(["-display", "none", "-m", "128", "-smp", "1"])
+            .args(["-object", "memory-backend-memfd,id=mem,size=128M,share=on"])
+            .args(["-serial", "stdio"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+            .arg("-kernel")
+            .arg(&args.guest)
+            .args(["-append", &cmdline]);
             c
         }
     }
@@ -170,7 +180,10 @@ fn main() -> anyhow::Result<()> {
         None => std::env::current_exe()?.with_file_name("hull-vmm"),
     };
     let runs = args.runs.max(1);
-    println!("# guest {}, {runs} runs each, medians", args.guest.display());
+    println!(
+        "# guest {}, {runs} runs each, medians",
+        args.guest.display()
+    );
 
     let mut hull_start = Vec::new();
     let mut hull_timer = Vec::new();

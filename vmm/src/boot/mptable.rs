@@ -75,7 +75,16 @@ pub fn build(num_cpus: u8) -> Result<Vec<u8>, MptableError> {
     entry_count += 1;
     for pin in 0..IOAPIC_PINS as u8 {
         // Flags 0: polarity and trigger conform to the (ISA) bus.
-        entries.extend_from_slice(&[ENTRY_IO_INTERRUPT, INT_TYPE_INT, 0, 0, 0, pin, ioapic_id, pin]);
+        entries.extend_from_slice(&[
+            ENTRY_IO_INTERRUPT,
+            INT_TYPE_INT,
+            0,
+            0,
+            0,
+            pin,
+            ioapic_id,
+            pin,
+        ]);
         entry_count += 1;
     }
     // LINT0 of the bootstrap processor receives the 8259 PIC (ExtINT);
@@ -164,7 +173,10 @@ mod tests {
     #[test]
     fn max_cpus_fit_below_640k() {
         assert!(build(MAX_VCPUS).is_ok());
-        assert_eq!(build(MAX_VCPUS + 1), Err(MptableError::TooManyCpus(MAX_VCPUS + 1)));
+        assert_eq!(
+            build(MAX_VCPUS + 1),
+            Err(MptableError::TooManyCpus(MAX_VCPUS + 1))
+        );
         assert_eq!(build(0), Err(MptableError::TooManyCpus(0)));
     }
 }

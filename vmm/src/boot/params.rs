@@ -205,20 +205,40 @@ mod tests {
     fn memory_map_covers_low_and_high_ram() {
         let (mem, _) = create_guest_memory(64).unwrap();
         let map = memory_map(&mem);
-        assert_eq!(map[0], MemoryMapEntry { addr: 0, size: EBDA_START, kind: E820_RAM });
+        assert_eq!(
+            map[0],
+            MemoryMapEntry {
+                addr: 0,
+                size: EBDA_START,
+                kind: E820_RAM
+            }
+        );
         assert_eq!(map[1].kind, E820_RESERVED);
         assert_eq!(
             map[2],
-            MemoryMapEntry { addr: HIGH_MEM_START, size: (64 << 20) - HIGH_MEM_START, kind: E820_RAM }
+            MemoryMapEntry {
+                addr: HIGH_MEM_START,
+                size: (64 << 20) - HIGH_MEM_START,
+                kind: E820_RAM
+            }
         );
     }
 
     #[test]
     fn zero_page_has_cmdline_and_e820() {
         let (mem, _) = create_guest_memory(16).unwrap();
-        let initrd = LoadedInitrd { addr: GuestAddress(0x80_0000), size: 1234 };
-        write_boot_info(&mem, &kernel(BootProtocol::Linux64), "console=ttyS0", Some(initrd), 2)
-            .unwrap();
+        let initrd = LoadedInitrd {
+            addr: GuestAddress(0x80_0000),
+            size: 1234,
+        };
+        write_boot_info(
+            &mem,
+            &kernel(BootProtocol::Linux64),
+            "console=ttyS0",
+            Some(initrd),
+            2,
+        )
+        .unwrap();
         let params: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE_START)).unwrap();
         assert_eq!({ params.hdr.cmd_line_ptr }, CMDLINE_START as u32);
         assert_eq!({ params.hdr.cmdline_size }, 13);
@@ -226,7 +246,8 @@ mod tests {
         assert_eq!({ params.hdr.ramdisk_size }, 1234);
         assert_eq!(params.e820_entries, 3);
         let mut buf = [0u8; 14];
-        mem.read_slice(&mut buf, GuestAddress(CMDLINE_START)).unwrap();
+        mem.read_slice(&mut buf, GuestAddress(CMDLINE_START))
+            .unwrap();
         assert_eq!(&buf, b"console=ttyS0\0");
     }
 

@@ -194,7 +194,11 @@ pub fn setup_msrs(vcpu: &VcpuFd) -> Result<(), RegsError> {
         source,
     })?;
     if written != entries.len() {
-        tracing::warn!(written, wanted = entries.len(), "KVM accepted only some boot MSRs");
+        tracing::warn!(
+            written,
+            wanted = entries.len(),
+            "KVM accepted only some boot MSRs"
+        );
     }
     Ok(())
 }

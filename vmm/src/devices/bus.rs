@@ -99,7 +99,9 @@ impl Bus {
 /// Locks a device, recovering it if a thread panicked while holding it (a
 /// device's state is still the best there is, and the VMM must go on).
 pub fn lock<T: ?Sized>(device: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    device
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -71,7 +71,11 @@ pub fn create_guest_memory(mem_mib: u64) -> Result<(GuestMemory, File), MemoryEr
     let mut ranges = Vec::new();
     for (start, len) in arch_memory_ranges(size) {
         let file_clone = file.try_clone().map_err(MemoryError::Memfd)?;
-        ranges.push((start, len as usize, Some(FileOffset::new(file_clone, offset))));
+        ranges.push((
+            start,
+            len as usize,
+            Some(FileOffset::new(file_clone, offset)),
+        ));
         offset += len;
     }
     let memory = GuestMemoryMmap::from_ranges_with_files(ranges)?;
@@ -85,14 +89,20 @@ mod tests {
 
     #[test]
     fn small_memory_is_one_range() {
-        assert_eq!(arch_memory_ranges(128 << 20), vec![(GuestAddress(0), 128 << 20)]);
+        assert_eq!(
+            arch_memory_ranges(128 << 20),
+            vec![(GuestAddress(0), 128 << 20)]
+        );
     }
 
     #[test]
     fn large_memory_skips_the_mmio_hole() {
         let ranges = arch_memory_ranges(4 << 30);
         assert_eq!(ranges[0], (GuestAddress(0), MMIO_GAP_START));
-        assert_eq!(ranges[1], (GuestAddress(MMIO_GAP_END), (4 << 30) - MMIO_GAP_START));
+        assert_eq!(
+            ranges[1],
+            (GuestAddress(MMIO_GAP_END), (4 << 30) - MMIO_GAP_START)
+        );
     }
 
     #[test]
@@ -108,6 +118,9 @@ mod tests {
 
     #[test]
     fn zero_size_is_rejected() {
-        assert!(matches!(create_guest_memory(0), Err(MemoryError::InvalidSize(0))));
+        assert!(matches!(
+            create_guest_memory(0),
+            Err(MemoryError::InvalidSize(0))
+        ));
     }
 }

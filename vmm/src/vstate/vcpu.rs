@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use kvm_bindings::{
+    CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::boot::{regs, LoadedKernel};
@@ -79,7 +81,8 @@ pub fn patch_cpuid(cpuid: &mut CpuId, index: u8, count: u8) {
     for entry in cpuid.as_mut_slice() {
         match entry.function {
             CPUID_LEAF_FEATURES => {
-                entry.ebx = (entry.ebx & 0x0000_ffff) | (u32::from(index) << 24) | (u32::from(count) << 16);
+                entry.ebx =
+                    (entry.ebx & 0x0000_ffff) | (u32::from(index) << 24) | (u32::from(count) << 16);
                 entry.ecx |= CPUID_ECX_HYPERVISOR;
                 if count > 1 {
                     entry.edx |= CPUID_EDX_HTT;
@@ -195,7 +198,9 @@ impl Vcpu {
                 "vCPU {index}: unexpected KVM exit {other:?}"
             ))),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
-            Err(e) => Some(VmExit::Failure(format!("vCPU {index}: KVM_RUN failed: {e}"))),
+            Err(e) => Some(VmExit::Failure(format!(
+                "vCPU {index}: KVM_RUN failed: {e}"
+            ))),
         }
     }
 }
@@ -208,8 +213,16 @@ mod tests {
     #[test]
     fn cpuid_gets_apic_id_and_count() {
         let entries = [
-            kvm_cpuid_entry2 { function: 1, ebx: 0xff00_0800, ..Default::default() },
-            kvm_cpuid_entry2 { function: 0xb, index: 1, ..Default::default() },
+            kvm_cpuid_entry2 {
+                function: 1,
+                ebx: 0xff00_0800,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xb,
+                index: 1,
+                ..Default::default()
+            },
         ];
         let mut cpuid = CpuId::from_entries(&entries).unwrap();
         patch_cpuid(&mut cpuid, 3, 4);

@@ -96,12 +96,13 @@ impl Vm {
     fn register_memory(&self, memory: &GuestMemory) -> Result<(), VmError> {
         for (index, region) in memory.iter().enumerate() {
             let slot = index as u32;
-            let host_addr = memory
-                .get_host_address(region.start_addr())
-                .map_err(|_| VmError::MemorySlot {
-                    slot,
-                    source: kvm_ioctls::Error::new(libc::EFAULT),
-                })?;
+            let host_addr =
+                memory
+                    .get_host_address(region.start_addr())
+                    .map_err(|_| VmError::MemorySlot {
+                        slot,
+                        source: kvm_ioctls::Error::new(libc::EFAULT),
+                    })?;
             let descriptor = kvm_userspace_memory_region {
                 slot,
                 flags: 0,

@@ -55,7 +55,11 @@ pub fn block_test() {
         println(b"blk: read failed");
         return;
     }
-    let text_len = sector.iter().position(|b| *b == 0 || *b == b'\n').unwrap_or(64).min(64);
+    let text_len = sector
+        .iter()
+        .position(|b| *b == 0 || *b == b'\n')
+        .unwrap_or(64)
+        .min(64);
     print(b"blk: sector0 ");
     println(&sector[..text_len]);
     let mut pattern = [0u8; SECTOR_SIZE];
@@ -67,7 +71,11 @@ pub fn block_test() {
     } else {
         let mut back = [0u8; SECTOR_SIZE];
         let ok = blk.read_blocks(1, &mut back).is_ok() && back == pattern;
-        println(if ok { b"blk: write readback ok" } else { b"blk: write readback MISMATCH" });
+        println(if ok {
+            b"blk: write readback ok"
+        } else {
+            b"blk: write readback MISMATCH"
+        });
     }
     // Beyond the end: must fail cleanly.
     let beyond = blk.capacity() as usize;
@@ -104,7 +112,11 @@ fn report(what: &[u8], base: usize) {
     let needs_reset = mmio_read(base, STATUS) & NEEDS_RESET != 0;
     print(b"hostile: ");
     print(what);
-    println(if needs_reset { b" -> needs reset" } else { b" -> NOT flagged" });
+    println(if needs_reset {
+        b" -> needs reset"
+    } else {
+        b" -> NOT flagged"
+    });
     mmio_write(base, STATUS, 0);
     if mmio_read(base, STATUS) != 0 {
         println(b"hostile: reset did not clear status");
@@ -143,8 +155,8 @@ pub fn hostile_test() {
     #[repr(C, align(4096))]
     struct Rings([u8; 4096]);
     static mut RINGS: Rings = Rings([0; 4096]);
-    // SAFETY: single-threaded; the device only reads these rings.
-    let rings = unsafe { core::ptr::addr_of_mut!(RINGS) as usize };
+    // Only its address is taken here; the writes below go through it.
+    let rings = core::ptr::addr_of_mut!(RINGS) as usize;
     let desc = rings;
     let avail = rings + 0x100;
     let used = rings + 0x200;
@@ -187,11 +199,19 @@ const POLL_LIMIT: u32 = 2_000_000;
 type Manager = VsockConnectionManager<HullHal, MmioTransport<'static>>;
 
 /// Polls until `wanted` accepts an event (or gives up).
-fn wait_for(manager: &mut Manager, mut wanted: impl FnMut(&mut Manager, VsockEventType, VsockAddr, u32) -> bool) -> bool {
+fn wait_for(
+    manager: &mut Manager,
+    mut wanted: impl FnMut(&mut Manager, VsockEventType, VsockAddr, u32) -> bool,
+) -> bool {
     for _ in 0..POLL_LIMIT {
         match manager.poll() {
             Ok(Some(event)) => {
-                if wanted(manager, event.event_type, event.source, event.destination.port) {
+                if wanted(
+                    manager,
+                    event.event_type,
+                    event.source,
+                    event.destination.port,
+                ) {
                     return true;
                 }
             }
@@ -255,7 +275,10 @@ pub fn vsock_test() {
     println(b"");
 
     // 2. Guest-initiated: connect to the host, send, print the reply.
-    let host = VsockAddr { cid: VMADDR_CID_HOST, port: HOST_PORT };
+    let host = VsockAddr {
+        cid: VMADDR_CID_HOST,
+        port: HOST_PORT,
+    };
     let local_port = 4000;
     if manager.connect(host, local_port).is_err() {
         println(b"vsock: connect failed");
@@ -286,4 +309,66 @@ pub fn vsock_test() {
     print(b"vsock: host replied ");
     print(&reply[..len]);
     let _ = manager.shutdown(host, local_port);
+}
+
+use virtio_drivers::device::net::VirtIONet;
+
+/// EtherType used by the tests (IEEE local experimental).
+const TEST_ETHERTYPE: [u8; 2] = [0x88, 0xb5];
+
+/// Network: broadcast a test frame, then print the first test frame that
+/// comes back.
+pub fn net_test() {
+    let Some(transport) = find(DeviceType::Network) else {
+        println(b"net: no device");
+        return;
+    };
+    let Ok(mut net) = VirtIONet::<HullHal, _, 16>::new(transport, 2048) else {
+        println(b"net: init failed");
+        return;
+    };
+    let mac = net.mac_address();
+    print(b"net: mac");
+    for b in mac {
+        print(b" ");
+        print_hex(u64::from(b));
+    }
+    println(b"");
+    let mut frame = [0u8; 60];
+    frame[..6].fill(0xff);
+    frame[6..12].copy_from_slice(&mac);
+    frame[12..14].copy_from_slice(&TEST_ETHERTYPE);
+    let payload = b"hello from guest net";
+    frame[14..14 + payload.len()].copy_from_slice(payload);
+    let mut tx = net.new_tx_buffer(frame.len());
+    tx.packet_mut().copy_from_slice(&frame);
+    if net.send(tx).is_err() {
+        println(b"net: send failed");
+        return;
+    }
+    println(b"net: frame sent");
+    for _ in 0..POLL_LIMIT {
+        match net.receive() {
+            Ok(rx) => {
+                let packet = rx.packet();
+                let wanted = packet.len() >= 14 && packet[12..14] == TEST_ETHERTYPE;
+                if wanted {
+                    let body = &packet[14..];
+                    let end = body
+                        .iter()
+                        .position(|b| *b == 0)
+                        .unwrap_or(body.len())
+                        .min(64);
+                    print(b"net: got frame ");
+                    println(&body[..end]);
+                }
+                let _ = net.recycle_rx_buffer(rx);
+                if wanted {
+                    return;
+                }
+            }
+            Err(_) => core::hint::spin_loop(),
+        }
+    }
+    println(b"net: timed out");
 }

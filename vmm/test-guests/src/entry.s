@@ -65,6 +65,9 @@ pvh_long:
     jmp 1b
 
 # --- 64-bit Linux boot protocol entry ----------------------------------------
+# At image offset 0x200 (link.ld), where a bzImage's 64-bit entry is, so the
+# same code also boots when the image is wrapped as a bzImage.
+.section .text.entry64, "ax"
 .globl _start
 _start:
     cli

@@ -44,7 +44,13 @@ pub struct BumpAllocator;
 // null when it is exhausted.
 unsafe impl GlobalAlloc for BumpAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump(&HEAP_NEXT, HEAP.0.get() as usize, HEAP_SIZE, layout.size(), layout.align())
+        bump(
+            &HEAP_NEXT,
+            HEAP.0.get() as usize,
+            HEAP_SIZE,
+            layout.size(),
+            layout.align(),
+        )
     }
 
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
@@ -61,7 +67,13 @@ pub struct HullHal;
 // addresses.
 unsafe impl Hal for HullHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        let ptr = bump(&DMA_NEXT, DMA.0.get() as usize, DMA_SIZE, pages * PAGE_SIZE, PAGE_SIZE);
+        let ptr = bump(
+            &DMA_NEXT,
+            DMA.0.get() as usize,
+            DMA_SIZE,
+            pages * PAGE_SIZE,
+            PAGE_SIZE,
+        );
         match NonNull::new(ptr) {
             Some(ptr) => (ptr.as_ptr() as PhysAddr, ptr),
             None => panic!("out of DMA memory"),

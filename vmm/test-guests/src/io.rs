@@ -6,7 +6,9 @@ const COM1: u16 = 0x3f8;
 pub fn outb(port: u16, value: u8) {
     // SAFETY: port I/O has no memory effects in this guest; every port used
     // is a device the VMM emulates or ignores.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
+    };
 }
 
 /// Writes bytes to the serial port. The emulated UART's transmitter is
@@ -35,7 +37,11 @@ pub fn print_hex(value: u64) {
         let nibble = ((value >> (shift * 4)) & 0xf) as u8;
         if nibble != 0 || started || shift == 0 {
             started = true;
-            digits[len] = if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 };
+            digits[len] = if nibble < 10 {
+                b'0' + nibble
+            } else {
+                b'a' + nibble - 10
+            };
             len += 1;
         }
     }

@@ -11,6 +11,8 @@
 //! - `blk=1`: exercise the first virtio-blk device (virtio-drivers);
 //! - `vsock=1`: echo a host-initiated vsock connection, then connect to
 //!   the host (port 5678) and print its reply;
+//! - `net=1`: broadcast a test frame (EtherType 0x88b5) and print the first
+//!   test frame received;
 //! - `action=exit:N` (write N to the debug exit port), `action=reset`
 //!   (i8042), `action=triple` (triple fault), `action=poweroff` (debug exit
 //!   value 0), `action=idle` (halt forever), `action=panic`.
@@ -108,13 +110,20 @@ fn boot_info(info: u64, protocol: Protocol) -> &'static [u8] {
             // e820_table at 0x2d0 (20-byte entries).
             // SAFETY: %rsi pointed at the zero page the VMM wrote.
             let (entries, cmdline) = unsafe {
-                (read_phys::<u8>(info + 0x1e8), read_phys::<u32>(info + 0x228))
+                (
+                    read_phys::<u8>(info + 0x1e8),
+                    read_phys::<u32>(info + 0x228),
+                )
             };
             for i in 0..u64::from(entries.min(128)) {
                 let entry = info + 0x2d0 + i * 20;
                 // SAFETY: within the zero page.
                 unsafe {
-                    print_e820(read_phys(entry), read_phys(entry + 8), read_phys(entry + 16));
+                    print_e820(
+                        read_phys(entry),
+                        read_phys(entry + 8),
+                        read_phys(entry + 16),
+                    );
                 }
             }
             cmdline_at(u64::from(cmdline))
@@ -138,7 +147,11 @@ fn boot_info(info: u64, protocol: Protocol) -> &'static [u8] {
                 let entry = memmap + i * 24;
                 // SAFETY: the VMM wrote `entries` entries there.
                 unsafe {
-                    print_e820(read_phys(entry), read_phys(entry + 8), read_phys(entry + 16));
+                    print_e820(
+                        read_phys(entry),
+                        read_phys(entry + 8),
+                        read_phys(entry + 16),
+                    );
                 }
             }
             cmdline_at(cmdline)
@@ -176,7 +189,11 @@ fn triple_fault() -> ! {
 
 #[no_mangle]
 extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
-    let protocol = if protocol == 1 { Protocol::Pvh } else { Protocol::Linux };
+    let protocol = if protocol == 1 {
+        Protocol::Pvh
+    } else {
+        Protocol::Linux
+    };
     println(match protocol {
         Protocol::Pvh => b"hull-test-guest: boot pvh",
         Protocol::Linux => b"hull-test-guest: boot linux64",
@@ -196,6 +213,9 @@ extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
     }
     if param(cmdline, b"vsock") == Some(b"1") {
         devices::vsock_test();
+    }
+    if param(cmdline, b"net") == Some(b"1") {
+        devices::net_test();
     }
 
     match param(cmdline, b"action") {

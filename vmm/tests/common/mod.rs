@@ -28,11 +28,37 @@ pub fn require_kvm() {
     }
 }
 
+/// Installs the guests' target through rustup when it is missing (as
+/// scripts/setup.sh does for musl), so a fresh machine can run the tests.
+fn ensure_guest_target() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == "x86_64-unknown-none")
+        })
+        // No rustup: let the build say what is missing.
+        .unwrap_or(true);
+    if !installed {
+        let status = Command::new("rustup")
+            .args(["target", "add", "x86_64-unknown-none"])
+            .status()
+            .expect("run rustup");
+        assert!(
+            status.success(),
+            "rustup target add x86_64-unknown-none failed"
+        );
+    }
+}
+
 /// Builds `vmm/test-guests` (release, x86_64-unknown-none) once per test
 /// process and returns the path of the guest ELF.
 pub fn test_guest() -> &'static Path {
     static GUEST: OnceLock<PathBuf> = OnceLock::new();
     GUEST.get_or_init(|| {
+        ensure_guest_target();
         let root = workspace_root();
         let guests = root.join("vmm/test-guests");
         let target_dir = root.join("target/test-guests");

@@ -250,7 +250,9 @@ impl MmioTransport {
         }
         let select = self.queue_select;
         let Some(queue) = self.selected_queue() else {
-            self.fail(&format_args!("queue register write for missing queue {select}"));
+            self.fail(&format_args!(
+                "queue register write for missing queue {select}"
+            ));
             return;
         };
         let high = |old: u64| (old & 0xffff_ffff) | (u64::from(value) << 32);
@@ -263,12 +265,24 @@ impl MmioTransport {
                 queue.set_ready(value == 1);
                 Ok(())
             }
-            reg::QUEUE_DESC_LOW => queue.try_set_desc_table_address(GuestAddress(low(queue.desc_table()))),
-            reg::QUEUE_DESC_HIGH => queue.try_set_desc_table_address(GuestAddress(high(queue.desc_table()))),
-            reg::QUEUE_AVAIL_LOW => queue.try_set_avail_ring_address(GuestAddress(low(queue.avail_ring()))),
-            reg::QUEUE_AVAIL_HIGH => queue.try_set_avail_ring_address(GuestAddress(high(queue.avail_ring()))),
-            reg::QUEUE_USED_LOW => queue.try_set_used_ring_address(GuestAddress(low(queue.used_ring()))),
-            reg::QUEUE_USED_HIGH => queue.try_set_used_ring_address(GuestAddress(high(queue.used_ring()))),
+            reg::QUEUE_DESC_LOW => {
+                queue.try_set_desc_table_address(GuestAddress(low(queue.desc_table())))
+            }
+            reg::QUEUE_DESC_HIGH => {
+                queue.try_set_desc_table_address(GuestAddress(high(queue.desc_table())))
+            }
+            reg::QUEUE_AVAIL_LOW => {
+                queue.try_set_avail_ring_address(GuestAddress(low(queue.avail_ring())))
+            }
+            reg::QUEUE_AVAIL_HIGH => {
+                queue.try_set_avail_ring_address(GuestAddress(high(queue.avail_ring())))
+            }
+            reg::QUEUE_USED_LOW => {
+                queue.try_set_used_ring_address(GuestAddress(low(queue.used_ring())))
+            }
+            reg::QUEUE_USED_HIGH => {
+                queue.try_set_used_ring_address(GuestAddress(high(queue.used_ring())))
+            }
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -303,7 +317,10 @@ impl BusDevice for MmioTransport {
         }
         data.fill(0);
         if data.len() != 4 {
-            self.fail(&format_args!("{}-byte read of register {offset:#x}", data.len()));
+            self.fail(&format_args!(
+                "{}-byte read of register {offset:#x}",
+                data.len()
+            ));
             return;
         }
         let value = match offset {
@@ -338,7 +355,10 @@ impl BusDevice for MmioTransport {
             return;
         }
         let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-            self.fail(&format_args!("{}-byte write of register {offset:#x}", data.len()));
+            self.fail(&format_args!(
+                "{}-byte write of register {offset:#x}",
+                data.len()
+            ));
             return;
         };
         let value = u32::from_le_bytes(bytes);
@@ -351,7 +371,10 @@ impl BusDevice for MmioTransport {
                     return;
                 }
                 match self.driver_features_select {
-                    0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(value),
+                    0 => {
+                        self.driver_features =
+                            (self.driver_features & !0xffff_ffff) | u64::from(value)
+                    }
                     1 => {
                         self.driver_features =
                             (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
@@ -373,7 +396,9 @@ impl BusDevice for MmioTransport {
             reg::QUEUE_NOTIFY => self.notify(value),
             reg::INTERRUPT_ACK => self.signals.ack_interrupt(value),
             reg::STATUS => self.write_status(value),
-            _ => self.fail(&format_args!("write of {value:#x} to unknown register {offset:#x}")),
+            _ => self.fail(&format_args!(
+                "write of {value:#x} to unknown register {offset:#x}"
+            )),
         }
     }
 }
@@ -445,7 +470,11 @@ mod tests {
         write(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
         write(t, reg::DRIVER_FEATURES_SEL, 1);
         write(t, reg::DRIVER_FEATURES, 1);
-        write(t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+        write(
+            t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
     }
 
     #[test]
@@ -484,13 +513,20 @@ mod tests {
         let (mut t, _) = transport();
         write(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
         write(&mut t, reg::DRIVER_FEATURES, 1 << 5);
-        write(&mut t, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK);
+        write(
+            &mut t,
+            reg::STATUS,
+            status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK,
+        );
         assert_eq!(read(&mut t, reg::STATUS) & status::FEATURES_OK, 0);
     }
 
     fn assert_needs_reset_then_recovers(t: &mut MmioTransport) {
         assert_ne!(read(t, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
-        assert_ne!(read(t, reg::INTERRUPT_STATUS) & crate::devices::virtio::INTERRUPT_CONFIG, 0);
+        assert_ne!(
+            read(t, reg::INTERRUPT_STATUS) & crate::devices::virtio::INTERRUPT_CONFIG,
+            0
+        );
         write(t, reg::STATUS, 0);
         assert_eq!(read(t, reg::STATUS), 0);
     }

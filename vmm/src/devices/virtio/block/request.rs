@@ -276,18 +276,33 @@ mod tests {
     }
 
     fn header(mem: &Mem, request_type: u32, sector: u64) {
-        mem.write_obj(RequestHeader { request_type, reserved: 0, sector }, GuestAddress(HEADER))
-            .unwrap();
+        mem.write_obj(
+            RequestHeader {
+                request_type,
+                reserved: 0,
+                sector,
+            },
+            GuestAddress(HEADER),
+        )
+        .unwrap();
     }
 
     /// Runs `descs` as one chain; returns (result, used len, status byte).
-    fn run(mem: &Mem, disk: &Disk, descs: &[RawDescriptor]) -> (Result<bool, RequestError>, u32, u8) {
+    fn run(
+        mem: &Mem,
+        disk: &Disk,
+        descs: &[RawDescriptor],
+    ) -> (Result<bool, RequestError>, u32, u8) {
         let vq = MockSplitQueue::new(mem, 16);
         vq.build_desc_chain(descs).unwrap();
         let mut queue: Queue = vq.create_queue().unwrap();
         let result = process_queue(disk, mem, &mut queue);
         let used_len = vq.used().ring().ref_at(0).unwrap().load().len();
-        (result, used_len, mem.read_obj(GuestAddress(STATUS)).unwrap())
+        (
+            result,
+            used_len,
+            mem.read_obj(GuestAddress(STATUS)).unwrap(),
+        )
     }
 
     fn rw_chain(data_flags: u32, len: u32) -> [RawDescriptor; 3] {
@@ -343,8 +358,14 @@ mod tests {
         assert_eq!(status, VIRTIO_BLK_S_IOERR);
         assert!(std::fs::read(file.path()).unwrap().iter().all(|b| *b == 0));
         header(&mem, VIRTIO_BLK_T_FLUSH, 0);
-        let (_, _, status) =
-            run(&mem, &disk, &[desc(HEADER, 16, VRING_DESC_F_NEXT), desc(STATUS, 1, VRING_DESC_F_WRITE)]);
+        let (_, _, status) = run(
+            &mem,
+            &disk,
+            &[
+                desc(HEADER, 16, VRING_DESC_F_NEXT),
+                desc(STATUS, 1, VRING_DESC_F_WRITE),
+            ],
+        );
         assert_eq!(status, VIRTIO_BLK_S_OK);
     }
 
@@ -372,8 +393,14 @@ mod tests {
         let (result, _, _) = run(&mem, &disk, &[desc(HEADER, 16, 0)]);
         assert_eq!(result, Err(RequestError::MissingStatus));
         // Header too short.
-        let (result, _, _) =
-            run(&mem, &disk, &[desc(HEADER, 8, VRING_DESC_F_NEXT), desc(STATUS, 1, VRING_DESC_F_WRITE)]);
+        let (result, _, _) = run(
+            &mem,
+            &disk,
+            &[
+                desc(HEADER, 8, VRING_DESC_F_NEXT),
+                desc(STATUS, 1, VRING_DESC_F_WRITE),
+            ],
+        );
         assert_eq!(result, Err(RequestError::MissingHeader));
         // Data outside guest memory.
         let (result, _, _) = run(&mem, &disk, &rw_chain_at(0x7fff_0000_0000));
@@ -395,8 +422,15 @@ mod tests {
     fn oversized_transfer_is_ioerr() {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x200_0000)]).unwrap();
         let (disk, _file) = disk(1 << 16, false);
-        mem.write_obj(RequestHeader { request_type: VIRTIO_BLK_T_IN, reserved: 0, sector: 0 }, GuestAddress(HEADER))
-            .unwrap();
+        mem.write_obj(
+            RequestHeader {
+                request_type: VIRTIO_BLK_T_IN,
+                reserved: 0,
+                sector: 0,
+            },
+            GuestAddress(HEADER),
+        )
+        .unwrap();
         let len = (MAX_TRANSFER + 512) as u32;
         let (result, _, status) = run(&mem, &disk, &rw_chain(VRING_DESC_F_WRITE, len).map(|d| d));
         // The data descriptor at DATA spans 16 MiB + 512 inside 32 MiB of memory.

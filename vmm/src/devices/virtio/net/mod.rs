@@ -63,7 +63,9 @@ pub struct Net {
 
 impl std::fmt::Debug for Net {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Net").field("tap", &self.tap.name()).finish_non_exhaustive()
+        f.debug_struct("Net")
+            .field("tap", &self.tap.name())
+            .finish_non_exhaustive()
     }
 }
 

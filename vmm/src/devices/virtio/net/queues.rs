@@ -172,7 +172,7 @@ mod tests {
         RawDescriptor::from(SplitDescriptor::new(addr, len, flags as u16, 0))
     }
 
-    fn queue_with(mem: &Mem, descs: &[RawDescriptor]) -> (MockSplitQueue<'_, Mem>, Queue) {
+    fn queue_with<'a>(mem: &'a Mem, descs: &[RawDescriptor]) -> (MockSplitQueue<'a, Mem>, Queue) {
         let vq = MockSplitQueue::new(mem, 16);
         vq.build_desc_chain(descs).unwrap();
         let queue = vq.create_queue().unwrap();
@@ -182,10 +182,17 @@ mod tests {
     #[test]
     fn transmits_header_and_frame() {
         let mem = memory();
-        mem.write_slice(&[0u8; 12], GuestAddress(0x10_0000)).unwrap();
-        mem.write_slice(b"ethernet frame", GuestAddress(0x11_0000)).unwrap();
-        let (_vq, mut queue) =
-            queue_with(&mem, &[desc(0x10_0000, 12, VRING_DESC_F_NEXT), desc(0x11_0000, 14, 0)]);
+        mem.write_slice(&[0u8; 12], GuestAddress(0x10_0000))
+            .unwrap();
+        mem.write_slice(b"ethernet frame", GuestAddress(0x11_0000))
+            .unwrap();
+        let (_vq, mut queue) = queue_with(
+            &mem,
+            &[
+                desc(0x10_0000, 12, VRING_DESC_F_NEXT),
+                desc(0x11_0000, 14, 0),
+            ],
+        );
         let mut wire = Wire::default();
         assert_eq!(process_tx(&mem, &mut queue, &mut wire), Ok(true));
         assert_eq!(wire.sent.len(), 1);
@@ -196,9 +203,15 @@ mod tests {
     fn rejects_bad_tx_chains() {
         let mem = memory();
         let (_vq, mut queue) = queue_with(&mem, &[desc(0x10_0000, 4, 0)]);
-        assert_eq!(process_tx(&mem, &mut queue, &mut Wire::default()), Err(NetError::BadTxLength(4)));
+        assert_eq!(
+            process_tx(&mem, &mut queue, &mut Wire::default()),
+            Err(NetError::BadTxLength(4))
+        );
         let (_vq, mut queue) = queue_with(&mem, &[desc(0x7000_0000_0000, 64, 0)]);
-        assert!(matches!(process_tx(&mem, &mut queue, &mut Wire::default()), Err(NetError::BadChain(_))));
+        assert!(matches!(
+            process_tx(&mem, &mut queue, &mut Wire::default()),
+            Err(NetError::BadChain(_))
+        ));
     }
 
     #[test]
@@ -207,9 +220,15 @@ mod tests {
         let (vq, mut queue) = queue_with(&mem, &[desc(0x10_0000, 2048, VRING_DESC_F_WRITE)]);
         let mut frame = vec![0u8; 12];
         frame.extend_from_slice(b"to the guest");
-        let mut wire = Wire { incoming: VecDeque::from([frame.clone(), frame.clone()]), ..Default::default() };
+        let mut wire = Wire {
+            incoming: VecDeque::from([frame.clone(), frame.clone()]),
+            ..Default::default()
+        };
         let mut pending = None;
-        assert_eq!(process_rx(&mem, &mut queue, &mut pending, &mut wire), Ok(true));
+        assert_eq!(
+            process_rx(&mem, &mut queue, &mut pending, &mut wire),
+            Ok(true)
+        );
         assert!(pending.is_some(), "second frame waits for a buffer");
         let used = vq.used().ring().ref_at(0).unwrap().load();
         assert_eq!(used.len() as usize, frame.len());
@@ -223,7 +242,10 @@ mod tests {
     fn small_rx_buffers_need_reset() {
         let mem = memory();
         let (_vq, mut queue) = queue_with(&mem, &[desc(0x10_0000, 100, VRING_DESC_F_WRITE)]);
-        let mut wire = Wire { incoming: VecDeque::from([vec![0u8; 60]]), ..Default::default() };
+        let mut wire = Wire {
+            incoming: VecDeque::from([vec![0u8; 60]]),
+            ..Default::default()
+        };
         let mut pending = None;
         assert_eq!(
             process_rx(&mem, &mut queue, &mut pending, &mut wire),

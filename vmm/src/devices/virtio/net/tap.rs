@@ -35,7 +35,10 @@ impl Tap {
     /// no offloads.
     pub fn open(name: &str, vnet_hdr_len: usize) -> std::io::Result<Self> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
-            return Err(std::io::Error::new(ErrorKind::InvalidInput, "bad tap interface name"));
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "bad tap interface name",
+            ));
         }
         let file = OpenOptions::new()
             .read(true)

@@ -179,7 +179,8 @@ impl Vsock {
             let _ = ops.remove(Events::empty(&stream));
         }
         for fd in added {
-            let set = EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED | EventSet::READ_HANG_UP;
+            let set =
+                EventSet::IN | EventSet::OUT | EventSet::EDGE_TRIGGERED | EventSet::READ_HANG_UP;
             if let Err(e) = ops.add(Events::new_raw(fd, set)) {
                 tracing::warn!("vsock: cannot watch host stream: {e:?}");
             }

@@ -190,7 +190,10 @@ impl Muxer {
     /// Descriptors opened and streams closed since the last call, for the
     /// event loop to watch and forget (drop the streams after that).
     pub fn take_fd_changes(&mut self) -> (Vec<RawFd>, Vec<UnixStream>) {
-        (std::mem::take(&mut self.fds_added), std::mem::take(&mut self.closed))
+        (
+            std::mem::take(&mut self.fds_added),
+            std::mem::take(&mut self.closed),
+        )
     }
 
     fn header(&self, key: Key, op: u16) -> PacketHeader {
@@ -300,9 +303,7 @@ impl Muxer {
             match handshake.stream.read(&mut byte) {
                 Ok(0) => return self.drop_handshake(fd),
                 Ok(_) if byte[0] == b'\n' => break,
-                Ok(_) if handshake.line.len() >= HANDSHAKE_MAX => {
-                    return self.drop_handshake(fd)
-                }
+                Ok(_) if handshake.line.len() >= HANDSHAKE_MAX => return self.drop_handshake(fd),
                 Ok(_) => handshake.line.push(byte[0]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -313,7 +314,10 @@ impl Muxer {
             return;
         };
         let Some(guest_port) = parse_connect(&handshake.line) else {
-            tracing::debug!("vsock: bad handshake {:?}", String::from_utf8_lossy(&handshake.line));
+            tracing::debug!(
+                "vsock: bad handshake {:?}",
+                String::from_utf8_lossy(&handshake.line)
+            );
             self.closed.push(handshake.stream);
             return;
         };
@@ -325,8 +329,10 @@ impl Muxer {
         let key = (local_port, guest_port);
         // The fd stays registered; it now belongs to a connection.
         self.by_fd.insert(fd, key);
-        self.connections
-            .insert(key, Connection::new(handshake.stream, State::AwaitingResponse));
+        self.connections.insert(
+            key,
+            Connection::new(handshake.stream, State::AwaitingResponse),
+        );
         self.send_control(key, op::REQUEST);
     }
 
@@ -544,7 +550,10 @@ mod tests {
         // Bytes sent after the CONNECT line are data for the guest.
         m.poll_hosts();
         let (data_header, data) = m.next_rx(1000).unwrap();
-        assert_eq!(({ data_header.op }, data.as_slice()), (op::RW, &b"early"[..]));
+        assert_eq!(
+            ({ data_header.op }, data.as_slice()),
+            (op::RW, &b"early"[..])
+        );
         m.guest_packet(&from_guest(1234, local, op::RW, 4), b"pong");
         let mut buf = [0u8; 4];
         reader.read_exact(&mut buf).unwrap();
@@ -575,7 +584,10 @@ mod tests {
         let listener = UnixListener::bind(dir.path().join("v.sock_5678")).unwrap();
         m.guest_packet(&from_guest(777, 5678, op::REQUEST, 0), &[]);
         let (response, _) = m.next_rx(1000).unwrap();
-        assert_eq!(({ response.op }, { response.dst_port }), (op::RESPONSE, 777));
+        assert_eq!(
+            ({ response.op }, { response.dst_port }),
+            (op::RESPONSE, 777)
+        );
         let (mut peer, _) = listener.accept().unwrap();
         m.guest_packet(&from_guest(777, 5678, op::RW, 5), b"hello");
         let mut buf = [0u8; 5];

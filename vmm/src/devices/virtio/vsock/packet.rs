@@ -176,7 +176,11 @@ mod tests {
         RawDescriptor::from(SplitDescriptor::new(addr, len, flags as u16, 0))
     }
 
-    fn with_chain<R>(mem: &Mem, descs: &[RawDescriptor], f: impl FnOnce(DescriptorChain<&Mem>) -> R) -> R {
+    fn with_chain<R>(
+        mem: &Mem,
+        descs: &[RawDescriptor],
+        f: impl FnOnce(DescriptorChain<&Mem>) -> R,
+    ) -> R {
         let vq = MockSplitQueue::new(mem, 16);
         vq.build_desc_chain(descs).unwrap();
         let mut queue: Queue = vq.create_queue().unwrap();
@@ -206,7 +210,10 @@ mod tests {
         mem.write_slice(b"hello", GuestAddress(0x11_0000)).unwrap();
         let (hdr, data) = with_chain(
             &mem,
-            &[desc(0x10_0000, 44, VRING_DESC_F_NEXT), desc(0x11_0000, 5, 0)],
+            &[
+                desc(0x10_0000, 44, VRING_DESC_F_NEXT),
+                desc(0x11_0000, 5, 0),
+            ],
             |chain| read_packet(&mem, chain).unwrap(),
         );
         assert_eq!(hdr, header(5));
@@ -220,11 +227,20 @@ mod tests {
         let short = with_chain(&mem, &[desc(0x10_0000, 40, 0)], |c| read_packet(&mem, c));
         assert_eq!(short, Err(PacketError::ShortHeader));
         let missing = with_chain(&mem, &[desc(0x10_0000, 48, 0)], |c| read_packet(&mem, c));
-        assert_eq!(missing, Err(PacketError::ShortPayload { claimed: 10, available: 4 }));
-        mem.write_obj(header(u32::MAX), GuestAddress(0x10_0000)).unwrap();
+        assert_eq!(
+            missing,
+            Err(PacketError::ShortPayload {
+                claimed: 10,
+                available: 4
+            })
+        );
+        mem.write_obj(header(u32::MAX), GuestAddress(0x10_0000))
+            .unwrap();
         let huge = with_chain(&mem, &[desc(0x10_0000, 44, 0)], |c| read_packet(&mem, c));
         assert_eq!(huge, Err(PacketError::TooLarge(u32::MAX)));
-        let outside = with_chain(&mem, &[desc(0x7000_0000_0000, 44, 0)], |c| read_packet(&mem, c));
+        let outside = with_chain(&mem, &[desc(0x7000_0000_0000, 44, 0)], |c| {
+            read_packet(&mem, c)
+        });
         assert!(matches!(outside, Err(PacketError::BadChain(_))));
     }
 
@@ -238,7 +254,9 @@ mod tests {
         assert_eq!(written, 47);
         let back: PacketHeader = mem.read_obj(GuestAddress(0x10_0000)).unwrap();
         assert_eq!(back, header(3));
-        let small = with_chain(&mem, &[desc(0x10_0000, 20, VRING_DESC_F_WRITE)], |c| rx_capacity(&mem, &c));
+        let small = with_chain(&mem, &[desc(0x10_0000, 20, VRING_DESC_F_WRITE)], |c| {
+            rx_capacity(&mem, &c)
+        });
         assert_eq!(small, Err(PacketError::ShortRxBuffer(20)));
         let too_much = with_chain(&mem, &[desc(0x10_0000, 46, VRING_DESC_F_WRITE)], |c| {
             write_packet(&mem, c, &header(3), b"abc")
