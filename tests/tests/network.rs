@@ -48,13 +48,19 @@ impl Netns {
         stdout(&out).trim().to_string()
     }
 
-    /// `wget -qO- URL` from the namespace's host side, retried while the server starts.
-    fn fetch(&self, url: &str) -> String {
+    /// The body of `GET /` from `host port`, from the namespace's host side,
+    /// retried while the server starts. (busybox-static's wget crashes in
+    /// its name-service code, so the request goes through `nc`.)
+    fn fetch(&self, host: &str, port: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let out = self.sh(&["busybox", "wget", "-q", "-T", "2", "-O", "-", url]);
-            if out.status.success() || Instant::now() > deadline {
-                return stdout(&out);
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.name, "sh", "-c", &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {host} {port}")])
+                .output()
+                .expect("nc");
+            let body = http_body(&stdout(&out));
+            if !body.is_empty() || Instant::now() > deadline {
+                return body;
             }
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -73,6 +79,16 @@ impl Drop for Netns {
     }
 }
 
+/// The body of an HTTP response.
+fn http_body(response: &str) -> String {
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// A shell command that fetches `GET /` from `host port` with busybox nc.
+fn nc_get(host: &str, port: &str) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}")
+}
+
 const HTTPD: &str = "mkdir -p /www && echo hello-from-hull > /www/index.html && exec httpd -f -p 80 -h /www";
 
 #[test]
@@ -84,11 +100,11 @@ fn published_port_addresses_isolation_and_cleanup() {
     let web = ns.ok(&hull, &["run", "-d", "--name", "web", "-p", "8080:80", BUSYBOX_IMAGE, "sh", "-c", HTTPD]);
     assert_eq!(web.len(), 64);
     // Reachable on the host's loopback through the published port...
-    assert_eq!(ns.fetch("http://127.0.0.1:8080/"), "hello-from-hull\n");
+    assert_eq!(ns.fetch("127.0.0.1", "8080"), "hello-from-hull\n");
     // ...and at the container's own address on the bridge.
     let ip = ns.ok(&hull, &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
     assert!(ip.starts_with("10.88."), "container address {ip}");
-    assert_eq!(ns.fetch(&format!("http://{ip}:80/")), "hello-from-hull\n");
+    assert_eq!(ns.fetch(&ip, "80"), "hello-from-hull\n");
     assert_eq!(ns.ok(&hull, &["port", "web"]), "80/tcp -> 0.0.0.0:8080");
     assert!(ns.ok(&hull, &["ps"]).contains("0.0.0.0:8080->80/tcp"));
     let hosts = ns.ok(&hull, &["exec", "web", "cat", "/etc/hosts"]);
@@ -97,8 +113,8 @@ fn published_port_addresses_isolation_and_cleanup() {
     assert!(eth0.contains(&ip), "{eth0}");
 
     // Another container on the same network reaches it by address.
-    let out = ns.hull(&hull, &["run", "--rm", BUSYBOX_IMAGE, "wget", "-q", "-T", "5", "-O", "-", &format!("http://{ip}/")]);
-    assert_eq!(stdout(&out), "hello-from-hull\n", "stderr: {}", stderr(&out));
+    let out = ns.hull(&hull, &["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", &nc_get(&ip, "80")]);
+    assert_eq!(http_body(&stdout(&out)), "hello-from-hull\n", "stderr: {}", stderr(&out));
 
     // A second container cannot take the same host port, and leaves nothing.
     let taps_before = ns.sh(&["ip", "-o", "link", "show"]).stdout;
@@ -110,8 +126,8 @@ fn published_port_addresses_isolation_and_cleanup() {
     // A container on another network cannot reach it at all.
     ns.ok(&hull, &["network", "create", "isolated"]);
     assert!(ns.ok(&hull, &["network", "ls"]).contains("isolated"));
-    let out = ns.hull(&hull, &["run", "--rm", "--network", "isolated", BUSYBOX_IMAGE, "wget", "-q", "-T", "3", "-O", "-", &format!("http://{ip}/")]);
-    assert_ne!(out.status.code(), Some(0), "isolated network reached web: {}", stdout(&out));
+    let out = ns.hull(&hull, &["run", "--rm", "--network", "isolated", BUSYBOX_IMAGE, "sh", "-c", &nc_get(&ip, "80")]);
+    assert_eq!(http_body(&stdout(&out)), "", "isolated network reached web: {}", stdout(&out));
 
     // --network none: loopback only.
     let links = ns.ok(&hull, &["run", "--rm", "--network", "none", BUSYBOX_IMAGE, "ls", "/sys/class/net"]);

@@ -16,6 +16,6 @@ for target in blk_queue vsock_queue net_queue; do
         echo "$target: FAILED"
         exit 1
     fi
-    echo "$target: $(grep -E '^#[0-9]+ +DONE' "$log" | tail -1)"
+    echo "$target: $(grep -E '^#[0-9]+[[:space:]]+DONE|^Done' "$log" | tr '\n' ' ')"
     rm -f "$log"
 done

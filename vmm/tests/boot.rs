@@ -243,7 +243,11 @@ fn guest_as_bzimage() -> Vec<u8> {
         .map(|i| phoff + i * phentsize)
         .find(|ph| u32_at(*ph) == 1)
         .expect("a PT_LOAD segment");
-    let (offset, paddr, filesz) = (u64_at(load + 8) as usize, u64_at(load + 24), u64_at(load + 32) as usize);
+    let (offset, paddr, filesz) = (
+        u64_at(load + 8) as usize,
+        u64_at(load + 24),
+        u64_at(load + 32) as usize,
+    );
     assert_eq!(paddr, 0x10_0000);
     let mut image = vec![0u8; 5 * 512];
     image[0x1f1] = 4; // setup_sects
@@ -267,21 +271,44 @@ fn bzimage_boots_through_the_linux_64bit_protocol() {
     std::fs::write(&bzimage, guest_as_bzimage()).unwrap();
     require_kvm();
     let mut command = hull_vmm();
-    command
-        .arg("--kernel")
-        .arg(&bzimage)
-        .args(["--cmdline", "action=exit:6 via=bzimage smp=1", "--mem-mib", "64", "--vcpus", "2"]);
+    command.arg("--kernel").arg(&bzimage).args([
+        "--cmdline",
+        "action=exit:6 via=bzimage smp=1",
+        "--mem-mib",
+        "64",
+        "--vcpus",
+        "2",
+    ]);
     let output = run_with_timeout(command, Duration::from_secs(60));
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(6), "{}", describe(&output));
-    assert!(out.contains("hull-test-guest: boot linux64"), "{}", describe(&output));
-    assert!(out.contains("cmdline: action=exit:6 via=bzimage smp=1\n"), "{}", describe(&output));
-    assert!(out.contains("e820: 0x100000 0x3f00000 0x1"), "{}", describe(&output));
-    assert!(out.contains("smp: cpus online 0x2"), "{}", describe(&output));
+    assert!(
+        out.contains("hull-test-guest: boot linux64"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        out.contains("cmdline: action=exit:6 via=bzimage smp=1\n"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        out.contains("e820: 0x100000 0x3f00000 0x1"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        out.contains("smp: cpus online 0x2"),
+        "{}",
+        describe(&output)
+    );
 
     // A bzImage has no PVH entry.
     let mut command = hull_vmm();
-    command.arg("--kernel").arg(&bzimage).args(["--boot-protocol", "pvh"]);
+    command
+        .arg("--kernel")
+        .arg(&bzimage)
+        .args(["--boot-protocol", "pvh"]);
     let output = run_with_timeout(command, Duration::from_secs(20));
     check_one_line_error(&output, "has no PVH entry note");
 }

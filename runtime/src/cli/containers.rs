@@ -4,7 +4,7 @@
 
 use super::format::{ago, human_duration, print_table};
 use super::images::open_store;
-use super::run::{attach_and_wait, start_error, start_monitor};
+use super::run::{attach_and_wait, start_container, start_monitor};
 use super::template::Template;
 use crate::config::Paths;
 use crate::container::{ContainerRecord, ContainerStore, Status};
@@ -322,15 +322,16 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
         let [name] = args.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
+        let id = load(paths, name)?.1.id;
         let monitor = match start_one(paths, name).await? {
             Some(monitor) => monitor,
-            None => client::connect(paths, &load(paths, name)?.1.id).await?,
+            None => client::connect(paths, &id).await?,
         };
-        return attach_and_wait(&monitor, args.interactive, true).await;
+        return attach_and_wait(&monitor, args.interactive, Some((paths, &id))).await;
     }
     for_each(&args.containers, |name| async move {
         if let Some(monitor) = start_one(paths, &name).await? {
-            monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+            start_container(paths, &load(paths, &name)?.1.id, &monitor).await?;
         }
         println!("{name}");
         Ok(())
@@ -388,7 +389,7 @@ pub async fn restart(paths: &Paths, args: StopArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         stop_one(paths, &name, args.time).await?;
         if let Some(monitor) = start_one(paths, &name).await? {
-            monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+            start_container(paths, &load(paths, &name)?.1.id, &monitor).await?;
         }
         println!("{name}");
         Ok(())
@@ -526,7 +527,7 @@ pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
         bail!("You cannot attach to a stopped container, start it first");
     }
     let monitor = client::connect(paths, &record.id).await?;
-    attach_and_wait(&monitor, record.config.open_stdin && !args.no_stdin, false).await
+    attach_and_wait(&monitor, record.config.open_stdin && !args.no_stdin, None).await
 }
 
 /// `hull inspect`.

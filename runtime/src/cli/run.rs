@@ -379,6 +379,26 @@ pub fn start_error(err: RpcError) -> anyhow::Error {
     }
 }
 
+/// Asks a container's monitor to start it; when the monitor is gone before
+/// answering, the reason is in the container's record.
+pub async fn start_container(paths: &Paths, id: &str, monitor: &MonitorClient) -> Result<()> {
+    match monitor.request(MonitorRequest::Start).await {
+        Ok(_) => Ok(()),
+        Err(RpcError::Closed) => {
+            let error = ContainerStore::open(&paths.root)
+                .and_then(|store| store.load(id))
+                .map(|record| record.state.error)
+                .unwrap_or_default();
+            if error.is_empty() {
+                Err(anyhow!("the container's monitor exited before starting it"))
+            } else {
+                Err(anyhow!(error))
+            }
+        }
+        Err(err) => Err(start_error(err)),
+    }
+}
+
 /// `hull create`.
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
     let id = create_container(paths, &args)?;
@@ -402,11 +422,11 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         }
     };
     if args.detach {
-        monitor.request(MonitorRequest::Start).await.map_err(start_error)?;
+        start_container(paths, &id, &monitor).await?;
         println!("{id}");
         return Ok(0);
     }
-    let result = attach_and_wait(&monitor, args.create.process.interactive, true).await;
+    let result = attach_and_wait(&monitor, args.create.process.interactive, Some((paths, &id))).await;
     if args.create.rm {
         // As `docker run --rm`: return once the container is gone, VM and all.
         let store = ContainerStore::open(&paths.root)?;
@@ -435,9 +455,9 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
     })
 }
 
-/// Attaches the terminal, optionally starts the container, forwards stdin
-/// and signals, and returns the container's exit code.
-pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: bool) -> Result<i32> {
+/// Attaches the terminal, starts the container when `start` names it,
+/// forwards stdin and signals, and returns the container's exit code.
+pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: Option<(&Paths, &str)>) -> Result<i32> {
     let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
     monitor
         .request(MonitorRequest::Attach {
@@ -448,11 +468,11 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: 
         .await?;
     let wait = monitor.request(MonitorRequest::Wait);
     tokio::pin!(wait);
-    if start {
-        if let Err(err) = monitor.request(MonitorRequest::Start).await {
+    if let Some((paths, id)) = start {
+        if let Err(err) = start_container(paths, id, monitor).await {
             // The exit is told right after a failed start; the wait ends it.
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut wait).await;
-            return Err(start_error(err));
+            return Err(err);
         }
     }
     session(monitor, interactive, wait, outputs, true).await

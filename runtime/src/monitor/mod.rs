@@ -306,7 +306,11 @@ async fn attach_network(
     for publish in &plan.publish {
         request.publish.extend(crate::network::parse_publish(publish)?);
     }
-    let attachment = network.attach(&request).await?;
+    let mut attachment = network.attach(&request).await?;
+    if let Some(attachment) = attachment.as_mut() {
+        // The VMM opens the persistent tap by name; a second open fails while we hold it.
+        attachment.tap.close_fd();
+    }
     let etc = store.dir_of(&record.id).join(ETC_DIR);
     std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     let hostname = &record.config.hostname;

@@ -29,7 +29,6 @@ use packet::{read_packet, rx_capacity, write_packet, PacketError};
 pub const QUEUE_SIZE: u16 = 256;
 const RX: usize = 0;
 const TX: usize = 1;
-const EVENT: usize = 2;
 
 /// Errors while creating the device.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +223,8 @@ impl VirtioDevice for Vsock {
 
     fn reset(&mut self) {
         self.active = None;
+        // The driver forgot every connection: so does the host side.
+        self.muxer.close_all();
     }
 
     fn queue_events(&self) -> &[EventFd] {
@@ -243,11 +244,10 @@ impl MutEventSubscriber for Vsock {
             .iter()
             .position(|e| std::os::fd::AsRawFd::as_raw_fd(e) == fd)
         {
-            // Drain the counter; an error means it was already empty.
+            // Drain the counter; an error means it was already empty. The
+            // event queue (index 2) carries only device-to-driver transport
+            // resets, which this device never sends: nothing to do for it.
             let _ = self.queue_events[index].read();
-            // The event queue carries only device-to-driver events (transport
-            // resets), which this device never sends.
-            let _ = index == EVENT;
         } else if fd == self.muxer.listener_fd() {
             self.muxer.accept();
         } else {

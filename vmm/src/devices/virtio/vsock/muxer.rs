@@ -244,6 +244,15 @@ impl Muxer {
         self.connections.insert(key, connection);
     }
 
+    /// Closes every connection (the driver reset the device).
+    pub fn close_all(&mut self) {
+        let keys: Vec<Key> = self.connections.keys().copied().collect();
+        for key in keys {
+            self.close(key);
+        }
+        self.control.clear();
+    }
+
     /// Accepts every pending host connection.
     pub fn accept(&mut self) {
         loop {
