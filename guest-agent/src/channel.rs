@@ -70,8 +70,42 @@ pub async fn open(spec: &ChannelSpec) -> Result<FdStream> {
             }
             Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no serial port")))
         }
-        ChannelSpec::Vsock(port) => bail!("vsock channel (port {port}) is not supported by this agent build yet"),
+        ChannelSpec::Vsock(port) => accept_vsock(*port).await,
     }
+}
+
+/// Listens on vsock `port` and takes the host's connection (a hybrid-vsock
+/// VMM turns the host's `CONNECT <port>` into exactly this).
+async fn accept_vsock(port: u32) -> Result<FdStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("creating a vsock socket");
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let listener = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an all-zero sockaddr_vm is valid before its fields are set.
+    let mut address: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+    address.svm_family = libc::AF_VSOCK as libc::sa_family_t;
+    address.svm_cid = libc::VMADDR_CID_ANY;
+    address.svm_port = port;
+    let length = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
+    // SAFETY: bind/listen on our socket with a correctly sized address.
+    unsafe {
+        if libc::bind(listener.as_raw_fd(), (&address as *const libc::sockaddr_vm).cast(), length) < 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("binding vsock port {port}"));
+        }
+        if libc::listen(listener.as_raw_fd(), 1) < 0 {
+            return Err(std::io::Error::last_os_error()).context("listening on vsock");
+        }
+    }
+    let listener = FdStream::new(listener)?;
+    let connection = listener
+        .accept()
+        .await
+        .with_context(|| format!("accepting on vsock port {port}"))?;
+    FdStream::new(connection)
 }
 
 #[cfg(test)]

@@ -28,6 +28,31 @@ impl FdStream {
         })
     }
 
+    /// Accepts a connection on a listening, non-blocking socket; the new
+    /// socket is non-blocking too.
+    pub async fn accept(&self) -> io::Result<OwnedFd> {
+        use std::os::fd::FromRawFd;
+        loop {
+            let mut guard = self.fd.readable().await?;
+            // SAFETY: accept4 on our listening socket; null address is allowed.
+            let result = guard.try_io(|fd| {
+                let raw = unsafe {
+                    libc::accept4(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                };
+                if raw < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    // SAFETY: accept4 returned a fresh descriptor we now own.
+                    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+                }
+            });
+            match result {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Deregisters the fd and gives it back.
     pub fn into_inner(self) -> OwnedFd {
         self.fd.into_inner()

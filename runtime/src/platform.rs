@@ -1,6 +1,6 @@
 //! What this host offers for running microVMs, and the backend that follows.
 
-use crate::hypervisor::{Hypervisor, Qemu};
+use crate::hypervisor::{HullVmm, Hypervisor, Qemu};
 use std::fs::OpenOptions;
 use std::path::Path;
 
@@ -65,10 +65,13 @@ impl Platform {
         })
     }
 
-    /// The backend called `name` (`qemu`, `qemu-tcg`, `qemu-kvm`).
+    /// The backend called `name` (`hull`, `qemu`, `qemu-tcg`, `qemu-kvm`).
     pub fn hypervisor(&self, name: &str) -> Option<Box<dyn Hypervisor>> {
         match name {
-            "qemu" => Some(self.default_hypervisor()),
+            "hull" => Some(Box::new(HullVmm)),
+            "qemu" => Some(Box::new(Qemu {
+                kvm: self.kvm == Kvm::Hardware,
+            })),
             "qemu-tcg" => Some(Box::new(Qemu { kvm: false })),
             "qemu-kvm" => Some(Box::new(Qemu { kvm: true })),
             _ => None,

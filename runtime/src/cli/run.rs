@@ -105,7 +105,7 @@ pub struct CreateArgs {
     /// Give extended privileges to this container (refused: see --help)
     #[arg(long)]
     privileged: bool,
-    /// VMM backend: qemu (default), qemu-tcg, qemu-kvm
+    /// VMM backend: qemu (default), hull (Hull's own VMM), qemu-tcg, qemu-kvm
     #[arg(long, value_name = "name")]
     vmm: Option<String>,
     /// Guest kernel to boot (env HULL_KERNEL)
@@ -215,7 +215,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     if let Some(name) = &args.vmm {
         Platform::detect()
             .hypervisor(name)
-            .ok_or_else(|| anyhow!("unknown VMM backend '{name}' (known: qemu, qemu-tcg, qemu-kvm)"))?;
+            .ok_or_else(|| anyhow!("unknown VMM backend '{name}' (known: hull, qemu, qemu-tcg, qemu-kvm)"))?;
     }
     let memory = args.memory.as_deref().map(parse_memory).transpose()?;
     let vcpus = match args.cpus {

@@ -6,9 +6,19 @@
 //! the process; snapshot/restore and hot-plug will grow this trait, in the
 //! way Kata's runtime-rs `hypervisor` crate grew.
 
+mod hull_vmm;
 mod qemu;
 
+pub use hull_vmm::HullVmm;
 pub use qemu::Qemu;
+
+/// Kernel arguments for a quick, quiet boot that ends the VM on reboot or panic.
+///
+/// `reboot=t` makes the agent's reboot a triple fault, which ends the VMM
+/// (QEMU with `-no-reboot`; hull-vmm always); `panic=-1` does the same for a
+/// panic. `tsc=reliable` and `no_timer_check` spare an emulated guest the
+/// TSC watchdog and the IO-APIC timer check, which can stall under TCG.
+pub const BASE_CMDLINE: [&str; 6] = ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "tsc=reliable", "no_timer_check"];
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -5,19 +5,11 @@
 //! a unix socket. Guest memory is a shared memfd so that vhost-user devices
 //! (virtiofsd) can map it.
 
-use super::{check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch};
+use super::{check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch, BASE_CMDLINE};
 use std::ffi::OsString;
 
 /// The virtio-serial port name the agent looks for.
 pub const AGENT_PORT_NAME: &str = "hull.agent";
-
-/// Kernel arguments for a quick, quiet boot that ends the VM on reboot or panic.
-///
-/// `reboot=t` makes the agent's reboot a triple fault, which `-no-reboot`
-/// turns into QEMU exiting; `panic=-1` does the same for a panic.
-/// `tsc=reliable` and `no_timer_check` spare the emulated guest the TSC
-/// watchdog and the IO-APIC timer check, which can stall under TCG.
-pub const BASE_CMDLINE: [&str; 6] = ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "tsc=reliable", "no_timer_check"];
 
 /// QEMU's microvm machine, with KVM or the TCG software emulator.
 #[derive(Debug, Clone)]
