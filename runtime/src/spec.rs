@@ -3,7 +3,7 @@
 //! and working directory.
 
 use oci_spec::image::Config as ImageConfig;
-use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResources, Spec};
+use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, Spec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub memory: Option<i64>,
     /// `--cpus`: CPU time limit, in CPUs.
     pub cpus: Option<f64>,
+    /// `--pids-limit`: most processes, -1 or 0 for no limit.
+    pub pids_limit: Option<i64>,
     /// `--read-only`.
     pub read_only: bool,
 }
@@ -253,6 +255,12 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         let memory = LinuxMemoryBuilder::default().limit(limit).build().map_err(|e| SpecError::Invalid(e.to_string()))?;
         let mut resources = linux.resources().clone().unwrap_or_else(LinuxResources::default);
         resources.set_memory(Some(memory));
+        linux.set_resources(Some(resources));
+    }
+    if let (Some(limit), Some(linux)) = (options.pids_limit, spec.linux_mut()) {
+        let pids = LinuxPidsBuilder::default().limit(limit).build().map_err(|e| SpecError::Invalid(e.to_string()))?;
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        resources.set_pids(Some(pids));
         linux.set_resources(Some(resources));
     }
     if let (Some(cpus), Some(linux)) = (options.cpus, spec.linux_mut()) {

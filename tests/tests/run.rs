@@ -132,3 +132,9 @@ fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::
     out.sort();
     out
 }
+
+#[test]
+fn pids_limit_lands_in_the_cgroup() {
+    let out = shared().run(["run", "--rm", "--pids-limit", "10", BUSYBOX_IMAGE, "cat", "/sys/fs/cgroup/pids.max"]);
+    assert_eq!(stdout(&out).trim(), "10", "stderr: {}", stderr(&out));
+}

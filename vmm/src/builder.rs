@@ -19,6 +19,7 @@ use crate::devices::legacy::{
     I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
 };
 use crate::devices::virtio::block::Block;
+use crate::devices::virtio::fs::Fs;
 use crate::devices::virtio::manager::{Subscriber, VirtioMmioManager};
 use crate::devices::virtio::net::Net;
 use crate::devices::virtio::vsock::Vsock;
@@ -72,12 +73,12 @@ pub enum VmmError {
     /// A vsock device could not be created.
     #[error(transparent)]
     Vsock(#[from] crate::devices::virtio::vsock::VsockError),
+    /// A virtio-fs device could not be created (its back-end included).
+    #[error(transparent)]
+    Fs(#[from] crate::devices::virtio::fs::FsError),
     /// A virtio device could not be attached.
     #[error(transparent)]
     Attach(#[from] crate::devices::virtio::manager::AttachError),
-    /// A device that is configured but not built into this VMM yet.
-    #[error("{0} devices are not supported yet")]
-    Unsupported(&'static str),
     /// An eventfd or the event loop failed.
     #[error("event loop: {0}")]
     EventLoop(String),
@@ -184,6 +185,17 @@ fn attach_virtio_devices(
         )?;
         tracing::debug!(addr, irq, socket = %vsock.socket.display(), "virtio-vsock attached");
     }
+    for fs in &config.fs {
+        let device = Fs::new(&fs.socket, &fs.tag, new_irq()?)?;
+        let (addr, irq) = virtio.attach(
+            Arc::new(Mutex::new(device)),
+            vm,
+            memory,
+            mmio_bus,
+            event_manager,
+        )?;
+        tracing::debug!(addr, irq, socket = %fs.socket.display(), tag = %fs.tag, "virtio-fs attached");
+    }
     Ok(())
 }
 
@@ -249,9 +261,6 @@ fn set_up_guest(
 /// `start` is when the VMM process started (for the boot timer).
 pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     config.validate()?;
-    if !config.fs.is_empty() {
-        return Err(VmmError::Unsupported("virtio-fs"));
-    }
 
     let kvm = KvmContext::new()?;
     let (memory, _memfd) = create_guest_memory(config.mem_mib)?;

@@ -72,6 +72,9 @@ pub struct CreateArgs {
     /// Number of CPUs; the microVM gets this many vCPUs, rounded up
     #[arg(long, value_name = "decimal")]
     cpus: Option<f64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     read_only: bool,
@@ -260,6 +263,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         hostname: args.hostname.clone(),
         memory,
         cpus: args.cpus,
+        pids_limit: args.pids_limit,
         read_only: args.read_only,
     };
     let mut spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
@@ -296,6 +300,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     let host_config = HostConfig {
         memory: memory.unwrap_or(0),
         nano_cpus: args.cpus.map_or(0, |c| (c * 1e9) as i64),
+        pids_limit: args.pids_limit.unwrap_or(0),
         auto_remove: args.rm,
         restart_policy,
         readonly_rootfs: args.read_only,
@@ -492,20 +497,28 @@ pub async fn session(
     tokio::pin!(outcome);
     let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    // Stdin goes to the container until it ends; Docker's detach keys
+    // (Ctrl-p Ctrl-q) leave the session with the container running.
     let forward_stdin = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 32 * 1024];
+        let mut detach = DetachKeys::default();
         loop {
             match stdin.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if monitor.send_input(STDIN, &buf[..n]).await.is_err() {
-                        return;
+                    let (data, detached) = detach.scan(&buf[..n]);
+                    if !data.is_empty() && monitor.send_input(STDIN, &data).await.is_err() {
+                        return false;
+                    }
+                    if detached {
+                        return true;
                     }
                 }
             }
         }
         let _ = monitor.send_input(STDIN, &[]).await;
+        false
     };
     tokio::pin!(forward_stdin);
     let mut stdin_done = !interactive;
@@ -519,7 +532,11 @@ pub async fn session(
                 Ok(other) => bail!("unexpected answer from the monitor: {other:?}"),
                 Err(err) => return Err(start_error(err)),
             },
-            () = &mut forward_stdin, if !stdin_done => {
+            detached = &mut forward_stdin, if !stdin_done => {
+                if detached {
+                    eprintln!("read escape sequence");
+                    return Ok(0);
+                }
                 stdin_done = true;
                 continue;
             }
@@ -546,6 +563,38 @@ pub async fn session(
     })
     .await;
     Ok(code)
+}
+
+/// Finds Docker's detach sequence, Ctrl-p Ctrl-q, in stdin, across reads.
+#[derive(Debug, Default)]
+struct DetachKeys {
+    /// A Ctrl-p ended the last read and was held back.
+    pending: bool,
+}
+
+impl DetachKeys {
+    const CTRL_P: u8 = 0x10;
+    const CTRL_Q: u8 = 0x11;
+
+    /// The bytes to pass on, and whether the sequence was typed.
+    fn scan(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len() + 1);
+        for &byte in input {
+            if self.pending {
+                self.pending = false;
+                if byte == Self::CTRL_Q {
+                    return (out, true);
+                }
+                out.push(Self::CTRL_P);
+            }
+            if byte == Self::CTRL_P {
+                self.pending = true;
+            } else {
+                out.push(byte);
+            }
+        }
+        (out, false)
+    }
 }
 
 /// `hull exec`.
@@ -588,4 +637,29 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     session(&monitor, args.process.interactive, monitor.request(request), outputs, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_are_found_across_reads() {
+        let mut keys = DetachKeys::default();
+        assert_eq!(keys.scan(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(keys.scan(b"\x11rest"), (Vec::new(), true));
+        let mut keys = DetachKeys::default();
+        assert_eq!(keys.scan(b"\x10x\x10\x10\x11"), (b"\x10x\x10".to_vec(), true));
+    }
+
+    #[test]
+    fn memory_and_restart_flags() {
+        assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert!(parse_memory("1k").is_err());
+        assert_eq!(parse_restart("on-failure:3").unwrap().maximum_retry_count, 3);
+        assert_eq!(parse_restart("always").unwrap().name, "always");
+        assert!(parse_restart("always:3").is_err());
+        assert!(parse_restart("sometimes").is_err());
+    }
 }

@@ -124,6 +124,8 @@ pub struct HostConfig {
     pub memory: i64,
     /// CPU limit in units of 1e-9 CPUs, 0 for none.
     pub nano_cpus: i64,
+    /// Most processes, 0 for no limit.
+    pub pids_limit: i64,
     /// `--rm`.
     pub auto_remove: bool,
     /// `--restart`.

@@ -14,6 +14,7 @@
 //! it. The rest of the VM keeps running.
 
 pub mod block;
+pub mod fs;
 pub mod manager;
 pub mod mmio;
 pub mod net;
@@ -32,6 +33,8 @@ pub const TYPE_NET: u32 = 1;
 pub const TYPE_BLOCK: u32 = 2;
 /// virtio device type of a socket device.
 pub const TYPE_VSOCK: u32 = 19;
+/// virtio device type of a file system device.
+pub const TYPE_FS: u32 = 26;
 
 /// Feature bit: the device complies with virtio 1.0+.
 pub const VIRTIO_F_VERSION_1: u32 = 32;
