@@ -34,6 +34,11 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   log "adding the musl target"
   rustup target add x86_64-unknown-linux-musl
 fi
+# hull-vmm's integration tests boot freestanding test guests (vmm/test-guests).
+if ! rustup target list --installed | grep -qx x86_64-unknown-none; then
+  log "adding the x86_64-unknown-none target"
+  rustup target add x86_64-unknown-none
+fi
 
 virtiofsd="$cache/virtiofsd-$virtiofsd_version/bin/virtiofsd"
 if [ ! -x "$virtiofsd" ]; then

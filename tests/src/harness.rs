@@ -3,19 +3,35 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 /// The name the shared busybox test image is loaded under.
 pub const BUSYBOX_IMAGE: &str = "hull.test/busybox:latest";
 
-/// A `hull` installation for tests: binary, guest artefacts, private state.
+/// A `hull` installation for tests: binary, guest artefacts, private state,
+/// and a network namespace of its own in which every `hull` command runs, so
+/// that bridges, taps and nftables rules never touch the host's network.
 pub struct Hull {
     /// The `hull` executable.
     pub bin: PathBuf,
     /// Directory with vmlinux, initramfs.img and virtiofsd.
     pub lib_dir: PathBuf,
+    /// The network namespace `hull` runs in.
+    pub netns: String,
     /// Scratch space holding `root` and `run`; removed on drop.
     pub scratch: tempfile::TempDir,
+}
+
+impl Drop for Hull {
+    fn drop(&mut self) {
+        // End whatever a failed test left running in the namespace (only
+        // processes there are ours), then delete it with all it holds.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.netns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
 }
 
 /// The workspace's target directory, found from the test executable.
@@ -44,7 +60,24 @@ impl Hull {
         }
         // Short: sandbox sockets live below it and unix socket paths are limited.
         let scratch = tempfile::Builder::new().prefix("hull-e2e-").tempdir_in("/tmp").expect("creating a scratch dir");
-        Self { bin, lib_dir, scratch }
+        let suffix = scratch.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let netns = format!("hull-test-{}", suffix.trim_start_matches("hull-e2e-"));
+        let created = Command::new("ip").args(["netns", "add", &netns]).status().expect("running ip netns add");
+        assert!(created.success(), "cannot create network namespace {netns}");
+        let hull = Self { bin, lib_dir, netns, scratch };
+        assert!(hull.in_netns(["ip", "link", "set", "lo", "up"]).status().expect("ip").success());
+        hull
+    }
+
+    /// A command run inside this installation's network namespace.
+    pub fn in_netns<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.netns]).args(args);
+        command
     }
 
     /// The state root.
@@ -63,9 +96,8 @@ impl Hull {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut command = Command::new(&self.bin);
+        let mut command = self.in_netns(std::iter::once(self.bin.as_os_str().to_owned()).chain(args.into_iter().map(|a| a.as_ref().to_owned())));
         command
-            .args(args)
             .env("HULL_ROOT", self.root())
             .env("HULL_RUN_DIR", self.run_dir())
             .env("HULL_LIB_DIR", &self.lib_dir)
@@ -101,6 +133,13 @@ impl Hull {
         child.wait_with_output().expect("waiting for hull")
     }
 
+    /// A fresh installation with the busybox test image loaded.
+    pub fn with_busybox() -> Self {
+        let hull = Self::new();
+        hull.load_busybox().expect("loading the busybox test image");
+        hull
+    }
+
     /// Builds the busybox test image and loads it.
     pub fn load_busybox(&self) -> Result<()> {
         let archive = self.scratch.path().join("busybox.tar");
@@ -122,16 +161,6 @@ impl Default for Hull {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// One installation with the busybox image loaded, shared by a test binary.
-pub fn shared() -> &'static Hull {
-    static SHARED: OnceLock<Hull> = OnceLock::new();
-    SHARED.get_or_init(|| {
-        let hull = Hull::new();
-        hull.load_busybox().expect("loading the busybox test image");
-        hull
-    })
 }
 
 /// Stdout as text.

@@ -6,9 +6,7 @@ use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::time::{Duration, Instant};
 
 fn hull() -> Hull {
-    let hull = Hull::new();
-    hull.load_busybox().unwrap();
-    hull
+    Hull::with_busybox()
 }
 
 /// Runs `hull ARGS`, asserting success; returns stdout trimmed.

@@ -1,57 +1,63 @@
 //! `hull run` end to end: real QEMU microVM, real guest kernel, real
 //! virtiofsd, the real agent. Each test boots its own VM.
 
-use hull_tests::harness::{shared, stderr, stdout, BUSYBOX_IMAGE};
+use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
 
 #[test]
 fn echo_reaches_the_terminal() {
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "echo", "hello from a microVM"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "echo", "hello from a microVM"]);
     assert_eq!(stdout(&out), "hello from a microVM\n", "stderr: {}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
 fn exit_codes_are_the_containers() {
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "exit 3"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "exit 3"]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     // PID 1 of a pid namespace cannot be SIGKILLed from inside, so a child
     // dies and the shell passes its status on, as under Docker.
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
 }
 
 #[test]
 fn missing_and_unrunnable_commands_exit_127_and_126() {
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "no-such-command"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("exec: \"no-such-command\": executable file not found in $PATH"), "{}", stderr(&out));
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "/etc"]);
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "/etc"]);
     assert_eq!(out.status.code(), Some(126));
     assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
 }
 
 #[test]
 fn env_workdir_and_user() {
-    let out = shared().run([
+    let hull = Hull::with_busybox();
+    let out = hull.run([
         "run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/work", "-u", "1000:1000", BUSYBOX_IMAGE,
         "sh", "-c", "echo \"$GREETING|$(pwd)|$(id -u):$(id -g)|$HOME\"",
     ]);
     assert_eq!(stdout(&out), "hi there|/tmp/work|1000:1000|/home/user\n", "stderr: {}", stderr(&out));
-    let out = shared().run(["run", "--rm", "-u", "user", BUSYBOX_IMAGE, "id"]);
+    let out = hull.run(["run", "--rm", "-u", "user", BUSYBOX_IMAGE, "id"]);
     assert_eq!(stdout(&out), "uid=1000(user) gid=1000(user) groups=10(wheel)\n", "stderr: {}", stderr(&out));
 }
 
 #[test]
 fn stdin_is_forwarded_with_i() {
+    let hull = Hull::with_busybox();
     let input = "line one\nline two\n".repeat(2000);
-    let out = shared().run_with_input(&["run", "--rm", "-i", BUSYBOX_IMAGE, "sh", "-c", "wc -l; echo done"], input.as_bytes());
+    let out = hull.run_with_input(&["run", "--rm", "-i", BUSYBOX_IMAGE, "sh", "-c", "wc -l; echo done"], input.as_bytes());
     assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["4000", "done"], "stderr: {}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
 fn container_is_pid_1_on_the_guest_kernel() {
-    let out = shared().run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "echo $$; uname -r; hostname"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "echo $$; uname -r; hostname"]);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "stdout: {text} stderr: {}", stderr(&out));
@@ -64,15 +70,16 @@ fn container_is_pid_1_on_the_guest_kernel() {
 
 #[test]
 fn memory_limit_kills_a_hog_with_137() {
-    let out = shared().run(["run", "--rm", "-m", "32m", BUSYBOX_IMAGE, "sh", "-c", "cat /sys/fs/cgroup/memory.max; tail /dev/zero"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", "-m", "32m", BUSYBOX_IMAGE, "sh", "-c", "cat /sys/fs/cgroup/memory.max; tail /dev/zero"]);
     assert_eq!(stdout(&out).trim(), (32u64 << 20).to_string());
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
 }
 
 #[test]
 fn writes_stay_in_the_container() {
-    let hull = shared();
-    let layers = hull.root().join("image/layers");
+    let hull = Hull::with_busybox();
+        let layers = hull.root().join("image/layers");
     let before = snapshot(&layers);
     let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "echo scribble > /etc/passwd && rm /bin/ls && echo new > /new-file && cat /etc/passwd"]);
     assert_eq!(stdout(&out), "scribble\n", "stderr: {}", stderr(&out));
@@ -83,14 +90,15 @@ fn writes_stay_in_the_container() {
 
 #[test]
 fn read_only_root_refuses_writes() {
-    let out = shared().run(["run", "--rm", "--read-only", BUSYBOX_IMAGE, "sh", "-c", "touch /x 2>&1; echo $?"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", "--read-only", BUSYBOX_IMAGE, "sh", "-c", "touch /x 2>&1; echo $?"]);
     assert!(stdout(&out).contains("Read-only file system"), "stdout: {}", stdout(&out));
 }
 
 #[test]
 fn nothing_is_left_behind() {
-    let hull = shared();
-    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "true"]);
+    let hull = Hull::with_busybox();
+        let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(0));
     // Other tests may be running: only this run's sandbox must be gone, and
     // none may outlive its test; check that no sandbox dir is older than a run.
@@ -102,16 +110,18 @@ fn nothing_is_left_behind() {
 
 #[test]
 fn unknown_image_fails_with_125() {
-    let out = shared().run(["run", "--rm", "no-such-image", "true"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", "no-such-image", "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("Unable to find image 'no-such-image:latest' locally"), "{}", stderr(&out));
 }
 
 #[test]
 fn bad_flags_fail_with_125() {
-    let out = shared().run(["run", "--no-such-flag", BUSYBOX_IMAGE]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--no-such-flag", BUSYBOX_IMAGE]);
     assert_eq!(out.status.code(), Some(125));
-    let out = shared().run(["run", "-m", "1k", BUSYBOX_IMAGE, "true"]);
+    let out = hull.run(["run", "-m", "1k", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("Minimum memory limit allowed is 6MB"), "{}", stderr(&out));
 }
@@ -135,6 +145,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::
 
 #[test]
 fn pids_limit_lands_in_the_cgroup() {
-    let out = shared().run(["run", "--rm", "--pids-limit", "10", BUSYBOX_IMAGE, "cat", "/sys/fs/cgroup/pids.max"]);
+    let hull = Hull::with_busybox();
+    let out = hull.run(["run", "--rm", "--pids-limit", "10", BUSYBOX_IMAGE, "cat", "/sys/fs/cgroup/pids.max"]);
     assert_eq!(stdout(&out).trim(), "10", "stderr: {}", stderr(&out));
 }

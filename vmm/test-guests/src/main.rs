@@ -13,6 +13,8 @@
 //!   the host (port 5678) and print its reply;
 //! - `net=1`: broadcast a test frame (EtherType 0x88b5) and print the first
 //!   test frame received;
+//! - `fs=1`: bring the virtio-fs device up by hand, send one FUSE_INIT to
+//!   its back-end and print the reply;
 //! - `action=exit:N` (write N to the debug exit port), `action=reset`
 //!   (i8042), `action=triple` (triple fault), `action=poweroff` (debug exit
 //!   value 0), `action=idle` (halt forever), `action=panic`.
@@ -22,6 +24,7 @@
 extern crate alloc;
 
 mod devices;
+mod fs;
 mod hal;
 mod io;
 mod smp;
@@ -216,6 +219,9 @@ extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
     }
     if param(cmdline, b"net") == Some(b"1") {
         devices::net_test();
+    }
+    if param(cmdline, b"fs") == Some(b"1") {
+        fs::fs_test();
     }
 
     match param(cmdline, b"action") {

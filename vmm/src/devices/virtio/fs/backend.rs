@@ -14,7 +14,9 @@ use vhost::vhost_user::{
 };
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+use vm_memory::{
+    Address, GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress,
+};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::virtio::VIRTIO_F_VERSION_1;
@@ -27,9 +29,8 @@ pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
 
 /// Ring features the guest may negotiate with the back-end: they only
 /// change how the rings are read, which the back-end does, not hull-vmm.
-const PASSTHROUGH_FEATURES: u64 = (1 << VIRTIO_F_VERSION_1)
-    | (1 << VIRTIO_RING_F_INDIRECT_DESC)
-    | (1 << VIRTIO_RING_F_EVENT_IDX);
+const PASSTHROUGH_FEATURES: u64 =
+    (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_INDIRECT_DESC) | (1 << VIRTIO_RING_F_EVENT_IDX);
 
 /// Protocol features hull-vmm uses when offered: MQ to check the back-end
 /// has enough queues, REPLY_ACK so that a request the back-end refuses is
@@ -197,9 +198,7 @@ impl VhostUserConnection {
                 .set_protocol_features(acked)
                 .map_err(request("SET_PROTOCOL_FEATURES"))?;
             if acked.contains(VhostUserProtocolFeatures::MQ) {
-                let have = frontend
-                    .get_queue_num()
-                    .map_err(request("GET_QUEUE_NUM"))?;
+                let have = frontend.get_queue_num().map_err(request("GET_QUEUE_NUM"))?;
                 if have < num_queues as u64 {
                     return Err(BackendError::TooFewQueues {
                         have,

@@ -189,7 +189,10 @@ impl MutEventSubscriber for Fs {
             if let Err(e) = ops.remove(events) {
                 tracing::error!("virtio-fs: cannot stop watching the back-end: {e:?}");
             }
-            tracing::error!("virtio-fs: back-end closed the connection (tag {})", self.tag);
+            tracing::error!(
+                "virtio-fs: back-end closed the connection (tag {})",
+                self.tag
+            );
             self.signals.fail("fs", &"back-end closed the connection");
         }
     }

@@ -164,7 +164,11 @@ fn requests(log: &Log) -> Vec<u32> {
 fn wait_for_requests(log: &Log, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while log.lock().unwrap().len() < count {
-        assert!(Instant::now() < deadline, "fake back-end got {:?}", requests(log));
+        assert!(
+            Instant::now() < deadline,
+            "fake back-end got {:?}",
+            requests(log)
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -172,8 +176,8 @@ fn wait_for_requests(log: &Log, count: usize) {
 fn device(spec: FakeSpec) -> (Fs, Log) {
     let (frontend, log, _) = fake_backend(spec);
     let connection = VhostUserConnection::handshake(frontend, NUM_QUEUES).unwrap();
-    let fs = Fs::with_connection(connection, "hullfs", EventFd::new(EFD_NONBLOCK).unwrap())
-        .unwrap();
+    let fs =
+        Fs::with_connection(connection, "hullfs", EventFd::new(EFD_NONBLOCK).unwrap()).unwrap();
     (fs, log)
 }
 
@@ -236,7 +240,10 @@ fn handshake_negotiates_protocol_features_and_queue_count() {
         ]
     );
     // CONFIG was offered but is not used: the tag comes from hull-vmm.
-    assert_eq!(log.lock().unwrap()[3].u64(), PROTOCOL_MQ | PROTOCOL_REPLY_ACK);
+    assert_eq!(
+        log.lock().unwrap()[3].u64(),
+        PROTOCOL_MQ | PROTOCOL_REPLY_ACK
+    );
     // Ring features pass through, ACCESS_PLATFORM and PROTOCOL_FEATURES not.
     assert_eq!(fs.device_features(), (1 << VIRTIO_F_VERSION_1) | (1 << 28));
 }
@@ -272,10 +279,7 @@ fn missing_socket_is_a_one_line_error() {
     assert!(err.contains("missing.sock"), "{err}");
     assert!(!err.contains('\n'), "{err}");
     let irq = EventFd::new(EFD_NONBLOCK).unwrap();
-    assert!(matches!(
-        Fs::new(&path, "", irq),
-        Err(FsError::Tag(_))
-    ));
+    assert!(matches!(Fs::new(&path, "", irq), Err(FsError::Tag(_))));
 }
 
 #[test]
