@@ -57,12 +57,14 @@ impl Platform {
         }
     }
 
-    /// The backend `hull run` uses when none is named: QEMU with KVM on
-    /// hardware KVM, QEMU's emulator (TCG) otherwise.
+    /// The backend `hull run` uses when none is named: hull-vmm on hardware
+    /// KVM (QEMU with KVM if hull-vmm is not installed); elsewhere QEMU's
+    /// emulator (TCG), since a Linux guest cannot run on PVM or without KVM.
     pub fn default_hypervisor(&self) -> Box<dyn Hypervisor> {
-        Box::new(Qemu {
-            kvm: self.kvm == Kvm::Hardware,
-        })
+        match self.kvm {
+            Kvm::Hardware if HullVmm::program().is_some() => Box::new(HullVmm),
+            kvm => Box::new(Qemu { kvm: kvm == Kvm::Hardware }),
+        }
     }
 
     /// The backend called `name` (`hull`, `qemu`, `qemu-tcg`, `qemu-kvm`).
@@ -101,5 +103,6 @@ mod tests {
         assert_eq!(Platform::from_probe(Err("No such file".into()), vmx).kvm, Kvm::None);
         assert_eq!(Platform::from_probe(Ok(()), plain).default_hypervisor().accel(), "tcg");
         assert_eq!(Platform::from_probe(Ok(()), vmx).default_hypervisor().accel(), "kvm");
+        assert_eq!(Platform::from_probe(Ok(()), plain).default_hypervisor().name(), "qemu");
     }
 }

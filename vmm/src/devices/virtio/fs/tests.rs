@@ -123,26 +123,31 @@ fn serve(mut stream: UnixStream, spec: FakeSpec, log: Log) {
             // nobody else.
             .map(|fd| unsafe { File::from_raw_fd(*fd) })
             .collect();
-        match request {
-            GET_FEATURES => reply(&mut stream, request, &spec.features.to_le_bytes()),
-            GET_PROTOCOL_FEATURES => reply(&mut stream, request, &spec.protocol.to_le_bytes()),
-            GET_QUEUE_NUM => reply(&mut stream, request, &spec.queues.to_le_bytes()),
+        let answer: Option<Vec<u8>> = match request {
+            GET_FEATURES => Some(spec.features.to_le_bytes().to_vec()),
+            GET_PROTOCOL_FEATURES => Some(spec.protocol.to_le_bytes().to_vec()),
+            GET_QUEUE_NUM => Some(spec.queues.to_le_bytes().to_vec()),
             GET_VRING_BASE => {
                 let mut state = body[..4].to_vec();
                 state.extend_from_slice(&0u32.to_le_bytes());
-                reply(&mut stream, request, &state);
+                Some(state)
             }
             _ if flags & FLAG_NEED_REPLY != 0 => {
                 let status: u64 = if spec.refuse == Some(request) { 1 } else { 0 };
-                reply(&mut stream, request, &status.to_le_bytes());
+                Some(status.to_le_bytes().to_vec())
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        // Logged before the answer, so that a frontend call that returned
+        // has its request in the log.
         log.lock().unwrap().push(Message {
             request,
             body,
             fds: files,
         });
+        if let Some(answer) = answer {
+            reply(&mut stream, request, &answer);
+        }
     }
 }
 
