@@ -10,4 +10,4 @@ mkdir -p corpus/frames
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo $toolchain fuzz run frames corpus/frames -- -max_total_time="$seconds" -max_len=65536 >"$log" 2>&1 || { tail -40 "$log"; echo "frames: FAILED"; exit 1; }
-echo "frames: $(grep -E '^#[0-9]+ +DONE' "$log" | tail -1)"
+echo "frames: $(grep -E '^Done [0-9]+ runs' "$log" | tail -1) (clean)"

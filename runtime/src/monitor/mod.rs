@@ -450,8 +450,12 @@ async fn run_once(
     })
     .await?;
     let result = run_in_sandbox(store, record, spec, plan, &sandbox, shared, control, log, start_waiter, auto_start, stopped_by_user, boot_started).await;
+    let teardown_started = Instant::now();
     sandbox.shutdown().await;
-    result
+    let (exit, mut phases) = result?;
+    phases.push(("teardown", teardown_started.elapsed()));
+    record_timings(&phases);
+    Ok(exit)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -468,7 +472,7 @@ async fn run_in_sandbox(
     auto_start: &mut bool,
     stopped_by_user: &mut bool,
     boot_started: Instant,
-) -> Result<ExitInfo> {
+) -> Result<(ExitInfo, Vec<(&'static str, Duration)>)> {
     let id = record.id.clone();
     let agent = sandbox.agent();
     let outputs = [
@@ -600,19 +604,19 @@ async fn run_in_sandbox(
     }
     record.set_exited(exit.exit_code, exit.oom_killed, error);
     store.save(record)?;
-    record_timings(&[
+    let phases = vec![
         ("boot", create_started - boot_started),
         ("create", created - create_started),
         ("start", started - created),
         ("run", exited - started),
-    ]);
+    ];
     if !should_restart(record, exit.exit_code, *stopped_by_user) {
         shared.exit.send_replace(Some(exit));
     }
     for waiter in stop_waiters {
         let _ = waiter.send(MonitorResponse::Done);
     }
-    Ok(exit)
+    Ok((exit, phases))
 }
 
 /// Says which of the sandbox's processes is gone, if one is.
