@@ -84,8 +84,9 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
     command
         .arg(format!("--socket-path={}", socket.display()))
         .arg(format!("--shared-dir={}", share_dir.display()))
-        // The layers never change while the VM runs: let the guest cache all.
-        .arg("--cache=always")
+        // The layers never change, but /etc/hosts does when peers come and
+        // go (it is rewritten in place): `auto` revalidates on open.
+        .arg("--cache=auto")
         .arg("--sandbox=namespace")
         // overlayfs in the guest reads trusted.overlay.* (opaque directories).
         .arg("--xattr")

@@ -68,6 +68,16 @@ fn published_port_addresses_isolation_and_cleanup() {
     let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", &nc_get(&ip, "80")]);
     assert_eq!(http_body(&stdout(&out)), "hello-from-hull\n", "stderr: {}", stderr(&out));
 
+    // ...and by name or alias, both ways.
+    ok(&hull, &["run", "-d", "--name", "peer", "--network-alias", "buddy", BUSYBOX_IMAGE, "sleep", "300"]);
+    let out = hull.run(["exec", "peer", "sh", "-c", &nc_get("web", "80")]);
+    assert_eq!(http_body(&stdout(&out)), "hello-from-hull\n", "by name; stderr: {}", stderr(&out));
+    let web_hosts = ok(&hull, &["exec", "web", "cat", "/etc/hosts"]);
+    assert!(web_hosts.contains("peer") && web_hosts.contains("buddy"), "web does not know its new peer: {web_hosts}");
+    ok(&hull, &["rm", "-f", "peer"]);
+    let web_hosts = ok(&hull, &["exec", "web", "cat", "/etc/hosts"]);
+    assert!(!web_hosts.contains("buddy"), "a removed peer stays in /etc/hosts: {web_hosts}");
+
     // A second container cannot take the same host port, and leaves nothing.
     let taps_before = sh(&hull, &["ip", "-o", "link", "show"]).stdout;
     let out = hull.run(["run", "-d", "--name", "clash", "-p", "8080:80", BUSYBOX_IMAGE, "true"]);

@@ -171,7 +171,7 @@ impl Container {
             let pipes = child_pipes()?;
             let (plan, command, searched_path) = first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
             let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
-            spawn_process(plan, command.clone(), searched_path, Namespaces::New, &cgroup, pipes, stdio, register, describe).await
+            spawn_process((plan, command.clone(), searched_path), Namespaces::New, &cgroup, pipes, stdio, register, describe).await
         };
         match spawned.await {
             Ok(first) => Ok(Self {
@@ -256,7 +256,7 @@ impl ExecTarget {
         let (mut plan, command, searched_path) = process_plan(process, &stdio, &pipes.0, &pipes.3)?;
         plan.join_namespaces = joined.iter().map(|(fd, kind)| (fd.as_raw_fd(), *kind)).collect();
         let describe = |r: Report| describe_exec_failure(r, &command, searched_path);
-        let spawned = spawn_process(plan, command.clone(), searched_path, Namespaces::Join { pid: &pid_ns }, &self.cgroup, pipes, stdio, register, describe).await?;
+        let spawned = spawn_process((plan, command.clone(), searched_path), Namespaces::Join { pid: &pid_ns }, &self.cgroup, pipes, stdio, register, describe).await?;
         let start = StartHandle {
             sync: spawned.sync,
             report: spawned.report,
@@ -366,9 +366,7 @@ enum Namespaces<'a> {
 
 /// Clones a process following `plan` and waits until it is ready to `execve`.
 async fn spawn_process(
-    plan: ChildPlan,
-    command: String,
-    searched_path: bool,
+    (plan, command, searched_path): (ChildPlan, String, bool),
     namespaces: Namespaces<'_>,
     cgroup: &Cgroup,
     pipes: (OwnedFd, OwnedFd, OwnedFd, OwnedFd),

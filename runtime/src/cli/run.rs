@@ -338,6 +338,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         network: args.network.clone().unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),
         publish,
         ip: args.ip,
+        aliases: args.network_alias.clone(),
     };
     crate::container::write_atomic(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(&plan)?)?;
     crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;

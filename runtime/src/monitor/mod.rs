@@ -59,6 +59,9 @@ pub struct SandboxPlan {
     /// `--ip`, if given.
     #[serde(default)]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: more names other containers know it by.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 fn default_network() -> String {
@@ -254,7 +257,8 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         auto_start = true;
     };
 
-    if attachment.is_some() {
+    if let Some(a) = &attachment {
+        forget_in_peers(&store, &record, &plan.network, a.ip);
         if let Err(err) = network.detach(&id).await {
             tracing::warn!("releasing the network of {}: {err}", &id[..12]);
         }
@@ -315,7 +319,15 @@ async fn attach_network(
     std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     let hostname = &record.config.hostname;
     let (hosts, resolv) = match &attachment {
-        Some(a) => (crate::network::dns::hosts_file(&a.hosts), a.dns.to_resolv_conf()),
+        Some(a) => {
+            let mut entries = a.hosts.clone();
+            let own_names = names_on_network(record, &plan.aliases);
+            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
+                own.names = own_names.clone();
+            }
+            entries.extend(introduce_to_peers(store, record, &plan.network, a.ip, &own_names));
+            (crate::network::dns::hosts_file(&entries), a.dns.to_resolv_conf())
+        }
         None => (
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
             String::new(),
@@ -327,6 +339,73 @@ async fn attach_network(
     record.network_settings = network_settings(attachment.as_ref(), &plan.network);
     store.save(record)?;
     Ok(attachment)
+}
+
+/// The names a container answers to on its network: hostname, name, aliases.
+fn names_on_network(record: &ContainerRecord, aliases: &[String]) -> Vec<String> {
+    let mut names = vec![record.config.hostname.clone(), record.short_name().to_string()];
+    names.extend(aliases.iter().cloned());
+    names.dedup();
+    names.retain(|n| !n.is_empty());
+    names
+}
+
+/// The running containers on `network` other than `record`, with their addresses.
+fn peers_on(store: &ContainerStore, record: &ContainerRecord, network: &str) -> Vec<(ContainerRecord, std::net::Ipv4Addr)> {
+    store
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|peer| peer.id != record.id && peer.state.running && monitor_alive(peer.hull_sandbox.monitor_pid))
+        .filter_map(|peer| {
+            let ip = peer.network_settings.get("Networks")?.get(network)?.get("IPAddress")?.as_str()?.parse().ok()?;
+            Some((peer, ip))
+        })
+        .collect()
+}
+
+/// Containers on the same network reach each other by name: each running
+/// peer's /etc/hosts gets a line for this container (appended in place: the
+/// container bind-mounts that very file), and the peers' lines are returned
+/// for this container's own.
+fn introduce_to_peers(
+    store: &ContainerStore,
+    record: &ContainerRecord,
+    network: &str,
+    ip: std::net::Ipv4Addr,
+    names: &[String],
+) -> Vec<crate::network::HostsEntry> {
+    use std::io::Write;
+    let line = format!("{ip}\t{}\n", names.join(" "));
+    peers_on(store, record, network)
+        .into_iter()
+        .map(|(peer, peer_ip)| {
+            let hosts = store.dir_of(&peer.id).join(ETC_DIR).join("hosts");
+            let appended = std::fs::OpenOptions::new().append(true).open(&hosts).and_then(|mut f| f.write_all(line.as_bytes()));
+            if let Err(err) = appended {
+                tracing::warn!("adding {} to {}: {err}", record.short_name(), hosts.display());
+            }
+            crate::network::HostsEntry {
+                ip: std::net::IpAddr::V4(peer_ip),
+                names: names_on_network(&peer, &[]),
+            }
+        })
+        .collect()
+}
+
+/// Takes this container's line out of its running peers' /etc/hosts, in place.
+fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &str, ip: std::net::Ipv4Addr) {
+    let prefix = format!("{ip}\t");
+    for (peer, _) in peers_on(store, record, network) {
+        let hosts = store.dir_of(&peer.id).join(ETC_DIR).join("hosts");
+        if let Ok(text) = std::fs::read_to_string(&hosts) {
+            let kept: String = text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
+            // Truncate and rewrite the same file: a rename would leave the peer's bind mount on the old one.
+            if let Err(err) = std::fs::write(&hosts, kept) {
+                tracing::warn!("updating {}: {err}", hosts.display());
+            }
+        }
+    }
 }
 
 /// `NetworkSettings` as `docker inspect` shows it.
