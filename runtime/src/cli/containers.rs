@@ -330,13 +330,19 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
         return attach_and_wait(&monitor, args.interactive, Some((paths, &id))).await;
     }
     for_each(&args.containers, |name| async move {
-        if let Some(monitor) = start_one(paths, &name).await? {
-            start_container(paths, &load(paths, &name)?.1.id, &monitor).await?;
-        }
+        start_detached(paths, &name).await?;
         println!("{name}");
         Ok(())
     })
     .await
+}
+
+/// Starts a container that is not running and returns once it runs.
+async fn start_detached(paths: &Paths, name: &str) -> Result<()> {
+    if let Some(monitor) = start_one(paths, name).await? {
+        start_container(paths, &load(paths, name)?.1.id, &monitor).await?;
+    }
+    Ok(())
 }
 
 /// `hull stop` and `hull restart`.
@@ -388,9 +394,7 @@ pub async fn stop(paths: &Paths, args: StopArgs) -> Result<i32> {
 pub async fn restart(paths: &Paths, args: StopArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         stop_one(paths, &name, args.time).await?;
-        if let Some(monitor) = start_one(paths, &name).await? {
-            start_container(paths, &load(paths, &name)?.1.id, &monitor).await?;
-        }
+        start_detached(paths, &name).await?;
         println!("{name}");
         Ok(())
     })
