@@ -37,31 +37,46 @@ impl std::ops::Deref for AgentClient {
     }
 }
 
-/// Connects to `transport`, retrying until `timeout` while the VMM sets up its socket.
+/// Connects to `transport`, retrying until `timeout` while the VMM sets up
+/// its socket and, for vsock, while the guest's agent is not listening yet
+/// (the VMM then refuses the `CONNECT`).
 pub async fn connect(transport: &AgentTransport, timeout: Duration) -> Result<UnixStream, RpcError> {
-    let (path, vsock_port) = match transport {
-        AgentTransport::Stream(path) => (path.as_path(), None),
-        AgentTransport::HybridVsock { socket, port } => (socket.as_path(), Some(*port)),
-    };
-    let mut stream = connect_with_retry(path, timeout).await?;
-    if let Some(port) = vsock_port {
-        stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while line.len() < MAX_HANDSHAKE_LINE {
-            if stream.read(&mut byte).await? == 0 {
-                return Err(RpcError::Handshake("VMM closed the connection".into()));
+    let deadline = tokio::time::Instant::now() + timeout;
+    match transport {
+        AgentTransport::Stream(path) => connect_with_retry(path, timeout).await,
+        AgentTransport::HybridVsock { socket, port } => loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut stream = connect_with_retry(socket, left).await?;
+            match vsock_handshake(&mut stream, *port).await {
+                Ok(()) => return Ok(stream),
+                Err(RpcError::Handshake(_) | RpcError::Io(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => return Err(err),
             }
-            if byte[0] == b'\n' {
-                break;
-            }
-            line.push(byte[0]);
-        }
-        if !line.starts_with(b"OK ") {
-            return Err(RpcError::Handshake(String::from_utf8_lossy(&line).into_owned()));
-        }
+        },
     }
-    Ok(stream)
+}
+
+/// Firecracker's hybrid-vsock handshake: `CONNECT <port>\n`, answered `OK <port>\n`.
+async fn vsock_handshake(stream: &mut UnixStream, port: u32) -> Result<(), RpcError> {
+    stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_HANDSHAKE_LINE {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(RpcError::Handshake("VMM closed the connection".into()));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    if line.starts_with(b"OK ") {
+        Ok(())
+    } else {
+        Err(RpcError::Handshake(String::from_utf8_lossy(&line).into_owned()))
+    }
 }
 
 /// Connects to a unix socket that may not exist yet.
