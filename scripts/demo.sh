@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh" release
 cd "$repo"
 install -d /usr/local/lib/hull
-install -m 0755 target/release/hull /usr/local/bin/hull
+install -m 0755 target/release/hull target/release/hull-vmm /usr/local/bin/
 cp -fL target/hull/vmlinux target/hull/initramfs.img target/hull/virtiofsd /usr/local/lib/hull/
 archive=$(mktemp --suffix=.tar)
 trap 'rm -f "$archive"' EXIT

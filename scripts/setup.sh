@@ -54,7 +54,7 @@ flag=()
 [ "$profile" = release ] && flag=(--release)
 log "building hull-agent (static, musl) and the host binaries ($profile)"
 cargo build --quiet --release -p hull-agent --target x86_64-unknown-linux-musl
-cargo build --quiet "${flag[@]}" -p hull-runtime -p hull-tests --bins
+cargo build --quiet "${flag[@]}" -p hull-runtime -p hull-tests -p hull-vmm --bins
 
 mkdir -p target/hull
 "$repo/rootfs/build.sh" target/x86_64-unknown-linux-musl/release/hull-agent target/hull/initramfs.img
