@@ -6,10 +6,6 @@ use super::ports::{HeldPort, PortMapping, PublishedPort};
 use super::store::{Network, DEFAULT_NETWORK};
 use super::tap::{Tap, TapOptions};
 use std::net::Ipv4Addr;
-use std::os::fd::RawFd;
-
-/// The QEMU netdev id Hull uses for a guest's NIC.
-pub const NETDEV_ID: &str = "hullnet0";
 
 /// A request to put a sandbox on a network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,30 +77,6 @@ impl Attachment {
     /// The guest's netmask, e.g. 255.255.0.0.
     pub fn netmask(&self) -> Ipv4Addr {
         self.network.subnet.netmask()
-    }
-
-    /// QEMU arguments for the guest NIC on `-M microvm` (virtio-mmio):
-    /// `-netdev tap,...` and `-device virtio-net-device,...`.
-    ///
-    /// With `fd: None` QEMU opens the persistent tap by name (close the
-    /// tap's own descriptor first: `attachment.tap.close_fd()`); with
-    /// `Some(n)` QEMU uses descriptor `n`, which the caller must have made
-    /// available in the child under that number (dup2 in `pre_exec`). No
-    /// vhost (this host has no /dev/vhost-net; QEMU's default is off).
-    pub fn qemu_args(&self, fd: Option<RawFd>) -> Vec<String> {
-        let netdev = match fd {
-            Some(fd) => format!("tap,id={NETDEV_ID},fd={fd}"),
-            None => format!(
-                "tap,id={NETDEV_ID},ifname={},script=no,downscript=no",
-                self.tap.name()
-            ),
-        };
-        vec![
-            "-netdev".to_string(),
-            netdev,
-            "-device".to_string(),
-            format!("virtio-net-device,netdev={NETDEV_ID},mac={}", self.mac),
-        ]
     }
 
     /// The kernel's own `ip=` parameter for guests configured by the kernel

@@ -24,9 +24,10 @@
 //! request.publish = parse_publish("8080:80")?;
 //! request.hostname = "web".into();
 //! if let Some(mut attachment) = manager.attach(&request).await? {
-//!     attachment.tap.close_fd(); // QEMU opens the tap by name
-//!     let qemu_args = attachment.qemu_args(None);
-//!     // … run the VM; keep `attachment` alive (it holds the host ports) …
+//!     attachment.tap.close_fd(); // the VMM opens the tap by name
+//!     let kernel_arg = attachment.kernel_ip_arg(); // the guest's eth0
+//!     // … run the VM with a NIC on `attachment.tap`; keep `attachment`
+//!     // alive (it holds the host ports) …
 //!     manager.detach(&attachment.sandbox_id).await?;
 //! }
 //! # Ok(()) }

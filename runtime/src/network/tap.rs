@@ -123,7 +123,7 @@ impl Tap {
 
     /// The descriptor, if still held. It is close-on-exec: to hand it to a
     /// VMM, `dup2` it to a chosen number in the child (which clears the flag)
-    /// and pass `fd=N` (see `Attachment::qemu_args`).
+    /// and pass `fd=N` to the VMM.
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(AsFd::as_fd)
     }
