@@ -202,27 +202,24 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
 
     let log_path = PathBuf::from(&record.log_path);
     let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
-    let mut start_waiter: Option<oneshot::Sender<MonitorResponse>> = None;
-    let mut auto_start = start;
-    let mut stopped_by_user = false;
+    let ctx = RunContext {
+        paths: &paths,
+        store: &store,
+        plan: &plan,
+        spec: &spec,
+        shared: &shared,
+        log: &log,
+        attachment: attachment.as_ref(),
+    };
+    let mut state = RunState {
+        start_waiter: None,
+        auto_start: start,
+        stopped_by_user: false,
+    };
     let mut backoff = Duration::from_millis(100);
 
     let final_exit = loop {
-        let outcome = run_once(
-            &paths,
-            &store,
-            &mut record,
-            &plan,
-            &spec,
-            &shared,
-            &mut control_rx,
-            &log,
-            &mut start_waiter,
-            &mut auto_start,
-            &mut stopped_by_user,
-            attachment.as_ref(),
-        )
-        .await;
+        let outcome = run_once(&ctx, &mut record, &mut control_rx, &mut state).await;
         let exit = match outcome {
             Ok(exit) => exit,
             Err(err) => {
@@ -234,7 +231,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
                     message,
                     exit_code: Some(exit_code_of(&err)),
                 };
-                if let Some(waiter) = start_waiter.take() {
+                if let Some(waiter) = state.start_waiter.take() {
                     let _ = waiter.send(failure.clone());
                 }
                 answer_pending(&mut control_rx, failure).await;
@@ -244,7 +241,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
                 };
             }
         };
-        if !should_restart(&record, exit.exit_code, stopped_by_user) {
+        if !should_restart(&record, exit.exit_code, state.stopped_by_user) {
             break exit;
         }
         record.restart_count += 1;
@@ -254,7 +251,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         tracing::info!("restarting container {} (restart {})", &id[..12], record.restart_count);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
-        auto_start = true;
+        state.auto_start = true;
     };
 
     if let Some(a) = &attachment {
@@ -466,43 +463,50 @@ fn should_restart(record: &ContainerRecord, exit_code: i32, stopped_by_user: boo
     }
 }
 
+/// What every run of the container uses, borrowed from the monitor.
+struct RunContext<'a> {
+    paths: &'a Paths,
+    store: &'a ContainerStore,
+    plan: &'a SandboxPlan,
+    spec: &'a oci_spec::runtime::Spec,
+    shared: &'a Arc<Shared>,
+    log: &'a Arc<Mutex<JsonLogWriter>>,
+    attachment: Option<&'a Attachment>,
+}
+
+/// What runs of the container hand on to each other.
+struct RunState {
+    /// A client's `Start`, answered once the process runs (or fails to).
+    start_waiter: Option<oneshot::Sender<MonitorResponse>>,
+    /// Start without waiting for a client's word (restarts).
+    auto_start: bool,
+    /// `stop` or `rm -f` ended it: no restart policy brings it back.
+    stopped_by_user: bool,
+}
+
 /// Boots a sandbox, runs the container once in it, tears it down.
-#[allow(clippy::too_many_arguments)]
-async fn run_once(
-    paths: &Paths,
-    store: &ContainerStore,
-    record: &mut ContainerRecord,
-    plan: &SandboxPlan,
-    spec: &oci_spec::runtime::Spec,
-    shared: &Arc<Shared>,
-    control: &mut mpsc::Receiver<Control>,
-    log: &Arc<Mutex<JsonLogWriter>>,
-    start_waiter: &mut Option<oneshot::Sender<MonitorResponse>>,
-    auto_start: &mut bool,
-    stopped_by_user: &mut bool,
-    attachment: Option<&Attachment>,
-) -> Result<ExitInfo> {
+async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &mut mpsc::Receiver<Control>, state: &mut RunState) -> Result<ExitInfo> {
     let id = record.id.clone();
     let platform = Platform::detect();
-    let hypervisor = match &plan.vmm {
+    let hypervisor = match &ctx.plan.vmm {
         Some(name) => platform.hypervisor(name).ok_or_else(|| anyhow!("unknown VMM backend '{name}'"))?,
         None => platform.default_hypervisor(),
     };
-    let artifacts = GuestArtifacts::resolve(plan.kernel.clone(), plan.initrd.clone());
-    let mut shares: Vec<ShareEntry> = plan
+    let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
+    let mut shares: Vec<ShareEntry> = ctx.plan
         .layer_names
         .iter()
-        .zip(&plan.layer_dirs)
+        .zip(&ctx.plan.layer_dirs)
         .map(|(name, dir)| ShareEntry {
             source: dir.clone(),
             target: PathBuf::from("layers").join(name),
         })
         .collect();
     shares.push(ShareEntry {
-        source: store.dir_of(&id).join(ETC_DIR),
+        source: ctx.store.dir_of(&id).join(ETC_DIR),
         target: PathBuf::from(ETC_DIR),
     });
-    let (net, extra_cmdline) = match attachment {
+    let (net, extra_cmdline) = match ctx.attachment {
         Some(a) => (
             vec![NetDevice {
                 tap: a.tap.name().to_string(),
@@ -515,20 +519,20 @@ async fn run_once(
     let boot_started = Instant::now();
     let sandbox = Sandbox::start(SandboxConfig {
         id: id.clone(),
-        dir: paths.sandbox_dir(&id).join("vm"),
+        dir: ctx.paths.sandbox_dir(&id).join("vm"),
         hypervisor,
         kernel: artifacts.kernel,
         initrd: artifacts.initrd,
         virtiofsd: artifacts.virtiofsd,
-        vcpus: plan.vcpus,
-        memory_mib: plan.memory_mib,
+        vcpus: ctx.plan.vcpus,
+        memory_mib: ctx.plan.memory_mib,
         shares,
-        boot_timeout: Duration::from_secs(plan.boot_timeout_secs),
+        boot_timeout: Duration::from_secs(ctx.plan.boot_timeout_secs),
         net,
         extra_cmdline,
     })
     .await?;
-    let result = run_in_sandbox(store, record, spec, plan, &sandbox, shared, control, log, start_waiter, auto_start, stopped_by_user, boot_started).await;
+    let result = run_in_sandbox(ctx, record, &sandbox, control, state, boot_started).await;
     let teardown_started = Instant::now();
     sandbox.shutdown().await;
     let (exit, mut phases) = result?;
@@ -537,35 +541,29 @@ async fn run_once(
     Ok(exit)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Creates and starts the container in a booted sandbox and serves it until it exits.
 async fn run_in_sandbox(
-    store: &ContainerStore,
+    ctx: &RunContext<'_>,
     record: &mut ContainerRecord,
-    spec: &oci_spec::runtime::Spec,
-    plan: &SandboxPlan,
     sandbox: &Sandbox,
-    shared: &Arc<Shared>,
     control: &mut mpsc::Receiver<Control>,
-    log: &Arc<Mutex<JsonLogWriter>>,
-    start_waiter: &mut Option<oneshot::Sender<MonitorResponse>>,
-    auto_start: &mut bool,
-    stopped_by_user: &mut bool,
+    state: &mut RunState,
     boot_started: Instant,
 ) -> Result<(ExitInfo, Vec<(&'static str, Duration)>)> {
     let id = record.id.clone();
     let agent = sandbox.agent();
     let outputs = [
-        forward_output(agent.subscribe(STDOUT), OutputStream::Stdout, shared.clone(), log.clone()),
-        forward_output(agent.subscribe(STDERR), OutputStream::Stderr, shared.clone(), log.clone()),
+        forward_output(agent.subscribe(STDOUT), OutputStream::Stdout, ctx.shared.clone(), ctx.log.clone()),
+        forward_output(agent.subscribe(STDERR), OutputStream::Stderr, ctx.shared.clone(), ctx.log.clone()),
     ];
     let create_started = Instant::now();
     agent
         .request(Request::CreateContainer {
             container_id: id.clone(),
-            spec: Box::new(spec.clone()),
+            spec: Box::new(ctx.spec.clone()),
             rootfs: Rootfs {
                 share_tag: LAYERS_SHARE_TAG.into(),
-                layers: plan.layer_names.iter().map(|name| format!("layers/{name}")).collect(),
+                layers: ctx.plan.layer_names.iter().map(|name| format!("layers/{name}")).collect(),
             },
             stdio: StdioStreams {
                 stdin: record.config.open_stdin.then_some(STDIN),
@@ -578,11 +576,11 @@ async fn run_in_sandbox(
     let created = Instant::now();
 
     // Wait for the word to start, refusing signals meanwhile (there is no process to signal yet).
-    if !*auto_start {
+    if !state.auto_start {
         loop {
             match control.recv().await {
                 Some(Control::Start(reply)) => {
-                    *start_waiter = Some(reply);
+                    state.start_waiter = Some(reply);
                     break;
                 }
                 Some(Control::Signal(_, reply) | Control::Stop(_, reply)) => {
@@ -596,7 +594,7 @@ async fn run_in_sandbox(
             }
         }
     }
-    *auto_start = false;
+    state.auto_start = false;
     if let Err(err) = agent.request_done(Request::StartContainer { container_id: id.clone() }).await {
         let message = err.to_string();
         // The process exits 126/127 right after failing to exec; take its code.
@@ -613,11 +611,11 @@ async fn run_in_sandbox(
     record.hull_sandbox.backend = sandbox.backend.clone();
     record.hull_sandbox.kernel_release = agent.kernel_release.clone();
     record.hull_sandbox.monitor_pid = i64::from(std::process::id());
-    store.save(record)?;
-    if let Some(waiter) = start_waiter.take() {
+    ctx.store.save(record)?;
+    if let Some(waiter) = state.start_waiter.take() {
         let _ = waiter.send(MonitorResponse::Done);
     }
-    *lock(&shared.agent) = Some(agent.clone());
+    *lock(&ctx.shared.agent) = Some(agent.clone());
 
     let wait = agent.request(Request::Wait { container_id: id.clone() });
     tokio::pin!(wait);
@@ -650,7 +648,7 @@ async fn run_in_sandbox(
                     let _ = reply.send(response);
                 }
                 Control::Stop(timeout, reply) => {
-                    *stopped_by_user = true;
+                    state.stopped_by_user = true;
                     let _ = agent.request_done(signal(libc::SIGTERM)).await;
                     kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(timeout));
                     stop_waiters.push(reply);
@@ -671,26 +669,26 @@ async fn run_in_sandbox(
         }
     };
     let exited = Instant::now();
-    lock(&shared.agent).take();
-    // All output reaches the log and the attached clients before the exit is told.
+    lock(&ctx.shared.agent).take();
+    // All output reaches the ctx.log and the attached clients before the exit is told.
     for output in outputs {
         let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
     }
     {
-        let mut log = lock(log);
-        let _ = log.finish(OutputStream::Stdout);
-        let _ = log.finish(OutputStream::Stderr);
+        let mut writer = lock(ctx.log);
+        let _ = writer.finish(OutputStream::Stdout);
+        let _ = writer.finish(OutputStream::Stderr);
     }
     record.set_exited(exit.exit_code, exit.oom_killed, error);
-    store.save(record)?;
+    ctx.store.save(record)?;
     let phases = vec![
         ("boot", create_started - boot_started),
         ("create", created - create_started),
         ("start", started - created),
         ("run", exited - started),
     ];
-    if !should_restart(record, exit.exit_code, *stopped_by_user) {
-        shared.exit.send_replace(Some(exit));
+    if !should_restart(record, exit.exit_code, state.stopped_by_user) {
+        ctx.shared.exit.send_replace(Some(exit));
     }
     for waiter in stop_waiters {
         let _ = waiter.send(MonitorResponse::Done);
