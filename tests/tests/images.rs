@@ -96,3 +96,34 @@ fn layers_are_unpacked_once_and_shared() {
     assert!(lines[1].starts_with("hull.test/busybox   latest"), "{images}");
     assert_eq!(lines.len(), 2, "{images}");
 }
+
+#[test]
+fn tag_history_and_rmi_as_docker_does() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    let ok = |args: &[&str]| {
+        let out = hull.run(args);
+        assert!(out.status.success(), "hull {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(&["tag", hull_tests::harness::BUSYBOX_IMAGE, "localhost:5000/mine:v1"]);
+    let images = ok(&["images"]);
+    assert!(images.contains("localhost:5000/mine   v1"), "{images}");
+    let history = ok(&["history", "localhost:5000/mine:v1"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines[0].split_whitespace().take(2).collect::<Vec<_>>(), ["IMAGE", "CREATED"]);
+    assert!(lines[1].contains("hull-tests"), "{history}");
+
+    // A container uses the image: no removal without -f.
+    ok(&["create", "--name", "user", hull_tests::harness::BUSYBOX_IMAGE, "true"]);
+    assert_eq!(ok(&["rmi", "localhost:5000/mine:v1"]).trim(), "Untagged: localhost:5000/mine:v1");
+    let out = hull.run(["rmi", hull_tests::harness::BUSYBOX_IMAGE]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is using its referenced image"), "{}", stderr(&out));
+    ok(&["rm", "user"]);
+    let removed = ok(&["rmi", hull_tests::harness::BUSYBOX_IMAGE]);
+    assert!(removed.contains("Untagged: hull.test/busybox:latest") && removed.contains("Deleted: sha256:"), "{removed}");
+    assert_eq!(ok(&["images", "-q"]), "");
+    let layers = std::fs::read_dir(hull.root().join("image/layers")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+    assert_eq!(layers, 0, "the removed image's layers stay");
+}

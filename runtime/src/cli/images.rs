@@ -28,6 +28,98 @@ pub struct LoadArgs {
     quiet: bool,
 }
 
+/// `hull tag`.
+#[derive(Debug, clap::Args)]
+pub struct TagArgs {
+    /// The image
+    source: String,
+    /// The new name
+    target: String,
+}
+
+/// `hull rmi`.
+#[derive(Debug, clap::Args)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    force: bool,
+    /// Images
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// `hull history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// The image
+    image: String,
+}
+
+/// Names an image (`hull tag`).
+pub fn tag(paths: &Paths, args: TagArgs) -> Result<()> {
+    open_store(paths)?.tag(&args.source, &args.target)?;
+    Ok(())
+}
+
+/// Removes images or their names, refusing images containers use.
+pub fn rmi(paths: &Paths, args: RmiArgs) -> Result<i32> {
+    let store = open_store(paths)?;
+    let containers = crate::container::ContainerStore::open(&paths.root)?.list()?;
+    let in_use = |id: &crate::image::Digest| containers.iter().find(|c| c.image == id.to_string()).map(|c| c.id.clone());
+    let mut failed = false;
+    for image in &args.images {
+        match store.remove(image, args.force, in_use) {
+            Ok(lines) => lines.iter().for_each(|line| println!("{line}")),
+            Err(err) => {
+                eprintln!("hull: {err}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Shows how an image was built, from its config's history, as Docker does:
+/// the image id on the newest step, `<missing>` on the others.
+pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
+    let image = open_store(paths)?.resolve(&args.image)?;
+    let id = if args.no_trunc { image.id.to_string() } else { image.id.short().to_string() };
+    let steps = image.config.history().clone();
+    if args.quiet {
+        println!("{id}");
+        for _ in steps.iter().skip(1) {
+            println!("<missing>");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(index, step)| {
+            let mut created_by = step.created_by().clone().unwrap_or_default();
+            if !args.no_trunc && created_by.chars().count() > 45 {
+                created_by = created_by.chars().take(44).collect::<String>() + "…";
+            }
+            vec![
+                if index == 0 { id.clone() } else { "<missing>".into() },
+                ago(step.created().as_deref()),
+                created_by,
+                if step.empty_layer().unwrap_or(false) { "0B".into() } else { "-".into() },
+                step.comment().clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    Ok(())
+}
+
 /// Opens the image store of `paths`.
 pub fn open_store(paths: &Paths) -> Result<ImageStore> {
     ImageStore::open(&paths.image_root()).with_context(|| format!("opening the image store in {}", paths.image_root().display()))

@@ -76,6 +76,12 @@ enum Command {
     Inspect(containers::InspectArgs),
     /// List images
     Images(images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(images::TagArgs),
+    /// Remove one or more images
+    Rmi(images::RmiArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
     /// Load an image from a tar archive
     Load(images::LoadArgs),
     /// Display system-wide information
@@ -144,6 +150,9 @@ pub fn main() -> i32 {
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),
+            Command::Tag(args) => images::tag(&paths, args).map(|()| 0),
+            Command::Rmi(args) => images::rmi(&paths, args),
+            Command::History(args) => images::history(&paths, args).map(|()| 0),
             Command::Info(args) => info::info(&paths, args).map(|()| 0),
             Command::Monitor { id } => crate::monitor::run(paths, id, false).await.map(|()| 0),
         }

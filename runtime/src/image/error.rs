@@ -13,6 +13,9 @@ pub enum ImageError {
     /// No image has this name, tag, digest or id.
     #[error("No such image: {0}")]
     NotFound(String),
+    /// A container uses the image (`rmi` without `-f`); the message is Docker's.
+    #[error("{0}")]
+    InUse(String),
 
     /// A short image id matches several images.
     #[error("image id prefix '{0}' matches more than one image")]

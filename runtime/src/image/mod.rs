@@ -200,6 +200,81 @@ impl ImageStore {
         Err(not_found())
     }
 
+    /// Gives the image `source` the extra name `target` (`hull tag`).
+    pub fn tag(&self, source: &str, target: &str) -> Result<Reference, ImageError> {
+        let image = self.resolve(source)?;
+        let reference = Reference::parse(target)?;
+        if reference.digest().is_some() {
+            return Err(ImageError::InvalidReference(format!("refusing to create a tag with a digest reference: {target}")));
+        }
+        let manifest = image.manifest_digest.clone();
+        ImageTable::update(&self.root, |table| {
+            table.references.insert(reference.full(), manifest);
+        })?;
+        Ok(reference)
+    }
+
+    /// Removes a name, or (given by id, or its last name) the image itself,
+    /// as `docker rmi` does; returns Docker's `Untagged:`/`Deleted:` lines.
+    /// `in_use` says whether a container uses an image id; such an image
+    /// loses only its name, and only with `force`.
+    pub fn remove(&self, name_or_id: &str, force: bool, in_use: impl Fn(&Digest) -> Option<String>) -> Result<Vec<String>, ImageError> {
+        let image = self.resolve(name_or_id)?;
+        let by_name = Reference::parse(name_or_id)
+            .ok()
+            .filter(|r| image.reference.as_ref().is_some_and(|found| found.full() == r.full()));
+        let user = in_use(&image.id);
+        let lines = ImageTable::update(&self.root, |table| -> Result<Vec<String>, ImageError> {
+            let names: Vec<String> = table.references_to(&image.manifest_digest).map(str::to_owned).collect();
+            let mut lines = Vec::new();
+            let untag = match &by_name {
+                // One of several names: only that name goes.
+                Some(reference) if names.len() > 1 => vec![reference.full()],
+                _ => names.clone(),
+            };
+            let deleting = untag.len() == names.len();
+            if deleting {
+                if let Some(container) = &user {
+                    if !force {
+                        let what = by_name.as_ref().map_or_else(|| image.id.short().to_string(), |r| r.familiar_string());
+                        return Err(ImageError::InUse(format!(
+                            "conflict: unable to remove repository reference \"{what}\" (must force) - container {} is using its referenced image {}",
+                            &container[..container.len().min(12)],
+                            image.id.short()
+                        )));
+                    }
+                }
+            }
+            for name in &untag {
+                table.references.remove(name);
+                let shown = Reference::parse(name).map(|r| r.familiar_string()).unwrap_or_else(|_| name.clone());
+                lines.push(format!("Untagged: {shown}"));
+            }
+            if deleting && user.is_none() {
+                table.images.remove(&image.manifest_digest);
+                lines.push(format!("Deleted: {}", image.id));
+            }
+            Ok(lines)
+        })??;
+        self.collect_layers()?;
+        Ok(lines)
+    }
+
+    /// Removes unpacked layers no remaining image uses.
+    fn collect_layers(&self) -> Result<(), ImageError> {
+        let table = ImageTable::read(&self.root)?;
+        let used: std::collections::HashSet<String> = table.images.values().flat_map(|i| i.diff_ids.iter().map(|d| d.hex().to_owned())).collect();
+        let layers = self.layers_root();
+        let Ok(entries) = std::fs::read_dir(&layers) else { return Ok(()) };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if digest::is_sha256_hex(&name) && !used.contains(&name) {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| ImageError::io("remove", entry.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The directory layer `diff_id` is (or would be) unpacked in.
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.layers_root().join(diff_id.hex())
