@@ -127,3 +127,23 @@ fn tag_history_and_rmi_as_docker_does() {
     let layers = std::fs::read_dir(hull.root().join("image/layers")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
     assert_eq!(layers, 0, "the removed image's layers stay");
 }
+
+#[test]
+fn save_rmi_load_and_run_again() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    let image = hull_tests::harness::BUSYBOX_IMAGE;
+    let digests = stdout(&hull.run(["images", "--digests"]));
+    assert!(digests.lines().next().unwrap().contains("DIGEST") && digests.contains("sha256:"), "{digests}");
+    let archive = hull.scratch.path().join("saved.tar");
+    let out = hull.run(["save", "-o", archive.to_str().unwrap(), image]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id_before = stdout(&hull.run(["images", "-q"]));
+    assert!(hull.run(["rmi", image]).status.success());
+    assert_eq!(stdout(&hull.run(["images", "-q"])), "");
+    let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(stdout(&out).trim(), "Loaded image: hull.test/busybox:latest", "{}", stderr(&out));
+    assert_eq!(stdout(&hull.run(["images", "-q"])), id_before, "the image id changed through save/load");
+    let out = hull.run(["run", "--rm", "--network", "none", image, "echo", "back"]);
+    assert_eq!(stdout(&out), "back\n", "{}", stderr(&out));
+}

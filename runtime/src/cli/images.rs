@@ -15,6 +15,46 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Show all images (Hull keeps no intermediate images, so the same list)
+    #[arg(short, long)]
+    all: bool,
+}
+
+/// `hull save`.
+#[derive(Debug, clap::Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    output: Option<PathBuf>,
+    /// Images
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Writes images to an OCI archive.
+pub fn save(paths: &Paths, args: SaveArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let store = open_store(paths)?;
+    match &args.output {
+        Some(path) => {
+            // Whole or nothing: a failed save leaves no half archive.
+            let tmp = path.with_extension("tmp-hull-save");
+            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            if let Err(err) = store.save(&args.images, std::io::BufWriter::new(file)) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(err.into());
+            }
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None if std::io::stdout().is_terminal() => {
+            anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+        }
+        None => store.save(&args.images, std::io::stdout().lock())?,
+    }
+    Ok(())
 }
 
 /// `hull load`.
@@ -143,16 +183,19 @@ pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
     let rows: Vec<Vec<String>> = images
         .iter()
         .map(|image| {
-            vec![
-                image.repository.clone(),
-                image.tag.clone(),
-                id(&image.id),
-                ago(image.created.as_deref()),
-                human_size(image.size),
-            ]
+            let mut row = vec![image.repository.clone(), image.tag.clone()];
+            if args.digests {
+                row.push(image.digest.to_string());
+            }
+            row.extend([id(&image.id), ago(image.created.as_deref()), human_size(image.size)]);
+            row
         })
         .collect();
-    print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    if args.digests {
+        print_table(&["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    } else {
+        print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    }
     Ok(())
 }
 

@@ -76,6 +76,8 @@ enum Command {
     Inspect(containers::InspectArgs),
     /// List images
     Images(images::ImagesArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(images::SaveArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -151,6 +153,7 @@ pub fn main() -> i32 {
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),
             Command::Tag(args) => images::tag(&paths, args).map(|()| 0),
+            Command::Save(args) => images::save(&paths, args).map(|()| 0),
             Command::Rmi(args) => images::rmi(&paths, args),
             Command::History(args) => images::history(&paths, args).map(|()| 0),
             Command::Info(args) => info::info(&paths, args).map(|()| 0),

@@ -74,6 +74,8 @@ pub struct ImageSummary {
     pub tag: String,
     /// The image id (config digest).
     pub id: Digest,
+    /// The manifest's digest (`images --digests`).
+    pub digest: Digest,
     /// When the image was built (`created` of its config, RFC 3339).
     pub created: Option<String>,
     /// Uncompressed size in bytes, as Docker shows: the sum of the sizes of
@@ -147,6 +149,7 @@ impl ImageStore {
                 repository,
                 tag,
                 id: record.config.clone(),
+                digest: manifest.clone(),
                 created: record.created.clone(),
                 size: record.size,
             };
@@ -198,6 +201,59 @@ impl ImageStore {
             return self.resolve_id(&table, name_or_id)?.ok_or_else(not_found);
         }
         Err(not_found())
+    }
+
+    /// Writes `names` as one OCI image archive (`hull save`), which
+    /// [`ImageStore::load_archive`] (and skopeo, podman) can read back.
+    pub fn save(&self, names: &[String], out: impl std::io::Write) -> Result<(), ImageError> {
+        let mut manifests = Vec::new();
+        let mut blobs: Vec<Digest> = Vec::new();
+        for name in names {
+            let image = self.resolve(name)?;
+            let data = self.blobs.read_small(&image.manifest_digest, "manifest")?;
+            let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
+                what: format!("manifest {}", image.manifest_digest),
+                reason: err.to_string(),
+            })?;
+            let mut annotations = serde_json::Map::new();
+            if let Some(reference) = Reference::parse(name).ok().or(image.reference.clone()) {
+                annotations.insert("io.containerd.image.name".into(), reference.full().into());
+                annotations.insert("org.opencontainers.image.ref.name".into(), reference.tag().unwrap_or("latest").into());
+            }
+            manifests.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": image.manifest_digest.to_string(),
+                "size": data.len(),
+                "annotations": annotations,
+            }));
+            blobs.push(image.manifest_digest.clone());
+            blobs.push(manifest.config().digest().to_string().parse()?);
+            for layer in manifest.layers() {
+                blobs.push(layer.digest().to_string().parse()?);
+            }
+        }
+        blobs.sort();
+        blobs.dedup();
+        let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
+        let io_err = |err: std::io::Error| ImageError::io("write", "image archive", err);
+        let mut archive = tar::Builder::new(out);
+        let mut add = |path: &str, size: u64, data: &mut dyn std::io::Read| -> Result<(), ImageError> {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            archive.append_data(&mut header, path, data).map_err(io_err)
+        };
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        add("oci-layout", layout.len() as u64, &mut &layout[..])?;
+        let index = serde_json::to_vec(&index).map_err(|err| ImageError::InvalidJson { what: "index.json".into(), reason: err.to_string() })?;
+        add("index.json", index.len() as u64, &mut &index[..])?;
+        for digest in &blobs {
+            let mut file = self.blobs.open_blob(digest)?;
+            let size = file.metadata().map_err(io_err)?.len();
+            add(&format!("blobs/sha256/{}", digest.hex()), size, &mut file)?;
+        }
+        archive.into_inner().map_err(io_err)?.flush().map_err(io_err)
     }
 
     /// Gives the image `source` the extra name `target` (`hull tag`).
