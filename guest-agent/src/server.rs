@@ -250,6 +250,12 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
                 Err(err) => Err(err).context("sending the signal"),
             }
         }
+        Request::ListProcesses { container_id } => {
+            let pid = lock(&agent.slot(&container_id)?.container).pid;
+            Ok(Response::Processes {
+                processes: crate::container::processes_of(pid)?,
+            })
+        }
         Request::RemoveContainer { container_id } => {
             let slot = agent.slot(&container_id)?;
             if slot.exit.borrow().is_none() {

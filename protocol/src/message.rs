@@ -93,6 +93,12 @@ pub enum Request {
         /// The signal number.
         signal: i32,
     },
+    /// List the processes of a running container (`hull top`); answered
+    /// with [`Response::Processes`].
+    ListProcesses {
+        /// The container.
+        container_id: String,
+    },
     /// Remove a stopped container's rootfs and cgroup.
     RemoveContainer {
         /// The container.
@@ -155,6 +161,11 @@ pub enum Response {
         /// How the process ended.
         status: ExitStatus,
     },
+    /// Reply to [`Request::ListProcesses`].
+    Processes {
+        /// One entry per process, in pid order.
+        processes: Vec<ProcessInfo>,
+    },
     /// The request succeeded and has nothing to report.
     Done,
     /// The request failed.
@@ -162,6 +173,19 @@ pub enum Response {
         /// One line saying why.
         message: String,
     },
+}
+
+/// A process of a container, as `ps` would show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Its pid in the guest.
+    pub pid: i32,
+    /// Its parent's pid in the guest.
+    pub ppid: i32,
+    /// Its real uid.
+    pub uid: u32,
+    /// Its command line, arguments joined by spaces (the name in brackets for kernel threads).
+    pub command: String,
 }
 
 /// How a process ended.

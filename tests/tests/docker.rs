@@ -210,6 +210,10 @@ fn exec_runs_beside_the_container() {
     ok(&hull, &["exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark"]);
     assert!(eventually(Duration::from_secs(5), || hull.run(["exec", "box", "cat", "/tmp/mark"]).stdout == b"detached\n"));
     assert_eq!(inspect(&hull, "box", "{{.State.Status}}"), "running");
+    let top = ok(&hull, &["top", "box"]);
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["UID", "PID", "PPID", "CMD"]);
+    assert!(lines.iter().any(|l| l.ends_with("sleep 300")), "{top}");
     ok(&hull, &["rm", "-f", "box"]);
     let out = hull.run(["exec", "box", "true"]);
     assert_eq!(out.status.code(), Some(1));

@@ -268,6 +268,50 @@ impl ExecTarget {
     }
 }
 
+/// The processes in the pid namespace of `init` (a container's first
+/// process), read from the agent's /proc.
+pub fn processes_of(init: Pid) -> Result<Vec<hull_protocol::ProcessInfo>> {
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let target = ns_of(&init.to_string()).context("the container is not running")?;
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(pid) = name.parse::<i32>() else { continue };
+        if ns_of(&name).as_ref() != Some(&target) {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let command = if cmdline.is_empty() {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            format!("[{}]", comm.trim())
+        } else {
+            cmdline
+                .split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        processes.push(hull_protocol::ProcessInfo {
+            pid,
+            ppid: field("PPid:") as i32,
+            uid: field("Uid:") as u32,
+            command,
+        });
+    }
+    processes.sort_by_key(|p| p.pid);
+    Ok(processes)
+}
+
 /// Turns a wait status into an exit status; `oom_killed` tells whether the
 /// cgroup's OOM killer has struck.
 pub fn exit_status_of(status: WaitStatus, oom_killed: impl FnOnce() -> bool) -> ExitStatus {

@@ -534,6 +534,31 @@ pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
     attach_and_wait(&monitor, record.config.open_stdin && !args.no_stdin, None).await
 }
 
+/// `hull top`.
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    /// The container
+    container: String,
+}
+
+/// Lists a running container's processes, as its guest sees them.
+pub async fn top(paths: &Paths, args: TopArgs) -> Result<i32> {
+    let (_, record) = load(paths, &args.container)?;
+    if record.state.status != Status::Running {
+        bail!("Container {} is not running", record.id);
+    }
+    let monitor = client::connect(paths, &record.id).await?;
+    let MonitorResponse::Processes { processes } = monitor.request(MonitorRequest::Top).await? else {
+        bail!("unexpected answer from the monitor");
+    };
+    let rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| vec![if p.uid == 0 { "root".into() } else { p.uid.to_string() }, p.pid.to_string(), p.ppid.to_string(), p.command.clone()])
+        .collect();
+    print_table(&["UID", "PID", "PPID", "CMD"], &rows);
+    Ok(0)
+}
+
 /// `hull inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {

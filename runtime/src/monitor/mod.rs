@@ -848,13 +848,37 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         };
                         tokio::spawn(run_exec(shared.clone(), agent, exec, stdin_rx, frames_tx.clone(), respond));
                     }
+                    MonitorRequest::Top => {
+                        let agent = lock(&shared.agent).clone();
+                        let id = shared.id.clone();
+                        tokio::spawn(async move {
+                            let response = match agent {
+                                None => MonitorResponse::Error {
+                                    message: format!("Container {id} is not running"),
+                                    exit_code: None,
+                                },
+                                Some(agent) => match agent.request(Request::ListProcesses { container_id: id }).await {
+                                    Ok(Response::Processes { processes }) => MonitorResponse::Processes { processes },
+                                    Ok(other) => MonitorResponse::Error {
+                                        message: format!("unexpected answer from the agent: {other:?}"),
+                                        exit_code: None,
+                                    },
+                                    Err(err) => MonitorResponse::Error {
+                                        message: err.to_string(),
+                                        exit_code: None,
+                                    },
+                                },
+                            };
+                            respond(response).await;
+                        });
+                    }
                     request => {
                         let (reply_tx, reply_rx) = oneshot::channel();
                         let control = match request {
                             MonitorRequest::Start => Control::Start(reply_tx),
                             MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
                             MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
-                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } => continue,
+                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } | MonitorRequest::Top => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {

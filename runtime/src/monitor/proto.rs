@@ -58,6 +58,8 @@ pub enum MonitorRequest {
         /// Do not wait for it.
         detach: bool,
     },
+    /// The container's processes (`hull top`).
+    Top,
 }
 
 /// The outcome of a monitor request.
@@ -72,6 +74,11 @@ pub enum MonitorResponse {
         exit_code: i32,
         /// Whether the guest's OOM killer ended it.
         oom_killed: bool,
+    },
+    /// The container's processes.
+    Processes {
+        /// As the guest sees them.
+        processes: Vec<hull_protocol::ProcessInfo>,
     },
     /// The request failed.
     Error {
