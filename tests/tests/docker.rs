@@ -210,6 +210,21 @@ fn exec_runs_beside_the_container() {
     ok(&hull, &["exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark"]);
     assert!(eventually(Duration::from_secs(5), || hull.run(["exec", "box", "cat", "/tmp/mark"]).stdout == b"detached\n"));
     assert_eq!(inspect(&hull, "box", "{{.State.Status}}"), "running");
+    let archive = hull.scratch.path().join("box.tar");
+    ok(&hull, &["exec", "box", "sh", "-c", "echo exported > /tmp/proof"]);
+    ok(&hull, &["export", "-o", archive.to_str().unwrap(), "box"]);
+    let mut names = Vec::new();
+    let mut proof = String::new();
+    for entry in tar::Archive::new(std::fs::File::open(&archive).unwrap()).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        if path.trim_start_matches("./") == "tmp/proof" {
+            std::io::Read::read_to_string(&mut entry, &mut proof).unwrap();
+        }
+        names.push(path);
+    }
+    assert_eq!(proof, "exported\n", "the container's own write is in the export");
+    assert!(names.iter().any(|n| n.trim_start_matches("./") == "bin/busybox"), "image files are in the export");
     let top = ok(&hull, &["top", "box"]);
     let lines: Vec<&str> = top.lines().collect();
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["UID", "PID", "PPID", "CMD"]);

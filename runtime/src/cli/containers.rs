@@ -559,6 +559,56 @@ pub async fn top(paths: &Paths, args: TopArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `hull export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    output: Option<std::path::PathBuf>,
+    /// The container
+    container: String,
+}
+
+/// Writes a running container's file system as a tar archive.
+pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
+    use std::io::{IsTerminal, Write};
+    let (_, record) = load(paths, &args.container)?;
+    if record.state.status != Status::Running {
+        bail!("exporting a stopped container is not supported yet: its writable layer lives in its VM's memory");
+    }
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None if std::io::stdout().is_terminal() => bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let monitor = client::connect(paths, &record.id).await?;
+    let mut archive = monitor.subscribe(crate::monitor::proto::STDOUT);
+    let request = monitor.request(MonitorRequest::Export);
+    tokio::pin!(request);
+    // The archive ends with an empty chunk; the answer comes after it, or
+    // first when the export fails.
+    let mut answered = false;
+    loop {
+        tokio::select! {
+            chunk = archive.recv() => match chunk {
+                Some(chunk) if !chunk.is_empty() => out.write_all(&chunk).context("writing the archive")?,
+                _ => break,
+            },
+            result = &mut request, if !answered => {
+                result?;
+                answered = true;
+            }
+        }
+    }
+    if !answered {
+        request.await?;
+    }
+    out.flush().context("writing the archive")?;
+    Ok(0)
+}
+
 /// `hull inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {

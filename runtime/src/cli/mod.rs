@@ -63,6 +63,8 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::WaitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(containers::ExportArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
     /// List port mappings or a specific mapping for the container
@@ -151,6 +153,7 @@ pub fn main() -> i32 {
             Command::Exec(args) => run::exec(&paths, args).await,
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
+            Command::Export(args) => containers::export(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
