@@ -225,6 +225,13 @@ fn exec_runs_beside_the_container() {
     }
     assert_eq!(proof, "exported\n", "the container's own write is in the export");
     assert!(names.iter().any(|n| n.trim_start_matches("./") == "bin/busybox"), "image files are in the export");
+    // export | import: a single-layer image with the container's changes in it.
+    let id = ok(&hull, &["import", archive.to_str().unwrap(), "snapshot:v1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let history = ok(&hull, &["history", "snapshot:v1"]);
+    assert_eq!(history.lines().count(), 2, "one layer: {history}");
+    assert!(history.contains("hull import"), "{history}");
+    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "snapshot:v1", "cat", "/tmp/proof"]), "exported");
     let top = ok(&hull, &["top", "box"]);
     let lines: Vec<&str> = top.lines().collect();
     assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["UID", "PID", "PPID", "CMD"]);

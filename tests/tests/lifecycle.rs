@@ -39,8 +39,10 @@ fn ctrl_c_tears_the_sandbox_down() {
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let status = child.wait().unwrap();
-    // `sleep` as PID 1 ignores SIGINT, so after a grace period Hull kills it.
-    assert_eq!(status.code(), Some(137));
+    // The shell as PID 1 usually ignores SIGINT, and after a grace period
+    // Hull kills it (137); if busybox's shell takes the signal, 130. Either
+    // way the run ended; what matters here is what is left behind.
+    assert!(matches!(status.code(), Some(130) | Some(137)), "exit {:?}", status.code());
     assert!(started.elapsed() < Duration::from_secs(10), "teardown took {:?}", started.elapsed());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !processes_mentioning(&scratch).is_empty() && Instant::now() < deadline {

@@ -101,6 +101,22 @@ pub struct HistoryArgs {
     image: String,
 }
 
+/// `hull import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// A tar archive of a file system (as `hull export` writes)
+    file: PathBuf,
+    /// The new image's name
+    reference: Option<String>,
+}
+
+/// Makes a single-layer image of a file-system tarball; prints its id.
+pub fn import(paths: &Paths, args: ImportArgs) -> Result<()> {
+    let loaded = open_store(paths)?.import_tarball(&args.file, args.reference.as_deref())?;
+    println!("{}", loaded.id);
+    Ok(())
+}
+
 /// Names an image (`hull tag`).
 pub fn tag(paths: &Paths, args: TagArgs) -> Result<()> {
     open_store(paths)?.tag(&args.source, &args.target)?;

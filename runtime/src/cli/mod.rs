@@ -82,6 +82,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(images::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(images::ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
     /// Remove one or more images
@@ -160,6 +162,7 @@ pub fn main() -> i32 {
             Command::Load(args) => images::load(&paths, args).map(|()| 0),
             Command::Tag(args) => images::tag(&paths, args).map(|()| 0),
             Command::Save(args) => images::save(&paths, args).map(|()| 0),
+            Command::Import(args) => images::import(&paths, args).map(|()| 0),
             Command::Rmi(args) => images::rmi(&paths, args),
             Command::History(args) => images::history(&paths, args).map(|()| 0),
             Command::Info(args) => info::info(&paths, args).map(|()| 0),

@@ -256,6 +256,76 @@ impl ImageStore {
         archive.into_inner().map_err(io_err)?.flush().map_err(io_err)
     }
 
+    /// Makes a single-layer image of a file-system tarball (`hull import`),
+    /// named `reference` if given: the tarball becomes the layer as it is,
+    /// through the same verified path as [`ImageStore::load_archive`].
+    pub fn import_tarball(&self, tarball: &Path, reference: Option<&str>) -> Result<LoadedImage, ImageError> {
+        use sha2::{Digest as _, Sha256};
+        use std::io::{Read, Write};
+        let reference = reference.map(Reference::parse).transpose()?;
+        let mut hasher = Sha256::new();
+        let mut file = std::fs::File::open(tarball).map_err(|e| ImageError::io("open", tarball, e))?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| ImageError::io("read", tarball, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let created = crate::timefmt::now();
+        let json = |value: serde_json::Value| serde_json::to_vec(&value).unwrap_or_default();
+        let config = json(serde_json::json!({
+            "created": created,
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
+            "history": [{ "created": created, "created_by": "hull import", "comment": "Imported from tarball" }],
+        }));
+        let config_digest = Digest::of_bytes(&config);
+        let manifest = json(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len() },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": size }],
+        }));
+        let manifest_digest = Digest::of_bytes(&manifest);
+        let mut annotations = serde_json::Map::new();
+        if let Some(reference) = &reference {
+            annotations.insert("io.containerd.image.name".into(), reference.full().into());
+        }
+        let index = json(serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest.to_string(), "size": manifest.len(), "annotations": annotations }],
+        }));
+        // An OCI archive beside the store, loaded like any other, then removed.
+        let staging = self.root.join(format!(".tmp-import-{}.tar", std::process::id()));
+        let written = (|| -> std::io::Result<()> {
+            let mut archive = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&staging)?));
+            let mut add = |path: &str, size: u64, data: &mut dyn Read| {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(size);
+                header.set_mode(0o644);
+                header.set_entry_type(tar::EntryType::Regular);
+                archive.append_data(&mut header, path, data)
+            };
+            let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+            add("oci-layout", layout.len() as u64, &mut &layout[..])?;
+            add("index.json", index.len() as u64, &mut &index[..])?;
+            add(&format!("blobs/sha256/{}", manifest_digest.hex()), manifest.len() as u64, &mut &manifest[..])?;
+            add(&format!("blobs/sha256/{}", config_digest.hex()), config.len() as u64, &mut &config[..])?;
+            add(&format!("blobs/sha256/{}", &layer_digest["sha256:".len()..]), size, &mut std::fs::File::open(tarball)?)?;
+            archive.into_inner()?.flush()
+        })();
+        let loaded = written.map_err(|e| ImageError::io("write", &staging, e)).and_then(|()| self.load_archive(&staging));
+        let _ = std::fs::remove_file(&staging);
+        loaded?.into_iter().next().ok_or_else(|| ImageError::NotFound(tarball.display().to_string()))
+    }
+
     /// Gives the image `source` the extra name `target` (`hull tag`).
     pub fn tag(&self, source: &str, target: &str) -> Result<Reference, ImageError> {
         let image = self.resolve(source)?;
