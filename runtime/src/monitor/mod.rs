@@ -190,7 +190,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
             tracing::error!("container {}: {message}", &id[..12]);
             record.set_exited(125, false, Some(message.clone()));
             store.save(&record)?;
-            answer_pending(&mut control_rx, MonitorResponse::Error { message, exit_code: None }).await;
+            answer_pending(&mut control_rx, MonitorResponse::error(message)).await;
             shared.exit.send_replace(Some(ExitInfo { exit_code: 125, oom_killed: false }));
             if record.host_config.auto_remove {
                 store.remove(&record)?;
@@ -584,10 +584,7 @@ async fn run_in_sandbox(
                     break;
                 }
                 Some(Control::Signal(_, reply) | Control::Stop(_, reply)) => {
-                    let _ = reply.send(MonitorResponse::Error {
-                        message: format!("Container {id} is not running"),
-                        exit_code: None,
-                    });
+                    let _ = reply.send(MonitorResponse::error(format!("Container {id} is not running")));
                 }
                 Some(Control::Stdin(_)) => {}
                 None => return Err(anyhow!("control channel closed")),
@@ -643,7 +640,7 @@ async fn run_in_sandbox(
                 Control::Signal(number, reply) => {
                     let response = match agent.request_done(signal(number)).await {
                         Ok(()) => MonitorResponse::Done,
-                        Err(err) => MonitorResponse::Error { message: err.to_string(), exit_code: None },
+                        Err(err) => MonitorResponse::error(err.to_string()),
                     };
                     let _ = reply.send(response);
                 }
@@ -808,10 +805,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                                     },
                                     None => MonitorResponse::Done,
                                 },
-                                Err(_) => MonitorResponse::Error {
-                                    message: "the monitor is going away".into(),
-                                    exit_code: None,
-                                },
+                                Err(_) => MonitorResponse::error("the monitor is going away"),
                             };
                             respond(response).await;
                         });
@@ -825,10 +819,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         detach,
                     } => {
                         let Some(agent) = lock(&shared.agent).clone() else {
-                            respond(MonitorResponse::Error {
-                                message: format!("Container {} is not running", shared.id),
-                                exit_code: None,
-                            })
+                            respond(MonitorResponse::error(format!("Container {} is not running", shared.id)))
                             .await;
                             continue;
                         };
@@ -854,10 +845,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         let (id, frames) = (shared.id.clone(), frames_tx.clone());
                         tokio::spawn(async move {
                             let Some(agent) = agent else {
-                                return respond(MonitorResponse::Error {
-                                    message: format!("Container {id} is not running"),
-                                    exit_code: None,
-                                })
+                                return respond(MonitorResponse::error(format!("Container {id} is not running")))
                                 .await;
                             };
                             let mut archive = agent.subscribe(stream);
@@ -872,10 +860,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             });
                             let response = match agent.request(Request::ExportRootfs { container_id: id, stream }).await {
                                 Ok(_) => MonitorResponse::Done,
-                                Err(err) => MonitorResponse::Error {
-                                    message: err.to_string(),
-                                    exit_code: None,
-                                },
+                                Err(err) => MonitorResponse::error(err.to_string()),
                             };
                             let _ = forward.await;
                             respond(response).await;
@@ -886,20 +871,10 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         let id = shared.id.clone();
                         tokio::spawn(async move {
                             let response = match agent {
-                                None => MonitorResponse::Error {
-                                    message: format!("Container {id} is not running"),
-                                    exit_code: None,
-                                },
+                                None => MonitorResponse::error(format!("Container {id} is not running")),
                                 Some(agent) => match agent.request(Request::ListProcesses { container_id: id }).await {
                                     Ok(Response::Processes { processes }) => MonitorResponse::Processes { processes },
-                                    Ok(other) => MonitorResponse::Error {
-                                        message: format!("unexpected answer from the agent: {other:?}"),
-                                        exit_code: None,
-                                    },
-                                    Err(err) => MonitorResponse::Error {
-                                        message: err.to_string(),
-                                        exit_code: None,
-                                    },
+                                    other => unexpected_answer(other),
                                 },
                             };
                             respond(response).await;
@@ -915,10 +890,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {
-                            let response = reply_rx.await.unwrap_or(MonitorResponse::Error {
-                                message: "the container is not running".into(),
-                                exit_code: None,
-                            });
+                            let response = reply_rx.await.unwrap_or(MonitorResponse::error("the container is not running"));
                             respond(response).await;
                         });
                     }
@@ -948,6 +920,14 @@ pub fn monitor_alive(pid: i64) -> bool {
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|cmdline| cmdline.split(|&b| b == 0).any(|arg| arg == b"__monitor"))
             .unwrap_or(false)
+}
+
+/// The reply for an agent answer other than the one a request expects.
+fn unexpected_answer(answer: Result<Response, crate::rpc::RpcError>) -> MonitorResponse {
+    match answer {
+        Ok(other) => MonitorResponse::error(format!("unexpected answer from the agent: {other:?}")),
+        Err(err) => MonitorResponse::error(err.to_string()),
+    }
 }
 
 /// An exec as a client asked for it, with its block of agent streams.
@@ -1061,14 +1041,7 @@ where
             exit_code: status.code(),
             oom_killed: false,
         },
-        Ok(other) => MonitorResponse::Error {
-            message: format!("unexpected answer from the agent: {other:?}"),
-            exit_code: None,
-        },
-        Err(err) => MonitorResponse::Error {
-            message: err.to_string(),
-            exit_code: None,
-        },
+        other => unexpected_answer(other),
     };
     for forwarder in forwarders {
         let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;

@@ -91,3 +91,13 @@ pub enum MonitorResponse {
         exit_code: Option<i32>,
     },
 }
+
+impl MonitorResponse {
+    /// A failure without an exit code of its own (hull's 1 or 125).
+    pub fn error(message: impl Into<String>) -> Self {
+        MonitorResponse::Error {
+            message: message.into(),
+            exit_code: None,
+        }
+    }
+}
