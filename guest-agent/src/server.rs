@@ -300,16 +300,13 @@ fn open_dev_null() -> Result<OwnedFd> {
 }
 
 fn nonblocking_stream(fd: OwnedFd) -> Result<FdStream> {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    use std::os::fd::AsRawFd;
-    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    crate::container::set_nonblocking(&fd)?;
     FdStream::new(fd)
 }
 
 /// Pipes for the streams the host asked for, /dev/null for the others.
 fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams) -> Result<Stdio> {
-    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a stdio pipe");
+    let pipe = crate::container::pipe;
     let stdin = match streams.stdin {
         Some(stream) => {
             let (read, write) = pipe()?;

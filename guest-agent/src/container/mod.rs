@@ -128,11 +128,12 @@ fn container_paths(paths: &Option<Vec<String>>) -> Result<Vec<CString>> {
 }
 
 /// A pipe whose ends are both close-on-exec.
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+/// Sets O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
