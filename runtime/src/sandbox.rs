@@ -33,6 +33,14 @@ pub enum SandboxError {
         /// Why.
         source: std::io::Error,
     },
+    /// The network namespace for the VMM could not be opened.
+    #[error("opening network namespace {path}")]
+    Netns {
+        /// The namespace's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// virtiofsd failed.
     #[error(transparent)]
     Virtiofsd(#[from] VirtiofsdError),
@@ -86,6 +94,9 @@ pub struct SandboxConfig {
     pub net: Vec<NetDevice>,
     /// Kernel arguments (the guest's `ip=` configuration).
     pub extra_cmdline: Vec<String>,
+    /// A network namespace for the VMM (CNI mode: its taps live there and
+    /// are opened by name); `None` keeps the caller's.
+    pub netns: Option<PathBuf>,
 }
 
 /// Instants of a sandbox's life, for `bench/`.
@@ -172,6 +183,16 @@ impl Sandbox {
                 return Err(err.into());
             }
         };
+        let netns = match config.netns.as_deref().map(std::fs::File::open).transpose() {
+            Ok(netns) => netns,
+            Err(source) => {
+                kill_child(&mut virtiofsd).await;
+                return Err(SandboxError::Netns {
+                    path: config.netns.clone().unwrap_or_default(),
+                    source,
+                });
+            }
+        };
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.args)
@@ -179,16 +200,25 @@ impl Sandbox {
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(config.dir.join("vmm.log")).map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null()))
             .kill_on_drop(true);
-        // SAFETY: only prctl between fork and exec.
+        let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        // SAFETY: only prctl and setns, both async-signal-safe system calls,
+        // between fork and exec; `netns` outlives the spawn below.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some(fd) = netns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
         }
-        let mut vmm = match command.spawn() {
+        let spawned = command.spawn();
+        drop(netns);
+        let mut vmm = match spawned {
             Ok(child) => child,
             Err(source) => {
                 kill_child(&mut virtiofsd).await;

@@ -106,3 +106,162 @@ fn published_port_addresses_isolation_and_cleanup() {
     let leases = std::fs::read_to_string(hull.root().join("network/bridge/leases.json")).unwrap_or_default();
     assert!(!leases.contains(&web), "lease left: {leases}");
 }
+
+#[test]
+fn connect_and_disconnect_a_stopped_container() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    ok(&hull, &["network", "create", "second"]);
+    let show = "grep -o eth0 /proc/net/dev || echo no-eth0; grep -e wanderer -e wan /etc/hosts; true";
+    let first = ok(&hull, &["run", "--name", "wanderer", BUSYBOX_IMAGE, "sh", "-c", show]);
+    assert!(first.contains("eth0") && first.contains("10.88."), "{first}");
+
+    // One NIC per microVM: a second network needs a disconnect first.
+    let out = hull.run(["network", "connect", "second", "wanderer"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already connected to network bridge"), "{}", stderr(&out));
+    let out = hull.run(["network", "disconnect", "second", "wanderer"]);
+    assert!(stderr(&out).contains("is not connected to network second"), "{}", stderr(&out));
+
+    ok(&hull, &["network", "disconnect", "bridge", "wanderer"]);
+    let alone = ok(&hull, &["start", "-a", "wanderer"]);
+    assert!(alone.contains("no-eth0"), "{alone}");
+
+    ok(&hull, &["network", "connect", "--alias", "wan", "second", "wanderer"]);
+    assert_eq!(ok(&hull, &["inspect", "-f", "{{.HostConfig.NetworkMode}}", "wanderer"]), "second");
+    let moved = ok(&hull, &["start", "-a", "wanderer"]);
+    assert!(moved.contains("eth0") && moved.contains("10.89.") && moved.contains("wan"), "{moved}");
+    let ip = ok(&hull, &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "wanderer"]);
+    assert!(ip.starts_with("10.89."), "{ip}");
+
+    // A running microVM keeps its NIC: refused, with the reason.
+    ok(&hull, &["run", "-d", "--name", "busy", BUSYBOX_IMAGE, "sleep", "300"]);
+    let out = hull.run(["network", "disconnect", "bridge", "busy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("microVM is up"), "{}", stderr(&out));
+    ok(&hull, &["rm", "-f", "busy", "wanderer"]);
+    ok(&hull, &["network", "rm", "second"]);
+}
+
+/// A network namespace standing in for one a CNI plugin prepared; its
+/// processes are ended and it is deleted on drop, also when the test fails.
+struct CniNamespace {
+    name: String,
+}
+
+impl CniNamespace {
+    /// `name` holding `eth0` at 10.77.0.2/24 (default route via 10.77.0.1),
+    /// the other end of a veth whose host end `hullcni0` (10.77.0.1/24) is
+    /// in the test installation's namespace: what the bridge or ptp plugin
+    /// leaves behind.
+    fn new(hull: &Hull) -> Self {
+        let name = format!("{}-cni", hull.netns);
+        let namespace = Self { name: name.clone() };
+        let ip = |args: &[&str]| {
+            let status = std::process::Command::new("ip").args(args).status().expect("ip");
+            assert!(status.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &hull.netns, "link", "add", "hullcni0", "type", "veth", "peer", "name", "eth0", "netns", &name]);
+        ip(&["-n", &hull.netns, "addr", "add", "10.77.0.1/24", "dev", "hullcni0"]);
+        ip(&["-n", &hull.netns, "link", "set", "hullcni0", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "route", "add", "default", "via", "10.77.0.1"]);
+        namespace
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("ip").args(["-n", &self.name]).args(args).output().expect("ip");
+        stdout(&out)
+    }
+}
+
+impl Drop for CniNamespace {
+    fn drop(&mut self) {
+        if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[test]
+fn cni_prepared_namespace_reaches_the_container_through_its_veth() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    let cni = CniNamespace::new(&hull);
+    let mode = format!("ns:{}", cni.path());
+
+    // Hull's own addresses and ports are the plugin's business there.
+    let out = hull.run(["run", "--rm", "--network", &mode, "-p", "8080:80", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("CNI plugin"), "{}", stderr(&out));
+    let out = hull.run(["run", "--rm", "--network", "ns:/var/run/netns/no-such-namespace", BUSYBOX_IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("no such network namespace"), "{}", stderr(&out));
+
+    ok(&hull, &["run", "-d", "--name", "pod", "--network", &mode, BUSYBOX_IMAGE, "sh", "-c", HTTPD]);
+    // The guest took over the veth's identity...
+    assert_eq!(ok(&hull, &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pod"]), "10.77.0.2");
+    let eth0 = ok(&hull, &["exec", "pod", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(eth0.contains("10.77.0.2/24"), "{eth0}");
+    // ...so the host side of the veth reaches it at the plugin's address,
+    assert_eq!(fetch(&hull, "10.77.0.2", "80"), "hello-from-hull\n");
+    // and it reaches out through the plugin's gateway.
+    let route = ok(&hull, &["exec", "pod", "ip", "route"]);
+    assert!(route.contains("default via 10.77.0.1"), "{route}");
+    assert!(cni.run(&["link", "show"]).contains("hulltap"), "no tap in the CNI namespace");
+
+    // rm -f takes the tap and the redirects out of the plugin's namespace.
+    ok(&hull, &["rm", "-f", "pod"]);
+    assert!(!cni.run(&["link", "show"]).contains("hulltap"), "tap left in the CNI namespace");
+    let qdiscs = std::process::Command::new("tc").args(["-n", &cni.name, "qdisc", "show", "dev", "eth0"]).output().expect("tc");
+    assert!(!stdout(&qdiscs).contains("ingress"), "redirect left on eth0");
+    assert!(cni.run(&["-4", "addr", "show", "eth0"]).contains("10.77.0.2"), "the plugin's address was touched");
+}
+
+#[test]
+fn guests_cannot_reach_host_services_and_system_reset_removes_everything() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    // A service of the host's, listening on every address (the bridge's too).
+    let mut service = hull
+        .in_netns(["busybox", "nc", "-ll", "-p", "9099", "-e", "echo", "host-secret"])
+        .spawn()
+        .expect("starting a host service");
+    std::thread::sleep(Duration::from_millis(300));
+    let from_host = sh(&hull, &["busybox", "nc", "-w", "3", "127.0.0.1", "9099"]);
+    assert!(stdout(&from_host).contains("host-secret"), "the host service does not answer the host itself");
+    let web = ok(&hull, &["run", "-d", "--name", "probe", BUSYBOX_IMAGE, "sleep", "300"]);
+    let out = hull.run(["exec", "probe", "sh", "-c", "nc -w 3 10.88.0.1 9099; echo done"]);
+    assert!(!stdout(&out).contains("host-secret"), "a guest reached a host service on the bridge address");
+    assert!(stdout(&out).contains("done"), "{}", stderr(&out));
+    let _ = service.kill();
+    let _ = service.wait();
+
+    // `system reset` asks first, and a "no" keeps everything.
+    ok(&hull, &["network", "create", "extra"]);
+    let out = hull.run_with_input(&["system", "reset"], b"n\n");
+    assert!(out.status.success() && stderr(&out).contains("Are you sure"), "{}", stderr(&out));
+    assert!(ok(&hull, &["ps", "-q"]).contains(&web[..12]));
+    // With -f it removes containers, images, networks and Hull's host state.
+    ok(&hull, &["system", "reset", "-f"]);
+    assert_eq!(ok(&hull, &["ps", "-aq"]), "");
+    assert_eq!(ok(&hull, &["images", "-q"]), "");
+    let networks = ok(&hull, &["network", "ls"]);
+    assert!(!networks.contains("extra"), "{networks}");
+    let links = stdout(&sh(&hull, &["ip", "-o", "link", "show"]));
+    assert!(!links.contains("hulltap") && !links.contains("hull0") && !links.contains("hull-"), "links left: {links}");
+    let tables = stdout(&sh(&hull, &["nft", "list", "tables"]));
+    assert!(!tables.contains("hull"), "nftables left: {tables}");
+    let forward = stdout(&sh(&hull, &["cat", "/proc/sys/net/ipv4/ip_forward"]));
+    assert_eq!(forward.trim(), "0", "ip_forward left on");
+}

@@ -458,30 +458,36 @@ pub struct RmArgs {
 pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
     let force = args.force;
     for_each(&args.containers, |name| async move {
-        let (store, mut record) = load(paths, &name)?;
-        if matches!(record.state.status, Status::Running | Status::Restarting) {
-            if !force {
-                bail!(
-                    "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
-                    record.name
-                );
-            }
-            // A kill by the user: no restart policy brings it back.
-            if let Ok(monitor) = client::connect(paths, &record.id).await {
-                let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
-            }
-            wait_for_monitor(&store, &record.id).await;
-            if let Ok(current) = store.load(&record.id) {
-                record = current;
-            }
-            monitor::reconcile(&store, &mut record);
-        }
-        monitor::remove_runtime_dir(paths, &record.id);
-        store.remove(&record)?;
+        remove_container(paths, &name, force).await?;
         println!("{name}");
         Ok(())
     })
     .await
+}
+
+/// Removes one container; with `force`, a running one is killed first.
+pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<()> {
+    let (store, mut record) = load(paths, name)?;
+    if matches!(record.state.status, Status::Running | Status::Restarting) {
+        if !force {
+            bail!(
+                "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
+                record.name
+            );
+        }
+        // A kill by the user: no restart policy brings it back.
+        if let Ok(monitor) = client::connect(paths, &record.id).await {
+            let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
+        }
+        wait_for_monitor(&store, &record.id).await;
+        if let Ok(current) = store.load(&record.id) {
+            record = current;
+        }
+        monitor::reconcile(&store, &mut record);
+    }
+    monitor::remove_runtime_dir(paths, &record.id);
+    store.remove(&record)?;
+    Ok(())
 }
 
 /// `hull wait`.

@@ -10,6 +10,7 @@ mod images;
 mod info;
 mod network;
 mod run;
+mod system;
 mod template;
 
 use crate::config::Paths;
@@ -94,6 +95,9 @@ enum Command {
     Load(images::LoadArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// Manage Hull (system reset)
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// The per-container monitor (started by hull itself)
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -157,6 +161,7 @@ pub fn main() -> i32 {
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
+            Command::System(command) => system::run(&paths, command).await,
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),

@@ -2,7 +2,9 @@
 
 use super::format::print_table;
 use crate::config::Paths;
-use crate::network::{NetworkManager, Subnet};
+use crate::container::{ContainerRecord, ContainerStore, Status};
+use crate::monitor::{monitor_alive, SandboxPlan};
+use crate::network::{NetworkManager, Subnet, NONE_NETWORK};
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;
@@ -41,15 +43,24 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Connect a container to a network (not supported yet)
+    /// Connect a stopped container to a network (it has one NIC: disconnect first)
     Connect {
+        /// IPv4 address (e.g. 10.89.0.10)
+        #[arg(long, value_name = "string")]
+        ip: Option<std::net::Ipv4Addr>,
+        /// Add network-scoped alias for the container
+        #[arg(long, value_name = "strings")]
+        alias: Vec<String>,
         /// Network
         network: String,
         /// Container
         container: String,
     },
-    /// Disconnect a container from a network (not supported yet)
+    /// Disconnect a stopped container from a network
     Disconnect {
+        /// Force the container to disconnect from a network
+        #[arg(short, long)]
+        force: bool,
         /// Network
         network: String,
         /// Container
@@ -103,9 +114,73 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                 println!("{name}");
             }
         }
-        NetworkCommand::Connect { .. } | NetworkCommand::Disconnect { .. } => {
-            bail!("not supported yet: a Hull container's network devices are fixed when its VM starts; choose networks with `run --network`")
+        NetworkCommand::Connect { ip, alias, network, container } => {
+            let target = manager.inspect_network(&network)?.network;
+            let (store, mut record, mut plan) = stopped_container(paths, &container, "connect")?;
+            if plan.network == target.name {
+                bail!("endpoint with name {} already exists in network {}", record.short_name(), target.name);
+            }
+            if plan.network != NONE_NETWORK {
+                bail!(
+                    "container {} is already connected to network {}: a Hull container's microVM has one network interface; disconnect it first",
+                    record.short_name(),
+                    plan.network
+                );
+            }
+            if let Some(ip) = ip {
+                if !target.subnet.contains(ip) {
+                    bail!("invalid IPv4 address {ip}: it is not in network {}'s subnet {}", target.name, target.subnet);
+                }
+            }
+            plan.network = target.name.clone();
+            plan.ip = ip;
+            plan.aliases = alias;
+            set_network(&store, &mut record, &plan)?;
+        }
+        NetworkCommand::Disconnect { force: _, network, container } => {
+            let (store, mut record, mut plan) = stopped_container(paths, &container, "disconnect")?;
+            let target = if network == NONE_NETWORK { None } else { Some(manager.inspect_network(&network)?.network) };
+            if target.as_ref().map_or(NONE_NETWORK, |n| n.name.as_str()) != plan.network || plan.network == NONE_NETWORK {
+                bail!("container {} is not connected to network {network}", record.short_name());
+            }
+            plan.network = NONE_NETWORK.to_string();
+            plan.ip = None;
+            plan.aliases.clear();
+            set_network(&store, &mut record, &plan)?;
         }
     }
     Ok(0)
+}
+
+/// A container whose network may change: one without a monitor. A live
+/// monitor has a booted (or booting) microVM, whose virtio-net device is
+/// fixed: hot-plug on virtio-mmio does not exist.
+fn stopped_container(paths: &Paths, reference: &str, verb: &str) -> Result<(ContainerStore, ContainerRecord, SandboxPlan)> {
+    let store = ContainerStore::open(&paths.root)?;
+    let id = store.resolve(reference)?;
+    let mut record = store.load(&id)?;
+    // A container that just exited has a monitor still tearing its VM down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !record.state.running && monitor_alive(record.hull_sandbox.monitor_pid) && std::time::Instant::now() < deadline && record.state.status != Status::Created {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        record = store.load(&id)?;
+    }
+    if monitor_alive(record.hull_sandbox.monitor_pid) {
+        bail!(
+            "cannot {verb} container {}: its microVM is up, and a running microVM's network interfaces cannot change; stop it first (`hull stop {}`), then start it again",
+            record.short_name(),
+            record.short_name()
+        );
+    }
+    let plan = SandboxPlan::load(&store.dir_of(&id))?;
+    Ok((store, record, plan))
+}
+
+/// Records a container's new network; it takes effect at the next start.
+fn set_network(store: &ContainerStore, record: &mut ContainerRecord, plan: &SandboxPlan) -> Result<()> {
+    plan.save(&store.dir_of(&record.id))?;
+    record.host_config.network_mode = plan.network.clone();
+    record.network_settings = json!({ "IPAddress": "", "Ports": {}, "Networks": { plan.network.clone(): {} } });
+    store.save(record)?;
+    Ok(())
 }

@@ -87,7 +87,7 @@ pub struct CreateArgs {
     /// UTS namespace to use (only the container's own)
     #[arg(long, value_name = "string")]
     uts: Option<String>,
-    /// Connect a container to a network: bridge (default), none, or a network's name
+    /// Connect a container to a network: bridge (default), none, a network's name, or ns:PATH (a network namespace a CNI plugin prepared)
     #[arg(long, alias = "net", value_name = "network")]
     network: Option<String>,
     /// Publish a container's port(s) to the host ([ip:]hostPort:containerPort[/proto], or containerPort)
@@ -195,6 +195,21 @@ fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--network ns:PATH` joins a namespace a CNI plugin prepared: the
+/// plugin owns addresses and ports there, so Hull's own are refused.
+fn check_cni_mode(netns: &std::path::Path, publish: &[String], ip: Option<std::net::Ipv4Addr>) -> Result<()> {
+    if !netns.exists() {
+        bail!("--network ns:{}: no such network namespace", netns.display());
+    }
+    if !publish.is_empty() {
+        bail!("-p/-P cannot be used with --network ns:PATH: ports in a CNI-prepared namespace are published by the CNI plugin (portmap)");
+    }
+    if ip.is_some() {
+        bail!("--ip cannot be used with --network ns:PATH: the guest takes the address the CNI plugin gave the namespace's interface");
+    }
+    Ok(())
+}
+
 /// A fresh 64-hex-digit id, as Docker's container ids, and a name seed.
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use std::io::Read;
@@ -251,6 +266,9 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     }
     for entry in &publish {
         crate::network::parse_publish(entry)?;
+    }
+    if let Some(netns) = args.network.as_deref().and_then(crate::network::cni::netns_of_mode) {
+        check_cni_mode(netns, &publish, args.ip)?;
     }
     let containers = ContainerStore::open(&paths.root)?;
     let id = hex::encode(random_bytes::<32>()?);
@@ -340,7 +358,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         ip: args.ip,
         aliases: args.network_alias.clone(),
     };
-    crate::container::write_atomic(&dir.join("sandbox.json"), &serde_json::to_vec_pretty(&plan)?)?;
+    plan.save(&dir)?;
     crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;
     crate::container::write_atomic(&dir.join("hostname"), format!("{}\n", record.config.hostname).as_bytes())?;
     crate::container::write_atomic(&dir.join("hostconfig.json"), &serde_json::to_vec_pretty(&record.host_config)?)?;

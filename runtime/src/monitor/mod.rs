@@ -10,7 +10,7 @@ pub mod proto;
 use crate::agent_client::AgentClient;
 use crate::config::{GuestArtifacts, Paths};
 use crate::hypervisor::NetDevice;
-use crate::network::{AttachRequest, Attachment, NetworkManager};
+use crate::network::{cni, AttachRequest, Attachment, CniAttachment, NetworkManager};
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
 use crate::platform::Platform;
@@ -62,6 +62,24 @@ pub struct SandboxPlan {
     /// `--network-alias`: more names other containers know it by.
     #[serde(default)]
     pub aliases: Vec<String>,
+}
+
+/// The file beside a container's record that holds its [`SandboxPlan`].
+const PLAN_FILE: &str = "sandbox.json";
+
+impl SandboxPlan {
+    /// Reads the plan of the container whose directory is `container_dir`.
+    pub fn load(container_dir: &std::path::Path) -> Result<SandboxPlan> {
+        let path = container_dir.join(PLAN_FILE);
+        let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Writes it atomically into `container_dir`.
+    pub fn save(&self, container_dir: &std::path::Path) -> Result<()> {
+        crate::container::write_atomic(&container_dir.join(PLAN_FILE), &serde_json::to_vec_pretty(self)?)?;
+        Ok(())
+    }
 }
 
 fn default_network() -> String {
@@ -148,8 +166,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     let store = ContainerStore::open(&paths.root)?;
     let mut record = store.load(&id)?;
     let container_dir = store.dir_of(&id);
-    let plan: SandboxPlan = serde_json::from_slice(&std::fs::read(container_dir.join("sandbox.json")).context("reading sandbox.json")?)
-        .context("parsing sandbox.json")?;
+    let plan = SandboxPlan::load(&container_dir)?;
     let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(container_dir.join("spec.json")).context("reading spec.json")?)
         .context("parsing spec.json")?;
 
@@ -254,11 +271,19 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         state.auto_start = true;
     };
 
-    if let Some(a) = &attachment {
-        forget_in_peers(&store, &record, &plan.network, a.ip);
-        if let Err(err) = network.detach(&id).await {
-            tracing::warn!("releasing the network of {}: {err}", &id[..12]);
+    match &attachment {
+        Some(SandboxNetwork::Bridge(a)) => {
+            forget_in_peers(&store, &record, &plan.network, a.ip);
+            if let Err(err) = network.detach(&id).await {
+                tracing::warn!("releasing the network of {}: {err}", &id[..12]);
+            }
         }
+        Some(SandboxNetwork::Cni(a)) => {
+            if let Err(err) = cni::teardown(&a.netns, a.tap.name(), &a.interface).await {
+                tracing::warn!("releasing the network of {}: {err}", &id[..12]);
+            }
+        }
+        None => {}
     }
     shared.exit.send_replace(Some(final_exit));
     if record.host_config.auto_remove {
@@ -280,6 +305,46 @@ async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorR
     }
 }
 
+/// How a sandbox is plugged into a network.
+#[derive(Debug)]
+enum SandboxNetwork {
+    /// A tap on one of Hull's bridges.
+    Bridge(Box<Attachment>),
+    /// A tap redirected to the interface a CNI plugin left in a namespace
+    /// (`--network ns:PATH`).
+    Cni(CniAttachment),
+}
+
+impl SandboxNetwork {
+    /// The guest's NIC.
+    fn nic(&self) -> NetDevice {
+        let (tap, mac) = match self {
+            SandboxNetwork::Bridge(a) => (a.tap.name(), a.mac),
+            SandboxNetwork::Cni(a) => (a.tap.name(), a.mac),
+        };
+        NetDevice {
+            tap: tap.to_string(),
+            mac: mac.to_string(),
+        }
+    }
+
+    /// The kernel argument configuring the guest's eth0.
+    fn kernel_ip_arg(&self, hostname: &str) -> String {
+        match self {
+            SandboxNetwork::Bridge(a) => a.kernel_ip_arg(),
+            SandboxNetwork::Cni(a) => a.kernel_ip_arg(hostname),
+        }
+    }
+
+    /// The namespace the VMM must run in to open the tap, if not Hull's.
+    fn netns(&self) -> Option<PathBuf> {
+        match self {
+            SandboxNetwork::Bridge(_) => None,
+            SandboxNetwork::Cni(a) => Some(a.netns.clone()),
+        }
+    }
+}
+
 /// Attaches the sandbox to its network (none for `--network none`), writes
 /// the container's /etc files and records its network settings as Docker
 /// shows them. A port already taken fails here, before anything runs.
@@ -288,7 +353,7 @@ async fn attach_network(
     network: &NetworkManager,
     record: &mut ContainerRecord,
     plan: &SandboxPlan,
-) -> Result<Option<Attachment>> {
+) -> Result<Option<SandboxNetwork>> {
     // Leftovers of containers whose monitors were killed go first.
     let mut live: std::collections::HashSet<String> = store
         .list()?
@@ -300,30 +365,47 @@ async fn attach_network(
     if let Err(err) = network.cleanup_stale(&live).await {
         tracing::warn!("cleaning up stale network state: {err}");
     }
-    let mut request = AttachRequest::new(&record.id);
-    request.network = plan.network.clone();
-    request.ip = plan.ip;
-    request.hostname = record.config.hostname.clone();
-    for publish in &plan.publish {
-        request.publish.extend(crate::network::parse_publish(publish)?);
-    }
-    let mut attachment = network.attach(&request).await?;
-    if let Some(attachment) = attachment.as_mut() {
-        // The VMM opens the persistent tap by name; a second open fails while we hold it.
-        attachment.tap.close_fd();
-    }
+    let attachment = match cni::netns_of_mode(&plan.network) {
+        Some(netns) => {
+            let tap = crate::network::names::tap_name(&record.id);
+            let mut attachment = cni::prepare(netns, &tap, None).await?;
+            // The VMM opens the tap by name in the namespace; a second open fails while we hold it.
+            attachment.tap.close_fd();
+            Some(SandboxNetwork::Cni(attachment))
+        }
+        None => {
+            let mut request = AttachRequest::new(&record.id);
+            request.network = plan.network.clone();
+            request.ip = plan.ip;
+            request.hostname = record.config.hostname.clone();
+            for publish in &plan.publish {
+                request.publish.extend(crate::network::parse_publish(publish)?);
+            }
+            network.attach(&request).await?.map(|mut attachment| {
+                attachment.tap.close_fd();
+                SandboxNetwork::Bridge(Box::new(attachment))
+            })
+        }
+    };
     let etc = store.dir_of(&record.id).join(ETC_DIR);
     std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
     let hostname = &record.config.hostname;
+    let own_names = names_on_network(record, &plan.aliases);
     let (hosts, resolv) = match &attachment {
-        Some(a) => {
+        Some(SandboxNetwork::Bridge(a)) => {
             let mut entries = a.hosts.clone();
-            let own_names = names_on_network(record, &plan.aliases);
             if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
                 own.names = own_names.clone();
             }
             entries.extend(introduce_to_peers(store, record, &plan.network, a.ip, &own_names));
             (crate::network::dns::hosts_file(&entries), a.dns.to_resolv_conf())
+        }
+        Some(SandboxNetwork::Cni(a)) => {
+            let mut entries = crate::network::dns::hosts_entries(a.ip, hostname);
+            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
+                own.names = own_names.clone();
+            }
+            (crate::network::dns::hosts_file(&entries), crate::network::DnsConfig::from_host().to_resolv_conf())
         }
         None => (
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
@@ -406,9 +488,28 @@ fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &s
 }
 
 /// `NetworkSettings` as `docker inspect` shows it.
-pub fn network_settings(attachment: Option<&Attachment>, mode: &str) -> serde_json::Value {
-    let Some(a) = attachment else {
-        return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } });
+fn network_settings(attachment: Option<&SandboxNetwork>, mode: &str) -> serde_json::Value {
+    let a = match attachment {
+        None => return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } }),
+        Some(SandboxNetwork::Cni(a)) => {
+            let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
+            let endpoint = serde_json::json!({
+                "Gateway": gateway,
+                "IPAddress": a.ip.to_string(),
+                "IPPrefixLen": a.prefix_len,
+                "MacAddress": a.mac.to_string(),
+            });
+            return serde_json::json!({
+                "SandboxKey": a.netns.display().to_string(),
+                "Gateway": gateway,
+                "IPAddress": a.ip.to_string(),
+                "IPPrefixLen": a.prefix_len,
+                "MacAddress": a.mac.to_string(),
+                "Ports": {},
+                "Networks": { mode: endpoint },
+            });
+        }
+        Some(SandboxNetwork::Bridge(a)) => a,
     };
     let mut ports = serde_json::Map::new();
     for port in &a.ports {
@@ -471,7 +572,7 @@ struct RunContext<'a> {
     spec: &'a oci_spec::runtime::Spec,
     shared: &'a Arc<Shared>,
     log: &'a Arc<Mutex<JsonLogWriter>>,
-    attachment: Option<&'a Attachment>,
+    attachment: Option<&'a SandboxNetwork>,
 }
 
 /// What runs of the container hand on to each other.
@@ -507,13 +608,7 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
         target: PathBuf::from(ETC_DIR),
     });
     let (net, extra_cmdline) = match ctx.attachment {
-        Some(a) => (
-            vec![NetDevice {
-                tap: a.tap.name().to_string(),
-                mac: a.mac.to_string(),
-            }],
-            vec![a.kernel_ip_arg()],
-        ),
+        Some(a) => (vec![a.nic()], vec![a.kernel_ip_arg(&record.config.hostname)]),
         None => (Vec::new(), Vec::new()),
     };
     let boot_started = Instant::now();
@@ -530,6 +625,7 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
         boot_timeout: Duration::from_secs(ctx.plan.boot_timeout_secs),
         net,
         extra_cmdline,
+        netns: ctx.attachment.and_then(SandboxNetwork::netns),
     })
     .await?;
     let result = run_in_sandbox(ctx, record, &sandbox, control, state, boot_started).await;

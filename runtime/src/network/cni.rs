@@ -50,6 +50,21 @@ pub struct CniAttachment {
     pub mtu: u32,
 }
 
+/// How `--network` names a CNI-prepared namespace: `ns:PATH`, as podman spells it.
+pub const NETWORK_MODE_PREFIX: &str = "ns:";
+
+/// The namespace a `--network` value names, if it is `ns:PATH`.
+pub fn netns_of_mode(mode: &str) -> Option<&Path> {
+    mode.strip_prefix(NETWORK_MODE_PREFIX).map(Path::new)
+}
+
+impl CniAttachment {
+    /// The kernel's `ip=` parameter giving the guest the interface's address.
+    pub fn kernel_ip_arg(&self, hostname: &str) -> String {
+        super::attachment::kernel_ip_arg(self.ip, self.gateway, self.prefix_len, hostname)
+    }
+}
+
 /// Creates tap `tap_name` in the namespace at `netns` and redirects traffic
 /// between it and `interface` (by default the namespace's only interface
 /// with an IPv4 address). On error nothing is left behind.

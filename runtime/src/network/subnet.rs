@@ -103,7 +103,7 @@ impl Subnet {
 }
 
 /// The netmask of a prefix length as a number.
-const fn mask(prefix_len: u8) -> u32 {
+pub(crate) const fn mask(prefix_len: u8) -> u32 {
     match prefix_len {
         0 => 0,
         n if n >= 32 => u32::MAX,
