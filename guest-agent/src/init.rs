@@ -71,21 +71,36 @@ pub fn setup_guest() -> Result<()> {
     Ok(())
 }
 
-/// Sets `lo` up with ioctls: the agent has no netlink library, and one flag needs none.
-fn bring_up_loopback() -> Result<()> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+/// A socket for interface ioctls: the agent has no netlink library, and
+/// a flag or an MTU needs none.
+fn ioctl_socket() -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
     // SAFETY: socket(2) with constant arguments; the fd is owned right away.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if raw < 0 {
         return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: an all-zero ifreq is valid; the name fits with its NUL.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
+/// An `ifreq` naming interface `name` (shorter than IFNAMSIZ).
+fn interface_request(name: &str) -> libc::ifreq {
+    // SAFETY: an all-zero ifreq is valid.
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *slot = *byte as libc::c_char;
+    // The last byte stays NUL whatever the name's length.
+    let room = request.ifr_name.len() - 1;
+    for (slot, byte) in request.ifr_name[..room].iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
     }
+    request
+}
+
+/// Sets `lo` up.
+fn bring_up_loopback() -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let socket = ioctl_socket()?;
+    let mut request = interface_request("lo");
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass.
     unsafe {
         if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) < 0 {
@@ -97,4 +112,45 @@ fn bring_up_loopback() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `hull.mtu=N` kernel argument: eth0's MTU when it is not 1500 (a
+/// CNI plugin's veth under an overlay network, a jumbo-frame bridge). The
+/// kernel's `ip=` has no MTU field.
+pub fn mtu_from_cmdline(cmdline: &str) -> Option<u32> {
+    cmdline
+        .split_whitespace()
+        .find_map(|arg| arg.strip_prefix("hull.mtu="))
+        .and_then(|value| value.parse().ok())
+}
+
+/// Sets eth0's MTU.
+pub fn set_eth0_mtu(mtu: u32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let socket = ioctl_socket()?;
+    let mut request = interface_request("eth0");
+    request.ifr_ifru.ifru_mtu = i32::try_from(mtu).context("MTU out of range")?;
+    // SAFETY: SIOCSIFMTU reads the ifreq we pass.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFMTU as _, &request) } < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtu_argument() {
+        assert_eq!(mtu_from_cmdline("console=ttyS0 hull.mtu=1450 quiet"), Some(1450));
+        assert_eq!(mtu_from_cmdline("console=ttyS0"), None);
+        assert_eq!(mtu_from_cmdline("hull.mtu=lots"), None);
+    }
+
+    #[test]
+    fn long_interface_names_keep_their_nul() {
+        let request = interface_request("a-very-long-interface-name");
+        assert_eq!(request.ifr_name[request.ifr_name.len() - 1], 0);
+    }
 }

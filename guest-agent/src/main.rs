@@ -31,6 +31,9 @@ fn run() -> Result<()> {
     if cmdline.split_whitespace().any(|arg| arg == "hull.poweroff") {
         power_off();
     }
+    if let Some(mtu) = init::mtu_from_cmdline(&cmdline) {
+        init::set_eth0_mtu(mtu).with_context(|| format!("setting eth0's MTU to {mtu}"))?;
+    }
     let spec = channel::ChannelSpec::from_cmdline(&cmdline)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

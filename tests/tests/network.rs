@@ -150,7 +150,7 @@ struct CniNamespace {
 }
 
 impl CniNamespace {
-    /// `name` holding `eth0` at 10.77.0.2/24 (default route via 10.77.0.1),
+    /// `name` holding `eth0` at 10.77.0.2/24, MTU 1400 (default route via 10.77.0.1),
     /// the other end of a veth whose host end `hullcni0` (10.77.0.1/24) is
     /// in the test installation's namespace: what the bridge or ptp plugin
     /// leaves behind.
@@ -164,10 +164,11 @@ impl CniNamespace {
         ip(&["netns", "add", &name]);
         ip(&["-n", &hull.netns, "link", "add", "hullcni0", "type", "veth", "peer", "name", "eth0", "netns", &name]);
         ip(&["-n", &hull.netns, "addr", "add", "10.77.0.1/24", "dev", "hullcni0"]);
-        ip(&["-n", &hull.netns, "link", "set", "hullcni0", "up"]);
+        // An overlay network's MTU, which the guest must take over too.
+        ip(&["-n", &hull.netns, "link", "set", "hullcni0", "mtu", "1400", "up"]);
         ip(&["-n", &name, "link", "set", "lo", "up"]);
         ip(&["-n", &name, "addr", "add", "10.77.0.2/24", "dev", "eth0"]);
-        ip(&["-n", &name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &name, "link", "set", "eth0", "mtu", "1400", "up"]);
         ip(&["-n", &name, "route", "add", "default", "via", "10.77.0.1"]);
         namespace
     }
@@ -213,6 +214,8 @@ fn cni_prepared_namespace_reaches_the_container_through_its_veth() {
     assert_eq!(ok(&hull, &["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "pod"]), "10.77.0.2");
     let eth0 = ok(&hull, &["exec", "pod", "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(eth0.contains("10.77.0.2/24"), "{eth0}");
+    let link = ok(&hull, &["exec", "pod", "ip", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"), "{link}");
     // ...so the host side of the veth reaches it at the plugin's address,
     assert_eq!(fetch(&hull, "10.77.0.2", "80"), "hello-from-hull\n");
     // and it reaches out through the plugin's gateway.

@@ -328,12 +328,18 @@ impl SandboxNetwork {
         }
     }
 
-    /// The kernel argument configuring the guest's eth0.
-    fn kernel_ip_arg(&self, hostname: &str) -> String {
-        match self {
-            SandboxNetwork::Bridge(a) => a.kernel_ip_arg(),
-            SandboxNetwork::Cni(a) => a.kernel_ip_arg(hostname),
+    /// The kernel arguments configuring the guest's eth0: the kernel's own
+    /// `ip=`, and `hull.mtu=` for the agent when the MTU is not Ethernet's.
+    fn kernel_args(&self, hostname: &str) -> Vec<String> {
+        let (ip, mtu) = match self {
+            SandboxNetwork::Bridge(a) => (a.kernel_ip_arg(), a.mtu),
+            SandboxNetwork::Cni(a) => (a.kernel_ip_arg(hostname), a.mtu),
+        };
+        let mut args = vec![ip];
+        if mtu != 1500 {
+            args.push(format!("hull.mtu={mtu}"));
         }
+        args
     }
 
     /// The namespace the VMM must run in to open the tap, if not Hull's.
@@ -608,7 +614,7 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
         target: PathBuf::from(ETC_DIR),
     });
     let (net, extra_cmdline) = match ctx.attachment {
-        Some(a) => (vec![a.nic()], vec![a.kernel_ip_arg(&record.config.hostname)]),
+        Some(a) => (vec![a.nic()], a.kernel_args(&record.config.hostname)),
         None => (Vec::new(), Vec::new()),
     };
     let boot_started = Instant::now();
