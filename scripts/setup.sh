@@ -18,6 +18,7 @@ packages=(
   qemu-system-x86 busybox-static iproute2 cpio gzip xz-utils
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev
   libseccomp-dev libcap-ng-dev pkg-config musl-tools hyperfine runc nftables
+  docker-registry curl
 )
 missing=()
 for p in "${packages[@]}"; do

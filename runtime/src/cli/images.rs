@@ -1,4 +1,5 @@
-//! `hull images` and `hull load`.
+//! Image commands: `hull images`, `load`, `save`, `import`, `tag`, `rmi`,
+//! `history`, and the registry ones, `pull`, `push`, `login`, `logout`.
 
 use super::format::{ago, human_size, print_table};
 use crate::config::Paths;
@@ -226,6 +227,348 @@ pub fn load(paths: &Paths, args: LoadArgs) -> Result<()> {
                 None => println!("Loaded image ID: {}", image.id),
             }
         }
+    }
+    Ok(())
+}
+
+/// `hull pull`.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// Set platform if server is multi-platform capable (e.g. linux/arm64)
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// NAME[:TAG|@DIGEST]
+    name: String,
+}
+
+/// `hull push`.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// NAME[:TAG]
+    name: String,
+}
+
+/// `hull login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short, long, value_name = "string")]
+    username: Option<String>,
+    /// Password
+    #[arg(short, long, value_name = "string")]
+    password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long)]
+    password_stdin: bool,
+    /// The registry (host[:port]); Docker Hub when omitted
+    server: Option<String>,
+}
+
+/// `hull logout`.
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// The registry (host[:port]); Docker Hub when omitted
+    server: Option<String>,
+}
+
+/// Docker Hub, the registry `login` and `logout` default to.
+const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// Where pull progress goes: stdout for `hull pull`, stderr for the pull
+/// `hull run` does first (whose stdout is the container's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressTo {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Shows a pull as Docker does: one progress bar per layer on a terminal,
+/// plain `<layer>: <status>` lines otherwise.
+struct PullDisplay {
+    header: String,
+    to: ProgressTo,
+    bars: Option<indicatif::MultiProgress>,
+    layers: std::cell::RefCell<std::collections::HashMap<crate::image::Digest, indicatif::ProgressBar>>,
+    quiet: bool,
+}
+
+impl PullDisplay {
+    fn new(header: String, to: ProgressTo, quiet: bool) -> PullDisplay {
+        use std::io::IsTerminal;
+        let terminal = match to {
+            ProgressTo::Stdout => std::io::stdout().is_terminal(),
+            ProgressTo::Stderr => std::io::stderr().is_terminal(),
+        };
+        let bars = (terminal && !quiet).then(|| {
+            indicatif::MultiProgress::with_draw_target(match to {
+                ProgressTo::Stdout => indicatif::ProgressDrawTarget::stdout(),
+                ProgressTo::Stderr => indicatif::ProgressDrawTarget::stderr(),
+            })
+        });
+        PullDisplay {
+            header,
+            to,
+            bars,
+            layers: Default::default(),
+            quiet,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match (&self.bars, self.to) {
+            (Some(bars), _) => {
+                let _ = bars.println(text);
+            }
+            (None, ProgressTo::Stdout) => println!("{text}"),
+            (None, ProgressTo::Stderr) => eprintln!("{text}"),
+        }
+    }
+
+    /// The bar of `layer`, made on first use.
+    fn bar(&self, bars: &indicatif::MultiProgress, layer: &crate::image::Digest, size: u64) -> indicatif::ProgressBar {
+        self.layers
+            .borrow_mut()
+            .entry(layer.clone())
+            .or_insert_with(|| {
+                let bar = bars.add(indicatif::ProgressBar::new(size));
+                let style = indicatif::ProgressStyle::with_template("{prefix}: {msg:<16} {wide_bar} {bytes}/{total_bytes}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(layer.short().to_owned());
+                bar
+            })
+            .clone()
+    }
+
+    fn event(&self, event: crate::image::registry::PullEvent<'_>) {
+        use crate::image::registry::PullEvent;
+        let status = |layer: &crate::image::Digest, text: &str| self.line(&format!("{}: {text}", layer.short()));
+        let Some(bars) = &self.bars else {
+            match event {
+                PullEvent::Resolved => self.line(&self.header),
+                PullEvent::LayerExists(layer) => status(layer, "Already exists"),
+                PullEvent::LayerWaiting(layer, _) => status(layer, "Pulling fs layer"),
+                PullEvent::LayerProgress(..) => {}
+                PullEvent::LayerDownloaded(layer) => status(layer, "Download complete"),
+                PullEvent::LayerComplete(layer) => status(layer, "Pull complete"),
+            }
+            return;
+        };
+        match event {
+            PullEvent::Resolved => self.line(&self.header),
+            PullEvent::LayerExists(layer) => {
+                let bar = self.bar(bars, layer, 0);
+                if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix}: {msg}") {
+                    bar.set_style(style);
+                }
+                bar.finish_with_message("Already exists");
+            }
+            PullEvent::LayerWaiting(layer, size) => self.bar(bars, layer, size).set_message("Pulling fs layer"),
+            PullEvent::LayerProgress(layer, downloaded, size) => {
+                let bar = self.bar(bars, layer, size);
+                bar.set_message("Downloading");
+                bar.set_position(downloaded);
+            }
+            PullEvent::LayerDownloaded(layer) => self.bar(bars, layer, 0).set_message("Download complete"),
+            PullEvent::LayerComplete(layer) => self.bar(bars, layer, 0).finish_with_message("Pull complete"),
+        }
+    }
+}
+
+/// The credentials `hull login` stored for registry `domain`, if any.
+fn stored_credentials(domain: &str) -> Result<Option<crate::image::auth::Credentials>> {
+    let path = crate::image::auth::AuthFile::default_path()?;
+    Ok(crate::image::auth::AuthFile::load(&path)?.get(domain)?)
+}
+
+/// Pulls `name` (progress to `to`, Docker's lines); returns the image id.
+pub async fn pull_image(paths: &Paths, name: &str, platform: Option<&str>, to: ProgressTo, quiet: bool) -> Result<crate::image::Digest> {
+    use crate::image::{registry, Platform, Reference};
+    let store = open_store(paths)?;
+    let reference = Reference::parse(name)?;
+    let platform = match platform {
+        Some(text) => text.parse::<Platform>()?,
+        None => Platform::host(),
+    };
+    let credentials = stored_credentials(reference.domain())?;
+    let last_component = name.rsplit('/').next().unwrap_or(name);
+    let target = match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => digest.to_string(),
+        (None, tag) => tag.unwrap_or("latest").to_owned(),
+    };
+    let display = PullDisplay::new(format!("{target}: Pulling from {}", reference.path()), to, quiet);
+    if !last_component.contains([':', '@']) {
+        display.line("Using default tag: latest");
+    }
+    let outcome = registry::pull(&store, &reference, &platform, credentials, &|event| display.event(event)).await?;
+    if let Some(bars) = &display.bars {
+        let _ = bars.clear();
+        // Leave each layer's final state on screen, as Docker does.
+        for (layer, bar) in display.layers.borrow().iter() {
+            let message = bar.message();
+            display.line(&format!("{}: {}", layer.short(), if message.is_empty() { "Pull complete".into() } else { message }));
+        }
+    }
+    display.line(&format!("Digest: {}", outcome.digest));
+    let status = if outcome.up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+    display.line(&format!("Status: {status} {}", reference.familiar_string()));
+    Ok(outcome.id)
+}
+
+/// `hull pull`: as `docker pull`, ending with the image's full name.
+pub async fn pull(paths: &Paths, args: PullArgs) -> Result<()> {
+    pull_image(paths, &args.name, args.platform.as_deref(), ProgressTo::Stdout, args.quiet).await?;
+    println!("{}", crate::image::Reference::parse(&args.name)?.full());
+    Ok(())
+}
+
+/// Before `hull run`/`create`: pulls `name` as `--pull` says (`missing`,
+/// the default, pulls only what the store lacks, saying so on stderr as
+/// Docker does; `always`; `never`).
+pub async fn pull_for_run(paths: &Paths, name: &str, policy: &str) -> Result<()> {
+    match policy {
+        "never" => Ok(()),
+        "always" => pull_image(paths, name, None, ProgressTo::Stderr, false).await.map(drop),
+        "missing" => match open_store(paths)?.resolve(name) {
+            Ok(_) => Ok(()),
+            Err(crate::image::ImageError::NotFound(_)) => {
+                let reference = crate::image::Reference::parse(name)?;
+                eprintln!("Unable to find image '{}' locally", reference.familiar_string());
+                pull_image(paths, name, None, ProgressTo::Stderr, false).await.map(drop)
+            }
+            Err(err) => Err(err.into()),
+        },
+        other => anyhow::bail!("invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""),
+    }
+}
+
+/// `hull push`: as `docker push`, ending with `TAG: digest: sha256:… size: N`.
+pub async fn push(paths: &Paths, args: PushArgs) -> Result<()> {
+    use crate::image::registry::{self, PushEvent};
+    let store = open_store(paths)?;
+    let reference = crate::image::Reference::parse(&args.name)?;
+    let credentials = stored_credentials(reference.domain())?;
+    let line = |text: String| {
+        if !args.quiet {
+            println!("{text}");
+        }
+    };
+    line(format!("The push refers to repository [{}]", reference.name()));
+    let progress = |event: PushEvent<'_>| match event {
+        PushEvent::Preparing(layer) => line(format!("{}: Preparing", layer.short())),
+        PushEvent::Pushing(..) => {}
+        PushEvent::LayerExists(layer) => line(format!("{}: Layer already exists", layer.short())),
+        PushEvent::Pushed(layer) => line(format!("{}: Pushed", layer.short())),
+    };
+    let outcome = registry::push(&store, &reference, credentials, &progress).await?;
+    if args.quiet {
+        println!("{}", reference.full());
+    } else {
+        println!("{}: digest: {} size: {}", outcome.tag, outcome.digest, outcome.size);
+    }
+    Ok(())
+}
+
+/// `hull login`: checks the credentials with the registry, then stores
+/// them (mode 0600) for `pull` and `push`.
+pub async fn login(args: LoginArgs) -> Result<()> {
+    use crate::image::auth::{registry_domain, AuthFile, Credentials};
+    use std::io::{IsTerminal, Read, Write};
+    let domain = registry_domain(args.server.as_deref().unwrap_or(DEFAULT_REGISTRY));
+    if args.password.is_some() && args.password_stdin {
+        anyhow::bail!("--password and --password-stdin are mutually exclusive");
+    }
+    if args.password_stdin && args.username.is_none() {
+        anyhow::bail!("Must provide --username with --password-stdin");
+    }
+    if args.password.is_some() {
+        eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let prompt = |label: &str| -> Result<String> {
+        if !interactive {
+            anyhow::bail!("Cannot perform an interactive login from a non TTY device");
+        }
+        eprint!("{label}: ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    let username = match args.username {
+        Some(username) => username,
+        None => prompt("Username")?,
+    };
+    let password = match (args.password, args.password_stdin) {
+        (Some(password), _) => password,
+        (None, true) => {
+            let mut text = String::new();
+            std::io::stdin().take(64 << 10).read_to_string(&mut text).context("reading the password from stdin")?;
+            text.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => {
+            let echo = without_echo();
+            let password = prompt("Password");
+            drop(echo);
+            eprintln!();
+            password?
+        }
+    };
+    if username.is_empty() {
+        anyhow::bail!("Username is required");
+    }
+    if password.is_empty() {
+        anyhow::bail!("Password is required");
+    }
+    let credentials = Credentials { username, password };
+    crate::image::registry::login(&domain, &credentials).await?;
+    let mut file = AuthFile::load(&AuthFile::default_path()?)?;
+    file.set(&domain, &credentials);
+    file.save()?;
+    println!("Login Succeeded");
+    Ok(())
+}
+
+/// Turns the terminal's echo off until the guard is dropped (for a
+/// password prompt); does nothing when stdin is not a terminal.
+fn without_echo() -> Option<impl Drop> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    struct Restore(nix::sys::termios::Termios);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.0);
+        }
+    }
+    let saved = tcgetattr(std::io::stdin()).ok()?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(std::io::stdin(), SetArg::TCSANOW, &quiet).ok()?;
+    Some(Restore(saved))
+}
+
+/// `hull logout`: forgets the stored credentials of a registry.
+pub fn logout(args: LogoutArgs) -> Result<()> {
+    use crate::image::auth::{server_key, AuthFile};
+    let server = args.server.as_deref().unwrap_or(DEFAULT_REGISTRY);
+    let mut file = AuthFile::load(&AuthFile::default_path()?)?;
+    let key = server_key(server);
+    if file.remove(server) {
+        file.save()?;
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
     }
     Ok(())
 }

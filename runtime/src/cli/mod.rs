@@ -93,6 +93,14 @@ enum Command {
     History(images::HistoryArgs),
     /// Load an image from a tar archive
     Load(images::LoadArgs),
+    /// Download an image from a registry
+    Pull(images::PullArgs),
+    /// Upload an image to a registry
+    Push(images::PushArgs),
+    /// Log in to a registry
+    Login(images::LoginArgs),
+    /// Log out from a registry
+    Logout(images::LogoutArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
     /// Manage Hull (system reset)
@@ -165,6 +173,10 @@ pub fn main() -> i32 {
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),
+            Command::Pull(args) => images::pull(&paths, args).await.map(|()| 0),
+            Command::Push(args) => images::push(&paths, args).await.map(|()| 0),
+            Command::Login(args) => images::login(args).await.map(|()| 0),
+            Command::Logout(args) => images::logout(args).map(|()| 0),
             Command::Tag(args) => images::tag(&paths, args).map(|()| 0),
             Command::Save(args) => images::save(&paths, args).map(|()| 0),
             Command::Import(args) => images::import(&paths, args).map(|()| 0),

@@ -120,6 +120,9 @@ pub struct CreateArgs {
     /// Seconds the VM may take to boot to its agent
     #[arg(long, value_name = "seconds", default_value_t = 60)]
     boot_timeout: u64,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pull: String,
     /// The image, then the command and its arguments
     #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
     image_and_command: Vec<String>,
@@ -423,8 +426,17 @@ pub async fn start_container(paths: &Paths, id: &str, monitor: &MonitorClient) -
     }
 }
 
+/// Pulls the image first when `--pull` asks for it.
+async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
+    match args.image_and_command.first() {
+        Some(image) => super::images::pull_for_run(paths, image, &args.pull).await,
+        None => Ok(()),
+    }
+}
+
 /// `hull create`.
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
+    pull_if_needed(paths, &args).await?;
     let id = create_container(paths, &args)?;
     println!("{id}");
     Ok(0)
@@ -432,6 +444,7 @@ pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
 
 /// `hull run`.
 pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
+    pull_if_needed(paths, &args.create).await?;
     let id = create_container(paths, &args.create)?;
     let monitor = match start_monitor(paths, &id).await {
         Ok(monitor) => monitor,

@@ -6,21 +6,19 @@
 //! verified against their names; `index.json` and `oci-layout` are kept in
 //! memory (bounded). Everything else happens from the blob store afterwards.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
-use oci_spec::image::{
-    Arch, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Os,
-};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 
 use super::blobs::MAX_JSON_SIZE;
 use super::digest::is_sha256_hex;
 use super::fsutil;
-use super::table::{ImageRecord, ImageTable};
-use super::unpack::{self, normalize_path};
+use super::import::{check_size, descriptor_digest, import_image};
+use super::platform::{is_index, is_manifest, Platform};
+use super::unpack::normalize_path;
 use super::{Digest, ImageError, ImageStore, LoadedImage, Reference};
 
 /// Bound on the number of entries in an archive.
@@ -33,8 +31,6 @@ const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// The OCI annotation naming a manifest in a layout (often just a tag).
 const OCI_REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
-const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 /// What the single pass over the archive kept in memory.
 struct ArchiveContents {
@@ -69,6 +65,7 @@ pub(crate) fn load(store: &ImageStore, path: &Path) -> Result<Vec<LoadedImage>, 
     let index: ImageIndex = serde_json::from_slice(&index_json)
         .map_err(|err| invalid(format!("index.json is not a valid image index: {err}")))?;
 
+    let host = Platform::host();
     let mut loaded = Vec::new();
     for descriptor in index.manifests() {
         if !is_index(descriptor) && !is_manifest(descriptor) {
@@ -78,7 +75,7 @@ pub(crate) fn load(store: &ImageStore, path: &Path) -> Result<Vec<LoadedImage>, 
         if descriptor
             .platform()
             .as_ref()
-            .is_some_and(|p| !matches_host(p))
+            .is_some_and(|p| !host.matches(p))
         {
             continue;
         }
@@ -88,11 +85,7 @@ pub(crate) fn load(store: &ImageStore, path: &Path) -> Result<Vec<LoadedImage>, 
         loaded.push(LoadedImage { reference, id });
     }
     if loaded.is_empty() {
-        return Err(invalid(format!(
-            "index.json lists no image for {}/{}",
-            Os::Linux,
-            host_arch()
-        )));
+        return Err(invalid(format!("index.json lists no image for {host}")));
     }
     Ok(loaded)
 }
@@ -221,159 +214,12 @@ fn resolve_manifest(
         });
     }
     let index: ImageIndex = serde_json::from_slice(&data).map_err(invalid_json)?;
-    let candidates: Vec<&Descriptor> = index
-        .manifests()
-        .iter()
-        .filter(|d| is_index(d) || is_manifest(d))
-        .collect();
-    let chosen = if candidates.iter().any(|d| d.platform().is_some()) {
-        candidates
-            .iter()
-            .find(|d| d.platform().as_ref().is_some_and(matches_host))
-    } else {
-        candidates.first()
-    };
-    let Some(chosen) = chosen else {
+    let host = Platform::host();
+    let Some(chosen) = host.select(index.manifests()) else {
         return Err(ImageError::InvalidJson {
             what: format!("image index {digest}"),
-            reason: format!("it has no image for {}/{}", Os::Linux, host_arch()),
+            reason: format!("it has no image for {host}"),
         });
     };
     resolve_manifest(store, chosen, depth + 1)
-}
-
-/// Checks, unpacks and records one image; returns its id.
-fn import_image(
-    store: &ImageStore,
-    manifest_digest: &Digest,
-    manifest: &ImageManifest,
-    reference: Option<&Reference>,
-) -> Result<Digest, ImageError> {
-    let config_digest = descriptor_digest(manifest.config())?;
-    check_size(
-        store,
-        manifest.config(),
-        &config_digest,
-        ImageError::MissingBlob(config_digest.clone()),
-    )?;
-    let what = format!("image config {config_digest}");
-    let config_data = store.blobs.read_small(&config_digest, &what)?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(&config_data).map_err(|err| ImageError::InvalidJson {
-            what: what.clone(),
-            reason: err.to_string(),
-        })?;
-    let diff_ids = config
-        .rootfs()
-        .diff_ids()
-        .iter()
-        .map(|text| text.parse())
-        .collect::<Result<Vec<Digest>, _>>()?;
-    if diff_ids.len() != manifest.layers().len() {
-        return Err(ImageError::LayerCountMismatch {
-            manifest: manifest_digest.clone(),
-            layers: manifest.layers().len(),
-            diff_ids: diff_ids.len(),
-        });
-    }
-
-    // Check every layer is present before spending time unpacking any.
-    let mut layer_digests = Vec::with_capacity(diff_ids.len());
-    for layer in manifest.layers() {
-        let digest = descriptor_digest(layer)?;
-        check_size(
-            store,
-            layer,
-            &digest,
-            ImageError::MissingLayer(digest.clone()),
-        )?;
-        layer_digests.push(digest);
-    }
-
-    let layers_root = store.layers_root();
-    let mut sizes: HashMap<&Digest, u64> = HashMap::new();
-    for ((layer, blob_digest), diff_id) in
-        manifest.layers().iter().zip(&layer_digests).zip(&diff_ids)
-    {
-        let dir = unpack::ensure_layer(
-            &layers_root,
-            &store.blobs.path(blob_digest),
-            blob_digest,
-            layer.media_type().as_ref(),
-            diff_id,
-        )?;
-        if !sizes.contains_key(diff_id) {
-            sizes.insert(diff_id, unpack::layer_size(&dir)?);
-        }
-    }
-
-    let record = ImageRecord {
-        config: config_digest.clone(),
-        diff_ids: diff_ids.clone(),
-        created: config.created().clone(),
-        size: sizes.values().sum(),
-    };
-    ImageTable::update(&store.root, |table| {
-        table.images.insert(manifest_digest.clone(), record);
-        if let Some(reference) = reference {
-            table
-                .references
-                .insert(reference.full(), manifest_digest.clone());
-        }
-    })?;
-    Ok(config_digest)
-}
-
-/// A descriptor's digest, which Hull requires to be sha256.
-fn descriptor_digest(descriptor: &Descriptor) -> Result<Digest, ImageError> {
-    descriptor.digest().as_ref().parse()
-}
-
-/// Checks blob `digest` is stored with the size `descriptor` announces;
-/// `missing` is the error when it is not stored at all.
-fn check_size(
-    store: &ImageStore,
-    descriptor: &Descriptor,
-    digest: &Digest,
-    missing: ImageError,
-) -> Result<(), ImageError> {
-    match store.blobs.size(digest)? {
-        None => Err(missing),
-        Some(actual) if actual != descriptor.size() => Err(ImageError::BlobSizeMismatch {
-            digest: digest.clone(),
-            expected: descriptor.size(),
-            actual,
-        }),
-        Some(_) => Ok(()),
-    }
-}
-
-fn is_index(descriptor: &Descriptor) -> bool {
-    match descriptor.media_type() {
-        MediaType::ImageIndex => true,
-        MediaType::Other(other) => other == DOCKER_MANIFEST_LIST,
-        _ => false,
-    }
-}
-
-fn is_manifest(descriptor: &Descriptor) -> bool {
-    match descriptor.media_type() {
-        MediaType::ImageManifest => true,
-        MediaType::Other(other) => other == DOCKER_MANIFEST,
-        _ => false,
-    }
-}
-
-/// The platform Hull's guests run: linux on the host's CPU architecture.
-fn matches_host(platform: &oci_spec::image::Platform) -> bool {
-    *platform.os() == Os::Linux && *platform.architecture() == host_arch()
-}
-
-/// The host's CPU architecture in OCI (Go) spelling.
-fn host_arch() -> Arch {
-    match std::env::consts::ARCH {
-        "x86_64" => Arch::Amd64,
-        "aarch64" => Arch::ARM64,
-        other => Arch::from(other),
-    }
 }

@@ -3,9 +3,11 @@
 //! to that name.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+
+use sha2::{Digest as _, Sha256};
 
 use super::digest::{limit_exceeded, DigestReader};
 use super::fsutil::{self, copy_stream, CopyFailure, TempGuard};
@@ -93,6 +95,27 @@ impl BlobStore {
         Ok(size)
     }
 
+    /// A writer that stores blob `digest` from chunks as they arrive (a
+    /// download), refusing more than `size` bytes; see [`BlobWriter`].
+    pub(crate) fn writer(&self, digest: &Digest, size: u64) -> Result<BlobWriter, ImageError> {
+        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(temp.path())
+            .map_err(|e| ImageError::io("create", temp.path(), e))?;
+        Ok(BlobWriter {
+            digest: digest.clone(),
+            final_path: self.path(digest),
+            temp,
+            file,
+            hasher: Sha256::new(),
+            written: 0,
+            size,
+        })
+    }
+
     /// Opens blob `digest` for reading.
     pub(crate) fn open_blob(&self, digest: &Digest) -> Result<File, ImageError> {
         let path = self.path(digest);
@@ -109,6 +132,62 @@ impl BlobStore {
         })?;
         check_digest(digest, Digest::of_bytes(&data))?;
         Ok(data)
+    }
+}
+
+/// A blob being stored chunk by chunk: hashed as it is written, bounded by
+/// the size its descriptor announced, and renamed to its name only when
+/// [`BlobWriter::commit`] finds both size and digest right. Dropped
+/// without a commit, it leaves nothing behind.
+pub(crate) struct BlobWriter {
+    digest: Digest,
+    final_path: PathBuf,
+    temp: TempGuard,
+    file: File,
+    hasher: Sha256,
+    written: u64,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Appends `chunk`; fails once the blob grows past its announced size.
+    pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), ImageError> {
+        self.written = self.written.saturating_add(chunk.len() as u64);
+        if self.written > self.size {
+            return Err(ImageError::BlobSizeMismatch {
+                digest: self.digest.clone(),
+                expected: self.size,
+                actual: self.written,
+            });
+        }
+        self.hasher.update(chunk);
+        self.file
+            .write_all(chunk)
+            .map_err(|e| ImageError::io("write", self.temp.path(), e))
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Checks size and digest, then moves the blob into place.
+    pub(crate) fn commit(self) -> Result<(), ImageError> {
+        if self.written != self.size {
+            return Err(ImageError::BlobSizeMismatch {
+                digest: self.digest,
+                expected: self.size,
+                actual: self.written,
+            });
+        }
+        check_digest(&self.digest, Digest::from_hasher(self.hasher))?;
+        self.file
+            .sync_all()
+            .map_err(|e| ImageError::io("sync", self.temp.path(), e))?;
+        fs::rename(self.temp.path(), &self.final_path)
+            .map_err(|e| ImageError::io("store blob", &self.final_path, e))?;
+        self.temp.keep();
+        Ok(())
     }
 }
 

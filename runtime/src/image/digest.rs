@@ -52,7 +52,7 @@ impl Digest {
         &self.hex[..SHORT_LEN]
     }
 
-    fn from_hasher(hasher: Sha256) -> Digest {
+    pub(crate) fn from_hasher(hasher: Sha256) -> Digest {
         Digest {
             hex: hex::encode(hasher.finalize()),
         }

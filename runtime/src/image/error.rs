@@ -26,6 +26,10 @@ pub enum ImageError {
     #[error("{0}")]
     InvalidReference(String),
 
+    /// A `--platform` value is not `os[/arch[/variant]]`.
+    #[error("invalid platform '{0}': expected os[/arch[/variant]], e.g. linux/amd64")]
+    InvalidPlatform(String),
+
     /// A digest is not `sha256:` followed by 64 lowercase hex characters.
     #[error("invalid digest '{0}': expected sha256:<64 lowercase hex characters>")]
     InvalidDigest(String),

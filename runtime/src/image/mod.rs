@@ -16,11 +16,15 @@
 //! is bounded and every digest verified.
 
 mod archive;
+pub mod auth;
 mod blobs;
 mod digest;
 mod error;
 mod fsutil;
+mod import;
+mod platform;
 mod reference;
+pub mod registry;
 mod table;
 mod unpack;
 
@@ -35,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 pub use self::digest::Digest;
 pub use self::error::ImageError;
+pub use self::platform::Platform;
 pub use self::reference::Reference;
 
 use self::blobs::BlobStore;

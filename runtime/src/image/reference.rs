@@ -98,6 +98,11 @@ impl Reference {
         &self.domain
     }
 
+    /// The repository path within its registry: `library/busybox`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The repository name with its domain: `docker.io/library/busybox`.
     pub fn name(&self) -> String {
         format!("{}/{}", self.domain, self.path)
