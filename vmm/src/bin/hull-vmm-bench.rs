@@ -14,6 +14,15 @@
 //!   (RssShmem: both VMMs map guest RAM from a memfd here), idle guest,
 //!   1 vCPU, 128 MiB.
 //!
+//! - `vsock_mbps_*`: N bytes each way between a host peer on the hybrid
+//!   vsock socket and the guest (`vsockperf=N`), checked against a pattern
+//!   on both sides; the peer `vsock_mbps_unix_socket_peer` is the same
+//!   copy and check through a host unix socket pair: a ceiling, not a VMM.
+//! - `net_mbps_*` / `net_fps_*`: 1514-byte frames each way between the
+//!   guest (`netperf=N`) and an AF_PACKET socket on its tap, in a network
+//!   namespace created for the run; the peer `net_*_veth_peer` is the same
+//!   frames between the ends of a veth pair: the kernel path without a VM.
+//!
 //! Prints `key: value` lines; `#` lines are details.
 
 use std::io::{BufRead, BufReader, Read};
@@ -23,6 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+
+#[path = "hull-vmm-bench/throughput.rs"]
+mod throughput;
 
 #[derive(Debug, Parser)]
 #[command(name = "hull-vmm-bench")]
@@ -39,6 +51,15 @@ struct Args {
     /// Runs per measurement (the median is reported).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// MiB each way per vsock throughput run.
+    #[arg(long, default_value_t = 64)]
+    vsock_mib: u64,
+    /// Frames each way per net throughput run.
+    #[arg(long, default_value_t = 5_000)]
+    net_frames: u32,
+    /// Runs per throughput figure (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    throughput_runs: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -239,5 +260,120 @@ fn main() -> anyhow::Result<()> {
         }
         println!("rss_overhead_mib_qemu: {:.2}", median(&mut qemu_overhead));
     }
+    throughput_figures(&args, &hull);
     Ok(())
+}
+
+/// Median of `runs` results of `run`, or the first error.
+fn median_of<T>(
+    runs: usize,
+    mut run: impl FnMut() -> anyhow::Result<T>,
+    mut value: impl FnMut(&T) -> Vec<f64>,
+) -> anyhow::Result<Vec<f64>> {
+    let mut columns: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..runs.max(1) {
+        let values = value(&run()?);
+        columns.resize(values.len(), Vec::new());
+        for (column, v) in columns.iter_mut().zip(values) {
+            column.push(v);
+        }
+    }
+    Ok(columns.iter_mut().map(|c| median(c)).collect())
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// The vsock and net throughput figures, each beside its host reference.
+fn throughput_figures(args: &Args, hull: &Path) {
+    let runs = args.throughput_runs;
+    let bytes = args.vsock_mib << 20;
+    println!(
+        "# throughput: {runs} runs each, medians; vsock {} MiB each way, net {} frames of {} bytes each way",
+        args.vsock_mib,
+        args.net_frames,
+        throughput::FRAME_LEN
+    );
+    let vsock = median_of(
+        runs,
+        || throughput::vsock_run(hull, &args.guest, bytes, false),
+        |f| {
+            vec![
+                throughput::mbps(f.bytes, f.host_to_guest),
+                throughput::mbps(f.bytes, f.guest_to_host),
+            ]
+        },
+    );
+    match vsock {
+        Ok(v) => {
+            println!("vsock_mbps_host_to_guest_hull: {:.0}", v[0]);
+            println!("vsock_mbps_guest_to_host_hull: {:.0}", v[1]);
+        }
+        Err(e) => {
+            let e = one_line(&e);
+            println!("vsock_mbps_host_to_guest_hull: n/a ({e})");
+            println!("vsock_mbps_guest_to_host_hull: n/a ({e})");
+        }
+    }
+    match median_of(
+        runs,
+        || throughput::unix_socket_run(bytes),
+        |t| vec![throughput::mbps(bytes, *t)],
+    ) {
+        Ok(v) => println!("vsock_mbps_unix_socket_peer: {:.0}", v[0]),
+        Err(e) => println!("vsock_mbps_unix_socket_peer: n/a ({})", one_line(&e)),
+    }
+    println!("# vsock_mbps_unix_socket_peer: the same copy and check through a host unix socket pair, no VM: a ceiling");
+
+    let frame_bytes = |frames: u32| u64::from(frames) * throughput::FRAME_LEN as u64;
+    let fps = |frames: u32, t: Duration| f64::from(frames) / t.as_secs_f64().max(1e-9);
+    let net = median_of(
+        runs,
+        || throughput::net_run(hull, &args.guest, args.net_frames, false),
+        |f| {
+            vec![
+                throughput::mbps(frame_bytes(f.frames), f.guest_to_host),
+                fps(f.frames, f.guest_to_host),
+                throughput::mbps(frame_bytes(f.frames), f.host_to_guest),
+                fps(f.frames, f.host_to_guest),
+            ]
+        },
+    );
+    match net {
+        Ok(v) => {
+            println!("net_mbps_guest_to_host_hull: {:.0}", v[0]);
+            println!("net_fps_guest_to_host_hull: {:.0}", v[1]);
+            println!("net_mbps_host_to_guest_hull: {:.0}", v[2]);
+            println!("net_fps_host_to_guest_hull: {:.0}", v[3]);
+        }
+        Err(e) => {
+            let e = one_line(&e);
+            for key in [
+                "mbps_guest_to_host",
+                "fps_guest_to_host",
+                "mbps_host_to_guest",
+                "fps_host_to_guest",
+            ] {
+                println!("net_{key}_hull: n/a ({e})");
+            }
+        }
+    }
+    let frames = args.net_frames;
+    match median_of(
+        runs,
+        || throughput::veth_run(frames),
+        |t| vec![throughput::mbps(frame_bytes(frames), *t), fps(frames, *t)],
+    ) {
+        Ok(v) => {
+            println!("net_mbps_veth_peer: {:.0}", v[0]);
+            println!("net_fps_veth_peer: {:.0}", v[1]);
+        }
+        Err(e) => {
+            let e = one_line(&e);
+            println!("net_mbps_veth_peer: n/a ({e})");
+            println!("net_fps_veth_peer: n/a ({e})");
+        }
+    }
+    println!("# net_*_veth_peer: the same frames between the ends of a veth pair through AF_PACKET sockets, no VM");
 }

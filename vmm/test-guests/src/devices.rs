@@ -15,7 +15,7 @@ const VIRTIO_MMIO_SIZE: usize = 0x1000;
 const SLOTS: usize = 8;
 
 /// The transport of the first device of type `wanted`.
-fn find(wanted: DeviceType) -> Option<MmioTransport<'static>> {
+pub(crate) fn find(wanted: DeviceType) -> Option<MmioTransport<'static>> {
     for slot in 0..SLOTS {
         let addr = VIRTIO_MMIO_START + slot * VIRTIO_MMIO_SIZE;
         let header = NonNull::new(addr as *mut VirtIOHeader)?;

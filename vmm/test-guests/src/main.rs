@@ -13,6 +13,9 @@
 //!   the host (port 5678) and print its reply;
 //! - `net=1`: broadcast a test frame (EtherType 0x88b5) and print the first
 //!   test frame received;
+//! - `vsockperf=N`, `netperf=N`: throughput modes for the benchmark (see
+//!   `perf.rs`): N bytes each way over vsock, N 1514-byte frames each way
+//!   over virtio-net, data checked in full with `perfcheck=1`;
 //! - `fs=1`: bring the virtio-fs device up by hand, send one FUSE_INIT to
 //!   its back-end and print the reply;
 //! - `action=exit:N` (write N to the debug exit port), `action=reset`
@@ -27,6 +30,7 @@ mod devices;
 mod fs;
 mod hal;
 mod io;
+mod perf;
 mod smp;
 
 use core::arch::global_asm;
@@ -93,6 +97,20 @@ fn parse_u8(digits: &[u8]) -> Option<u8> {
         }
     }
     Some(value as u8)
+}
+
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(value)
 }
 
 fn print_e820(addr: u64, size: u64, kind: u32) {
@@ -219,6 +237,13 @@ extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
     }
     if param(cmdline, b"net") == Some(b"1") {
         devices::net_test();
+    }
+    let full_check = param(cmdline, b"perfcheck") == Some(b"1");
+    if let Some(bytes) = param(cmdline, b"vsockperf").and_then(parse_u64) {
+        perf::vsock_perf(bytes, full_check);
+    }
+    if let Some(frames) = param(cmdline, b"netperf").and_then(parse_u64) {
+        perf::net_perf(u32::try_from(frames).unwrap_or(u32::MAX), full_check);
     }
     if param(cmdline, b"fs") == Some(b"1") {
         fs::fs_test();

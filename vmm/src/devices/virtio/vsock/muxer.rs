@@ -297,6 +297,11 @@ impl Muxer {
                 if c.flush_tx().is_err() {
                     self.send_control(key, op::RST);
                     self.close(key);
+                } else if c.fwd_cnt.wrapping_sub(c.fwd_cnt_told) >= BUF_ALLOC / 4 {
+                    // The host took data that had waited: a guest out of
+                    // credit must hear of the room, not wait for a packet
+                    // it may never send.
+                    self.send_control(key, op::CREDIT_UPDATE);
                 }
             }
         }
@@ -641,6 +646,36 @@ mod tests {
         assert_eq!({ m.next_rx(0).unwrap().0.op }, op::RST);
         m.guest_packet(&from_guest(1, 2, op::RST, 0), &[]);
         assert!(m.next_rx(0).is_none());
+    }
+
+    #[test]
+    fn draining_a_slow_host_peer_updates_the_guest_credit() {
+        let (mut m, dir) = muxer();
+        let listener = UnixListener::bind(dir.path().join("v.sock_1")).unwrap();
+        m.guest_packet(&from_guest(5, 1, op::REQUEST, 0), &[]);
+        let _ = m.next_rx(1000);
+        let (mut peer, _) = listener.accept().unwrap();
+        // The peer does not read yet: guest data waits in tx_pending.
+        let chunk = vec![7u8; MAX_PAYLOAD];
+        let mut sent = 0;
+        while m.connections[&(1, 5)].tx_pending.is_empty() {
+            m.guest_packet(&from_guest(5, 1, op::RW, chunk.len() as u32), &chunk);
+            sent += chunk.len();
+        }
+        while m.next_rx(1000).is_some() {}
+        // Now it reads everything; the stream's event flushes the rest.
+        let mut buf = vec![0u8; sent];
+        let reader = std::thread::spawn(move || {
+            peer.read_exact(&mut buf).unwrap();
+        });
+        let fd = m.connections[&(1, 5)].stream.as_raw_fd();
+        while !m.connections[&(1, 5)].tx_pending.is_empty() {
+            m.host_event(fd);
+        }
+        reader.join().unwrap();
+        let (update, _) = m.next_rx(1000).expect("a credit update");
+        assert_eq!({ update.op }, op::CREDIT_UPDATE);
+        assert_eq!({ update.fwd_cnt }, sent as u32);
     }
 
     #[test]
