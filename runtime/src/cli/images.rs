@@ -322,6 +322,12 @@ impl PullDisplay {
         }
     }
 
+    /// Done with the bars: later lines are printed below them.
+    fn finish(mut self) -> PullDisplay {
+        self.bars = None;
+        self
+    }
+
     fn line(&self, text: &str) {
         if self.quiet {
             return;
@@ -413,14 +419,9 @@ pub async fn pull_image(paths: &Paths, name: &str, platform: Option<&str>, to: P
         display.line("Using default tag: latest");
     }
     let outcome = registry::pull(&store, &reference, &platform, credentials, &|event| display.event(event)).await?;
-    if let Some(bars) = &display.bars {
-        let _ = bars.clear();
-        // Leave each layer's final state on screen, as Docker does.
-        for (layer, bar) in display.layers.borrow().iter() {
-            let message = bar.message();
-            display.line(&format!("{}: {}", layer.short(), if message.is_empty() { "Pull complete".into() } else { message }));
-        }
-    }
+    // The bars are all finished and stay on screen, as Docker's do; what
+    // follows goes below them.
+    let display = display.finish();
     display.line(&format!("Digest: {}", outcome.digest));
     let status = if outcome.up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
     display.line(&format!("Status: {status} {}", reference.familiar_string()));
