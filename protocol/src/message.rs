@@ -43,7 +43,7 @@ pub enum Request {
         container_id: String,
         /// The OCI runtime spec: process, hostname, mounts, rlimits, resources.
         spec: Box<oci_spec::runtime::Spec>,
-        /// Where the image layers are.
+        /// Where the container's root file system is.
         rootfs: Rootfs,
         /// Streams for the first process's stdio.
         stdio: StdioStreams,
@@ -116,15 +116,16 @@ pub enum Request {
     Shutdown,
 }
 
-/// The image layers of a container, shared from the host with virtio-fs.
+/// A container's root file system, shared from the host with virtio-fs: the
+/// host joins the image's layers and the container's writable layer (kept
+/// on the host, so it outlives the VM) with overlayfs and shares the result.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rootfs {
-    /// The virtio-fs tag of the share holding the layers.
+    /// The virtio-fs tag of the share.
     pub share_tag: String,
-    /// Layer directories relative to the share's root, bottom layer first.
-    /// A writable layer in guest memory goes on top; `--read-only` is the
-    /// spec's `root.readonly`, applied once the container's mounts are made.
-    pub layers: Vec<String>,
+    /// The root directory, relative to the share's root. `--read-only` is
+    /// the spec's `root.readonly`, applied once the container's mounts are made.
+    pub path: String,
 }
 
 /// Which [`crate::FrameKind::Stdio`] streams carry a process's stdio.

@@ -14,6 +14,7 @@ pub mod hypervisor;
 pub mod image;
 pub mod network;
 pub mod platform;
+pub mod rootfs;
 pub mod sandbox;
 pub mod spec;
 pub mod virtiofsd;

@@ -1,11 +1,14 @@
-//! One virtiofsd per sandbox, sharing exactly that sandbox's image layers.
+//! One virtiofsd per sandbox, sharing exactly what that sandbox may see.
 //!
-//! The share is an empty directory on which the image's layer directories
-//! are bind-mounted read-only, inside a mount namespace private to
-//! virtiofsd. So the guest sees only its own image (never the whole store),
-//! nothing can write to the layers, and no mount is left on the host when
-//! virtiofsd ends, however it ends.
+//! The share is an empty directory on which the container's root file
+//! system (an overlay of the image's layers and the container's writable
+//! layer, see [`crate::rootfs`]) and its other files are mounted, inside a
+//! mount namespace private to virtiofsd. So the guest sees only its own
+//! container (never the image store), nothing can write to the image's
+//! layers, and no mount is left on the host when virtiofsd ends, however
+//! it ends.
 
+use crate::rootfs::OverlayMount;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -49,16 +52,30 @@ pub enum VirtiofsdError {
 /// A directory to expose inside the share.
 #[derive(Debug, Clone)]
 pub struct ShareEntry {
-    /// Absolute path on the host.
-    pub source: PathBuf,
     /// Relative path inside the share.
     pub target: PathBuf,
+    /// What is mounted there.
+    pub source: ShareSource,
+}
+
+/// What a [`ShareEntry`] mounts.
+#[derive(Debug, Clone)]
+pub enum ShareSource {
+    /// A host directory, bind-mounted.
+    Bind {
+        /// Absolute path on the host.
+        path: PathBuf,
+        /// Whether the guest may only read it.
+        readonly: bool,
+    },
+    /// An overlay (a container's root file system).
+    Overlay(OverlayMount),
 }
 
 /// Mount calls prepared before fork: the child may not allocate.
-struct BindPlan {
-    source: CString,
-    target: CString,
+enum MountPlan {
+    Bind { source: CString, target: CString, readonly: bool },
+    Overlay { mount: OverlayMount, target: CString },
 }
 
 fn cpath(path: &Path) -> Result<CString, VirtiofsdError> {
@@ -66,33 +83,37 @@ fn cpath(path: &Path) -> Result<CString, VirtiofsdError> {
 }
 
 /// Starts virtiofsd serving `share_dir` (created here) with `entries`
-/// bind-mounted read-only into it, on `socket`. Returns once the socket exists.
+/// mounted into it, on `socket`. Returns once the socket exists.
 pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], socket: &Path) -> Result<Child, VirtiofsdError> {
-    let mut binds = Vec::with_capacity(entries.len());
+    let mut mounts = Vec::with_capacity(entries.len());
     for entry in entries {
         let target = share_dir.join(&entry.target);
         std::fs::create_dir_all(&target).map_err(|source| VirtiofsdError::Share {
             path: target.clone(),
             source,
         })?;
-        binds.push(BindPlan {
-            source: cpath(&entry.source)?,
-            target: cpath(&target)?,
+        let target = cpath(&target)?;
+        mounts.push(match &entry.source {
+            ShareSource::Bind { path, readonly } => MountPlan::Bind {
+                source: cpath(path)?,
+                target,
+                readonly: *readonly,
+            },
+            ShareSource::Overlay(mount) => MountPlan::Overlay { mount: mount.clone(), target },
         });
     }
     let mut command = Command::new(program);
     command
         .arg(format!("--socket-path={}", socket.display()))
         .arg(format!("--shared-dir={}", share_dir.display()))
-        // The layers never change, but /etc/hosts does when peers come and
-        // go (it is rewritten in place): `auto` revalidates on open.
+        // /etc/hosts changes when peers come and go (it is rewritten in
+        // place), and `cp` writes into running containers: `auto`
+        // revalidates on open.
         .arg("--cache=auto")
         .arg("--sandbox=namespace")
-        // overlayfs in the guest reads trusted.overlay.* (opaque directories).
+        // Extended attributes in the container (file capabilities, ACLs).
         .arg("--xattr")
-        .arg("--readonly")
-        // The layers are bind mounts; announced as submounts they become
-        // automount points in the guest, which overlayfs refuses as layers.
+        // The entries are mounts of their own; the guest sees one tree.
         .arg("--no-announce-submounts")
         .arg("--log-level=error")
         .stdin(std::process::Stdio::null())
@@ -112,14 +133,33 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
             if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            for bind in &binds {
-                if libc::mount(bind.source.as_ptr(), bind.target.as_ptr(), null, libc::MS_BIND | libc::MS_REC, null.cast()) < 0 {
-                    return Err(std::io::Error::last_os_error());
+            for plan in &mounts {
+                match plan {
+                    MountPlan::Bind { source, target, readonly } => {
+                        if libc::mount(source.as_ptr(), target.as_ptr(), null, libc::MS_BIND | libc::MS_REC, null.cast()) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        // nodev and nosuid for the host: virtiofsd itself
+                        // never needs a device or set-user-ID program there.
+                        let ro = if *readonly { libc::MS_RDONLY } else { 0 };
+                        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV | ro;
+                        if libc::mount(null, target.as_ptr(), null, flags, null.cast()) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    MountPlan::Overlay { mount, target } => {
+                        if libc::chdir(mount.cwd.as_ptr()) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        let flags = libc::MS_NOSUID | libc::MS_NODEV;
+                        if libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                 }
-                let readonly = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
-                if libc::mount(null, bind.target.as_ptr(), null, readonly, null.cast()) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            }
+            if libc::chdir(c"/".as_ptr()) < 0 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });

@@ -1,6 +1,7 @@
-//! A container's root file system: the image layers from the host's virtio-fs
-//! share as overlay lower layers, a writable upper layer in guest memory, and
-//! the mounts of the OCI spec turned into [`MountStep`]s for the child.
+//! A container's root file system: a directory of the host's virtio-fs
+//! share (where the host joined the image's layers and the container's
+//! writable layer with overlayfs), bind-mounted as the container's root,
+//! and the mounts of the OCI spec turned into [`MountStep`]s for the child.
 
 use super::process::{MountPoint, MountStep};
 use anyhow::{bail, Context, Result};
@@ -28,7 +29,9 @@ fn mount_share(tag: &str) -> Result<PathBuf> {
         return Ok(target);
     }
     fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
-    mount(Some(tag), &target, Some("virtiofs"), MsFlags::MS_NODEV | MsFlags::MS_NOSUID, None::<&str>)
+    // Not nosuid: set-user-ID programs in the image work as under Docker
+    // (the container still has only its capabilities, inside the VM).
+    mount(Some(tag), &target, Some("virtiofs"), MsFlags::MS_NODEV, None::<&str>)
         .with_context(|| format!("mounting virtio-fs share {tag}"))?;
     Ok(target)
 }
@@ -42,58 +45,41 @@ fn is_mount_point(path: &Path) -> bool {
     }
 }
 
-/// A layer path from the host must stay inside its share.
+/// A path from the host must stay inside its share.
 fn checked_relative(path: &str) -> Result<&Path> {
     let rel = Path::new(path);
     if path.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        bail!("invalid layer path {path:?}");
+        bail!("invalid path in share {path:?}");
     }
     Ok(rel)
 }
 
-/// The container's root: mounted overlay plus the directories behind it.
+/// The container's root: a bind mount of its directory in the share.
 #[derive(Debug)]
 pub struct ContainerRootfs {
-    /// `/run/hull/containers/<id>`: holds `rootfs`, `upper`, `work`.
+    /// `/run/hull/containers/<id>`: holds the mount point `rootfs`.
     pub dir: PathBuf,
-    /// The merged root the container pivots into.
+    /// The root the container pivots into.
     pub root: PathBuf,
 }
 
 impl ContainerRootfs {
-    /// Mounts the overlay of `spec`'s layers under `dir`.
+    /// Mounts the root file system `spec` names at `dir`/rootfs (pivot_root
+    /// needs a mount point).
     pub fn mount(dir: PathBuf, spec: &Rootfs) -> Result<Self> {
-        if spec.layers.is_empty() {
-            bail!("image has no layers");
-        }
         let share = mount_share(&spec.share_tag)?;
-        // overlayfs lists lower layers top first.
-        let mut lowers = Vec::with_capacity(spec.layers.len());
-        for layer in spec.layers.iter().rev() {
-            let path = share.join(checked_relative(layer)?);
-            if !path.is_dir() {
-                bail!("layer {layer} is not in share {}", spec.share_tag);
-            }
-            let text = path.to_str().context("layer path is not UTF-8")?;
-            if text.contains([',', ':']) {
-                bail!("layer path {text} cannot be an overlay option");
-            }
-            lowers.push(text.to_string());
+        let source = share.join(checked_relative(&spec.path)?);
+        if !source.is_dir() {
+            bail!("root file system {} is not in share {}", spec.path, spec.share_tag);
         }
         let root = dir.join("rootfs");
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        let upper = dir.join("upper");
-        let work = dir.join("work");
-        fs::create_dir_all(&upper)?;
-        fs::create_dir_all(&work)?;
-        let options = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), upper.display(), work.display());
-        mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
-            .context("mounting the container's overlay rootfs")?;
+        mount(Some(&source), &root, None::<&str>, MsFlags::MS_BIND, None::<&str>).context("mounting the container's root file system")?;
         Ok(Self { dir, root })
     }
 
-    /// Unmounts the root and removes its directories (the upper layer with
-    /// everything the container wrote).
+    /// Unmounts the root and removes its mount point (what the container
+    /// wrote stays on the host, in its writable layer).
     pub fn remove(&self) -> Result<()> {
         match umount2(&self.root, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}

@@ -353,7 +353,6 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
             Some(bytes) => ((bytes >> 20) as u32).saturating_add(GUEST_OVERHEAD_MIB).max(DEFAULT_MEMORY_MIB),
             None => DEFAULT_MEMORY_MIB,
         },
-        layer_names: image.layer_names(),
         layer_dirs,
         boot_timeout_secs: args.boot_timeout,
         network: args.network.clone().unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),

@@ -15,7 +15,7 @@ use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
 use crate::platform::Platform;
 use crate::sandbox::{Sandbox, SandboxConfig, LAYERS_SHARE_TAG};
-use crate::virtiofsd::ShareEntry;
+use crate::virtiofsd::{ShareEntry, ShareSource};
 use anyhow::{anyhow, Context, Result};
 use hull_protocol::{
     decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
@@ -44,9 +44,7 @@ pub struct SandboxPlan {
     pub vcpus: u32,
     /// Guest memory.
     pub memory_mib: u32,
-    /// Image layer directory names (diff id hex), bottom first.
-    pub layer_names: Vec<String>,
-    /// The same layers' directories on the host.
+    /// The image's layer directories on the host, bottom first.
     pub layer_dirs: Vec<PathBuf>,
     /// Seconds the guest may take to boot.
     pub boot_timeout_secs: u64,
@@ -75,6 +73,12 @@ impl SandboxPlan {
         serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
     }
 
+    /// The container's root file system: its image's layers and its own
+    /// writable layer in `container_dir`.
+    pub fn rootfs(&self, container_dir: &std::path::Path) -> crate::rootfs::RootfsLayers {
+        crate::rootfs::RootfsLayers::new(container_dir, self.layer_dirs.clone())
+    }
+
     /// Writes it atomically into `container_dir`.
     pub fn save(&self, container_dir: &std::path::Path) -> Result<()> {
         crate::container::write_atomic(&container_dir.join(PLAN_FILE), &serde_json::to_vec_pretty(self)?)?;
@@ -90,6 +94,9 @@ fn default_network() -> String {
 /// container sees as /etc/hosts, /etc/hostname and /etc/resolv.conf; shared
 /// read-only with the guest as `etc` in the layers' share.
 pub const ETC_DIR: &str = "etc";
+
+/// Where the container's root file system is in the share.
+const ROOTFS_DIR: &str = "rootfs";
 
 /// Where the guest finds those files (the agent mounts shares under /run/hull/shares).
 pub fn guest_etc_file(name: &str) -> String {
@@ -600,19 +607,21 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
         None => platform.default_hypervisor(),
     };
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
-    let mut shares: Vec<ShareEntry> = ctx.plan
-        .layer_names
-        .iter()
-        .zip(&ctx.plan.layer_dirs)
-        .map(|(name, dir)| ShareEntry {
-            source: dir.clone(),
-            target: PathBuf::from("layers").join(name),
-        })
-        .collect();
-    shares.push(ShareEntry {
-        source: ctx.store.dir_of(&id).join(ETC_DIR),
-        target: PathBuf::from(ETC_DIR),
-    });
+    let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
+    rootfs.create()?;
+    let shares = vec![
+        ShareEntry {
+            target: PathBuf::from(ROOTFS_DIR),
+            source: ShareSource::Overlay(rootfs.writable_mount()?),
+        },
+        ShareEntry {
+            target: PathBuf::from(ETC_DIR),
+            source: ShareSource::Bind {
+                path: ctx.store.dir_of(&id).join(ETC_DIR),
+                readonly: true,
+            },
+        },
+    ];
     let (net, extra_cmdline) = match ctx.attachment {
         Some(a) => (vec![a.nic()], a.kernel_args(&record.config.hostname)),
         None => (Vec::new(), Vec::new()),
@@ -665,7 +674,7 @@ async fn run_in_sandbox(
             spec: Box::new(ctx.spec.clone()),
             rootfs: Rootfs {
                 share_tag: LAYERS_SHARE_TAG.into(),
-                layers: ctx.plan.layer_names.iter().map(|name| format!("layers/{name}")).collect(),
+                path: ROOTFS_DIR.into(),
             },
             stdio: StdioStreams {
                 stdin: record.config.open_stdin.then_some(STDIN),

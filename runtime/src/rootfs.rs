@@ -1,0 +1,428 @@
+//! A container's root file system on the host: the image's unpacked layers
+//! as overlayfs lower layers under the container's own writable layer.
+//!
+//! The writable layer (`rw/upper`, with overlayfs' `rw/work`) lives in the
+//! container's directory, so it outlives the microVM: a restarted container
+//! keeps what it wrote, and `commit`, `export` and `cp` work on stopped
+//! containers too, as under Docker. This is Kata Containers' model (the
+//! host assembles the rootfs, virtio-fs shares it) rather than a writable
+//! layer in guest memory.
+//!
+//! Nothing is mounted in the host's mount namespace:
+//! * while a sandbox runs, the read-write overlay exists only in virtiofsd's
+//!   private mount namespace (see [`crate::virtiofsd`]);
+//! * host-side readers get a read-only *view*: the upper directory and the
+//!   layers all as lower layers (whiteouts in a lower layer hide what is
+//!   below, as in the upper one), mounted in a mount namespace of one
+//!   thread's own ([`RootfsLayers::with_view`]) that ends with the thread.
+//!   A view never conflicts with the running overlay's upper directory.
+//! * [`write_layer_tar`] reads the upper directory directly, for `commit`.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The directory, in a container's directory, holding its writable layer.
+pub const RW_DIR: &str = "rw";
+
+/// The kernel takes at most a page of mount options.
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// The overlay private xattr that marks an opaque directory.
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// A host-side operation on a container's root file system failed.
+#[derive(Debug, Error)]
+pub enum RootfsError {
+    /// A file-system call failed.
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The overlay's options do not fit in one mount call.
+    #[error("the image has too many layers ({0}) to mount as one overlay")]
+    TooManyLayers(usize),
+    /// A path cannot be given to the kernel.
+    #[error("path {0} cannot be an overlay option")]
+    BadPath(PathBuf),
+    /// The worker thread could not run or died.
+    #[error("mounting a view of the container's file system: {0}")]
+    Worker(String),
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError {
+    let path = path.to_path_buf();
+    move |source| RootfsError::Io { what, path, source }
+}
+
+/// One overlayfs mount, prepared before any fork or namespace change: the
+/// directory to resolve relative layer names from, and the option string.
+#[derive(Debug, Clone)]
+pub struct OverlayMount {
+    /// Directory to `chdir` to before mounting (short relative lower
+    /// layer names keep the options within a page).
+    pub cwd: CString,
+    /// `lowerdir=…[,upperdir=…,workdir=…],…`.
+    pub data: CString,
+}
+
+/// The layers of one container's root file system.
+#[derive(Debug, Clone)]
+pub struct RootfsLayers {
+    /// The image's layer directories, bottom first.
+    layers: Vec<PathBuf>,
+    /// The container's writable layer.
+    upper: PathBuf,
+    /// overlayfs' work directory, beside it.
+    work: PathBuf,
+}
+
+impl RootfsLayers {
+    /// The layers of the container whose directory is `container_dir`, on
+    /// the image layers `layer_dirs` (bottom first).
+    pub fn new(container_dir: &Path, layer_dirs: Vec<PathBuf>) -> Self {
+        let rw = container_dir.join(RW_DIR);
+        Self {
+            layers: layer_dirs,
+            upper: rw.join("upper"),
+            work: rw.join("work"),
+        }
+    }
+
+    /// The writable layer's directory.
+    pub fn upper(&self) -> &Path {
+        &self.upper
+    }
+
+    /// Creates the writable layer if it does not exist yet. `rw` is 0700:
+    /// no other host user may reach into what a guest wrote.
+    pub fn create(&self) -> Result<(), RootfsError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(rw) = self.upper.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(rw).map_err(io_error("creating", rw))?;
+        }
+        for dir in [&self.upper, &self.work] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(io_error("creating", dir))?;
+        }
+        Ok(())
+    }
+
+    /// The read-write overlay a sandbox shares with its guest.
+    pub fn writable_mount(&self) -> Result<OverlayMount, RootfsError> {
+        // No redirects, no metacopy, no index: the upper directory stays a
+        // plain tree of changes that commit can turn into a layer.
+        let extra = format!(
+            ",upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off",
+            option_path(&self.upper)?,
+            option_path(&self.work)?
+        );
+        self.overlay(None, &extra)
+    }
+
+    /// The read-only view: the writable layer on top, as a lower layer.
+    pub fn view_mount(&self) -> Result<OverlayMount, RootfsError> {
+        self.overlay(Some(&self.upper), "")
+    }
+
+    fn overlay(&self, top: Option<&Path>, extra: &str) -> Result<OverlayMount, RootfsError> {
+        let cwd = match self.layers.first().and_then(|l| l.parent()) {
+            Some(parent) if self.layers.iter().all(|l| l.parent() == Some(parent)) => parent.to_path_buf(),
+            _ => PathBuf::from("/"),
+        };
+        let mut lowers = Vec::with_capacity(self.layers.len() + 1);
+        if let Some(top) = top {
+            lowers.push(option_path(top)?);
+        }
+        for layer in self.layers.iter().rev() {
+            let relative = layer.strip_prefix(&cwd).unwrap_or(layer);
+            lowers.push(option_path(relative)?);
+        }
+        if lowers.is_empty() {
+            // overlayfs needs a lower layer; an image without layers gets
+            // an empty one (the writable layer's parent holds it).
+            let empty = self.upper.with_file_name("empty");
+            std::fs::create_dir_all(&empty).map_err(io_error("creating", &empty))?;
+            lowers.push(option_path(&empty)?);
+        }
+        let data = format!("lowerdir={}{extra}", lowers.join(":"));
+        if data.len() > MAX_MOUNT_DATA {
+            return Err(RootfsError::TooManyLayers(self.layers.len()));
+        }
+        Ok(OverlayMount {
+            cwd: cstring(&cwd)?,
+            data: CString::new(data).map_err(|_| RootfsError::BadPath(cwd.clone()))?,
+        })
+    }
+
+    /// Runs `work` with the container's file system mounted read-only at a
+    /// fresh directory under `scratch`, in a mount namespace private to a
+    /// thread of its own; the mount goes when the thread ends.
+    pub fn with_view<T, F>(&self, scratch: &Path, work: F) -> Result<T, RootfsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> T + Send + 'static,
+    {
+        let mount = self.view_mount()?;
+        std::fs::create_dir_all(scratch).map_err(io_error("creating", scratch))?;
+        let point = scratch.join(format!("view-{}-{:x}", std::process::id(), rand_u64()));
+        std::fs::create_dir(&point).map_err(io_error("creating", &point))?;
+        let point_c = cstring(&point)?;
+        let thread_point = point.clone();
+        let result = std::thread::Builder::new()
+            .name("hull-rootfs-view".into())
+            .spawn(move || -> Result<T, RootfsError> {
+                mount_private_overlay(&mount, &point_c).map_err(io_error("mounting a view at", &thread_point))?;
+                let output = work(&thread_point);
+                // The namespace dies with this thread anyway; unmount first
+                // so the directory can go.
+                // SAFETY: umount2 on a NUL-terminated path we own.
+                unsafe { libc::umount2(point_c.as_ptr(), libc::MNT_DETACH) };
+                Ok(output)
+            })
+            .map_err(|e| RootfsError::Worker(e.to_string()))?
+            .join()
+            .map_err(|_| RootfsError::Worker("the thread panicked".into()))?;
+        let _ = std::fs::remove_dir(&point);
+        result
+    }
+}
+
+/// In the calling thread: a private mount namespace, then `mount` at
+/// `point`, read-only. The thread must be one of Hull's own (the process's
+/// other threads keep the host's namespace: `unshare(CLONE_NEWNS)` gives
+/// this thread its own file-system context).
+fn mount_private_overlay(mount: &OverlayMount, point: &CString) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+    let null = std::ptr::null();
+    // SAFETY: plain system calls on NUL-terminated strings that outlive them.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()))?;
+        check(libc::chdir(mount.cwd.as_ptr()))?;
+        let flags = libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID;
+        let mounted = check(libc::mount(c"overlay".as_ptr(), point.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()));
+        check(libc::chdir(c"/".as_ptr()))?;
+        mounted
+    }
+}
+
+/// A path as an overlay option: no `,` `:` or `\` (its separators).
+fn option_path(path: &Path) -> Result<String, RootfsError> {
+    match path.to_str() {
+        Some(text) if !text.contains([',', ':', '\\']) => Ok(text.to_string()),
+        _ => Err(RootfsError::BadPath(path.to_path_buf())),
+    }
+}
+
+fn cstring(path: &Path) -> Result<CString, RootfsError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| RootfsError::BadPath(path.to_path_buf()))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.finish()
+}
+
+/// How [`write_layer_tar`] treats overlayfs' markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    /// A merged file system (a view): everything is content.
+    Merged,
+    /// An overlay upper directory: character devices 0:0 become OCI
+    /// whiteouts (`.wh.NAME`), opaque directories get `.wh..wh..opq`.
+    Upper,
+}
+
+/// Writes the tree at `root` as a tar stream (paths relative to it, no
+/// leading `/`, sorted; hard links kept; symlinks not followed).
+pub fn write_layer_tar(root: &Path, kind: TreeKind, out: impl Write) -> Result<(), RootfsError> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    let mut links = std::collections::HashMap::new();
+    append_dir_entries(&mut builder, root, Path::new(""), kind, &mut links)?;
+    builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", root))
+}
+
+fn append_dir_entries<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    relative: &Path,
+    kind: TreeKind,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> Result<(), RootfsError> {
+    let dir = root.join(relative);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(io_error("reading", &dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io_error("reading", &dir))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = relative.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&path).map_err(io_error("inspecting", &path))?;
+        let file_type = meta.file_type();
+        if kind == TreeKind::Upper && file_type.is_char_device() && meta.rdev() == 0 {
+            let mut whiteout = entry.file_name();
+            whiteout.clear();
+            whiteout.push(".wh.");
+            whiteout.push(entry.file_name());
+            append_empty(builder, &relative.join(whiteout), &meta)?;
+            continue;
+        }
+        if !file_type.is_dir() && meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                let mut header = tar::Header::new_gnu();
+                header.set_metadata(&meta);
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                builder.append_link(&mut header, &name, first).map_err(io_error("archiving", &path))?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), name.clone());
+        }
+        if file_type.is_char_device() || file_type.is_block_device() || file_type.is_fifo() {
+            append_special(builder, &name, &meta)?;
+            continue;
+        }
+        builder.append_path_with_name(&path, &name).map_err(io_error("archiving", &path))?;
+        if file_type.is_dir() {
+            if kind == TreeKind::Upper && xattr::get(&path, OPAQUE_XATTR).ok().flatten().as_deref() == Some(b"y") {
+                append_empty(builder, &name.join(".wh..wh..opq"), &meta)?;
+            }
+            append_dir_entries(builder, root, &name, kind, links)?;
+        }
+    }
+    Ok(())
+}
+
+/// A device node or FIFO, as its metadata says.
+fn append_special<W: Write>(builder: &mut tar::Builder<W>, name: &Path, meta: &std::fs::Metadata) -> Result<(), RootfsError> {
+    let file_type = meta.file_type();
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata(meta);
+    header.set_size(0);
+    header.set_entry_type(if file_type.is_char_device() {
+        tar::EntryType::Char
+    } else if file_type.is_block_device() {
+        tar::EntryType::Block
+    } else {
+        tar::EntryType::Fifo
+    });
+    let set_device = header
+        .set_device_major(libc::major(meta.rdev()))
+        .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
+    set_device.and_then(|()| builder.append_data(&mut header, name, std::io::empty())).map_err(io_error("archiving", name))
+}
+
+/// An empty regular file named `name`, owned and timed as `like`.
+fn append_empty<W: Write>(builder: &mut tar::Builder<W>, name: &Path, like: &std::fs::Metadata) -> Result<(), RootfsError> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_uid(like.uid().into());
+    header.set_gid(like.gid().into());
+    header.set_mtime(like.mtime().max(0) as u64);
+    builder.append_data(&mut header, name, std::io::empty()).map_err(io_error("archiving", name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(archive: &[u8]) -> Vec<(String, tar::EntryType)> {
+        let mut reader = tar::Archive::new(archive);
+        reader
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.header().entry_type())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upper_directories_become_oci_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let upper = dir.path();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/motd"), "hi").unwrap();
+        std::fs::hard_link(upper.join("etc/motd"), upper.join("etc/motd2")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", upper.join("link")).unwrap();
+        // A whiteout, as overlayfs makes it.
+        let whiteout = CString::new(upper.join("etc/gone").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mknod on a path we own.
+        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR | 0o000, 0) }, 0);
+        std::fs::create_dir(upper.join("opaque")).unwrap();
+        xattr::set(upper.join("opaque"), OPAQUE_XATTR, b"y").unwrap();
+
+        let mut layer = Vec::new();
+        write_layer_tar(upper, TreeKind::Upper, &mut layer).unwrap();
+        let found = entries(&layer);
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["etc", "etc/.wh.gone", "etc/motd", "etc/motd2", "link", "opaque", "opaque/.wh..wh..opq"]);
+        assert_eq!(found[3].1, tar::EntryType::Link);
+        assert_eq!(found[4].1, tar::EntryType::Symlink);
+
+        // A merged tree keeps devices as they are.
+        let mut merged = Vec::new();
+        write_layer_tar(upper, TreeKind::Merged, &mut merged).unwrap();
+        assert!(entries(&merged).iter().any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
+    }
+
+    #[test]
+    fn overlay_options_use_short_layer_names() {
+        let layers = vec![PathBuf::from("/var/lib/hull/image/layers/aaa"), PathBuf::from("/var/lib/hull/image/layers/bbb")];
+        let rootfs = RootfsLayers::new(Path::new("/var/lib/hull/containers/c1"), layers);
+        let writable = rootfs.writable_mount().unwrap();
+        assert_eq!(writable.cwd.to_str().unwrap(), "/var/lib/hull/image/layers");
+        let data = writable.data.to_str().unwrap();
+        assert!(data.starts_with("lowerdir=bbb:aaa,upperdir=/var/lib/hull/containers/c1/rw/upper,workdir=/var/lib/hull/containers/c1/rw/work"), "{data}");
+        let view = rootfs.view_mount().unwrap();
+        assert_eq!(view.data.to_str().unwrap(), "lowerdir=/var/lib/hull/containers/c1/rw/upper:bbb:aaa");
+        let many = RootfsLayers::new(Path::new("/c"), (0..200).map(|i| PathBuf::from(format!("/l/{i:064}"))).collect());
+        assert!(matches!(many.writable_mount(), Err(RootfsError::TooManyLayers(200))));
+        let bad = RootfsLayers::new(Path::new("/c:d"), vec![PathBuf::from("/l/a")]);
+        assert!(matches!(bad.writable_mount(), Err(RootfsError::BadPath(_))));
+    }
+
+    #[test]
+    fn a_view_shows_the_writable_layer_over_the_image_and_leaves_no_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layers/base");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::write(layer.join("etc/base"), "base").unwrap();
+        std::fs::write(layer.join("etc/removed"), "x").unwrap();
+        let rootfs = RootfsLayers::new(&dir.path().join("container"), vec![layer]);
+        rootfs.create().unwrap();
+        std::fs::create_dir(rootfs.upper().join("etc")).unwrap();
+        std::fs::write(rootfs.upper().join("etc/new"), "new").unwrap();
+        let whiteout = CString::new(rootfs.upper().join("etc/removed").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mknod on a path we own.
+        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) }, 0);
+
+        let scratch = dir.path().join("scratch");
+        let listing = rootfs
+            .with_view(&scratch, |root| {
+                let mut names: Vec<String> = std::fs::read_dir(root.join("etc")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+                names.sort();
+                (names, std::fs::write(root.join("etc/attempt"), "x").is_err())
+            })
+            .unwrap();
+        assert_eq!(listing, (vec!["base".to_string(), "new".to_string()], true));
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the view's mount point stayed");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains("hull-rootfs") && !mounts.contains(scratch.to_str().unwrap()), "a view leaked into the host's namespace");
+    }
+}
