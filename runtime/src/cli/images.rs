@@ -296,7 +296,8 @@ struct PullDisplay {
     header: String,
     to: ProgressTo,
     bars: Option<indicatif::MultiProgress>,
-    layers: std::cell::RefCell<std::collections::HashMap<crate::image::Digest, indicatif::ProgressBar>>,
+    /// Each layer's bar, in the order the layers were announced.
+    layers: std::cell::RefCell<Vec<(crate::image::Digest, indicatif::ProgressBar)>>,
     quiet: bool,
 }
 
@@ -322,9 +323,15 @@ impl PullDisplay {
         }
     }
 
-    /// Done with the bars: later lines are printed below them.
+    /// Done with the bars: each layer's last status stays on screen as a
+    /// plain line, as Docker leaves them; later lines go below.
     fn finish(mut self) -> PullDisplay {
-        self.bars = None;
+        if let Some(bars) = self.bars.take() {
+            let _ = bars.clear();
+            for (layer, bar) in self.layers.borrow().iter() {
+                self.line(&format!("{}: {}", layer.short(), bar.message()));
+            }
+        }
         self
     }
 
@@ -333,29 +340,34 @@ impl PullDisplay {
             return;
         }
         match (&self.bars, self.to) {
-            (Some(bars), _) => {
+            // Above the bars while there are some; plain before the first.
+            (Some(bars), _) if !self.layers.borrow().is_empty() => {
                 let _ = bars.println(text);
             }
-            (None, ProgressTo::Stdout) => println!("{text}"),
-            (None, ProgressTo::Stderr) => eprintln!("{text}"),
+            (_, ProgressTo::Stdout) => println!("{text}"),
+            (_, ProgressTo::Stderr) => eprintln!("{text}"),
         }
     }
 
     /// The bar of `layer`, made on first use.
     fn bar(&self, bars: &indicatif::MultiProgress, layer: &crate::image::Digest, size: u64) -> indicatif::ProgressBar {
-        self.layers
-            .borrow_mut()
-            .entry(layer.clone())
-            .or_insert_with(|| {
-                let bar = bars.add(indicatif::ProgressBar::new(size));
-                let style = indicatif::ProgressStyle::with_template("{prefix}: {msg:<16} {wide_bar} {bytes}/{total_bytes}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-                bar.set_style(style);
-                bar.set_prefix(layer.short().to_owned());
-                bar
-            })
-            .clone()
+        self.bar_with(bars, layer, size, "{prefix}: {msg:<17} {wide_bar} {bytes}/{total_bytes}")
+    }
+
+    /// The bar of `layer`, made with `template` on first use.
+    fn bar_with(&self, bars: &indicatif::MultiProgress, layer: &crate::image::Digest, size: u64, template: &str) -> indicatif::ProgressBar {
+        let mut layers = self.layers.borrow_mut();
+        if let Some((_, bar)) = layers.iter().find(|(known, _)| known == layer) {
+            return bar.clone();
+        }
+        let bar = bars.add(indicatif::ProgressBar::new(size));
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(layer.short().to_owned());
+        layers.push((layer.clone(), bar.clone()));
+        bar
     }
 
     fn event(&self, event: crate::image::registry::PullEvent<'_>) {
@@ -375,11 +387,7 @@ impl PullDisplay {
         match event {
             PullEvent::Resolved => self.line(&self.header),
             PullEvent::LayerExists(layer) => {
-                let bar = self.bar(bars, layer, 0);
-                if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix}: {msg}") {
-                    bar.set_style(style);
-                }
-                bar.finish_with_message("Already exists");
+                self.bar_with(bars, layer, 0, "{prefix}: {msg}").finish_with_message("Already exists");
             }
             PullEvent::LayerWaiting(layer, size) => self.bar(bars, layer, size).set_message("Pulling fs layer"),
             PullEvent::LayerProgress(layer, downloaded, size) => {

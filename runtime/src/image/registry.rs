@@ -24,6 +24,7 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use super::auth::Credentials;
 use super::blobs::{MAX_BLOB_SIZE, MAX_JSON_SIZE};
 use super::import::{descriptor_digest, import_image};
+use super::table::ImageTable;
 use super::platform::{is_index_type, is_manifest_type, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
 use super::{Digest, ImageError, ImageStore, Platform, Reference};
 
@@ -472,6 +473,11 @@ pub async fn pull(
     if let Ok(existing) = store.resolve(&reference.full()) {
         if existing.manifest_digest == manifest_digest {
             progress(PullEvent::Resolved);
+            // `name@digest` may have resolved through another name of the
+            // repository: record it as pulled.
+            ImageTable::update(store.root(), |table| {
+                table.references.insert(reference.full(), manifest_digest.clone());
+            })?;
             return Ok(PullOutcome {
                 digest: top_digest,
                 id: existing.id,
