@@ -834,6 +834,222 @@ mod tests {
         assert_eq!(Challenge::parse("").realm, None);
     }
 
+    /// A registry speaking just enough of the distribution API over plain
+    /// HTTP on 127.0.0.1, with Docker Hub's bearer-token flow: `/v2/…`
+    /// wants `Bearer good-token`, which `/token` gives for `alice:secret`.
+    mod fake {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        pub const TOKEN: &str = "good-token";
+        pub const USER: &str = "alice";
+        pub const PASSWORD: &str = "secret";
+
+        #[derive(Default)]
+        pub struct Content {
+            /// Path under `/v2/` → (content type, body).
+            pub routes: HashMap<String, (String, Vec<u8>)>,
+            /// Requests seen, as `METHOD PATH`.
+            pub log: Vec<String>,
+        }
+
+        pub async fn start(content: Content) -> (String, Arc<Mutex<Content>>) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap().to_string();
+            let content = Arc::new(Mutex::new(content));
+            let shared = content.clone();
+            let realm = format!("http://{address}/token");
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    tokio::spawn(answer(socket, shared.clone(), realm.clone()));
+                }
+            });
+            (address, content)
+        }
+
+        async fn answer(mut socket: tokio::net::TcpStream, content: Arc<Mutex<Content>>, realm: String) {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let mut lines = text.lines();
+            let mut first = lines.next().unwrap_or_default().split_whitespace();
+            let (method, target) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
+            let authorization = lines
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_owned()))
+                .unwrap_or_default();
+            let path = target.split('?').next().unwrap_or_default().to_owned();
+            content.lock().unwrap().log.push(format!("{method} {path}"));
+            let basic = {
+                use base64::Engine as _;
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")))
+            };
+            let challenge = format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n");
+            let unauthorized = (401, challenge, "application/json".to_owned(), br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec());
+            let (status, extra, content_type, body) = if path == "/token" {
+                if authorization == basic {
+                    (200, String::new(), "application/json".to_owned(), format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes())
+                } else {
+                    (401, String::new(), "application/json".to_owned(), b"{}".to_vec())
+                }
+            } else if authorization != format!("Bearer {TOKEN}") {
+                unauthorized
+            } else if path == "/v2/" {
+                (200, String::new(), "application/json".to_owned(), b"{}".to_vec())
+            } else {
+                match content.lock().unwrap().routes.get(path.trim_start_matches("/v2/")) {
+                    Some((content_type, body)) => (200, String::new(), content_type.clone(), body.clone()),
+                    None => (404, String::new(), "application/json".to_owned(), br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#.to_vec()),
+                }
+            };
+            let head = format!(
+                "HTTP/1.1 {status} X\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            if method != "HEAD" {
+                let _ = socket.write_all(&body).await;
+            }
+            let _ = socket.shutdown().await;
+        }
+    }
+
+    use crate::image::testutil::{TestEntry, TestImage, TestLayer};
+
+    /// An image's blobs, as a registry serves them: (manifest, config, layers).
+    fn image_blobs(architecture: &str, layer: &TestLayer) -> (Vec<u8>, Vec<u8>, Digest) {
+        let mut config: serde_json::Value = serde_json::from_slice(&TestImage::new(None, vec![layer.clone()]).config_json()).unwrap();
+        config["architecture"] = architecture.into();
+        let config = serde_json::to_vec(&config).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of_bytes(&config).to_string(), "size": config.len() },
+            "layers": [{ "mediaType": layer.media_type, "digest": layer.digest().to_string(), "size": layer.blob.len() }],
+        }))
+        .unwrap();
+        let config_digest = Digest::of_bytes(&config);
+        (manifest, config, config_digest)
+    }
+
+    fn credentials(password: &str) -> Option<Credentials> {
+        Some(Credentials {
+            username: fake::USER.into(),
+            password: password.into(),
+        })
+    }
+
+    /// A registry with `repo:latest` an index of an arm64 and a host image.
+    async fn registry_with_index(layer: &TestLayer, tamper_layer: bool) -> (String, Digest, Digest, std::sync::Arc<std::sync::Mutex<fake::Content>>) {
+        let mut content = fake::Content::default();
+        let mut layer_blob = layer.blob.clone();
+        if tamper_layer {
+            let last = layer_blob.len() - 1;
+            layer_blob[last] ^= 1;
+        }
+        content.routes.insert(format!("repo/blobs/{}", layer.digest()), ("application/octet-stream".into(), layer_blob));
+        let mut entries = Vec::new();
+        let mut host_id = None;
+        let host_arch = Platform::host().to_string().rsplit('/').next().unwrap_or_default().to_owned();
+        for architecture in ["arm64", host_arch.as_str()] {
+            let (manifest, config, config_digest) = image_blobs(architecture, layer);
+            let manifest_digest = Digest::of_bytes(&manifest);
+            entries.push(serde_json::json!({
+                "mediaType": OCI_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest.len(),
+                "platform": { "os": "linux", "architecture": architecture },
+            }));
+            content.routes.insert(format!("repo/blobs/{config_digest}"), ("application/octet-stream".into(), config));
+            content.routes.insert(format!("repo/manifests/{manifest_digest}"), (OCI_MANIFEST.into(), manifest));
+            host_id = Some(config_digest);
+        }
+        let index = serde_json::to_vec(&serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries })).unwrap();
+        let index_digest = Digest::of_bytes(&index);
+        content.routes.insert("repo/manifests/latest".into(), (OCI_INDEX.into(), index));
+        let (address, content) = fake::start(content).await;
+        (address, index_digest, host_id.unwrap(), content)
+    }
+
+    fn test_layer() -> TestLayer {
+        TestLayer::gzip(&[TestEntry::dir("etc"), TestEntry::file("etc/motd", &[b'x'; 2000])])
+    }
+
+    #[tokio::test]
+    async fn pulls_through_a_token_server_and_a_manifest_list() {
+        let layer = test_layer();
+        let (address, index_digest, host_id, content) = registry_with_index(&layer, false).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&dir.path().join("image")).unwrap();
+        let reference = Reference::parse(&format!("{address}/repo")).unwrap();
+        let events = std::cell::RefCell::new(Vec::new());
+        let record = |event: PullEvent<'_>| events.borrow_mut().push(format!("{event:?}").split('(').next().unwrap_or_default().to_owned());
+
+        let outcome = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &record).await.unwrap();
+        assert_eq!(outcome.digest, index_digest);
+        assert_eq!(outcome.id, host_id, "the host's image was not chosen");
+        assert!(!outcome.up_to_date);
+        events.borrow_mut().dedup();
+        assert_eq!(*events.borrow(), ["Resolved", "LayerWaiting", "LayerProgress", "LayerDownloaded", "LayerComplete"]);
+        assert_eq!(store.resolve(&reference.full()).unwrap().id, host_id);
+        assert!(content.lock().unwrap().log.iter().any(|r| r == "GET /token"), "no token was asked for");
+
+        let again = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap();
+        assert!(again.up_to_date);
+        let arm = pull(&store, &reference, &"linux/arm64".parse().unwrap(), credentials(fake::PASSWORD), &|_| {}).await.unwrap();
+        assert_ne!(arm.id, host_id);
+        let downloads = content.lock().unwrap().log.iter().filter(|r| r.contains(&layer.digest().to_string())).count();
+        assert_eq!(downloads, 1, "a layer the store had was downloaded again");
+
+        let err = pull(&store, &reference, &"linux/s390x".parse().unwrap(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
+        assert_eq!(err.to_string(), "no matching manifest for linux/s390x in the manifest list entries");
+        let missing = Reference::parse(&format!("{address}/repo:nope")).unwrap();
+        let err = pull(&store, &missing, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("manifest for {address}/repo:nope not found: manifest unknown"));
+        assert!(pull(&store, &reference, &Platform::host(), credentials("wrong"), &|_| {}).await.is_err());
+        assert!(pull(&store, &reference, &Platform::host(), None, &|_| {}).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_layer_that_does_not_match_its_digest_is_not_stored() {
+        let layer = test_layer();
+        let (address, _, _, _) = registry_with_index(&layer, true).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&dir.path().join("image")).unwrap();
+        let reference = Reference::parse(&format!("{address}/repo")).unwrap();
+        let err = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
+        assert!(err.to_string().contains(&layer.digest().to_string()), "{err}");
+        assert_eq!(store.blobs.size(&layer.digest()).unwrap(), None);
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn oversized_manifests_are_refused() {
+        let mut content = fake::Content::default();
+        let huge = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#, "x".repeat(5 << 20));
+        content.routes.insert("repo/manifests/latest".into(), (OCI_MANIFEST.into(), huge.into_bytes()));
+        let (address, _) = fake::start(content).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&dir.path().join("image")).unwrap();
+        let reference = Reference::parse(&format!("{address}/repo")).unwrap();
+        let err = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
+        assert!(err.to_string().contains("larger than the limit of 4194304 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn login_asks_the_token_server() {
+        let (address, _) = fake::start(fake::Content::default()).await;
+        let right = credentials(fake::PASSWORD).unwrap();
+        login(&address, &right).await.unwrap();
+        let wrong = credentials("wrong").unwrap();
+        let err = login(&address, &wrong).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("login attempt to http://{address}/v2/ failed with status: 401 Unauthorized"));
+    }
+
     #[test]
     fn fetched_manifests_are_checked() {
         let data = br#"{"schemaVersion":2}"#;
