@@ -250,11 +250,6 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
                 Err(err) => Err(err).context("sending the signal"),
             }
         }
-        Request::ExportRootfs { container_id, stream } => {
-            let root = lock(&agent.slot(&container_id)?.container).root_dir().to_path_buf();
-            export_tree(agent, root, stream).await?;
-            Ok(Response::Done)
-        }
         Request::ListProcesses { container_id } => {
             let pid = lock(&agent.slot(&container_id)?.container).pid;
             Ok(Response::Processes {
@@ -483,42 +478,3 @@ async fn exec_process(
     Ok(Response::Created { pid: pid.as_raw() })
 }
 
-/// Sends whatever the blocking tar writer produces, in stdio-sized frames,
-/// through a bounded queue so a large file system never sits in memory.
-struct FrameSink {
-    chunks: mpsc::Sender<Vec<u8>>,
-}
-
-impl std::io::Write for FrameSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(MAX_STDIO_CHUNK);
-        self.chunks
-            .blocking_send(buf[..n].to_vec())
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "export cancelled"))?;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Streams `root` as a tar archive on `stream`, ended by an empty frame.
-async fn export_tree(agent: &Arc<Agent>, root: std::path::PathBuf, stream: u32) -> Result<()> {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
-    let writer = tokio::task::spawn_blocking(move || -> Result<()> {
-        let sink = std::io::BufWriter::with_capacity(MAX_STDIO_CHUNK, FrameSink { chunks: tx });
-        let mut builder = tar::Builder::new(sink);
-        // The archive holds the container's links as links, never their targets.
-        builder.follow_symlinks(false);
-        builder.append_dir_all(".", &root).context("archiving the container's files")?;
-        let mut sink = builder.into_inner().context("finishing the archive")?;
-        std::io::Write::flush(&mut sink).context("sending the archive")?;
-        Ok(())
-    });
-    while let Some(chunk) = rx.recv().await {
-        agent.send(Frame::stdio(stream, &chunk));
-    }
-    agent.send(Frame::stdio(stream, &[]));
-    writer.await.context("the archive writer failed")?
-}

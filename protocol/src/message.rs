@@ -99,14 +99,6 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
-    /// Stream a running container's root file system as a tar archive on
-    /// `stream` (`hull export`); answered once the archive has been sent.
-    ExportRootfs {
-        /// The container.
-        container_id: String,
-        /// The stdio stream the archive goes to, ended by an empty frame.
-        stream: u32,
-    },
     /// Remove a stopped container's rootfs and cgroup.
     RemoveContainer {
         /// The container.

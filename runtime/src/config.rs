@@ -36,6 +36,13 @@ impl Paths {
         self.root.join("image")
     }
 
+    /// Where read-only views of containers' file systems are mounted
+    /// (each in a mount namespace of its own; only the empty mount points
+    /// appear here, briefly).
+    pub fn views_dir(&self) -> PathBuf {
+        self.run.join("views")
+    }
+
     /// A sandbox's scratch directory. Short, because unix socket paths
     /// inside it must stay under 108 bytes.
     pub fn sandbox_dir(&self, sandbox_id: &str) -> PathBuf {

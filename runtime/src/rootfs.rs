@@ -363,7 +363,7 @@ mod tests {
         // A whiteout, as overlayfs makes it.
         let whiteout = CString::new(upper.join("etc/gone").as_os_str().as_bytes()).unwrap();
         // SAFETY: mknod on a path we own.
-        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR | 0o000, 0) }, 0);
+        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) }, 0);
         std::fs::create_dir(upper.join("opaque")).unwrap();
         xattr::set(upper.join("opaque"), OPAQUE_XATTR, b"y").unwrap();
 

@@ -240,3 +240,46 @@ fn exec_runs_beside_the_container() {
     let out = hull.run(["exec", "box", "true"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn writable_layer_survives_restart_and_commit_makes_an_image_of_it() {
+    let hull = hull();
+    let script = "test -f /kept && echo again || echo first; echo kept > /kept; rm -f /bin/ls; mkdir -p /fresh; rm -rf /home; mkdir /home; echo new > /home/only";
+    assert_eq!(ok(&hull, &["run", "--name", "keeper", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", script]), "first");
+    // The writable layer is the container's, not its VM's: a restart keeps it.
+    assert_eq!(ok(&hull, &["start", "-a", "keeper"]), "again");
+
+    // export works on a stopped container too.
+    let archive = hull.scratch.path().join("keeper.tar");
+    ok(&hull, &["export", "-o", archive.to_str().unwrap(), "keeper"]);
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_start_matches("./").to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "kept"), "the container's file is missing from the export");
+    assert!(!names.iter().any(|n| n == "bin/ls"), "a removed file is in the export");
+
+    // commit: the changes (deletions included) become a layer of a new image.
+    let out = hull.run(["commit", "keeper", "Bad:Name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("must be lowercase"), "{}", stderr(&out));
+    let id = ok(&hull, &["commit", "-m", "keep it", "-c", "CMD [\"cat\", \"/kept\"]", "-c", "ENV COMMITTED=yes", "keeper", "committed:v1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "committed:v1"]), "kept");
+    let out = hull.run(["run", "--rm", "--network", "none", "committed:v1", "ls", "/"]);
+    assert_eq!(out.status.code(), Some(127), "the deletion of /bin/ls was not committed: {}", stdout(&out));
+    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "committed:v1", "sh", "-c", "echo $COMMITTED; cat /home/only; ls /home | wc -l"]), "yes\nnew\n1");
+    let base_layers = ok(&hull, &["history", "-q", BUSYBOX_IMAGE]).lines().count();
+    let history = ok(&hull, &["history", "--no-trunc", "committed:v1"]);
+    assert_eq!(history.lines().count(), base_layers + 2, "{history}");
+    assert!(history.lines().nth(1).unwrap().contains("sh -c test -f /kept"), "{history}");
+
+    // A running container is paused while its layer is read, and goes on after.
+    ok(&hull, &["run", "-d", "--name", "live", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(&hull, &["exec", "live", "sh", "-c", "echo live > /live"]);
+    ok(&hull, &["commit", "live", "live:v1"]);
+    assert_eq!(ok(&hull, &["exec", "live", "cat", "/live"]), "live");
+    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "live:v1", "cat", "/live"]), "live");
+    ok(&hull, &["rm", "-f", "live", "keeper"]);
+}

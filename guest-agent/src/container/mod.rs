@@ -216,12 +216,6 @@ impl Container {
         exit_status_of(status, || self.cgroup.oom_killed())
     }
 
-    /// The merged root file system as the agent sees it (without the
-    /// container's own mounts, which live in its mount namespace).
-    pub fn root_dir(&self) -> &Path {
-        &self.rootfs.root
-    }
-
     /// Sends a signal to the first process.
     pub fn signal(&self, signal: i32) -> Result<()> {
         let signal = Signal::try_from(signal).map_err(|_| anyhow!("invalid signal {signal}"))?;

@@ -11,7 +11,8 @@ use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::parse_entries;
 use crate::monitor::client::{self, MonitorClient};
 use crate::monitor::proto::{MonitorRequest, MonitorResponse};
-use crate::monitor::{self, monitor_alive};
+use crate::monitor::{self, monitor_alive, SandboxPlan};
+use crate::rootfs::{write_layer_tar, TreeKind};
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -575,43 +576,22 @@ pub struct ExportArgs {
     container: String,
 }
 
-/// Writes a running container's file system as a tar archive.
+/// Writes a container's file system (running or not) as a tar archive.
 pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
     use std::io::{IsTerminal, Write};
-    let (_, record) = load(paths, &args.container)?;
-    if record.state.status != Status::Running {
-        bail!("exporting a stopped container is not supported yet: its writable layer lives in its VM's memory");
-    }
-    let mut out: Box<dyn Write> = match &args.output {
+    let (store, record) = load(paths, &args.container)?;
+    let out: Box<dyn Write + Send> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
         None if std::io::stdout().is_terminal() => bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    let monitor = client::connect(paths, &record.id).await?;
-    let mut archive = monitor.subscribe(crate::monitor::proto::STDOUT);
-    let request = monitor.request(MonitorRequest::Export);
-    tokio::pin!(request);
-    // The archive ends with an empty chunk; the answer comes after it, or
-    // first when the export fails.
-    let mut answered = false;
-    loop {
-        tokio::select! {
-            chunk = archive.recv() => match chunk {
-                Some(chunk) if !chunk.is_empty() => out.write_all(&chunk).context("writing the archive")?,
-                _ => break,
-            },
-            result = &mut request, if !answered => {
-                result?;
-                answered = true;
-            }
-        }
-    }
-    if !answered {
-        request.await?;
-    }
-    out.flush().context("writing the archive")?;
+    let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
+    let scratch = paths.views_dir();
+    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| write_layer_tar(root, TreeKind::Merged, out)))
+        .await
+        .context("exporting")???;
     Ok(0)
 }
 
@@ -675,4 +655,136 @@ pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
         None => println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?),
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// `hull commit`.
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long, value_name = "string")]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE)
+    #[arg(short, long, value_name = "list")]
+    change: Vec<String>,
+    /// Commit message
+    #[arg(short, long, value_name = "string")]
+    message: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    /// The container
+    container: String,
+    /// The new image's name
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    repository: Option<String>,
+}
+
+/// Makes a new image of a container's changes (its writable layer, with
+/// overlayfs' whiteouts turned into OCI ones) on top of its image.
+pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
+    let (store, record) = load(paths, &args.container)?;
+    if let Some(name) = &args.repository {
+        crate::image::Reference::parse(name)?;
+    }
+    let mut config = serde_json::Map::new();
+    config.insert("Cmd".into(), json!(record.config.cmd));
+    config.insert("Entrypoint".into(), json!(record.config.entrypoint));
+    config.insert("Env".into(), json!(record.config.env));
+    config.insert("WorkingDir".into(), json!(record.config.working_dir));
+    config.insert("User".into(), json!(record.config.user));
+    for change in &args.change {
+        apply_change(&mut config, change)?;
+    }
+    let images = open_store(paths)?;
+    let base = images.resolve(&record.image)?;
+    let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
+    let layer = images.root().join(format!(".tmp-commit-{}-{}.tar", std::process::id(), &record.id[..12]));
+    // A paused VM cannot change the layer while it is read (nor swap a
+    // file for a symlink under the reader): the VMM process is stopped.
+    let paused = (args.pause && record.state.running && monitor_alive(record.hull_sandbox.monitor_pid))
+        .then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid))
+        .flatten();
+    let written = (|| -> Result<()> {
+        let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
+        write_layer_tar(rootfs.upper(), TreeKind::Upper, std::io::BufWriter::new(file))?;
+        Ok(())
+    })();
+    drop(paused);
+    let options = crate::image::CommitOptions {
+        author: args.author.clone(),
+        message: args.message.clone(),
+        created_by: std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect::<Vec<_>>().join(" "),
+        config,
+    };
+    let committed = written.and_then(|()| Ok(images.commit(&base, &layer, &options, args.repository.as_deref())?));
+    let _ = std::fs::remove_file(&layer);
+    println!("{}", committed?);
+    Ok(0)
+}
+
+/// A VMM process stopped with SIGSTOP, continued when dropped.
+struct PausedVmm(nix::unistd::Pid);
+
+impl PausedVmm {
+    fn pause(pid: i64) -> Option<Self> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok().filter(|p| *p > 0)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).ok()?;
+        Some(Self(pid))
+    }
+}
+
+impl Drop for PausedVmm {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// One `--change` instruction, applied to an image config's `config`.
+fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
+    let (instruction, value) = change.trim().split_once(char::is_whitespace).unwrap_or((change.trim(), ""));
+    let value = value.trim();
+    // Exec form (a JSON array) or shell form, as in a Dockerfile.
+    let command = || -> Value {
+        serde_json::from_str::<Vec<String>>(value).map_or_else(|_| json!(["/bin/sh", "-c", value]), |list| json!(list))
+    };
+    match instruction.to_ascii_uppercase().as_str() {
+        "CMD" => {
+            config.insert("Cmd".into(), command());
+        }
+        "ENTRYPOINT" => {
+            config.insert("Entrypoint".into(), command());
+        }
+        "WORKDIR" => {
+            config.insert("WorkingDir".into(), json!(value));
+        }
+        "USER" => {
+            config.insert("User".into(), json!(value));
+        }
+        "ENV" => {
+            let (key, val) = value.split_once('=').or_else(|| value.split_once(' ')).ok_or_else(|| anyhow!("ENV needs KEY=VALUE: {change}"))?;
+            let env = config.entry("Env").or_insert_with(|| json!([]));
+            if let Some(list) = env.as_array_mut() {
+                list.retain(|e| e.as_str().and_then(|e| e.split_once('=')).is_none_or(|(k, _)| k != key));
+                list.push(json!(format!("{key}={}", val.trim())));
+            }
+        }
+        "LABEL" => {
+            let (key, val) = value.split_once('=').ok_or_else(|| anyhow!("LABEL needs KEY=VALUE: {change}"))?;
+            let labels = config.entry("Labels").or_insert_with(|| json!({}));
+            if let Some(map) = labels.as_object_mut() {
+                map.insert(key.to_string(), json!(val.trim_matches('"')));
+            }
+        }
+        "EXPOSE" => {
+            let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
+            for port in value.split_whitespace() {
+                let key = if port.contains('/') { port.to_string() } else { format!("{port}/tcp") };
+                if let Some(map) = ports.as_object_mut() {
+                    map.insert(key, json!({}));
+                }
+            }
+        }
+        other => bail!("{other} is not a valid change command"),
+    }
+    Ok(())
 }

@@ -64,6 +64,8 @@ enum Command {
     Logs(containers::LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(containers::WaitArgs),
+    /// Create a new image from a container's changes
+    Commit(containers::CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
     /// Display the running processes of a container
@@ -168,6 +170,7 @@ pub fn main() -> i32 {
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
+            Command::Commit(args) => containers::commit(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,
             Command::Inspect(args) => containers::inspect(&paths, args),

@@ -18,6 +18,7 @@
 mod archive;
 pub mod auth;
 mod blobs;
+mod commit;
 mod digest;
 mod error;
 mod fsutil;
@@ -37,6 +38,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+pub use self::commit::CommitOptions;
 pub use self::digest::Digest;
 pub use self::error::ImageError;
 pub use self::platform::Platform;

@@ -950,33 +950,6 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         };
                         tokio::spawn(run_exec(shared.clone(), agent, exec, stdin_rx, frames_tx.clone(), respond));
                     }
-                    MonitorRequest::Export => {
-                        let agent = lock(&shared.agent).clone();
-                        let stream = shared.next_exec_stream.fetch_add(4, Ordering::Relaxed);
-                        let (id, frames) = (shared.id.clone(), frames_tx.clone());
-                        tokio::spawn(async move {
-                            let Some(agent) = agent else {
-                                return respond(MonitorResponse::error(format!("Container {id} is not running")))
-                                .await;
-                            };
-                            let mut archive = agent.subscribe(stream);
-                            let forward = tokio::spawn(async move {
-                                while let Some(chunk) = archive.recv().await {
-                                    let end = chunk.is_empty();
-                                    let _ = frames.send(Frame::stdio(STDOUT, &chunk)).await;
-                                    if end {
-                                        break;
-                                    }
-                                }
-                            });
-                            let response = match agent.request(Request::ExportRootfs { container_id: id, stream }).await {
-                                Ok(_) => MonitorResponse::Done,
-                                Err(err) => MonitorResponse::error(err.to_string()),
-                            };
-                            let _ = forward.await;
-                            respond(response).await;
-                        });
-                    }
                     MonitorRequest::Top => {
                         let agent = lock(&shared.agent).clone();
                         let id = shared.id.clone();
@@ -997,7 +970,7 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             MonitorRequest::Start => Control::Start(reply_tx),
                             MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
                             MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
-                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } | MonitorRequest::Top | MonitorRequest::Export => continue,
+                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } | MonitorRequest::Top => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {

@@ -60,9 +60,6 @@ pub enum MonitorRequest {
     },
     /// The container's processes (`hull top`).
     Top,
-    /// The container's file system as a tar archive on this connection's
-    /// stdout stream (`hull export`), answered when it has all been sent.
-    Export,
 }
 
 /// The outcome of a monitor request.
