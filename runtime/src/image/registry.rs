@@ -75,6 +75,9 @@ pub enum RegistryError {
         /// Why, with its causes.
         reason: String,
     },
+    /// The HTTP client could not be set up (TLS roots, crypto provider).
+    #[error("cannot set up the HTTP client")]
+    HttpSetup(#[source] reqwest::Error),
     /// An oci-client operation failed.
     #[error("{action}")]
     Client {
@@ -221,10 +224,7 @@ fn http_client() -> Result<reqwest::Client, RegistryError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()
-        .map_err(|err| RegistryError::Unreachable {
-            url: String::new(),
-            reason: error_chain(&err),
-        })
+        .map_err(RegistryError::HttpSetup)
 }
 
 impl Registry {
