@@ -18,3 +18,4 @@ pub mod rootfs;
 pub mod sandbox;
 pub mod spec;
 pub mod virtiofsd;
+pub mod volume;

@@ -88,10 +88,20 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
     let mut mounts = Vec::with_capacity(entries.len());
     for entry in entries {
         let target = share_dir.join(&entry.target);
-        std::fs::create_dir_all(&target).map_err(|source| VirtiofsdError::Share {
+        let share_error = |source| VirtiofsdError::Share {
             path: target.clone(),
             source,
-        })?;
+        };
+        match &entry.source {
+            // A file is bind-mounted onto a file.
+            ShareSource::Bind { path, .. } if !path.is_dir() => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(share_error)?;
+                }
+                std::fs::File::create(&target).map_err(share_error)?;
+            }
+            _ => std::fs::create_dir_all(&target).map_err(share_error)?,
+        }
         let target = cpath(&target)?;
         mounts.push(match &entry.source {
             ShareSource::Bind { path, readonly } => MountPlan::Bind {

@@ -283,3 +283,44 @@ fn writable_layer_survives_restart_and_commit_makes_an_image_of_it() {
     assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "live:v1", "cat", "/live"]), "live");
     ok(&hull, &["rm", "-f", "live", "keeper"]);
 }
+
+#[test]
+fn bind_volumes_share_host_paths_both_ways() {
+    let hull = hull();
+    let dir = hull.scratch.path().join("vol");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("host.txt"), "from host\n").unwrap();
+    let file = hull.scratch.path().join("single.conf");
+    std::fs::write(&file, "conf\n").unwrap();
+    let volume = format!("{}:/data", dir.display());
+    let file_volume = format!("{}:/etc/single.conf:ro", file.display());
+    let script = "cat /data/host.txt; echo from-guest > /data/guest.txt; cat /etc/single.conf; (echo x > /etc/single.conf) 2>/dev/null || echo ro-refused";
+    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &volume, "-v", &file_volume, BUSYBOX_IMAGE, "sh", "-c", script]);
+    assert_eq!(out, "from host\nconf\nro-refused");
+    assert_eq!(std::fs::read_to_string(dir.join("guest.txt")).unwrap(), "from-guest\n", "the guest's write did not reach the host");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "conf\n");
+
+    // :ro holds for directories, and a missing host directory is created.
+    let ro = format!("{}:/data:ro", dir.display());
+    let fresh = hull.scratch.path().join("fresh");
+    let fresh_volume = format!("{}:/fresh", fresh.display());
+    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &ro, "-v", &fresh_volume, BUSYBOX_IMAGE, "sh", "-c", "touch /data/x 2>/dev/null || echo refused; touch /fresh/made"]);
+    assert_eq!(out, "refused");
+    assert!(!dir.join("x").exists());
+    assert!(fresh.join("made").exists());
+
+    // inspect shows them as Docker does; a restarted container gets them again.
+    ok(&hull, &["run", "-d", "--name", "vols", "--network", "none", "-v", &volume, BUSYBOX_IMAGE, "sleep", "300"]);
+    let mounts = inspect(&hull, "vols", "{{json .Mounts}}");
+    assert!(mounts.contains("\"Destination\":\"/data\"") && mounts.contains("\"RW\":true"), "{mounts}");
+    assert_eq!(inspect(&hull, "vols", "{{json .HostConfig.Binds}}"), format!("[\"{volume}\"]"));
+    ok(&hull, &["restart", "vols"]);
+    assert_eq!(ok(&hull, &["exec", "vols", "cat", "/data/host.txt"]), "from host");
+    ok(&hull, &["rm", "-f", "vols"]);
+
+    for (bad, says) in [("data:/data", "named volumes are not supported"), ("/tmp:relative", "must be absolute"), ("/tmp:/x:rx", "invalid mode")] {
+        let out = hull.run(["run", "--rm", "-v", bad, BUSYBOX_IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{bad}");
+        assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
+    }
+}

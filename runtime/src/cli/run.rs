@@ -78,6 +78,9 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     read_only: bool,
+    /// Bind mount a volume: /host/path:/container/path[:ro]
+    #[arg(short, long, value_name = "list")]
+    volume: Vec<String>,
     /// Restart policy: no, always, on-failure[:max-retries], unless-stopped
     #[arg(long, value_name = "string", default_value = "no")]
     restart: String,
@@ -301,6 +304,24 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
             );
         }
     }
+    let volumes = args.volume.iter().map(|v| crate::volume::BindVolume::parse(v)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(mounts) = spec.mounts_mut() {
+        for (index, volume) in volumes.iter().enumerate() {
+            volume.ensure_source()?;
+            let mut options = vec!["rbind".to_string()];
+            if volume.readonly {
+                options.push("ro".to_string());
+            }
+            mounts.push(
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(&volume.destination)
+                    .typ("bind")
+                    .source(crate::monitor::guest_share_path(&crate::volume::BindVolume::share_path(index)))
+                    .options(options)
+                    .build()?,
+            );
+        }
+    }
     let process = spec.process().as_ref().context("spec without a process")?;
     let argv = process.args().clone().unwrap_or_default();
     let image_config = image.config.config().clone().unwrap_or_default();
@@ -328,8 +349,10 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         network_mode: args.network.clone().unwrap_or_else(|| "bridge".into()),
         port_bindings: port_bindings(&publish),
         runtime: args.vmm.clone().unwrap_or_default(),
+        binds: volumes.iter().map(|v| v.bind_string()).collect(),
     };
     let mut record = ContainerRecord::new(id.clone(), String::new(), image.id.to_string(), image_name.clone(), config, host_config);
+    record.mounts = volumes.iter().map(|v| v.inspect()).collect();
     record.path = argv.first().cloned().unwrap_or_default();
     record.args = argv.iter().skip(1).cloned().collect();
     record.log_path = crate::monitor::log_path(&containers, &id).display().to_string();
@@ -359,6 +382,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         publish,
         ip: args.ip,
         aliases: args.network_alias.clone(),
+        volumes,
     };
     plan.save(&dir)?;
     crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;

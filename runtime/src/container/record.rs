@@ -138,6 +138,8 @@ pub struct HostConfig {
     pub port_bindings: serde_json::Value,
     /// The VMM backend asked for (`--vmm`), empty for the default.
     pub runtime: String,
+    /// `-v`, as given: `/host:/ctr[:ro]`.
+    pub binds: Vec<String>,
 }
 
 /// What Hull knows about a container's sandbox; shown by `inspect` under `HullSandbox`.
@@ -189,7 +191,7 @@ pub struct ContainerRecord {
     pub config: ContainerConfig,
     /// Networks; empty until Hull has networking.
     pub network_settings: serde_json::Value,
-    /// Volumes; none yet.
+    /// Bind volumes, as `docker inspect` shows them.
     pub mounts: Vec<serde_json::Value>,
     /// The sandbox behind it.
     #[serde(default)]

@@ -60,6 +60,9 @@ pub struct SandboxPlan {
     /// `--network-alias`: more names other containers know it by.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `-v`: host paths shared into the container.
+    #[serde(default)]
+    pub volumes: Vec<crate::volume::BindVolume>,
 }
 
 /// The file beside a container's record that holds its [`SandboxPlan`].
@@ -98,9 +101,15 @@ pub const ETC_DIR: &str = "etc";
 /// Where the container's root file system is in the share.
 const ROOTFS_DIR: &str = "rootfs";
 
-/// Where the guest finds those files (the agent mounts shares under /run/hull/shares).
+/// Where the guest finds `relative` of the share (the agent mounts shares
+/// under /run/hull/shares).
+pub fn guest_share_path(relative: &std::path::Path) -> String {
+    format!("/run/hull/shares/{LAYERS_SHARE_TAG}/{}", relative.display())
+}
+
+/// Where the guest finds the container's /etc file `name`.
 pub fn guest_etc_file(name: &str) -> String {
-    format!("/run/hull/shares/{LAYERS_SHARE_TAG}/{ETC_DIR}/{name}")
+    guest_share_path(&std::path::Path::new(ETC_DIR).join(name))
 }
 
 /// The monitor's socket for a container.
@@ -609,7 +618,7 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
     let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
     rootfs.create()?;
-    let shares = vec![
+    let mut shares = vec![
         ShareEntry {
             target: PathBuf::from(ROOTFS_DIR),
             source: ShareSource::Overlay(rootfs.writable_mount()?),
@@ -622,6 +631,16 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
             },
         },
     ];
+    for (index, volume) in ctx.plan.volumes.iter().enumerate() {
+        volume.ensure_source()?;
+        shares.push(ShareEntry {
+            target: crate::volume::BindVolume::share_path(index),
+            source: ShareSource::Bind {
+                path: volume.source.clone(),
+                readonly: volume.readonly,
+            },
+        });
+    }
     let (net, extra_cmdline) = match ctx.attachment {
         Some(a) => (vec![a.nic()], a.kernel_args(&record.config.hostname)),
         None => (Vec::new(), Vec::new()),
