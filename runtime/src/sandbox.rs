@@ -128,6 +128,18 @@ pub struct Sandbox {
     pub backend: String,
 }
 
+/// The message of the guest kernel's panic, if its console shows one:
+/// `Kernel panic - not syncing: <message>`, as Linux prints it.
+pub fn guest_panic(console_log: &Path) -> Option<String> {
+    const MARK: &str = "Kernel panic - not syncing: ";
+    let text = std::fs::read(console_log).ok()?;
+    // The panic is at the end; a guest may have written much before it.
+    let start = text.len().saturating_sub(64 * 1024);
+    let tail = String::from_utf8_lossy(&text[start..]);
+    let line = tail.lines().rev().find_map(|line| line.split_once(MARK).map(|(_, message)| message))?;
+    Some(line.trim().chars().take(200).collect())
+}
+
 /// The last lines of the console log, for boot failures.
 fn console_tail(path: &Path) -> String {
     let text = std::fs::read(path).unwrap_or_default();
@@ -251,6 +263,10 @@ impl Sandbox {
             Err(reason) => {
                 kill_child(&mut vmm).await;
                 kill_child(&mut virtiofsd).await;
+                let reason = match guest_panic(&console_log) {
+                    Some(panic) => format!("guest kernel panic: {panic}"),
+                    None => reason,
+                };
                 let mut console = console_tail(&console_log);
                 if let Ok(vmm_log) = std::fs::read_to_string(config.dir.join("vmm.log")) {
                     if !vmm_log.trim().is_empty() {
@@ -283,6 +299,11 @@ impl Sandbox {
     /// The agent of this sandbox.
     pub fn agent(&self) -> &std::sync::Arc<AgentClient> {
         &self.agent
+    }
+
+    /// The guest kernel's panic message, if it panicked.
+    pub fn guest_panic(&self) -> Option<String> {
+        guest_panic(&self.dir.join("console.log"))
     }
 
     /// The pid of the VMM process.
@@ -350,5 +371,19 @@ impl Drop for DirGuard {
         if let Some(dir) = self.0.take() {
             remove_dir(&dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn guest_panics_are_found_in_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        std::fs::write(&log, "[    0.5] Run /init as init process\n[    0.9] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n[    0.9] CPU: 0 PID: 1\n").unwrap();
+        assert_eq!(super::guest_panic(&log).as_deref(), Some("Attempted to kill init! exitcode=0x00000100"));
+        std::fs::write(&log, "all well\n").unwrap();
+        assert_eq!(super::guest_panic(&log), None);
+        assert_eq!(super::guest_panic(&dir.path().join("missing")), None);
     }
 }

@@ -104,6 +104,7 @@ impl Hull {
             .env_remove("HULL_KERNEL")
             .env_remove("HULL_INITRD")
             .env_remove("HULL_VIRTIOFSD")
+            .env_remove("HULL_KERNEL_ARGS")
             .stdin(Stdio::null());
         command
     }

@@ -324,3 +324,29 @@ fn bind_volumes_share_host_paths_both_ways() {
         assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn guest_kernel_panic_and_guest_oom_are_reported() {
+    let hull = hull();
+    // No limit: the guest kernel's own OOM killer ends the hog, and the
+    // container's cgroup counts it.
+    let hog = "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done";
+    let out = hull.run(["run", "--name", "hog", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", hog]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    assert_eq!(inspect(&hull, "hog", "{{.State.OOMKilled}}"), "true");
+
+    // A kernel that cannot find its init panics: reported as such.
+    let out = hull
+        .command(["run", "--name", "panicky", "--network", "none", BUSYBOX_IMAGE, "true"])
+        .env("HULL_KERNEL_ARGS", "rdinit=/no-such-init")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("guest kernel panic: VFS: Unable to mount root fs"), "{}", stderr(&out));
+    let error = inspect(&hull, "panicky", "{{.State.Error}}");
+    assert!(error.contains("guest kernel panic"), "State.Error = {error}");
+    assert!(ok(&hull, &["ps", "-a", "--filter", "name=panicky"]).contains("Exited (125)"));
+    assert_eq!(ok(&hull, &["ps", "-q", "--filter", "status=exited", "--filter", "exited=137"]).lines().count(), 1);
+    assert_eq!(ok(&hull, &["ps", "-aq", "--filter", "name=nobody"]), "");
+    ok(&hull, &["rm", "hog", "panicky"]);
+}

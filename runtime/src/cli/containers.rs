@@ -59,6 +59,77 @@ pub struct PsArgs {
     /// Format output using a Go template (`table` prefix keeps the header)
     #[arg(long, value_name = "string")]
     format: Option<String>,
+    /// Filter output based on conditions provided (id=, name=, status=, ancestor=, exited=, label=)
+    #[arg(short, long, value_name = "filter")]
+    filter: Vec<String>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    latest: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, value_name = "int")]
+    last: Option<usize>,
+}
+
+/// One `ps --filter KEY=VALUE`. Filters with the same key are alternatives
+/// (any may match); different keys must all match, as in Docker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PsFilter {
+    key: String,
+    value: String,
+}
+
+impl PsFilter {
+    fn parse(text: &str) -> Result<Self> {
+        let (key, value) = text.split_once('=').ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        if !["id", "name", "status", "ancestor", "exited", "label"].contains(&key) {
+            bail!("invalid filter '{key}'");
+        }
+        if key == "status" && !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&value) {
+            bail!("invalid filter 'status={value}'");
+        }
+        Ok(Self {
+            key: key.to_string(),
+            value: value.to_string(),
+        })
+    }
+
+    fn matches(&self, record: &ContainerRecord) -> bool {
+        let value = self.value.as_str();
+        match self.key.as_str() {
+            "id" => record.id.starts_with(value),
+            // Docker matches names as a substring (a regular expression, in fact).
+            "name" => record.short_name().contains(value.trim_start_matches('/')),
+            "status" => record.state.status.as_str() == value,
+            "ancestor" => record.config.image == value || record.image == value || record.image.trim_start_matches("sha256:").starts_with(value),
+            "exited" => record.state.status == Status::Exited && record.state.exit_code.to_string() == value,
+            "label" => match value.split_once('=') {
+                Some((k, v)) => record.config.labels.get(k).is_some_and(|l| l == v),
+                None => record.config.labels.contains_key(value),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Whether `record` passes every filter key.
+fn passes(filters: &[PsFilter], record: &ContainerRecord) -> bool {
+    let mut keys: Vec<&str> = filters.iter().map(|f| f.key.as_str()).collect();
+    keys.dedup();
+    keys.iter().all(|key| filters.iter().filter(|f| f.key == *key).any(|f| f.matches(record)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_filters_parse_as_docker_spells_them() {
+        assert!(PsFilter::parse("name=web").is_ok());
+        assert!(PsFilter::parse("status=exited").is_ok());
+        assert_eq!(PsFilter::parse("status=sleeping").unwrap_err().to_string(), "invalid filter 'status=sleeping'");
+        assert_eq!(PsFilter::parse("colour=red").unwrap_err().to_string(), "invalid filter 'colour'");
+        assert!(PsFilter::parse("name").is_err());
+    }
 }
 
 /// The STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
@@ -93,7 +164,7 @@ fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
         "CreatedAt": record.created,
         "RunningFor": ago(Some(&record.created)),
         "Status": status_text(record),
-        "State": serde_json::to_value(record.state.status).unwrap_or(Value::Null),
+        "State": record.state.status.as_str(),
         "Ports": ports_text(&record.network_settings),
         "Names": record.short_name(),
         "Labels": "",
@@ -160,7 +231,15 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
     for record in records.iter_mut() {
         monitor::reconcile(&store, record);
     }
-    records.retain(|r| args.all || matches!(r.state.status, Status::Running | Status::Restarting));
+    let filters = args.filter.iter().map(|f| PsFilter::parse(f)).collect::<Result<Vec<_>>>()?;
+    // A status or exited filter looks at every container, as in Docker.
+    let all = args.all || args.latest || args.last.is_some() || filters.iter().any(|f| f.key == "status" || f.key == "exited");
+    records.retain(|r| all || matches!(r.state.status, Status::Running | Status::Restarting));
+    records.retain(|r| passes(&filters, r));
+    // Newest first already; -l is -n 1.
+    if let Some(last) = args.last.or(args.latest.then_some(1)) {
+        records.truncate(last);
+    }
     if args.quiet {
         for record in &records {
             println!("{}", if args.no_trunc { record.id.as_str() } else { &record.id[..12] });

@@ -34,8 +34,9 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
 
-    /// Log level: error, warn, info, debug, trace (env HULL_LOG)
-    #[arg(long, short = 'l', global = true, value_name = "LEVEL")]
+    /// Log level: error, warn, info, debug, trace (env HULL_LOG). Before
+    /// the command, as Docker's `-l`: `ps -l` is `ps --latest`.
+    #[arg(long, short = 'l', value_name = "LEVEL")]
     log_level: Option<String>,
 
     #[command(subcommand)]

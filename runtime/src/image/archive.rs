@@ -1,10 +1,14 @@
 //! `hull load -i FILE`: importing a tar (optionally gzip-compressed) of an
 //! OCI image layout, as written by `docker save` (Docker 25+), `skopeo copy
-//! oci-archive:` or `buildctl --output type=oci`.
+//! oci-archive:` or `buildctl --output type=oci`, or of a legacy Docker
+//! archive (`manifest.json` naming a config and layer tars by path, as
+//! `docker save` before 25 and `skopeo copy docker-archive:` write it).
 //!
 //! The archive is streamed once: blobs go straight into the blob store,
-//! verified against their names; `index.json` and `oci-layout` are kept in
-//! memory (bounded). Everything else happens from the blob store afterwards.
+//! verified against their names (files of a legacy archive are stored under
+//! the digest they hash to, and their paths remembered); `index.json`,
+//! `oci-layout` and `manifest.json` are kept in memory (bounded).
+//! Everything else happens from the blob store afterwards.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -36,6 +40,21 @@ const OCI_REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 struct ArchiveContents {
     index_json: Option<Vec<u8>>,
     oci_layout: Option<Vec<u8>>,
+    /// A Docker archive's `manifest.json`.
+    docker_manifest: Option<Vec<u8>>,
+    /// The other files (a legacy archive's configs and layer tars): path
+    /// in the archive → stored blob.
+    files: std::collections::HashMap<String, (Digest, u64)>,
+}
+
+/// One image of a Docker archive's `manifest.json`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerArchiveImage {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
 }
 
 /// Imports every image of the archive at `path` into `store`.
@@ -46,12 +65,14 @@ pub(crate) fn load(store: &ImageStore, path: &Path) -> Result<Vec<LoadedImage>, 
         reason,
     };
 
-    let layout = contents.oci_layout.ok_or_else(|| {
-        invalid(
-            "no oci-layout file: not an OCI image layout (e.g. `docker save` from Docker 25+)"
-                .to_owned(),
-        )
-    })?;
+    let Some(layout) = contents.oci_layout else {
+        return match &contents.docker_manifest {
+            Some(manifest) => load_docker_archive(store, manifest, &contents.files, &invalid),
+            None => Err(invalid(
+                "neither an OCI image layout (oci-layout) nor a Docker archive (manifest.json)".to_owned(),
+            )),
+        };
+    };
     let layout: serde_json::Value = serde_json::from_slice(&layout)
         .map_err(|err| invalid(format!("oci-layout is not valid JSON: {err}")))?;
     if layout.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
@@ -112,6 +133,8 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
     let mut contents = ArchiveContents {
         index_json: None,
         oci_layout: None,
+        docker_manifest: None,
+        files: std::collections::HashMap::new(),
     };
     let mut archive = tar::Archive::new(stream);
     for (count, entry) in archive.entries().map_err(read_error)?.enumerate() {
@@ -148,11 +171,87 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
                     })?;
                 store.blobs.ingest(&Digest::from_hex(name)?, &mut entry)?;
             }
-            // manifest.json, repositories, other algorithms' blobs…
+            [b"manifest.json"] => {
+                contents.docker_manifest = Some(read_small(&mut entry, "manifest.json", path)?);
+            }
+            // A legacy archive's `<id>.json` configs and `<id>/layer.tar`s
+            // (a layout's blobs are all handled above).
+            [.., name] if name.ends_with(b".json") || name.ends_with(b".tar") || name.ends_with(b".tar.gz") => {
+                let key = components.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
+                let stored = store.blobs.ingest_unnamed(&mut entry)?;
+                contents.files.insert(key, stored);
+            }
+            // repositories, VERSION, other algorithms' blobs…
             _ => {}
         }
     }
     Ok(contents)
+}
+
+/// Imports the images a Docker archive's `manifest.json` lists: each gets
+/// an OCI manifest of the config and layers it names, then goes the one
+/// import path, which checks the layers against the config's diff_ids.
+fn load_docker_archive(
+    store: &ImageStore,
+    manifest_json: &[u8],
+    files: &std::collections::HashMap<String, (Digest, u64)>,
+    invalid: &dyn Fn(String) -> ImageError,
+) -> Result<Vec<LoadedImage>, ImageError> {
+    use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
+    let images: Vec<DockerArchiveImage> = serde_json::from_slice(manifest_json)
+        .map_err(|err| invalid(format!("manifest.json is not a Docker archive manifest: {err}")))?;
+    let file = |path: &str| -> Result<(Digest, u64), ImageError> {
+        let key = String::from_utf8_lossy(&normalize_path(path.as_bytes()).map_err(|reason| invalid(format!("manifest.json names '{path}', which {reason}")))?.join(&b'/')).into_owned();
+        if let Some(stored) = files.get(&key) {
+            return Ok(stored.clone());
+        }
+        // Docker 25+ (and `hull save`) name blobs of the layout they also hold.
+        let missing = || invalid(format!("manifest.json names {path}, which the archive does not hold"));
+        let digest = key.strip_prefix("blobs/sha256/").filter(|hex| is_sha256_hex(hex)).ok_or_else(missing)?;
+        let digest = Digest::from_hex(digest)?;
+        let size = store.blobs.size(&digest)?.ok_or_else(missing)?;
+        Ok((digest, size))
+    };
+    let descriptor = |media_type: MediaType, (digest, size): &(Digest, u64)| -> Result<Descriptor, ImageError> {
+        let digest: oci_spec::image::Digest = digest.to_string().parse().map_err(|err| invalid(format!("digest {digest}: {err}")))?;
+        DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(digest)
+            .size(*size)
+            .build()
+            .map_err(|err| invalid(err.to_string()))
+    };
+    let mut loaded = Vec::new();
+    for image in images {
+        let mut layers = Vec::with_capacity(image.layers.len());
+        for layer in &image.layers {
+            let stored = file(layer)?;
+            let mut head = [0u8; 2];
+            let compressed = store.blobs.open_blob(&stored.0)?.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b];
+            layers.push(descriptor(if compressed { MediaType::ImageLayerGzip } else { MediaType::ImageLayer }, &stored)?);
+        }
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(MediaType::ImageConfig, &file(&image.config)?)?)
+            .layers(layers)
+            .build()
+            .map_err(|err| invalid(err.to_string()))?;
+        let bytes = serde_json::to_vec(&manifest).map_err(|err| invalid(err.to_string()))?;
+        let manifest_digest = Digest::of_bytes(&bytes);
+        store.blobs.ingest(&manifest_digest, &bytes[..])?;
+        let tags = image.repo_tags.unwrap_or_default();
+        let references = tags.iter().map(|tag| Reference::parse(tag)).collect::<Result<Vec<_>, _>>()?;
+        let id = import_image(store, &manifest_digest, &manifest, references.first())?;
+        for reference in references.iter().skip(1) {
+            store.tag(&id.to_string(), &reference.full())?;
+        }
+        loaded.push(LoadedImage { reference: references.into_iter().next(), id });
+    }
+    if loaded.is_empty() {
+        return Err(invalid("manifest.json lists no image".to_owned()));
+    }
+    Ok(loaded)
 }
 
 fn read_small(entry: &mut impl Read, what: &str, path: &Path) -> Result<Vec<u8>, ImageError> {

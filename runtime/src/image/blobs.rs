@@ -95,6 +95,38 @@ impl BlobStore {
         Ok(size)
     }
 
+    /// Copies `content` into the store under the digest it hashes to (a
+    /// legacy `docker save` archive names its files by path, not content).
+    /// Returns the digest and size.
+    pub(crate) fn ingest_unnamed(&self, content: impl Read) -> Result<(Digest, u64), ImageError> {
+        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
+        let mut reader = DigestReader::new(content, MAX_BLOB_SIZE);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(temp.path())
+            .map_err(|e| ImageError::io("create", temp.path(), e))?;
+        copy_stream(&mut reader, &mut file).map_err(|failure| match failure {
+            CopyFailure::Read(err) => match limit_exceeded(&err) {
+                Some(limit) => ImageError::TooLarge {
+                    what: "blob".to_string(),
+                    limit,
+                },
+                None => ImageError::io("read blob from", temp.path(), err),
+            },
+            CopyFailure::Write(err) => ImageError::io("write", temp.path(), err),
+        })?;
+        let (digest, size) = reader.finish();
+        if self.size(&digest)?.is_none() {
+            file.sync_all().map_err(|e| ImageError::io("sync", temp.path(), e))?;
+            let final_path = self.path(&digest);
+            fs::rename(temp.path(), &final_path).map_err(|e| ImageError::io("store blob", &final_path, e))?;
+            temp.keep();
+        }
+        Ok((digest, size))
+    }
+
     /// A writer that stores blob `digest` from chunks as they arrive (a
     /// download), refusing more than `size` bytes; see [`BlobWriter`].
     pub(crate) fn writer(&self, digest: &Digest, size: u64) -> Result<BlobWriter, ImageError> {

@@ -211,9 +211,12 @@ impl ImageStore {
     }
 
     /// Writes `names` as one OCI image archive (`hull save`), which
-    /// [`ImageStore::load_archive`] (and skopeo, podman) can read back.
+    /// [`ImageStore::load_archive`] (and skopeo, podman) can read back. As
+    /// Docker 25+ does, it also holds a `manifest.json` naming the same
+    /// blobs, so tools that only know Docker archives read it too.
     pub fn save(&self, names: &[String], out: impl std::io::Write) -> Result<(), ImageError> {
         let mut manifests = Vec::new();
+        let mut docker_manifest = Vec::new();
         let mut blobs: Vec<Digest> = Vec::new();
         for name in names {
             let image = self.resolve(name)?;
@@ -227,6 +230,12 @@ impl ImageStore {
                 annotations.insert("io.containerd.image.name".into(), reference.full().into());
                 annotations.insert("org.opencontainers.image.ref.name".into(), reference.tag().unwrap_or("latest").into());
             }
+            let blob_path = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+            docker_manifest.push(serde_json::json!({
+                "Config": blob_path(manifest.config().digest().as_ref()),
+                "RepoTags": Reference::parse(name).ok().or(image.reference.clone()).map(|r| vec![r.familiar_string()]).unwrap_or_default(),
+                "Layers": manifest.layers().iter().map(|l| blob_path(l.digest().as_ref())).collect::<Vec<_>>(),
+            }));
             manifests.push(serde_json::json!({
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": image.manifest_digest.to_string(),
@@ -255,6 +264,8 @@ impl ImageStore {
         add("oci-layout", layout.len() as u64, &mut &layout[..])?;
         let index = serde_json::to_vec(&index).map_err(|err| ImageError::InvalidJson { what: "index.json".into(), reason: err.to_string() })?;
         add("index.json", index.len() as u64, &mut &index[..])?;
+        let docker_manifest = serde_json::to_vec(&docker_manifest).map_err(|err| ImageError::InvalidJson { what: "manifest.json".into(), reason: err.to_string() })?;
+        add("manifest.json", docker_manifest.len() as u64, &mut &docker_manifest[..])?;
         for digest in &blobs {
             let mut file = self.blobs.open_blob(digest)?;
             let size = file.metadata().map_err(io_err)?.len();

@@ -714,7 +714,7 @@ fn refuses_a_non_oci_archive() {
         .unwrap();
     fs::write(&path, builder.into_inner().unwrap()).unwrap();
     let err = sandbox.store.load_archive(&path).unwrap_err();
-    assert!(err.to_string().contains("no oci-layout file"), "{err}");
+    assert!(err.to_string().contains("manifest.json lists no image"), "{err}");
 
     let missing = sandbox.path().join("missing.tar");
     let err = sandbox.store.load_archive(&missing).unwrap_err();
@@ -824,4 +824,76 @@ fn refuses_layers_it_cannot_unpack() {
         .unwrap_err();
     assert!(err.to_string().starts_with("cannot read layer"), "{err}");
     sandbox.assert_untouched();
+}
+
+/// A legacy `docker save` archive: `manifest.json`, `<id>.json` and
+/// `<id>/layer.tar` (one of them gzipped, as some tools write them).
+fn legacy_docker_archive(image: &TestImage) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, data).unwrap();
+    };
+    let config = image.config_json();
+    let config_name = format!("{}.json", Digest::of_bytes(&config).hex());
+    add(&config_name, &config);
+    let mut layers = Vec::new();
+    for (index, layer) in image.layers.iter().enumerate() {
+        let name = format!("layer{index}/layer.tar");
+        add(&name, &layer.blob);
+        layers.push(name);
+    }
+    add("repositories", br#"{"busybox":{"latest":"x"}}"#);
+    let manifest = serde_json::json!([{ "Config": config_name, "RepoTags": ["legacy:v1", "legacy:also"], "Layers": layers }]);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn loads_legacy_docker_archives_and_saves_what_docker_reads() {
+    let sandbox = Sandbox::new();
+    let image = TestImage::new(None, vec![base_layer(), top_layer()]);
+    let path = sandbox.path().join("legacy.tar");
+    fs::write(&path, legacy_docker_archive(&image)).unwrap();
+    let loaded = sandbox.store.load_archive(&path).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].reference.as_ref().unwrap().familiar_string(), "legacy:v1");
+    assert_eq!(loaded[0].id, Digest::of_bytes(&image.config_json()));
+    let both = sandbox.store.resolve("legacy:also").unwrap();
+    assert_eq!(both.id, loaded[0].id);
+    assert_eq!(both.diff_ids.len(), 2);
+
+    // A layer that does not match the config's diff_ids is refused.
+    let mut bad = image.clone();
+    bad.diff_ids = Some(image.layers.iter().rev().map(|l| l.diff_id.to_string()).collect());
+    let fresh = Sandbox::new();
+    let bad_path = fresh.path().join("bad.tar");
+    fs::write(&bad_path, legacy_docker_archive(&bad)).unwrap();
+    assert!(fresh.store.load_archive(&bad_path).is_err());
+
+    // `save` writes a manifest.json too: an archive without the OCI layout
+    // files loads the same image.
+    let mut saved = Vec::new();
+    sandbox.store.save(&["legacy:v1".to_string()], &mut saved).unwrap();
+    let mut docker_only = tar::Builder::new(Vec::new());
+    for entry in tar::Archive::new(&saved[..]).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if name == "oci-layout" || name == "index.json" {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        docker_only.append_data(&mut header, &name, &data[..]).unwrap();
+    }
+    let other = Sandbox::new();
+    let path = other.path().join("docker-only.tar");
+    fs::write(&path, docker_only.into_inner().unwrap()).unwrap();
+    let reloaded = other.store.load_archive(&path).unwrap();
+    assert_eq!(reloaded[0].id, loaded[0].id);
+    assert_eq!(reloaded[0].reference.as_ref().unwrap().familiar_string(), "legacy:v1");
 }

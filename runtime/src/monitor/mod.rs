@@ -641,10 +641,14 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
             },
         });
     }
-    let (net, extra_cmdline) = match ctx.attachment {
+    let (net, mut extra_cmdline) = match ctx.attachment {
         Some(a) => (vec![a.nic()], a.kernel_args(&record.config.hostname)),
         None => (Vec::new(), Vec::new()),
     };
+    // A debugging aid (e.g. `loglevel=7`), also how tests make a guest panic.
+    if let Ok(args) = std::env::var("HULL_KERNEL_ARGS") {
+        extra_cmdline.extend(args.split_whitespace().map(str::to_string));
+    }
     let boot_started = Instant::now();
     let sandbox = Sandbox::start(SandboxConfig {
         id: id.clone(),
@@ -761,7 +765,7 @@ async fn run_in_sandbox(
                     break (ExitInfo { exit_code: status.code(), oom_killed }, None);
                 }
                 Ok(other) => break (ExitInfo { exit_code: 255, oom_killed: false }, Some(format!("unexpected answer from the agent: {other:?}"))),
-                Err(err) => break (ExitInfo { exit_code: 137, oom_killed: false }, Some(describe_sandbox_death(sandbox, &err))),
+                Err(err) => break (ExitInfo { exit_code: 137, oom_killed: false }, Some(describe_sandbox_death(sandbox, &err).await)),
             },
             Some(command) = control.recv() => match command {
                 Control::Start(reply) => {
@@ -823,10 +827,14 @@ async fn run_in_sandbox(
     Ok((exit, phases))
 }
 
-/// Says which of the sandbox's processes is gone, if one is.
+/// Says which of the sandbox's processes is gone, if one is; a VM that
+/// ended in a guest kernel panic is reported as that.
 fn dead_process(sandbox: &Sandbox) -> Option<String> {
     if !sandbox.vmm_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
-        return Some("the VMM exited unexpectedly".into());
+        return Some(match sandbox.guest_panic() {
+            Some(panic) => format!("guest kernel panic: {panic}"),
+            None => "the VMM exited unexpectedly".into(),
+        });
     }
     if !sandbox.virtiofsd_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
         return Some("virtiofsd exited unexpectedly".into());
@@ -834,8 +842,16 @@ fn dead_process(sandbox: &Sandbox) -> Option<String> {
     None
 }
 
-fn describe_sandbox_death(sandbox: &Sandbox, err: &crate::rpc::RpcError) -> String {
-    dead_process(sandbox).unwrap_or_else(|| format!("lost the agent: {err}"))
+/// Why the agent connection broke: a dead VMM or virtiofsd (which may take
+/// a moment to be seen dead after the connection drops), else the error.
+async fn describe_sandbox_death(sandbox: &Sandbox, err: &crate::rpc::RpcError) -> String {
+    for _ in 0..20 {
+        if let Some(reason) = dead_process(sandbox) {
+            return reason;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    format!("lost the agent: {err}")
 }
 
 /// Writes phase durations (ms) to `$HULL_TIMINGS_FILE`, for bench/.
