@@ -171,9 +171,9 @@ impl RootfsLayers {
         F: FnOnce(&Path) -> T + Send + 'static,
     {
         let mount = self.view_mount()?;
-        std::fs::create_dir_all(scratch).map_err(io_error("creating", scratch))?;
         let point = scratch.join(format!("view-{}-{:x}", std::process::id(), rand_u64()));
-        std::fs::create_dir(&point).map_err(io_error("creating", &point))?;
+        // (All of it: another view may just have removed `scratch`.)
+        std::fs::create_dir_all(&point).map_err(io_error("creating", &point))?;
         let point_c = cstring(&point)?;
         let thread_point = point.clone();
         let result = std::thread::Builder::new()
@@ -191,6 +191,8 @@ impl RootfsLayers {
             .join()
             .map_err(|_| RootfsError::Worker("the thread panicked".into()))?;
         let _ = std::fs::remove_dir(&point);
+        // Only if empty: no other view is using it.
+        let _ = std::fs::remove_dir(scratch);
         result
     }
 }

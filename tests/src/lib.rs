@@ -3,6 +3,7 @@
 //! that runs the real `hull` binary against a state root of its own.
 
 pub mod harness;
+pub mod registry;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest as _, Sha256};
