@@ -423,7 +423,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(listing, (vec!["base".to_string(), "new".to_string()], true));
-        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the view's mount point stayed");
+        assert!(!scratch.exists(), "the view's mount point stayed");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains("hull-rootfs") && !mounts.contains(scratch.to_str().unwrap()), "a view leaked into the host's namespace");
     }

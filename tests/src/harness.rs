@@ -173,3 +173,22 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Runs `hull ARGS`, asserting success; returns its trimmed stdout.
+pub fn ok(hull: &Hull, args: &[&str]) -> String {
+    let out = hull.run(args);
+    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// Polls `check` until it holds or `timeout` passes; whether it held.
+pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check()
+}

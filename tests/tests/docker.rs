@@ -2,31 +2,15 @@
 //! `logs`, `inspect`, `stop`, `kill`, `wait`, `rm -f $(hull ps -aq)`,
 //! restart policies, and what happens when Hull's own processes are killed.
 
-use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
-use std::time::{Duration, Instant};
+use hull_tests::harness::{eventually, ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
+use std::time::Duration;
 
 fn hull() -> Hull {
     Hull::with_busybox()
 }
 
 /// Runs `hull ARGS`, asserting success; returns stdout trimmed.
-fn ok(hull: &Hull, args: &[&str]) -> String {
-    let out = hull.run(args);
-    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
-    stdout(&out).trim().to_string()
-}
 
-/// Polls `check` until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    check()
-}
 
 fn inspect(hull: &Hull, name: &str, format: &str) -> String {
     ok(hull, &["inspect", "-f", format, name])

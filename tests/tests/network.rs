@@ -2,7 +2,7 @@
 //! Hull runs in (never the host's): published ports, container addresses,
 //! isolated networks, `--network none`, and nothing left after `rm -f`.
 
-use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -11,11 +11,6 @@ fn sh(hull: &Hull, args: &[&str]) -> Output {
     hull.in_netns(args).output().expect("ip netns exec")
 }
 
-fn ok(hull: &Hull, args: &[&str]) -> String {
-    let out = hull.run(args);
-    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
-    stdout(&out).trim().to_string()
-}
 
 /// The body of `GET /` from `host port`, from the namespace's host side,
 /// retried while the server starts. (busybox-static's wget crashes in its

@@ -3,29 +3,14 @@
 //! detach, exec, logs -f, inspect), commit, export | import, save | load,
 //! a restart policy, and the clean-up everyone types at the end.
 
-use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{eventually, ok, Hull, BUSYBOX_IMAGE};
 use hull_tests::registry::TestRegistry;
 use std::io::{BufRead, Write};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn ok(hull: &Hull, args: &[&str]) -> String {
-    let out = hull.run(args);
-    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
-    stdout(&out).trim().to_string()
-}
 
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
-}
 
 /// The lines a child writes on stdout, read on a thread of their own.
 fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {

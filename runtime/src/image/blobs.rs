@@ -2,9 +2,8 @@
 //! appears under its name once its content has been hashed and found equal
 //! to that name.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
@@ -74,43 +73,24 @@ impl BlobStore {
             return Ok(size);
         }
 
-        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(temp.path())
-            .map_err(|e| ImageError::io("create", temp.path(), e))?;
-        copy_stream(&mut reader, &mut file).map_err(|failure| match failure {
-            CopyFailure::Read(err) => read_error(err),
-            CopyFailure::Write(err) => ImageError::io("write", temp.path(), err),
-        })?;
-        let (actual, size) = reader.finish();
-        check_digest(digest, actual)?;
-        file.sync_all()
-            .map_err(|e| ImageError::io("sync", temp.path(), e))?;
-        fs::rename(temp.path(), &final_path)
-            .map_err(|e| ImageError::io("store blob", &final_path, e))?;
-        temp.keep();
-        Ok(size)
+        self.store_stream(reader, Some(digest)).map(|(_, size)| size)
     }
 
     /// Copies `content` into the store under the digest it hashes to (a
     /// legacy `docker save` archive names its files by path, not content).
     /// Returns the digest and size.
     pub(crate) fn ingest_unnamed(&self, content: impl Read) -> Result<(Digest, u64), ImageError> {
-        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
-        let mut reader = DigestReader::new(content, MAX_BLOB_SIZE);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(temp.path())
-            .map_err(|e| ImageError::io("create", temp.path(), e))?;
+        self.store_stream(DigestReader::new(content, MAX_BLOB_SIZE), None)
+    }
+
+    /// Writes what `reader` hashes into a temporary file, then (if it is
+    /// `expected`, when given) renames it to its digest's name.
+    fn store_stream(&self, mut reader: DigestReader<impl Read>, expected: Option<&Digest>) -> Result<(Digest, u64), ImageError> {
+        let (temp, mut file) = fsutil::create_temp_in(&self.dir)?;
         copy_stream(&mut reader, &mut file).map_err(|failure| match failure {
             CopyFailure::Read(err) => match limit_exceeded(&err) {
                 Some(limit) => ImageError::TooLarge {
-                    what: "blob".to_string(),
+                    what: expected.map_or_else(|| "blob".to_string(), |d| format!("blob {d}")),
                     limit,
                 },
                 None => ImageError::io("read blob from", temp.path(), err),
@@ -118,6 +98,9 @@ impl BlobStore {
             CopyFailure::Write(err) => ImageError::io("write", temp.path(), err),
         })?;
         let (digest, size) = reader.finish();
+        if let Some(expected) = expected {
+            check_digest(expected, digest.clone())?;
+        }
         if self.size(&digest)?.is_none() {
             file.sync_all().map_err(|e| ImageError::io("sync", temp.path(), e))?;
             let final_path = self.path(&digest);
@@ -130,13 +113,7 @@ impl BlobStore {
     /// A writer that stores blob `digest` from chunks as they arrive (a
     /// download), refusing more than `size` bytes; see [`BlobWriter`].
     pub(crate) fn writer(&self, digest: &Digest, size: u64) -> Result<BlobWriter, ImageError> {
-        let temp = TempGuard::new(self.dir.join(fsutil::temp_name()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(temp.path())
-            .map_err(|e| ImageError::io("create", temp.path(), e))?;
+        let (temp, file) = fsutil::create_temp_in(&self.dir)?;
         Ok(BlobWriter {
             digest: digest.clone(),
             final_path: self.path(digest),

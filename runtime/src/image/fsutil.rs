@@ -101,13 +101,7 @@ impl Drop for TempGuard {
 /// content, never a mix, even across a crash.
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<(), ImageError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let temp = TempGuard::new(dir.join(temp_name()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(temp.path())
-        .map_err(|e| ImageError::io("create", temp.path(), e))?;
+    let (temp, mut file) = create_temp_in(dir)?;
     file.write_all(data)
         .and_then(|()| file.sync_all())
         .map_err(|e| ImageError::io("write", temp.path(), e))?;
@@ -205,4 +199,17 @@ pub(crate) fn copy_stream(
         writer.write_all(&buf[..n]).map_err(CopyFailure::Write)?;
         total += n as u64;
     }
+}
+
+/// A new file (mode 0644) with a temporary name in `dir`, removed again
+/// unless its guard is kept.
+pub(crate) fn create_temp_in(dir: &Path) -> Result<(TempGuard, File), ImageError> {
+    let temp = TempGuard::new(dir.join(temp_name()));
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(temp.path())
+        .map_err(|e| ImageError::io("create", temp.path(), e))?;
+    Ok((temp, file))
 }
