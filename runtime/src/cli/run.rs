@@ -293,7 +293,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     let mut spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
     // /etc/hosts, /etc/hostname and /etc/resolv.conf come from the host, as Docker's do.
     if let Some(mounts) = spec.mounts_mut() {
-        for name in ["hosts", "hostname", "resolv.conf"] {
+        for name in crate::monitor::ETC_FILES {
             mounts.push(
                 oci_spec::runtime::MountBuilder::default()
                     .destination(format!("/etc/{name}"))

@@ -93,10 +93,13 @@ fn default_network() -> String {
     crate::network::DEFAULT_NETWORK.to_string()
 }
 
-/// The directory, beside the container's record, holding the files the
-/// container sees as /etc/hosts, /etc/hostname and /etc/resolv.conf; shared
-/// read-only with the guest as `etc` in the layers' share.
-pub const ETC_DIR: &str = "etc";
+/// The files the container sees in its /etc, kept beside its record as
+/// Docker keeps them (`containers/<id>/hosts`, …) and shared read-only with
+/// the guest, one bind mount each, under `etc/` in the sandbox's share.
+pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// Where [`ETC_FILES`] are in the share.
+const SHARE_ETC_DIR: &str = "etc";
 
 /// Where the container's root file system is in the share.
 const ROOTFS_DIR: &str = "rootfs";
@@ -109,7 +112,7 @@ pub fn guest_share_path(relative: &std::path::Path) -> String {
 
 /// Where the guest finds the container's /etc file `name`.
 pub fn guest_etc_file(name: &str) -> String {
-    guest_share_path(&std::path::Path::new(ETC_DIR).join(name))
+    guest_share_path(&std::path::Path::new(SHARE_ETC_DIR).join(name))
 }
 
 /// The monitor's socket for a container.
@@ -409,8 +412,7 @@ async fn attach_network(
             })
         }
     };
-    let etc = store.dir_of(&record.id).join(ETC_DIR);
-    std::fs::create_dir_all(&etc).with_context(|| format!("creating {}", etc.display()))?;
+    let etc = store.dir_of(&record.id);
     let hostname = &record.config.hostname;
     let own_names = names_on_network(record, &plan.aliases);
     let (hosts, resolv) = match &attachment {
@@ -481,7 +483,7 @@ fn introduce_to_peers(
     peers_on(store, record, network)
         .into_iter()
         .map(|(peer, peer_ip)| {
-            let hosts = store.dir_of(&peer.id).join(ETC_DIR).join("hosts");
+            let hosts = store.dir_of(&peer.id).join("hosts");
             let appended = std::fs::OpenOptions::new().append(true).open(&hosts).and_then(|mut f| f.write_all(line.as_bytes()));
             if let Err(err) = appended {
                 tracing::warn!("adding {} to {}: {err}", record.short_name(), hosts.display());
@@ -498,7 +500,7 @@ fn introduce_to_peers(
 fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &str, ip: std::net::Ipv4Addr) {
     let prefix = format!("{ip}\t");
     for (peer, _) in peers_on(store, record, network) {
-        let hosts = store.dir_of(&peer.id).join(ETC_DIR).join("hosts");
+        let hosts = store.dir_of(&peer.id).join("hosts");
         if let Ok(text) = std::fs::read_to_string(&hosts) {
             let kept: String = text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
             // Truncate and rewrite the same file: a rename would leave the peer's bind mount on the old one.
@@ -623,14 +625,16 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
             target: PathBuf::from(ROOTFS_DIR),
             source: ShareSource::Overlay(rootfs.writable_mount()?),
         },
-        ShareEntry {
-            target: PathBuf::from(ETC_DIR),
+    ];
+    for name in ETC_FILES {
+        shares.push(ShareEntry {
+            target: PathBuf::from(SHARE_ETC_DIR).join(name),
             source: ShareSource::Bind {
-                path: ctx.store.dir_of(&id).join(ETC_DIR),
+                path: ctx.store.dir_of(&id).join(name),
                 readonly: true,
             },
-        },
-    ];
+        });
+    }
     for (index, volume) in ctx.plan.volumes.iter().enumerate() {
         volume.ensure_source()?;
         shares.push(ShareEntry {
