@@ -34,12 +34,16 @@ struct Outgoing {
 struct ContainerSlot {
     container: Mutex<Container>,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// The master of its first process's terminal, for resizing.
+    terminal: Option<OwnedFd>,
 }
 
 /// An exec'd process and the news of its exit.
 struct ExecSlot {
     pid: Pid,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// The master of its terminal, for resizing.
+    terminal: Option<OwnedFd>,
 }
 
 /// The agent's state, shared by its tasks.
@@ -230,7 +234,8 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             exec_id,
             process,
             stdio,
-        } => exec_process(agent, &container_id, &exec_id, &process, stdio).await,
+            terminal,
+        } => exec_process(agent, &container_id, &exec_id, &process, stdio, terminal).await,
         Request::WaitProcess { container_id, exec_id } => {
             let mut exit = agent.exec_slot(&container_id, &exec_id)?.exit.clone();
             let status = exit.wait_for(Option::is_some).await.context("exec vanished")?;
@@ -248,6 +253,27 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             match nix::sys::signal::kill(slot.pid, signal) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(Response::Done),
                 Err(err) => Err(err).context("sending the signal"),
+            }
+        }
+        Request::ResizeTerminal {
+            container_id,
+            exec_id,
+            rows,
+            cols,
+        } => {
+            let resized = match &exec_id {
+                None => {
+                    let slot = agent.slot(&container_id)?;
+                    slot.terminal.as_ref().map(|master| crate::container::resize_terminal(master, rows, cols))
+                }
+                Some(exec_id) => {
+                    let slot = agent.exec_slot(&container_id, exec_id)?;
+                    slot.terminal.as_ref().map(|master| crate::container::resize_terminal(master, rows, cols))
+                }
+            };
+            match resized {
+                Some(result) => result.map(|()| Response::Done),
+                None => bail!("the process has no terminal"),
             }
         }
         Request::ListProcesses { container_id } => {
@@ -299,8 +325,16 @@ fn nonblocking_stream(fd: OwnedFd) -> Result<FdStream> {
     FdStream::new(fd)
 }
 
-/// Pipes for the streams the host asked for, /dev/null for the others.
-fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams) -> Result<Stdio> {
+/// Pipes for the streams the host asked for, /dev/null for the others. A
+/// process with a terminal gets /dev/null only: its child replaces them
+/// with the terminal, which [`relay_terminal`] connects to the streams.
+fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams, terminal: bool) -> Result<Stdio> {
+    if terminal {
+        return Ok(Stdio {
+            child: [open_dev_null()?, open_dev_null()?, open_dev_null()?],
+            forwarders: Vec::new(),
+        });
+    }
     let pipe = crate::container::pipe;
     let stdin = match streams.stdin {
         Some(stream) => {
@@ -349,6 +383,73 @@ fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams) -> Result<Stdio> {
     })
 }
 
+/// Relays a terminal's master: the stdin stream's data is typed into it,
+/// and what it shows goes out on the stdout stream (stderr is merged into
+/// it by the terminal). Both output streams end when the terminal's last
+/// user closes it. Returns a copy of the master, for resizing, and the
+/// output forwarder.
+fn relay_terminal(agent: &Arc<Agent>, master: OwnedFd, streams: StdioStreams) -> Result<(OwnedFd, tokio::task::JoinHandle<()>)> {
+    let for_resize = master.try_clone().context("duplicating the terminal's master")?;
+    let (mut reader, mut writer) = tokio::io::split(nonblocking_stream(master)?);
+    if let Some(stream) = streams.stdin {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        lock(&agent.stdin_routes).insert(stream, tx);
+        tokio::spawn(async move {
+            // The end of the host's input is not the end of a terminal's:
+            // the master stays open (closing it would hang the process up).
+            while let Some(data) = rx.recv().await {
+                if data.is_empty() || writer.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let agent = agent.clone();
+    let forwarder = tokio::spawn(async move {
+        let mut buf = vec![0u8; MAX_STDIO_CHUNK];
+        loop {
+            // EIO once no process has the terminal open any more.
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    // Without a stdout stream (a detached exec) the output is
+                    // still read, so that the process never blocks on a full terminal.
+                    if let Some(stream) = streams.stdout {
+                        agent.send(Frame::stdio(stream, &buf[..n]));
+                    }
+                }
+            }
+        }
+        for stream in [streams.stdout, streams.stderr].into_iter().flatten() {
+            agent.send(Frame::stdio(stream, &[]));
+        }
+    });
+    Ok((for_resize, forwarder))
+}
+
+/// Connects a freshly spawned process's terminal, if it has one, to its
+/// streams: the copy of the master to keep, and the forwarders to wait for.
+/// On failure the process, which would have no way to talk, is killed.
+fn connect_terminal(
+    agent: &Arc<Agent>,
+    pid: Pid,
+    master: Option<OwnedFd>,
+    streams: StdioStreams,
+    forwarders: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<OwnedFd>> {
+    let Some(master) = master else { return Ok(None) };
+    match relay_terminal(agent, master, streams) {
+        Ok((for_resize, forwarder)) => {
+            forwarders.push(forwarder);
+            Ok(Some(for_resize))
+        }
+        Err(err) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(err)
+        }
+    }
+}
+
 async fn create_container(
     agent: &Arc<Agent>,
     id: &str,
@@ -362,14 +463,15 @@ async fn create_container(
     if lock(&agent.containers).contains_key(id) {
         bail!("container {id} already exists");
     }
-    let stdio = setup_stdio(agent, streams)?;
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let mut stdio = setup_stdio(agent, streams, terminal)?;
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
     let created = Container::create(id, spec, rootfs, stdio.child, move |pid| {
         lock(&children.children).insert(pid, status_tx);
     })
     .await;
-    let container = match created {
+    let mut container = match created {
         Ok(container) => container,
         Err(err) => {
             if let Some(stream) = streams.stdin {
@@ -378,11 +480,13 @@ async fn create_container(
             return Err(err);
         }
     };
+    let terminal = connect_terminal(agent, container.pid, container.terminal.take(), streams, &mut stdio.forwarders)?;
     let pid = container.pid.as_raw();
     let (exit_tx, exit_rx) = watch::channel(None);
     let slot = Arc::new(ContainerSlot {
         container: Mutex::new(container),
         exit: exit_rx,
+        terminal,
     });
     lock(&agent.containers).insert(id.to_string(), slot.clone());
 
@@ -436,6 +540,7 @@ async fn exec_process(
     exec_id: &str,
     process: &oci_spec::runtime::Process,
     streams: StdioStreams,
+    terminal: bool,
 ) -> Result<Response> {
     if !is_valid_id(exec_id) {
         bail!("invalid exec id {exec_id:?}");
@@ -448,7 +553,7 @@ async fn exec_process(
     if slot.exit.borrow().is_some() {
         bail!("container {container_id} is not running");
     }
-    let stdio = setup_stdio(agent, streams)?;
+    let mut stdio = setup_stdio(agent, streams, terminal)?;
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
     // The container's lock is held only to copy what exec needs.
@@ -456,13 +561,13 @@ async fn exec_process(
         let container = lock(&slot.container);
         container.exec_handle()
     };
-    let pid = match exec
-        .exec(process, stdio.child, move |pid| {
+    let (pid, master) = match exec
+        .exec(process, terminal, stdio.child, move |pid| {
             lock(&children.children).insert(pid, status_tx);
         })
         .await
     {
-        Ok(pid) => pid,
+        Ok(started) => started,
         Err(err) => {
             if let Some(stream) = streams.stdin {
                 lock(&agent.stdin_routes).remove(&stream);
@@ -470,8 +575,9 @@ async fn exec_process(
             return Err(err);
         }
     };
+    let terminal = connect_terminal(agent, pid, master, streams, &mut stdio.forwarders)?;
     let (exit_tx, exit_rx) = watch::channel(None);
-    lock(&agent.execs).insert(key, Arc::new(ExecSlot { pid, exit: exit_rx }));
+    lock(&agent.execs).insert(key, Arc::new(ExecSlot { pid, exit: exit_rx, terminal }));
     track_exit(agent, status_rx, stdio.forwarders, streams.stdin, exit_tx, |wait_status| {
         (crate::container::exit_status_of(wait_status, || false), || {})
     });

@@ -74,8 +74,13 @@ pub enum Request {
         exec_id: String,
         /// What to run, as whom, where.
         process: Box<oci_spec::runtime::Process>,
-        /// Streams for its stdio.
+        /// Streams for its stdio; with `terminal`, stdout carries the
+        /// terminal's output (stderr included) and stderr stays empty.
         stdio: StdioStreams,
+        /// Give the process a pseudo-terminal (`exec -t`), sized by the
+        /// process's `console_size`.
+        #[serde(default)]
+        terminal: bool,
     },
     /// Answered when an exec'd process has exited.
     WaitProcess {
@@ -92,6 +97,18 @@ pub enum Request {
         exec_id: String,
         /// The signal number.
         signal: i32,
+    },
+    /// Set the window size of a process's pseudo-terminal (the process
+    /// gets SIGWINCH).
+    ResizeTerminal {
+        /// The container.
+        container_id: String,
+        /// The exec, or `None` for the container's first process.
+        exec_id: Option<String>,
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
     },
     /// List the processes of a running container (`hull top`); answered
     /// with [`Response::Processes`].
@@ -121,6 +138,9 @@ pub struct Rootfs {
 }
 
 /// Which [`crate::FrameKind::Stdio`] streams carry a process's stdio.
+/// A process with a terminal (the spec's `process.terminal`) has its
+/// terminal's output on `stdout`, stderr merged in as on any terminal; its
+/// `stderr` stream only ends when that output does.
 /// `None` connects that descriptor to /dev/null.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StdioStreams {
@@ -264,6 +284,25 @@ mod tests {
         assert_eq!(json, r#"{"id":4,"request":{"type":"wait","container_id":"c1"}}"#);
         let back: RequestEnvelope = serde_json::from_str(&json).unwrap();
         assert!(matches!(back.request, Request::Wait { container_id } if container_id == "c1"));
+    }
+
+    #[test]
+    fn resize_refuses_sizes_beyond_a_winsize() {
+        let ok = r#"{"id":1,"request":{"type":"resize_terminal","container_id":"c","exec_id":null,"rows":40,"cols":100}}"#;
+        assert!(matches!(
+            serde_json::from_str::<RequestEnvelope>(ok).unwrap().request,
+            Request::ResizeTerminal { rows: 40, cols: 100, .. }
+        ));
+        let too_big = ok.replace("100", "70000");
+        assert!(serde_json::from_str::<RequestEnvelope>(&too_big).is_err());
+        let negative = ok.replace("40", "-1");
+        assert!(serde_json::from_str::<RequestEnvelope>(&negative).is_err());
+    }
+
+    #[test]
+    fn exec_without_terminal_field_still_parses() {
+        let old = r#"{"type":"exec_process","container_id":"c","exec_id":"e","process":{"cwd":"/","user":{"uid":0,"gid":0}},"stdio":{"stdin":null,"stdout":1,"stderr":2}}"#;
+        assert!(matches!(serde_json::from_str::<Request>(old).unwrap(), Request::ExecProcess { terminal: false, .. }));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
 /// The `$PATH` Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The terminal type Docker announces to a process with a terminal.
+const TERM_FOR_TTY: &str = "TERM=xterm";
+
 /// The CFS period `--cpus` is expressed in, as Docker uses.
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -58,6 +61,11 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     /// `--read-only`.
     pub read_only: bool,
+    /// `-t`: the process gets a terminal (and, as under Docker, `TERM=xterm`
+    /// unless the image or `-e` says otherwise).
+    pub tty: bool,
+    /// The terminal's initial size as (rows, columns), when `-t` and the user has one.
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// The spec cannot be made.
@@ -199,6 +207,9 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         env.insert(0, DEFAULT_PATH.into());
     }
     set_env(&mut env, format!("HOSTNAME={hostname}"));
+    if options.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push(TERM_FOR_TTY.into());
+    }
     for entry in &options.env {
         if entry.contains('=') {
             set_env(&mut env, entry.clone());
@@ -238,6 +249,8 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         process.set_env(Some(env));
         process.set_cwd(PathBuf::from(cwd));
         process.set_no_new_privileges(Some(false));
+        process.set_terminal(Some(options.tty));
+        process.set_console_size(options.console_size.filter(|_| options.tty).and_then(|(rows, cols)| console_box(rows, cols)));
         let user = process.user_mut();
         user.set_uid(uid);
         user.set_gid(gid);
@@ -276,22 +289,55 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
     Ok(spec)
 }
 
+/// `process.consoleSize` of `rows` x `cols`.
+pub fn console_box(rows: u16, cols: u16) -> Option<oci_spec::runtime::Box> {
+    oci_spec::runtime::BoxBuilder::default()
+        .height(u64::from(rows))
+        .width(u64::from(cols))
+        .build()
+        .ok()
+}
+
+/// What `hull exec` says about its process.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions<'a> {
+    /// The command and its arguments.
+    pub args: &'a [String],
+    /// `-e K=V`.
+    pub env: &'a [String],
+    /// `-w`.
+    pub workdir: Option<&'a str>,
+    /// `-u`.
+    pub user: Option<&'a str>,
+    /// `-t`.
+    pub tty: bool,
+    /// The terminal's initial size as (rows, columns), when `-t` and the user has one.
+    pub console_size: Option<(u16, u16)>,
+}
+
 /// The process of a `hull exec`: the container's own process settings with
-/// the exec's command, extra environment, working directory and user.
-pub fn exec_process(
-    base: &oci_spec::runtime::Process,
-    args: &[String],
-    env: &[String],
-    workdir: Option<&str>,
-    user: Option<&str>,
-    layers: &[PathBuf],
-) -> Result<oci_spec::runtime::Process, SpecError> {
+/// the exec's command, extra environment, working directory, user and
+/// terminal (its own, whether the container has one or not).
+pub fn exec_process(base: &oci_spec::runtime::Process, options: &ExecOptions<'_>, layers: &[PathBuf]) -> Result<oci_spec::runtime::Process, SpecError> {
+    let ExecOptions {
+        args,
+        env,
+        workdir,
+        user,
+        tty,
+        console_size,
+    } = *options;
     if args.is_empty() {
         return Err(SpecError::NoCommand);
     }
     let mut process = base.clone();
     process.set_args(Some(args.to_vec()));
+    process.set_terminal(Some(tty));
+    process.set_console_size(console_size.filter(|_| tty).and_then(|(rows, cols)| console_box(rows, cols)));
     let mut merged = base.env().clone().unwrap_or_default();
+    if tty && !merged.iter().any(|e| e.starts_with("TERM=")) {
+        merged.push(TERM_FOR_TTY.into());
+    }
     for entry in env {
         set_env(&mut merged, entry.clone());
     }
@@ -387,6 +433,44 @@ mod tests {
         assert_eq!(resolve_user("1234:5", &layers).unwrap(), (1234, 5, vec![]));
         assert_eq!(resolve_user("nobody", &layers), Err(SpecError::UnknownUser("nobody".into())));
         assert_eq!(home_of(1000, &layers), "/home/alice");
+    }
+
+    #[test]
+    fn tty_gives_a_terminal_its_size_and_term() {
+        let img = image(None, Some(&["sh"]));
+        let opts = RunOptions {
+            tty: true,
+            console_size: Some((33, 77)),
+            ..Default::default()
+        };
+        let spec = build(ID, Some(&img), &opts, &[]).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.terminal(), Some(true));
+        let size = process.console_size().unwrap();
+        assert_eq!((size.height(), size.width()), (33, 77));
+        assert!(process.env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
+        let own_term = RunOptions {
+            tty: true,
+            env: vec!["TERM=vt100".into()],
+            ..Default::default()
+        };
+        let env = build(ID, Some(&img), &own_term, &[]).unwrap().process().clone().unwrap().env().clone().unwrap();
+        assert!(env.contains(&"TERM=vt100".to_string()) && !env.contains(&"TERM=xterm".to_string()));
+        let plain = build(ID, Some(&img), &RunOptions::default(), &[]).unwrap();
+        let process = plain.process().as_ref().unwrap();
+        assert_eq!(process.terminal(), Some(false));
+        assert!(process.console_size().is_none());
+
+        // An exec's terminal is its own: none without -t even in a container with one.
+        let base = spec.process().as_ref().unwrap();
+        let args = ["sh".to_string()];
+        let exec = exec_process(base, &ExecOptions { args: &args, ..Default::default() }, &[]).unwrap();
+        assert_eq!(exec.terminal(), Some(false));
+        assert!(exec.console_size().is_none());
+        let exec = exec_process(plain.process().as_ref().unwrap(), &ExecOptions { args: &args, tty: true, console_size: Some((20, 60)), ..Default::default() }, &[]).unwrap();
+        assert_eq!(exec.terminal(), Some(true));
+        assert_eq!(exec.console_size().map(|s| (s.height(), s.width())), Some((20, 60)));
+        assert!(exec.env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
     }
 
     #[test]

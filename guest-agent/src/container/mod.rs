@@ -45,6 +45,9 @@ pub struct Container {
     command: String,
     /// Whether the command was found through `$PATH`.
     searched_path: bool,
+    /// The master of the first process's terminal, if it has one, for the
+    /// agent to take and relay.
+    pub terminal: Option<OwnedFd>,
 }
 
 fn rlimit_resource(typ: PosixRlimitType) -> libc::c_int {
@@ -182,6 +185,7 @@ impl Container {
                 pending_start: Some((first.sync, first.report)),
                 command: first.command,
                 searched_path: first.searched_path,
+                terminal: first.terminal,
             }),
             Err(err) => {
                 let _ = rootfs.remove();
@@ -241,8 +245,9 @@ pub struct ExecTarget {
 
 impl ExecTarget {
     /// Runs another process in the container's namespaces and cgroup
-    /// (`hull exec`); returns once it has `execve`d.
-    pub async fn exec(&self, process: &Process, stdio: [OwnedFd; 3], register: impl FnOnce(Pid)) -> Result<Pid> {
+    /// (`hull exec`), with a pseudo-terminal if `terminal`; returns once it
+    /// has `execve`d, with the master of its terminal.
+    pub async fn exec(&self, process: &Process, terminal: bool, stdio: [OwnedFd; 3], register: impl FnOnce(Pid)) -> Result<(Pid, Option<OwnedFd>)> {
         let ns = |name: &str| -> Result<OwnedFd> {
             let path = format!("/proc/{}/ns/{name}", self.pid);
             Ok(std::fs::File::open(&path).with_context(|| format!("opening {path} (is the container running?)"))?.into())
@@ -254,7 +259,7 @@ impl ExecTarget {
             .map(|(name, kind)| Ok((ns(name)?, kind)))
             .collect::<Result<Vec<_>>>()?;
         let pipes = child_pipes()?;
-        let (mut plan, command, searched_path) = process_plan(process, &stdio, &pipes.0, &pipes.3)?;
+        let (mut plan, command, searched_path) = process_plan(process, terminal, &stdio, &pipes.0, &pipes.3)?;
         plan.join_namespaces = joined.iter().map(|(fd, kind)| (fd.as_raw_fd(), *kind)).collect();
         let describe = |r: Report| describe_exec_failure(r, &command, searched_path);
         let spawned = spawn_process((plan, command.clone(), searched_path), Namespaces::Join { pid: &pid_ns }, &self.cgroup, pipes, stdio, register, describe).await?;
@@ -265,7 +270,7 @@ impl ExecTarget {
             searched_path: spawned.searched_path,
         };
         start.start().await?;
-        Ok(spawned.pid)
+        Ok((spawned.pid, spawned.terminal))
     }
 }
 
@@ -327,9 +332,44 @@ pub fn exit_status_of(status: WaitStatus, oom_killed: impl FnOnce() -> bool) -> 
     }
 }
 
+/// The initial size of a process's terminal: its `console_size`, else 0x0
+/// (unknown, as a fresh pty has).
+fn terminal_size(process: &Process) -> Result<libc::winsize> {
+    let (rows, cols) = process.console_size().map_or((0, 0), |size| (size.height(), size.width()));
+    let fits = |n: u64| u16::try_from(n).map_err(|_| anyhow!("terminal size {rows}x{cols} is out of range"));
+    Ok(libc::winsize {
+        ws_row: fits(rows)?,
+        ws_col: fits(cols)?,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    })
+}
+
+/// Sets the window size of the terminal whose master is `master`; the
+/// kernel sends SIGWINCH to its foreground process group.
+pub fn resize_terminal(master: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which is valid.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("setting the terminal size");
+    }
+    Ok(())
+}
+
 /// The part of a child's plan that comes from the OCI process: what runs,
-/// as whom, where, with which limits and capabilities.
-fn process_plan(process: &Process, stdio: &[OwnedFd; 3], sync_read: &OwnedFd, report_write: &OwnedFd) -> Result<(ChildPlan, String, bool)> {
+/// as whom, where, with which limits and capabilities, on a terminal or not.
+fn process_plan(
+    process: &Process,
+    terminal: bool,
+    stdio: &[OwnedFd; 3],
+    sync_read: &OwnedFd,
+    report_write: &OwnedFd,
+) -> Result<(ChildPlan, String, bool)> {
     let args = process.args().as_ref().filter(|a| !a.is_empty()).context("no command given")?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd();
@@ -365,6 +405,7 @@ fn process_plan(process: &Process, stdio: &[OwnedFd; 3], sync_read: &OwnedFd, re
         exec_candidates,
         argv: cstrings(args)?,
         envp: cstrings(&env)?,
+        terminal: terminal.then(|| terminal_size(process)).transpose()?,
     };
     Ok((plan, args[0].clone(), searched_path))
 }
@@ -379,7 +420,8 @@ fn first_process_plan(
     report_write: &OwnedFd,
 ) -> Result<(ChildPlan, String, bool)> {
     let process = spec.process().as_ref().context("spec has no process")?;
-    let (mut plan, command, searched_path) = process_plan(process, stdio, sync_read, report_write)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let (mut plan, command, searched_path) = process_plan(process, terminal, stdio, sync_read, report_write)?;
     // Docker creates a missing working directory.
     rootfs.prepare_path(process.cwd(), false)?;
     let linux = spec.linux().as_ref();
@@ -400,6 +442,29 @@ struct Spawned {
     report: FdStream,
     command: String,
     searched_path: bool,
+    /// The master of its terminal, copied from the child.
+    terminal: Option<OwnedFd>,
+}
+
+/// Copies descriptor `fd` of process `pid` into the agent (close-on-exec),
+/// as `pidfd_getfd(2)` does.
+fn copy_fd_of(pid: Pid, fd: u32) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if pidfd < 0 {
+        return Err(std::io::Error::last_os_error()).context("opening a pidfd of the container process");
+    }
+    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags and
+    // returns a new descriptor or -1; a bad number is an error, not UB.
+    let copied = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if copied < 0 {
+        return Err(std::io::Error::last_os_error()).context("taking the terminal from the container process");
+    }
+    // SAFETY: pidfd_getfd returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(copied as libc::c_int) })
 }
 
 /// How a process is made: its own new namespaces (a container's first
@@ -420,6 +485,7 @@ async fn spawn_process(
     describe: impl Fn(Report) -> String,
 ) -> Result<Spawned> {
     let (sync_read, sync_write, report_read, report_write) = pipes;
+    let wants_terminal = plan.terminal.is_some();
     let pid = {
         // Raw pointers for execve, used only by the child: kept in this
         // block so that nothing of them lives across the awaits below.
@@ -462,18 +528,23 @@ async fn spawn_process(
         cgroup.add_process(pid.as_raw())?;
         sync.write_all(&[process::SYNC_CGROUP_JOINED]).await?;
         match read_report(&mut report).await? {
-            Some(r) if r.stage == Stage::Ready as u32 => Ok((sync.into_inner(), report)),
+            Some(r) if r.stage == Stage::Ready as u32 => {
+                // The child is waiting for SYNC_START, so its master is still open.
+                let terminal = wants_terminal.then(|| copy_fd_of(pid, r.detail)).transpose()?;
+                Ok((sync.into_inner(), report, terminal))
+            }
             Some(r) => Err(anyhow!(describe(r))),
             None => Err(anyhow!("container process exited during set-up")),
         }
     };
     match setup.await {
-        Ok((sync, report)) => Ok(Spawned {
+        Ok((sync, report, terminal)) => Ok(Spawned {
             pid,
             sync,
             report,
             command,
             searched_path,
+            terminal,
         }),
         Err(err) => {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -12,6 +12,13 @@
 //! [`SYNC_START`] to let it `execve`. `report` (close-on-exec): the child
 //! writes a [`Report`] when a step fails or when it is ready; end of file
 //! after [`SYNC_START`] means `execve` succeeded.
+//!
+//! A process with a terminal opens it itself, from the container's
+//! /dev/ptmx once it is in the container's mount namespace, so that the
+//! terminal is on the container's own devpts (`tty` names a path that exists
+//! there). Its [`Stage::Ready`] report carries the master's descriptor
+//! number, and the parent copies the master out with `pidfd_getfd(2)`
+//! before letting it `execve` (which closes the child's copy).
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
@@ -55,13 +62,15 @@ pub enum Stage {
     Exec = 13,
     /// Joining a running container's namespaces (exec).
     JoinNamespace = 14,
+    /// Opening the pseudo-terminal and making it the controlling terminal.
+    Terminal = 15,
 }
 
 impl Stage {
     /// Decodes a stage number from the child; unknown numbers are `None`.
     pub fn from_u32(value: u32) -> Option<Self> {
         use Stage::*;
-        [Ready, Stdio, Sync, CgroupNamespace, Mount, Hostname, PivotRoot, ProtectPaths, Rlimit, NoNewPrivileges, User, Capabilities, Cwd, Exec, JoinNamespace]
+        [Ready, Stdio, Sync, CgroupNamespace, Mount, Hostname, PivotRoot, ProtectPaths, Rlimit, NoNewPrivileges, User, Capabilities, Cwd, Exec, JoinNamespace, Terminal]
             .into_iter()
             .find(|stage| *stage as u32 == value)
     }
@@ -84,6 +93,7 @@ impl Stage {
             Stage::Cwd => "changing to the working directory",
             Stage::Exec => "exec",
             Stage::JoinNamespace => "joining the container's namespaces",
+            Stage::Terminal => "opening the terminal",
         }
     }
 }
@@ -95,7 +105,9 @@ pub struct Report {
     pub stage: u32,
     /// `errno` of the failure, 0 for [`Stage::Ready`].
     pub errno: i32,
-    /// Which item of the step failed (the mount's index, the exec candidate).
+    /// Which item of the step failed (the mount's index, the exec
+    /// candidate); for [`Stage::Ready`] of a process with a terminal, the
+    /// child's descriptor of the terminal's master.
     pub detail: u32,
 }
 
@@ -216,6 +228,9 @@ pub struct ChildPlan {
     pub argv: Vec<CString>,
     /// envp, its pointer array null-terminated.
     pub envp: Vec<CString>,
+    /// Give the process a pseudo-terminal of this initial size as its
+    /// stdin, stdout, stderr and controlling terminal (replacing `stdio`).
+    pub terminal: Option<libc::winsize>,
 }
 
 /// Null-terminated pointer array for `execve`; borrows `strings`.
@@ -295,6 +310,14 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
                 }
             }
         }
+        // Before switching user: the terminal is handed to the process's user.
+        let mut terminal_master: RawFd = -1;
+        if let Some(size) = &plan.terminal {
+            match open_terminal(size, plan.uid) {
+                Ok(master) => terminal_master = master,
+                Err(err) => return fail(Stage::Terminal, err, 0),
+            }
+        }
         for (index, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
             let limit = libc::rlimit {
                 rlim_cur: soft,
@@ -316,7 +339,7 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             return fail(Stage::Cwd, errno(), 0);
         }
-        report(plan.report_write, Stage::Ready, 0, 0);
+        report(plan.report_write, Stage::Ready, 0, terminal_master.max(0) as u32);
         if let Err(err) = wait_for(plan.sync_read, SYNC_START) {
             return fail(Stage::Sync, err, 1);
         }
@@ -335,6 +358,43 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
         }
         fail(Stage::Exec, last_err, failed_index as u32)
     }
+}
+
+/// Opens a pseudo-terminal from the container's /dev/ptmx, sets its size,
+/// gives the slave to `uid` (as runc does, so the user can reopen its tty)
+/// and makes it this session's controlling terminal and stdin, stdout and
+/// stderr. Returns the master (close-on-exec), for the parent to copy.
+unsafe fn open_terminal(size: &libc::winsize, uid: libc::uid_t) -> Result<RawFd, i32> {
+    let master = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+    if master < 0 {
+        return Err(errno());
+    }
+    let unlock: libc::c_int = 0;
+    if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 || libc::ioctl(master, libc::TIOCSWINSZ, size) < 0 {
+        return Err(errno());
+    }
+    // The peer by descriptor, not by /dev/pts/N path: no path lookup to race.
+    let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+    if slave < 0 {
+        return Err(errno());
+    }
+    // gid stays devpts's (its gid= option), as runc leaves it.
+    if libc::fchown(slave, uid, libc::gid_t::MAX) < 0 {
+        return Err(errno());
+    }
+    // The child called setsid(), so it leads a session without a terminal.
+    if libc::ioctl(slave, libc::TIOCSCTTY, 0) < 0 {
+        return Err(errno());
+    }
+    for target in 0..3 {
+        if libc::dup2(slave, target) < 0 {
+            return Err(errno());
+        }
+    }
+    if slave > 2 {
+        libc::close(slave);
+    }
+    Ok(master)
 }
 
 /// A first process's own container: cgroup namespace, mounts, root,
@@ -589,6 +649,7 @@ mod tests {
         };
         assert_eq!(Report::from_bytes(&report.to_bytes()), report);
         assert_eq!(Stage::from_u32(13), Some(Stage::Exec));
+        assert_eq!(Stage::from_u32(15), Some(Stage::Terminal));
         assert_eq!(Stage::from_u32(99), None);
     }
 

@@ -402,12 +402,14 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
         let [name] = args.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        let id = load(paths, name)?.1.id;
+        let record = load(paths, name)?.1;
+        let (id, tty) = (record.id, record.config.tty);
+        super::terminal::check_input_is_terminal(args.interactive, tty)?;
         let monitor = match start_one(paths, name).await? {
             Some(monitor) => monitor,
             None => client::connect(paths, &id).await?,
         };
-        return attach_and_wait(&monitor, args.interactive, Some((paths, &id))).await;
+        return attach_and_wait(&monitor, args.interactive, tty, Some((paths, &id))).await;
     }
     for_each(&args.containers, |name| async move {
         start_detached(paths, &name).await?;
@@ -616,8 +618,10 @@ pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
     if record.state.status != Status::Running {
         bail!("You cannot attach to a stopped container, start it first");
     }
+    let attach_stdin = record.config.open_stdin && !args.no_stdin;
+    super::terminal::check_input_is_terminal(attach_stdin, record.config.tty)?;
     let monitor = client::connect(paths, &record.id).await?;
-    attach_and_wait(&monitor, record.config.open_stdin && !args.no_stdin, None).await
+    attach_and_wait(&monitor, attach_stdin, record.config.tty, None).await
 }
 
 /// `hull top`.

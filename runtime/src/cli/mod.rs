@@ -12,6 +12,7 @@ mod network;
 mod run;
 mod system;
 mod template;
+mod terminal;
 
 use crate::config::Paths;
 use clap::{Parser, Subcommand};

@@ -2,6 +2,7 @@
 //! its microVM, and (for `run` without `-d`) the terminal attached to it.
 
 use super::images::open_store;
+use super::terminal::{self, RawMode};
 use super::ExitWith;
 use crate::config::{GuestArtifacts, Paths};
 use crate::container::{generate_name, ContainerConfig, ContainerRecord, ContainerStore, HostConfig, RestartPolicy};
@@ -35,7 +36,7 @@ pub struct ProcessArgs {
     /// Keep STDIN open even if not attached
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     tty: bool,
     /// Set environment variables
@@ -228,9 +229,6 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// Creates a container's record, spec and sandbox plan; returns its id.
 pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
-    if args.process.tty {
-        bail!("-t/--tty is not supported yet");
-    }
     refuse_host_namespaces(args)?;
     let restart_policy = parse_restart(&args.restart)?;
     if args.rm && !restart_policy.name.is_empty() {
@@ -289,6 +287,9 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         cpus: args.cpus,
         pids_limit: args.pids_limit,
         read_only: args.read_only,
+        tty: args.process.tty,
+        // The process starts with the user's size, before any resize could reach it.
+        console_size: terminal::current_size().map(|size| (size.rows, size.cols)),
     };
     let mut spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
     // /etc/hosts, /etc/hostname and /etc/resolv.conf come from the host, as Docker's do.
@@ -331,6 +332,7 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         attach_stdin: args.process.interactive,
         attach_stdout: true,
         attach_stderr: true,
+        tty: args.process.tty,
         open_stdin: args.process.interactive,
         stdin_once: args.process.interactive,
         env: process.env().clone().unwrap_or_default(),
@@ -467,6 +469,10 @@ pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
 
 /// `hull run`.
 pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
+    let process = &args.create.process;
+    if !args.detach {
+        terminal::check_input_is_terminal(process.interactive, process.tty)?;
+    }
     pull_if_needed(paths, &args.create).await?;
     let id = create_container(paths, &args.create)?;
     let monitor = match start_monitor(paths, &id).await {
@@ -486,7 +492,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let result = attach_and_wait(&monitor, args.create.process.interactive, Some((paths, &id))).await;
+    let result = attach_and_wait(&monitor, args.create.process.interactive, args.create.process.tty, Some((paths, &id))).await;
     if args.create.rm {
         // As `docker run --rm`: return once the container is gone, VM and all.
         let store = ContainerStore::open(&paths.root)?;
@@ -517,7 +523,8 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
 
 /// Attaches the terminal, starts the container when `start` names it,
 /// forwards stdin and signals, and returns the container's exit code.
-pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: Option<(&Paths, &str)>) -> Result<i32> {
+/// `tty`: the container has a terminal of its own.
+pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, tty: bool, start: Option<(&Paths, &str)>) -> Result<i32> {
     let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
     monitor
         .request(MonitorRequest::Attach {
@@ -535,23 +542,56 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, start: 
             return Err(err);
         }
     }
-    session(monitor, interactive, wait, outputs, true).await
+    session(monitor, Session { interactive, tty, proxy_signals: true }, wait, outputs).await
+}
+
+/// How a session runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    /// Forward stdin.
+    pub interactive: bool,
+    /// The process has a terminal: the user's goes raw (with `interactive`)
+    /// and its window size is passed on.
+    pub tty: bool,
+    /// Ctrl-C and SIGTERM go to the container (as Docker's sig-proxy), a
+    /// second one or a grace period later SIGKILL; without, Ctrl-C just
+    /// ends the session.
+    pub proxy_signals: bool,
+}
+
+/// Tells the monitor the user's window size, if there is one; a process
+/// that is gone or not started yet has nothing to resize, which is fine.
+async fn send_window_size(monitor: &MonitorClient) {
+    if let Some(size) = terminal::current_size() {
+        if let Err(err) = monitor.request(MonitorRequest::ResizeTerminal { size }).await {
+            tracing::debug!("resizing the container's terminal: {err}");
+        }
+    }
 }
 
 /// Streams a session (an attach, an exec) until `outcome` answers: stdin
-/// to the monitor, output to the terminal. With `proxy_signals`, Ctrl-C and
-/// SIGTERM go to the container (as Docker's sig-proxy), and a second one or
-/// a grace period later, SIGKILL; without, Ctrl-C just ends the session.
+/// to the monitor, output to the terminal, signals and window sizes as
+/// `how` says.
 pub async fn session(
     monitor: &MonitorClient,
-    interactive: bool,
+    how: Session,
     outcome: impl std::future::Future<Output = Result<MonitorResponse, RpcError>>,
     outputs: [tokio::task::JoinHandle<()>; 2],
-    proxy_signals: bool,
 ) -> Result<i32> {
+    let Session {
+        interactive,
+        tty,
+        proxy_signals,
+    } = how;
     tokio::pin!(outcome);
     let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
+    let mut sigwinch = signal(SignalKind::window_change()).context("watching SIGWINCH")?;
+    if tty {
+        send_window_size(monitor).await;
+    }
+    // Restored when this returns, whichever way (detach and errors included).
+    let raw_mode = if tty && interactive { RawMode::enable().context("setting the terminal to raw mode")? } else { None };
     // Stdin goes to the container until it ends; Docker's detach keys
     // (Ctrl-p Ctrl-q) leave the session with the container running.
     let forward_stdin = async {
@@ -589,6 +629,7 @@ pub async fn session(
             },
             detached = &mut forward_stdin, if !stdin_done => {
                 if detached {
+                    drop(raw_mode);
                     eprintln!("read escape sequence");
                     return Ok(0);
                 }
@@ -597,6 +638,10 @@ pub async fn session(
             }
             Some(()) = sigint.recv() => libc::SIGINT,
             Some(()) = sigterm.recv() => libc::SIGTERM,
+            Some(()) = sigwinch.recv(), if tty => {
+                send_window_size(monitor).await;
+                continue;
+            }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
                 kill_at = None;
                 let _ = monitor.request(signal_request(libc::SIGKILL)).await;
@@ -667,8 +712,8 @@ pub struct ExecArgs {
 
 /// Runs a command in a running container.
 pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
-    if args.process.tty {
-        bail!("-t/--tty is not supported yet");
+    if !args.detach {
+        terminal::check_input_is_terminal(args.process.interactive, args.process.tty)?;
     }
     let (container, command) = args.container_and_command.split_first().context("a container is required")?;
     let store = ContainerStore::open(&paths.root)?;
@@ -686,12 +731,19 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         user: args.process.user.clone(),
         stdin: args.process.interactive,
         detach: args.detach,
+        tty: args.process.tty,
+        size: if args.process.tty { terminal::current_size() } else { None },
     };
     if args.detach {
         monitor.request(request).await.map_err(start_error)?;
         return Ok(0);
     }
-    session(&monitor, args.process.interactive, monitor.request(request), outputs, false).await
+    let how = Session {
+        interactive: args.process.interactive,
+        tty: args.process.tty,
+        proxy_signals: false,
+    };
+    session(&monitor, how, monitor.request(request), outputs).await
 }
 
 #[cfg(test)]

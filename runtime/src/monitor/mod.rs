@@ -921,6 +921,8 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
     // Where this connection's stdin goes for an exec: queued until the
     // exec's process exists, then passed to the agent by `run_exec`.
     let mut exec_stdin: Option<mpsc::UnboundedSender<Vec<u8>>> = None;
+    // This connection's exec with a terminal: what its resizes apply to.
+    let mut exec_terminal: Option<String> = None;
     while let Ok(Some(Ok(frame))) = reader.next().await {
         match frame.kind {
             FrameKind::Request => {
@@ -967,6 +969,8 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         user,
                         stdin,
                         detach,
+                        tty,
+                        size,
                     } => {
                         let Some(agent) = lock(&shared.agent).clone() else {
                             respond(MonitorResponse::error(format!("Container {} is not running", shared.id)))
@@ -985,9 +989,33 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             user,
                             stdin,
                             detach,
+                            tty,
+                            size,
                             base,
                         };
+                        if tty {
+                            exec_terminal = Some(exec.id());
+                        }
                         tokio::spawn(run_exec(shared.clone(), agent, exec, stdin_rx, frames_tx.clone(), respond));
+                    }
+                    MonitorRequest::ResizeTerminal { size } => {
+                        let agent = lock(&shared.agent).clone();
+                        let request = Request::ResizeTerminal {
+                            container_id: shared.id.clone(),
+                            exec_id: exec_terminal.clone(),
+                            rows: size.rows,
+                            cols: size.cols,
+                        };
+                        tokio::spawn(async move {
+                            let response = match agent {
+                                None => MonitorResponse::error("the container is not running"),
+                                Some(agent) => match agent.request_done(request).await {
+                                    Ok(()) => MonitorResponse::Done,
+                                    Err(err) => MonitorResponse::error(err.to_string()),
+                                },
+                            };
+                            respond(response).await;
+                        });
                     }
                     MonitorRequest::Top => {
                         let agent = lock(&shared.agent).clone();
@@ -1009,7 +1037,11 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             MonitorRequest::Start => Control::Start(reply_tx),
                             MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
                             MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
-                            MonitorRequest::Attach { .. } | MonitorRequest::Wait | MonitorRequest::Exec { .. } | MonitorRequest::Top => continue,
+                            MonitorRequest::Attach { .. }
+                            | MonitorRequest::Wait
+                            | MonitorRequest::Exec { .. }
+                            | MonitorRequest::ResizeTerminal { .. }
+                            | MonitorRequest::Top => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {
@@ -1061,7 +1093,16 @@ struct ExecRequest {
     user: Option<String>,
     stdin: bool,
     detach: bool,
+    tty: bool,
+    size: Option<proto::TerminalSize>,
     base: u32,
+}
+
+impl ExecRequest {
+    /// The exec's id in the agent.
+    fn id(&self) -> String {
+        format!("exec{}", self.base)
+    }
 }
 
 /// Runs an exec in the container, streaming its output to the client, and
@@ -1078,14 +1119,15 @@ where
     F: FnOnce(MonitorResponse) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let process = match crate::spec::exec_process(
-        &shared.base_process,
-        &exec.args,
-        &exec.env,
-        exec.workdir.as_deref(),
-        exec.user.as_deref(),
-        &shared.layer_dirs,
-    ) {
+    let options = crate::spec::ExecOptions {
+        args: &exec.args,
+        env: &exec.env,
+        workdir: exec.workdir.as_deref(),
+        user: exec.user.as_deref(),
+        tty: exec.tty,
+        console_size: exec.size.map(|size| (size.rows, size.cols)),
+    };
+    let process = match crate::spec::exec_process(&shared.base_process, &options, &shared.layer_dirs) {
         Ok(process) => process,
         Err(err) => {
             return respond(MonitorResponse::Error {
@@ -1095,7 +1137,7 @@ where
             .await
         }
     };
-    let exec_id = format!("exec{}", exec.base);
+    let exec_id = exec.id();
     let (stdout, stderr) = (exec.base + 1, exec.base + 2);
     let forwarders: Vec<_> = if exec.detach {
         Vec::new()
@@ -1127,6 +1169,7 @@ where
                 stdout: (!exec.detach).then_some(stdout),
                 stderr: (!exec.detach).then_some(stderr),
             },
+            terminal: exec.tty,
         })
         .await;
     if let Err(err) = created {

@@ -57,9 +57,30 @@ pub enum MonitorRequest {
         stdin: bool,
         /// Do not wait for it.
         detach: bool,
+        /// Give it a pseudo-terminal (`-t`); its stderr comes on stdout.
+        #[serde(default)]
+        tty: bool,
+        /// The terminal's initial size, if the client has one.
+        #[serde(default)]
+        size: Option<TerminalSize>,
+    },
+    /// Set the size of the terminal of this connection's exec, else of the
+    /// container's process (a client's window changed).
+    ResizeTerminal {
+        /// The new size.
+        size: TerminalSize,
     },
     /// The container's processes (`hull top`).
     Top,
+}
+
+/// A terminal's window size.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
 }
 
 /// The outcome of a monitor request.
