@@ -254,10 +254,10 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     let images = open_store(paths)?;
     let image = match images.resolve(image_name) {
         Ok(image) => image,
+        // (`--pull` said "Unable to find image" already, if it looked.)
         Err(ImageError::NotFound(_)) => {
             let shown = Reference::parse(image_name).map_or_else(|_| image_name.clone(), |r| r.familiar_string());
-            eprintln!("Unable to find image '{shown}' locally");
-            bail!("No such image: {image_name}");
+            bail!("No such image: {shown}");
         }
         Err(err) => return Err(err.into()),
     };
