@@ -197,6 +197,55 @@ impl RootfsLayers {
     }
 }
 
+/// One line of `hull diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `A` added, `C` changed, `D` deleted, as Docker prints them.
+    pub kind: char,
+    /// The path in the container, from `/`.
+    pub path: String,
+}
+
+impl RootfsLayers {
+    /// What the container changed, from its writable layer: a whiteout is
+    /// a deletion, a path the image has is a change, any other an addition.
+    /// Only names and types are read in the writable layer; no link is
+    /// followed there.
+    pub fn changes(&self) -> Result<Vec<Change>, RootfsError> {
+        let mut changes = Vec::new();
+        if self.upper.is_dir() {
+            self.collect_changes(Path::new(""), &mut changes)?;
+        }
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
+    }
+
+    fn collect_changes(&self, relative: &Path, changes: &mut Vec<Change>) -> Result<(), RootfsError> {
+        let dir = self.upper.join(relative);
+        for entry in std::fs::read_dir(&dir).map_err(io_error("reading", &dir))? {
+            let entry = entry.map_err(io_error("reading", &dir))?;
+            let name = relative.join(entry.file_name());
+            let meta = std::fs::symlink_metadata(entry.path()).map_err(io_error("inspecting", &entry.path()))?;
+            let in_image = self.layers.iter().any(|layer| std::fs::symlink_metadata(layer.join(&name)).is_ok());
+            let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                'D'
+            } else if in_image {
+                'C'
+            } else {
+                'A'
+            };
+            changes.push(Change {
+                kind,
+                path: format!("/{}", name.display()),
+            });
+            if meta.is_dir() {
+                self.collect_changes(&name, changes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// In the calling thread: a private mount namespace, then `mount` at
 /// `point`, read-only. The thread must be one of Hull's own (the process's
 /// other threads keep the host's namespace: `unshare(CLONE_NEWNS)` gives

@@ -244,6 +244,12 @@ fn writable_layer_survives_restart_and_commit_makes_an_image_of_it() {
     assert!(names.iter().any(|n| n == "kept"), "the container's file is missing from the export");
     assert!(!names.iter().any(|n| n == "bin/ls"), "a removed file is in the export");
 
+    // diff lists them as Docker does.
+    let diff = ok(&hull, &["diff", "keeper"]);
+    for line in ["C /bin", "D /bin/ls", "A /kept", "A /fresh", "C /home", "A /home/only"] {
+        assert!(diff.lines().any(|l| l == line), "no '{line}' in diff:\n{diff}");
+    }
+
     // commit: the changes (deletions included) become a layer of a new image.
     let out = hull.run(["commit", "keeper", "Bad:Name"]);
     assert_eq!(out.status.code(), Some(1));

@@ -871,3 +871,20 @@ fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Re
     }
     Ok(())
 }
+
+/// `hull diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The container
+    container: String,
+}
+
+/// Lists the changes to a container's files: `A` added, `C` changed, `D` deleted.
+pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
+    let (store, record) = load(paths, &args.container)?;
+    let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
+    for change in rootfs.changes()? {
+        println!("{} {}", change.kind, change.path);
+    }
+    Ok(0)
+}

@@ -68,6 +68,8 @@ enum Command {
     Wait(containers::WaitArgs),
     /// Create a new image from a container's changes
     Commit(containers::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(containers::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
     /// Display the running processes of a container
@@ -173,6 +175,7 @@ pub fn main() -> i32 {
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
             Command::Commit(args) => containers::commit(&paths, args).await,
+            Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,
             Command::Inspect(args) => containers::inspect(&paths, args),
