@@ -4,6 +4,7 @@
 
 pub mod agent_client;
 pub mod container;
+pub mod copy;
 pub mod logs;
 pub mod monitor;
 pub mod rpc;

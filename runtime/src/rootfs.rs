@@ -16,6 +16,9 @@
 //!   below, as in the upper one), mounted in a mount namespace of one
 //!   thread's own ([`RootfsLayers::with_view`]) that ends with the thread.
 //!   A view never conflicts with the running overlay's upper directory.
+//! * `cp` into a stopped container mounts the read-write overlay the same
+//!   way ([`RootfsLayers::with_writable`]); into a running one it goes
+//!   through virtiofsd's own mount (see [`crate::copy`]).
 //! * [`write_layer_tar`] reads the upper directory directly, for `commit`.
 
 use std::ffi::CString;
@@ -170,31 +173,57 @@ impl RootfsLayers {
         T: Send + 'static,
         F: FnOnce(&Path) -> T + Send + 'static,
     {
-        let mount = self.view_mount()?;
-        let point = scratch.join(format!("view-{}-{:x}", std::process::id(), rand_u64()));
-        // (All of it: another view may just have removed `scratch`.)
-        std::fs::create_dir_all(&point).map_err(io_error("creating", &point))?;
-        let point_c = cstring(&point)?;
-        let thread_point = point.clone();
-        let result = std::thread::Builder::new()
-            .name("hull-rootfs-view".into())
-            .spawn(move || -> Result<T, RootfsError> {
-                mount_private_overlay(&mount, &point_c).map_err(io_error("mounting a view at", &thread_point))?;
-                let output = work(&thread_point);
-                // The namespace dies with this thread anyway; unmount first
-                // so the directory can go.
-                // SAFETY: umount2 on a NUL-terminated path we own.
-                unsafe { libc::umount2(point_c.as_ptr(), libc::MNT_DETACH) };
-                Ok(output)
-            })
-            .map_err(|e| RootfsError::Worker(e.to_string()))?
-            .join()
-            .map_err(|_| RootfsError::Worker("the thread panicked".into()))?;
-        let _ = std::fs::remove_dir(&point);
-        // Only if empty: no other view is using it.
-        let _ = std::fs::remove_dir(scratch);
-        result
+        // A container created but never started has no writable layer yet.
+        self.create()?;
+        with_private_mount(self.view_mount()?, libc::MS_RDONLY, scratch, "view", work)
     }
+
+    /// As [`Self::with_view`], but read-write: the overlay with the
+    /// container's writable layer as its upper directory, for writing into
+    /// a stopped container (`cp`). Only while no sandbox runs: an upper and
+    /// work directory must not serve two overlays at once (that is the
+    /// running overlay's, in virtiofsd's namespace).
+    pub fn with_writable<T, F>(&self, scratch: &Path, work: F) -> Result<T, RootfsError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> T + Send + 'static,
+    {
+        self.create()?;
+        with_private_mount(self.writable_mount()?, 0, scratch, "writable", work)
+    }
+}
+
+/// Runs `work` in a thread of its own, with `mount` mounted (with `flags`
+/// besides nodev and nosuid) at a fresh directory under `scratch`, in that
+/// thread's private mount namespace; the mount goes when the thread ends.
+fn with_private_mount<T, F>(mount: OverlayMount, flags: libc::c_ulong, scratch: &Path, kind: &str, work: F) -> Result<T, RootfsError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Path) -> T + Send + 'static,
+{
+    let point = scratch.join(format!("{kind}-{}-{:x}", std::process::id(), rand_u64()));
+    // (All of it: another view may just have removed `scratch`.)
+    std::fs::create_dir_all(&point).map_err(io_error("creating", &point))?;
+    let point_c = cstring(&point)?;
+    let thread_point = point.clone();
+    let result = std::thread::Builder::new()
+        .name(format!("hull-rootfs-{kind}"))
+        .spawn(move || -> Result<T, RootfsError> {
+            mount_private_overlay(&mount, &point_c, flags).map_err(io_error("mounting the container's file system at", &thread_point))?;
+            let output = work(&thread_point);
+            // The namespace dies with this thread anyway; unmount first
+            // so the directory can go.
+            // SAFETY: umount2 on a NUL-terminated path we own.
+            unsafe { libc::umount2(point_c.as_ptr(), libc::MNT_DETACH) };
+            Ok(output)
+        })
+        .map_err(|e| RootfsError::Worker(e.to_string()))?
+        .join()
+        .map_err(|_| RootfsError::Worker("the thread panicked".into()))?;
+    let _ = std::fs::remove_dir(&point);
+    // Only if empty: no other view is using it.
+    let _ = std::fs::remove_dir(scratch);
+    result
 }
 
 /// One line of `hull diff`.
@@ -247,10 +276,11 @@ impl RootfsLayers {
 }
 
 /// In the calling thread: a private mount namespace, then `mount` at
-/// `point`, read-only. The thread must be one of Hull's own (the process's
-/// other threads keep the host's namespace: `unshare(CLONE_NEWNS)` gives
-/// this thread its own file-system context).
-fn mount_private_overlay(mount: &OverlayMount, point: &CString) -> std::io::Result<()> {
+/// `point`, with `flags` (`MS_RDONLY` for a view) besides nodev and nosuid.
+/// The thread must be one of Hull's own (the process's other threads keep
+/// the host's namespace: `unshare(CLONE_NEWNS)` gives this thread its own
+/// file-system context).
+fn mount_private_overlay(mount: &OverlayMount, point: &CString, flags: libc::c_ulong) -> std::io::Result<()> {
     let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
     let null = std::ptr::null();
     // SAFETY: plain system calls on NUL-terminated strings that outlive them.
@@ -258,7 +288,7 @@ fn mount_private_overlay(mount: &OverlayMount, point: &CString) -> std::io::Resu
         check(libc::unshare(libc::CLONE_NEWNS))?;
         check(libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()))?;
         check(libc::chdir(mount.cwd.as_ptr()))?;
-        let flags = libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID;
+        let flags = flags | libc::MS_NODEV | libc::MS_NOSUID;
         let mounted = check(libc::mount(c"overlay".as_ptr(), point.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()));
         check(libc::chdir(c"/".as_ptr()))?;
         mounted
@@ -475,5 +505,28 @@ mod tests {
         assert!(!scratch.exists(), "the view's mount point stayed");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains("hull-rootfs") && !mounts.contains(scratch.to_str().unwrap()), "a view leaked into the host's namespace");
+    }
+
+    #[test]
+    fn a_writable_mount_writes_into_the_writable_layer_and_leaves_no_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layers/base");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::write(layer.join("etc/base"), "base").unwrap();
+        let rootfs = RootfsLayers::new(&dir.path().join("container"), vec![layer.clone()]);
+        let scratch = dir.path().join("scratch");
+        rootfs
+            .with_writable(&scratch, |root| {
+                std::fs::write(root.join("etc/new"), "new").unwrap();
+                std::fs::remove_file(root.join("etc/base")).unwrap();
+            })
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(rootfs.upper().join("etc/new")).unwrap(), "new");
+        assert!(std::fs::read_to_string(layer.join("etc/base")).is_ok(), "the image's layer changed");
+        let listing = rootfs.with_view(&scratch, |root| root.join("etc/base").exists()).unwrap();
+        assert!(!listing, "the removal did not reach the writable layer");
+        assert!(std::fs::read_dir(&scratch).map_or(true, |mut d| d.next().is_none()), "the mount point stayed");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(scratch.to_str().unwrap()), "the mount leaked into the host's namespace");
     }
 }

@@ -5,6 +5,7 @@
 //! found, 128 + N when signal N ended it.
 
 mod containers;
+mod cp;
 mod format;
 mod images;
 mod info;
@@ -72,6 +73,9 @@ enum Command {
     Diff(containers::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(override_usage = "hull cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       hull cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")]
+    Cp(cp::CpArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
     /// List port mappings or a specific mapping for the container
@@ -174,6 +178,7 @@ pub fn main() -> i32 {
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
+            Command::Cp(args) => cp::cp(&paths, args).await,
             Command::Commit(args) => containers::commit(&paths, args).await,
             Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
