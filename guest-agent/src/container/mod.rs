@@ -632,6 +632,19 @@ mod tests {
     }
 
     #[test]
+    fn terminal_sizes_are_bounded() {
+        let mut process = Process::default();
+        let size = terminal_size(&process).unwrap();
+        assert_eq!((size.ws_row, size.ws_col), (0, 0));
+        let console = |height: u64, width: u64| oci_spec::runtime::BoxBuilder::default().height(height).width(width).build().unwrap();
+        process.set_console_size(Some(console(33, 77)));
+        let size = terminal_size(&process).unwrap();
+        assert_eq!((size.ws_row, size.ws_col), (33, 77));
+        process.set_console_size(Some(console(24, 70_000)));
+        assert!(terminal_size(&process).is_err());
+    }
+
+    #[test]
     fn exec_failures_use_dockers_words() {
         let report = |errno| Report {
             stage: Stage::Exec as u32,
