@@ -672,9 +672,13 @@ pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
     };
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
     let scratch = paths.views_dir();
-    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| write_layer_tar(root, TreeKind::Merged, out)))
-        .await
-        .context("exporting")???;
+    // The archive is written by walking paths: a running guest must not
+    // swap a directory for a link meanwhile (it would lead the walk out of
+    // the container), so its VM is paused, as for commit.
+    let paused = pause_if_running(&record);
+    let exported = tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| write_layer_tar(root, TreeKind::Merged, out))).await;
+    drop(paused);
+    exported.context("exporting")???;
     Ok(0)
 }
 
@@ -784,9 +788,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let layer = images.root().join(format!(".tmp-commit-{}-{}.tar", std::process::id(), &record.id[..12]));
     // A paused VM cannot change the layer while it is read (nor swap a
     // file for a symlink under the reader): the VMM process is stopped.
-    let paused = (args.pause && record.state.running && monitor_alive(record.hull_sandbox.monitor_pid))
-        .then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid))
-        .flatten();
+    let paused = if args.pause { pause_if_running(&record) } else { None };
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
         write_layer_tar(rootfs.upper(), TreeKind::Upper, std::io::BufWriter::new(file))?;
@@ -803,6 +805,11 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let _ = std::fs::remove_file(&layer);
     println!("{}", committed?);
     Ok(0)
+}
+
+/// Pauses a running container's VM (see [`PausedVmm`]).
+fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
+    (record.state.running && monitor_alive(record.hull_sandbox.monitor_pid)).then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid)).flatten()
 }
 
 /// A VMM process stopped with SIGSTOP, continued when dropped.
@@ -883,7 +890,11 @@ pub struct DiffArgs {
 pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
     let (store, record) = load(paths, &args.container)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
-    for change in rootfs.changes()? {
+    // Listing walks the writable layer by path: the guest stays still meanwhile.
+    let paused = pause_if_running(&record);
+    let changes = rootfs.changes();
+    drop(paused);
+    for change in changes? {
         println!("{} {}", change.kind, change.path);
     }
     Ok(0)
