@@ -9,9 +9,6 @@ fn hull() -> Hull {
     Hull::with_busybox()
 }
 
-/// Runs `hull ARGS`, asserting success; returns stdout trimmed.
-
-
 fn inspect(hull: &Hull, name: &str, format: &str) -> String {
     ok(hull, &["inspect", "-f", format, name])
 }
