@@ -116,6 +116,8 @@ fn copy_out(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOp
 /// virtiofsd's.
 fn copy_in(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOptions) -> Result<u64> {
     let (store, record) = load(paths, name)?;
+    // A container that has just exited: its monitor lets go of the layer first.
+    let record = crate::monitor::settled_record(&store, &record.id, std::time::Duration::from_secs(5))?;
     let (name, source, dest) = (name.to_string(), source.to_string(), dest.to_string());
     let write = move |container: Tree| -> Result<u64, CopyError> {
         if source == "-" {

@@ -145,9 +145,19 @@ pub fn rmi(paths: &Paths, args: RmiArgs) -> Result<i32> {
 /// Shows how an image was built, from its config's history, as Docker does:
 /// the image id on the newest step, `<missing>` on the others.
 pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
-    let image = open_store(paths)?.resolve(&args.image)?;
+    let store = open_store(paths)?;
+    let image = store.resolve(&args.image)?;
     let id = if args.no_trunc { image.id.to_string() } else { image.id.short().to_string() };
     let steps = image.config.history().clone();
+    // Each step that made a layer made the next one, bottom first.
+    let mut layers = image.diff_ids.iter();
+    let sizes: Vec<String> = steps
+        .iter()
+        .map(|step| match step.empty_layer().unwrap_or(false) {
+            true => "0B".to_string(),
+            false => layers.next().and_then(|d| store.layer_size(d).ok()).map_or_else(|| "-".to_string(), human_size),
+        })
+        .collect();
     if args.quiet {
         println!("{id}");
         for _ in steps.iter().skip(1) {
@@ -157,9 +167,10 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
     }
     let rows: Vec<Vec<String>> = steps
         .iter()
+        .zip(sizes)
         .rev()
         .enumerate()
-        .map(|(index, step)| {
+        .map(|(index, (step, size))| {
             let mut created_by = step.created_by().clone().unwrap_or_default();
             if !args.no_trunc && created_by.chars().count() > 45 {
                 created_by = created_by.chars().take(44).collect::<String>() + "…";
@@ -168,7 +179,7 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
                 if index == 0 { id.clone() } else { "<missing>".into() },
                 ago(step.created().as_deref()),
                 created_by,
-                if step.empty_layer().unwrap_or(false) { "0B".into() } else { "-".into() },
+                size,
                 step.comment().clone().unwrap_or_default(),
             ]
         })

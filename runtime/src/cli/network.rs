@@ -2,8 +2,8 @@
 
 use super::format::print_table;
 use crate::config::Paths;
-use crate::container::{ContainerRecord, ContainerStore, Status};
-use crate::monitor::{monitor_alive, SandboxPlan};
+use crate::container::{ContainerRecord, ContainerStore};
+use crate::monitor::{monitor_alive, settled_record, SandboxPlan};
 use crate::network::{NetworkManager, Subnet, NONE_NETWORK};
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -158,13 +158,7 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
 fn stopped_container(paths: &Paths, reference: &str, verb: &str) -> Result<(ContainerStore, ContainerRecord, SandboxPlan)> {
     let store = ContainerStore::open(&paths.root)?;
     let id = store.resolve(reference)?;
-    let mut record = store.load(&id)?;
-    // A container that just exited has a monitor still tearing its VM down.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !record.state.running && monitor_alive(record.hull_sandbox.monitor_pid) && std::time::Instant::now() < deadline && record.state.status != Status::Created {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        record = store.load(&id)?;
-    }
+    let record = settled_record(&store, &id, std::time::Duration::from_secs(5))?;
     if monitor_alive(record.hull_sandbox.monitor_pid) {
         bail!(
             "cannot {verb} container {}: its microVM is up, and a running microVM's network interfaces cannot change; stop it first (`hull stop {}`), then start it again",

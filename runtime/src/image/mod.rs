@@ -419,6 +419,12 @@ impl ImageStore {
         Ok(())
     }
 
+    /// The size of unpacked layer `diff_id`, as Docker counts it (regular
+    /// files, hard links once).
+    pub fn layer_size(&self, diff_id: &Digest) -> Result<u64, ImageError> {
+        unpack::layer_size(&self.layer_dir(diff_id))
+    }
+
     /// The directory layer `diff_id` is (or would be) unpacked in.
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.layers_root().join(diff_id.hex())

@@ -1069,6 +1069,22 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
     let _ = writer.await;
 }
 
+/// A container's record once its monitor is done with an exit: right
+/// after a container exits, its monitor still tears the sandbox down (and
+/// holds the writable layer) for a moment; this waits for that, up to
+/// `timeout`. Running, created and restarting containers come back at once.
+pub fn settled_record(store: &ContainerStore, id: &str, timeout: Duration) -> Result<ContainerRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let record = store.load(id)?;
+        let tearing_down = matches!(record.state.status, Status::Exited | Status::Dead) && monitor_alive(record.hull_sandbox.monitor_pid);
+        if !tearing_down || Instant::now() >= deadline {
+            return Ok(record);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether `pid` is a live Hull monitor (not a process that reused its pid).
 pub fn monitor_alive(pid: i64) -> bool {
     process_alive(pid)
