@@ -21,6 +21,7 @@
 //!   through virtiofsd's own mount (see [`crate::copy`]).
 //! * [`write_layer_tar`] reads the upper directory directly, for `commit`.
 
+use crate::lockfile::LockFile;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -56,6 +57,9 @@ pub enum RootfsError {
     /// A path cannot be given to the kernel.
     #[error("path {0} cannot be an overlay option")]
     BadPath(PathBuf),
+    /// The writable layer is mounted by a sandbox (or another copy).
+    #[error("the container's file system is in use by its sandbox")]
+    InUse,
     /// The worker thread could not run or died.
     #[error("mounting a view of the container's file system: {0}")]
     Worker(String),
@@ -116,6 +120,27 @@ impl RootfsLayers {
             std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(io_error("creating", dir))?;
         }
         Ok(())
+    }
+
+    /// Takes the writable layer's lock, which whoever mounts it read-write
+    /// holds meanwhile: a monitor for its sandbox's life, `cp` for a copy
+    /// into a stopped container. (An upper directory must never serve two
+    /// overlays at once.) Blocks while another holds it.
+    pub fn lock_writable(&self) -> Result<LockFile, RootfsError> {
+        self.create()?;
+        let path = self.lock_path();
+        LockFile::acquire(&path).map_err(io_error("locking", &path))
+    }
+
+    /// As [`Self::lock_writable`], but `None` at once if it is held.
+    pub fn try_lock_writable(&self) -> Result<Option<LockFile>, RootfsError> {
+        self.create()?;
+        let path = self.lock_path();
+        LockFile::try_acquire(&path).map_err(io_error("locking", &path))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.upper.with_file_name("lock")
     }
 
     /// The read-write overlay a sandbox shares with its guest.
@@ -188,7 +213,9 @@ impl RootfsLayers {
         T: Send + 'static,
         F: FnOnce(&Path) -> T + Send + 'static,
     {
-        self.create()?;
+        let Some(_writable_layer) = self.try_lock_writable()? else {
+            return Err(RootfsError::InUse);
+        };
         with_private_mount(self.writable_mount()?, 0, scratch, "writable", work)
     }
 }
@@ -460,6 +487,19 @@ mod tests {
         let mut merged = Vec::new();
         write_layer_tar(upper, TreeKind::Merged, &mut merged).unwrap();
         assert!(entries(&merged).iter().any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
+    }
+
+    #[test]
+    fn the_writable_layer_serves_one_mount_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layers/base");
+        std::fs::create_dir_all(&layer).unwrap();
+        let rootfs = RootfsLayers::new(&dir.path().join("container"), vec![layer]);
+        let sandbox = rootfs.lock_writable().unwrap();
+        assert!(matches!(rootfs.with_writable(&dir.path().join("scratch"), |_| ()), Err(RootfsError::InUse)));
+        drop(sandbox);
+        rootfs.with_writable(&dir.path().join("scratch"), |root| std::fs::write(root.join("copied"), "x").unwrap()).unwrap();
+        assert!(rootfs.upper().join("copied").exists());
     }
 
     #[test]

@@ -136,8 +136,13 @@ fn copy_in(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOpt
     }
     let container_dir = store.dir_of(&record.id);
     let rootfs = SandboxPlan::load(&container_dir)?.rootfs(&container_dir);
+    // A start meanwhile waits for the copy: its monitor takes the writable
+    // layer's lock first. The other way round, the copy is refused.
     let label = name.clone();
-    let copied = rootfs.with_writable(&paths.views_dir(), move |point| Tree::container_at(point, &label).and_then(write))??;
+    let copied = match rootfs.with_writable(&paths.views_dir(), move |point| Tree::container_at(point, &label).and_then(write)) {
+        Err(crate::rootfs::RootfsError::InUse) => bail!("container {name} is starting; try again"),
+        other => other??,
+    };
     Ok(copied)
 }
 

@@ -3,12 +3,10 @@
 //! `<root>/lock`, readers need no lock since they always see a whole file.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::fsutil;
@@ -68,15 +66,7 @@ impl ImageTable {
         change: impl FnOnce(&mut ImageTable) -> T,
     ) -> Result<T, ImageError> {
         let lock_path = root.join(LOCK_FILE);
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| ImageError::io("open", &lock_path, e))?;
-        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| ImageError::io("lock", &lock_path, errno.into()))?;
+        let _lock = crate::lockfile::LockFile::acquire(&lock_path).map_err(|e| ImageError::io("lock", &lock_path, e))?;
 
         let mut table = ImageTable::read(root)?;
         let result = change(&mut table);

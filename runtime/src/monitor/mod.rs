@@ -619,7 +619,8 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
     };
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
     let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
-    rootfs.create()?;
+    // Held until the sandbox is gone: nothing else mounts the layer meanwhile.
+    let _writable_layer = rootfs.lock_writable()?;
     let mut shares = vec![
         ShareEntry {
             target: PathBuf::from(ROOTFS_DIR),

@@ -3,19 +3,15 @@
 //! `hull` processes never see a half-written file or lose an update.
 
 use super::error::{NetworkError, Result};
-use nix::fcntl::{Flock, FlockArg};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// An exclusive lock on a lock file, released when dropped.
-///
-/// `flock` locks belong to the open file description, so two `StateLock`s
-/// exclude each other even inside one process (each opens the file anew).
+/// An exclusive lock on the network state, released when dropped.
 pub struct StateLock {
-    _lock: Flock<File>,
+    _lock: crate::lockfile::LockFile,
 }
 
 impl StateLock {
@@ -25,16 +21,8 @@ impl StateLock {
             fs::create_dir_all(parent)
                 .map_err(|e| NetworkError::io(format!("creating {}", parent.display()), e))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| NetworkError::io(format!("opening {}", path.display()), e))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| {
-            NetworkError::io(format!("locking {}", path.display()), errno.into())
-        })?;
+        let lock = crate::lockfile::LockFile::acquire(path)
+            .map_err(|e| NetworkError::io(format!("locking {}", path.display()), e))?;
         Ok(Self { _lock: lock })
     }
 }
