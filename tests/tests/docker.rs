@@ -337,3 +337,37 @@ fn guest_kernel_panic_and_guest_oom_are_reported() {
     assert_eq!(ok(&hull, &["ps", "-aq", "--filter", "name=nobody"]), "");
     ok(&hull, &["rm", "hog", "panicky"]);
 }
+
+#[test]
+fn pause_freezes_the_vm_and_unpause_lets_it_go_on() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "clock", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", "while true; do echo tick; sleep 0.1; done"]);
+    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "clock"]).lines().count() >= 3));
+    assert_eq!(ok(&hull, &["pause", "clock"]), "clock");
+    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Running}} {{.State.Paused}}"), "paused true true");
+    assert!(ok(&hull, &["ps"]).contains("(Paused)"));
+    assert_eq!(ok(&hull, &["ps", "-q", "--filter", "status=paused"]).lines().count(), 1);
+    let frozen = ok(&hull, &["logs", "clock"]).lines().count();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ok(&hull, &["logs", "clock"]).lines().count(), frozen, "a paused container went on");
+    let out = hull.run(["exec", "clock", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is paused, unpause the container first"), "{}", stderr(&out));
+    let out = hull.run(["pause", "clock"]);
+    assert!(stderr(&out).contains("is already paused"), "{}", stderr(&out));
+
+    assert_eq!(ok(&hull, &["unpause", "clock"]), "clock");
+    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"), "running false");
+    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "clock"]).lines().count() > frozen + 3), "it did not go on");
+    let out = hull.run(["unpause", "clock"]);
+    assert!(stderr(&out).contains("is not paused"), "{}", stderr(&out));
+
+    // A paused container still stops and goes.
+    ok(&hull, &["pause", "clock"]);
+    ok(&hull, &["stop", "-t", "1", "clock"]);
+    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"), "exited false");
+    ok(&hull, &["start", "clock"]);
+    ok(&hull, &["pause", "clock"]);
+    ok(&hull, &["rm", "-f", "clock"]);
+    assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
+}

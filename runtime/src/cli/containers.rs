@@ -137,6 +137,7 @@ fn status_text(record: &ContainerRecord) -> String {
     let since = |at: &str| timefmt::parse(at).map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
     match record.state.status {
         Status::Running => format!("Up {}", since(&record.state.started_at).map(human_duration).unwrap_or_default()),
+        Status::Paused => format!("Up {} (Paused)", since(&record.state.started_at).map(human_duration).unwrap_or_default()),
         Status::Restarting => format!("Restarting ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
         Status::Exited => format!("Exited ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
         Status::Created => "Created".into(),
@@ -234,7 +235,7 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
     let filters = args.filter.iter().map(|f| PsFilter::parse(f)).collect::<Result<Vec<_>>>()?;
     // A status or exited filter looks at every container, as in Docker.
     let all = args.all || args.latest || args.last.is_some() || filters.iter().any(|f| f.key == "status" || f.key == "exited");
-    records.retain(|r| all || matches!(r.state.status, Status::Running | Status::Restarting));
+    records.retain(|r| all || matches!(r.state.status, Status::Running | Status::Restarting | Status::Paused));
     records.retain(|r| passes(&filters, r));
     // Newest first already; -l is -n 1.
     if let Some(last) = args.last.or(args.latest.then_some(1)) {
@@ -357,7 +358,7 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
         }
         let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
         monitor::reconcile(&store, &mut current);
-        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Created) && !monitor_alive(current.hull_sandbox.monitor_pid) {
+        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Paused | Status::Created) && !monitor_alive(current.hull_sandbox.monitor_pid) {
             // One last read for lines written just before the exit.
             let data = std::fs::read(&path).unwrap_or_default();
             if data.len() == offset {
@@ -386,7 +387,7 @@ pub struct StartArgs {
 /// Starts a container that is not running; returns a connection to its monitor.
 async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClient>> {
     let (_, record) = load(paths, reference)?;
-    if matches!(record.state.status, Status::Running | Status::Restarting) {
+    if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
         return Ok(None);
     }
     // A monitor that is still tearing down the last run owns the directory.
@@ -440,10 +441,11 @@ pub struct StopArgs {
 
 /// Stops a running container and waits until its monitor is gone.
 async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
-    let (store, record) = load(paths, reference)?;
-    if !matches!(record.state.status, Status::Running | Status::Restarting) {
+    let (store, mut record) = load(paths, reference)?;
+    if !matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
         return Ok(());
     }
+    resume_if_paused(&store, &mut record)?;
     if let Ok(monitor) = client::connect(paths, &record.id).await {
         monitor.request(MonitorRequest::Stop { timeout_secs: timeout }).await?;
     }
@@ -510,10 +512,11 @@ pub fn parse_signal(text: &str) -> Result<i32> {
 pub async fn kill(paths: &Paths, args: KillArgs) -> Result<i32> {
     let signal = parse_signal(&args.signal)?;
     for_each(&args.containers, |name| async move {
-        let (_, record) = load(paths, &name)?;
-        if record.state.status != Status::Running {
+        let (store, mut record) = load(paths, &name)?;
+        if !matches!(record.state.status, Status::Running | Status::Paused) {
             bail!("Cannot kill container: {name}: Container {} is not running", record.id);
         }
+        resume_if_paused(&store, &mut record)?;
         let monitor = client::connect(paths, &record.id).await?;
         monitor.request(MonitorRequest::Signal { signal }).await?;
         println!("{name}");
@@ -550,13 +553,14 @@ pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
 /// Removes one container; with `force`, a running one is killed first.
 pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<()> {
     let (store, mut record) = load(paths, name)?;
-    if matches!(record.state.status, Status::Running | Status::Restarting) {
+    if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
         if !force {
             bail!(
                 "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
                 record.name
             );
         }
+        resume_if_paused(&store, &mut record)?;
         // A kill by the user: no restart policy brings it back.
         if let Ok(monitor) = client::connect(paths, &record.id).await {
             let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
@@ -585,7 +589,7 @@ pub async fn wait(paths: &Paths, args: WaitArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         let (store, record) = load(paths, &name)?;
         let code = match client::connect(paths, &record.id).await {
-            Ok(monitor) if matches!(record.state.status, Status::Running | Status::Restarting | Status::Created) => {
+            Ok(monitor) if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused | Status::Created) => {
                 match monitor.request(MonitorRequest::Wait).await {
                     Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code,
                     _ => {
@@ -615,6 +619,9 @@ pub struct AttachArgs {
 /// Attaches the terminal to a running container.
 pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
     let (_, record) = load(paths, &args.container)?;
+    if record.state.status == Status::Paused {
+        bail!("You cannot attach to a paused container, unpause it first");
+    }
     if record.state.status != Status::Running {
         bail!("You cannot attach to a stopped container, start it first");
     }
@@ -634,6 +641,9 @@ pub struct TopArgs {
 /// Lists a running container's processes, as its guest sees them.
 pub async fn top(paths: &Paths, args: TopArgs) -> Result<i32> {
     let (_, record) = load(paths, &args.container)?;
+    if record.state.status == Status::Paused {
+        bail!("Container {} is paused, unpause the container before top", record.id);
+    }
     if record.state.status != Status::Running {
         bail!("Container {} is not running", record.id);
     }
@@ -809,7 +819,8 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
 
 /// Pauses a running container's VM (see [`PausedVmm`]).
 fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
-    (record.state.running && monitor_alive(record.hull_sandbox.monitor_pid)).then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid)).flatten()
+    // A container the user paused stays paused, untouched.
+    (record.state.status == Status::Running && monitor_alive(record.hull_sandbox.monitor_pid)).then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid)).flatten()
 }
 
 /// A VMM process stopped with SIGSTOP, continued when dropped.
@@ -898,4 +909,61 @@ pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
         println!("{} {}", change.kind, change.path);
     }
     Ok(0)
+}
+
+/// `hull pause` / `hull unpause`.
+#[derive(Debug, clap::Args)]
+pub struct PauseArgs {
+    /// Containers
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Freezes containers: their VMs stop running (the VMM process is
+/// stopped), memory and all; nothing in the guest notices but the time.
+pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
+    for_each(&args.containers, |name| async move {
+        let (store, mut record) = load(paths, &name)?;
+        match record.state.status {
+            Status::Paused => bail!("Container {} is already paused", record.id),
+            Status::Running if monitor_alive(record.hull_sandbox.monitor_pid) => {}
+            _ => bail!("Container {} is not running", record.id),
+        }
+        signal_vmm(&record, nix::sys::signal::Signal::SIGSTOP)?;
+        record.set_paused(true);
+        store.save(&record)?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// Lets paused containers' VMs run again.
+pub async fn unpause(paths: &Paths, args: PauseArgs) -> Result<i32> {
+    for_each(&args.containers, |name| async move {
+        let (store, mut record) = load(paths, &name)?;
+        if record.state.status != Status::Paused {
+            bail!("Container {} is not paused", record.id);
+        }
+        resume_if_paused(&store, &mut record)?;
+        println!("{name}");
+        Ok(())
+    })
+    .await
+}
+
+/// A paused container's VM runs again (stop, kill and rm need it running).
+fn resume_if_paused(store: &ContainerStore, record: &mut ContainerRecord) -> Result<()> {
+    if !record.state.paused {
+        return Ok(());
+    }
+    signal_vmm(record, nix::sys::signal::Signal::SIGCONT)?;
+    record.set_paused(false);
+    store.save(record)?;
+    Ok(())
+}
+
+fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {
+    let pid = i32::try_from(record.hull_sandbox.vmm_pid).ok().filter(|pid| *pid > 0).ok_or_else(|| anyhow!("container {} has no VM", record.id))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))
 }

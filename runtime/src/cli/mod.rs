@@ -59,6 +59,10 @@ enum Command {
     Restart(containers::StopArgs),
     /// Kill one or more running containers
     Kill(containers::KillArgs),
+    /// Pause all processes within one or more containers (their VMs stop)
+    Pause(containers::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(containers::PauseArgs),
     /// Remove one or more containers
     Rm(containers::RmArgs),
     /// List containers
@@ -178,6 +182,8 @@ pub fn main() -> i32 {
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
+            Command::Pause(args) => containers::pause(&paths, args).await,
+            Command::Unpause(args) => containers::unpause(&paths, args).await,
             Command::Cp(args) => cp::cp(&paths, args).await,
             Command::Commit(args) => containers::commit(&paths, args).await,
             Command::Diff(args) => containers::diff(&paths, args).await,

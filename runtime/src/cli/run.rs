@@ -719,6 +719,9 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
     let store = ContainerStore::open(&paths.root)?;
     let id = store.resolve(container)?;
     let record = store.load(&id)?;
+    if record.state.status == crate::container::Status::Paused {
+        bail!("Container {id} is paused, unpause the container first");
+    }
     if record.state.status != crate::container::Status::Running {
         bail!("Container {id} is not running");
     }

@@ -15,6 +15,8 @@ pub enum Status {
     Running,
     /// Being restarted by its restart policy.
     Restarting,
+    /// Its VM is frozen (`hull pause`); still counts as running.
+    Paused,
     /// Being removed.
     Removing,
     /// Its process ended.
@@ -30,6 +32,7 @@ impl Status {
             Status::Created => "created",
             Status::Running => "running",
             Status::Restarting => "restarting",
+            Status::Paused => "paused",
             Status::Removing => "removing",
             Status::Exited => "exited",
             Status::Dead => "dead",
@@ -261,10 +264,17 @@ impl ContainerRecord {
         self.state.finished_at = ZERO_TIME.into();
     }
 
+    /// `hull pause` (true) or `unpause` (false) of a running container.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.state.paused = paused;
+        self.state.status = if paused { Status::Paused } else { Status::Running };
+    }
+
     /// Marks it exited as of now with `exit_code`, and why if abnormal.
     pub fn set_exited(&mut self, exit_code: i32, oom_killed: bool, error: Option<String>) {
         self.state.status = Status::Exited;
         self.state.running = false;
+        self.state.paused = false;
         self.state.restarting = false;
         self.state.pid = 0;
         self.state.exit_code = exit_code;

@@ -1236,7 +1236,7 @@ where
 /// that says running while its monitor is gone gets marked exited with the
 /// reason (the monitor was killed). Returns whether it changed.
 pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
-    let live_states = matches!(record.state.status, Status::Running | Status::Restarting);
+    let live_states = matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused);
     if !live_states || monitor_alive(record.hull_sandbox.monitor_pid) {
         return false;
     }
