@@ -276,6 +276,10 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
                 None => bail!("the process has no terminal"),
             }
         }
+        Request::Stats { container_id } => {
+            let stats = lock(&agent.slot(&container_id)?.container).stats();
+            Ok(Response::Stats { stats })
+        }
         Request::ListProcesses { container_id } => {
             let pid = lock(&agent.slot(&container_id)?.container).pid;
             Ok(Response::Processes {

@@ -116,6 +116,12 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
+    /// A running container's resource use (`hull stats`); answered with
+    /// [`Response::Stats`].
+    Stats {
+        /// The container.
+        container_id: String,
+    },
     /// Remove a stopped container's rootfs and cgroup.
     RemoveContainer {
         /// The container.
@@ -187,6 +193,11 @@ pub enum Response {
         /// One entry per process, in pid order.
         processes: Vec<ProcessInfo>,
     },
+    /// Reply to [`Request::Stats`].
+    Stats {
+        /// What the container uses.
+        stats: ContainerStats,
+    },
     /// The request succeeded and has nothing to report.
     Done,
     /// The request failed.
@@ -207,6 +218,29 @@ pub struct ProcessInfo {
     pub uid: u32,
     /// Its command line, arguments joined by spaces (the name in brackets for kernel threads).
     pub command: String,
+}
+
+/// A container's resource use, from its cgroup and the guest's NIC.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// CPU time used, in microseconds (`cpu.stat` `usage_usec`).
+    pub cpu_usage_usec: u64,
+    /// vCPUs of the guest.
+    pub online_cpus: u32,
+    /// Memory in use, in bytes (`memory.current`).
+    pub memory_usage: u64,
+    /// The limit: the cgroup's, or without one the guest's memory.
+    pub memory_limit: u64,
+    /// Bytes the guest's network received and sent.
+    pub net_rx_bytes: u64,
+    /// Bytes sent.
+    pub net_tx_bytes: u64,
+    /// Bytes read and written by block I/O (`io.stat`).
+    pub block_read_bytes: u64,
+    /// Bytes written.
+    pub block_write_bytes: u64,
+    /// Processes (`pids.current`).
+    pub pids: u64,
 }
 
 /// How a process ended.

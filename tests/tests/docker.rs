@@ -371,3 +371,30 @@ fn pause_freezes_the_vm_and_unpause_lets_it_go_on() {
     ok(&hull, &["rm", "-f", "clock"]);
     assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
 }
+
+#[test]
+fn stats_show_cpu_memory_io_and_pids_as_docker_does() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "spin", "-m", "64m", BUSYBOX_IMAGE, "sh", "-c", "while true; do :; done"]);
+    ok(&hull, &["run", "-d", "--name", "rest", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    let table = ok(&hull, &["stats", "--no-stream"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(header, ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let row = |name: &str| ok(&hull, &["stats", "--no-stream", "--format", "{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}|{{.NetIO}}", name]);
+    let spin = row("spin");
+    let fields: Vec<&str> = spin.split('|').collect();
+    let cpu: f64 = fields[0].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 50.0, "a spinning container uses {cpu}% CPU: {spin}");
+    assert!(fields[1].ends_with("/ 64MiB"), "the cgroup limit: {spin}");
+    assert_eq!(fields[2], "1");
+    let rest = row("rest");
+    let fields: Vec<&str> = rest.split('|').collect();
+    assert!(fields[0].trim_end_matches('%').parse::<f64>().unwrap() < 20.0, "{rest}");
+    assert!(fields[1].contains("MiB / ") && !fields[1].ends_with("/ 64MiB"), "no limit: the VM's memory: {rest}");
+    assert_eq!(fields[3], "0B / 0B", "--network none: {rest}");
+    // Paused and stopped containers have nothing to report.
+    ok(&hull, &["pause", "rest"]);
+    assert_eq!(row("rest"), "--|-- / --|--|--");
+    ok(&hull, &["rm", "-f", "spin", "rest"]);
+}

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use oci_spec::runtime::LinuxResources;
 use std::fs;
+use hull_protocol::ContainerStats;
 use std::path::{Path, PathBuf};
 
 /// The agent's cgroup v2 mount.
@@ -108,14 +109,41 @@ impl Cgroup {
 
     /// Whether the OOM killer has killed a process of this group.
     pub fn oom_killed(&self) -> bool {
-        fs::read_to_string(self.path.join("memory.events"))
-            .ok()
-            .and_then(|events| {
-                events
-                    .lines()
-                    .find_map(|line| line.strip_prefix("oom_kill ").and_then(|n| n.trim().parse::<u64>().ok()))
-            })
-            .is_some_and(|kills| kills > 0)
+        self.keyed("memory.events", "oom_kill").is_some_and(|kills| kills > 0)
+    }
+
+    /// What the group uses (`hull stats`). Without a memory limit of its
+    /// own, the limit is the guest's memory: the VM is the real bound.
+    pub fn stats(&self) -> ContainerStats {
+        let read = |file: &str| fs::read_to_string(self.path.join(file)).unwrap_or_default();
+        let number = |file: &str| read(file).trim().parse::<u64>().ok();
+        let (mut block_read_bytes, mut block_write_bytes) = (0u64, 0u64);
+        // `MAJ:MIN rbytes=N wbytes=N rios=N …`, a line per device.
+        for field in read("io.stat").split_whitespace() {
+            match field.split_once('=') {
+                Some(("rbytes", n)) => block_read_bytes = block_read_bytes.saturating_add(n.parse().unwrap_or(0)),
+                Some(("wbytes", n)) => block_write_bytes = block_write_bytes.saturating_add(n.parse().unwrap_or(0)),
+                _ => {}
+            }
+        }
+        let nic = |counter: &str| fs::read_to_string(format!("/sys/class/net/eth0/statistics/{counter}")).ok().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        ContainerStats {
+            cpu_usage_usec: self.keyed("cpu.stat", "usage_usec").unwrap_or(0),
+            online_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            memory_usage: number("memory.current").unwrap_or(0),
+            memory_limit: number("memory.max").or_else(guest_memory).unwrap_or(0),
+            net_rx_bytes: nic("rx_bytes"),
+            net_tx_bytes: nic("tx_bytes"),
+            block_read_bytes,
+            block_write_bytes,
+            pids: number("pids.current").unwrap_or(0),
+        }
+    }
+
+    /// The value of `key` in one of the group's `key value` files.
+    fn keyed(&self, file: &str, key: &str) -> Option<u64> {
+        let text = fs::read_to_string(self.path.join(file)).ok()?;
+        text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Removes the group; it must have no processes left.
@@ -139,4 +167,11 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(0), 100);
     }
+}
+
+/// The guest's memory in bytes (`MemTotal` of /proc/meminfo).
+fn guest_memory() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
 }

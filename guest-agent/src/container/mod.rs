@@ -220,6 +220,11 @@ impl Container {
         exit_status_of(status, || self.cgroup.oom_killed())
     }
 
+    /// What the container uses.
+    pub fn stats(&self) -> hull_protocol::ContainerStats {
+        self.cgroup.stats()
+    }
+
     /// Sends a signal to the first process.
     pub fn signal(&self, signal: i32) -> Result<()> {
         let signal = Signal::try_from(signal).map_err(|_| anyhow!("invalid signal {signal}"))?;

@@ -2,7 +2,7 @@
 //! `restart`, `rm`, `wait`, `attach`, `inspect`, with Docker's flags, columns
 //! and output.
 
-use super::format::{ago, human_duration, print_table};
+use super::format::{ago, binary_size, human_duration, human_size, print_table};
 use super::images::open_store;
 use super::run::{attach_and_wait, start_container, start_monitor};
 use super::template::Template;
@@ -966,4 +966,129 @@ fn resume_if_paused(store: &ContainerStore, record: &mut ContainerRecord) -> Res
 fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {
     let pid = i32::try_from(record.hull_sandbox.vmm_pid).ok().filter(|pid| *pid > 0).ok_or_else(|| anyhow!("container {} has no VM", record.id))?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))
+}
+
+/// `hull stats`.
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Format output using a Go template (`table` prefix keeps the header)
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
+    /// Containers (default: all running)
+    containers: Vec<String>,
+}
+
+/// One container's row: its record and, if it runs, two samples a moment apart.
+struct StatsRow {
+    record: ContainerRecord,
+    samples: Option<(hull_protocol::ContainerStats, hull_protocol::ContainerStats, Duration)>,
+}
+
+/// Resource use of containers, as `docker stats`: CPU from two samples a
+/// second apart, memory against the cgroup's limit (or the VM's memory),
+/// network and block I/O, processes; every second unless `--no-stream`.
+pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
+    let store = ContainerStore::open(&paths.root)?;
+    let ids: Vec<String> = if args.containers.is_empty() {
+        store.list()?.into_iter().filter(|r| args.all || r.state.status == Status::Running).map(|r| r.id).collect()
+    } else {
+        args.containers.iter().map(|name| store.resolve(name)).collect::<Result<_, _>>()?
+    };
+    let template = match &args.format {
+        Some(format) => Some(match format.strip_prefix("table") {
+            Some(rest) => (true, Template::parse(rest.trim_start())?),
+            None => (false, Template::parse(format)?),
+        }),
+        None => None,
+    };
+    let store = &store;
+    let sample = |id: String| async move {
+        // A paused VM would not answer; a stopped container has nothing to say.
+        if store.load(&id).ok()?.state.status != Status::Running {
+            return None;
+        }
+        let monitor = client::connect(paths, &id).await.ok()?;
+        match monitor.request(MonitorRequest::Stats).await {
+            Ok(MonitorResponse::Stats { stats }) => Some((std::time::Instant::now(), stats)),
+            _ => None,
+        }
+    };
+    let mut previous: Vec<Option<(std::time::Instant, hull_protocol::ContainerStats)>> = Vec::new();
+    for id in &ids {
+        previous.push(sample(id.clone()).await);
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut rows = Vec::new();
+        let mut current = Vec::new();
+        for (id, before) in ids.iter().zip(&previous) {
+            let now = sample(id.clone()).await;
+            let samples = match (before, &now) {
+                (Some((t0, s0)), Some((t1, s1))) => Some((*s0, *s1, t1.duration_since(*t0))),
+                _ => None,
+            };
+            rows.push(StatsRow { record: store.load(id)?, samples });
+            current.push(now);
+        }
+        if !args.no_stream {
+            // Docker redraws in place.
+            print!("\x1b[2J\x1b[H");
+        }
+        print_stats(&rows, template.as_ref(), args.no_trunc);
+        if args.no_stream {
+            return Ok(0);
+        }
+        previous = current;
+    }
+}
+
+fn print_stats(rows: &[StatsRow], template: Option<&(bool, Template)>, no_trunc: bool) {
+    let values: Vec<Value> = rows.iter().map(|row| stats_values(row, no_trunc)).collect();
+    if let Some((table, template)) = template {
+        if *table {
+            let header = json!({"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"});
+            println!("{}", template.render(&header));
+        }
+        for value in &values {
+            println!("{}", template.render(value));
+        }
+        return;
+    }
+    let field = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let table: Vec<Vec<String>> = values
+        .iter()
+        .map(|v| ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"].iter().map(|k| field(v, k)).collect())
+        .collect();
+    print_table(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"], &table);
+}
+
+/// A row's fields under Docker's `--format` names.
+fn stats_values(row: &StatsRow, no_trunc: bool) -> Value {
+    let id = if no_trunc { row.record.id.clone() } else { row.record.id[..12].to_string() };
+    let name = row.record.short_name().to_string();
+    let Some((before, now, elapsed)) = row.samples else {
+        return json!({"Container": name, "ID": id, "Name": name, "CPUPerc": "--", "MemUsage": "-- / --", "MemPerc": "--", "NetIO": "--", "BlockIO": "--", "PIDs": "--"});
+    };
+    let cpu = now.cpu_usage_usec.saturating_sub(before.cpu_usage_usec) as f64 / elapsed.as_micros().max(1) as f64 * 100.0;
+    let mem = now.memory_usage as f64 / now.memory_limit.max(1) as f64 * 100.0;
+    json!({
+        "Container": name,
+        "ID": id,
+        "Name": name,
+        "CPUPerc": format!("{cpu:.2}%"),
+        "MemUsage": format!("{} / {}", binary_size(now.memory_usage), binary_size(now.memory_limit)),
+        "MemPerc": format!("{mem:.2}%"),
+        "NetIO": format!("{} / {}", human_size(now.net_rx_bytes), human_size(now.net_tx_bytes)),
+        "BlockIO": format!("{} / {}", human_size(now.block_read_bytes), human_size(now.block_write_bytes)),
+        "PIDs": now.pids.to_string(),
+    })
 }

@@ -4,18 +4,26 @@ use std::time::{Duration, SystemTime};
 
 /// A size as Docker prints it: decimal units, three significant digits (`4.26MB`).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    scaled(bytes, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"])
+}
+
+/// A memory size as `docker stats` prints it: binary units (`1.5MiB`).
+pub fn binary_size(bytes: u64) -> String {
+    scaled(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
+}
+
+fn scaled(bytes: u64, base: f64, units: &[&str]) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
+    while value >= base && unit < units.len() - 1 {
+        value /= base;
         unit += 1;
     }
     // Three significant digits, trailing zeros dropped, as Docker's %.3g does.
     let digits = if value >= 100.0 { 0 } else if value >= 10.0 { 1 } else { 2 };
     let text = format!("{value:.digits$}");
     let trimmed = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
-    format!("{trimmed}{}", UNITS[unit])
+    format!("{trimmed}{}", units[unit])
 }
 
 /// How long ago, in Docker's words (`2 hours`, `About a minute`, `3 weeks`).

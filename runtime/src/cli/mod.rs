@@ -82,6 +82,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(containers::StatsArgs),
     /// List port mappings or a specific mapping for the container
     Port(containers::PortArgs),
     /// Manage networks
@@ -181,6 +183,7 @@ pub fn main() -> i32 {
             Command::Exec(args) => run::exec(&paths, args).await,
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
+            Command::Stats(args) => containers::stats(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
             Command::Pause(args) => containers::pause(&paths, args).await,
             Command::Unpause(args) => containers::unpause(&paths, args).await,

@@ -1018,14 +1018,19 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             respond(response).await;
                         });
                     }
-                    MonitorRequest::Top => {
+                    query @ (MonitorRequest::Top | MonitorRequest::Stats) => {
                         let agent = lock(&shared.agent).clone();
                         let id = shared.id.clone();
+                        let top = matches!(query, MonitorRequest::Top);
                         tokio::spawn(async move {
                             let response = match agent {
                                 None => MonitorResponse::error(format!("Container {id} is not running")),
-                                Some(agent) => match agent.request(Request::ListProcesses { container_id: id }).await {
+                                Some(agent) if top => match agent.request(Request::ListProcesses { container_id: id }).await {
                                     Ok(Response::Processes { processes }) => MonitorResponse::Processes { processes },
+                                    other => unexpected_answer(other),
+                                },
+                                Some(agent) => match agent.request(Request::Stats { container_id: id }).await {
+                                    Ok(Response::Stats { stats }) => MonitorResponse::Stats { stats },
                                     other => unexpected_answer(other),
                                 },
                             };
@@ -1042,7 +1047,8 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             | MonitorRequest::Wait
                             | MonitorRequest::Exec { .. }
                             | MonitorRequest::ResizeTerminal { .. }
-                            | MonitorRequest::Top => continue,
+                            | MonitorRequest::Top
+                            | MonitorRequest::Stats => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {

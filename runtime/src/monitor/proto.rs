@@ -72,6 +72,8 @@ pub enum MonitorRequest {
     },
     /// The container's processes (`hull top`).
     Top,
+    /// The container's resource use (`hull stats`).
+    Stats,
 }
 
 /// A terminal's window size.
@@ -100,6 +102,11 @@ pub enum MonitorResponse {
     Processes {
         /// As the guest sees them.
         processes: Vec<hull_protocol::ProcessInfo>,
+    },
+    /// Reply to [`MonitorRequest::Stats`].
+    Stats {
+        /// As the guest counts them.
+        stats: hull_protocol::ContainerStats,
     },
     /// The request failed.
     Error {
