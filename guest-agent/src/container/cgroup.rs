@@ -156,6 +156,13 @@ impl Cgroup {
     }
 }
 
+/// The guest's memory in bytes (`MemTotal` of /proc/meminfo).
+fn guest_memory() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,11 +174,4 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10_000);
         assert_eq!(shares_to_weight(0), 100);
     }
-}
-
-/// The guest's memory in bytes (`MemTotal` of /proc/meminfo).
-fn guest_memory() -> Option<u64> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    kib.checked_mul(1024)
 }
