@@ -310,14 +310,18 @@ impl RootfsLayers {
 fn mount_private_overlay(mount: &OverlayMount, point: &CString, flags: libc::c_ulong) -> std::io::Result<()> {
     let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
     let null = std::ptr::null();
-    // SAFETY: plain system calls on NUL-terminated strings that outlive them.
+    // The work that follows resolves the user's relative paths (`cp x .`)
+    // from this thread's working directory: come back to it after the mount.
+    let cwd = std::fs::File::open(".")?;
+    // SAFETY: plain system calls on NUL-terminated strings and a descriptor
+    // that outlive them.
     unsafe {
         check(libc::unshare(libc::CLONE_NEWNS))?;
         check(libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()))?;
         check(libc::chdir(mount.cwd.as_ptr()))?;
         let flags = flags | libc::MS_NODEV | libc::MS_NOSUID;
         let mounted = check(libc::mount(c"overlay".as_ptr(), point.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()));
-        check(libc::chdir(c"/".as_ptr()))?;
+        check(libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd)))?;
         mounted
     }
 }

@@ -224,3 +224,27 @@ fn cp_never_follows_a_guests_links_out_of_the_container() {
     assert_eq!(ok(&hull, &["exec", "evil", "cat", "/tmp/through-escape", "/upped"]), "payload\npayload");
     ok(&hull, &["rm", "-f", "evil"]);
 }
+
+#[test]
+fn relative_host_paths_are_the_callers_working_directory() {
+    let hull = Hull::with_busybox();
+    ok(&hull, &["run", "--name", "rel", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", "mkdir /out && echo hello > /out/hello"]);
+    let work = hull.scratch.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let cp = |args: &[&str]| {
+        let out = hull.command(["cp"].iter().chain(args)).current_dir(&work).output().unwrap();
+        assert!(out.status.success(), "cp {args:?}: {}", stderr(&out));
+    };
+    // Out of a stopped container, into `.` and to a relative name.
+    cp(&["rel:/out/hello", "./got"]);
+    cp(&["rel:/out/.", "."]);
+    assert_eq!(std::fs::read_to_string(work.join("got")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read_to_string(work.join("hello")).unwrap(), "hello\n");
+    assert!(!Path::new("/got").exists() && !Path::new("/hello").exists(), "a relative path went to /");
+    // And in, from a relative path.
+    std::fs::write(work.join("back"), "back\n").unwrap();
+    cp(&["back", "rel:/out/"]);
+    ok(&hull, &["start", "rel"]);
+    assert_eq!(ok(&hull, &["cp", "rel:/out/back", "-"]).contains("back"), true);
+    ok(&hull, &["rm", "-f", "rel"]);
+}
