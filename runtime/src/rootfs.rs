@@ -23,9 +23,7 @@
 
 use crate::lockfile::LockFile;
 use std::ffi::CString;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -35,8 +33,6 @@ pub const RW_DIR: &str = "rw";
 /// The kernel takes at most a page of mount options.
 const MAX_MOUNT_DATA: usize = 4095;
 
-/// The overlay private xattr that marks an opaque directory.
-const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// A host-side operation on a container's root file system failed.
 #[derive(Debug, Error)]
@@ -265,40 +261,31 @@ pub struct Change {
 impl RootfsLayers {
     /// What the container changed, from its writable layer: a whiteout is
     /// a deletion, a path the image has is a change, any other an addition.
-    /// Only names and types are read in the writable layer; no link is
-    /// followed there.
-    pub fn changes(&self) -> Result<Vec<Change>, RootfsError> {
+    /// The writable layer is walked by descriptors and paths are looked up
+    /// in the image's layers inside each layer's root (see
+    /// [`crate::copy::walk`]): a guest's links lead nowhere.
+    pub fn changes(&self) -> Result<Vec<Change>, crate::copy::CopyError> {
         let mut changes = Vec::new();
-        if self.upper.is_dir() {
-            self.collect_changes(Path::new(""), &mut changes)?;
+        if !self.upper.is_dir() {
+            return Ok(changes);
         }
-        changes.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(changes)
-    }
-
-    fn collect_changes(&self, relative: &Path, changes: &mut Vec<Change>) -> Result<(), RootfsError> {
-        let dir = self.upper.join(relative);
-        for entry in std::fs::read_dir(&dir).map_err(io_error("reading", &dir))? {
-            let entry = entry.map_err(io_error("reading", &dir))?;
-            let name = relative.join(entry.file_name());
-            let meta = std::fs::symlink_metadata(entry.path()).map_err(io_error("inspecting", &entry.path()))?;
-            let in_image = self.layers.iter().any(|layer| std::fs::symlink_metadata(layer.join(&name)).is_ok());
-            let kind = if meta.file_type().is_char_device() && meta.rdev() == 0 {
+        let layers = self.layers.iter().map(|layer| crate::copy::open_dir(layer)).collect::<Result<Vec<_>, _>>()?;
+        crate::copy::walk(&self.upper, &mut |entry| {
+            let is_whiteout = entry.stat.st_mode & libc::S_IFMT == libc::S_IFCHR && entry.stat.st_rdev == 0;
+            let kind = if is_whiteout {
                 'D'
-            } else if in_image {
+            } else if layers.iter().any(|layer| crate::copy::exists_in(layer, entry.path)) {
                 'C'
             } else {
                 'A'
             };
             changes.push(Change {
                 kind,
-                path: format!("/{}", name.display()),
+                path: format!("/{}", entry.path.display()),
             });
-            if meta.is_dir() {
-                self.collect_changes(&name, changes)?;
-            }
-        }
-        Ok(())
+        })?;
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
     }
 }
 
@@ -345,7 +332,7 @@ fn rand_u64() -> u64 {
     hasher.finish()
 }
 
-/// How [`write_layer_tar`] treats overlayfs' markers.
+/// How [`crate::copy::archive_tree`] treats overlayfs' markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TreeKind {
     /// A merged file system (a view): everything is content.
@@ -353,99 +340,6 @@ pub enum TreeKind {
     /// An overlay upper directory: character devices 0:0 become OCI
     /// whiteouts (`.wh.NAME`), opaque directories get `.wh..wh..opq`.
     Upper,
-}
-
-/// Writes the tree at `root` as a tar stream (paths relative to it, no
-/// leading `/`, sorted; hard links kept; symlinks not followed).
-pub fn write_layer_tar(root: &Path, kind: TreeKind, out: impl Write) -> Result<(), RootfsError> {
-    let mut builder = tar::Builder::new(out);
-    builder.follow_symlinks(false);
-    let mut links = std::collections::HashMap::new();
-    append_dir_entries(&mut builder, root, Path::new(""), kind, &mut links)?;
-    builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", root))
-}
-
-fn append_dir_entries<W: Write>(
-    builder: &mut tar::Builder<W>,
-    root: &Path,
-    relative: &Path,
-    kind: TreeKind,
-    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
-) -> Result<(), RootfsError> {
-    let dir = root.join(relative);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(io_error("reading", &dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io_error("reading", &dir))?;
-    entries.sort_by_key(|entry| entry.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = relative.join(entry.file_name());
-        let meta = std::fs::symlink_metadata(&path).map_err(io_error("inspecting", &path))?;
-        let file_type = meta.file_type();
-        if kind == TreeKind::Upper && file_type.is_char_device() && meta.rdev() == 0 {
-            let mut whiteout = entry.file_name();
-            whiteout.clear();
-            whiteout.push(".wh.");
-            whiteout.push(entry.file_name());
-            append_empty(builder, &relative.join(whiteout), &meta)?;
-            continue;
-        }
-        if !file_type.is_dir() && meta.nlink() > 1 {
-            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata(&meta);
-                header.set_entry_type(tar::EntryType::Link);
-                header.set_size(0);
-                builder.append_link(&mut header, &name, first).map_err(io_error("archiving", &path))?;
-                continue;
-            }
-            links.insert((meta.dev(), meta.ino()), name.clone());
-        }
-        if file_type.is_char_device() || file_type.is_block_device() || file_type.is_fifo() {
-            append_special(builder, &name, &meta)?;
-            continue;
-        }
-        builder.append_path_with_name(&path, &name).map_err(io_error("archiving", &path))?;
-        if file_type.is_dir() {
-            if kind == TreeKind::Upper && xattr::get(&path, OPAQUE_XATTR).ok().flatten().as_deref() == Some(b"y") {
-                append_empty(builder, &name.join(".wh..wh..opq"), &meta)?;
-            }
-            append_dir_entries(builder, root, &name, kind, links)?;
-        }
-    }
-    Ok(())
-}
-
-/// A device node or FIFO, as its metadata says.
-fn append_special<W: Write>(builder: &mut tar::Builder<W>, name: &Path, meta: &std::fs::Metadata) -> Result<(), RootfsError> {
-    let file_type = meta.file_type();
-    let mut header = tar::Header::new_gnu();
-    header.set_metadata(meta);
-    header.set_size(0);
-    header.set_entry_type(if file_type.is_char_device() {
-        tar::EntryType::Char
-    } else if file_type.is_block_device() {
-        tar::EntryType::Block
-    } else {
-        tar::EntryType::Fifo
-    });
-    let set_device = header
-        .set_device_major(libc::major(meta.rdev()))
-        .and_then(|()| header.set_device_minor(libc::minor(meta.rdev())));
-    set_device.and_then(|()| builder.append_data(&mut header, name, std::io::empty())).map_err(io_error("archiving", name))
-}
-
-/// An empty regular file named `name`, owned and timed as `like`.
-fn append_empty<W: Write>(builder: &mut tar::Builder<W>, name: &Path, like: &std::fs::Metadata) -> Result<(), RootfsError> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(0);
-    header.set_mode(0o644);
-    header.set_uid(like.uid().into());
-    header.set_gid(like.gid().into());
-    header.set_mtime(like.mtime().max(0) as u64);
-    builder.append_data(&mut header, name, std::io::empty()).map_err(io_error("archiving", name))
 }
 
 #[cfg(test)]
@@ -477,10 +371,12 @@ mod tests {
         // SAFETY: mknod on a path we own.
         assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) }, 0);
         std::fs::create_dir(upper.join("opaque")).unwrap();
-        xattr::set(upper.join("opaque"), OPAQUE_XATTR, b"y").unwrap();
+        xattr::set(upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
+        // A daemon's socket has no tar form: left out, as Docker does.
+        let _socket = std::os::unix::net::UnixListener::bind(upper.join("app.sock")).unwrap();
 
         let mut layer = Vec::new();
-        write_layer_tar(upper, TreeKind::Upper, &mut layer).unwrap();
+        crate::copy::archive_tree(upper, TreeKind::Upper, &mut layer).unwrap();
         let found = entries(&layer);
         let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["etc", "etc/.wh.gone", "etc/motd", "etc/motd2", "link", "opaque", "opaque/.wh..wh..opq"]);
@@ -489,7 +385,7 @@ mod tests {
 
         // A merged tree keeps devices as they are.
         let mut merged = Vec::new();
-        write_layer_tar(upper, TreeKind::Merged, &mut merged).unwrap();
+        crate::copy::archive_tree(upper, TreeKind::Merged, &mut merged).unwrap();
         assert!(entries(&merged).iter().any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
     }
 

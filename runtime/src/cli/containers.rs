@@ -12,7 +12,8 @@ use crate::logs::parse_entries;
 use crate::monitor::client::{self, MonitorClient};
 use crate::monitor::proto::{MonitorRequest, MonitorResponse};
 use crate::monitor::{self, monitor_alive, SandboxPlan};
-use crate::rootfs::{write_layer_tar, TreeKind};
+use crate::copy::archive_tree;
+use crate::rootfs::TreeKind;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -686,7 +687,7 @@ pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
     // swap a directory for a link meanwhile (it would lead the walk out of
     // the container), so its VM is paused, as for commit.
     let paused = pause_if_running(&record);
-    let exported = tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| write_layer_tar(root, TreeKind::Merged, out))).await;
+    let exported = tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, out))).await;
     drop(paused);
     exported.context("exporting")???;
     Ok(0)
@@ -801,7 +802,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let paused = if args.pause { pause_if_running(&record) } else { None };
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
-        write_layer_tar(rootfs.upper(), TreeKind::Upper, std::io::BufWriter::new(file))?;
+        archive_tree(rootfs.upper(), TreeKind::Upper, std::io::BufWriter::new(file))?;
         Ok(())
     })();
     drop(paused);

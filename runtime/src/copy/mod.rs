@@ -24,6 +24,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use crate::rootfs::TreeKind;
 use thiserror::Error;
 
 /// How many symbolic links a path may go through, as the kernel's limit.
@@ -486,6 +487,7 @@ fn write_archive(source: &Located, root_name: &Path, out: impl Write) -> Result<
     let mut writer = ArchiveWriter {
         builder: tar::Builder::new(out),
         links: HashMap::new(),
+        kind: TreeKind::Merged,
     };
     writer.append(source.dir.as_raw_fd(), &source.name, root_name, true)?;
     writer
@@ -495,13 +497,95 @@ fn write_archive(source: &Located, root_name: &Path, out: impl Write) -> Result<
         .map_err(io_error("writing the archive of", root_name.display().to_string()))
 }
 
-/// A tar writer walking a tree by descriptors (unlike
-/// [`crate::rootfs::write_layer_tar`], which joins paths and so may follow
-/// a link a running guest swaps in for a directory).
+/// A tar writer walking a tree by descriptors: never by joined paths, which
+/// would follow a link a running guest swaps in for a directory.
 struct ArchiveWriter<W: Write> {
     builder: tar::Builder<W>,
     /// Files with several links, by (device, inode): the first name archived.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Whether the tree is an overlay upper directory, whose whiteouts and
+    /// opaque directories become OCI's.
+    kind: TreeKind,
+}
+
+/// The overlay private xattr that marks an opaque directory.
+const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+
+/// Archives everything below the directory `root` (entries named relative
+/// to it, the root itself left out), by descriptors: a running guest
+/// swapping a directory for a link, or a file for a FIFO or a device,
+/// leads the walk nowhere. For an overlay upper directory
+/// ([`TreeKind::Upper`]) whiteouts become `.wh.NAME` files and opaque
+/// directories get `.wh..wh..opq`, as OCI layers have them.
+pub fn archive_tree(root: &Path, kind: TreeKind, out: impl Write) -> Result<(), CopyError> {
+    let shown = root.display().to_string();
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
+    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
+    let mut writer = ArchiveWriter {
+        builder: tar::Builder::new(out),
+        links: HashMap::new(),
+        kind,
+    };
+    for child in fd::read_dir_names(&dir).map_err(io_error("reading", shown.clone()))? {
+        let name = PathBuf::from(OsStr::from_bytes(child.to_bytes()));
+        writer.append(dir.as_raw_fd(), &child, &name, false)?;
+    }
+    writer.builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", shown))
+}
+
+/// One entry of a tree [`walk`] visits.
+pub struct WalkEntry<'a> {
+    /// Its path below the root.
+    pub path: &'a Path,
+    /// Its `lstat`.
+    pub stat: &'a libc::stat,
+}
+
+/// Visits everything below the directory `root` (the root left out),
+/// parents before children, by descriptors (see [`archive_tree`]).
+pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
+    let shown = root.display().to_string();
+    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
+    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))?;
+    walk_below(&dir, Path::new(""), visit)
+}
+
+fn walk_below(dir: &OwnedFd, relative: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
+    let shown = || relative.display().to_string();
+    for child in fd::read_dir_names(dir).map_err(io_error("reading", shown()))? {
+        let path = relative.join(OsStr::from_bytes(child.to_bytes()));
+        // Gone meanwhile (a running guest): nothing to visit.
+        let Some(stat) = fd::fstatat(dir.as_raw_fd(), &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
+            continue;
+        };
+        visit(WalkEntry { path: &path, stat: &stat });
+        if fd::is_dir(&stat) {
+            match fd::openat(dir.as_raw_fd(), &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+                Ok(opened) => walk_below(&opened, &path, visit)?,
+                // Swapped for something else meanwhile: not followed.
+                Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
+                Err(err) => return Err(io_error("opening", path.display().to_string())(err)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` (relative) exists in the tree at `root`, resolved inside
+/// it as the guest would (its links stay in it), without following a last
+/// link.
+pub fn exists_in(root: &OwnedFd, path: &Path) -> bool {
+    let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    fd::openat2(root.as_raw_fd(), &path, libc::O_PATH | libc::O_NOFOLLOW, fd::RESOLVE_IN_ROOT | fd::RESOLVE_NO_MAGICLINKS).is_ok()
+}
+
+/// Opens a trusted host directory (an image layer) to resolve paths in.
+pub fn open_dir(path: &Path) -> Result<OwnedFd, CopyError> {
+    let shown = path.display().to_string();
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
+    fd::openat(libc::AT_FDCWD, &c_path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))
 }
 
 fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
@@ -543,6 +627,9 @@ impl<W: Write> ArchiveWriter<W> {
                 let stat = fd::fstat(&opened).map_err(io_error("inspecting", shown()))?;
                 let mut header = header_for(&stat, tar::EntryType::Directory);
                 self.builder.append_data(&mut header, archive_name, std::io::empty()).map_err(io_error("archiving", shown()))?;
+                if self.kind == TreeKind::Upper && is_opaque(&opened) {
+                    self.append_empty(&stat, &archive_name.join(".wh..wh..opq"))?;
+                }
                 for child in fd::read_dir_names(&opened).map_err(io_error("reading", shown()))? {
                     let child_name = archive_name.join(OsStr::from_bytes(child.to_bytes()));
                     self.append(opened.as_raw_fd(), &child, &child_name, false)?;
@@ -592,6 +679,11 @@ impl<W: Write> ArchiveWriter<W> {
                     .append_link(&mut header, archive_name, Path::new(OsStr::from_bytes(&target)))
                     .map_err(io_error("archiving", shown()))?;
             }
+            libc::S_IFCHR if self.kind == TreeKind::Upper && stat.st_rdev == 0 => {
+                let mut whiteout = std::ffi::OsString::from(".wh.");
+                whiteout.push(OsStr::from_bytes(name.to_bytes()));
+                self.append_empty(&stat, &archive_name.with_file_name(whiteout))?;
+            }
             kind @ (libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO) => {
                 let entry_type = match kind {
                     libc::S_IFCHR => tar::EntryType::Char,
@@ -610,6 +702,23 @@ impl<W: Write> ArchiveWriter<W> {
         }
         Ok(())
     }
+
+    /// An empty regular file (an OCI whiteout marker), owned and timed as `like`.
+    fn append_empty(&mut self, like: &libc::stat, archive_name: &Path) -> Result<(), CopyError> {
+        let mut header = header_for(like, tar::EntryType::Regular);
+        header.set_mode(0o644);
+        self.builder
+            .append_data(&mut header, archive_name, std::io::empty())
+            .map_err(io_error("archiving", archive_name.display().to_string()))
+    }
+}
+
+/// Whether overlayfs marked the open directory opaque.
+fn is_opaque(dir: &OwnedFd) -> bool {
+    let mut value = [0u8; 2];
+    // SAFETY: fgetxattr writes at most `value.len()` bytes into `value`.
+    let n = unsafe { libc::fgetxattr(dir.as_raw_fd(), OPAQUE_XATTR.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    n == 1 && value[0] == b'y'
 }
 
 /// Who extracted files belong to.
