@@ -132,19 +132,29 @@ pub struct Sandbox {
 /// `Kernel panic - not syncing: <message>`, as Linux prints it.
 pub fn guest_panic(console_log: &Path) -> Option<String> {
     const MARK: &str = "Kernel panic - not syncing: ";
-    let text = std::fs::read(console_log).ok()?;
     // The panic is at the end; a guest may have written much before it.
-    let start = text.len().saturating_sub(64 * 1024);
-    let tail = String::from_utf8_lossy(&text[start..]);
+    let text = read_tail(console_log, 64 * 1024)?;
+    let tail = String::from_utf8_lossy(&text);
     let line = tail.lines().rev().find_map(|line| line.split_once(MARK).map(|(_, message)| message))?;
     Some(line.trim().chars().take(200).collect())
 }
 
+/// The last `limit` bytes of a file the guest writes (its console): never
+/// more, however much it wrote.
+fn read_tail(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(limit))).ok()?;
+    let mut tail = Vec::new();
+    file.take(limit).read_to_end(&mut tail).ok()?;
+    Some(tail)
+}
+
 /// The last lines of the console log, for boot failures.
 fn console_tail(path: &Path) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let start = text.len().saturating_sub(2048);
-    let tail = String::from_utf8_lossy(&text[start..]);
+    let text = read_tail(path, 2048).unwrap_or_default();
+    let tail = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
     if lines.is_empty() {
         String::new()
@@ -157,6 +167,28 @@ fn console_tail(path: &Path) -> String {
 async fn kill_child(child: &mut Child) {
     let _ = child.start_kill();
     let _ = child.wait().await;
+}
+
+/// Kills a child we started and reaps it, and waits until its own children
+/// are gone too (they die with it: PR_SET_PDEATHSIG). virtiofsd serves from
+/// a child of its own, which holds the container's overlay: the writable
+/// layer is free only once that child is gone.
+async fn kill_child_and_its_children(child: &mut Child) {
+    let grandchildren: Vec<i32> = child
+        .id()
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok())
+        .map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default();
+    kill_child(child).await;
+    for pid in grandchildren {
+        for _ in 0..100 {
+            // Gone (or reaped by init already, or a zombie of nobody's).
+            if !crate::monitor::process_alive(i64::from(pid)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Sandbox {
@@ -329,7 +361,7 @@ impl Sandbox {
         if !exited {
             kill_child(&mut self.vmm).await;
         }
-        kill_child(&mut self.virtiofsd).await;
+        kill_child_and_its_children(&mut self.virtiofsd).await;
         remove_dir(&self.dir);
     }
 }

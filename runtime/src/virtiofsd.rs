@@ -72,6 +72,19 @@ pub enum ShareSource {
     Overlay(OverlayMount),
 }
 
+/// `struct mount_attr` of mount_setattr(2) (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
 /// Mount calls prepared before fork: the child may not allocate.
 enum MountPlan {
     Bind { source: CString, target: CString, readonly: bool },
@@ -151,9 +164,17 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
                         }
                         // nodev and nosuid for the host: virtiofsd itself
                         // never needs a device or set-user-ID program there.
-                        let ro = if *readonly { libc::MS_RDONLY } else { 0 };
-                        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV | ro;
-                        if libc::mount(null, target.as_ptr(), null, flags, null.cast()) < 0 {
+                        // Recursively (mount_setattr): file systems mounted
+                        // below a `:ro` volume's source are read-only too.
+                        let ro = if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+                        let attr = MountAttr {
+                            attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | ro,
+                            attr_clr: 0,
+                            propagation: 0,
+                            userns_fd: 0,
+                        };
+                        let size = std::mem::size_of::<MountAttr>();
+                        if libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, target.as_ptr(), libc::AT_RECURSIVE, &attr as *const MountAttr, size) < 0 {
                             return Err(std::io::Error::last_os_error());
                         }
                     }

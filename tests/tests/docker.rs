@@ -287,7 +287,22 @@ fn bind_volumes_share_host_paths_both_ways() {
     assert_eq!(std::fs::read_to_string(dir.join("guest.txt")).unwrap(), "from-guest\n", "the guest's write did not reach the host");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "conf\n");
 
-    // :ro holds for directories, and a missing host directory is created.
+    // :ro holds for directories, also for what is mounted below the source
+    // (a tmpfs here, unmounted by the guard even if the test fails), and a
+    // missing host directory is created.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    assert!(std::process::Command::new("mount").args(["-t", "tmpfs", "hull-test", sub.to_str().unwrap()]).status().unwrap().success());
+    let _unmount = Unmount(sub.clone());
+    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &format!("{}:/data:ro", dir.display()), BUSYBOX_IMAGE, "sh", "-c", "touch /data/sub/x 2>/dev/null || echo refused"]);
+    assert_eq!(out, "refused", "a mount below a :ro volume was writable");
+    assert!(!sub.join("x").exists());
     let ro = format!("{}:/data:ro", dir.display());
     let fresh = hull.scratch.path().join("fresh");
     let fresh_volume = format!("{}:/fresh", fresh.display());

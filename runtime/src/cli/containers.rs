@@ -683,13 +683,10 @@ pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
     };
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
     let scratch = paths.views_dir();
-    // The archive is written by walking paths: a running guest must not
-    // swap a directory for a link meanwhile (it would lead the walk out of
-    // the container), so its VM is paused, as for commit.
-    let paused = pause_if_running(&record);
-    let exported = tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, out))).await;
-    drop(paused);
-    exported.context("exporting")???;
+    // (Walked by descriptors: a running guest's changes meanwhile lead it nowhere.)
+    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, out)))
+        .await
+        .context("exporting")???;
     Ok(0)
 }
 
@@ -902,11 +899,7 @@ pub struct DiffArgs {
 pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
     let (store, record) = load(paths, &args.container)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
-    // Listing walks the writable layer by path: the guest stays still meanwhile.
-    let paused = pause_if_running(&record);
-    let changes = rootfs.changes();
-    drop(paused);
-    for change in changes? {
+    for change in rootfs.changes()? {
         println!("{} {}", change.kind, change.path);
     }
     Ok(0)
@@ -943,6 +936,13 @@ pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
 pub async fn unpause(paths: &Paths, args: PauseArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         let (store, mut record) = load(paths, &name)?;
+        if record.state.status == Status::Running && vmm_stopped(&record) {
+            // Left frozen by a `commit` that was killed before it could
+            // let it go on.
+            signal_vmm(&record, nix::sys::signal::Signal::SIGCONT)?;
+            println!("{name}");
+            return Ok(());
+        }
         if record.state.status != Status::Paused {
             bail!("Container {} is not paused", record.id);
         }
@@ -962,6 +962,14 @@ fn resume_if_paused(store: &ContainerStore, record: &mut ContainerRecord) -> Res
     record.set_paused(false);
     store.save(record)?;
     Ok(())
+}
+
+/// Whether the container's VMM process is stopped (`T` in /proc).
+fn vmm_stopped(record: &ContainerRecord) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", record.hull_sandbox.vmm_pid))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+        .unwrap_or(false)
 }
 
 fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {

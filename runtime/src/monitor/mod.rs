@@ -620,7 +620,11 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
     let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
     // Held until the sandbox is gone: nothing else mounts the layer meanwhile.
-    let _writable_layer = rootfs.lock_writable()?;
+    let _writable_layer = {
+        let rootfs = rootfs.clone();
+        // (flock blocks: while a `cp` into the stopped container finishes.)
+        tokio::task::spawn_blocking(move || rootfs.lock_writable()).await.context("locking the writable layer")??
+    };
     let mut shares = vec![
         ShareEntry {
             target: PathBuf::from(ROOTFS_DIR),
