@@ -125,6 +125,7 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
             ShareSource::Overlay(mount) => MountPlan::Overlay { mount: mount.clone(), target },
         });
     }
+    let share = cpath(share_dir)?;
     let mut command = Command::new(program);
     command
         .arg(format!("--socket-path={}", socket.display()))
@@ -154,6 +155,12 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
             }
             let null = std::ptr::null();
             if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The share itself becomes a mount (made read-only below, once
+            // the entries are mounted in it): the guest can create nothing
+            // in its root, which lives on the host's /run.
+            if libc::mount(share.as_ptr(), share.as_ptr(), null, libc::MS_BIND, null.cast()) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             for plan in &mounts {
@@ -188,6 +195,10 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
                         }
                     }
                 }
+            }
+            let read_only = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+            if libc::mount(null, share.as_ptr(), null, read_only, null.cast()) < 0 {
+                return Err(std::io::Error::last_os_error());
             }
             if libc::chdir(c"/".as_ptr()) < 0 {
                 return Err(std::io::Error::last_os_error());
