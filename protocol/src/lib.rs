@@ -14,7 +14,7 @@ mod stream;
 
 pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN, MAX_STDIO_CHUNK};
 pub use message::{
-    is_valid_id, ContainerStats, Event, ExitStatus, ProcessInfo, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
+    is_valid_id, ContainerStats, DEFAULT_DEVICES, Event, ExitStatus, ProcessInfo, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
     StdioStreams, MAX_ID_LEN, PROTOCOL_VERSION,
 };
 #[cfg(feature = "tokio")]

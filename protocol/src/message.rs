@@ -243,6 +243,10 @@ pub struct ContainerStats {
     pub pids: u64,
 }
 
+/// The device nodes every container gets in its /dev, as Docker gives
+/// them: the agent binds the guest's own onto files it creates there.
+pub const DEFAULT_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]

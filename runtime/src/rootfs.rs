@@ -22,6 +22,7 @@
 //! * [`write_layer_tar`] reads the upper directory directly, for `commit`.
 
 use crate::lockfile::LockFile;
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -261,31 +262,64 @@ pub struct Change {
 impl RootfsLayers {
     /// What the container changed, from its writable layer: a whiteout is
     /// a deletion, a path the image has is a change, any other an addition.
-    /// The writable layer is walked by descriptors and paths are looked up
-    /// in the image's layers inside each layer's root (see
-    /// [`crate::copy::walk`]): a guest's links lead nowhere.
-    pub fn changes(&self) -> Result<Vec<Change>, crate::copy::CopyError> {
-        let mut changes = Vec::new();
-        if !self.upper.is_dir() {
-            return Ok(changes);
+    /// `mount_points` (relative, see [`crate::monitor::mount_points`]) are
+    /// Hull's, not the container's: they, what lies below them, and the
+    /// directories changed only to hold them are left out, as Docker's init
+    /// layer keeps them out of sight. The writable layer is walked by
+    /// descriptors and paths are looked up in the image's layers inside each
+    /// layer's root (see [`crate::copy::walk`]): a guest's links lead nowhere.
+    pub fn changes(&self, mount_points: &HashSet<PathBuf>) -> Result<Vec<Change>, crate::copy::CopyError> {
+        Ok(self.classify(mount_points)?.0)
+    }
+
+    /// What of the writable layer is Hull's (see [`Self::changes`]):
+    /// relative paths for [`crate::copy::archive_tree`] to leave out.
+    pub fn hidden_entries(&self, mount_points: &HashSet<PathBuf>) -> Result<HashSet<PathBuf>, crate::copy::CopyError> {
+        Ok(self.classify(mount_points)?.1)
+    }
+
+    fn classify(&self, mount_points: &HashSet<PathBuf>) -> Result<(Vec<Change>, HashSet<PathBuf>), crate::copy::CopyError> {
+        let mut entries: Vec<(PathBuf, char, bool)> = Vec::new();
+        if self.upper.is_dir() {
+            let layers = self.layers.iter().map(|layer| crate::copy::open_dir(layer)).collect::<Result<Vec<_>, _>>()?;
+            crate::copy::walk(&self.upper, &mut |entry| {
+                let mode = entry.stat.st_mode & libc::S_IFMT;
+                let kind = if mode == libc::S_IFCHR && entry.stat.st_rdev == 0 {
+                    'D'
+                } else if layers.iter().any(|layer| crate::copy::exists_in(layer, entry.path)) {
+                    'C'
+                } else {
+                    'A'
+                };
+                entries.push((entry.path.to_path_buf(), kind, mode == libc::S_IFDIR));
+            })?;
         }
-        let layers = self.layers.iter().map(|layer| crate::copy::open_dir(layer)).collect::<Result<Vec<_>, _>>()?;
-        crate::copy::walk(&self.upper, &mut |entry| {
-            let is_whiteout = entry.stat.st_mode & libc::S_IFMT == libc::S_IFCHR && entry.stat.st_rdev == 0;
-            let kind = if is_whiteout {
-                'D'
-            } else if layers.iter().any(|layer| crate::copy::exists_in(layer, entry.path)) {
-                'C'
-            } else {
-                'A'
-            };
-            changes.push(Change {
+        // A directory is the container's change only if something of the
+        // container's is in it, or nothing at all (mkdir, or a copy-up by
+        // chmod). Deepest first, so a directory's contents are decided
+        // before it is.
+        entries.sort_by_key(|(path, ..)| std::cmp::Reverse(path.components().count()));
+        let mut hidden = HashSet::new();
+        let (mut hidden_below, mut shown_below) = (HashSet::new(), HashSet::new());
+        for (path, _, is_dir) in &entries {
+            let hide = path.ancestors().any(|a| mount_points.contains(a))
+                || (*is_dir && hidden_below.contains(path) && !shown_below.contains(path));
+            let below = if hide { &mut hidden_below } else { &mut shown_below };
+            below.extend(path.ancestors().skip(1).map(Path::to_path_buf));
+            if hide {
+                hidden.insert(path.clone());
+            }
+        }
+        let mut changes: Vec<Change> = entries
+            .into_iter()
+            .filter(|(path, ..)| !hidden.contains(path))
+            .map(|(path, kind, _)| Change {
                 kind,
-                path: format!("/{}", entry.path.display()),
-            });
-        })?;
+                path: format!("/{}", path.display()),
+            })
+            .collect();
         changes.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(changes)
+        Ok((changes, hidden))
     }
 }
 
@@ -376,7 +410,7 @@ mod tests {
         let _socket = std::os::unix::net::UnixListener::bind(upper.join("app.sock")).unwrap();
 
         let mut layer = Vec::new();
-        crate::copy::archive_tree(upper, TreeKind::Upper, &mut layer).unwrap();
+        crate::copy::archive_tree(upper, TreeKind::Upper, HashSet::new(), &mut layer).unwrap();
         let found = entries(&layer);
         let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["etc", "etc/.wh.gone", "etc/motd", "etc/motd2", "link", "opaque", "opaque/.wh..wh..opq"]);
@@ -385,7 +419,7 @@ mod tests {
 
         // A merged tree keeps devices as they are.
         let mut merged = Vec::new();
-        crate::copy::archive_tree(upper, TreeKind::Merged, &mut merged).unwrap();
+        crate::copy::archive_tree(upper, TreeKind::Merged, HashSet::new(), &mut merged).unwrap();
         assert!(entries(&merged).iter().any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
     }
 
@@ -400,6 +434,30 @@ mod tests {
         drop(sandbox);
         rootfs.with_writable(&dir.path().join("scratch"), |root| std::fs::write(root.join("copied"), "x").unwrap()).unwrap();
         assert!(rootfs.upper().join("copied").exists());
+    }
+
+    #[test]
+    fn mount_points_and_what_holds_them_are_not_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layers/base");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::create_dir_all(layer.join("var/lib")).unwrap();
+        let rootfs = RootfsLayers::new(&dir.path().join("container"), vec![layer]);
+        rootfs.create().unwrap();
+        let upper = rootfs.upper();
+        for d in ["etc", "dev", "proc", "var/lib/app", "made"] {
+            std::fs::create_dir_all(upper.join(d)).unwrap();
+        }
+        for f in ["etc/hosts", "dev/null", "var/lib/app/data"] {
+            std::fs::write(upper.join(f), "").unwrap();
+        }
+        let points: HashSet<PathBuf> = ["etc/hosts", "dev", "proc", "var/lib/app"].iter().map(PathBuf::from).collect();
+        let changes: Vec<String> = rootfs.changes(&points).unwrap().iter().map(|c| format!("{} {}", c.kind, c.path)).collect();
+        assert_eq!(changes, ["A /made"], "only the container's own mkdir");
+        let hidden = rootfs.hidden_entries(&points).unwrap();
+        for path in ["etc", "etc/hosts", "dev", "dev/null", "proc", "var", "var/lib", "var/lib/app"] {
+            assert!(hidden.contains(Path::new(path)), "{path} not hidden");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::process::{MountPoint, MountStep};
 use anyhow::{bail, Context, Result};
-use hull_protocol::Rootfs;
+use hull_protocol::{Rootfs, DEFAULT_DEVICES};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Mount;
 use std::ffi::CString;
@@ -16,8 +16,6 @@ use std::path::{Component, Path, PathBuf};
 /// Where virtio-fs shares are mounted in the guest.
 const SHARES_DIR: &str = "/run/hull/shares";
 
-/// The device nodes every container gets, as Docker gives them.
-pub const DEFAULT_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Mounts the virtio-fs share `tag` once and returns its mount point.
 fn mount_share(tag: &str) -> Result<PathBuf> {

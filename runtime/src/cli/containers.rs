@@ -684,7 +684,7 @@ pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
     let scratch = paths.views_dir();
     // (Walked by descriptors: a running guest's changes meanwhile lead it nowhere.)
-    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, out)))
+    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, Default::default(), out)))
         .await
         .context("exporting")???;
     Ok(0)
@@ -799,7 +799,8 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let paused = if args.pause { pause_if_running(&record) } else { None };
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
-        archive_tree(rootfs.upper(), TreeKind::Upper, std::io::BufWriter::new(file))?;
+        let hidden = rootfs.hidden_entries(&monitor::mount_points(&store.dir_of(&record.id))?)?;
+        archive_tree(rootfs.upper(), TreeKind::Upper, hidden, std::io::BufWriter::new(file))?;
         Ok(())
     })();
     drop(paused);
@@ -899,7 +900,7 @@ pub struct DiffArgs {
 pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
     let (store, record) = load(paths, &args.container)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
-    for change in rootfs.changes()? {
+    for change in rootfs.changes(&monitor::mount_points(&store.dir_of(&record.id))?)? {
         println!("{} {}", change.kind, change.path);
     }
     Ok(0)

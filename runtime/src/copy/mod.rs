@@ -488,6 +488,7 @@ fn write_archive(source: &Located, root_name: &Path, out: impl Write) -> Result<
         builder: tar::Builder::new(out),
         links: HashMap::new(),
         kind: TreeKind::Merged,
+        exclude: std::collections::HashSet::new(),
     };
     writer.append(source.dir.as_raw_fd(), &source.name, root_name, true)?;
     writer
@@ -506,6 +507,8 @@ struct ArchiveWriter<W: Write> {
     /// Whether the tree is an overlay upper directory, whose whiteouts and
     /// opaque directories become OCI's.
     kind: TreeKind,
+    /// Entries (by archive name) left out, with all below them.
+    exclude: std::collections::HashSet<PathBuf>,
 }
 
 /// The overlay private xattr that marks an opaque directory.
@@ -517,7 +520,7 @@ const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 /// leads the walk nowhere. For an overlay upper directory
 /// ([`TreeKind::Upper`]) whiteouts become `.wh.NAME` files and opaque
 /// directories get `.wh..wh..opq`, as OCI layers have them.
-pub fn archive_tree(root: &Path, kind: TreeKind, out: impl Write) -> Result<(), CopyError> {
+pub fn archive_tree(root: &Path, kind: TreeKind, exclude: std::collections::HashSet<PathBuf>, out: impl Write) -> Result<(), CopyError> {
     let shown = root.display().to_string();
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
     let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
@@ -525,6 +528,7 @@ pub fn archive_tree(root: &Path, kind: TreeKind, out: impl Write) -> Result<(), 
         builder: tar::Builder::new(out),
         links: HashMap::new(),
         kind,
+        exclude,
     };
     for child in fd::read_dir_names(&dir).map_err(io_error("reading", shown.clone()))? {
         let name = PathBuf::from(OsStr::from_bytes(child.to_bytes()));
@@ -602,6 +606,9 @@ fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
 impl<W: Write> ArchiveWriter<W> {
     /// Archives `name` in `dir` as `archive_name`.
     fn append(&mut self, dir: RawFd, name: &CStr, archive_name: &Path, root: bool) -> Result<(), CopyError> {
+        if self.exclude.contains(archive_name) {
+            return Ok(());
+        }
         let shown = || archive_name.display().to_string();
         let Some(stat) = fd::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", shown()))? else {
             if root {

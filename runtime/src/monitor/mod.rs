@@ -68,6 +68,28 @@ pub struct SandboxPlan {
 /// The file beside a container's record that holds its [`SandboxPlan`].
 const PLAN_FILE: &str = "sandbox.json";
 
+/// The OCI spec `hull create` wrote beside the container's record.
+pub fn load_spec(container_dir: &std::path::Path) -> Result<oci_spec::runtime::Spec> {
+    let path = container_dir.join("spec.json");
+    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// What the agent makes in a container's root file system for its mounts
+/// (mount points, /dev's device files), relative to the root: Docker keeps
+/// these in an init layer, so `diff` and `commit` leave them out.
+pub fn mount_points(container_dir: &std::path::Path) -> Result<std::collections::HashSet<PathBuf>> {
+    let spec = load_spec(container_dir)?;
+    let mut points: std::collections::HashSet<PathBuf> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| m.destination().strip_prefix("/").ok().map(std::path::Path::to_path_buf))
+        .collect();
+    points.extend(hull_protocol::DEFAULT_DEVICES.iter().map(|d| PathBuf::from("dev").join(d)));
+    Ok(points)
+}
+
 impl SandboxPlan {
     /// Reads the plan of the container whose directory is `container_dir`.
     pub fn load(container_dir: &std::path::Path) -> Result<SandboxPlan> {
@@ -186,8 +208,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     let mut record = store.load(&id)?;
     let container_dir = store.dir_of(&id);
     let plan = SandboxPlan::load(&container_dir)?;
-    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&std::fs::read(container_dir.join("spec.json")).context("reading spec.json")?)
-        .context("parsing spec.json")?;
+    let spec = load_spec(&container_dir)?;
 
     let run_dir = paths.sandbox_dir(&id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
