@@ -30,6 +30,10 @@ use thiserror::Error;
 /// How many symbolic links a path may go through, as the kernel's limit.
 const MAX_SYMLINKS: usize = 40;
 
+/// How deep a tree the walks go (they recurse): a guest can nest
+/// directories without end, and must not overflow the host's stack.
+const MAX_TREE_DEPTH: usize = 256;
+
 /// A copy failed.
 #[derive(Debug, Error)]
 pub enum CopyError {
@@ -103,6 +107,12 @@ pub enum CopyError {
     /// The container's file system could not be mounted.
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
+    /// A tree nests deeper than [`MAX_TREE_DEPTH`].
+    #[error("{path}: directories nest more than {MAX_TREE_DEPTH} deep")]
+    TooDeep {
+        /// Where the walk stopped.
+        path: String,
+    },
     /// One end of the copy died.
     #[error("the copy's {0} thread panicked")]
     Worker(&'static str),
@@ -550,27 +560,39 @@ pub struct WalkEntry<'a> {
 pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
     let shown = root.display().to_string();
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))?;
-    walk_below(&dir, Path::new(""), visit)
-}
-
-fn walk_below(dir: &OwnedFd, relative: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
-    let shown = || relative.display().to_string();
-    for child in fd::read_dir_names(dir).map_err(io_error("reading", shown()))? {
-        let path = relative.join(OsStr::from_bytes(child.to_bytes()));
+    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
+    let names = fd::read_dir_names(&dir).map_err(io_error("reading", shown))?;
+    // No recursion (a guest may nest directories deeply): a stack of open
+    // directories, their names, the next one.
+    let mut stack = vec![(dir, PathBuf::new(), names, 0usize)];
+    while let Some(top) = stack.len().checked_sub(1) {
+        let (dir, prefix, names, next) = &mut stack[top];
+        let Some(child) = names.get(*next).cloned() else {
+            stack.pop();
+            continue;
+        };
+        *next += 1;
+        let path = prefix.join(OsStr::from_bytes(child.to_bytes()));
+        let dir = dir.as_raw_fd();
         // Gone meanwhile (a running guest): nothing to visit.
-        let Some(stat) = fd::fstatat(dir.as_raw_fd(), &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
+        let Some(stat) = fd::fstatat(dir, &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
             continue;
         };
         visit(WalkEntry { path: &path, stat: &stat });
-        if fd::is_dir(&stat) {
-            match fd::openat(dir.as_raw_fd(), &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
-                Ok(opened) => walk_below(&opened, &path, visit)?,
-                // Swapped for something else meanwhile: not followed.
-                Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
-                Err(err) => return Err(io_error("opening", path.display().to_string())(err)),
-            }
+        if !fd::is_dir(&stat) {
+            continue;
         }
+        let opened = match fd::openat(dir, &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+            Ok(opened) => opened,
+            // Swapped for something else meanwhile: not followed.
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
+            Err(err) => return Err(io_error("opening", path.display().to_string())(err)),
+        };
+        if stack.len() >= MAX_TREE_DEPTH {
+            return Err(CopyError::TooDeep { path: path.display().to_string() });
+        }
+        let names = fd::read_dir_names(&opened).map_err(io_error("reading", path.display().to_string()))?;
+        stack.push((opened, path, names, 0));
     }
     Ok(())
 }
@@ -606,8 +628,38 @@ fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
 impl<W: Write> ArchiveWriter<W> {
     /// Archives `name` in `dir` as `archive_name`.
     fn append(&mut self, dir: RawFd, name: &CStr, archive_name: &Path, root: bool) -> Result<(), CopyError> {
-        if self.exclude.contains(archive_name) {
+        let Some(opened) = self.append_entry(dir, name, archive_name, root)? else {
             return Ok(());
+        };
+        // Directories below, without recursion (a guest may nest them
+        // deeply): a stack of open directories, their names, the next one.
+        let names = fd::read_dir_names(&opened).map_err(io_error("reading", archive_name.display().to_string()))?;
+        let mut stack = vec![(opened, archive_name.to_path_buf(), names, 0usize)];
+        while let Some(top) = stack.len().checked_sub(1) {
+            let (dir, prefix, names, next) = &mut stack[top];
+            let Some(child) = names.get(*next).cloned() else {
+                stack.pop();
+                continue;
+            };
+            *next += 1;
+            let child_name = prefix.join(OsStr::from_bytes(child.to_bytes()));
+            let dir = dir.as_raw_fd();
+            if let Some(opened) = self.append_entry(dir, &child, &child_name, false)? {
+                if stack.len() >= MAX_TREE_DEPTH {
+                    return Err(CopyError::TooDeep { path: child_name.display().to_string() });
+                }
+                let names = fd::read_dir_names(&opened).map_err(io_error("reading", child_name.display().to_string()))?;
+                stack.push((opened, child_name, names, 0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Archives the one entry `name` in `dir` as `archive_name`; for a
+    /// directory, returns it opened, for the caller to go through.
+    fn append_entry(&mut self, dir: RawFd, name: &CStr, archive_name: &Path, root: bool) -> Result<Option<OwnedFd>, CopyError> {
+        if self.exclude.contains(archive_name) {
+            return Ok(None);
         }
         let shown = || archive_name.display().to_string();
         let Some(stat) = fd::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", shown()))? else {
@@ -619,7 +671,7 @@ impl<W: Write> ArchiveWriter<W> {
             }
             // Removed (by a running guest) since its directory was read.
             tracing::debug!(entry = %shown(), "vanished while archiving");
-            return Ok(());
+            return Ok(None);
         };
         match fd::file_type(stat.st_mode) {
             libc::S_IFDIR => {
@@ -627,7 +679,7 @@ impl<W: Write> ArchiveWriter<W> {
                     Ok(opened) => opened,
                     Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {
                         tracing::debug!(entry = %shown(), "changed while archiving");
-                        return Ok(());
+                        return Ok(None);
                     }
                     Err(err) => return Err(io_error("opening", shown())(err)),
                 };
@@ -637,10 +689,7 @@ impl<W: Write> ArchiveWriter<W> {
                 if self.kind == TreeKind::Upper && is_opaque(&opened) {
                     self.append_empty(&stat, &archive_name.join(".wh..wh..opq"))?;
                 }
-                for child in fd::read_dir_names(&opened).map_err(io_error("reading", shown()))? {
-                    let child_name = archive_name.join(OsStr::from_bytes(child.to_bytes()));
-                    self.append(opened.as_raw_fd(), &child, &child_name, false)?;
-                }
+                return Ok(Some(opened));
             }
             libc::S_IFREG => {
                 if stat.st_nlink > 1 {
@@ -648,7 +697,7 @@ impl<W: Write> ArchiveWriter<W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut header = header_for(&stat, tar::EntryType::Link);
                         self.builder.append_link(&mut header, archive_name, first).map_err(io_error("archiving", shown()))?;
-                        return Ok(());
+                        return Ok(None);
                     }
                     self.links.insert(key, archive_name.to_path_buf());
                 }
@@ -658,14 +707,14 @@ impl<W: Write> ArchiveWriter<W> {
                     Ok(opened) => opened,
                     Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ELOOP)) => {
                         tracing::debug!(entry = %shown(), "changed while archiving");
-                        return Ok(());
+                        return Ok(None);
                     }
                     Err(err) => return Err(io_error("opening", shown())(err)),
                 };
                 let stat = fd::fstat(&opened).map_err(io_error("inspecting", shown()))?;
                 if fd::file_type(stat.st_mode) != libc::S_IFREG {
                     tracing::debug!(entry = %shown(), "changed while archiving");
-                    return Ok(());
+                    return Ok(None);
                 }
                 let size = u64::try_from(stat.st_size).unwrap_or(0);
                 let mut header = header_for(&stat, tar::EntryType::Regular);
@@ -678,7 +727,7 @@ impl<W: Write> ArchiveWriter<W> {
             libc::S_IFLNK => {
                 let target = match fd::readlinkat(dir, name) {
                     Ok(target) => target,
-                    Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => return Ok(()),
+                    Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => return Ok(None),
                     Err(err) => return Err(io_error("reading the link", shown())(err)),
                 };
                 let mut header = header_for(&stat, tar::EntryType::Symlink);
@@ -707,7 +756,7 @@ impl<W: Write> ArchiveWriter<W> {
             // Sockets have no tar form (Docker leaves them out too).
             _ => tracing::debug!(entry = %shown(), "not archiving a socket"),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// An empty regular file (an OCI whiteout marker), owned and timed as `like`.

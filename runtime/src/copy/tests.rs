@@ -232,3 +232,33 @@ fn archives_stream_both_ways_and_hostile_entries_are_refused() {
     assert!(matches!(err, CopyError::ParentNotDirectory { .. }), "{err}");
     assert!(!fx.host.join("planted").exists());
 }
+
+#[test]
+fn endless_nesting_stops_the_walks_instead_of_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep: PathBuf = std::iter::repeat_n("d", MAX_TREE_DEPTH + 5).collect();
+    std::fs::create_dir_all(dir.path().join(&deep)).unwrap();
+    let walked = walk(dir.path(), &mut |_| {});
+    assert!(matches!(walked, Err(CopyError::TooDeep { .. })), "{walked:?}");
+    let archived = archive_tree(dir.path(), TreeKind::Upper, Default::default(), std::io::sink());
+    assert!(matches!(archived, Err(CopyError::TooDeep { .. })), "{archived:?}");
+}
+
+#[test]
+fn trees_as_deep_as_allowed_are_walked_on_a_small_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep: PathBuf = std::iter::repeat_n("d", MAX_TREE_DEPTH - 1).collect();
+    std::fs::create_dir_all(dir.path().join(&deep)).unwrap();
+    std::fs::write(dir.path().join(&deep).join("f"), "x").unwrap();
+    let root = dir.path().to_path_buf();
+    // A thread of 1 MiB, half a default thread's stack.
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            walk(&root, &mut |_| {}).unwrap();
+            archive_tree(&root, TreeKind::Upper, Default::default(), std::io::sink()).unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
