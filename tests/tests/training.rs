@@ -80,6 +80,21 @@ fn a_docker_training_session() {
     };
     assert!(status.success(), "detach exit status {status:?}");
     assert_eq!(ok(&hull, &["inspect", "-f", "{{.State.Status}}", "web"]), "running");
+    // --detach-keys: another sequence; Ctrl-p Ctrl-q is then plain input.
+    let mut attach = hull
+        .command(["attach", "--detach-keys", "ctrl-a,d", "web"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    attach.stdin.as_mut().unwrap().write_all(b"\x10\x11").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(attach.try_wait().unwrap().is_none(), "Ctrl-p Ctrl-q detached despite --detach-keys");
+    attach.stdin.as_mut().unwrap().write_all(b"\x01d").unwrap();
+    assert!(eventually(Duration::from_secs(10), || attach.try_wait().unwrap().is_some()), "ctrl-a,d did not detach");
+    assert!(attach.wait().unwrap().success());
+    assert_eq!(ok(&hull, &["inspect", "-f", "{{.State.Status}}", "web"]), "running");
 
     // exec, logs -f, inspect -f.
     assert_eq!(ok(&hull, &["exec", "web", "sh", "-c", "echo from exec > /exec-was-here; cat /exec-was-here"]), "from exec");

@@ -4,7 +4,7 @@
 
 use super::format::{ago, binary_size, human_duration, human_size, print_table};
 use super::images::open_store;
-use super::run::{attach_and_wait, start_container, start_monitor};
+use super::run::{attach_and_wait, start_container, start_monitor, Session};
 use super::template::Template;
 use crate::config::Paths;
 use crate::container::{ContainerRecord, ContainerStore, Status};
@@ -380,6 +380,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    detach_keys: Option<super::run::DetachKeys>,
     /// Containers
     #[arg(required = true)]
     containers: Vec<String>,
@@ -411,7 +414,13 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
             Some(monitor) => monitor,
             None => client::connect(paths, &id).await?,
         };
-        return attach_and_wait(&monitor, args.interactive, tty, Some((paths, &id))).await;
+        let how = Session {
+            interactive: args.interactive,
+            tty,
+            proxy_signals: true,
+            detach_keys: args.detach_keys.clone().unwrap_or_default(),
+        };
+        return attach_and_wait(&monitor, how, Some((paths, &id))).await;
     }
     for_each(&args.containers, |name| async move {
         start_detached(paths, &name).await?;
@@ -613,6 +622,9 @@ pub struct AttachArgs {
     /// Do not attach STDIN
     #[arg(long)]
     no_stdin: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    detach_keys: Option<super::run::DetachKeys>,
     /// The container
     container: String,
 }
@@ -629,7 +641,13 @@ pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
     let attach_stdin = record.config.open_stdin && !args.no_stdin;
     super::terminal::check_input_is_terminal(attach_stdin, record.config.tty)?;
     let monitor = client::connect(paths, &record.id).await?;
-    attach_and_wait(&monitor, attach_stdin, record.config.tty, None).await
+    let how = Session {
+        interactive: attach_stdin,
+        tty: record.config.tty,
+        proxy_signals: true,
+        detach_keys: args.detach_keys.unwrap_or_default(),
+    };
+    attach_and_wait(&monitor, how, None).await
 }
 
 /// `hull top`.

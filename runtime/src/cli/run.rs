@@ -138,6 +138,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    detach_keys: Option<DetachKeys>,
     #[command(flatten)]
     create: CreateArgs,
 }
@@ -492,7 +495,13 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let result = attach_and_wait(&monitor, args.create.process.interactive, args.create.process.tty, Some((paths, &id))).await;
+    let how = Session {
+        interactive: args.create.process.interactive,
+        tty: args.create.process.tty,
+        proxy_signals: true,
+        detach_keys: args.detach_keys.clone().unwrap_or_default(),
+    };
+    let result = attach_and_wait(&monitor, how, Some((paths, &id))).await;
     if args.create.rm {
         // As `docker run --rm`: return once the container is gone, VM and all.
         let store = ContainerStore::open(&paths.root)?;
@@ -524,7 +533,8 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
 /// Attaches the terminal, starts the container when `start` names it,
 /// forwards stdin and signals, and returns the container's exit code.
 /// `tty`: the container has a terminal of its own.
-pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, tty: bool, start: Option<(&Paths, &str)>) -> Result<i32> {
+pub async fn attach_and_wait(monitor: &MonitorClient, how: Session, start: Option<(&Paths, &str)>) -> Result<i32> {
+    let interactive = how.interactive;
     let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
     monitor
         .request(MonitorRequest::Attach {
@@ -542,11 +552,11 @@ pub async fn attach_and_wait(monitor: &MonitorClient, interactive: bool, tty: bo
             return Err(err);
         }
     }
-    session(monitor, Session { interactive, tty, proxy_signals: true }, wait, outputs).await
+    session(monitor, how, wait, outputs).await
 }
 
 /// How a session runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// Forward stdin.
     pub interactive: bool,
@@ -557,6 +567,8 @@ pub struct Session {
     /// second one or a grace period later SIGKILL; without, Ctrl-C just
     /// ends the session.
     pub proxy_signals: bool,
+    /// The keys that leave the session (`--detach-keys`).
+    pub detach_keys: DetachKeys,
 }
 
 /// Tells the monitor the user's window size, if there is one; a process
@@ -582,6 +594,7 @@ pub async fn session(
         interactive,
         tty,
         proxy_signals,
+        detach_keys,
     } = how;
     tokio::pin!(outcome);
     let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
@@ -597,7 +610,7 @@ pub async fn session(
     let forward_stdin = async {
         let mut stdin = tokio::io::stdin();
         let mut buf = vec![0u8; 32 * 1024];
-        let mut detach = DetachKeys::default();
+        let mut detach = detach_keys;
         loop {
             match stdin.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -665,30 +678,74 @@ pub async fn session(
     Ok(code)
 }
 
-/// Finds Docker's detach sequence, Ctrl-p Ctrl-q, in stdin, across reads.
-#[derive(Debug, Default)]
-struct DetachKeys {
-    /// A Ctrl-p ended the last read and was held back.
-    pending: bool,
+/// Docker's detach keys: a sequence of keys (Ctrl-p Ctrl-q by default, or
+/// `--detach-keys`) that leaves an attached session, the container running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    sequence: Vec<u8>,
+    /// How much of the sequence the last reads ended with (held back).
+    matched: usize,
+}
+
+impl Default for DetachKeys {
+    fn default() -> Self {
+        Self {
+            sequence: vec![0x10, 0x11],
+            matched: 0,
+        }
+    }
+}
+
+impl std::str::FromStr for DetachKeys {
+    type Err = anyhow::Error;
+
+    /// Docker's spelling: keys separated by commas, each a single character
+    /// or `ctrl-<a-z, @, [, \, ], ^, _>`; e.g. `ctrl-x,x` or `ctrl-@`.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || anyhow!("Invalid detach keys ({text}) provided");
+        let mut sequence = Vec::new();
+        for key in text.split(',') {
+            let byte = match key.strip_prefix("ctrl-") {
+                Some(name) => match name.as_bytes() {
+                    [letter @ b'a'..=b'z'] => letter - b'a' + 1,
+                    [b'@'] => 0,
+                    [symbol @ (b'[' | b'\\' | b']' | b'^' | b'_')] => symbol - b'@',
+                    _ => return Err(invalid()),
+                },
+                None => match key.as_bytes() {
+                    [single] if single.is_ascii_graphic() => *single,
+                    _ => return Err(invalid()),
+                },
+            };
+            sequence.push(byte);
+        }
+        Ok(Self { sequence, matched: 0 })
+    }
 }
 
 impl DetachKeys {
-    const CTRL_P: u8 = 0x10;
-    const CTRL_Q: u8 = 0x11;
-
     /// The bytes to pass on, and whether the sequence was typed.
     fn scan(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(input.len() + 1);
+        let mut out = Vec::with_capacity(input.len() + self.sequence.len());
         for &byte in input {
-            if self.pending {
-                self.pending = false;
-                if byte == Self::CTRL_Q {
+            if byte == self.sequence[self.matched] {
+                self.matched += 1;
+                if self.matched == self.sequence.len() {
+                    self.matched = 0;
                     return (out, true);
                 }
-                out.push(Self::CTRL_P);
+                continue;
             }
-            if byte == Self::CTRL_P {
-                self.pending = true;
+            // A false start: what was held back is input after all, and
+            // this byte may begin the sequence again.
+            out.extend_from_slice(&self.sequence[..self.matched]);
+            self.matched = 0;
+            if byte == self.sequence[0] {
+                self.matched = 1;
+                if self.sequence.len() == 1 {
+                    self.matched = 0;
+                    return (out, true);
+                }
             } else {
                 out.push(byte);
             }
@@ -703,6 +760,9 @@ pub struct ExecArgs {
     /// Detached mode: run command in the background
     #[arg(short, long)]
     detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    detach_keys: Option<DetachKeys>,
     #[command(flatten)]
     process: ProcessArgs,
     /// The container, then the command and its arguments
@@ -745,6 +805,7 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         interactive: args.process.interactive,
         tty: args.process.tty,
         proxy_signals: false,
+        detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     session(&monitor, how, monitor.request(request), outputs).await
 }
@@ -752,6 +813,19 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_as_docker_spells_them() {
+        let keys: DetachKeys = "ctrl-x,x".parse().unwrap();
+        assert_eq!(keys.sequence, [0x18, b'x']);
+        assert_eq!("ctrl-@".parse::<DetachKeys>().unwrap().sequence, [0]);
+        assert_eq!("ctrl-[".parse::<DetachKeys>().unwrap().sequence, [27]);
+        assert!("ctrl-1".parse::<DetachKeys>().is_err());
+        assert!("".parse::<DetachKeys>().is_err());
+        let mut keys: DetachKeys = "ctrl-x,x".parse().unwrap();
+        assert_eq!(keys.scan(b"a\x18b\x18"), (b"a\x18b".to_vec(), false));
+        assert_eq!(keys.scan(b"x"), (Vec::new(), true));
+    }
 
     #[test]
     fn detach_keys_are_found_across_reads() {
