@@ -276,6 +276,10 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
                 None => bail!("the process has no terminal"),
             }
         }
+        Request::Sync => {
+            tokio::task::spawn_blocking(nix::unistd::sync).await.context("syncing")?;
+            Ok(Response::Done)
+        }
         Request::Stats { container_id } => {
             let stats = lock(&agent.slot(&container_id)?.container).stats();
             Ok(Response::Stats { stats })

@@ -116,6 +116,10 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
+    /// Write what the guest holds in memory for its file systems (dirty
+    /// pages of shared mappings included) out to them, as sync(2): before
+    /// the host reads the container's writable layer (`hull commit`).
+    Sync,
     /// A running container's resource use (`hull stats`); answered with
     /// [`Response::Stats`].
     Stats {

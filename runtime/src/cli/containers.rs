@@ -814,6 +814,15 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let layer = images.root().join(format!(".tmp-commit-{}-{}.tar", std::process::id(), &record.id[..12]));
     // A paused VM cannot change the layer while it is read (nor swap a
     // file for a symlink under the reader): the VMM process is stopped.
+    if record.state.status == Status::Running {
+        // What the guest still holds in memory (shared mappings) goes to
+        // the layer first; a guest that does not answer does not stop the commit.
+        if let Ok(monitor) = client::connect(paths, &record.id).await {
+            if let Err(err) = tokio::time::timeout(Duration::from_secs(10), monitor.request(MonitorRequest::Sync)).await {
+                tracing::warn!("the guest did not sync its file systems: {err}");
+            }
+        }
+    }
     let paused = if args.pause { pause_if_running(&record) } else { None };
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;

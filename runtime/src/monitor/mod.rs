@@ -1043,20 +1043,23 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             respond(response).await;
                         });
                     }
-                    query @ (MonitorRequest::Top | MonitorRequest::Stats) => {
+                    query @ (MonitorRequest::Top | MonitorRequest::Stats | MonitorRequest::Sync) => {
                         let agent = lock(&shared.agent).clone();
                         let id = shared.id.clone();
-                        let top = matches!(query, MonitorRequest::Top);
                         tokio::spawn(async move {
-                            let response = match agent {
-                                None => MonitorResponse::error(format!("Container {id} is not running")),
-                                Some(agent) if top => match agent.request(Request::ListProcesses { container_id: id }).await {
+                            let response = match (agent, query) {
+                                (None, _) => MonitorResponse::error(format!("Container {id} is not running")),
+                                (Some(agent), MonitorRequest::Top) => match agent.request(Request::ListProcesses { container_id: id }).await {
                                     Ok(Response::Processes { processes }) => MonitorResponse::Processes { processes },
                                     other => unexpected_answer(other),
                                 },
-                                Some(agent) => match agent.request(Request::Stats { container_id: id }).await {
+                                (Some(agent), MonitorRequest::Stats) => match agent.request(Request::Stats { container_id: id }).await {
                                     Ok(Response::Stats { stats }) => MonitorResponse::Stats { stats },
                                     other => unexpected_answer(other),
+                                },
+                                (Some(agent), _) => match agent.request_done(Request::Sync).await {
+                                    Ok(()) => MonitorResponse::Done,
+                                    Err(err) => MonitorResponse::error(err.to_string()),
                                 },
                             };
                             respond(response).await;
@@ -1073,7 +1076,8 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             | MonitorRequest::Exec { .. }
                             | MonitorRequest::ResizeTerminal { .. }
                             | MonitorRequest::Top
-                            | MonitorRequest::Stats => continue,
+                            | MonitorRequest::Stats
+                            | MonitorRequest::Sync => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {

@@ -74,6 +74,8 @@ pub enum MonitorRequest {
     Top,
     /// The container's resource use (`hull stats`).
     Stats,
+    /// The guest's file-system data written out (before `hull commit`).
+    Sync,
 }
 
 /// A terminal's window size.
