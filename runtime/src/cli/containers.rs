@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, SystemTime};
 
 /// Opens the container store and resolves `reference` to a reconciled record.
-fn load(paths: &Paths, reference: &str) -> Result<(ContainerStore, ContainerRecord)> {
+pub(super) fn load(paths: &Paths, reference: &str) -> Result<(ContainerStore, ContainerRecord)> {
     let store = ContainerStore::open(&paths.root)?;
     let id = store.resolve(reference)?;
     let mut record = store.load(&id)?;

@@ -9,9 +9,9 @@
 //! the new files at once). The copying itself is [`crate::copy`]'s.
 
 use crate::config::Paths;
-use crate::container::{ContainerRecord, ContainerStore};
+use super::containers::load;
 use crate::copy::{self, CopyError, CopyOptions, Tree};
-use crate::monitor::{self, monitor_alive, SandboxPlan};
+use crate::monitor::{monitor_alive, SandboxPlan};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 
@@ -46,15 +46,6 @@ fn split_cp_arg(arg: &str) -> (Option<&str>, &str) {
         Some((container, path)) if !container.starts_with('.') => (Some(container), path),
         _ => (None, arg),
     }
-}
-
-/// The container's record, reconciled with its processes.
-fn load(paths: &Paths, reference: &str) -> Result<(ContainerStore, ContainerRecord)> {
-    let store = ContainerStore::open(&paths.root)?;
-    let id = store.resolve(reference)?;
-    let mut record = store.load(&id)?;
-    monitor::reconcile(&store, &mut record);
-    Ok((store, record))
 }
 
 /// Copies between a container and the host.

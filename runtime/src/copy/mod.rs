@@ -547,6 +547,48 @@ pub fn archive_tree(root: &Path, kind: TreeKind, exclude: std::collections::Hash
     writer.builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", shown))
 }
 
+/// Directories gone through without recursion (a guest may nest them
+/// deeply): the open directories on the way down, each with its names and
+/// the next one to give.
+struct DirStack {
+    frames: Vec<(OwnedFd, PathBuf, Vec<CString>, usize)>,
+}
+
+impl DirStack {
+    /// Starts in `dir`, whose entries are named below `path`.
+    fn new(dir: OwnedFd, path: PathBuf) -> Result<Self, CopyError> {
+        let mut stack = Self { frames: Vec::new() };
+        stack.descend(dir, path)?;
+        Ok(stack)
+    }
+
+    /// The next entry: the directory holding it, its name, its path.
+    fn next(&mut self) -> Option<(RawFd, CString, PathBuf)> {
+        loop {
+            let (dir, prefix, names, next) = self.frames.last_mut()?;
+            match names.get(*next) {
+                Some(name) => {
+                    *next += 1;
+                    return Some((dir.as_raw_fd(), name.clone(), prefix.join(OsStr::from_bytes(name.to_bytes()))));
+                }
+                None => {
+                    self.frames.pop();
+                }
+            }
+        }
+    }
+
+    /// Goes through `dir` (named `path`) before what is left here.
+    fn descend(&mut self, dir: OwnedFd, path: PathBuf) -> Result<(), CopyError> {
+        if self.frames.len() >= MAX_TREE_DEPTH {
+            return Err(CopyError::TooDeep { path: path.display().to_string() });
+        }
+        let names = fd::read_dir_names(&dir).map_err(io_error("reading", path.display().to_string()))?;
+        self.frames.push((dir, path, names, 0));
+        Ok(())
+    }
+}
+
 /// One entry of a tree [`walk`] visits.
 pub struct WalkEntry<'a> {
     /// Its path below the root.
@@ -560,20 +602,9 @@ pub struct WalkEntry<'a> {
 pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
     let shown = root.display().to_string();
     let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
-    let names = fd::read_dir_names(&dir).map_err(io_error("reading", shown))?;
-    // No recursion (a guest may nest directories deeply): a stack of open
-    // directories, their names, the next one.
-    let mut stack = vec![(dir, PathBuf::new(), names, 0usize)];
-    while let Some(top) = stack.len().checked_sub(1) {
-        let (dir, prefix, names, next) = &mut stack[top];
-        let Some(child) = names.get(*next).cloned() else {
-            stack.pop();
-            continue;
-        };
-        *next += 1;
-        let path = prefix.join(OsStr::from_bytes(child.to_bytes()));
-        let dir = dir.as_raw_fd();
+    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))?;
+    let mut stack = DirStack::new(dir, PathBuf::new())?;
+    while let Some((dir, child, path)) = stack.next() {
         // Gone meanwhile (a running guest): nothing to visit.
         let Some(stat) = fd::fstatat(dir, &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
             continue;
@@ -582,17 +613,12 @@ pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), Cop
         if !fd::is_dir(&stat) {
             continue;
         }
-        let opened = match fd::openat(dir, &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
-            Ok(opened) => opened,
+        match fd::openat(dir, &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+            Ok(opened) => stack.descend(opened, path)?,
             // Swapped for something else meanwhile: not followed.
-            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => continue,
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
             Err(err) => return Err(io_error("opening", path.display().to_string())(err)),
-        };
-        if stack.len() >= MAX_TREE_DEPTH {
-            return Err(CopyError::TooDeep { path: path.display().to_string() });
         }
-        let names = fd::read_dir_names(&opened).map_err(io_error("reading", path.display().to_string()))?;
-        stack.push((opened, path, names, 0));
     }
     Ok(())
 }
@@ -631,25 +657,11 @@ impl<W: Write> ArchiveWriter<W> {
         let Some(opened) = self.append_entry(dir, name, archive_name, root)? else {
             return Ok(());
         };
-        // Directories below, without recursion (a guest may nest them
-        // deeply): a stack of open directories, their names, the next one.
-        let names = fd::read_dir_names(&opened).map_err(io_error("reading", archive_name.display().to_string()))?;
-        let mut stack = vec![(opened, archive_name.to_path_buf(), names, 0usize)];
-        while let Some(top) = stack.len().checked_sub(1) {
-            let (dir, prefix, names, next) = &mut stack[top];
-            let Some(child) = names.get(*next).cloned() else {
-                stack.pop();
-                continue;
-            };
-            *next += 1;
-            let child_name = prefix.join(OsStr::from_bytes(child.to_bytes()));
-            let dir = dir.as_raw_fd();
+        // Directories below, without recursion (a guest may nest them deeply).
+        let mut stack = DirStack::new(opened, archive_name.to_path_buf())?;
+        while let Some((dir, child, child_name)) = stack.next() {
             if let Some(opened) = self.append_entry(dir, &child, &child_name, false)? {
-                if stack.len() >= MAX_TREE_DEPTH {
-                    return Err(CopyError::TooDeep { path: child_name.display().to_string() });
-                }
-                let names = fd::read_dir_names(&opened).map_err(io_error("reading", child_name.display().to_string()))?;
-                stack.push((opened, child_name, names, 0));
+                stack.descend(opened, child_name)?;
             }
         }
         Ok(())
