@@ -347,18 +347,7 @@ fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams, terminal: bool) -> Res
     let stdin = match streams.stdin {
         Some(stream) => {
             let (read, write) = pipe()?;
-            let mut writer = nonblocking_stream(write)?;
-            // Unbounded: the host is the only writer and paces itself; a
-            // bounded queue here would stall the frame reader for all streams.
-            let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-            lock(&agent.stdin_routes).insert(stream, tx);
-            tokio::spawn(async move {
-                while let Some(data) = rx.recv().await {
-                    if data.is_empty() || writer.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            route_stdin(agent, stream, nonblocking_stream(write)?);
             read
         }
         None => open_dev_null()?,
@@ -391,6 +380,23 @@ fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams, terminal: bool) -> Res
     })
 }
 
+/// Sends what the host writes on stdio `stream` to `writer`, until the
+/// host ends the stream (an empty frame) or the writer fails; dropping the
+/// writer then closes it.
+fn route_stdin(agent: &Arc<Agent>, stream: u32, mut writer: impl tokio::io::AsyncWrite + Unpin + Send + 'static) {
+    // Unbounded: the host is the only writer and paces itself; a bounded
+    // queue here would stall the frame reader for all streams.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    lock(&agent.stdin_routes).insert(stream, tx);
+    tokio::spawn(async move {
+        while let Some(data) = rx.recv().await {
+            if data.is_empty() || writer.write_all(&data).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// Relays a terminal's master: the stdin stream's data is typed into it,
 /// and what it shows goes out on the stdout stream (stderr is merged into
 /// it by the terminal). Both output streams end when the terminal's last
@@ -398,19 +404,11 @@ fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams, terminal: bool) -> Res
 /// output forwarder.
 fn relay_terminal(agent: &Arc<Agent>, master: OwnedFd, streams: StdioStreams) -> Result<(OwnedFd, tokio::task::JoinHandle<()>)> {
     let for_resize = master.try_clone().context("duplicating the terminal's master")?;
-    let (mut reader, mut writer) = tokio::io::split(nonblocking_stream(master)?);
+    let (mut reader, writer) = tokio::io::split(nonblocking_stream(master)?);
     if let Some(stream) = streams.stdin {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        lock(&agent.stdin_routes).insert(stream, tx);
-        tokio::spawn(async move {
-            // The end of the host's input is not the end of a terminal's:
-            // the master stays open (closing it would hang the process up).
-            while let Some(data) = rx.recv().await {
-                if data.is_empty() || writer.write_all(&data).await.is_err() {
-                    break;
-                }
-            }
-        });
+        // The end of the host's input is not the end of a terminal's: the
+        // master stays open after it (closing it would hang the process up).
+        route_stdin(agent, stream, writer);
     }
     let agent = agent.clone();
     let forwarder = tokio::spawn(async move {
