@@ -417,3 +417,36 @@ fn stats_show_cpu_memory_io_and_pids_as_docker_does() {
     assert_eq!(row("rest"), "--|-- / --|--|--");
     ok(&hull, &["rm", "-f", "spin", "rest"]);
 }
+
+#[test]
+fn prune_removes_what_nothing_uses() {
+    let hull = hull();
+    ok(&hull, &["run", "--name", "done", "--network", "none", BUSYBOX_IMAGE, "true"]);
+    ok(&hull, &["create", "--name", "fresh", BUSYBOX_IMAGE, "true"]);
+    ok(&hull, &["run", "-d", "--name", "up", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(&hull, &["commit", "done", "snapshot:v1"]);
+    let archive = hull.scratch.path().join("flat.tar");
+    ok(&hull, &["export", "-o", archive.to_str().unwrap(), "done"]);
+    let dangling = ok(&hull, &["import", archive.to_str().unwrap()]);
+    ok(&hull, &["network", "create", "unused"]);
+
+    // A "no" keeps everything.
+    let out = hull.run_with_input(&["container", "prune"], b"n\n");
+    assert!(out.status.success() && stderr(&out).contains("This will remove all stopped containers"), "{}", stderr(&out));
+    assert_eq!(ok(&hull, &["ps", "-aq"]).lines().count(), 3);
+
+    let pruned = ok(&hull, &["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:") && pruned.lines().count() == 3, "{pruned}");
+    assert_eq!(ok(&hull, &["ps", "-a", "--format", "{{.Names}}"]), "up");
+
+    let pruned = ok(&hull, &["image", "prune", "-f"]);
+    assert!(pruned.contains(&dangling["sha256:".len()..]), "the untagged image: {pruned}");
+    let images = ok(&hull, &["images"]);
+    assert!(images.contains("snapshot") && images.contains("busybox"), "{images}");
+
+    let pruned = ok(&hull, &["system", "prune", "-a", "-f"]);
+    assert!(pruned.contains("Deleted Networks:\nunused"), "{pruned}");
+    let images = ok(&hull, &["images"]);
+    assert!(!images.contains("snapshot") && images.contains("busybox"), "an image in use went, or an unused one stayed: {images}");
+    ok(&hull, &["rm", "-f", "up"]);
+}

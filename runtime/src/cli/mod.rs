@@ -119,9 +119,15 @@ enum Command {
     Logout(images::LogoutArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
-    /// Manage Hull (system reset)
+    /// Manage Hull (system prune, system reset)
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Manage containers (container prune)
+    #[command(subcommand)]
+    Container(system::ContainerCommand),
+    /// Manage images (image prune)
+    #[command(subcommand)]
+    Image(system::ImageCommand),
     /// The per-container monitor (started by hull itself)
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -192,6 +198,8 @@ pub fn main() -> i32 {
             Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,
+            Command::Container(command) => system::container(&paths, command).await,
+            Command::Image(command) => system::image(&paths, command),
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),

@@ -3,7 +3,7 @@
 use super::containers::remove_container;
 use super::images::open_store;
 use crate::config::Paths;
-use crate::container::ContainerStore;
+use crate::container::{ContainerStore, Status};
 use crate::network::{NetworkManager, DEFAULT_NETWORK};
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -12,6 +12,15 @@ use std::io::{BufRead, Write};
 /// `hull system …`.
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
+    /// Remove stopped containers, unused networks and dangling images (with -a, all unused images)
+    Prune {
+        /// Remove all unused images, not just dangling ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Reset Hull to its initial state: remove all containers, images and
     /// networks, and everything Hull made in the host's network stack
     /// (bridges, taps, nftables table, ip_forward if Hull turned it on)
@@ -25,8 +34,19 @@ pub enum SystemCommand {
 /// Runs a system command.
 pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
     match command {
+        SystemCommand::Prune { all, force } => {
+            let images = if all { "all images without at least one container associated to them" } else { "all dangling images" };
+            let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n");
+            if !force && !confirm(&warning)? {
+                return Ok(0);
+            }
+            prune_containers(paths).await?;
+            prune_networks(paths).await?;
+            prune_images(paths, all)?;
+        }
         SystemCommand::Reset { force } => {
-            if !force && !confirm()? {
+            let warning = "WARNING! This will remove:\n        - all containers\n        - all networks\n        - all images\n        - the bridges, taps and nftables rules Hull made\n";
+            if !force && !confirm(warning)? {
                 return Ok(0);
             }
             reset(paths).await?;
@@ -35,11 +55,9 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
     Ok(0)
 }
 
-/// Asks as `podman system reset` does; anything but y/yes declines.
-fn confirm() -> Result<bool> {
-    eprint!(
-        "WARNING! This will remove:\n        - all containers\n        - all networks\n        - all images\n        - the bridges, taps and nftables rules Hull made\nAre you sure you want to continue? [y/N] "
-    );
+/// Asks as Docker does; anything but y/yes declines.
+fn confirm(warning: &str) -> Result<bool> {
+    eprint!("{warning}Are you sure you want to continue? [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -69,4 +87,112 @@ async fn reset(paths: &Paths) -> Result<()> {
     }
     network.teardown_all().await?;
     Ok(())
+}
+
+/// `hull container prune`: removes stopped containers (exited, created,
+/// dead), as Docker lists them.
+pub async fn prune_containers(paths: &Paths) -> Result<()> {
+    let containers = ContainerStore::open(&paths.root)?;
+    let mut deleted = Vec::new();
+    for mut record in containers.list()? {
+        crate::monitor::reconcile(&containers, &mut record);
+        if !matches!(record.state.status, Status::Exited | Status::Created | Status::Dead) || crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid) {
+            continue;
+        }
+        remove_container(paths, &record.id, false).await?;
+        deleted.push(record.id);
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Containers:\n{}\n", deleted.join("\n"));
+    }
+    Ok(())
+}
+
+/// `hull image prune [-a]`: removes images no container uses: untagged
+/// ones, or with `all` every one.
+pub fn prune_images(paths: &Paths, all: bool) -> Result<()> {
+    let images = open_store(paths)?;
+    let used: std::collections::HashSet<String> = ContainerStore::open(&paths.root)?.list()?.into_iter().map(|c| c.image).collect();
+    let mut deleted = Vec::new();
+    for image in images.list()? {
+        let dangling = image.repository == "<none>";
+        if (!all && !dangling) || used.contains(&image.id.to_string()) {
+            continue;
+        }
+        match images.remove(image.id.hex(), true, |_| None) {
+            Ok(lines) => deleted.extend(lines),
+            // Another name of the same image went first.
+            Err(crate::image::ImageError::NotFound(_)) => {}
+            Err(err) => return Err(err).with_context(|| format!("removing image {}", image.id.short())),
+        }
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Images:\n{}\n", deleted.join("\n"));
+    }
+    Ok(())
+}
+
+/// User networks no container is on.
+async fn prune_networks(paths: &Paths) -> Result<()> {
+    let network = NetworkManager::new(paths.root.join("network"));
+    let mut deleted = Vec::new();
+    for definition in network.list_networks()? {
+        if definition.name == DEFAULT_NETWORK || !network.inspect_network(&definition.id)?.endpoints.is_empty() {
+            continue;
+        }
+        network.remove_network(&definition.id).await?;
+        deleted.push(definition.name);
+    }
+    if !deleted.is_empty() {
+        println!("Deleted Networks:\n{}\n", deleted.join("\n"));
+    }
+    Ok(())
+}
+
+/// `hull container …` (the commands Docker has only under this name).
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// `hull image …` (the commands Docker has only under this name).
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Remove unused images (dangling ones; with -a, all without a container)
+    Prune {
+        /// Remove all unused images, not just dangling ones
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// Runs a container command.
+pub async fn container(paths: &Paths, command: ContainerCommand) -> Result<i32> {
+    let ContainerCommand::Prune { force } = command;
+    if force || confirm("WARNING! This will remove all stopped containers.\n")? {
+        prune_containers(paths).await?;
+    }
+    Ok(0)
+}
+
+/// Runs an image command.
+pub fn image(paths: &Paths, command: ImageCommand) -> Result<i32> {
+    let ImageCommand::Prune { all, force } = command;
+    let warning = if all {
+        "WARNING! This will remove all images without at least one container associated to them.\n"
+    } else {
+        "WARNING! This will remove all dangling images.\n"
+    };
+    if force || confirm(warning)? {
+        prune_images(paths, all)?;
+    }
+    Ok(0)
 }
