@@ -450,3 +450,27 @@ fn prune_removes_what_nothing_uses() {
     assert!(!images.contains("snapshot") && images.contains("busybox"), "an image in use went, or an unused one stayed: {images}");
     ok(&hull, &["rm", "-f", "up"]);
 }
+
+#[test]
+fn rename_holds_through_the_monitors_own_saves() {
+    let hull = hull();
+    ok(&hull, &["run", "-d", "--name", "before", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(&hull, &["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
+    let out = hull.run(["rename", "before", "taken"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is already in use by container"), "{}", stderr(&out));
+    let out = hull.run(["rename", "before", "Bad Name"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    ok(&hull, &["rename", "before", "after"]);
+    assert_eq!(inspect(&hull, "after", "{{.Name}} {{.State.Status}}"), "/after running");
+    assert_eq!(hull.run(["inspect", "before"]).status.code(), Some(1));
+    // The monitor, which read the record before the rename, saves it at the stop.
+    ok(&hull, &["stop", "-t", "0", "after"]);
+    assert_eq!(inspect(&hull, "after", "{{.Name}} {{.State.Status}}"), "/after exited");
+    ok(&hull, &["start", "after"]);
+    assert!(ok(&hull, &["ps", "--format", "{{.Names}}"]).lines().any(|n| n == "after"));
+    // The old name is free again.
+    ok(&hull, &["create", "--name", "before", BUSYBOX_IMAGE, "true"]);
+    ok(&hull, &["rm", "-f", "after", "before", "taken"]);
+}

@@ -1129,3 +1129,24 @@ fn stats_values(row: &StatsRow, no_trunc: bool) -> Value {
         "PIDs": now.pids.to_string(),
     })
 }
+
+/// `hull rename`.
+#[derive(Debug, clap::Args)]
+pub struct RenameArgs {
+    /// The container
+    container: String,
+    /// Its new name
+    new_name: String,
+}
+
+/// Renames a container, running or not (peers on its network keep knowing
+/// it by the old name until it restarts).
+pub async fn rename(paths: &Paths, args: RenameArgs) -> Result<i32> {
+    let (store, record) = load(paths, &args.container)?;
+    let new_name = args.new_name.trim_start_matches('/');
+    if record.short_name() == new_name {
+        bail!("Renaming a container with the same name as its current name");
+    }
+    store.rename(&record.id, new_name)?;
+    Ok(0)
+}

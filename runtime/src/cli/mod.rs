@@ -65,6 +65,8 @@ enum Command {
     Unpause(containers::PauseArgs),
     /// Remove one or more containers
     Rm(containers::RmArgs),
+    /// Rename a container
+    Rename(containers::RenameArgs),
     /// List containers
     Ps(containers::PsArgs),
     /// Fetch the logs of a container
@@ -189,6 +191,7 @@ pub fn main() -> i32 {
             Command::Exec(args) => run::exec(&paths, args).await,
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
+            Command::Rename(args) => containers::rename(&paths, args).await,
             Command::Stats(args) => containers::stats(&paths, args).await,
             Command::Export(args) => containers::export(&paths, args).await,
             Command::Pause(args) => containers::pause(&paths, args).await,

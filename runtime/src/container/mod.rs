@@ -111,7 +111,35 @@ impl ContainerStore {
 
     /// Stores a new container; fails if its name is taken.
     pub fn create(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
-        let name = record.name.trim_start_matches('/');
+        self.claim_name(&record.id, &record.name)?;
+        let dir = self.dir_of(&record.id);
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        self.save(record)
+    }
+
+    /// `hull rename`: gives container `id` the name `new_name` (which must
+    /// be free), then lets its old name go.
+    pub fn rename(&self, id: &str, new_name: &str) -> Result<(), ContainerError> {
+        let mut record = self.load(id)?;
+        let old = record.name.trim_start_matches('/').to_string();
+        self.claim_name(id, new_name)?;
+        record.name = format!("/{}", new_name.trim_start_matches('/'));
+        self.save(&record)?;
+        let old_claim = self.dir.join(".names").join(&old);
+        if self.claims(&old, id) {
+            let _ = fs::remove_file(old_claim);
+        }
+        Ok(())
+    }
+
+    /// Whether name `name` is claimed by container `id`.
+    fn claims(&self, name: &str, id: &str) -> bool {
+        fs::read_link(self.dir.join(".names").join(name.trim_start_matches('/'))).is_ok_and(|target| target.as_os_str() == id)
+    }
+
+    /// Claims `name` for container `id`; fails if another container has it.
+    fn claim_name(&self, id: &str, name: &str) -> Result<(), ContainerError> {
+        let name = name.trim_start_matches('/');
         if !is_valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_string()));
         }
@@ -119,7 +147,7 @@ impl ContainerStore {
         let names = self.dir.join(".names");
         fs::create_dir_all(&names).map_err(io_err("creating", &names))?;
         let claim = names.join(name);
-        if let Err(err) = std::os::unix::fs::symlink(&record.id, &claim) {
+        if let Err(err) = std::os::unix::fs::symlink(id, &claim) {
             if err.kind() == std::io::ErrorKind::AlreadyExists {
                 let holder = fs::read_link(&claim).map(|p| p.display().to_string()).unwrap_or_default();
                 if self.dir_of(&holder).exists() {
@@ -130,7 +158,7 @@ impl ContainerStore {
                 }
                 // A claim left by a container that is gone: take it over.
                 let _ = fs::remove_file(&claim);
-                std::os::unix::fs::symlink(&record.id, &claim).map_err(io_err("claiming name", &claim))?;
+                std::os::unix::fs::symlink(id, &claim).map_err(io_err("claiming name", &claim))?;
             } else {
                 return Err(ContainerError::Io {
                     action: "claiming name",
@@ -139,14 +167,22 @@ impl ContainerStore {
                 });
             }
         }
-        let dir = self.dir_of(&record.id);
-        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        self.save(record)
+        Ok(())
     }
 
-    /// Writes a container's record.
+    /// Writes a container's record. A copy read before a `rename` (the
+    /// monitor's) keeps the new name: the name a container holds is the
+    /// one claimed for it.
     pub fn save(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
-        let data = serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
+        let mut record = std::borrow::Cow::Borrowed(record);
+        if !self.claims(&record.name, &record.id) {
+            if let Ok(current) = self.load(&record.id) {
+                if self.claims(&current.name, &record.id) {
+                    record.to_mut().name = current.name;
+                }
+            }
+        }
+        let data = serde_json::to_vec_pretty(&*record).map_err(|source| ContainerError::Corrupt {
             path: self.record_path(&record.id),
             source,
         })?;
