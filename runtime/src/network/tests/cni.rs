@@ -3,7 +3,7 @@
 //! in a "plugin side" namespace), then Hull's tap + tc redirect, checked by
 //! playing the VMM: reading and writing raw frames on the tap descriptor.
 
-use super::netns::{available, TestNetns};
+use super::netns::TestNetns;
 use crate::network::cni;
 use crate::network::names::MacAddr;
 use crate::network::NetworkError;
@@ -85,9 +85,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn tap_takes_over_the_cni_veth() {
-    if !available() {
-        return;
-    }
     let (plugin_side, netns) = (TestNetns::new(), TestNetns::new());
     plugin_side.sh(&format!(
         "ip link add cni0 type veth peer name eth0 netns {} && ip addr add 10.99.0.1/24 dev cni0 && ip link set cni0 up",
@@ -160,9 +157,6 @@ fn tap_takes_over_the_cni_veth() {
 
 #[test]
 fn prepare_refuses_a_namespace_without_a_cni_interface() {
-    if !available() {
-        return;
-    }
     let netns = TestNetns::new();
     let err = runtime()
         .block_on(cni::prepare(&netns.path(), "tap0", None))

@@ -1,7 +1,7 @@
 //! Bridges, taps, sysctls and the nftables table on a real kernel, each
 //! test in its own namespace.
 
-use super::netns::{available, TestNetns};
+use super::netns::TestNetns;
 use crate::network::bridge::{attach_port, delete_bridge, ensure_bridge, BridgeSpec};
 use crate::network::error::NetworkError;
 use crate::network::names::tap_name;
@@ -22,9 +22,6 @@ fn default_bridge() -> BridgeSpec {
 
 #[test]
 fn bridge_and_tap_lifecycle() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.block_on(|| async {
         let netlink = Netlink::connect().unwrap();
@@ -76,9 +73,6 @@ fn bridge_and_tap_lifecycle() {
 
 #[test]
 fn non_persistent_tap_goes_with_its_descriptor() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.block_on(|| async {
         let netlink = Netlink::connect().unwrap();
@@ -105,9 +99,6 @@ fn non_persistent_tap_goes_with_its_descriptor() {
 
 #[test]
 fn ensure_bridge_never_takes_over_a_foreign_interface() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.sh("ip link add hull0 type veth peer name hull0peer");
     ns.block_on(|| async {
@@ -147,9 +138,6 @@ fn sample_ruleset() -> Ruleset {
 
 #[test]
 fn nft_table_is_replaced_whole_and_removed_without_trace() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     // Someone else's table must survive everything Hull does.
     ns.sh("nft add table ip other && nft add chain ip other c");

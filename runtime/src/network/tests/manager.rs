@@ -1,7 +1,7 @@
 //! `NetworkManager` end to end on a real kernel: attach/detach, failures
 //! leaving nothing behind, stale cleanup, user-defined networks.
 
-use super::netns::{available, TestNetns};
+use super::netns::TestNetns;
 use crate::network::names::tap_name;
 use crate::network::nat;
 use crate::network::netlink::Netlink;
@@ -43,9 +43,6 @@ fn ip_forward() -> String {
 
 #[test]
 fn attach_detach_and_teardown() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
@@ -130,9 +127,6 @@ fn attach_detach_and_teardown() {
 
 #[test]
 fn ip_forward_already_on_is_left_on() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     ns.sh("echo 1 > /proc/sys/net/ipv4/ip_forward");
     let state = tempfile::tempdir().unwrap();
@@ -146,9 +140,6 @@ fn ip_forward_already_on_is_left_on() {
 
 #[test]
 fn port_in_use_fails_and_leaves_nothing_behind() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
@@ -204,9 +195,6 @@ fn port_in_use_fails_and_leaves_nothing_behind() {
 
 #[test]
 fn explicit_address_taken_leaves_nothing_behind() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
@@ -229,9 +217,6 @@ fn explicit_address_taken_leaves_nothing_behind() {
 
 #[test]
 fn stale_cleanup_after_kill() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
@@ -288,9 +273,6 @@ fn stale_cleanup_after_kill() {
 
 #[test]
 fn user_defined_networks() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     // A host route in the pool's first /24: the allocator must skip it.
     ns.sh("ip link add probe type veth peer name probepeer && ip addr add 10.89.0.1/24 dev probe && ip link set probe up");
@@ -394,9 +376,6 @@ fn user_defined_networks() {
 
 #[test]
 fn tap_name_collision_is_refused_and_harmless() {
-    if !available() {
-        return;
-    }
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());

@@ -29,18 +29,11 @@ use std::time::{Duration, Instant};
 /// How long a negative connection test waits before calling it blocked.
 pub const BLOCKED_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// Whether namespace tests can run here (root, /dev/net/tun, unshare);
-/// prints why not, so a skipped test says so.
-pub fn available() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: network namespace tests need root");
-        return false;
-    }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        eprintln!("skipping: no /dev/net/tun");
-        return false;
-    }
-    true
+/// Namespace tests need root and /dev/net/tun; where they are missing the
+/// test fails, saying why: it never passes without having run.
+fn require_namespace_support() {
+    assert!(nix::unistd::geteuid().is_root(), "network namespace tests need root");
+    assert!(std::path::Path::new("/dev/net/tun").exists(), "network namespace tests need /dev/net/tun");
 }
 
 /// A network namespace owned by the test.
@@ -56,6 +49,7 @@ fn ns_inode(path: &str) -> u64 {
 impl TestNetns {
     /// A new namespace with loopback up.
     pub fn new() -> Self {
+        require_namespace_support();
         let ns = std::thread::spawn(|| {
             unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
             File::open("/proc/thread-self/ns/net").expect("opening the new namespace")

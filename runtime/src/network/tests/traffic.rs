@@ -6,7 +6,7 @@
 //! (another machine, on a veth to `host` with 198.18.0.0/24, the
 //! benchmarking range: never routed anywhere).
 
-use super::netns::{addr, available, TestNetns};
+use super::netns::{addr, TestNetns};
 use crate::network::{parse_publish, AttachRequest, NetworkManager};
 
 const SANDBOX_A: &str = "aaaaaaaa00000000000000000000000000000000000000000000000000000001";
@@ -34,9 +34,6 @@ fn peer_ip(answer: &str) -> &str {
 
 #[test]
 fn published_ports_egress_and_host_protection() {
-    if !available() {
-        return;
-    }
     let (host, guest, outside) = (TestNetns::new(), TestNetns::new(), TestNetns::new());
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
@@ -106,9 +103,6 @@ fn published_ports_egress_and_host_protection() {
 
 #[test]
 fn networks_are_isolated_from_each_other() {
-    if !available() {
-        return;
-    }
     let (host, guest_a, guest_b) = (TestNetns::new(), TestNetns::new(), TestNetns::new());
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
