@@ -249,11 +249,7 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
         return Ok(0);
     }
     if let Some(format) = &args.format {
-        let (table, format) = match format.strip_prefix("table") {
-            Some(rest) => (true, rest.trim_start()),
-            None => (false, format.as_str()),
-        };
-        let template = Template::parse(format)?;
+        let (table, template) = Template::parse_format(format)?;
         if table {
             let header = json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES"});
             println!("{}", template.render(&header));
@@ -846,23 +842,20 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
 /// Pauses a running container's VM (see [`PausedVmm`]).
 fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
     // A container the user paused stays paused, untouched.
-    (record.state.status == Status::Running && monitor_alive(record.hull_sandbox.monitor_pid)).then(|| PausedVmm::pause(record.hull_sandbox.vmm_pid)).flatten()
-}
-
-/// A VMM process stopped with SIGSTOP, continued when dropped.
-struct PausedVmm(nix::unistd::Pid);
-
-impl PausedVmm {
-    fn pause(pid: i64) -> Option<Self> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).ok().filter(|p| *p > 0)?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).ok()?;
-        Some(Self(pid))
+    if record.state.status != Status::Running || !monitor_alive(record.hull_sandbox.monitor_pid) {
+        return None;
     }
+    signal_vmm(record, nix::sys::signal::Signal::SIGSTOP).ok()?;
+    Some(PausedVmm(record.clone()))
 }
+
+/// A container whose VMM process was stopped with SIGSTOP, continued when
+/// dropped.
+struct PausedVmm(ContainerRecord);
 
 impl Drop for PausedVmm {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+        let _ = signal_vmm(&self.0, nix::sys::signal::Signal::SIGCONT);
     }
 }
 
@@ -994,10 +987,7 @@ fn resume_if_paused(store: &ContainerStore, record: &mut ContainerRecord) -> Res
 
 /// Whether the container's VMM process is stopped (`T` in /proc).
 fn vmm_stopped(record: &ContainerRecord) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/stat", record.hull_sandbox.vmm_pid))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
-        .unwrap_or(false)
+    monitor::process_state(record.hull_sandbox.vmm_pid) == Some('T')
 }
 
 fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {
@@ -1040,20 +1030,13 @@ pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
     } else {
         args.containers.iter().map(|name| store.resolve(name)).collect::<Result<_, _>>()?
     };
-    let template = match &args.format {
-        Some(format) => Some(match format.strip_prefix("table") {
-            Some(rest) => (true, Template::parse(rest.trim_start())?),
-            None => (false, Template::parse(format)?),
-        }),
-        None => None,
-    };
-    let store = &store;
-    let sample = |id: String| async move {
+    let template = args.format.as_deref().map(Template::parse_format).transpose()?;
+    let sample = |record: ContainerRecord| async move {
         // A paused VM would not answer; a stopped container has nothing to say.
-        if store.load(&id).ok()?.state.status != Status::Running {
+        if record.state.status != Status::Running {
             return None;
         }
-        let monitor = client::connect(paths, &id).await.ok()?;
+        let monitor = client::connect(paths, &record.id).await.ok()?;
         match monitor.request(MonitorRequest::Stats).await {
             Ok(MonitorResponse::Stats { stats }) => Some((std::time::Instant::now(), stats)),
             _ => None,
@@ -1061,19 +1044,20 @@ pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
     };
     let mut previous: Vec<Option<(std::time::Instant, hull_protocol::ContainerStats)>> = Vec::new();
     for id in &ids {
-        previous.push(sample(id.clone()).await);
+        previous.push(sample(store.load(id)?).await);
     }
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let mut rows = Vec::new();
         let mut current = Vec::new();
         for (id, before) in ids.iter().zip(&previous) {
-            let now = sample(id.clone()).await;
+            let record = store.load(id)?;
+            let now = sample(record.clone()).await;
             let samples = match (before, &now) {
                 (Some((t0, s0)), Some((t1, s1))) => Some((*s0, *s1, t1.duration_since(*t0))),
                 _ => None,
             };
-            rows.push(StatsRow { record: store.load(id)?, samples });
+            rows.push(StatsRow { record, samples });
             current.push(now);
         }
         if !args.no_stream {

@@ -71,14 +71,8 @@ async fn reset(paths: &Paths) -> Result<()> {
     for id in containers.ids()? {
         remove_container(paths, &id, true).await.with_context(|| format!("removing container {}", &id[..id.len().min(12)]))?;
     }
-    let images = open_store(paths)?;
-    for image in images.list()? {
-        // Another tag of the same image may have taken it already.
-        match images.remove(image.id.hex(), true, |_| None) {
-            Ok(_) | Err(crate::image::ImageError::NotFound(_)) => {}
-            Err(err) => return Err(err).with_context(|| format!("removing image {}", image.id.short())),
-        }
-    }
+    // No container is left to use any.
+    remove_unused_images(paths, true)?;
     let network = NetworkManager::new(paths.root.join("network"));
     for definition in network.list_networks()? {
         if definition.name != DEFAULT_NETWORK {
@@ -102,15 +96,21 @@ pub async fn prune_containers(paths: &Paths) -> Result<()> {
         remove_container(paths, &record.id, false).await?;
         deleted.push(record.id);
     }
-    if !deleted.is_empty() {
-        println!("Deleted Containers:\n{}\n", deleted.join("\n"));
-    }
+    print_deleted("Containers", &deleted);
     Ok(())
 }
 
 /// `hull image prune [-a]`: removes images no container uses: untagged
 /// ones, or with `all` every one.
 pub fn prune_images(paths: &Paths, all: bool) -> Result<()> {
+    let deleted = remove_unused_images(paths, all)?;
+    print_deleted("Images", &deleted);
+    Ok(())
+}
+
+/// Removes the images no container uses (untagged ones, or with `all`
+/// every one); returns what `rmi` would print of them.
+fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<String>> {
     let images = open_store(paths)?;
     let used: std::collections::HashSet<String> = ContainerStore::open(&paths.root)?.list()?.into_iter().map(|c| c.image).collect();
     let mut deleted = Vec::new();
@@ -121,15 +121,12 @@ pub fn prune_images(paths: &Paths, all: bool) -> Result<()> {
         }
         match images.remove(image.id.hex(), true, |_| None) {
             Ok(lines) => deleted.extend(lines),
-            // Another name of the same image went first.
+            // Another name of the same image took it already.
             Err(crate::image::ImageError::NotFound(_)) => {}
             Err(err) => return Err(err).with_context(|| format!("removing image {}", image.id.short())),
         }
     }
-    if !deleted.is_empty() {
-        println!("Deleted Images:\n{}\n", deleted.join("\n"));
-    }
-    Ok(())
+    Ok(deleted)
 }
 
 /// User networks no container is on.
@@ -143,9 +140,7 @@ async fn prune_networks(paths: &Paths) -> Result<()> {
         network.remove_network(&definition.id).await?;
         deleted.push(definition.name);
     }
-    if !deleted.is_empty() {
-        println!("Deleted Networks:\n{}\n", deleted.join("\n"));
-    }
+    print_deleted("Networks", &deleted);
     Ok(())
 }
 
@@ -195,4 +190,11 @@ pub fn image(paths: &Paths, command: ImageCommand) -> Result<i32> {
         prune_images(paths, all)?;
     }
     Ok(0)
+}
+
+/// Docker's listing of what a prune removed; nothing when nothing was.
+fn print_deleted(what: &str, deleted: &[String]) {
+    if !deleted.is_empty() {
+        println!("Deleted {what}:\n{}\n", deleted.join("\n"));
+    }
 }

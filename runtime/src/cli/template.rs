@@ -83,6 +83,15 @@ fn split_words(text: &str) -> Vec<String> {
 }
 
 impl Template {
+    /// A `--format` value: `table TEMPLATE` (whether to print a header row
+    /// first) or a bare template.
+    pub fn parse_format(format: &str) -> Result<(bool, Template), TemplateError> {
+        match format.strip_prefix("table") {
+            Some(rest) => Ok((true, Template::parse(rest.trim_start())?)),
+            None => Ok((false, Template::parse(format)?)),
+        }
+    }
+
     /// Parses `text`.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let text = text.replace("\\t", "\t").replace("\\n", "\n");

@@ -190,14 +190,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Whether `pid` is a live process (not a zombie).
 pub fn process_alive(pid: i64) -> bool {
+    process_state(pid).is_some_and(|state| !matches!(state, 'Z' | 'X'))
+}
+
+/// A process's state letter from /proc (`R`, `S`, `T` stopped, `Z`…), if
+/// the process exists.
+pub fn process_state(pid: i64) -> Option<char> {
     if pid <= 0 {
-        return false;
+        return None;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the command name in parentheses.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// Runs the monitor of container `id` until the container is done for good.
