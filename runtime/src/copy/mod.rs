@@ -168,8 +168,7 @@ impl Tree {
     /// own: a view or the writable overlay), which must be an overlay.
     pub fn container_at(dir: &Path, name: &str) -> Result<Self, CopyError> {
         let shown = dir.display().to_string();
-        let path = CString::new(dir.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-        let root = fd::openat(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
+        let root = open_host_dir(dir, libc::O_PATH)?;
         let kind = fd::fs_type(&root).map_err(io_error("inspecting", shown.clone()))?;
         if kind != fd::OVERLAYFS_SUPER_MAGIC {
             return Err(CopyError::Io {
@@ -531,19 +530,15 @@ const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 /// ([`TreeKind::Upper`]) whiteouts become `.wh.NAME` files and opaque
 /// directories get `.wh..wh..opq`, as OCI layers have them.
 pub fn archive_tree(root: &Path, kind: TreeKind, exclude: std::collections::HashSet<PathBuf>, out: impl Write) -> Result<(), CopyError> {
-    let shown = root.display().to_string();
-    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
+    let dir = open_host_dir(root, libc::O_RDONLY)?;
     let mut writer = ArchiveWriter {
         builder: tar::Builder::new(out),
         links: HashMap::new(),
         kind,
         exclude,
     };
-    for child in fd::read_dir_names(&dir).map_err(io_error("reading", shown.clone()))? {
-        let name = PathBuf::from(OsStr::from_bytes(child.to_bytes()));
-        writer.append(dir.as_raw_fd(), &child, &name, false)?;
-    }
+    writer.append_below(DirStack::new(dir, PathBuf::new())?)?;
+    let shown = root.display().to_string();
     writer.builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", shown))
 }
 
@@ -600,10 +595,7 @@ pub struct WalkEntry<'a> {
 /// Visits everything below the directory `root` (the root left out),
 /// parents before children, by descriptors (see [`archive_tree`]).
 pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), CopyError> {
-    let shown = root.display().to_string();
-    let root_c = CString::new(root.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    let dir = fd::openat(libc::AT_FDCWD, &root_c, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))?;
-    let mut stack = DirStack::new(dir, PathBuf::new())?;
+    let mut stack = DirStack::new(open_host_dir(root, libc::O_RDONLY)?, PathBuf::new())?;
     while let Some((dir, child, path)) = stack.next() {
         // Gone meanwhile (a running guest): nothing to visit.
         let Some(stat) = fd::fstatat(dir, &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
@@ -635,9 +627,15 @@ pub fn exists_in(root: &OwnedFd, path: &Path) -> bool {
 
 /// Opens a trusted host directory (an image layer) to resolve paths in.
 pub fn open_dir(path: &Path) -> Result<OwnedFd, CopyError> {
+    open_host_dir(path, libc::O_PATH)
+}
+
+/// Opens the host directory `path` (given by the host, not a guest) with
+/// `flags` besides `O_DIRECTORY`.
+fn open_host_dir(path: &Path, flags: libc::c_int) -> Result<OwnedFd, CopyError> {
     let shown = path.display().to_string();
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    fd::openat(libc::AT_FDCWD, &c_path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))
+    fd::openat(libc::AT_FDCWD, &c_path, flags | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))
 }
 
 fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
@@ -657,8 +655,12 @@ impl<W: Write> ArchiveWriter<W> {
         let Some(opened) = self.append_entry(dir, name, archive_name, root)? else {
             return Ok(());
         };
-        // Directories below, without recursion (a guest may nest them deeply).
-        let mut stack = DirStack::new(opened, archive_name.to_path_buf())?;
+        self.append_below(DirStack::new(opened, archive_name.to_path_buf())?)
+    }
+
+    /// Archives everything `stack` goes through, without recursion (a
+    /// guest may nest directories deeply).
+    fn append_below(&mut self, mut stack: DirStack) -> Result<(), CopyError> {
         while let Some((dir, child, child_name)) = stack.next() {
             if let Some(opened) = self.append_entry(dir, &child, &child_name, false)? {
                 stack.descend(opened, child_name)?;
