@@ -360,6 +360,14 @@ enum SandboxNetwork {
 }
 
 impl SandboxNetwork {
+    /// The guest's address.
+    fn ip(&self) -> std::net::Ipv4Addr {
+        match self {
+            SandboxNetwork::Bridge(a) => a.ip,
+            SandboxNetwork::Cni(a) => a.ip,
+        }
+    }
+
     /// The guest's NIC.
     fn nic(&self) -> NetDevice {
         let (tap, mac) = match self {
@@ -441,20 +449,21 @@ async fn attach_network(
     let hostname = &record.config.hostname;
     let own_names = names_on_network(record, &plan.aliases);
     let (hosts, resolv) = match &attachment {
-        Some(SandboxNetwork::Bridge(a)) => {
-            let mut entries = a.hosts.clone();
-            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
+        Some(network) => {
+            let ip = network.ip();
+            let mut entries = crate::network::dns::hosts_entries(ip, hostname);
+            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(ip)) {
                 own.names = own_names.clone();
             }
-            entries.extend(introduce_to_peers(store, record, &plan.network, a.ip, &own_names));
-            (crate::network::dns::hosts_file(&entries), a.dns.to_resolv_conf())
-        }
-        Some(SandboxNetwork::Cni(a)) => {
-            let mut entries = crate::network::dns::hosts_entries(a.ip, hostname);
-            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(a.ip)) {
-                own.names = own_names.clone();
-            }
-            (crate::network::dns::hosts_file(&entries), crate::network::DnsConfig::from_host().to_resolv_conf())
+            let dns = match network {
+                // Peers on a Hull network know each other by name.
+                SandboxNetwork::Bridge(a) => {
+                    entries.extend(introduce_to_peers(store, record, &plan.network, ip, &own_names));
+                    a.dns.clone()
+                }
+                SandboxNetwork::Cni(_) => crate::network::DnsConfig::from_host(),
+            };
+            (crate::network::dns::hosts_file(&entries), dns.to_resolv_conf())
         }
         None => (
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
