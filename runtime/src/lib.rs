@@ -16,6 +16,7 @@ pub mod hypervisor;
 pub mod image;
 pub mod network;
 pub mod platform;
+pub mod process;
 pub mod rootfs;
 pub mod sandbox;
 pub mod spec;

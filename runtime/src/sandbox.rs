@@ -191,6 +191,57 @@ async fn kill_child_and_its_children(child: &mut Child) {
     }
 }
 
+/// A boot may take this many times its timeout in wall-clock time while
+/// the host is too busy to give the VMM the CPU time it needs.
+const BOOT_WALL_FACTOR: u32 = 5;
+
+/// Ends when a boot has taken too long, with the reason. A boot slowed by
+/// a loaded host is told apart from one that went wrong: past the timeout,
+/// a VMM that had less CPU time than that while the host is overloaded
+/// (more runnable tasks than CPUs) gets up to [`BOOT_WALL_FACTOR`] times
+/// longer; a guest that used its whole timeout of CPU time, or an idle
+/// host's guest that is silent, fails.
+async fn boot_watchdog(vmm_pid: i64, timeout: Duration, wall_limit: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let wall = started.elapsed();
+        let cpu = crate::process::cpu_time(vmm_pid).unwrap_or_default();
+        if cpu >= timeout {
+            return format!(
+                "no answer from the agent: the guest ran for {:.1}s of CPU time ({:.1}s wall) without reaching it",
+                cpu.as_secs_f64(),
+                wall.as_secs_f64()
+            );
+        }
+        if wall >= timeout && !host_overloaded() {
+            return format!(
+                "no answer from the agent within {:.0}s (the VMM used {:.1}s of CPU time)",
+                wall.as_secs_f64(),
+                cpu.as_secs_f64()
+            );
+        }
+        if wall >= wall_limit {
+            return format!(
+                "no answer from the agent within {:.0}s: the host is overloaded (the VMM got only {:.1}s of CPU time); retry, or raise --boot-timeout",
+                wall.as_secs_f64(),
+                cpu.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Whether the host has more runnable tasks than CPUs, now or on average
+/// over the last minute (/proc/loadavg: `1min 5min 15min running/total …`).
+fn host_overloaded() -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else { return false };
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let load = fields.first().and_then(|l| l.parse::<f64>().ok()).unwrap_or(0.0);
+    let running = fields.get(3).and_then(|f| f.split_once('/')?.0.parse::<usize>().ok()).unwrap_or(0);
+    load > cpus as f64 || running > cpus
+}
+
 impl Sandbox {
     /// Starts virtiofsd and the VM, and connects to the agent.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
@@ -275,16 +326,15 @@ impl Sandbox {
         let vmm_spawned = Instant::now();
 
         let (events_tx, events) = mpsc::unbounded_channel();
+        let wall_limit = config.boot_timeout.saturating_mul(BOOT_WALL_FACTOR);
         let connect = async {
-            let stream = agent_client::connect(&launch.agent, config.boot_timeout).await?;
+            let stream = agent_client::connect(&launch.agent, wall_limit).await?;
             AgentClient::handshake(stream, events_tx).await
         };
+        let vmm_pid = vmm.id().map_or(0, i64::from);
         let outcome = tokio::select! {
-            result = tokio::time::timeout(config.boot_timeout, connect) => match result {
-                Ok(Ok(agent)) => Ok(agent),
-                Ok(Err(err)) => Err(format!("{err}")),
-                Err(_) => Err(format!("no answer from the agent within {:?}", config.boot_timeout)),
-            },
+            result = connect => result.map_err(|err| format!("{err}")),
+            reason = boot_watchdog(vmm_pid, config.boot_timeout, wall_limit) => Err(reason),
             status = vmm.wait() => Err(match status {
                 Ok(status) => format!("the VMM exited ({status}) before the agent answered"),
                 Err(err) => format!("waiting for the VMM: {err}"),

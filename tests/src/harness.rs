@@ -41,6 +41,54 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"))
 }
 
+/// The newest modification time of the files below `dir`.
+fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if let Ok(modified) = meta.modified() {
+                newest = newest.max(Some(modified));
+            }
+        }
+    }
+    newest
+}
+
+/// Fails, saying what to run, when a built artefact is older than the
+/// sources it comes from: a test must never pass against a stale `hull`.
+/// Checked once per test binary.
+fn check_fresh(bin: &Path, lib_dir: &Path) {
+    static STALE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let stale = STALE.get_or_init(|| {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let built = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let artefacts = [
+            (bin.to_path_buf(), &["runtime/src", "protocol/src"][..]),
+            (lib_dir.join("initramfs.img"), &["guest-agent/src", "protocol/src"][..]),
+            (bin.with_file_name("hull-vmm"), &["vmm/src"][..]),
+        ];
+        for (artefact, sources) in artefacts {
+            let Some(built_at) = built(&artefact) else { continue };
+            for source in sources {
+                if newest_in(&repo.join(source)).is_some_and(|changed| changed > built_at) {
+                    return Some(format!(
+                        "{} is older than {source}: rebuild first (scripts/setup.sh debug, or scripts/test.sh which does it)",
+                        artefact.display()
+                    ));
+                }
+            }
+        }
+        None
+    });
+    if let Some(stale) = stale {
+        panic!("{stale}");
+    }
+}
+
 impl Hull {
     /// A fresh installation. Panics, loudly, if Hull is not built: an
     /// end-to-end test must never pass by skipping.
@@ -58,6 +106,7 @@ impl Hull {
                 needed.display()
             );
         }
+        check_fresh(&bin, &lib_dir);
         // Short: sandbox sockets live below it and unix socket paths are limited.
         let scratch = tempfile::Builder::new().prefix("hull-e2e-").tempdir_in("/tmp").expect("creating a scratch dir");
         let suffix = scratch.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -150,11 +199,80 @@ impl Hull {
         Ok(())
     }
 
+    /// The address leases file of network `name`.
+    pub fn leases_file(&self, name: &str) -> PathBuf {
+        self.root().join("network/networks").join(name).join("leases.json")
+    }
+
     /// Sandbox directories left in the run directory.
     pub fn leftover_sandboxes(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.run_dir())
             .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default()
+    }
+
+    /// Everything a container that is gone could have left behind, one line
+    /// each: sandbox and container directories, processes started for this
+    /// installation (monitors, VMMs, virtiofsd), taps, address leases, port
+    /// reservations, published-port rules and mounts below the scratch
+    /// directory. Empty when nothing is left.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = self.leftover_sandboxes().iter().map(|p| format!("sandbox directory {}", p.display())).collect();
+        if let Ok(dir) = std::fs::read_dir(self.root().join("containers")) {
+            // (`.names` is the name table, not a container.)
+            left.extend(dir.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).map(|e| format!("container directory {}", e.path().display())));
+        }
+        let scratch = self.scratch.path().to_string_lossy().into_owned();
+        for pid in self.processes() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            left.push(format!("process {pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+        let links = self.in_netns(["ip", "-o", "link", "show"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        left.extend(links.lines().filter(|l| l.contains("hulltap")).map(|l| format!("tap: {l}")));
+        for network in std::fs::read_dir(self.root().join("network/networks")).into_iter().flatten().flatten() {
+            let leases = std::fs::read_to_string(network.path().join("leases.json")).unwrap_or_default();
+            if let Ok(file) = serde_json::from_str::<serde_json::Value>(&leases) {
+                for lease in file["leases"].as_array().into_iter().flatten() {
+                    left.push(format!("lease on {}: {lease}", network.file_name().to_string_lossy()));
+                }
+            }
+        }
+        let ports = std::fs::read_to_string(self.root().join("network/ports.json")).unwrap_or_default();
+        if let Ok(file) = serde_json::from_str::<serde_json::Value>(&ports) {
+            let reservations = file.get("reservations").or(Some(&file)).and_then(|r| r.as_array().cloned()).unwrap_or_default();
+            left.extend(reservations.iter().map(|r| format!("port reservation: {r}")));
+        }
+        let rules = self.in_netns(["nft", "list", "table", "ip", "hull"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        left.extend(rules.lines().filter(|l| l.contains(" dnat to ")).map(|l| format!("nftables rule: {}", l.trim())));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        left.extend(mounts.lines().filter(|l| l.contains(&scratch)).map(|l| format!("mount: {l}")));
+        left
+    }
+
+    /// Live processes whose command line names this installation's scratch
+    /// directory (everything Hull starts for it does).
+    pub fn processes(&self) -> Vec<u32> {
+        let scratch = self.scratch.path().to_string_lossy().into_owned();
+        let me = std::process::id();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me)
+            .filter(|pid| {
+                let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let zombie = state.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+                !zombie && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&scratch))
+            })
+            .collect()
+    }
+
+    /// Asserts that nothing is left (see [`Self::leftovers`]), waiting a
+    /// little for processes that are on their way out.
+    pub fn assert_nothing_left(&self) {
+        let clean = crate::harness::eventually(std::time::Duration::from_secs(10), || self.leftovers().is_empty());
+        assert!(clean, "left behind:\n{}", self.leftovers().join("\n"));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Loading images: good ones are stored once and shared, hostile ones are
 //! refused with a clear error and leave nothing behind, inside the store or out.
 
-use hull_tests::harness::{stderr, stdout, Hull};
+use hull_tests::harness::{ok, stderr, stdout, Hull};
 use hull_tests::{layer_tar, write_oci_archive, Entry, ImageSettings};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -69,9 +69,30 @@ fn corrupt_archives_are_refused() {
     let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!stderr(&out).trim().is_empty());
+    assert!(stderr(&out).contains("not a tar archive"), "{}", stderr(&out));
     let out = hull.run(["load", "-i", "/nonexistent/image.tar"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("/nonexistent/image.tar"), "{}", stderr(&out));
+
+    // Random bytes: a clear reason, and nothing raw reaches the terminal.
+    let noise: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&archive, &noise).unwrap();
+    let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(said.contains("not a tar archive"), "{said}");
+    assert!(!said.chars().any(|c| c.is_control() && c != '\n'), "control characters in {said:?}");
+
+    // A good archive cut short is called truncated, not a digest mismatch.
+    let good = hull.scratch.path().join("busybox.tar");
+    hull_tests::write_busybox_archive(&good, "cut/short:1").unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&archive, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("truncated"), "{}", stderr(&out));
+    // Nothing of it was kept: the store lists no image.
+    assert_eq!(ok(&hull, &["images", "-q"]), "");
 }
 
 #[test]

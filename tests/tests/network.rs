@@ -81,10 +81,23 @@ fn published_port_addresses_isolation_and_cleanup() {
     assert_eq!(sh(&hull, &["ip", "-o", "link", "show"]).stdout, taps_before, "the failed run left a link behind");
 
     // A container on another network cannot reach it at all.
+    // Networks are isolated both ways; the same probe, on one network,
+    // shows that it would have seen a server.
     ok(&hull, &["network", "create", "isolated"]);
     assert!(ok(&hull, &["network", "ls"]).contains("isolated"));
-    let out = hull.run(["run", "--rm", "--network", "isolated", BUSYBOX_IMAGE, "sh", "-c", &nc_get(&ip, "80")]);
-    assert_eq!(http_body(&stdout(&out)), "", "isolated network reached web: {}", stdout(&out));
+    ok(&hull, &["run", "-d", "--name", "island", "--network", "isolated", BUSYBOX_IMAGE, "sh", "-c", HTTPD]);
+    let island_ip = ok(&hull, &["inspect", "-f", "{{.NetworkSettings.Networks.isolated.IPAddress}}", "island"]);
+    assert!(island_ip.starts_with("10.89."), "{island_ip}");
+    let probe = |target: &str| format!("if {} | grep -q hello-from-hull; then echo REACHED; else echo BLOCKED; fi", nc_get(target, "80"));
+    let reached = hull_tests::harness::eventually(Duration::from_secs(30), || {
+        let out = hull.run(["run", "--rm", "--network", "isolated", BUSYBOX_IMAGE, "sh", "-c", &probe(&island_ip)]);
+        (out.status.code(), stdout(&out).trim()) == (Some(0), "REACHED")
+    });
+    assert!(reached, "a container on the same network never reached the island");
+    let out = hull.run(["run", "--rm", "--network", "isolated", BUSYBOX_IMAGE, "sh", "-c", &probe(&ip)]);
+    assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "BLOCKED"), "isolated → bridge: {}", stderr(&out));
+    let out = hull.run(["exec", "web", "sh", "-c", &probe(&island_ip)]);
+    assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "BLOCKED"), "bridge → isolated: {}", stderr(&out));
 
     // --network none: loopback only.
     let links = ok(&hull, &["run", "--rm", "--network", "none", BUSYBOX_IMAGE, "ls", "/sys/class/net"]);
@@ -96,10 +109,7 @@ fn published_port_addresses_isolation_and_cleanup() {
     args.extend(ids.lines());
     ok(&hull, &args);
     ok(&hull, &["network", "rm", "isolated"]);
-    let links = stdout(&sh(&hull, &["ip", "-o", "link", "show"]));
-    assert!(!links.contains("hulltap"), "taps left: {links}");
-    let leases = std::fs::read_to_string(hull.root().join("network/bridge/leases.json")).unwrap_or_default();
-    assert!(!leases.contains(&web), "lease left: {leases}");
+    hull.assert_nothing_left();
 }
 
 #[test]

@@ -394,7 +394,7 @@ async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClien
     let store = ContainerStore::open(&paths.root)?;
     wait_for_monitor(&store, &record.id).await;
     monitor::remove_runtime_dir(paths, &record.id);
-    Ok(Some(start_monitor(paths, &record.id).await?))
+    Ok(Some(start_monitor(paths, &record.id).await?.client))
 }
 
 /// Starts containers.
@@ -460,7 +460,7 @@ async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
 }
 
 /// Waits until the container's monitor has finished with it.
-async fn wait_for_monitor(store: &ContainerStore, id: &str) {
+pub(super) async fn wait_for_monitor(store: &ContainerStore, id: &str) {
     loop {
         match store.load(id) {
             Ok(record) if monitor_alive(record.hull_sandbox.monitor_pid) => {}
@@ -576,6 +576,18 @@ pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<
             record = current;
         }
         monitor::reconcile(&store, &mut record);
+    }
+    if !monitor_alive(record.hull_sandbox.monitor_pid) {
+        // A killed monitor could not take its sandbox off the network. What
+        // this misses, the next attach removes (its holder is gone).
+        let network = crate::network::NetworkManager::new(paths.root.join("network"));
+        let released = match SandboxPlan::load(&store.dir_of(&record.id)) {
+            Ok(plan) => monitor::remove_leftovers(&store, &record, &plan, &network).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = released {
+            tracing::warn!("releasing the network of {}: {err:#}", &record.id[..12]);
+        }
     }
     monitor::remove_runtime_dir(paths, &record.id);
     store.remove(&record)?;

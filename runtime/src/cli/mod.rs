@@ -157,8 +157,11 @@ pub fn main() -> i32 {
         .clone()
         .or_else(|| std::env::var("HULL_LOG").ok())
         .unwrap_or_else(|| "warn".into());
+    // No colour codes where nobody reads them as colours (the monitor's log file, pipes).
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
         .init();
 
@@ -224,10 +227,24 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("hull: {err:#}");
+            eprintln!("hull: {}", printable(&format!("{err:#}")));
             err.downcast_ref::<ExitWith>().map_or(failure_code, |e| e.code)
         }
     }
+}
+
+/// An error message fit for a terminal: what an image, a registry or a
+/// guest put in it may hold control characters (escape sequences, raw
+/// bytes), which are shown escaped, never sent as they are.
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// An error that ends `hull` with a particular code (126, 127) instead of 125.
@@ -238,4 +255,15 @@ pub struct ExitWith {
     pub code: i32,
     /// What to print.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn error_messages_never_carry_control_characters() {
+        assert_eq!(printable("bad \u{1b}[31mred\u{7}\nnext\tline"), "bad \\u{1b}[31mred\\u{7}\nnext\tline");
+        assert_eq!(printable("caf\u{e9} \u{fffd}"), "caf\u{e9} \u{fffd}");
+    }
 }

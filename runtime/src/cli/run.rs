@@ -185,6 +185,42 @@ pub fn parse_restart(text: &str) -> Result<RestartPolicy> {
     }
 }
 
+/// The host's CPUs, as the scheduler lets this process use them.
+fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// The host's memory in bytes (`MemTotal`), if /proc says.
+fn host_memory_bytes() -> Option<i64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: i64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// `--cpus`: Docker's range, 0.01 up to the host's CPUs (a VM with more
+/// vCPUs than the host has would only crawl). Returns the vCPU count.
+fn check_cpus(cpus: f64, host: u32) -> Result<u32> {
+    if !cpus.is_finite() || cpus < 0.01 || cpus > f64::from(host) {
+        bail!("Range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available");
+    }
+    Ok(cpus.ceil() as u32)
+}
+
+/// `-m`: the limit plus the VM's own overhead must fit in the host's memory.
+fn check_memory(bytes: i64, host: Option<i64>) -> Result<()> {
+    let Some(host) = host else { return Ok(()) };
+    let vm = bytes.saturating_add(i64::from(GUEST_OVERHEAD_MIB) << 20);
+    if vm > host {
+        bail!(
+            "invalid memory limit {} MiB: the container's VM needs {} MiB more for its kernel and agent, and the host has only {} MiB",
+            bytes >> 20,
+            GUEST_OVERHEAD_MIB,
+            host >> 20
+        );
+    }
+    Ok(())
+}
+
 /// Refuses Docker flags that would reach into the host's namespaces: inside
 /// a VM there is no host namespace to join, and pretending would mislead.
 fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
@@ -244,16 +280,19 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     }
     let memory = args.memory.as_deref().map(parse_memory).transpose()?;
     let vcpus = match args.cpus {
-        Some(cpus) if cpus <= 0.0 || !cpus.is_finite() => bail!("invalid value for --cpus: {cpus}"),
-        Some(cpus) => cpus.ceil() as u32,
+        Some(cpus) => check_cpus(cpus, host_cpus())?,
         None => 1,
     };
+    if let Some(bytes) = memory {
+        check_memory(bytes, host_memory_bytes())?;
+    }
     let missing = GuestArtifacts::resolve(args.kernel.clone(), args.initrd.clone()).missing();
     if !missing.is_empty() {
         bail!("Hull is not set up: missing {} (run the set-up script in README.md)", missing.join(", "));
     }
 
     let (image_name, command) = args.image_and_command.split_first().context("an image name is required")?;
+
     let images = open_store(paths)?;
     let image = match images.resolve(image_name) {
         Ok(image) => image,
@@ -417,7 +456,7 @@ fn port_bindings(publish: &[String]) -> serde_json::Value {
 }
 
 /// Starts a created container's monitor and asks it to start; returns the connection.
-pub async fn start_monitor(paths: &Paths, id: &str) -> Result<MonitorClient> {
+pub async fn start_monitor(paths: &Paths, id: &str) -> Result<client::SpawnedMonitor> {
     let containers = ContainerStore::open(&paths.root)?;
     client::spawn(paths, id, &containers.dir_of(id).join("monitor.log")).await
 }
@@ -454,6 +493,19 @@ pub async fn start_container(paths: &Paths, id: &str, monitor: &MonitorClient) -
     }
 }
 
+/// The image argument takes hyphen values only so that the command after
+/// it may: one that comes first is a flag clap does not know.
+fn refuse_unknown_flag(args: &CreateArgs, verb: &str) -> Result<()> {
+    match args.image_and_command.first() {
+        Some(first) if first.starts_with('-') => Err(ExitWith {
+            code: super::EXIT_RUNTIME_ERROR,
+            message: format!("unknown flag: {first}\nSee 'hull {verb} --help'."),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Pulls the image first when `--pull` asks for it.
 async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
     match args.image_and_command.first() {
@@ -464,6 +516,7 @@ async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
 
 /// `hull create`.
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
+    refuse_unknown_flag(&args, "create")?;
     pull_if_needed(paths, &args).await?;
     let id = create_container(paths, &args)?;
     println!("{id}");
@@ -472,14 +525,15 @@ pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
 
 /// `hull run`.
 pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
+    refuse_unknown_flag(&args.create, "run")?;
     let process = &args.create.process;
     if !args.detach {
         terminal::check_input_is_terminal(process.interactive, process.tty)?;
     }
     pull_if_needed(paths, &args.create).await?;
     let id = create_container(paths, &args.create)?;
-    let monitor = match start_monitor(paths, &id).await {
-        Ok(monitor) => monitor,
+    let client::SpawnedMonitor { client: monitor, pid: monitor_pid } = match start_monitor(paths, &id).await {
+        Ok(spawned) => spawned,
         Err(err) => {
             // Leave nothing behind for a container that never ran.
             if let Ok(store) = ContainerStore::open(&paths.root) {
@@ -502,15 +556,41 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     let result = attach_and_wait(&monitor, how, Some((paths, &id))).await;
+    let store = ContainerStore::open(&paths.root)?;
+    let result = result.map_err(|err| explain_lost_monitor(&store, &id, err));
     if args.create.rm {
-        // As `docker run --rm`: return once the container is gone, VM and all.
-        let store = ContainerStore::open(&paths.root)?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while store.dir_of(&id).exists() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // As `docker run --rm`: return once the container is gone, VM and
+        // all. Its monitor removes it, then exits; a monitor that died
+        // first leaves that to us.
+        let monitor_gone = async {
+            while crate::monitor::process_alive(i64::from(monitor_pid)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(MONITOR_TEARDOWN_TIMEOUT, monitor_gone).await.is_err() {
+            bail!("the container's monitor did not finish within {MONITOR_TEARDOWN_TIMEOUT:?}; `hull rm -f {}` removes it", &id[..12]);
+        }
+        if store.dir_of(&id).exists() {
+            super::containers::remove_container(paths, &id, true).await?;
         }
     }
     result
+}
+
+/// How long `run --rm` waits for a container's monitor to tear it down.
+const MONITOR_TEARDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A session that ended because the container's monitor died says so
+/// (instead of only "the connection closed").
+fn explain_lost_monitor(store: &ContainerStore, id: &str, err: anyhow::Error) -> anyhow::Error {
+    let Ok(mut record) = store.load(id) else { return err };
+    if !crate::monitor::reconcile(store, &mut record) && crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid) {
+        return err;
+    }
+    if record.state.error.is_empty() {
+        return err;
+    }
+    anyhow!("{} ({err:#})", record.state.error)
 }
 
 /// Copies a stream's output to our stdout or stderr until it ends.
@@ -813,6 +893,30 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_are_bounded_by_the_host() {
+        assert_eq!(check_cpus(1.5, 2).unwrap(), 2);
+        assert_eq!(check_cpus(0.01, 2).unwrap(), 1);
+        assert_eq!(check_cpus(2.0, 2).unwrap(), 2);
+        for bad in [2.01, 64.0, 0.0, 0.001, -1.0, f64::NAN, f64::INFINITY] {
+            let err = check_cpus(bad, 2).unwrap_err().to_string();
+            assert_eq!(err, "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available", "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_host() {
+        let host = Some(24i64 << 30);
+        check_memory(parse_memory("64m").unwrap(), host).unwrap();
+        check_memory(parse_memory("23g").unwrap(), host).unwrap();
+        let err = check_memory(parse_memory("100g").unwrap(), host).unwrap_err().to_string();
+        assert!(err.contains("the host has only 24576 MiB"), "{err}");
+        assert!(check_memory(parse_memory("1t").unwrap(), host).is_err());
+        assert!(check_memory(i64::MAX, host).is_err());
+        check_memory(parse_memory("100g").unwrap(), None).unwrap();
+        assert!(host_memory_bytes().is_some_and(|b| b > 0));
+    }
 
     #[test]
     fn detach_keys_as_docker_spells_them() {

@@ -56,6 +56,9 @@ pub enum ContainerError {
     },
 }
 
+/// A container's directory while it is being removed: `.removing-<id>`.
+const REMOVING_PREFIX: &str = ".removing-";
+
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
     move |source| ContainerError::Io {
         action,
@@ -96,7 +99,9 @@ impl ContainerStore {
     pub fn open(root: &Path) -> Result<Self, ContainerError> {
         let dir = root.join("containers");
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        Ok(Self { dir })
+        let store = Self { dir };
+        store.sweep_removed();
+        Ok(store)
     }
 
     /// A container's directory.
@@ -249,15 +254,31 @@ impl ContainerStore {
         if fs::read_link(&claim).map(|p| p.display().to_string() == record.id).unwrap_or(false) {
             let _ = fs::remove_file(&claim);
         }
+        // Out of sight in one step (readers see the whole container or
+        // nothing), then deleted; what a crash leaves is swept on open.
         let dir = self.dir_of(&record.id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ContainerError::Io {
-                action: "removing",
-                path: dir,
-                source,
-            }),
+        let doomed = self.dir.join(format!("{REMOVING_PREFIX}{}", record.id));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(ContainerError::Io {
+                    action: "removing",
+                    path: dir,
+                    source,
+                })
+            }
+        }
+        fs::remove_dir_all(&doomed).map_err(io_err("removing", &doomed))
+    }
+
+    /// Deletes what removals cut short by a crash left.
+    fn sweep_removed(&self) {
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(REMOVING_PREFIX) {
+                // Another process may be deleting it too: best effort.
+                let _ = fs::remove_dir_all(entry.path());
+            }
         }
     }
 }

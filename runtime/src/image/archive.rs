@@ -137,11 +137,21 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
         files: std::collections::HashMap::new(),
     };
     let mut archive = tar::Archive::new(stream);
+    // A file that is no tar at all, or one cut short, says so (its bytes
+    // never reach the message: they may be anything).
+    let unreadable = |count: usize, err: std::io::Error| match err.kind() {
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other if count == 0 => {
+            invalid("not a tar archive (docker save, skopeo or umoci make one)".to_string())
+        }
+        std::io::ErrorKind::UnexpectedEof => invalid(format!("the archive ends early, after {count} entries: it is truncated")),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => invalid(format!("entry {} is not a valid tar entry: it is corrupt or truncated", count + 1)),
+        _ => read_error(err),
+    };
     for (count, entry) in archive.entries().map_err(read_error)?.enumerate() {
         if count as u64 >= MAX_ARCHIVE_ENTRIES {
             return Err(invalid(format!("more than {MAX_ARCHIVE_ENTRIES} entries")));
         }
-        let mut entry = entry.map_err(read_error)?;
+        let mut entry = entry.map_err(|err| unreadable(count, err))?;
         let raw_path = entry.path_bytes().into_owned();
         let components = normalize_path(&raw_path).map_err(|reason| {
             invalid(format!(
@@ -169,7 +179,8 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
                             String::from_utf8_lossy(name).escape_debug()
                         ))
                     })?;
-                store.blobs.ingest(&Digest::from_hex(name)?, &mut entry)?;
+                let digest = Digest::from_hex(name)?;
+                store_entry(&mut entry, &raw_path, &invalid, |content| store.blobs.ingest(&digest, content))?;
             }
             [b"manifest.json"] => {
                 contents.docker_manifest = Some(read_small(&mut entry, "manifest.json", path)?);
@@ -178,7 +189,7 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
             // (a layout's blobs are all handled above).
             [.., name] if name.ends_with(b".json") || name.ends_with(b".tar") || name.ends_with(b".tar.gz") => {
                 let key = components.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
-                let stored = store.blobs.ingest_unnamed(&mut entry)?;
+                let stored = store_entry(&mut entry, &raw_path, &invalid, |content| store.blobs.ingest_unnamed(content))?;
                 contents.files.insert(key, stored);
             }
             // repositories, VERSION, other algorithms' blobs…
@@ -186,6 +197,42 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
         }
     }
     Ok(contents)
+}
+
+/// A reader that counts the bytes it gave.
+struct Counted<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Stores an entry's bytes with `store_it`; an entry that gave fewer bytes
+/// than its header declares (the archive ended inside it) is reported as a
+/// truncated archive, not as the wrong digest that follows from it.
+fn store_entry<R: Read, T>(
+    entry: &mut tar::Entry<'_, R>,
+    raw_path: &[u8],
+    invalid: &dyn Fn(String) -> ImageError,
+    store_it: impl FnOnce(&mut dyn Read) -> Result<T, ImageError>,
+) -> Result<T, ImageError> {
+    let declared = entry.size();
+    let mut counted = Counted { inner: entry, count: 0 };
+    let stored = store_it(&mut counted);
+    if counted.count < declared && matches!(stored, Ok(_) | Err(ImageError::BlobDigestMismatch { .. })) {
+        return Err(invalid(format!(
+            "the archive is truncated: entry '{}' has {} of its {declared} bytes",
+            String::from_utf8_lossy(raw_path).escape_debug(),
+            counted.count
+        )));
+    }
+    stored
 }
 
 /// Imports the images a Docker archive's `manifest.json` lists: each gets

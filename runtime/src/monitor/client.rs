@@ -35,9 +35,17 @@ pub async fn connect(paths: &Paths, id: &str) -> Result<MonitorClient, RpcError>
     Ok(RpcClient::new(stream, None))
 }
 
+/// A monitor this process started.
+pub struct SpawnedMonitor {
+    /// The connection to it.
+    pub client: MonitorClient,
+    /// Its process id.
+    pub pid: u32,
+}
+
 /// Starts the monitor of container `id` as a daemon in its own session,
 /// logging to `log`, and returns once its socket answers.
-pub async fn spawn(paths: &Paths, id: &str, log: &Path) -> Result<MonitorClient> {
+pub async fn spawn(paths: &Paths, id: &str, log: &Path) -> Result<SpawnedMonitor> {
     let exe = std::env::current_exe().context("finding the hull executable")?;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -71,10 +79,14 @@ pub async fn spawn(paths: &Paths, id: &str, log: &Path) -> Result<MonitorClient>
         if let Ok(stream) = tokio::net::UnixStream::connect(&socket).await {
             // The child is a daemon from here on; a thread reaps it if it
             // ends while we are still around, so it never lingers as a zombie.
+            let pid = child.id();
             std::thread::spawn(move || {
                 let _ = child.wait();
             });
-            return Ok(RpcClient::new(stream, None));
+            return Ok(SpawnedMonitor {
+                client: RpcClient::new(stream, None),
+                pid,
+            });
         }
         if let Ok(Some(status)) = child.try_wait() {
             let said = std::fs::read_to_string(log).unwrap_or_default();

@@ -5,12 +5,13 @@
 //! has its own monitor, started by `hull run`/`start`, which outlives them.
 
 pub mod client;
+mod network;
 pub mod proto;
+mod restart;
 
 use crate::agent_client::AgentClient;
 use crate::config::{GuestArtifacts, Paths};
-use crate::hypervisor::NetDevice;
-use crate::network::{cni, AttachRequest, Attachment, CniAttachment, NetworkManager};
+use crate::network::NetworkManager;
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
 use crate::platform::Platform;
@@ -21,6 +22,9 @@ use hull_protocol::{
     decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
     StdioStreams,
 };
+pub use network::remove_leftovers;
+use network::{attach_network, release_network, SandboxNetwork};
+use restart::should_restart;
 use proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -188,21 +192,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether `pid` is a live process (not a zombie).
-pub fn process_alive(pid: i64) -> bool {
-    process_state(pid).is_some_and(|state| !matches!(state, 'Z' | 'X'))
-}
-
-/// A process's state letter from /proc (`R`, `S`, `T` stopped, `Z`…), if
-/// the process exists.
-pub fn process_state(pid: i64) -> Option<char> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the command name in parentheses.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
+pub use crate::process::{process_alive, process_state};
 
 /// Runs the monitor of container `id` until the container is done for good.
 /// With `start`, starts it as soon as the sandbox is up (`run -d`, `start`);
@@ -315,20 +305,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         state.auto_start = true;
     };
 
-    match &attachment {
-        Some(SandboxNetwork::Bridge(a)) => {
-            forget_in_peers(&store, &record, &plan.network, a.ip);
-            if let Err(err) = network.detach(&id).await {
-                tracing::warn!("releasing the network of {}: {err}", &id[..12]);
-            }
-        }
-        Some(SandboxNetwork::Cni(a)) => {
-            if let Err(err) = cni::teardown(&a.netns, a.tap.name(), &a.interface).await {
-                tracing::warn!("releasing the network of {}: {err}", &id[..12]);
-            }
-        }
-        None => {}
-    }
+    release_network(&store, &network, &record, &plan, attachment.as_ref()).await;
     shared.exit.send_replace(Some(final_exit));
     if record.host_config.auto_remove {
         store.remove(&record)?;
@@ -349,255 +326,6 @@ async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorR
     }
 }
 
-/// How a sandbox is plugged into a network.
-#[derive(Debug)]
-enum SandboxNetwork {
-    /// A tap on one of Hull's bridges.
-    Bridge(Box<Attachment>),
-    /// A tap redirected to the interface a CNI plugin left in a namespace
-    /// (`--network ns:PATH`).
-    Cni(CniAttachment),
-}
-
-impl SandboxNetwork {
-    /// The guest's address.
-    fn ip(&self) -> std::net::Ipv4Addr {
-        match self {
-            SandboxNetwork::Bridge(a) => a.ip,
-            SandboxNetwork::Cni(a) => a.ip,
-        }
-    }
-
-    /// The guest's NIC.
-    fn nic(&self) -> NetDevice {
-        let (tap, mac) = match self {
-            SandboxNetwork::Bridge(a) => (a.tap.name(), a.mac),
-            SandboxNetwork::Cni(a) => (a.tap.name(), a.mac),
-        };
-        NetDevice {
-            tap: tap.to_string(),
-            mac: mac.to_string(),
-        }
-    }
-
-    /// The kernel arguments configuring the guest's eth0: the kernel's own
-    /// `ip=`, and `hull.mtu=` for the agent when the MTU is not Ethernet's.
-    fn kernel_args(&self, hostname: &str) -> Vec<String> {
-        let (ip, mtu) = match self {
-            SandboxNetwork::Bridge(a) => (a.kernel_ip_arg(), a.mtu),
-            SandboxNetwork::Cni(a) => (a.kernel_ip_arg(hostname), a.mtu),
-        };
-        let mut args = vec![ip];
-        if mtu != 1500 {
-            args.push(format!("hull.mtu={mtu}"));
-        }
-        args
-    }
-
-    /// The namespace the VMM must run in to open the tap, if not Hull's.
-    fn netns(&self) -> Option<PathBuf> {
-        match self {
-            SandboxNetwork::Bridge(_) => None,
-            SandboxNetwork::Cni(a) => Some(a.netns.clone()),
-        }
-    }
-}
-
-/// Attaches the sandbox to its network (none for `--network none`), writes
-/// the container's /etc files and records its network settings as Docker
-/// shows them. A port already taken fails here, before anything runs.
-async fn attach_network(
-    store: &ContainerStore,
-    network: &NetworkManager,
-    record: &mut ContainerRecord,
-    plan: &SandboxPlan,
-) -> Result<Option<SandboxNetwork>> {
-    // Leftovers of containers whose monitors were killed go first.
-    let mut live: std::collections::HashSet<String> = store
-        .list()?
-        .into_iter()
-        .filter(|r| monitor_alive(r.hull_sandbox.monitor_pid))
-        .map(|r| r.id)
-        .collect();
-    live.insert(record.id.clone());
-    if let Err(err) = network.cleanup_stale(&live).await {
-        tracing::warn!("cleaning up stale network state: {err}");
-    }
-    let attachment = match cni::netns_of_mode(&plan.network) {
-        Some(netns) => {
-            let tap = crate::network::names::tap_name(&record.id);
-            let mut attachment = cni::prepare(netns, &tap, None).await?;
-            // The VMM opens the tap by name in the namespace; a second open fails while we hold it.
-            attachment.tap.close_fd();
-            Some(SandboxNetwork::Cni(attachment))
-        }
-        None => {
-            let mut request = AttachRequest::new(&record.id);
-            request.network = plan.network.clone();
-            request.ip = plan.ip;
-            request.hostname = record.config.hostname.clone();
-            for publish in &plan.publish {
-                request.publish.extend(crate::network::parse_publish(publish)?);
-            }
-            network.attach(&request).await?.map(|mut attachment| {
-                attachment.tap.close_fd();
-                SandboxNetwork::Bridge(Box::new(attachment))
-            })
-        }
-    };
-    let etc = store.dir_of(&record.id);
-    let hostname = &record.config.hostname;
-    let own_names = names_on_network(record, &plan.aliases);
-    let (hosts, resolv) = match &attachment {
-        Some(network) => {
-            let ip = network.ip();
-            let mut entries = crate::network::dns::hosts_entries(ip, hostname);
-            if let Some(own) = entries.iter_mut().find(|e| e.ip == std::net::IpAddr::V4(ip)) {
-                own.names = own_names.clone();
-            }
-            let dns = match network {
-                // Peers on a Hull network know each other by name.
-                SandboxNetwork::Bridge(a) => {
-                    entries.extend(introduce_to_peers(store, record, &plan.network, ip, &own_names));
-                    a.dns.clone()
-                }
-                SandboxNetwork::Cni(_) => crate::network::DnsConfig::from_host(),
-            };
-            (crate::network::dns::hosts_file(&entries), dns.to_resolv_conf())
-        }
-        None => (
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-            String::new(),
-        ),
-    };
-    crate::container::write_atomic(&etc.join("hosts"), hosts.as_bytes())?;
-    crate::container::write_atomic(&etc.join("resolv.conf"), resolv.as_bytes())?;
-    crate::container::write_atomic(&etc.join("hostname"), format!("{hostname}\n").as_bytes())?;
-    record.network_settings = network_settings(attachment.as_ref(), &plan.network);
-    store.save(record)?;
-    Ok(attachment)
-}
-
-/// The names a container answers to on its network: hostname, name, aliases.
-fn names_on_network(record: &ContainerRecord, aliases: &[String]) -> Vec<String> {
-    let mut names = vec![record.config.hostname.clone(), record.short_name().to_string()];
-    names.extend(aliases.iter().cloned());
-    names.dedup();
-    names.retain(|n| !n.is_empty());
-    names
-}
-
-/// The running containers on `network` other than `record`, with their addresses.
-fn peers_on(store: &ContainerStore, record: &ContainerRecord, network: &str) -> Vec<(ContainerRecord, std::net::Ipv4Addr)> {
-    store
-        .list()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|peer| peer.id != record.id && peer.state.running && monitor_alive(peer.hull_sandbox.monitor_pid))
-        .filter_map(|peer| {
-            let ip = peer.network_settings.get("Networks")?.get(network)?.get("IPAddress")?.as_str()?.parse().ok()?;
-            Some((peer, ip))
-        })
-        .collect()
-}
-
-/// Containers on the same network reach each other by name: each running
-/// peer's /etc/hosts gets a line for this container (appended in place: the
-/// container bind-mounts that very file), and the peers' lines are returned
-/// for this container's own.
-fn introduce_to_peers(
-    store: &ContainerStore,
-    record: &ContainerRecord,
-    network: &str,
-    ip: std::net::Ipv4Addr,
-    names: &[String],
-) -> Vec<crate::network::HostsEntry> {
-    use std::io::Write;
-    let line = format!("{ip}\t{}\n", names.join(" "));
-    peers_on(store, record, network)
-        .into_iter()
-        .map(|(peer, peer_ip)| {
-            let hosts = store.dir_of(&peer.id).join("hosts");
-            let appended = std::fs::OpenOptions::new().append(true).open(&hosts).and_then(|mut f| f.write_all(line.as_bytes()));
-            if let Err(err) = appended {
-                tracing::warn!("adding {} to {}: {err}", record.short_name(), hosts.display());
-            }
-            crate::network::HostsEntry {
-                ip: std::net::IpAddr::V4(peer_ip),
-                names: names_on_network(&peer, &[]),
-            }
-        })
-        .collect()
-}
-
-/// Takes this container's line out of its running peers' /etc/hosts, in place.
-fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &str, ip: std::net::Ipv4Addr) {
-    let prefix = format!("{ip}\t");
-    for (peer, _) in peers_on(store, record, network) {
-        let hosts = store.dir_of(&peer.id).join("hosts");
-        if let Ok(text) = std::fs::read_to_string(&hosts) {
-            let kept: String = text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
-            // Truncate and rewrite the same file: a rename would leave the peer's bind mount on the old one.
-            if let Err(err) = std::fs::write(&hosts, kept) {
-                tracing::warn!("updating {}: {err}", hosts.display());
-            }
-        }
-    }
-}
-
-/// `NetworkSettings` as `docker inspect` shows it.
-fn network_settings(attachment: Option<&SandboxNetwork>, mode: &str) -> serde_json::Value {
-    let a = match attachment {
-        None => return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } }),
-        Some(SandboxNetwork::Cni(a)) => {
-            let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
-            let endpoint = serde_json::json!({
-                "Gateway": gateway,
-                "IPAddress": a.ip.to_string(),
-                "IPPrefixLen": a.prefix_len,
-                "MacAddress": a.mac.to_string(),
-            });
-            return serde_json::json!({
-                "SandboxKey": a.netns.display().to_string(),
-                "Gateway": gateway,
-                "IPAddress": a.ip.to_string(),
-                "IPPrefixLen": a.prefix_len,
-                "MacAddress": a.mac.to_string(),
-                "Ports": {},
-                "Networks": { mode: endpoint },
-            });
-        }
-        Some(SandboxNetwork::Bridge(a)) => a,
-    };
-    let mut ports = serde_json::Map::new();
-    for port in &a.ports {
-        let key = format!("{}/{}", port.container_port, port.protocol);
-        let binding = serde_json::json!({ "HostIp": port.host_ip.to_string(), "HostPort": port.host_port.to_string() });
-        match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
-            Some(list) => list.push(binding),
-            None => {
-                ports.insert(key, serde_json::json!([binding]));
-            }
-        }
-    }
-    let endpoint = serde_json::json!({
-        "NetworkID": a.network.id,
-        "Gateway": a.gateway.to_string(),
-        "IPAddress": a.ip.to_string(),
-        "IPPrefixLen": a.prefix_len,
-        "MacAddress": a.mac.to_string(),
-    });
-    serde_json::json!({
-        "Bridge": a.network.bridge,
-        "Gateway": a.gateway.to_string(),
-        "IPAddress": a.ip.to_string(),
-        "IPPrefixLen": a.prefix_len,
-        "MacAddress": a.mac.to_string(),
-        "Ports": ports,
-        "Networks": { a.network.name.clone(): endpoint },
-    })
-}
-
 /// An error's exit code: what the agent suggested, else 125.
 fn exit_code_of(err: &anyhow::Error) -> i32 {
     err.downcast_ref::<StartFailure>().map_or(125, |f| f.exit_code)
@@ -611,16 +339,6 @@ struct StartFailure {
     exit_code: i32,
 }
 
-/// Docker's restart decision.
-fn should_restart(record: &ContainerRecord, exit_code: i32, stopped_by_user: bool) -> bool {
-    let policy = &record.host_config.restart_policy;
-    match policy.name.as_str() {
-        "always" => !stopped_by_user,
-        "unless-stopped" => !stopped_by_user,
-        "on-failure" => exit_code != 0 && (policy.maximum_retry_count == 0 || record.restart_count < policy.maximum_retry_count),
-        _ => false,
-    }
-}
 
 /// What every run of the container uses, borrowed from the monitor.
 struct RunContext<'a> {

@@ -5,6 +5,7 @@ use super::names::MacAddr;
 use super::ports::{HeldPort, PortMapping, PublishedPort};
 use super::store::{Network, DEFAULT_NETWORK};
 use super::tap::{Tap, TapOptions};
+use crate::process::ProcessIdentity;
 use std::net::Ipv4Addr;
 
 /// A request to put a sandbox on a network.
@@ -22,6 +23,11 @@ pub struct AttachRequest {
     pub hostname: String,
     /// How the tap is made.
     pub tap: TapOptions,
+    /// The process that holds the attachment for the sandbox (its
+    /// monitor): once it is gone, the lease, ports and tap are stale and
+    /// the next attach or [`super::NetworkManager::cleanup_stale`] removes
+    /// them. The calling process unless set.
+    pub holder: ProcessIdentity,
 }
 
 impl AttachRequest {
@@ -34,6 +40,7 @@ impl AttachRequest {
             publish: Vec::new(),
             hostname: String::new(),
             tap: TapOptions::default(),
+            holder: ProcessIdentity::current(),
         }
     }
 }
@@ -44,7 +51,7 @@ impl AttachRequest {
 /// the container (e.g. its monitor): it holds the published host ports
 /// ([`HeldPort`]) and, unless taken or closed, the tap's descriptor.
 /// Dropping it does not undo the attachment; `NetworkManager::detach` does
-/// (or `cleanup_stale` once the sandbox is gone).
+/// (or the next attach or `cleanup_stale` once the holder process is gone).
 #[derive(Debug)]
 pub struct Attachment {
     /// The sandbox.

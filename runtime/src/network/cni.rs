@@ -138,6 +138,32 @@ pub async fn teardown(netns: &Path, tap_name: &str, interface: &str) -> Result<(
     .await
 }
 
+/// Removes what a sandbox whose monitor died left in the namespace at
+/// `netns`: its tap `tap_name` and the redirect from the interface it was
+/// wired to. Nothing to do (a namespace already deleted, no such tap) is
+/// not an error.
+pub async fn remove_leftovers(netns: &Path, tap_name: &str) -> Result<()> {
+    check_ifname(tap_name)?;
+    if !netns.exists() {
+        return Ok(());
+    }
+    let netns_path = netns.to_path_buf();
+    let tap_name = tap_name.to_string();
+    in_netns(netns, async move {
+        let netlink = Netlink::connect()?;
+        if netlink.link(&tap_name).await?.is_none() {
+            return Ok(());
+        }
+        if let Ok(link) = find_interface(&netlink, &netns_path, None, &tap_name).await {
+            unwire(&link.name);
+        }
+        delete_tap(&netlink, &tap_name).await?;
+        tracing::info!(netns = %netns_path.display(), tap = %tap_name, "removed a dead sandbox's tap");
+        Ok(())
+    })
+    .await
+}
+
 /// The interface to take over: the one named, or else the only one (not
 /// loopback, not a tap) with an IPv4 address.
 async fn find_interface(

@@ -10,6 +10,7 @@
 use super::error::{NetworkError, Result};
 use super::state::{read_json, update_json};
 use super::subnet::Subnet;
+use crate::process::ProcessIdentity;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -25,6 +26,18 @@ pub struct Lease {
     pub owner: String,
     /// When it was handed out, in seconds since the Unix epoch.
     pub created: u64,
+    /// The process that holds it for the owner (its monitor): the lease is
+    /// stale once that process is gone. None in leases of older versions.
+    #[serde(default)]
+    pub holder: Option<ProcessIdentity>,
+}
+
+impl Lease {
+    /// Whether the process holding the lease still runs. A lease with no
+    /// holder recorded counts as held by nobody.
+    pub fn is_held(&self) -> bool {
+        self.holder.is_some_and(|holder| holder.is_alive())
+    }
 }
 
 /// What `leases.json` holds.
@@ -60,10 +73,16 @@ impl Ipam {
         }
     }
 
-    /// Leases an address to `owner`: `requested` if given (`--ip`), else the
-    /// next free one. Fails if `owner` already holds one, if `requested` is
-    /// taken or not a usable host address, or if the subnet is full.
-    pub fn allocate(&self, owner: &str, requested: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+    /// Leases an address to `owner`, held by process `holder`: `requested`
+    /// if given (`--ip`), else the next free one. Fails if `owner` already
+    /// holds one, if `requested` is taken or not a usable host address, or
+    /// if the subnet is full.
+    pub fn allocate(
+        &self,
+        owner: &str,
+        holder: Option<ProcessIdentity>,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr> {
         update_json(
             &self.leases_path,
             &self.lock_path,
@@ -83,6 +102,7 @@ impl Ipam {
                     ip,
                     owner: owner.to_string(),
                     created: now_secs(),
+                    holder,
                 });
                 if requested.is_none() {
                     file.last = Some(ip);
@@ -184,8 +204,8 @@ mod tests {
     fn allocates_in_order_skipping_gateway() {
         let dir = tempfile::tempdir().unwrap();
         let ipam = ipam(dir.path(), "10.88.0.0/16");
-        assert_eq!(ipam.allocate("a", None).unwrap(), ip("10.88.0.2"));
-        assert_eq!(ipam.allocate("b", None).unwrap(), ip("10.88.0.3"));
+        assert_eq!(ipam.allocate("a", None, None).unwrap(), ip("10.88.0.2"));
+        assert_eq!(ipam.allocate("b", None, None).unwrap(), ip("10.88.0.3"));
     }
 
     #[test]
@@ -194,26 +214,26 @@ mod tests {
         // /29: hosts .1-.6, .1 is the gateway: five for guests.
         let ipam = ipam(dir.path(), "10.89.0.0/29");
         let got: Vec<_> = (0..5)
-            .map(|i| ipam.allocate(&format!("o{i}"), None).unwrap())
+            .map(|i| ipam.allocate(&format!("o{i}"), None, None).unwrap())
             .collect();
         assert_eq!(got.last(), Some(&ip("10.89.0.6")));
-        let err = ipam.allocate("late", None).unwrap_err();
+        let err = ipam.allocate("late", None, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "no available IPv4 addresses on network testnet (10.89.0.0/29)"
         );
         assert_eq!(ipam.release("o1").unwrap(), Some(ip("10.89.0.3")));
         assert_eq!(ipam.release("o1").unwrap(), None);
-        assert_eq!(ipam.allocate("late", None).unwrap(), ip("10.89.0.3"));
+        assert_eq!(ipam.allocate("late", None, None).unwrap(), ip("10.89.0.3"));
     }
 
     #[test]
     fn released_address_is_not_reused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let ipam = ipam(dir.path(), "10.89.0.0/24");
-        let a = ipam.allocate("a", None).unwrap();
+        let a = ipam.allocate("a", None, None).unwrap();
         ipam.release("a").unwrap();
-        let b = ipam.allocate("b", None).unwrap();
+        let b = ipam.allocate("b", None, None).unwrap();
         assert_ne!(a, b);
     }
 
@@ -222,36 +242,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ipam = ipam(dir.path(), "10.89.0.0/24");
         assert_eq!(
-            ipam.allocate("a", Some(ip("10.89.0.50"))).unwrap(),
+            ipam.allocate("a", None, Some(ip("10.89.0.50"))).unwrap(),
             ip("10.89.0.50")
         );
-        let taken = ipam.allocate("b", Some(ip("10.89.0.50"))).unwrap_err();
+        let taken = ipam.allocate("b", None, Some(ip("10.89.0.50"))).unwrap_err();
         assert_eq!(
             taken.to_string(),
             "address 10.89.0.50 is already in use on network testnet"
         );
         for bad in ["10.89.0.0", "10.89.0.1", "10.89.0.255", "10.90.0.5"] {
-            let err = ipam.allocate("b", Some(ip(bad))).unwrap_err();
+            let err = ipam.allocate("b", None, Some(ip(bad))).unwrap_err();
             assert!(
                 matches!(err, NetworkError::AddressNotUsable { .. }),
                 "{bad}: {err}"
             );
         }
-        let twice = ipam.allocate("a", None).unwrap_err();
+        let twice = ipam.allocate("a", None, None).unwrap_err();
         assert!(matches!(twice, NetworkError::AlreadyAttached { .. }));
         // Explicit requests do not move the round-robin cursor.
-        assert_eq!(ipam.allocate("c", None).unwrap(), ip("10.89.0.2"));
+        assert_eq!(ipam.allocate("c", None, None).unwrap(), ip("10.89.0.2"));
     }
 
     #[test]
     fn persists_across_instances() {
         let dir = tempfile::tempdir().unwrap();
         let a = ipam(dir.path(), "10.89.0.0/24")
-            .allocate("a", None)
+            .allocate("a", None, None)
             .unwrap();
         let again = ipam(dir.path(), "10.89.0.0/24");
         assert_eq!(again.lease_of("a").unwrap().map(|l| l.ip), Some(a));
-        assert_ne!(again.allocate("b", None).unwrap(), a);
+        assert_ne!(again.allocate("b", None, None).unwrap(), a);
         let removed = again.retain(|l| l.owner == "b").unwrap();
         assert_eq!(removed.len(), 1);
         assert_eq!(again.leases().unwrap().len(), 1);
@@ -267,7 +287,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let ipam = ipam(&path, "10.89.0.0/24");
                     (0..15)
-                        .map(|i| ipam.allocate(&format!("t{t}-{i}"), None).unwrap())
+                        .map(|i| ipam.allocate(&format!("t{t}-{i}"), None, None).unwrap())
                         .collect::<Vec<_>>()
                 })
             })

@@ -172,21 +172,22 @@ impl NetworkManager {
     }
 
     /// `hull network rm NAME|ID`: refused for the default network and for
-    /// networks with sandboxes on them (run [`Self::cleanup_stale`] first
-    /// so that dead sandboxes do not count).
+    /// networks with live sandboxes on them (dead ones' leftovers are
+    /// removed first).
     pub async fn remove_network(&self, name_or_id: &str) -> Result<()> {
         let _lock = self.lock()?;
         let network = self.resolve(name_or_id)?;
         if network.is_default() {
             return Err(NetworkError::PredefinedNetwork(network.name));
         }
+        let netlink = Netlink::connect()?;
+        self.remove_stale(&netlink).await?;
         if !self.store.ipam(&network).leases()?.is_empty() {
             return Err(NetworkError::NetworkInUse {
                 name: network.name,
                 id: network.id,
             });
         }
-        let netlink = Netlink::connect()?;
         delete_bridge(&netlink, &network.bridge).await?;
         self.store.remove(&network)?;
         self.apply_rules()?;
@@ -216,6 +217,11 @@ impl NetworkManager {
             _ => {}
         }
         let _lock = self.lock()?;
+        // What dead holders left goes first, under the same lock as the
+        // attach: a sandbox attaching meanwhile cannot lose its tap, and a
+        // sandbox whose last monitor was killed gets its own lease back.
+        let netlink = Netlink::connect()?;
+        self.remove_stale(&netlink).await?;
         let network = self.resolve(&request.network)?;
         let owner = request.sandbox_id.as_str();
         // One network per sandbox: its tap name comes from its id alone.
@@ -227,12 +233,11 @@ impl NetworkManager {
                 });
             }
         }
-        let netlink = Netlink::connect()?;
         ensure_bridge(&netlink, &bridge_spec(&network)).await?;
         self.ensure_ip_forward()?;
 
         let ipam = self.store.ipam(&network);
-        let ip = ipam.allocate(owner, request.ip)?;
+        let ip = ipam.allocate(owner, Some(request.holder), request.ip)?;
         let held_ports = match self
             .ports
             .reserve(owner, &network.name, ip, &request.publish)
@@ -330,35 +335,40 @@ impl NetworkManager {
         Ok(())
     }
 
-    /// Removes what dead sandboxes left behind (after `kill -9` of a `hull`
-    /// process, or a reboot): leases, port reservations and taps of every
-    /// sandbox not in `live`, and their nftables rules. Cheap when there is
-    /// nothing to do (no `nft` run), so it can run before every command.
-    ///
-    /// `live` must include sandboxes still being started: compute it after
-    /// their ids are registered, or hold off starts meanwhile.
-    pub async fn cleanup_stale(&self, live: &HashSet<String>) -> Result<CleanupReport> {
+    /// Removes what dead sandboxes left behind (after `kill -9` of a
+    /// monitor, or a reboot): the leases whose holder process is gone, the
+    /// port reservations and taps of sandboxes that hold no lease, and their
+    /// nftables rules. Cheap when there is nothing to do (no `nft` run).
+    /// Every attach does this first; `hull rm` calls it for a container
+    /// whose monitor died.
+    pub async fn cleanup_stale(&self) -> Result<CleanupReport> {
         let _lock = self.lock()?;
-        let mut report = CleanupReport::default();
-        let networks = self.store.list()?;
-        if networks.is_empty() {
+        if self.store.list()?.is_empty() {
             // Networking was never used here.
-            return Ok(report);
+            return Ok(CleanupReport::default());
         }
-        let mut kept_taps = HashSet::new();
-        for network in networks {
+        let netlink = Netlink::connect()?;
+        self.remove_stale(&netlink).await
+    }
+
+    /// [`Self::cleanup_stale`]'s work; the caller holds the global lock, so
+    /// no sandbox attaches or detaches meanwhile.
+    async fn remove_stale(&self, netlink: &Netlink) -> Result<CleanupReport> {
+        let mut report = CleanupReport::default();
+        let mut holders = HashSet::new();
+        for network in self.store.list()? {
             let ipam = self.store.ipam(&network);
-            for lease in ipam.retain(|lease| live.contains(&lease.owner))? {
+            for lease in ipam.retain(|lease| lease.is_held())? {
                 report.leases.push((network.name.clone(), lease));
             }
-            kept_taps.extend(ipam.leases()?.iter().map(|lease| tap_name(&lease.owner)));
+            holders.extend(ipam.leases()?.into_iter().map(|lease| lease.owner));
         }
-        report.ports = self.ports.retain(|r| live.contains(&r.owner))?;
-        let netlink = Netlink::connect()?;
+        report.ports = self.ports.retain(|r| holders.contains(&r.owner))?;
+        let kept_taps: HashSet<String> = holders.iter().map(|owner| tap_name(owner)).collect();
         for link in netlink.links().await? {
             if link.name.starts_with(TAP_PREFIX)
                 && !kept_taps.contains(&link.name)
-                && delete_tap(&netlink, &link.name).await?
+                && delete_tap(netlink, &link.name).await?
             {
                 report.taps.push(link.name);
             }

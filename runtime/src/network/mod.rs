@@ -33,8 +33,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! After a crash, the next `hull` command calls
-//! [`NetworkManager::cleanup_stale`] with the ids of the live sandboxes.
+//! Each lease records the process holding it (the sandbox's monitor,
+//! [`AttachRequest::holder`]). What a killed holder left (lease, ports,
+//! tap, rules) is removed under the global lock by the next attach, or by
+//! [`NetworkManager::cleanup_stale`].
 //!
 //! Everything acts on the network namespace of the calling thread (netlink
 //! sockets, `/dev/net/tun`, `/proc/sys/net` and the `nft`/`tc` child

@@ -176,3 +176,43 @@ fn prepare_refuses_a_namespace_without_a_cni_interface() {
         "tap left behind"
     );
 }
+
+#[test]
+fn leftovers_of_a_dead_sandbox_go_without_knowing_the_interface() {
+    let (plugin_side, netns) = (TestNetns::new(), TestNetns::new());
+    plugin_side.sh(&format!(
+        "ip link add cni0 type veth peer name eth0 netns {} && ip addr add 10.99.0.1/24 dev cni0 && ip link set cni0 up",
+        netns.path().display()
+    ));
+    netns.sh("ip addr add 10.99.0.2/24 dev eth0 && ip link set eth0 up");
+    // A monitor prepared the tap, then was killed: its attachment is gone.
+    let mut attachment = runtime()
+        .block_on(cni::prepare(&netns.path(), "tap0", None))
+        .unwrap();
+    attachment.tap.close_fd();
+    drop(attachment);
+    assert!(netns.sh("tc qdisc show dev eth0").contains("ingress"));
+
+    runtime()
+        .block_on(cni::remove_leftovers(&netns.path(), "tap0"))
+        .unwrap();
+    assert!(
+        !netns.sh_output("ip link show dev tap0").status.success(),
+        "tap survived"
+    );
+    assert!(!netns.sh("tc qdisc show dev eth0").contains("ingress"));
+    // Nothing left: a no-op, as is a namespace that is gone.
+    runtime()
+        .block_on(cni::remove_leftovers(&netns.path(), "tap0"))
+        .unwrap();
+    runtime()
+        .block_on(cni::remove_leftovers(std::path::Path::new("/run/netns/hull-no-such"), "tap0"))
+        .unwrap();
+    // The interface is free to be taken over again.
+    runtime()
+        .block_on(cni::prepare(&netns.path(), "tap0", None))
+        .unwrap();
+    runtime()
+        .block_on(cni::teardown(&netns.path(), "tap0", "eth0"))
+        .unwrap();
+}

@@ -27,7 +27,7 @@ fn ipam_child_allocates() {
     };
     let ipam = ipam(Path::new(&dir));
     for i in 0..PER_PROCESS {
-        ipam.allocate(&format!("{tag}-{i}"), None).unwrap();
+        ipam.allocate(&format!("{tag}-{i}"), None, None).unwrap();
     }
 }
 

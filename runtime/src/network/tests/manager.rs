@@ -6,6 +6,7 @@ use crate::network::names::tap_name;
 use crate::network::nat;
 use crate::network::netlink::Netlink;
 use crate::network::{parse_publish, AttachRequest, NetworkError, NetworkManager};
+use crate::process::ProcessIdentity;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
@@ -215,32 +216,52 @@ fn explicit_address_taken_leaves_nothing_behind() {
     });
 }
 
+/// A process standing in for a monitor that holds an attachment, and
+/// can be killed as `kill -9` would.
+struct FakeHolder(std::process::Child);
+
+impl FakeHolder {
+    fn start() -> Self {
+        Self(std::process::Command::new("sleep").arg("600").spawn().unwrap())
+    }
+
+    fn identity(&self) -> ProcessIdentity {
+        ProcessIdentity::of(i64::from(self.0.id())).unwrap()
+    }
+
+    fn kill(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for FakeHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn stale_cleanup_after_kill() {
     let ns = TestNetns::new();
     let state = tempfile::tempdir().unwrap();
     let manager = NetworkManager::new(state.path());
+    let (mut monitor_a, monitor_b) = (FakeHolder::start(), FakeHolder::start());
     ns.block_on(|| async {
-        // Both hull processes "die": attachments dropped without detach.
-        drop(
-            manager
-                .attach(&request(SANDBOX_A, &["8080:80"]))
-                .await
-                .unwrap(),
-        );
-        drop(
-            manager
-                .attach(&request(SANDBOX_B, &["8081:80"]))
-                .await
-                .unwrap(),
-        );
+        // Both monitors attach; A is then killed, B lives on.
+        let mut wanted = request(SANDBOX_A, &["8080:80"]);
+        wanted.holder = monitor_a.identity();
+        drop(manager.attach(&wanted).await.unwrap());
+        let mut wanted = request(SANDBOX_B, &["8081:80"]);
+        wanted.holder = monitor_b.identity();
+        drop(manager.attach(&wanted).await.unwrap());
+        monitor_a.kill();
         // A tap nobody has a lease for (crash between lease release and tap delete).
         let orphan = crate::network::Tap::create("hulltaporphan00").unwrap();
         drop(orphan);
 
-        // The next hull command knows only B is alive.
-        let live: HashSet<String> = [SANDBOX_B.to_string()].into();
-        let report = manager.cleanup_stale(&live).await.unwrap();
+        let report = manager.cleanup_stale().await.unwrap();
         assert_eq!(report.leases.len(), 1);
         assert_eq!(report.leases[0].1.owner, SANDBOX_A);
         assert_eq!(report.ports.len(), 1);
@@ -262,13 +283,75 @@ fn stale_cleanup_after_kill() {
             .unwrap()
             .unwrap();
         assert_eq!(reuse.ports[0].host_port, 8080);
+        assert!(manager.cleanup_stale().await.unwrap().is_empty());
+    });
+}
 
-        assert!(manager
-            .cleanup_stale(&[SANDBOX_A.to_string(), SANDBOX_B.to_string()].into())
+#[test]
+fn a_killed_monitors_sandbox_attaches_again() {
+    let ns = TestNetns::new();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path());
+    let mut first = FakeHolder::start();
+    ns.block_on(|| async {
+        let mut wanted = request(SANDBOX_A, &["8080:80"]);
+        wanted.holder = first.identity();
+        drop(manager.attach(&wanted).await.unwrap());
+        // While its monitor lives, a second attach of the sandbox is refused.
+        let err = manager.attach(&request(SANDBOX_A, &[])).await.unwrap_err();
+        assert!(matches!(err, NetworkError::AlreadyAttached { .. }), "{err}");
+        first.kill();
+        // `hull start` after `kill -9` of the monitor: the new monitor gets
+        // the sandbox's network back, its old lease, port and tap gone.
+        let again = manager
+            .attach(&request(SANDBOX_A, &["8080:80"]))
             .await
             .unwrap()
-            .is_empty());
+            .unwrap();
+        assert_eq!(again.ports[0].host_port, 8080);
+        let details = manager.inspect_network("bridge").unwrap();
+        assert_eq!(details.endpoints.len(), 1, "{:?}", details.endpoints);
+        assert!(details.endpoints[0].is_held());
     });
+}
+
+#[test]
+fn concurrent_attaches_keep_every_sandbox() {
+    let ns = TestNetns::new();
+    let state = tempfile::tempdir().unwrap();
+    let manager = NetworkManager::new(state.path());
+    // A dead sandbox's leftovers make every attach clean up as it goes.
+    let mut dead = FakeHolder::start();
+    ns.block_on(|| async {
+        let mut wanted = request(SANDBOX_B, &[]);
+        wanted.holder = dead.identity();
+        drop(manager.attach(&wanted).await.unwrap());
+    });
+    dead.kill();
+    let owners: Vec<String> = (0..12).map(|i| format!("{i:02x}cc{}", "0".repeat(60))).collect();
+    // Each attach on a thread of its own, all inside the test's namespace.
+    let ips: HashSet<Ipv4Addr> = std::thread::scope(|scope| {
+        let threads: Vec<_> = owners
+            .iter()
+            .map(|owner| {
+                let (ns, manager) = (&ns, &manager);
+                scope.spawn(move || {
+                    ns.block_on(|| async { manager.attach(&request(owner, &[])).await.unwrap().unwrap().ip })
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(ips.len(), owners.len());
+    ns.block_on(|| async {
+        let links = link_names().await;
+        for owner in &owners {
+            assert!(links.contains(&tap_name(owner)), "{owner}: {links:?}");
+        }
+        assert!(!links.contains(&tap_name(SANDBOX_B)), "{links:?}");
+    });
+    let leases = manager.inspect_network("bridge").unwrap().endpoints;
+    assert_eq!(leases.len(), owners.len(), "{leases:?}");
 }
 
 #[test]
