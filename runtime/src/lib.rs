@@ -5,6 +5,7 @@
 pub mod agent_client;
 pub mod container;
 pub mod copy;
+pub mod fault;
 pub mod lockfile;
 pub mod logs;
 pub mod monitor;

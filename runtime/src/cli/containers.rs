@@ -390,11 +390,20 @@ async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClien
     if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
         return Ok(None);
     }
-    // A monitor that is still tearing down the last run owns the directory.
     let store = ContainerStore::open(&paths.root)?;
+    // A created container's monitor may be up already, waiting for the word
+    // to start (its `hull run` died before saying it).
+    if record.state.status == Status::Created && monitor_alive(record.hull_sandbox.monitor_pid) {
+        if let Ok(monitor) = client::connect(paths, &record.id).await {
+            return Ok(Some(monitor));
+        }
+    }
+    // A monitor that is still tearing down the last run owns the directory.
     wait_for_monitor(&store, &record.id).await;
     monitor::remove_runtime_dir(paths, &record.id);
-    Ok(Some(start_monitor(paths, &record.id).await?.client))
+    let monitor = start_monitor(paths, &record.id).await?.client;
+    crate::fault::point("start.after-monitor");
+    Ok(Some(monitor))
 }
 
 /// Starts containers.
@@ -455,6 +464,7 @@ async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
     if let Ok(monitor) = client::connect(paths, &record.id).await {
         monitor.request(MonitorRequest::Stop { timeout_secs: timeout }).await?;
     }
+    crate::fault::point("stop.after-request");
     wait_for_monitor(&store, &record.id).await;
     Ok(())
 }
@@ -567,7 +577,10 @@ pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<
             );
         }
         resume_if_paused(&store, &mut record)?;
-        // A kill by the user: no restart policy brings it back.
+    }
+    // Running, or created with a monitor waiting for the word to start (its
+    // `hull run` was killed): a kill by the user, no restart policy brings it back.
+    if monitor_alive(record.hull_sandbox.monitor_pid) {
         if let Ok(monitor) = client::connect(paths, &record.id).await {
             let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
         }
@@ -589,6 +602,7 @@ pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<
             tracing::warn!("releasing the network of {}: {err:#}", &record.id[..12]);
         }
     }
+    crate::fault::point("rm.before-remove");
     monitor::remove_runtime_dir(paths, &record.id);
     store.remove(&record)?;
     Ok(())
@@ -819,6 +833,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let images = open_store(paths)?;
     let base = images.resolve(&record.image)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
+    sweep_dead_commits(images.root());
     let layer = images.root().join(format!(".tmp-commit-{}-{}.tar", std::process::id(), &record.id[..12]));
     // A paused VM cannot change the layer while it is read (nor swap a
     // file for a symlink under the reader): the VMM process is stopped.
@@ -832,6 +847,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
         }
     }
     let paused = if args.pause { pause_if_running(&record) } else { None };
+    crate::fault::point("commit.paused");
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
         let hidden = rootfs.hidden_entries(&monitor::mount_points(&store.dir_of(&record.id))?)?;
@@ -851,23 +867,50 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// Deletes the layers of commits whose `hull` died while writing them
+/// (`.tmp-commit-<pid>-…`, the pid no longer running).
+fn sweep_dead_commits(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix(".tmp-commit-").and_then(|rest| rest.split('-').next()?.parse::<i64>().ok());
+        if pid.is_some_and(|pid| !crate::process::process_alive(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Pauses a running container's VM (see [`PausedVmm`]).
 fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
     // A container the user paused stays paused, untouched.
     if record.state.status != Status::Running || !monitor_alive(record.hull_sandbox.monitor_pid) {
         return None;
     }
+    // Held while frozen: a `hull` killed meanwhile lets it go, and the next
+    // command that sees the VM stopped with no holder resumes it.
+    let freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store_dir_of(record))).ok()?;
     signal_vmm(record, nix::sys::signal::Signal::SIGSTOP).ok()?;
-    Some(PausedVmm(record.clone()))
+    Some(PausedVmm {
+        record: record.clone(),
+        _freeze: freeze,
+    })
+}
+
+/// The container's directory, from its log's path (the record knows no store).
+fn store_dir_of(record: &ContainerRecord) -> std::path::PathBuf {
+    std::path::Path::new(&record.log_path).parent().map(std::path::Path::to_path_buf).unwrap_or_default()
 }
 
 /// A container whose VMM process was stopped with SIGSTOP, continued when
 /// dropped.
-struct PausedVmm(ContainerRecord);
+struct PausedVmm {
+    record: ContainerRecord,
+    /// Held while the VM is frozen (see `monitor::freeze_lock_path`).
+    _freeze: crate::lockfile::LockFile,
+}
 
 impl Drop for PausedVmm {
     fn drop(&mut self) {
-        let _ = signal_vmm(&self.0, nix::sys::signal::Signal::SIGCONT);
+        let _ = signal_vmm(&self.record, nix::sys::signal::Signal::SIGCONT);
     }
 }
 
@@ -956,6 +999,9 @@ pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
             Status::Running if monitor_alive(record.hull_sandbox.monitor_pid) => {}
             _ => bail!("Container {} is not running", record.id),
         }
+        // Under the freeze lock until the record says paused: no other
+        // command takes the stopped VM for one a dead `hull` left frozen.
+        let _freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store.dir_of(&record.id)))?;
         signal_vmm(&record, nix::sys::signal::Signal::SIGSTOP)?;
         record.set_paused(true);
         store.save(&record)?;

@@ -140,6 +140,7 @@ enum Command {
 
 /// Runs the CLI and returns the process's exit code.
 pub fn main() -> i32 {
+    crate::fault::setup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -400,17 +400,6 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     record.path = argv.first().cloned().unwrap_or_default();
     record.args = argv.iter().skip(1).cloned().collect();
     record.log_path = crate::monitor::log_path(&containers, &id).display().to_string();
-    let seed = random_bytes::<16>()?;
-    let mut attempt = 0;
-    loop {
-        record.name = format!("/{}", args.name.clone().unwrap_or_else(|| generate_name(&seed, attempt)));
-        match containers.create(&record) {
-            Ok(()) => break,
-            Err(crate::container::ContainerError::NameInUse { .. }) if args.name.is_none() && attempt < 8 => attempt += 1,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    let dir = containers.dir_of(&id);
     let plan = SandboxPlan {
         vmm: args.vmm.clone(),
         kernel: args.kernel.clone(),
@@ -428,10 +417,24 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         aliases: args.network_alias.clone(),
         volumes,
     };
-    plan.save(&dir)?;
-    crate::container::write_atomic(&dir.join("spec.json"), &serde_json::to_vec_pretty(&spec)?)?;
-    crate::container::write_atomic(&dir.join("hostname"), format!("{}\n", record.config.hostname).as_bytes())?;
-    crate::container::write_atomic(&dir.join("hostconfig.json"), &serde_json::to_vec_pretty(&record.host_config)?)?;
+    // Everything beside the record, so that the container appears whole.
+    let files = [
+        plan.file()?,
+        ("spec.json", serde_json::to_vec_pretty(&spec)?),
+        ("hostname", format!("{}\n", record.config.hostname).into_bytes()),
+        ("hostconfig.json", serde_json::to_vec_pretty(&record.host_config)?),
+    ];
+    let seed = random_bytes::<16>()?;
+    let mut attempt = 0;
+    loop {
+        record.name = format!("/{}", args.name.clone().unwrap_or_else(|| generate_name(&seed, attempt)));
+        match containers.create(&record, &files) {
+            Ok(()) => break,
+            Err(crate::container::ContainerError::NameInUse { .. }) if args.name.is_none() && attempt < 8 => attempt += 1,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    crate::fault::point("create.after-record");
     Ok(id)
 }
 
@@ -544,6 +547,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
             return Err(err);
         }
     };
+    crate::fault::point("run.after-monitor");
     if args.detach {
         start_container(paths, &id, &monitor).await?;
         println!("{id}");

@@ -56,8 +56,12 @@ pub enum ContainerError {
     },
 }
 
-/// A container's directory while it is being removed: `.removing-<id>`.
+/// A container's directory while it is being made: `.creating-<pid>-<id>`.
+const CREATING_PREFIX: &str = ".creating-";
+/// A container's directory while it is being removed: `.removing-<pid>-<id>`.
 const REMOVING_PREFIX: &str = ".removing-";
+/// The record's file in a container's directory, as Docker names it.
+const RECORD_FILE: &str = "config.v2.json";
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
     move |source| ContainerError::Io {
@@ -100,7 +104,7 @@ impl ContainerStore {
         let dir = root.join("containers");
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let store = Self { dir };
-        store.sweep_removed();
+        store.sweep_abandoned();
         Ok(store)
     }
 
@@ -111,15 +115,37 @@ impl ContainerStore {
 
     /// The record's file.
     fn record_path(&self, id: &str) -> PathBuf {
-        self.dir_of(id).join("config.v2.json")
+        self.dir_of(id).join(RECORD_FILE)
     }
 
-    /// Stores a new container; fails if its name is taken.
-    pub fn create(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
-        self.claim_name(&record.id, &record.name)?;
-        let dir = self.dir_of(&record.id);
-        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        self.save(record)
+    /// Stores a new container with the files that go beside its record
+    /// (name, contents): it appears whole, in one rename, or not at all (a
+    /// `hull` killed meanwhile leaves a staging directory the next open
+    /// sweeps). Fails if its name is taken.
+    pub fn create(&self, record: &ContainerRecord, files: &[(&str, Vec<u8>)]) -> Result<(), ContainerError> {
+        let staging = self.dir.join(format!("{CREATING_PREFIX}{}-{}", std::process::id(), record.id));
+        let staged = (|| {
+            fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
+            let data = serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
+                path: self.record_path(&record.id),
+                source,
+            })?;
+            write_atomic(&staging.join(RECORD_FILE), &data)?;
+            for (name, data) in files {
+                write_atomic(&staging.join(name), data)?;
+            }
+            let dir = self.dir_of(&record.id);
+            fs::rename(&staging, &dir).map_err(io_err("creating", &dir))
+        })();
+        if let Err(err) = staged {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(err);
+        }
+        if let Err(err) = self.claim_name(&record.id, &record.name) {
+            self.remove_dir(&record.id)?;
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// `hull rename`: gives container `id` the name `new_name` (which must
@@ -254,10 +280,15 @@ impl ContainerStore {
         if fs::read_link(&claim).map(|p| p.display().to_string() == record.id).unwrap_or(false) {
             let _ = fs::remove_file(&claim);
         }
-        // Out of sight in one step (readers see the whole container or
-        // nothing), then deleted; what a crash leaves is swept on open.
-        let dir = self.dir_of(&record.id);
-        let doomed = self.dir.join(format!("{REMOVING_PREFIX}{}", record.id));
+        self.remove_dir(&record.id)
+    }
+
+    /// Takes container `id`'s directory out of sight in one step (readers
+    /// see the whole container or nothing), then deletes it; what a crash
+    /// leaves is swept on open.
+    fn remove_dir(&self, id: &str) -> Result<(), ContainerError> {
+        let dir = self.dir_of(id);
+        let doomed = self.dir.join(format!("{REMOVING_PREFIX}{}-{id}", std::process::id()));
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -272,11 +303,14 @@ impl ContainerStore {
         fs::remove_dir_all(&doomed).map_err(io_err("removing", &doomed))
     }
 
-    /// Deletes what removals cut short by a crash left.
-    fn sweep_removed(&self) {
+    /// Deletes the staging and doomed directories of creations and
+    /// removals whose `hull` died (`.creating-<pid>-<id>`, `.removing-<pid>-<id>`).
+    fn sweep_abandoned(&self) {
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            if entry.file_name().to_string_lossy().starts_with(REMOVING_PREFIX) {
-                // Another process may be deleting it too: best effort.
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(CREATING_PREFIX).or_else(|| name.strip_prefix(REMOVING_PREFIX)) else { continue };
+            let owner = rest.split('-').next().and_then(|pid| pid.parse::<i64>().ok());
+            if owner.is_some_and(|pid| !crate::process::process_alive(pid)) {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
@@ -297,21 +331,22 @@ mod tests {
         let store = ContainerStore::open(dir.path()).unwrap();
         let a = "a".repeat(64);
         let b = format!("ab{}", "c".repeat(62));
-        store.create(&record(&a, "first")).unwrap();
-        store.create(&record(&b, "second")).unwrap();
+        store.create(&record(&a, "first"), &[]).unwrap();
+        store.create(&record(&b, "second"), &[("hostname", b"b\n".to_vec())]).unwrap();
+        assert_eq!(fs::read(store.dir_of(&b).join("hostname")).unwrap(), b"b\n");
         assert_eq!(store.resolve("first").unwrap(), a);
         assert_eq!(store.resolve("/second").unwrap(), b);
         assert_eq!(store.resolve("aaaa").unwrap(), a);
         assert!(matches!(store.resolve("a"), Err(ContainerError::Ambiguous(_))));
         assert!(matches!(store.resolve("nope"), Err(ContainerError::NotFound(_))));
-        assert!(matches!(store.create(&record(&"d".repeat(64), "first")), Err(ContainerError::NameInUse { .. })));
-        assert!(matches!(store.create(&record(&"e".repeat(64), "bad name")), Err(ContainerError::InvalidName(_))));
+        assert!(matches!(store.create(&record(&"d".repeat(64), "first"), &[]), Err(ContainerError::NameInUse { .. })));
+        assert!(matches!(store.create(&record(&"e".repeat(64), "bad name"), &[]), Err(ContainerError::InvalidName(_))));
         let loaded = store.load(&a).unwrap();
         assert_eq!(loaded.name, "/first");
         store.remove(&loaded).unwrap();
         assert!(matches!(store.resolve("first"), Err(ContainerError::NotFound(_))));
         // The name is free again.
-        store.create(&record(&"f".repeat(64), "first")).unwrap();
+        store.create(&record(&"f".repeat(64), "first"), &[]).unwrap();
         assert_eq!(store.list().unwrap().len(), 2);
     }
 

@@ -110,8 +110,14 @@ impl SandboxPlan {
 
     /// Writes it atomically into `container_dir`.
     pub fn save(&self, container_dir: &std::path::Path) -> Result<()> {
-        crate::container::write_atomic(&container_dir.join(PLAN_FILE), &serde_json::to_vec_pretty(self)?)?;
+        let (name, data) = self.file()?;
+        crate::container::write_atomic(&container_dir.join(name), &data)?;
         Ok(())
+    }
+
+    /// Its file's name and contents, for a container being created.
+    pub fn file(&self) -> Result<(&'static str, Vec<u8>)> {
+        Ok((PLAN_FILE, serde_json::to_vec_pretty(self)?))
     }
 }
 
@@ -251,6 +257,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         }
     };
 
+    crate::fault::point("monitor.after-network");
     let log_path = PathBuf::from(&record.log_path);
     let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
     let ctx = RunContext {
@@ -305,6 +312,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         state.auto_start = true;
     };
 
+    crate::fault::point("monitor.after-exit");
     release_network(&store, &network, &record, &plan, attachment.as_ref()).await;
     shared.exit.send_replace(Some(final_exit));
     if record.host_config.auto_remove {
@@ -427,6 +435,7 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
         netns: ctx.attachment.and_then(SandboxNetwork::netns),
     })
     .await?;
+    inject_fault(&sandbox, "monitor.after-boot");
     let result = run_in_sandbox(ctx, record, &sandbox, control, state, boot_started).await;
     let teardown_started = Instant::now();
     sandbox.shutdown().await;
@@ -452,8 +461,9 @@ async fn run_in_sandbox(
         forward_output(agent.subscribe(STDERR), OutputStream::Stderr, ctx.shared.clone(), ctx.log.clone()),
     ];
     let create_started = Instant::now();
-    agent
-        .request(Request::CreateContainer {
+    while_alive(
+        sandbox,
+        agent.request(Request::CreateContainer {
             container_id: id.clone(),
             spec: Box::new(ctx.spec.clone()),
             rootfs: Rootfs {
@@ -465,9 +475,10 @@ async fn run_in_sandbox(
                 stdout: Some(STDOUT),
                 stderr: Some(STDERR),
             },
-        })
-        .await
-        .context("creating the container")?;
+        }),
+    )
+    .await?
+    .context("creating the container")?;
     let created = Instant::now();
 
     // Wait for the word to start, refusing signals meanwhile (there is no process to signal yet).
@@ -478,8 +489,14 @@ async fn run_in_sandbox(
                     state.start_waiter = Some(reply);
                     break;
                 }
-                Some(Control::Signal(_, reply) | Control::Stop(_, reply)) => {
+                Some(Control::Signal(_, reply)) => {
                     let _ = reply.send(MonitorResponse::error(format!("Container {id} is not running")));
+                }
+                // `rm` of a container that was never started: the sandbox goes, nothing runs.
+                Some(Control::Stop(_, reply)) => {
+                    state.stopped_by_user = true;
+                    let _ = reply.send(MonitorResponse::Done);
+                    return Err(anyhow!("removed before it was started"));
                 }
                 Some(Control::Stdin(_)) => {}
                 None => return Err(anyhow!("control channel closed")),
@@ -487,7 +504,7 @@ async fn run_in_sandbox(
         }
     }
     state.auto_start = false;
-    if let Err(err) = agent.request_done(Request::StartContainer { container_id: id.clone() }).await {
+    if let Err(err) = while_alive(sandbox, agent.request_done(Request::StartContainer { container_id: id.clone() })).await? {
         let message = err.to_string();
         // The process exits 126/127 right after failing to exec; take its code.
         let exit_code = match tokio::time::timeout(Duration::from_secs(5), agent.request(Request::Wait { container_id: id.clone() })).await {
@@ -508,12 +525,13 @@ async fn run_in_sandbox(
         let _ = waiter.send(MonitorResponse::Done);
     }
     *lock(&ctx.shared.agent) = Some(agent.clone());
+    inject_fault(sandbox, "monitor.running");
 
     let wait = agent.request(Request::Wait { container_id: id.clone() });
     tokio::pin!(wait);
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut stop_waiters: Vec<oneshot::Sender<MonitorResponse>> = Vec::new();
-    let mut health = tokio::time::interval(Duration::from_millis(500));
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
     let signal = |signal: i32| Request::Signal {
         container_id: id.clone(),
         signal,
@@ -586,6 +604,37 @@ async fn run_in_sandbox(
         let _ = waiter.send(MonitorResponse::Done);
     }
     Ok((exit, phases))
+}
+
+/// Fault point `name` for crash-consistency tests: the monitor dies there,
+/// or kills its VMM or virtiofsd.
+fn inject_fault(sandbox: &Sandbox, name: &str) {
+    match crate::fault::point(name) {
+        Some(crate::fault::Fault::KillVmm) => crate::fault::kill(sandbox.vmm_pid()),
+        Some(crate::fault::Fault::KillVirtiofsd) => crate::fault::kill(sandbox.virtiofsd_pid()),
+        None => {}
+    }
+}
+
+/// How often the monitor looks whether the VMM and virtiofsd still run.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs `work` (a request to the agent) unless the sandbox dies first: a
+/// guest whose virtiofsd is gone may never answer (its file system waits
+/// forever), so the request fails with the reason instead of hanging.
+async fn while_alive<T>(sandbox: &Sandbox, work: impl std::future::Future<Output = T>) -> Result<T> {
+    tokio::pin!(work);
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            _ = health.tick() => {
+                if let Some(reason) = dead_process(sandbox) {
+                    return Err(anyhow!(reason));
+                }
+            }
+        }
+    }
 }
 
 /// Says which of the sandbox's processes is gone, if one is; a VM that
@@ -998,12 +1047,24 @@ where
     respond(response).await;
 }
 
+/// The lock a `hull` holds while it keeps a container's VM frozen for a
+/// moment (`commit`), beside the container's record.
+pub fn freeze_lock_path(container_dir: &std::path::Path) -> PathBuf {
+    container_dir.join("freeze.lock")
+}
+
 /// Checks whether a container's record still matches reality: a record
 /// that says running while its monitor is gone gets marked exited with the
-/// reason (the monitor was killed). Returns whether it changed.
+/// reason (the monitor was killed); a running container's VM left frozen
+/// by a `hull` that was killed meanwhile runs again. Returns whether the
+/// record changed.
 pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
     let live_states = matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused);
-    if !live_states || monitor_alive(record.hull_sandbox.monitor_pid) {
+    if live_states && monitor_alive(record.hull_sandbox.monitor_pid) {
+        thaw_if_abandoned(store, record);
+        return false;
+    }
+    if !live_states {
         return false;
     }
     // The monitor's children die with it (PDEATHSIG); make sure of it.
@@ -1015,6 +1076,21 @@ pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
     record.set_exited(137, false, Some("the container's monitor died".into()));
     let _ = store.save(record);
     true
+}
+
+/// Resumes a VM stopped for a moment by a `hull` that died before letting
+/// it go (no one holds the freeze lock); a VM the user paused stays paused.
+fn thaw_if_abandoned(store: &ContainerStore, record: &ContainerRecord) {
+    let vmm = record.hull_sandbox.vmm_pid;
+    if record.state.paused || process_state(vmm) != Some('T') {
+        return;
+    }
+    if let Ok(Some(_free)) = crate::lockfile::LockFile::try_acquire(&freeze_lock_path(&store.dir_of(&record.id))) {
+        tracing::warn!("resuming the VM of {}, left frozen by a hull that died", record.short_name());
+        if let Ok(pid) = i32::try_from(vmm) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT);
+        }
+    }
 }
 
 /// Removes a container's runtime directory if no monitor owns it.
