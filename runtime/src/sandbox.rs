@@ -288,6 +288,13 @@ impl Sandbox {
                 });
             }
         };
+        tracing::debug!(
+            backend = config.hypervisor.name(),
+            accel = config.hypervisor.accel(),
+            "starting the VM: {} {}",
+            launch.program.display(),
+            launch.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        );
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.args)
@@ -359,6 +366,13 @@ impl Sandbox {
             }
         };
         let agent_ready = Instant::now();
+        tracing::debug!(
+            "the agent answered: virtiofsd up after {:?}, VMM spawned after {:?}, agent after {:?} (guest kernel {})",
+            virtiofsd_ready - started,
+            vmm_spawned - started,
+            agent_ready - started,
+            agent.kernel_release
+        );
         let backend = format!("{} ({})", config.hypervisor.name(), config.hypervisor.accel());
         guard.disarm();
         Ok(Self {
@@ -412,6 +426,16 @@ impl Sandbox {
             kill_child(&mut self.vmm).await;
         }
         kill_child_and_its_children(&mut self.virtiofsd).await;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // What the VMM and the guest said, before their files go.
+            for (what, file) in [("VMM log", "vmm.log"), ("guest console", "console.log")] {
+                let tail = read_tail(&self.dir.join(file), 4096).unwrap_or_default();
+                let text = String::from_utf8_lossy(&tail);
+                if !text.trim().is_empty() {
+                    tracing::debug!("{what} of sandbox {}:\n{}", self.id, text.trim_end());
+                }
+            }
+        }
         remove_dir(&self.dir);
     }
 }

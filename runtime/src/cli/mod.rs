@@ -165,6 +165,9 @@ pub fn main() -> i32 {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
         .init();
+    // The monitors this command starts log at the same level (`-l debug`
+    // included), into their containers' monitor.log.
+    std::env::set_var("HULL_LOG", &filter);
 
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

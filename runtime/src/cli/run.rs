@@ -535,6 +535,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     }
     pull_if_needed(paths, &args.create).await?;
     let id = create_container(paths, &args.create)?;
+    tracing::debug!("created container {id}");
     let client::SpawnedMonitor { client: monitor, pid: monitor_pid } = match start_monitor(paths, &id).await {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -547,6 +548,10 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
             return Err(err);
         }
     };
+    tracing::debug!(
+        "monitor {monitor_pid} is up; it logs to {}",
+        ContainerStore::open(&paths.root).map(|s| s.dir_of(&id).join("monitor.log").display().to_string()).unwrap_or_default()
+    );
     crate::fault::point("run.after-monitor");
     if args.detach {
         start_container(paths, &id, &monitor).await?;

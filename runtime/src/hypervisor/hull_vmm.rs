@@ -5,7 +5,6 @@
 //! configures the NIC, so the tap needs no MAC from us.
 
 use super::{check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch, BASE_CMDLINE};
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The vsock port hull-agent listens on.
@@ -28,31 +27,36 @@ impl HullVmm {
         beside.filter(|p| p.is_file()).or_else(|| find_program("hull-vmm"))
     }
 
-    /// hull-vmm's arguments for `config`.
-    fn args(&self, config: &VmConfig) -> Vec<OsString> {
+    /// The VM as hull-vmm takes it: Hull's one typed VM configuration.
+    fn vm_config(&self, config: &VmConfig) -> Result<hull_vm_config::VmConfig, HypervisorError> {
         let mut cmdline: Vec<String> = BASE_CMDLINE.iter().map(|s| s.to_string()).collect();
         cmdline.push(format!("hull.channel=vsock:{AGENT_VSOCK_PORT}"));
         cmdline.extend(config.extra_cmdline.iter().cloned());
-        let mut args: Vec<OsString> = Vec::new();
-        let mut pair = |flag: &str, value: String| {
-            args.push(flag.into());
-            args.push(value.into());
-        };
-        pair("--kernel", config.kernel.display().to_string());
-        pair("--initrd", config.initrd.display().to_string());
-        pair("--cmdline", cmdline.join(" "));
-        pair("--vcpus", config.vcpus.to_string());
-        pair("--mem-mib", config.memory_mib.to_string());
-        pair("--serial", config.console_log.display().to_string());
-        pair("--vsock-socket", config.agent_socket.display().to_string());
-        pair("--vsock-cid", GUEST_CID.to_string());
-        for share in &config.fs_shares {
-            pair("--fs-socket", format!("{},tag={}", share.socket.display(), share.tag));
-        }
-        for net in &config.net {
-            pair("--net-tap", net.tap.clone());
-        }
-        args
+        let vcpus = u8::try_from(config.vcpus)
+            .ok()
+            .filter(|v| (1..=hull_vm_config::MAX_VCPUS).contains(v))
+            .ok_or_else(|| HypervisorError::Config(format!("hull-vmm runs 1 to {} vCPUs, not {}", hull_vm_config::MAX_VCPUS, config.vcpus)))?;
+        let mut vm = hull_vm_config::VmConfig::new(config.kernel.clone());
+        vm.initrd = Some(config.initrd.clone());
+        vm.cmdline = cmdline.join(" ");
+        vm.vcpus = vcpus;
+        vm.mem_mib = u64::from(config.memory_mib);
+        vm.serial = hull_vm_config::SerialOutput::File(config.console_log.clone());
+        vm.vsock = Some(hull_vm_config::VsockConfig {
+            socket: config.agent_socket.clone(),
+            cid: GUEST_CID,
+        });
+        vm.fs = config
+            .fs_shares
+            .iter()
+            .map(|share| hull_vm_config::FsConfig {
+                socket: share.socket.clone(),
+                tag: share.tag.clone(),
+            })
+            .collect();
+        vm.net = config.net.iter().map(|net| hull_vm_config::NetConfig { tap: net.tap.clone() }).collect();
+        vm.validate().map_err(|e| HypervisorError::Config(e.to_string()))?;
+        Ok(vm)
     }
 }
 
@@ -68,9 +72,12 @@ impl Hypervisor for HullVmm {
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError> {
         let program = Self::program().ok_or_else(|| HypervisorError::MissingProgram("hull-vmm".into()))?;
         check_files(config)?;
+        // Beside the VM's other files: the console log and the agent's socket.
+        let path = config.agent_socket.with_file_name("hull-vmm.json");
+        self.vm_config(config)?.write_json_file(&path).map_err(|e| HypervisorError::Config(e.to_string()))?;
         Ok(VmLaunch {
             program,
-            args: self.args(config),
+            args: vec!["--config".into(), path.into()],
             agent: AgentTransport::HybridVsock {
                 socket: config.agent_socket.clone(),
                 port: AGENT_VSOCK_PORT,
@@ -85,7 +92,7 @@ mod tests {
     use crate::hypervisor::{FsShare, NetDevice};
 
     #[test]
-    fn command_line_uses_vsock_and_the_same_devices() {
+    fn the_vm_is_one_typed_configuration() {
         let config = VmConfig {
             kernel: PathBuf::from("/k/vmlinux"),
             initrd: PathBuf::from("/k/initrd"),
@@ -103,11 +110,19 @@ mod tests {
                 mac: "02:00:00:00:00:01".into(),
             }],
         };
-        let args: Vec<String> = HullVmm.args(&config).iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        let joined = args.join(" ");
-        assert!(joined.contains("--vcpus 2 --mem-mib 256 --serial /s/console.log --vsock-socket /s/agent.sock --vsock-cid 3"));
-        assert!(joined.contains("--fs-socket /s/fs.sock,tag=hull --net-tap hulltap0"));
-        let cmdline = &args[args.iter().position(|a| a == "--cmdline").unwrap() + 1];
-        assert!(cmdline.contains("hull.channel=vsock:1024") && cmdline.ends_with("eth0:off"));
+        let vm = HullVmm.vm_config(&config).unwrap();
+        assert_eq!((vm.vcpus, vm.mem_mib), (2, 256));
+        assert_eq!(vm.serial, hull_vm_config::SerialOutput::File("/s/console.log".into()));
+        assert_eq!(vm.vsock.as_ref().map(|v| (v.socket.clone(), v.cid)), Some(("/s/agent.sock".into(), 3)));
+        assert_eq!(vm.fs[0].tag, "hull");
+        assert_eq!(vm.net[0].tap, "hulltap0");
+        assert!(vm.cmdline.contains("hull.channel=vsock:1024") && vm.cmdline.ends_with("eth0:off"));
+        // What hull-vmm reads back is what was written.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.json");
+        vm.write_json_file(&path).unwrap();
+        assert_eq!(hull_vm_config::VmConfig::from_json_file(&path).unwrap(), vm);
+        let too_many = VmConfig { vcpus: 64, ..config };
+        assert!(HullVmm.vm_config(&too_many).is_err());
     }
 }

@@ -105,6 +105,10 @@ pub enum HypervisorError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// The VM cannot be described to this VMM (out of its range, or its
+    /// configuration file cannot be written).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A VMM Hull can run microVMs with.

@@ -257,6 +257,11 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         }
     };
 
+    tracing::debug!(
+        "container {}: network {}",
+        &id[..12],
+        attachment.as_ref().map_or_else(|| "none".to_string(), |a| format!("{} ({})", a.ip(), a.nic().tap))
+    );
     crate::fault::point("monitor.after-network");
     let log_path = PathBuf::from(&record.log_path);
     let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
@@ -480,6 +485,7 @@ async fn run_in_sandbox(
     .await?
     .context("creating the container")?;
     let created = Instant::now();
+    tracing::debug!("container {}: created in the guest in {:?}", &id[..12], created - create_started);
 
     // Wait for the word to start, refusing signals meanwhile (there is no process to signal yet).
     if !state.auto_start {
@@ -525,6 +531,7 @@ async fn run_in_sandbox(
         let _ = waiter.send(MonitorResponse::Done);
     }
     *lock(&ctx.shared.agent) = Some(agent.clone());
+    tracing::debug!("container {}: started in {:?}", &id[..12], started - created);
     inject_fault(sandbox, "monitor.running");
 
     let wait = agent.request(Request::Wait { container_id: id.clone() });
@@ -579,6 +586,7 @@ async fn run_in_sandbox(
         }
     };
     let exited = Instant::now();
+    tracing::debug!("container {}: exited with {} after {:?}{}", &id[..12], exit.exit_code, exited - started, error.as_deref().map(|e| format!(": {e}")).unwrap_or_default());
     lock(&ctx.shared.agent).take();
     // All output reaches the ctx.log and the attached clients before the exit is told.
     for output in outputs {

@@ -23,24 +23,12 @@ use std::path::{Path, PathBuf};
 
 use linux_loader::loader::bootparam::setup_header;
 use linux_loader::loader::{BzImage, Elf, KernelLoader, PvhBootCapability};
-use serde::{Deserialize, Serialize};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
 use crate::boot::layout::{HIGH_MEM_START, MMIO_GAP_START};
 use crate::vstate::memory::GuestMemory;
 
-/// How the VMM may enter the kernel.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum BootProtocolChoice {
-    /// PVH when the ELF has a PVH note, the Linux 64-bit protocol otherwise.
-    #[default]
-    Auto,
-    /// Always the Linux 64-bit boot protocol.
-    Linux,
-    /// PVH; fails if the kernel has no PVH note.
-    Pvh,
-}
+pub use hull_vm_config::BootProtocolChoice;
 
 /// The protocol actually used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

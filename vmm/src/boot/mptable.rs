@@ -23,7 +23,7 @@ pub enum MptableError {
 }
 
 /// Most vCPUs the table (and Hull) supports.
-pub const MAX_VCPUS: u8 = 32;
+pub use hull_vm_config::MAX_VCPUS;
 
 const SPEC_REVISION: u8 = 4;
 const APIC_VERSION: u8 = 0x14;
