@@ -18,7 +18,7 @@ packages=(
   qemu-system-x86 busybox-static iproute2 cpio gzip xz-utils
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev
   libseccomp-dev libcap-ng-dev pkg-config musl-tools hyperfine runc nftables
-  docker-registry curl
+  docker-registry curl kmod
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +35,13 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   log "adding the musl target"
   rustup target add x86_64-unknown-linux-musl
 fi
+# The test suite checks formatting and lints.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    log "adding the $component component"
+    rustup component add "$component"
+  fi
+done
 # hull-vmm's integration tests boot freestanding test guests (vmm/test-guests).
 if ! rustup target list --installed | grep -qx x86_64-unknown-none; then
   log "adding the x86_64-unknown-none target"

@@ -9,17 +9,24 @@ cd "$repo"
 export HULL_LIB_DIR="$repo/target/hull"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# End-to-end tests boot a VM each; two at a time fit this machine's 2 cores.
 status=0
-cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee "$log" || status=$?
+# Style and lints first: each counts as one test in the summary.
+check() { # name command...
+  local name=$1; shift
+  if "$@"; then
+    echo "test result: ok. 1 passed; 0 failed ($name)" | tee -a "$log"
+  else
+    status=1
+    echo "test result: FAILED. 0 passed; 1 failed ($name)" | tee -a "$log"
+  fi
+}
+check "cargo fmt --check" cargo fmt --check
+check "cargo clippy" cargo clippy --quiet --workspace --all-targets -- -D warnings
+# End-to-end tests boot a VM each; two at a time fit this machine's 2 cores.
+cargo test --workspace --no-fail-fast -- --test-threads=2 2>&1 | tee -a "$log" || status=$?
 # Load, at a reduced count: runs one after another and at once, no leak, no
 # address twice (tests/soak 1000 50 is the full run).
-if tests/soak "${HULL_SOAK_SEQUENTIAL:-20}" "${HULL_SOAK_CONCURRENT:-10}"; then
-  echo "test result: ok. 1 passed; 0 failed (tests/soak)" | tee -a "$log"
-else
-  status=1
-  echo "test result: FAILED. 0 passed; 1 failed (tests/soak)" | tee -a "$log"
-fi
+check "tests/soak" tests/soak "${HULL_SOAK_SEQUENTIAL:-20}" "${HULL_SOAK_CONCURRENT:-10}"
 # One closing line for the whole workspace (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"

@@ -7,9 +7,9 @@
 use anyhow::{bail, Context, Result};
 use std::fs;
 
+use crate::fdstream::FdStream;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
-use crate::fdstream::FdStream;
 
 /// Which kind of channel the host set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +24,20 @@ impl ChannelSpec {
     /// Reads `hull.channel=` from a kernel command line. Defaults to the
     /// serial port `hull.agent`.
     pub fn from_cmdline(cmdline: &str) -> Result<Self> {
-        let Some(value) = cmdline.split_whitespace().find_map(|arg| arg.strip_prefix("hull.channel=")) else {
+        let Some(value) = cmdline
+            .split_whitespace()
+            .find_map(|arg| arg.strip_prefix("hull.channel="))
+        else {
             return Ok(Self::Serial("hull.agent".into()));
         };
         match value.split_once(':') {
-            Some(("serial", name)) if !name.is_empty() && !name.contains('/') => Ok(Self::Serial(name.into())),
-            Some(("vsock", port)) => Ok(Self::Vsock(port.parse().with_context(|| format!("bad vsock port {port:?}"))?)),
+            Some(("serial", name)) if !name.is_empty() && !name.contains('/') => {
+                Ok(Self::Serial(name.into()))
+            }
+            Some(("vsock", port)) => Ok(Self::Vsock(
+                port.parse()
+                    .with_context(|| format!("bad vsock port {port:?}"))?,
+            )),
             _ => bail!("unknown hull.channel={value}"),
         }
     }
@@ -79,7 +87,13 @@ pub async fn open(spec: &ChannelSpec) -> Result<FdStream> {
 async fn accept_vsock(port: u32) -> Result<FdStream> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: socket(2) with constant arguments; the fd is owned right away.
-    let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_VSOCK,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if raw < 0 {
         return Err(std::io::Error::last_os_error()).context("creating a vsock socket");
     }
@@ -93,8 +107,14 @@ async fn accept_vsock(port: u32) -> Result<FdStream> {
     let length = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
     // SAFETY: bind/listen on our socket with a correctly sized address.
     unsafe {
-        if libc::bind(listener.as_raw_fd(), (&address as *const libc::sockaddr_vm).cast(), length) < 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("binding vsock port {port}"));
+        if libc::bind(
+            listener.as_raw_fd(),
+            (&address as *const libc::sockaddr_vm).cast(),
+            length,
+        ) < 0
+        {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("binding vsock port {port}"));
         }
         if libc::listen(listener.as_raw_fd(), 1) < 0 {
             return Err(std::io::Error::last_os_error()).context("listening on vsock");
@@ -122,7 +142,10 @@ mod tests {
             ChannelSpec::from_cmdline("hull.channel=vsock:1024").unwrap(),
             ChannelSpec::Vsock(1024)
         );
-        assert_eq!(ChannelSpec::from_cmdline("quiet").unwrap(), ChannelSpec::Serial("hull.agent".into()));
+        assert_eq!(
+            ChannelSpec::from_cmdline("quiet").unwrap(),
+            ChannelSpec::Serial("hull.agent".into())
+        );
         assert!(ChannelSpec::from_cmdline("hull.channel=serial:../x").is_err());
         assert!(ChannelSpec::from_cmdline("hull.channel=tcp:1").is_err());
     }

@@ -15,9 +15,16 @@ use std::path::Path;
 pub const RUN_DIR: &str = "/run/hull";
 
 /// Mounts one file system, creating its mount point.
-fn mount_fs(source: &str, target: &str, fstype: &str, flags: MsFlags, data: Option<&str>) -> Result<()> {
+fn mount_fs(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
-    mount(Some(source), target, Some(fstype), flags, data).with_context(|| format!("mounting {fstype} on {target}"))
+    mount(Some(source), target, Some(fstype), flags, data)
+        .with_context(|| format!("mounting {fstype} on {target}"))
 }
 
 /// Leaves the initramfs for a tmpfs root, so that `pivot_root` works later.
@@ -26,9 +33,16 @@ fn move_to_tmpfs_root() -> Result<()> {
         return Ok(());
     }
     let new_root = "/.hull-root";
-    mount_fs("hullroot", new_root, "tmpfs", MsFlags::empty(), Some("mode=0755"))?;
+    mount_fs(
+        "hullroot",
+        new_root,
+        "tmpfs",
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )?;
     chdir(new_root).context("chdir to new root")?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).context("moving new root onto /")?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .context("moving new root onto /")?;
     chroot(".").context("chroot into new root")?;
     chdir("/").context("chdir /")?;
     Ok(())
@@ -52,12 +66,42 @@ pub fn setup_guest() -> Result<()> {
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_fs("proc", "/proc", "proc", nodev, None)?;
     mount_fs("sysfs", "/sys", "sysfs", nodev, None)?;
-    mount_fs("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755"))?;
-    mount_fs("devpts", "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+    mount_fs(
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+    )?;
+    mount_fs(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
     mount_fs("shm", "/dev/shm", "tmpfs", nodev, Some("mode=1777"))?;
-    mount_fs("run", "/run", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))?;
-    mount_fs("tmp", "/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
-    mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2", nodev, Some("nsdelegate"))?;
+    mount_fs(
+        "run",
+        "/run",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    mount_fs(
+        "tmp",
+        "/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    mount_fs(
+        "cgroup2",
+        "/sys/fs/cgroup",
+        "cgroup2",
+        nodev,
+        Some("nsdelegate"),
+    )?;
     fs::create_dir_all(RUN_DIR).context("creating the agent's run dir")?;
     // The kernel configures eth0 itself (`ip=`) and brings up lo only then;
     // containers without a network still get a loopback, as under Docker.
@@ -143,7 +187,10 @@ mod tests {
 
     #[test]
     fn mtu_argument() {
-        assert_eq!(mtu_from_cmdline("console=ttyS0 hull.mtu=1450 quiet"), Some(1450));
+        assert_eq!(
+            mtu_from_cmdline("console=ttyS0 hull.mtu=1450 quiet"),
+            Some(1450)
+        );
         assert_eq!(mtu_from_cmdline("console=ttyS0"), None);
         assert_eq!(mtu_from_cmdline("hull.mtu=lots"), None);
     }

@@ -26,7 +26,8 @@ pub fn power_off() -> ! {
 
 fn run() -> Result<()> {
     init::setup_guest().context("setting up the guest")?;
-    let cmdline = std::fs::read_to_string("/proc/cmdline").context("reading the kernel command line")?;
+    let cmdline =
+        std::fs::read_to_string("/proc/cmdline").context("reading the kernel command line")?;
     // The benchmarks' boot floor: the guest up to a ready PID 1, then off.
     if cmdline.split_whitespace().any(|arg| arg == "hull.poweroff") {
         power_off();
@@ -51,7 +52,10 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HULL_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HULL_AGENT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     if let Err(err) = run() {
         tracing::error!("hull-agent: {err:#}");

@@ -8,8 +8,9 @@ use crate::container::Container;
 use crate::fdstream::FdStream;
 use anyhow::{bail, Context, Result};
 use hull_protocol::{
-    decode_json, encode_json, is_valid_id, Event, ExitStatus, Frame, FrameKind, FrameReader, FrameWriter, Request,
-    RequestEnvelope, Response, ResponseEnvelope, StdioStreams, MAX_STDIO_CHUNK, PROTOCOL_VERSION,
+    decode_json, encode_json, is_valid_id, Event, ExitStatus, Frame, FrameKind, FrameReader,
+    FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, StdioStreams,
+    MAX_STDIO_CHUNK, PROTOCOL_VERSION,
 };
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -58,17 +59,25 @@ pub struct Agent {
 /// Locks a mutex, recovering from poisoning: a panicked task must not take
 /// the whole agent (PID 1) down with it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Agent {
     fn send(&self, frame: Frame) {
         // The writer task only ends with the agent.
-        let _ = self.out.send(Outgoing { frame, written: None });
+        let _ = self.out.send(Outgoing {
+            frame,
+            written: None,
+        });
     }
 
     fn respond(&self, id: u64, response: Response) {
-        self.send(encode_json(FrameKind::Response, &ResponseEnvelope { id, response }));
+        self.send(encode_json(
+            FrameKind::Response,
+            &ResponseEnvelope { id, response },
+        ));
     }
 
     fn event(&self, event: Event) {
@@ -92,7 +101,8 @@ impl Agent {
 
 /// Runs the agent on `channel` until the host asks it to shut down.
 pub async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(channel: S) -> Result<()> {
-    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).context("watching SIGCHLD")?;
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+        .context("watching SIGCHLD")?;
     let (read_half, write_half) = tokio::io::split(channel);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
     let agent = Arc::new(Agent {
@@ -126,7 +136,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(channel: S) -> Re
     loop {
         match reader.next().await {
             Ok(Some(Ok(frame))) => dispatch(&agent, frame),
-            Ok(Some(Err(err))) => agent.respond(0, Response::Error { message: err.to_string() }),
+            Ok(Some(Err(err))) => agent.respond(
+                0,
+                Response::Error {
+                    message: err.to_string(),
+                },
+            ),
             // A virtio-serial port reads end-of-file while no host is
             // connected; wait for one to come (back).
             Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -160,9 +175,11 @@ fn dispatch(agent: &Arc<Agent>, frame: Frame) {
                 let agent = agent.clone();
                 tokio::spawn(async move {
                     let id = envelope.id;
-                    let response = handle(&agent, envelope.request).await.unwrap_or_else(|err| Response::Error {
-                        message: format!("{err:#}"),
-                    });
+                    let response = handle(&agent, envelope.request)
+                        .await
+                        .unwrap_or_else(|err| Response::Error {
+                            message: format!("{err:#}"),
+                        });
                     agent.respond(id, response);
                 });
             }
@@ -172,7 +189,12 @@ fn dispatch(agent: &Arc<Agent>, frame: Frame) {
                     .ok()
                     .and_then(|v| v.get("id").and_then(|id| id.as_u64()))
                     .unwrap_or(0);
-                agent.respond(id, Response::Error { message: err.to_string() });
+                agent.respond(
+                    id,
+                    Response::Error {
+                        message: err.to_string(),
+                    },
+                );
             }
         },
         FrameKind::Stdio => match frame.stdio_parts() {
@@ -184,11 +206,19 @@ fn dispatch(agent: &Arc<Agent>, frame: Frame) {
                     }
                 }
             }
-            Err(err) => agent.respond(0, Response::Error { message: err.to_string() }),
+            Err(err) => agent.respond(
+                0,
+                Response::Error {
+                    message: err.to_string(),
+                },
+            ),
         },
-        other => agent.respond(0, Response::Error {
-            message: format!("unexpected {other:?} frame from the host"),
-        }),
+        other => agent.respond(
+            0,
+            Response::Error {
+                message: format!("unexpected {other:?} frame from the host"),
+            },
+        ),
     }
 }
 
@@ -218,13 +248,19 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             start.start().await?;
             Ok(Response::Done)
         }
-        Request::Signal { container_id, signal } => {
+        Request::Signal {
+            container_id,
+            signal,
+        } => {
             lock(&agent.slot(&container_id)?.container).signal(signal)?;
             Ok(Response::Done)
         }
         Request::Wait { container_id } => {
             let mut exit = agent.slot(&container_id)?.exit.clone();
-            let status = exit.wait_for(Option::is_some).await.context("container vanished")?;
+            let status = exit
+                .wait_for(Option::is_some)
+                .await
+                .context("container vanished")?;
             Ok(Response::Exited {
                 status: status.unwrap_or(ExitStatus::Exited { code: 255 }),
             })
@@ -236,9 +272,15 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             stdio,
             terminal,
         } => exec_process(agent, &container_id, &exec_id, &process, stdio, terminal).await,
-        Request::WaitProcess { container_id, exec_id } => {
+        Request::WaitProcess {
+            container_id,
+            exec_id,
+        } => {
             let mut exit = agent.exec_slot(&container_id, &exec_id)?.exit.clone();
-            let status = exit.wait_for(Option::is_some).await.context("exec vanished")?;
+            let status = exit
+                .wait_for(Option::is_some)
+                .await
+                .context("exec vanished")?;
             let status = status.unwrap_or(ExitStatus::Exited { code: 255 });
             lock(&agent.execs).remove(&(container_id, exec_id));
             Ok(Response::Exited { status })
@@ -249,7 +291,8 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             signal,
         } => {
             let slot = agent.exec_slot(&container_id, &exec_id)?;
-            let signal = nix::sys::signal::Signal::try_from(signal).map_err(|_| anyhow::anyhow!("invalid signal {signal}"))?;
+            let signal = nix::sys::signal::Signal::try_from(signal)
+                .map_err(|_| anyhow::anyhow!("invalid signal {signal}"))?;
             match nix::sys::signal::kill(slot.pid, signal) {
                 Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(Response::Done),
                 Err(err) => Err(err).context("sending the signal"),
@@ -264,11 +307,15 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             let resized = match &exec_id {
                 None => {
                     let slot = agent.slot(&container_id)?;
-                    slot.terminal.as_ref().map(|master| crate::container::resize_terminal(master, rows, cols))
+                    slot.terminal
+                        .as_ref()
+                        .map(|master| crate::container::resize_terminal(master, rows, cols))
                 }
                 Some(exec_id) => {
                     let slot = agent.exec_slot(&container_id, exec_id)?;
-                    slot.terminal.as_ref().map(|master| crate::container::resize_terminal(master, rows, cols))
+                    slot.terminal
+                        .as_ref()
+                        .map(|master| crate::container::resize_terminal(master, rows, cols))
                 }
             };
             match resized {
@@ -277,7 +324,9 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             }
         }
         Request::Sync => {
-            tokio::task::spawn_blocking(nix::unistd::sync).await.context("syncing")?;
+            tokio::task::spawn_blocking(nix::unistd::sync)
+                .await
+                .context("syncing")?;
             Ok(Response::Done)
         }
         Request::Stats { container_id } => {
@@ -325,7 +374,11 @@ struct Stdio {
 }
 
 fn open_dev_null() -> Result<OwnedFd> {
-    Ok(std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?.into())
+    Ok(std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into())
 }
 
 fn nonblocking_stream(fd: OwnedFd) -> Result<FdStream> {
@@ -383,7 +436,11 @@ fn setup_stdio(agent: &Arc<Agent>, streams: StdioStreams, terminal: bool) -> Res
 /// Sends what the host writes on stdio `stream` to `writer`, until the
 /// host ends the stream (an empty frame) or the writer fails; dropping the
 /// writer then closes it.
-fn route_stdin(agent: &Arc<Agent>, stream: u32, mut writer: impl tokio::io::AsyncWrite + Unpin + Send + 'static) {
+fn route_stdin(
+    agent: &Arc<Agent>,
+    stream: u32,
+    mut writer: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) {
     // Unbounded: the host is the only writer and paces itself; a bounded
     // queue here would stall the frame reader for all streams.
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -402,8 +459,14 @@ fn route_stdin(agent: &Arc<Agent>, stream: u32, mut writer: impl tokio::io::Asyn
 /// it by the terminal). Both output streams end when the terminal's last
 /// user closes it. Returns a copy of the master, for resizing, and the
 /// output forwarder.
-fn relay_terminal(agent: &Arc<Agent>, master: OwnedFd, streams: StdioStreams) -> Result<(OwnedFd, tokio::task::JoinHandle<()>)> {
-    let for_resize = master.try_clone().context("duplicating the terminal's master")?;
+fn relay_terminal(
+    agent: &Arc<Agent>,
+    master: OwnedFd,
+    streams: StdioStreams,
+) -> Result<(OwnedFd, tokio::task::JoinHandle<()>)> {
+    let for_resize = master
+        .try_clone()
+        .context("duplicating the terminal's master")?;
     let (mut reader, writer) = tokio::io::split(nonblocking_stream(master)?);
     if let Some(stream) = streams.stdin {
         // The end of the host's input is not the end of a terminal's: the
@@ -443,7 +506,9 @@ fn connect_terminal(
     streams: StdioStreams,
     forwarders: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Option<OwnedFd>> {
-    let Some(master) = master else { return Ok(None) };
+    let Some(master) = master else {
+        return Ok(None);
+    };
     match relay_terminal(agent, master, streams) {
         Ok((for_resize, forwarder)) => {
             forwarders.push(forwarder);
@@ -469,7 +534,11 @@ async fn create_container(
     if lock(&agent.containers).contains_key(id) {
         bail!("container {id} already exists");
     }
-    let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     let mut stdio = setup_stdio(agent, streams, terminal)?;
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
@@ -486,7 +555,13 @@ async fn create_container(
             return Err(err);
         }
     };
-    let terminal = connect_terminal(agent, container.pid, container.terminal.take(), streams, &mut stdio.forwarders)?;
+    let terminal = connect_terminal(
+        agent,
+        container.pid,
+        container.terminal.take(),
+        streams,
+        &mut stdio.forwarders,
+    )?;
     let pid = container.pid.as_raw();
     let (exit_tx, exit_rx) = watch::channel(None);
     let slot = Arc::new(ContainerSlot {
@@ -498,10 +573,22 @@ async fn create_container(
 
     let container_id = id.to_string();
     let events = agent.clone();
-    track_exit(agent, status_rx, stdio.forwarders, streams.stdin, exit_tx, move |wait_status| {
-        let status = lock(&slot.container).exit_status(wait_status);
-        (status, move || events.event(Event::ContainerExited { container_id, status }))
-    });
+    track_exit(
+        agent,
+        status_rx,
+        stdio.forwarders,
+        streams.stdin,
+        exit_tx,
+        move |wait_status| {
+            let status = lock(&slot.container).exit_status(wait_status);
+            (status, move || {
+                events.event(Event::ContainerExited {
+                    container_id,
+                    status,
+                })
+            })
+        },
+    );
     Ok(Response::Created { pid })
 }
 
@@ -521,7 +608,9 @@ fn track_exit<F, After>(
 {
     let agent = agent.clone();
     tokio::spawn(async move {
-        let Ok(wait_status) = status_rx.await else { return };
+        let Ok(wait_status) = status_rx.await else {
+            return;
+        };
         let (status, after) = judge(wait_status);
         // All output must reach the host before the exit does.
         let drained = async {
@@ -529,7 +618,10 @@ fn track_exit<F, After>(
                 let _ = forwarder.await;
             }
         };
-        if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, drained).await.is_err() {
+        if tokio::time::timeout(OUTPUT_DRAIN_TIMEOUT, drained)
+            .await
+            .is_err()
+        {
             tracing::warn!("output still open {OUTPUT_DRAIN_TIMEOUT:?} after exit");
         }
         if let Some(stream) = stdin_stream {
@@ -583,10 +675,26 @@ async fn exec_process(
     };
     let terminal = connect_terminal(agent, pid, master, streams, &mut stdio.forwarders)?;
     let (exit_tx, exit_rx) = watch::channel(None);
-    lock(&agent.execs).insert(key, Arc::new(ExecSlot { pid, exit: exit_rx, terminal }));
-    track_exit(agent, status_rx, stdio.forwarders, streams.stdin, exit_tx, |wait_status| {
-        (crate::container::exit_status_of(wait_status, || false), || {})
-    });
+    lock(&agent.execs).insert(
+        key,
+        Arc::new(ExecSlot {
+            pid,
+            exit: exit_rx,
+            terminal,
+        }),
+    );
+    track_exit(
+        agent,
+        status_rx,
+        stdio.forwarders,
+        streams.stdin,
+        exit_tx,
+        |wait_status| {
+            (
+                crate::container::exit_status_of(wait_status, || false),
+                || {},
+            )
+        },
+    );
     Ok(Response::Created { pid: pid.as_raw() })
 }
-

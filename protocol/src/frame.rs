@@ -180,19 +180,29 @@ impl FrameDecoder {
                     if self.buf.len() < HEADER_LEN {
                         return None;
                     }
-                    let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
+                    let len =
+                        u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
                     let kind_byte = self.buf[4];
                     self.buf.drain(..HEADER_LEN);
                     // u32 always fits in usize on the 64-bit targets Hull supports.
                     let len_usize = len as usize;
                     if len > MAX_PAYLOAD_LEN {
-                        self.state = State::Skip { remaining: len_usize };
+                        self.state = State::Skip {
+                            remaining: len_usize,
+                        };
                         return Some(Err(FrameError::TooLong(len)));
                     }
                     match FrameKind::from_byte(kind_byte) {
-                        Some(kind) => self.state = State::Payload { kind, len: len_usize },
+                        Some(kind) => {
+                            self.state = State::Payload {
+                                kind,
+                                len: len_usize,
+                            }
+                        }
                         None => {
-                            self.state = State::Skip { remaining: len_usize };
+                            self.state = State::Skip {
+                                remaining: len_usize,
+                            };
                             return Some(Err(FrameError::UnknownKind(kind_byte)));
                         }
                     }
@@ -236,7 +246,10 @@ mod tests {
         ];
         let wire: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
         for chunk in [1, 2, 5, 13, wire.len()] {
-            let decoded: Vec<Frame> = decode_all(&wire, chunk).into_iter().map(|f| f.unwrap()).collect();
+            let decoded: Vec<Frame> = decode_all(&wire, chunk)
+                .into_iter()
+                .map(|f| f.unwrap())
+                .collect();
             assert_eq!(decoded, frames, "chunk size {chunk}");
         }
         let (stream, data) = frames[1].stdio_parts().unwrap();

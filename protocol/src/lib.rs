@@ -12,10 +12,13 @@ mod message;
 #[cfg(feature = "tokio")]
 mod stream;
 
-pub use frame::{Frame, FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN, MAX_STDIO_CHUNK};
+pub use frame::{
+    Frame, FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN, MAX_STDIO_CHUNK,
+};
 pub use message::{
-    is_valid_id, ContainerStats, DEFAULT_DEVICES, Event, ExitStatus, ProcessInfo, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
-    StdioStreams, MAX_ID_LEN, PROTOCOL_VERSION,
+    is_valid_id, ContainerStats, Event, ExitStatus, ProcessInfo, Request, RequestEnvelope,
+    Response, ResponseEnvelope, Rootfs, StdioStreams, DEFAULT_DEVICES, MAX_ID_LEN,
+    PROTOCOL_VERSION,
 };
 #[cfg(feature = "tokio")]
 pub use stream::{FrameReader, FrameWriter};

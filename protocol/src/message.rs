@@ -323,7 +323,10 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&env).unwrap();
-        assert_eq!(json, r#"{"id":4,"request":{"type":"wait","container_id":"c1"}}"#);
+        assert_eq!(
+            json,
+            r#"{"id":4,"request":{"type":"wait","container_id":"c1"}}"#
+        );
         let back: RequestEnvelope = serde_json::from_str(&json).unwrap();
         assert!(matches!(back.request, Request::Wait { container_id } if container_id == "c1"));
     }
@@ -333,7 +336,11 @@ mod tests {
         let ok = r#"{"id":1,"request":{"type":"resize_terminal","container_id":"c","exec_id":null,"rows":40,"cols":100}}"#;
         assert!(matches!(
             serde_json::from_str::<RequestEnvelope>(ok).unwrap().request,
-            Request::ResizeTerminal { rows: 40, cols: 100, .. }
+            Request::ResizeTerminal {
+                rows: 40,
+                cols: 100,
+                ..
+            }
         ));
         let too_big = ok.replace("100", "70000");
         assert!(serde_json::from_str::<RequestEnvelope>(&too_big).is_err());
@@ -344,7 +351,13 @@ mod tests {
     #[test]
     fn exec_without_terminal_field_still_parses() {
         let old = r#"{"type":"exec_process","container_id":"c","exec_id":"e","process":{"cwd":"/","user":{"uid":0,"gid":0}},"stdio":{"stdin":null,"stdout":1,"stderr":2}}"#;
-        assert!(matches!(serde_json::from_str::<Request>(old).unwrap(), Request::ExecProcess { terminal: false, .. }));
+        assert!(matches!(
+            serde_json::from_str::<Request>(old).unwrap(),
+            Request::ExecProcess {
+                terminal: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -363,7 +376,14 @@ mod tests {
     #[test]
     fn ids_are_path_safe() {
         assert!(is_valid_id("abc-DEF_1.2"));
-        for bad in ["", "..", ".hidden", "a/b", "a b", &"x".repeat(MAX_ID_LEN + 1)] {
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            &"x".repeat(MAX_ID_LEN + 1),
+        ] {
             assert!(!is_valid_id(bad), "{bad:?}");
         }
     }

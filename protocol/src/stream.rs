@@ -60,7 +60,10 @@ mod tests {
     use crate::{FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN};
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     /// A header announcing `len` payload bytes of `kind`.
@@ -129,7 +132,10 @@ mod tests {
             wire.extend(header(10, FrameKind::Request as u8));
             wire.extend(b"12345");
             let mut reader = FrameReader::new(&wire[..]);
-            assert_eq!(reader.next().await.unwrap().unwrap(), Err(crate::FrameError::UnknownKind(99)));
+            assert_eq!(
+                reader.next().await.unwrap().unwrap(),
+                Err(crate::FrameError::UnknownKind(99))
+            );
             assert_eq!(reader.next().await.unwrap().unwrap().unwrap(), good);
             assert!(reader.next().await.unwrap().is_none());
             assert_eq!(HEADER_LEN, header(0, 0).len());

@@ -40,7 +40,10 @@ impl std::ops::Deref for AgentClient {
 /// Connects to `transport`, retrying until `timeout` while the VMM sets up
 /// its socket and, for vsock, while the guest's agent is not listening yet
 /// (the VMM then refuses the `CONNECT`).
-pub async fn connect(transport: &AgentTransport, timeout: Duration) -> Result<UnixStream, RpcError> {
+pub async fn connect(
+    transport: &AgentTransport,
+    timeout: Duration,
+) -> Result<UnixStream, RpcError> {
     let deadline = tokio::time::Instant::now() + timeout;
     match transport {
         AgentTransport::Stream(path) => connect_with_retry(path, timeout).await,
@@ -49,7 +52,9 @@ pub async fn connect(transport: &AgentTransport, timeout: Duration) -> Result<Un
             let mut stream = connect_with_retry(socket, left).await?;
             match vsock_handshake(&mut stream, *port).await {
                 Ok(()) => return Ok(stream),
-                Err(RpcError::Handshake(_) | RpcError::Io(_)) if tokio::time::Instant::now() < deadline => {
+                Err(RpcError::Handshake(_) | RpcError::Io(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(err) => return Err(err),
@@ -60,7 +65,9 @@ pub async fn connect(transport: &AgentTransport, timeout: Duration) -> Result<Un
 
 /// Firecracker's hybrid-vsock handshake: `CONNECT <port>\n`, answered `OK <port>\n`.
 async fn vsock_handshake(stream: &mut UnixStream, port: u32) -> Result<(), RpcError> {
-    stream.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
+    stream
+        .write_all(format!("CONNECT {port}\n").as_bytes())
+        .await?;
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while line.len() < MAX_HANDSHAKE_LINE {
@@ -75,7 +82,9 @@ async fn vsock_handshake(stream: &mut UnixStream, port: u32) -> Result<(), RpcEr
     if line.starts_with(b"OK ") {
         Ok(())
     } else {
-        Err(RpcError::Handshake(String::from_utf8_lossy(&line).into_owned()))
+        Err(RpcError::Handshake(
+            String::from_utf8_lossy(&line).into_owned(),
+        ))
     }
 }
 
@@ -87,7 +96,10 @@ pub async fn connect_with_retry(path: &Path, timeout: Duration) -> Result<UnixSt
             Ok(stream) => return Ok(stream),
             Err(err)
                 if tokio::time::Instant::now() < deadline
-                    && matches!(err.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+                    && matches!(
+                        err.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -103,10 +115,24 @@ pub async fn connect_with_retry(path: &Path, timeout: Duration) -> Result<UnixSt
 
 impl AgentClient {
     /// Takes over `stream`, says hello and checks the agent's version.
-    pub async fn handshake(stream: UnixStream, events: mpsc::UnboundedSender<Event>) -> Result<Self, RpcError> {
+    pub async fn handshake(
+        stream: UnixStream,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Self, RpcError> {
         let rpc = RpcClient::new(stream, Some(events));
-        match rpc.request(Request::Hello { version: PROTOCOL_VERSION }).await? {
-            Response::Hello { version, kernel_release } if version == PROTOCOL_VERSION => Ok(Self { rpc, kernel_release }),
+        match rpc
+            .request(Request::Hello {
+                version: PROTOCOL_VERSION,
+            })
+            .await?
+        {
+            Response::Hello {
+                version,
+                kernel_release,
+            } if version == PROTOCOL_VERSION => Ok(Self {
+                rpc,
+                kernel_release,
+            }),
             Response::Hello { version, .. } => Err(RpcError::Version {
                 agent: version,
                 ours: PROTOCOL_VERSION,

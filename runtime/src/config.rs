@@ -19,14 +19,18 @@ pub struct Paths {
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 impl Paths {
     /// From the `--root` flag, else the environment, else the defaults.
     pub fn new(root: Option<PathBuf>) -> Self {
         Self {
-            root: root.or_else(|| env_path("HULL_ROOT")).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            root: root
+                .or_else(|| env_path("HULL_ROOT"))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             run: env_path("HULL_RUN_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR)),
         }
     }
@@ -67,7 +71,10 @@ impl GuestArtifacts {
     /// (`HULL_LIB_DIR`, default /usr/local/lib/hull).
     pub fn resolve(kernel: Option<PathBuf>, initrd: Option<PathBuf>) -> Self {
         let lib = env_path("HULL_LIB_DIR").unwrap_or_else(|| PathBuf::from(DEFAULT_LIB_DIR));
-        let pick = |flag: Option<PathBuf>, env: &str, file: &str| flag.or_else(|| env_path(env)).unwrap_or_else(|| lib.join(file));
+        let pick = |flag: Option<PathBuf>, env: &str, file: &str| {
+            flag.or_else(|| env_path(env))
+                .unwrap_or_else(|| lib.join(file))
+        };
         Self {
             kernel: pick(kernel, "HULL_KERNEL", "vmlinux"),
             initrd: pick(initrd, "HULL_INITRD", "initramfs.img"),
@@ -77,11 +84,15 @@ impl GuestArtifacts {
 
     /// The artefacts that are missing, as `what: path` strings.
     pub fn missing(&self) -> Vec<String> {
-        [("kernel", &self.kernel), ("initramfs", &self.initrd), ("virtiofsd", &self.virtiofsd)]
-            .into_iter()
-            .filter(|(_, path)| !Path::new(path).is_file())
-            .map(|(what, path)| format!("{what}: {}", path.display()))
-            .collect()
+        [
+            ("kernel", &self.kernel),
+            ("initramfs", &self.initrd),
+            ("virtiofsd", &self.virtiofsd),
+        ]
+        .into_iter()
+        .filter(|(_, path)| !Path::new(path).is_file())
+        .map(|(what, path)| format!("{what}: {}", path.display()))
+        .collect()
     }
 }
 
@@ -96,7 +107,10 @@ mod tests {
             run: PathBuf::from("/run/hull"),
         };
         let id = "a".repeat(64);
-        assert_eq!(paths.sandbox_dir(&id), PathBuf::from("/run/hull/aaaaaaaaaaaa"));
+        assert_eq!(
+            paths.sandbox_dir(&id),
+            PathBuf::from("/run/hull/aaaaaaaaaaaa")
+        );
         assert_eq!(paths.image_root(), PathBuf::from("/r/image"));
     }
 }

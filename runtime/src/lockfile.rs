@@ -21,7 +21,8 @@ impl LockFile {
     /// Blocks until `path` (created if missing, mode 0600; its directory
     /// must exist) is locked.
     pub fn acquire(path: &Path) -> io::Result<Self> {
-        let lock = Flock::lock(open(path)?, FlockArg::LockExclusive).map_err(|(_, errno)| io::Error::from(errno))?;
+        let lock = Flock::lock(open(path)?, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io::Error::from(errno))?;
         Ok(Self { _lock: lock })
     }
 
@@ -36,7 +37,13 @@ impl LockFile {
 }
 
 fn open(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).truncate(false).read(true).write(true).mode(0o600).open(path)
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(test)]

@@ -97,7 +97,9 @@ impl JsonLogWriter {
 
 /// Parses a log's text; lines that are not entries (a torn last line) are skipped.
 pub fn parse_entries(text: &str) -> Vec<LogEntry> {
-    text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,8 +116,18 @@ mod tests {
         writer.write(OutputStream::Stdout, b"lo\nwor").unwrap();
         writer.finish(OutputStream::Stdout).unwrap();
         let entries = parse_entries(&std::fs::read_to_string(&path).unwrap());
-        let got: Vec<(&str, &str)> = entries.iter().map(|e| (e.log.as_str(), e.stream.as_str())).collect();
-        assert_eq!(got, [("oops\n", "stderr"), ("hello\n", "stdout"), ("wor", "stdout")]);
+        let got: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.log.as_str(), e.stream.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("oops\n", "stderr"),
+                ("hello\n", "stdout"),
+                ("wor", "stdout")
+            ]
+        );
         assert!(entries[0].time.ends_with('Z'));
     }
 }

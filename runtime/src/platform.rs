@@ -31,7 +31,12 @@ impl Platform {
     pub fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         Self::from_probe(
-            OpenOptions::new().read(true).write(true).open(Path::new("/dev/kvm")).map(|_| ()).map_err(|e| e.to_string()),
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(Path::new("/dev/kvm"))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             &cpuinfo,
         )
     }
@@ -40,7 +45,10 @@ impl Platform {
         let virt_flag = cpuinfo
             .lines()
             .filter(|line| line.starts_with("flags"))
-            .any(|line| line.split_whitespace().any(|flag| flag == "vmx" || flag == "svm"));
+            .any(|line| {
+                line.split_whitespace()
+                    .any(|flag| flag == "vmx" || flag == "svm")
+            });
         match kvm_open {
             Err(err) => Self {
                 kvm: Kvm::None,
@@ -63,7 +71,9 @@ impl Platform {
     pub fn default_hypervisor(&self) -> Box<dyn Hypervisor> {
         match self.kvm {
             Kvm::Hardware if HullVmm::program().is_some() => Box::new(HullVmm),
-            kvm => Box::new(Qemu { kvm: kvm == Kvm::Hardware }),
+            kvm => Box::new(Qemu {
+                kvm: kvm == Kvm::Hardware,
+            }),
         }
     }
 
@@ -100,9 +110,27 @@ mod tests {
         let plain = "flags\t\t: fpu vme sse\n";
         assert_eq!(Platform::from_probe(Ok(()), vmx).kvm, Kvm::Hardware);
         assert_eq!(Platform::from_probe(Ok(()), plain).kvm, Kvm::Paravirtual);
-        assert_eq!(Platform::from_probe(Err("No such file".into()), vmx).kvm, Kvm::None);
-        assert_eq!(Platform::from_probe(Ok(()), plain).default_hypervisor().accel(), "tcg");
-        assert_eq!(Platform::from_probe(Ok(()), vmx).default_hypervisor().accel(), "kvm");
-        assert_eq!(Platform::from_probe(Ok(()), plain).default_hypervisor().name(), "qemu");
+        assert_eq!(
+            Platform::from_probe(Err("No such file".into()), vmx).kvm,
+            Kvm::None
+        );
+        assert_eq!(
+            Platform::from_probe(Ok(()), plain)
+                .default_hypervisor()
+                .accel(),
+            "tcg"
+        );
+        assert_eq!(
+            Platform::from_probe(Ok(()), vmx)
+                .default_hypervisor()
+                .accel(),
+            "kvm"
+        );
+        assert_eq!(
+            Platform::from_probe(Ok(()), plain)
+                .default_hypervisor()
+                .name(),
+            "qemu"
+        );
     }
 }

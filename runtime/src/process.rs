@@ -37,11 +37,14 @@ fn start_time(pid: i64) -> Option<u64> {
 pub fn cpu_time(pid: i64) -> Option<std::time::Duration> {
     let fields = stat_fields(pid)?;
     // Fields 14 (utime) and 15 (stime), in clock ticks.
-    let ticks: u64 = fields.get(14 - 3)?.parse::<u64>().ok()? + fields.get(15 - 3)?.parse::<u64>().ok()?;
+    let ticks: u64 =
+        fields.get(14 - 3)?.parse::<u64>().ok()? + fields.get(15 - 3)?.parse::<u64>().ok()?;
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
-    Some(std::time::Duration::from_millis(ticks.saturating_mul(1000) / per_second))
+    Some(std::time::Duration::from_millis(
+        ticks.saturating_mul(1000) / per_second,
+    ))
 }
 
 /// One process, told apart from any later process that reuses its pid.

@@ -34,7 +34,6 @@ pub const RW_DIR: &str = "rw";
 /// The kernel takes at most a page of mount options.
 const MAX_MOUNT_DATA: usize = 4095;
 
-
 /// A host-side operation on a container's root file system failed.
 #[derive(Debug, Error)]
 pub enum RootfsError {
@@ -111,10 +110,18 @@ impl RootfsLayers {
     pub fn create(&self) -> Result<(), RootfsError> {
         use std::os::unix::fs::DirBuilderExt;
         if let Some(rw) = self.upper.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(rw).map_err(io_error("creating", rw))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(rw)
+                .map_err(io_error("creating", rw))?;
         }
         for dir in [&self.upper, &self.work] {
-            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(io_error("creating", dir))?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(io_error("creating", dir))?;
         }
         Ok(())
     }
@@ -159,7 +166,9 @@ impl RootfsLayers {
 
     fn overlay(&self, top: Option<&Path>, extra: &str) -> Result<OverlayMount, RootfsError> {
         let cwd = match self.layers.first().and_then(|l| l.parent()) {
-            Some(parent) if self.layers.iter().all(|l| l.parent() == Some(parent)) => parent.to_path_buf(),
+            Some(parent) if self.layers.iter().all(|l| l.parent() == Some(parent)) => {
+                parent.to_path_buf()
+            }
             _ => PathBuf::from("/"),
         };
         let mut lowers = Vec::with_capacity(self.layers.len() + 1);
@@ -220,7 +229,13 @@ impl RootfsLayers {
 /// Runs `work` in a thread of its own, with `mount` mounted (with `flags`
 /// besides nodev and nosuid) at a fresh directory under `scratch`, in that
 /// thread's private mount namespace; the mount goes when the thread ends.
-fn with_private_mount<T, F>(mount: OverlayMount, flags: libc::c_ulong, scratch: &Path, kind: &str, work: F) -> Result<T, RootfsError>
+fn with_private_mount<T, F>(
+    mount: OverlayMount,
+    flags: libc::c_ulong,
+    scratch: &Path,
+    kind: &str,
+    work: F,
+) -> Result<T, RootfsError>
 where
     T: Send + 'static,
     F: FnOnce(&Path) -> T + Send + 'static,
@@ -233,7 +248,10 @@ where
     let result = std::thread::Builder::new()
         .name(format!("hull-rootfs-{kind}"))
         .spawn(move || -> Result<T, RootfsError> {
-            mount_private_overlay(&mount, &point_c, flags).map_err(io_error("mounting the container's file system at", &thread_point))?;
+            mount_private_overlay(&mount, &point_c, flags).map_err(io_error(
+                "mounting the container's file system at",
+                &thread_point,
+            ))?;
             let output = work(&thread_point);
             // The namespace dies with this thread anyway; unmount first
             // so the directory can go.
@@ -268,25 +286,41 @@ impl RootfsLayers {
     /// layer keeps them out of sight. The writable layer is walked by
     /// descriptors and paths are looked up in the image's layers inside each
     /// layer's root (see [`crate::copy::walk`]): a guest's links lead nowhere.
-    pub fn changes(&self, mount_points: &HashSet<PathBuf>) -> Result<Vec<Change>, crate::copy::CopyError> {
+    pub fn changes(
+        &self,
+        mount_points: &HashSet<PathBuf>,
+    ) -> Result<Vec<Change>, crate::copy::CopyError> {
         Ok(self.classify(mount_points)?.0)
     }
 
     /// What of the writable layer is Hull's (see [`Self::changes`]):
     /// relative paths for [`crate::copy::archive_tree`] to leave out.
-    pub fn hidden_entries(&self, mount_points: &HashSet<PathBuf>) -> Result<HashSet<PathBuf>, crate::copy::CopyError> {
+    pub fn hidden_entries(
+        &self,
+        mount_points: &HashSet<PathBuf>,
+    ) -> Result<HashSet<PathBuf>, crate::copy::CopyError> {
         Ok(self.classify(mount_points)?.1)
     }
 
-    fn classify(&self, mount_points: &HashSet<PathBuf>) -> Result<(Vec<Change>, HashSet<PathBuf>), crate::copy::CopyError> {
+    fn classify(
+        &self,
+        mount_points: &HashSet<PathBuf>,
+    ) -> Result<(Vec<Change>, HashSet<PathBuf>), crate::copy::CopyError> {
         let mut entries: Vec<(PathBuf, char, bool)> = Vec::new();
         if self.upper.is_dir() {
-            let layers = self.layers.iter().map(|layer| crate::copy::open_dir(layer)).collect::<Result<Vec<_>, _>>()?;
+            let layers = self
+                .layers
+                .iter()
+                .map(|layer| crate::copy::open_dir(layer))
+                .collect::<Result<Vec<_>, _>>()?;
             crate::copy::walk(&self.upper, &mut |entry| {
                 let mode = entry.stat.st_mode & libc::S_IFMT;
                 let kind = if mode == libc::S_IFCHR && entry.stat.st_rdev == 0 {
                     'D'
-                } else if layers.iter().any(|layer| crate::copy::exists_in(layer, entry.path)) {
+                } else if layers
+                    .iter()
+                    .any(|layer| crate::copy::exists_in(layer, entry.path))
+                {
                     'C'
                 } else {
                     'A'
@@ -304,7 +338,11 @@ impl RootfsLayers {
         for (path, _, is_dir) in &entries {
             let hide = path.ancestors().any(|a| mount_points.contains(a))
                 || (*is_dir && hidden_below.contains(path) && !shown_below.contains(path));
-            let below = if hide { &mut hidden_below } else { &mut shown_below };
+            let below = if hide {
+                &mut hidden_below
+            } else {
+                &mut shown_below
+            };
             below.extend(path.ancestors().skip(1).map(Path::to_path_buf));
             if hide {
                 hidden.insert(path.clone());
@@ -328,8 +366,18 @@ impl RootfsLayers {
 /// The thread must be one of Hull's own (the process's other threads keep
 /// the host's namespace: `unshare(CLONE_NEWNS)` gives this thread its own
 /// file-system context).
-fn mount_private_overlay(mount: &OverlayMount, point: &CString, flags: libc::c_ulong) -> std::io::Result<()> {
-    let check = |rc: libc::c_int| if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+fn mount_private_overlay(
+    mount: &OverlayMount,
+    point: &CString,
+    flags: libc::c_ulong,
+) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
     let null = std::ptr::null();
     // The work that follows resolves the user's relative paths (`cp x .`)
     // from this thread's working directory: come back to it after the mount.
@@ -338,10 +386,22 @@ fn mount_private_overlay(mount: &OverlayMount, point: &CString, flags: libc::c_u
     // that outlive them.
     unsafe {
         check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()))?;
+        check(libc::mount(
+            null,
+            c"/".as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            null.cast(),
+        ))?;
         check(libc::chdir(mount.cwd.as_ptr()))?;
         let flags = flags | libc::MS_NODEV | libc::MS_NOSUID;
-        let mounted = check(libc::mount(c"overlay".as_ptr(), point.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()));
+        let mounted = check(libc::mount(
+            c"overlay".as_ptr(),
+            point.as_ptr(),
+            c"overlay".as_ptr(),
+            flags,
+            mount.data.as_ptr().cast(),
+        ));
         check(libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&cwd)))?;
         mounted
     }
@@ -362,7 +422,12 @@ fn cstring(path: &Path) -> Result<CString, RootfsError> {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     hasher.finish()
 }
 
@@ -387,7 +452,10 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().entry_type())
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().entry_type(),
+                )
             })
             .collect()
     }
@@ -403,7 +471,10 @@ mod tests {
         // A whiteout, as overlayfs makes it.
         let whiteout = CString::new(upper.join("etc/gone").as_os_str().as_bytes()).unwrap();
         // SAFETY: mknod on a path we own.
-        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) },
+            0
+        );
         std::fs::create_dir(upper.join("opaque")).unwrap();
         xattr::set(upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
         // A daemon's socket has no tar form: left out, as Docker does.
@@ -413,14 +484,27 @@ mod tests {
         crate::copy::archive_tree(upper, TreeKind::Upper, HashSet::new(), &mut layer).unwrap();
         let found = entries(&layer);
         let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["etc", "etc/.wh.gone", "etc/motd", "etc/motd2", "link", "opaque", "opaque/.wh..wh..opq"]);
+        assert_eq!(
+            names,
+            [
+                "etc",
+                "etc/.wh.gone",
+                "etc/motd",
+                "etc/motd2",
+                "link",
+                "opaque",
+                "opaque/.wh..wh..opq"
+            ]
+        );
         assert_eq!(found[3].1, tar::EntryType::Link);
         assert_eq!(found[4].1, tar::EntryType::Symlink);
 
         // A merged tree keeps devices as they are.
         let mut merged = Vec::new();
         crate::copy::archive_tree(upper, TreeKind::Merged, HashSet::new(), &mut merged).unwrap();
-        assert!(entries(&merged).iter().any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
+        assert!(entries(&merged)
+            .iter()
+            .any(|(n, t)| n == "etc/gone" && *t == tar::EntryType::Char));
     }
 
     #[test]
@@ -430,9 +514,16 @@ mod tests {
         std::fs::create_dir_all(&layer).unwrap();
         let rootfs = RootfsLayers::new(&dir.path().join("container"), vec![layer]);
         let sandbox = rootfs.lock_writable().unwrap();
-        assert!(matches!(rootfs.with_writable(&dir.path().join("scratch"), |_| ()), Err(RootfsError::InUse)));
+        assert!(matches!(
+            rootfs.with_writable(&dir.path().join("scratch"), |_| ()),
+            Err(RootfsError::InUse)
+        ));
         drop(sandbox);
-        rootfs.with_writable(&dir.path().join("scratch"), |root| std::fs::write(root.join("copied"), "x").unwrap()).unwrap();
+        rootfs
+            .with_writable(&dir.path().join("scratch"), |root| {
+                std::fs::write(root.join("copied"), "x").unwrap()
+            })
+            .unwrap();
         assert!(rootfs.upper().join("copied").exists());
     }
 
@@ -451,27 +542,58 @@ mod tests {
         for f in ["etc/hosts", "dev/null", "var/lib/app/data"] {
             std::fs::write(upper.join(f), "").unwrap();
         }
-        let points: HashSet<PathBuf> = ["etc/hosts", "dev", "proc", "var/lib/app"].iter().map(PathBuf::from).collect();
-        let changes: Vec<String> = rootfs.changes(&points).unwrap().iter().map(|c| format!("{} {}", c.kind, c.path)).collect();
+        let points: HashSet<PathBuf> = ["etc/hosts", "dev", "proc", "var/lib/app"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let changes: Vec<String> = rootfs
+            .changes(&points)
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c.kind, c.path))
+            .collect();
         assert_eq!(changes, ["A /made"], "only the container's own mkdir");
         let hidden = rootfs.hidden_entries(&points).unwrap();
-        for path in ["etc", "etc/hosts", "dev", "dev/null", "proc", "var", "var/lib", "var/lib/app"] {
+        for path in [
+            "etc",
+            "etc/hosts",
+            "dev",
+            "dev/null",
+            "proc",
+            "var",
+            "var/lib",
+            "var/lib/app",
+        ] {
             assert!(hidden.contains(Path::new(path)), "{path} not hidden");
         }
     }
 
     #[test]
     fn overlay_options_use_short_layer_names() {
-        let layers = vec![PathBuf::from("/var/lib/hull/image/layers/aaa"), PathBuf::from("/var/lib/hull/image/layers/bbb")];
+        let layers = vec![
+            PathBuf::from("/var/lib/hull/image/layers/aaa"),
+            PathBuf::from("/var/lib/hull/image/layers/bbb"),
+        ];
         let rootfs = RootfsLayers::new(Path::new("/var/lib/hull/containers/c1"), layers);
         let writable = rootfs.writable_mount().unwrap();
         assert_eq!(writable.cwd.to_str().unwrap(), "/var/lib/hull/image/layers");
         let data = writable.data.to_str().unwrap();
         assert!(data.starts_with("lowerdir=bbb:aaa,upperdir=/var/lib/hull/containers/c1/rw/upper,workdir=/var/lib/hull/containers/c1/rw/work"), "{data}");
         let view = rootfs.view_mount().unwrap();
-        assert_eq!(view.data.to_str().unwrap(), "lowerdir=/var/lib/hull/containers/c1/rw/upper:bbb:aaa");
-        let many = RootfsLayers::new(Path::new("/c"), (0..200).map(|i| PathBuf::from(format!("/l/{i:064}"))).collect());
-        assert!(matches!(many.writable_mount(), Err(RootfsError::TooManyLayers(200))));
+        assert_eq!(
+            view.data.to_str().unwrap(),
+            "lowerdir=/var/lib/hull/containers/c1/rw/upper:bbb:aaa"
+        );
+        let many = RootfsLayers::new(
+            Path::new("/c"),
+            (0..200)
+                .map(|i| PathBuf::from(format!("/l/{i:064}")))
+                .collect(),
+        );
+        assert!(matches!(
+            many.writable_mount(),
+            Err(RootfsError::TooManyLayers(200))
+        ));
         let bad = RootfsLayers::new(Path::new("/c:d"), vec![PathBuf::from("/l/a")]);
         assert!(matches!(bad.writable_mount(), Err(RootfsError::BadPath(_))));
     }
@@ -487,22 +609,35 @@ mod tests {
         rootfs.create().unwrap();
         std::fs::create_dir(rootfs.upper().join("etc")).unwrap();
         std::fs::write(rootfs.upper().join("etc/new"), "new").unwrap();
-        let whiteout = CString::new(rootfs.upper().join("etc/removed").as_os_str().as_bytes()).unwrap();
+        let whiteout =
+            CString::new(rootfs.upper().join("etc/removed").as_os_str().as_bytes()).unwrap();
         // SAFETY: mknod on a path we own.
-        assert_eq!(unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) }, 0);
+        assert_eq!(
+            unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) },
+            0
+        );
 
         let scratch = dir.path().join("scratch");
         let listing = rootfs
             .with_view(&scratch, |root| {
-                let mut names: Vec<String> = std::fs::read_dir(root.join("etc")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+                let mut names: Vec<String> = std::fs::read_dir(root.join("etc"))
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
                 names.sort();
-                (names, std::fs::write(root.join("etc/attempt"), "x").is_err())
+                (
+                    names,
+                    std::fs::write(root.join("etc/attempt"), "x").is_err(),
+                )
             })
             .unwrap();
         assert_eq!(listing, (vec!["base".to_string(), "new".to_string()], true));
         assert!(!scratch.exists(), "the view's mount point stayed");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains("hull-rootfs") && !mounts.contains(scratch.to_str().unwrap()), "a view leaked into the host's namespace");
+        assert!(
+            !mounts.contains("hull-rootfs") && !mounts.contains(scratch.to_str().unwrap()),
+            "a view leaked into the host's namespace"
+        );
     }
 
     #[test]
@@ -519,12 +654,26 @@ mod tests {
                 std::fs::remove_file(root.join("etc/base")).unwrap();
             })
             .unwrap();
-        assert_eq!(std::fs::read_to_string(rootfs.upper().join("etc/new")).unwrap(), "new");
-        assert!(std::fs::read_to_string(layer.join("etc/base")).is_ok(), "the image's layer changed");
-        let listing = rootfs.with_view(&scratch, |root| root.join("etc/base").exists()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(rootfs.upper().join("etc/new")).unwrap(),
+            "new"
+        );
+        assert!(
+            std::fs::read_to_string(layer.join("etc/base")).is_ok(),
+            "the image's layer changed"
+        );
+        let listing = rootfs
+            .with_view(&scratch, |root| root.join("etc/base").exists())
+            .unwrap();
         assert!(!listing, "the removal did not reach the writable layer");
-        assert!(std::fs::read_dir(&scratch).map_or(true, |mut d| d.next().is_none()), "the mount point stayed");
+        assert!(
+            std::fs::read_dir(&scratch).map_or(true, |mut d| d.next().is_none()),
+            "the mount point stayed"
+        );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(scratch.to_str().unwrap()), "the mount leaked into the host's namespace");
+        assert!(
+            !mounts.contains(scratch.to_str().unwrap()),
+            "the mount leaked into the host's namespace"
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! of filling the host's memory.
 
 use hull_protocol::{
-    decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, RequestEnvelope, ResponseEnvelope, MAX_STDIO_CHUNK,
+    decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, RequestEnvelope,
+    ResponseEnvelope, MAX_STDIO_CHUNK,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -72,7 +73,9 @@ pub trait RpcResponse: DeserializeOwned + std::fmt::Debug + Send + 'static {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Routes<Resp> {
@@ -110,7 +113,11 @@ where
             outputs: HashMap::new(),
             closed: false,
         }));
-        let reader = tokio::spawn(read_loop(FrameReader::new(BufReader::new(read_half)), routes.clone(), events));
+        let reader = tokio::spawn(read_loop(
+            FrameReader::new(BufReader::new(read_half)),
+            routes.clone(),
+            events,
+        ));
         Self {
             writer: tokio::sync::Mutex::new(FrameWriter::new(write_half)),
             routes,
@@ -180,16 +187,18 @@ async fn read_loop<Resp: RpcResponse, Ev: DeserializeOwned>(
             }
         };
         match frame.kind {
-            FrameKind::Response => match decode_json::<ResponseEnvelope<Resp>>(&frame, FrameKind::Response) {
-                Ok(envelope) => {
-                    if let Some(waiter) = lock(&routes).pending.remove(&envelope.id) {
-                        let _ = waiter.send(envelope.response);
-                    } else {
-                        tracing::debug!("answer to unknown request {}", envelope.id);
+            FrameKind::Response => {
+                match decode_json::<ResponseEnvelope<Resp>>(&frame, FrameKind::Response) {
+                    Ok(envelope) => {
+                        if let Some(waiter) = lock(&routes).pending.remove(&envelope.id) {
+                            let _ = waiter.send(envelope.response);
+                        } else {
+                            tracing::debug!("answer to unknown request {}", envelope.id);
+                        }
                     }
+                    Err(err) => tracing::warn!("peer sent {err}"),
                 }
-                Err(err) => tracing::warn!("peer sent {err}"),
-            },
+            }
             FrameKind::Event => match decode_json::<Ev>(&frame, FrameKind::Event) {
                 Ok(event) => {
                     if let Some(events) = &events {

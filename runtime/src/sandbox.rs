@@ -6,8 +6,8 @@
 //! (`PR_SET_PDEATHSIG`), and its directory goes with it.
 
 use crate::agent_client::{self, AgentClient};
-use crate::rpc::RpcError;
 use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig};
+use crate::rpc::RpcError;
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
 use hull_protocol::{Event, Request};
 use std::path::{Path, PathBuf};
@@ -135,7 +135,10 @@ pub fn guest_panic(console_log: &Path) -> Option<String> {
     // The panic is at the end; a guest may have written much before it.
     let text = read_tail(console_log, 64 * 1024)?;
     let tail = String::from_utf8_lossy(&text);
-    let line = tail.lines().rev().find_map(|line| line.split_once(MARK).map(|(_, message)| message))?;
+    let line = tail
+        .lines()
+        .rev()
+        .find_map(|line| line.split_once(MARK).map(|(_, message)| message))?;
     Some(line.trim().chars().take(200).collect())
 }
 
@@ -145,7 +148,8 @@ fn read_tail(path: &Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path).ok()?;
     let length = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(length.saturating_sub(limit))).ok()?;
+    file.seek(SeekFrom::Start(length.saturating_sub(limit)))
+        .ok()?;
     let mut tail = Vec::new();
     file.take(limit).read_to_end(&mut tail).ok()?;
     Some(tail)
@@ -155,7 +159,14 @@ fn read_tail(path: &Path, limit: u64) -> Option<Vec<u8>> {
 fn console_tail(path: &Path) -> String {
     let text = read_tail(path, 2048).unwrap_or_default();
     let tail = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+    let lines: Vec<&str> = tail
+        .lines()
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if lines.is_empty() {
         String::new()
     } else {
@@ -177,7 +188,11 @@ async fn kill_child_and_its_children(child: &mut Child) {
     let grandchildren: Vec<i32> = child
         .id()
         .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok())
-        .map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     kill_child(child).await;
     for pid in grandchildren {
@@ -235,10 +250,18 @@ async fn boot_watchdog(vmm_pid: i64, timeout: Duration, wall_limit: Duration) ->
 /// over the last minute (/proc/loadavg: `1min 5min 15min running/total …`).
 fn host_overloaded() -> bool {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else { return false };
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
+        return false;
+    };
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let load = fields.first().and_then(|l| l.parse::<f64>().ok()).unwrap_or(0.0);
-    let running = fields.get(3).and_then(|f| f.split_once('/')?.0.parse::<usize>().ok()).unwrap_or(0);
+    let load = fields
+        .first()
+        .and_then(|l| l.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let running = fields
+        .get(3)
+        .and_then(|f| f.split_once('/')?.0.parse::<usize>().ok())
+        .unwrap_or(0);
     load > cpus as f64 || running > cpus
 }
 
@@ -253,7 +276,13 @@ impl Sandbox {
         // From here on, `guard` removes the directory on every early return.
         let mut guard = DirGuard(Some(config.dir.clone()));
         let fs_socket = config.dir.join("fs.sock");
-        let mut virtiofsd = virtiofsd::spawn(&config.virtiofsd, &config.dir.join("share"), &config.shares, &fs_socket).await?;
+        let mut virtiofsd = virtiofsd::spawn(
+            &config.virtiofsd,
+            &config.dir.join("share"),
+            &config.shares,
+            &fs_socket,
+        )
+        .await?;
         let virtiofsd_ready = Instant::now();
 
         let console_log = config.dir.join("console.log");
@@ -293,21 +322,37 @@ impl Sandbox {
             accel = config.hypervisor.accel(),
             "starting the VM: {} {}",
             launch.program.display(),
-            launch.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+            launch
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let mut command = Command::new(&launch.program);
         command
             .args(&launch.args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(config.dir.join("vmm.log")).map(std::process::Stdio::from).unwrap_or_else(|_| std::process::Stdio::null()))
+            .stderr(
+                std::fs::File::create(config.dir.join("vmm.log"))
+                    .map(std::process::Stdio::from)
+                    .unwrap_or_else(|_| std::process::Stdio::null()),
+            )
             .kill_on_drop(true);
         let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: only prctl and setns, both async-signal-safe system calls,
         // between fork and exec; `netns` outlives the spawn below.
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if let Some(fd) = netns_fd {
@@ -373,7 +418,11 @@ impl Sandbox {
             agent_ready - started,
             agent.kernel_release
         );
-        let backend = format!("{} ({})", config.hypervisor.name(), config.hypervisor.accel());
+        let backend = format!(
+            "{} ({})",
+            config.hypervisor.name(),
+            config.hypervisor.accel()
+        );
         guard.disarm();
         Ok(Self {
             id: config.id,
@@ -415,11 +464,14 @@ impl Sandbox {
     /// Asks the guest to power off, waits for the VMM to exit (killing it
     /// if it takes too long), stops virtiofsd and removes the directory.
     pub async fn shutdown(mut self) {
-        let asked = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.agent.request(Request::Shutdown)).await;
+        let asked =
+            tokio::time::timeout(SHUTDOWN_TIMEOUT, self.agent.request(Request::Shutdown)).await;
         let exited = match asked {
             // The agent powers off right after answering; the answer may not
             // even arrive. Either way, give the VMM a moment to exit.
-            Ok(_) => tokio::time::timeout(SHUTDOWN_TIMEOUT, self.vmm.wait()).await.is_ok(),
+            Ok(_) => tokio::time::timeout(SHUTDOWN_TIMEOUT, self.vmm.wait())
+                .await
+                .is_ok(),
             Err(_) => false,
         };
         if !exited {
@@ -487,7 +539,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
         std::fs::write(&log, "[    0.5] Run /init as init process\n[    0.9] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n[    0.9] CPU: 0 PID: 1\n").unwrap();
-        assert_eq!(super::guest_panic(&log).as_deref(), Some("Attempted to kill init! exitcode=0x00000100"));
+        assert_eq!(
+            super::guest_panic(&log).as_deref(),
+            Some("Attempted to kill init! exitcode=0x00000100")
+        );
         std::fs::write(&log, "all well\n").unwrap();
         assert_eq!(super::guest_panic(&log), None);
         assert_eq!(super::guest_panic(&dir.path().join("missing")), None);

@@ -3,7 +3,10 @@
 //! and working directory.
 
 use oci_spec::image::Config as ImageConfig;
-use oci_spec::runtime::{Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources, Spec};
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder,
+    LinuxResources, Spec,
+};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -123,8 +126,12 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
         .find(|fields| fields.len() >= 4 && (fields[0] == user_part || fields[2] == user_part));
     let (uid, mut gid, name) = match (&entry, user_part.parse::<u32>()) {
         (Some(fields), _) => (
-            fields[2].parse().map_err(|_| SpecError::UnknownUser(user_part.into()))?,
-            fields[3].parse().map_err(|_| SpecError::UnknownUser(user_part.into()))?,
+            fields[2]
+                .parse()
+                .map_err(|_| SpecError::UnknownUser(user_part.into()))?,
+            fields[3]
+                .parse()
+                .map_err(|_| SpecError::UnknownUser(user_part.into()))?,
             Some(fields[0].to_string()),
         ),
         // Docker accepts a numeric uid that the image does not list.
@@ -144,7 +151,10 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
     }
     let mut additional = Vec::new();
     if let (Some(name), None) = (&name, group_part) {
-        for fields in groups.lines().map(|line| line.split(':').collect::<Vec<_>>()) {
+        for fields in groups
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+        {
             if fields.len() >= 4 && fields[3].split(',').any(|member| member == name) {
                 if let Ok(group_id) = fields[2].parse::<u32>() {
                     if group_id != gid && !additional.contains(&group_id) {
@@ -178,8 +188,15 @@ fn set_env(env: &mut Vec<String>, entry: String) {
 }
 
 /// Builds the spec of a container with id `id` from its image's config and `options`.
-pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers: &[PathBuf]) -> Result<Spec, SpecError> {
-    let image_entrypoint = image.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+pub fn build(
+    id: &str,
+    image: Option<&ImageConfig>,
+    options: &RunOptions,
+    layers: &[PathBuf],
+) -> Result<Spec, SpecError> {
+    let image_entrypoint = image
+        .and_then(|c| c.entrypoint().clone())
+        .unwrap_or_default();
     let image_cmd = image.and_then(|c| c.cmd().clone()).unwrap_or_default();
     let entrypoint = match &options.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -198,7 +215,10 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         return Err(SpecError::NoCommand);
     }
 
-    let hostname = options.hostname.clone().unwrap_or_else(|| id[..id.len().min(12)].to_string());
+    let hostname = options
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..id.len().min(12)].to_string());
     let mut env: Vec<String> = Vec::new();
     for entry in image.and_then(|c| c.env().clone()).unwrap_or_default() {
         set_env(&mut env, entry);
@@ -221,16 +241,21 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
     let cwd = options
         .workdir
         .clone()
-        .or_else(|| image.and_then(|c| c.working_dir().clone()).filter(|w| !w.is_empty()))
+        .or_else(|| {
+            image
+                .and_then(|c| c.working_dir().clone())
+                .filter(|w| !w.is_empty())
+        })
         .unwrap_or_else(|| "/".into());
     if !Path::new(&cwd).is_absolute() {
         return Err(SpecError::RelativeWorkdir(cwd));
     }
 
-    let user = options
-        .user
-        .clone()
-        .or_else(|| image.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()));
+    let user = options.user.clone().or_else(|| {
+        image
+            .and_then(|c| c.user().clone())
+            .filter(|u| !u.is_empty())
+    });
     let (uid, gid, additional_gids) = match user {
         Some(user) => resolve_user(&user, layers)?,
         None => (0, 0, Vec::new()),
@@ -250,7 +275,12 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         process.set_cwd(PathBuf::from(cwd));
         process.set_no_new_privileges(Some(false));
         process.set_terminal(Some(options.tty));
-        process.set_console_size(options.console_size.filter(|_| options.tty).and_then(|(rows, cols)| console_box(rows, cols)));
+        process.set_console_size(
+            options
+                .console_size
+                .filter(|_| options.tty)
+                .and_then(|(rows, cols)| console_box(rows, cols)),
+        );
         let user = process.user_mut();
         user.set_uid(uid);
         user.set_gid(gid);
@@ -265,13 +295,22 @@ pub fn build(id: &str, image: Option<&ImageConfig>, options: &RunOptions, layers
         process.set_capabilities(Some(capabilities));
     }
     if let (Some(limit), Some(linux)) = (options.memory, spec.linux_mut()) {
-        let memory = LinuxMemoryBuilder::default().limit(limit).build().map_err(|e| SpecError::Invalid(e.to_string()))?;
-        let mut resources = linux.resources().clone().unwrap_or_else(LinuxResources::default);
+        let memory = LinuxMemoryBuilder::default()
+            .limit(limit)
+            .build()
+            .map_err(|e| SpecError::Invalid(e.to_string()))?;
+        let mut resources = linux
+            .resources()
+            .clone()
+            .unwrap_or_else(LinuxResources::default);
         resources.set_memory(Some(memory));
         linux.set_resources(Some(resources));
     }
     if let (Some(limit), Some(linux)) = (options.pids_limit, spec.linux_mut()) {
-        let pids = LinuxPidsBuilder::default().limit(limit).build().map_err(|e| SpecError::Invalid(e.to_string()))?;
+        let pids = LinuxPidsBuilder::default()
+            .limit(limit)
+            .build()
+            .map_err(|e| SpecError::Invalid(e.to_string()))?;
         let mut resources = linux.resources().clone().unwrap_or_default();
         resources.set_pids(Some(pids));
         linux.set_resources(Some(resources));
@@ -318,7 +357,11 @@ pub struct ExecOptions<'a> {
 /// The process of a `hull exec`: the container's own process settings with
 /// the exec's command, extra environment, working directory, user and
 /// terminal (its own, whether the container has one or not).
-pub fn exec_process(base: &oci_spec::runtime::Process, options: &ExecOptions<'_>, layers: &[PathBuf]) -> Result<oci_spec::runtime::Process, SpecError> {
+pub fn exec_process(
+    base: &oci_spec::runtime::Process,
+    options: &ExecOptions<'_>,
+    layers: &[PathBuf],
+) -> Result<oci_spec::runtime::Process, SpecError> {
     let ExecOptions {
         args,
         env,
@@ -333,7 +376,11 @@ pub fn exec_process(base: &oci_spec::runtime::Process, options: &ExecOptions<'_>
     let mut process = base.clone();
     process.set_args(Some(args.to_vec()));
     process.set_terminal(Some(tty));
-    process.set_console_size(console_size.filter(|_| tty).and_then(|(rows, cols)| console_box(rows, cols)));
+    process.set_console_size(
+        console_size
+            .filter(|_| tty)
+            .and_then(|(rows, cols)| console_box(rows, cols)),
+    );
     let mut merged = base.env().clone().unwrap_or_default();
     if tty && !merged.iter().any(|e| e.starts_with("TERM=")) {
         merged.push(TERM_FOR_TTY.into());
@@ -385,12 +432,27 @@ mod tests {
             args: a.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
-        assert_eq!(args(&build(ID, Some(&img), &opts(None, &[]), &[]).unwrap()), ["/entry", "default"]);
-        assert_eq!(args(&build(ID, Some(&img), &opts(None, &["x"]), &[]).unwrap()), ["/entry", "x"]);
-        assert_eq!(args(&build(ID, Some(&img), &opts(Some("sh"), &[]), &[]).unwrap()), ["sh"]);
-        assert_eq!(args(&build(ID, Some(&img), &opts(Some("sh"), &["-c", "true"]), &[]).unwrap()), ["sh", "-c", "true"]);
+        assert_eq!(
+            args(&build(ID, Some(&img), &opts(None, &[]), &[]).unwrap()),
+            ["/entry", "default"]
+        );
+        assert_eq!(
+            args(&build(ID, Some(&img), &opts(None, &["x"]), &[]).unwrap()),
+            ["/entry", "x"]
+        );
+        assert_eq!(
+            args(&build(ID, Some(&img), &opts(Some("sh"), &[]), &[]).unwrap()),
+            ["sh"]
+        );
+        assert_eq!(
+            args(&build(ID, Some(&img), &opts(Some("sh"), &["-c", "true"]), &[]).unwrap()),
+            ["sh", "-c", "true"]
+        );
         let bare = image(None, None);
-        assert_eq!(build(ID, Some(&bare), &opts(None, &[]), &[]).unwrap_err(), SpecError::NoCommand);
+        assert_eq!(
+            build(ID, Some(&bare), &opts(None, &[]), &[]).unwrap_err(),
+            SpecError::NoCommand
+        );
     }
 
     #[test]
@@ -414,7 +476,10 @@ mod tests {
             workdir: Some("rel".into()),
             ..Default::default()
         };
-        assert!(matches!(build(ID, Some(&img), &bad, &[]), Err(SpecError::RelativeWorkdir(_))));
+        assert!(matches!(
+            build(ID, Some(&img), &bad, &[]),
+            Err(SpecError::RelativeWorkdir(_))
+        ));
     }
 
     #[test]
@@ -425,13 +490,30 @@ mod tests {
         std::fs::create_dir_all(lower.join("etc")).unwrap();
         std::fs::create_dir_all(upper.join("etc")).unwrap();
         std::fs::write(lower.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
-        std::fs::write(upper.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n").unwrap();
-        std::fs::write(upper.join("etc/group"), "alice:x:1000:\nwheel:x:10:alice,bob\nstaff:x:50:\n").unwrap();
+        std::fs::write(
+            upper.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            upper.join("etc/group"),
+            "alice:x:1000:\nwheel:x:10:alice,bob\nstaff:x:50:\n",
+        )
+        .unwrap();
         let layers = vec![lower, upper];
-        assert_eq!(resolve_user("alice", &layers).unwrap(), (1000, 1000, vec![10]));
-        assert_eq!(resolve_user("alice:staff", &layers).unwrap(), (1000, 50, vec![]));
+        assert_eq!(
+            resolve_user("alice", &layers).unwrap(),
+            (1000, 1000, vec![10])
+        );
+        assert_eq!(
+            resolve_user("alice:staff", &layers).unwrap(),
+            (1000, 50, vec![])
+        );
         assert_eq!(resolve_user("1234:5", &layers).unwrap(), (1234, 5, vec![]));
-        assert_eq!(resolve_user("nobody", &layers), Err(SpecError::UnknownUser("nobody".into())));
+        assert_eq!(
+            resolve_user("nobody", &layers),
+            Err(SpecError::UnknownUser("nobody".into()))
+        );
         assert_eq!(home_of(1000, &layers), "/home/alice");
     }
 
@@ -448,14 +530,27 @@ mod tests {
         assert_eq!(process.terminal(), Some(true));
         let size = process.console_size().unwrap();
         assert_eq!((size.height(), size.width()), (33, 77));
-        assert!(process.env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
+        assert!(process
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"TERM=xterm".to_string()));
         let own_term = RunOptions {
             tty: true,
             env: vec!["TERM=vt100".into()],
             ..Default::default()
         };
-        let env = build(ID, Some(&img), &own_term, &[]).unwrap().process().clone().unwrap().env().clone().unwrap();
-        assert!(env.contains(&"TERM=vt100".to_string()) && !env.contains(&"TERM=xterm".to_string()));
+        let env = build(ID, Some(&img), &own_term, &[])
+            .unwrap()
+            .process()
+            .clone()
+            .unwrap()
+            .env()
+            .clone()
+            .unwrap();
+        assert!(
+            env.contains(&"TERM=vt100".to_string()) && !env.contains(&"TERM=xterm".to_string())
+        );
         let plain = build(ID, Some(&img), &RunOptions::default(), &[]).unwrap();
         let process = plain.process().as_ref().unwrap();
         assert_eq!(process.terminal(), Some(false));
@@ -464,13 +559,38 @@ mod tests {
         // An exec's terminal is its own: none without -t even in a container with one.
         let base = spec.process().as_ref().unwrap();
         let args = ["sh".to_string()];
-        let exec = exec_process(base, &ExecOptions { args: &args, ..Default::default() }, &[]).unwrap();
+        let exec = exec_process(
+            base,
+            &ExecOptions {
+                args: &args,
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(exec.terminal(), Some(false));
         assert!(exec.console_size().is_none());
-        let exec = exec_process(plain.process().as_ref().unwrap(), &ExecOptions { args: &args, tty: true, console_size: Some((20, 60)), ..Default::default() }, &[]).unwrap();
+        let exec = exec_process(
+            plain.process().as_ref().unwrap(),
+            &ExecOptions {
+                args: &args,
+                tty: true,
+                console_size: Some((20, 60)),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(exec.terminal(), Some(true));
-        assert_eq!(exec.console_size().map(|s| (s.height(), s.width())), Some((20, 60)));
-        assert!(exec.env().as_ref().unwrap().contains(&"TERM=xterm".to_string()));
+        assert_eq!(
+            exec.console_size().map(|s| (s.height(), s.width())),
+            Some((20, 60))
+        );
+        assert!(exec
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"TERM=xterm".to_string()));
     }
 
     #[test]
@@ -481,7 +601,17 @@ mod tests {
             ..Default::default()
         };
         let spec = build(ID, Some(&img), &opts, &[]).unwrap();
-        let limit = spec.linux().as_ref().unwrap().resources().as_ref().unwrap().memory().as_ref().unwrap().limit();
+        let limit = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .memory()
+            .as_ref()
+            .unwrap()
+            .limit();
         assert_eq!(limit, Some(32 << 20));
     }
 }

@@ -54,7 +54,11 @@ pub fn now() -> String {
 pub fn parse(text: &str) -> Option<SystemTime> {
     let (date, rest) = text.split_once(['T', 't', ' '])?;
     let mut date_parts = date.split('-').map(|p| p.parse::<i64>());
-    let (year, month, day) = (date_parts.next()?.ok()?, date_parts.next()?.ok()?, date_parts.next()?.ok()?);
+    let (year, month, day) = (
+        date_parts.next()?.ok()?,
+        date_parts.next()?.ok()?,
+        date_parts.next()?.ok()?,
+    );
     let (time, offset_seconds) = if let Some(time) = rest.strip_suffix(['Z', 'z']) {
         (time, 0)
     } else {
@@ -62,15 +66,23 @@ pub fn parse(text: &str) -> Option<SystemTime> {
         let (time, offset) = rest.split_at(split);
         let sign = if offset.starts_with('-') { -1 } else { 1 };
         let (oh, om) = offset[1..].split_once(':')?;
-        (time, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            time,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     };
     let (time, fraction) = time.split_once('.').unwrap_or((time, ""));
     let mut time_parts = time.split(':').map(|p| p.parse::<i64>());
-    let (hour, minute, second) = (time_parts.next()?.ok()?, time_parts.next()?.ok()?, time_parts.next()?.ok()?);
+    let (hour, minute, second) = (
+        time_parts.next()?.ok()?,
+        time_parts.next()?.ok()?,
+        time_parts.next()?.ok()?,
+    );
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+        - offset_seconds;
     let nanos = if fraction.is_empty() {
         0
     } else {
@@ -95,7 +107,10 @@ mod tests {
     #[test]
     fn parses_offsets_and_rejects_junk() {
         let t = parse("2024-03-01T12:00:00.5+02:00").unwrap();
-        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap(), Duration::new(1_709_287_200, 500_000_000));
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::new(1_709_287_200, 500_000_000)
+        );
         assert!(parse("yesterday").is_none());
         assert!(parse(ZERO_TIME).is_none());
     }

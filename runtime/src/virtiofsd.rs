@@ -87,17 +87,30 @@ const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 /// Mount calls prepared before fork: the child may not allocate.
 enum MountPlan {
-    Bind { source: CString, target: CString, readonly: bool },
-    Overlay { mount: OverlayMount, target: CString },
+    Bind {
+        source: CString,
+        target: CString,
+        readonly: bool,
+    },
+    Overlay {
+        mount: OverlayMount,
+        target: CString,
+    },
 }
 
 fn cpath(path: &Path) -> Result<CString, VirtiofsdError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| VirtiofsdError::BadPath(path.to_path_buf()))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| VirtiofsdError::BadPath(path.to_path_buf()))
 }
 
 /// Starts virtiofsd serving `share_dir` (created here) with `entries`
 /// mounted into it, on `socket`. Returns once the socket exists.
-pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], socket: &Path) -> Result<Child, VirtiofsdError> {
+pub async fn spawn(
+    program: &Path,
+    share_dir: &Path,
+    entries: &[ShareEntry],
+    socket: &Path,
+) -> Result<Child, VirtiofsdError> {
     let mut mounts = Vec::with_capacity(entries.len());
     for entry in entries {
         let target = share_dir.join(&entry.target);
@@ -122,7 +135,10 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
                 target,
                 readonly: *readonly,
             },
-            ShareSource::Overlay(mount) => MountPlan::Overlay { mount: mount.clone(), target },
+            ShareSource::Overlay(mount) => MountPlan::Overlay {
+                mount: mount.clone(),
+                target,
+            },
         });
     }
     let share = cpath(share_dir)?;
@@ -147,26 +163,58 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
     unsafe {
         command.pre_exec(move || {
             // Die with the sandbox's owner, whatever kills it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             if libc::unshare(libc::CLONE_NEWNS) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             let null = std::ptr::null();
-            if libc::mount(null, c"/".as_ptr(), null, libc::MS_REC | libc::MS_PRIVATE, null.cast()) < 0 {
+            if libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                null.cast(),
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The share itself becomes a mount (made read-only below, once
             // the entries are mounted in it): the guest can create nothing
             // in its root, which lives on the host's /run.
-            if libc::mount(share.as_ptr(), share.as_ptr(), null, libc::MS_BIND, null.cast()) < 0 {
+            if libc::mount(
+                share.as_ptr(),
+                share.as_ptr(),
+                null,
+                libc::MS_BIND,
+                null.cast(),
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             for plan in &mounts {
                 match plan {
-                    MountPlan::Bind { source, target, readonly } => {
-                        if libc::mount(source.as_ptr(), target.as_ptr(), null, libc::MS_BIND | libc::MS_REC, null.cast()) < 0 {
+                    MountPlan::Bind {
+                        source,
+                        target,
+                        readonly,
+                    } => {
+                        if libc::mount(
+                            source.as_ptr(),
+                            target.as_ptr(),
+                            null,
+                            libc::MS_BIND | libc::MS_REC,
+                            null.cast(),
+                        ) < 0
+                        {
                             return Err(std::io::Error::last_os_error());
                         }
                         // nodev and nosuid for the host: virtiofsd itself
@@ -181,7 +229,15 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
                             userns_fd: 0,
                         };
                         let size = std::mem::size_of::<MountAttr>();
-                        if libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, target.as_ptr(), libc::AT_RECURSIVE, &attr as *const MountAttr, size) < 0 {
+                        if libc::syscall(
+                            libc::SYS_mount_setattr,
+                            libc::AT_FDCWD,
+                            target.as_ptr(),
+                            libc::AT_RECURSIVE,
+                            &attr as *const MountAttr,
+                            size,
+                        ) < 0
+                        {
                             return Err(std::io::Error::last_os_error());
                         }
                     }
@@ -190,13 +246,24 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
                             return Err(std::io::Error::last_os_error());
                         }
                         let flags = libc::MS_NOSUID | libc::MS_NODEV;
-                        if libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), flags, mount.data.as_ptr().cast()) < 0 {
+                        if libc::mount(
+                            c"overlay".as_ptr(),
+                            target.as_ptr(),
+                            c"overlay".as_ptr(),
+                            flags,
+                            mount.data.as_ptr().cast(),
+                        ) < 0
+                        {
                             return Err(std::io::Error::last_os_error());
                         }
                     }
                 }
             }
-            let read_only = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+            let read_only = libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV;
             if libc::mount(null, share.as_ptr(), null, read_only, null.cast()) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -216,7 +283,9 @@ pub async fn spawn(program: &Path, share_dir: &Path, entries: &[ShareEntry], soc
             return Err(VirtiofsdError::NotReady(format!("it exited with {status}")));
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(VirtiofsdError::NotReady(format!("no socket after {SOCKET_TIMEOUT:?}")));
+            return Err(VirtiofsdError::NotReady(format!(
+                "no socket after {SOCKET_TIMEOUT:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

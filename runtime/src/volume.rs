@@ -71,7 +71,10 @@ impl BindVolume {
         if !source.starts_with('/') {
             return Err(VolumeError::Named(spec.to_string()));
         }
-        if !destination.starts_with('/') || destination.trim_end_matches('/').is_empty() || destination.split('/').any(|c| c == "..") {
+        if !destination.starts_with('/')
+            || destination.trim_end_matches('/').is_empty()
+            || destination.split('/').any(|c| c == "..")
+        {
             return Err(VolumeError::Destination {
                 spec: spec.to_string(),
                 destination: destination.to_string(),
@@ -141,17 +144,41 @@ mod tests {
     #[test]
     fn docker_volume_syntax() {
         let v = BindVolume::parse("/srv/data:/data:ro").unwrap();
-        assert_eq!((v.source.as_path(), v.destination.as_str(), v.readonly), (Path::new("/srv/data"), "/data", true));
+        assert_eq!(
+            (v.source.as_path(), v.destination.as_str(), v.readonly),
+            (Path::new("/srv/data"), "/data", true)
+        );
         assert!(!BindVolume::parse("/a:/b").unwrap().readonly);
         assert!(!BindVolume::parse("/a:/b:rw,z").unwrap().readonly);
         assert_eq!(BindVolume::parse("/a:/b").unwrap().bind_string(), "/a:/b");
         assert_eq!(v.bind_string(), "/srv/data:/data:ro");
-        assert!(matches!(BindVolume::parse("data:/data"), Err(VolumeError::Named(_))));
-        assert!(matches!(BindVolume::parse("/a:b"), Err(VolumeError::Destination { .. })));
-        assert!(matches!(BindVolume::parse("/a:/"), Err(VolumeError::Destination { .. })));
-        assert!(matches!(BindVolume::parse("/a:/x/../.."), Err(VolumeError::Destination { .. })));
-        assert!(matches!(BindVolume::parse("/a:/b:rx"), Err(VolumeError::Mode { .. })));
-        assert!(matches!(BindVolume::parse("/a"), Err(VolumeError::Invalid(_))));
-        assert!(matches!(BindVolume::parse("/a:/b:ro:x"), Err(VolumeError::Invalid(_))));
+        assert!(matches!(
+            BindVolume::parse("data:/data"),
+            Err(VolumeError::Named(_))
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a:b"),
+            Err(VolumeError::Destination { .. })
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a:/"),
+            Err(VolumeError::Destination { .. })
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a:/x/../.."),
+            Err(VolumeError::Destination { .. })
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a:/b:rx"),
+            Err(VolumeError::Mode { .. })
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a"),
+            Err(VolumeError::Invalid(_))
+        ));
+        assert!(matches!(
+            BindVolume::parse("/a:/b:ro:x"),
+            Err(VolumeError::Invalid(_))
+        ));
     }
 }

@@ -25,12 +25,17 @@ impl Drop for Hull {
     fn drop(&mut self) {
         // End whatever a failed test left running in the namespace (only
         // processes there are ours), then delete it with all it holds.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.netns]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.netns])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
     }
 }
 
@@ -38,7 +43,10 @@ impl Drop for Hull {
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> → target
-    exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"))
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 /// The newest modification time of the files below `dir`.
@@ -99,7 +107,12 @@ impl Hull {
         let lib_dir = std::env::var_os("HULL_LIB_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| target_dir().join("hull"));
-        for needed in [bin.clone(), lib_dir.join("vmlinux"), lib_dir.join("initramfs.img"), lib_dir.join("virtiofsd")] {
+        for needed in [
+            bin.clone(),
+            lib_dir.join("vmlinux"),
+            lib_dir.join("initramfs.img"),
+            lib_dir.join("virtiofsd"),
+        ] {
             assert!(
                 needed.exists(),
                 "{} is missing: build Hull first (scripts/test.sh does it all)",
@@ -108,13 +121,32 @@ impl Hull {
         }
         check_fresh(&bin, &lib_dir);
         // Short: sandbox sockets live below it and unix socket paths are limited.
-        let scratch = tempfile::Builder::new().prefix("hull-e2e-").tempdir_in("/tmp").expect("creating a scratch dir");
-        let suffix = scratch.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let scratch = tempfile::Builder::new()
+            .prefix("hull-e2e-")
+            .tempdir_in("/tmp")
+            .expect("creating a scratch dir");
+        let suffix = scratch
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let netns = format!("hull-test-{}", suffix.trim_start_matches("hull-e2e-"));
-        let created = Command::new("ip").args(["netns", "add", &netns]).status().expect("running ip netns add");
+        let created = Command::new("ip")
+            .args(["netns", "add", &netns])
+            .status()
+            .expect("running ip netns add");
         assert!(created.success(), "cannot create network namespace {netns}");
-        let hull = Self { bin, lib_dir, netns, scratch };
-        assert!(hull.in_netns(["ip", "link", "set", "lo", "up"]).status().expect("ip").success());
+        let hull = Self {
+            bin,
+            lib_dir,
+            netns,
+            scratch,
+        };
+        assert!(hull
+            .in_netns(["ip", "link", "set", "lo", "up"])
+            .status()
+            .expect("ip")
+            .success());
         hull
     }
 
@@ -145,7 +177,10 @@ impl Hull {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut command = self.in_netns(std::iter::once(self.bin.as_os_str().to_owned()).chain(args.into_iter().map(|a| a.as_ref().to_owned())));
+        let mut command = self.in_netns(
+            std::iter::once(self.bin.as_os_str().to_owned())
+                .chain(args.into_iter().map(|a| a.as_ref().to_owned())),
+        );
         command
             .env("HULL_ROOT", self.root())
             .env("HULL_RUN_DIR", self.run_dir())
@@ -195,13 +230,20 @@ impl Hull {
         let archive = self.scratch.path().join("busybox.tar");
         crate::write_busybox_archive(&archive, BUSYBOX_IMAGE)?;
         let output = self.run(["load", "-i", archive.to_str().context("path")?]);
-        anyhow::ensure!(output.status.success(), "hull load failed: {}", String::from_utf8_lossy(&output.stderr));
+        anyhow::ensure!(
+            output.status.success(),
+            "hull load failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         Ok(())
     }
 
     /// The address leases file of network `name`.
     pub fn leases_file(&self, name: &str) -> PathBuf {
-        self.root().join("network/networks").join(name).join("leases.json")
+        self.root()
+            .join("network/networks")
+            .join(name)
+            .join("leases.json")
     }
 
     /// Sandbox directories left in the run directory.
@@ -217,35 +259,86 @@ impl Hull {
     /// reservations, published-port rules and mounts below the scratch
     /// directory. Empty when nothing is left.
     pub fn leftovers(&self) -> Vec<String> {
-        let mut left: Vec<String> = self.leftover_sandboxes().iter().map(|p| format!("sandbox directory {}", p.display())).collect();
+        let mut left: Vec<String> = self
+            .leftover_sandboxes()
+            .iter()
+            .map(|p| format!("sandbox directory {}", p.display()))
+            .collect();
         if let Ok(dir) = std::fs::read_dir(self.root().join("containers")) {
             // (`.names` is the name table, not a container.)
-            left.extend(dir.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).map(|e| format!("container directory {}", e.path().display())));
+            left.extend(
+                dir.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| format!("container directory {}", e.path().display())),
+            );
         }
         let scratch = self.scratch.path().to_string_lossy().into_owned();
         for pid in self.processes() {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            left.push(format!("process {pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+            left.push(format!(
+                "process {pid}: {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
         }
-        let links = self.in_netns(["ip", "-o", "link", "show"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        left.extend(links.lines().filter(|l| l.contains("hulltap")).map(|l| format!("tap: {l}")));
-        for network in std::fs::read_dir(self.root().join("network/networks")).into_iter().flatten().flatten() {
-            let leases = std::fs::read_to_string(network.path().join("leases.json")).unwrap_or_default();
+        let links = self
+            .in_netns(["ip", "-o", "link", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        left.extend(
+            links
+                .lines()
+                .filter(|l| l.contains("hulltap"))
+                .map(|l| format!("tap: {l}")),
+        );
+        for network in std::fs::read_dir(self.root().join("network/networks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let leases =
+                std::fs::read_to_string(network.path().join("leases.json")).unwrap_or_default();
             if let Ok(file) = serde_json::from_str::<serde_json::Value>(&leases) {
                 for lease in file["leases"].as_array().into_iter().flatten() {
-                    left.push(format!("lease on {}: {lease}", network.file_name().to_string_lossy()));
+                    left.push(format!(
+                        "lease on {}: {lease}",
+                        network.file_name().to_string_lossy()
+                    ));
                 }
             }
         }
-        let ports = std::fs::read_to_string(self.root().join("network/ports.json")).unwrap_or_default();
+        let ports =
+            std::fs::read_to_string(self.root().join("network/ports.json")).unwrap_or_default();
         if let Ok(file) = serde_json::from_str::<serde_json::Value>(&ports) {
-            let reservations = file.get("reservations").or(Some(&file)).and_then(|r| r.as_array().cloned()).unwrap_or_default();
-            left.extend(reservations.iter().map(|r| format!("port reservation: {r}")));
+            let reservations = file
+                .get("reservations")
+                .or(Some(&file))
+                .and_then(|r| r.as_array().cloned())
+                .unwrap_or_default();
+            left.extend(
+                reservations
+                    .iter()
+                    .map(|r| format!("port reservation: {r}")),
+            );
         }
-        let rules = self.in_netns(["nft", "list", "table", "ip", "hull"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        left.extend(rules.lines().filter(|l| l.contains(" dnat to ")).map(|l| format!("nftables rule: {}", l.trim())));
+        let rules = self
+            .in_netns(["nft", "list", "table", "ip", "hull"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        left.extend(
+            rules
+                .lines()
+                .filter(|l| l.contains(" dnat to "))
+                .map(|l| format!("nftables rule: {}", l.trim())),
+        );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        left.extend(mounts.lines().filter(|l| l.contains(&scratch)).map(|l| format!("mount: {l}")));
+        left.extend(
+            mounts
+                .lines()
+                .filter(|l| l.contains(&scratch))
+                .map(|l| format!("mount: {l}")),
+        );
         left
     }
 
@@ -261,9 +354,14 @@ impl Hull {
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             .filter(|&pid| pid != me)
             .filter(|pid| {
-                let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let zombie = state.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-                !zombie && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&scratch))
+                let state =
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let zombie = state
+                    .rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+                !zombie
+                    && std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&scratch))
             })
             .collect()
     }
@@ -271,7 +369,9 @@ impl Hull {
     /// Asserts that nothing is left (see [`Self::leftovers`]), waiting a
     /// little for processes that are on their way out.
     pub fn assert_nothing_left(&self) {
-        let clean = crate::harness::eventually(std::time::Duration::from_secs(10), || self.leftovers().is_empty());
+        let clean = crate::harness::eventually(std::time::Duration::from_secs(10), || {
+            self.leftovers().is_empty()
+        });
         assert!(clean, "left behind:\n{}", self.leftovers().join("\n"));
     }
 }
@@ -295,7 +395,12 @@ pub fn stderr(output: &Output) -> String {
 /// Runs `hull ARGS`, asserting success; returns its trimmed stdout.
 pub fn ok(hull: &Hull, args: &[&str]) -> String {
     let out = hull.run(args);
-    assert!(out.status.success(), "hull {args:?} failed ({:?}): {}", out.status.code(), stderr(&out));
+    assert!(
+        out.status.success(),
+        "hull {args:?} failed ({:?}): {}",
+        out.status.code(),
+        stderr(&out)
+    );
     stdout(&out).trim().to_string()
 }
 

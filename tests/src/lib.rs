@@ -153,7 +153,12 @@ pub struct ImageSettings {
 
 /// Writes an OCI image archive (a tar of an OCI layout) named `name` with
 /// the given layers (bottom first, gzip-compressed in the archive).
-pub fn write_oci_archive(out: &Path, name: &str, layers: &[Vec<u8>], settings: &ImageSettings) -> Result<()> {
+pub fn write_oci_archive(
+    out: &Path,
+    name: &str,
+    layers: &[Vec<u8>],
+    settings: &ImageSettings,
+) -> Result<()> {
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut layer_descriptors = Vec::new();
     let mut diff_ids = Vec::new();
@@ -234,7 +239,8 @@ pub fn write_oci_archive(out: &Path, name: &str, layers: &[Vec<u8>], settings: &
 
 /// The entries of a busybox root file system: busybox and a link per applet.
 pub fn busybox_rootfs() -> Result<Vec<Entry>> {
-    let busybox = std::fs::read(BUSYBOX).with_context(|| format!("reading {BUSYBOX} (apt-get install busybox-static)"))?;
+    let busybox = std::fs::read(BUSYBOX)
+        .with_context(|| format!("reading {BUSYBOX} (apt-get install busybox-static)"))?;
     let output = std::process::Command::new(BUSYBOX)
         .arg("--list")
         .output()

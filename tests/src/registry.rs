@@ -29,7 +29,10 @@ impl TestRegistry {
     /// Starts a registry on `127.0.0.1:port` in `hull`'s namespace, with
     /// htpasswd authentication when `users` is given (`(name, password)`).
     pub fn start(hull: &Hull, port: u16, users: Option<&[(&str, &str)]>) -> TestRegistry {
-        assert!(Path::new(REGISTRY_BIN).exists(), "{REGISTRY_BIN} is missing: install docker-registry (scripts/setup.sh does)");
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: install docker-registry (scripts/setup.sh does)"
+        );
         let dir = hull.scratch.path().join(format!("registry-{port}"));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let address = format!("127.0.0.1:{port}");
@@ -39,9 +42,15 @@ impl TestRegistry {
         );
         if let Some(users) = users {
             let htpasswd = dir.join("htpasswd");
-            let lines: String = users.iter().map(|(name, password)| format!("{name}:{}\n", bcrypt::hash(password, 4).unwrap())).collect();
+            let lines: String = users
+                .iter()
+                .map(|(name, password)| format!("{name}:{}\n", bcrypt::hash(password, 4).unwrap()))
+                .collect();
             std::fs::write(&htpasswd, lines).unwrap();
-            config.push_str(&format!("auth:\n  htpasswd:\n    realm: hull-test\n    path: {}\n", htpasswd.display()));
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: hull-test\n    path: {}\n",
+                htpasswd.display()
+            ));
         }
         let config_path = dir.join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -57,7 +66,16 @@ impl TestRegistry {
         let registry = TestRegistry { child, address };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = curl(hull, &["-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/v2/", registry.address)]);
+            let out = curl(
+                hull,
+                &[
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{}/v2/", registry.address),
+                ],
+            );
             let code = stdout(&out);
             if code == "200" || code == "401" {
                 return registry;
@@ -79,6 +97,7 @@ impl TestRegistry {
 
 /// `curl -sS ARGS` inside the test's namespace.
 pub fn curl(hull: &Hull, args: &[&str]) -> Output {
-    hull.in_netns(["curl", "-sS"].iter().chain(args)).output().expect("running curl")
+    hull.in_netns(["curl", "-sS"].iter().chain(args))
+        .output()
+        .expect("running curl")
 }
-

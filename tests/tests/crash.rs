@@ -25,7 +25,9 @@ fn with_fault(hull: &Hull, point: &str, action: &str, args: &[&str]) -> Output {
     match waited.recv_timeout(Duration::from_secs(120)) {
         Ok(output) => output.expect("waiting for hull"),
         Err(_) => {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
             panic!("hull {args:?} with {point}={action} hung for 120 s");
         }
     }
@@ -47,11 +49,21 @@ fn recovers(hull: &Hull, name: &str, what: &str) {
         "{what}: still {}",
         ok(hull, &["inspect", "-f", "{{json .State}}", name])
     );
-    assert!(ok(hull, &["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == name), "{what}: not listed");
+    assert!(
+        ok(hull, &["ps", "-a", "--format", "{{.Names}}"])
+            .lines()
+            .any(|l| l == name),
+        "{what}: not listed"
+    );
     let out = hull.run(["start", name]);
     assert!(out.status.success(), "{what}: start: {}", stderr(&out));
     let out = hull.run(["exec", name, "ping", "-c", "1", "-W", "5", "10.88.0.1"]);
-    assert!(out.status.success(), "{what}: exec after restart: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "{what}: exec after restart: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     ok(hull, &["rm", "-f", name]);
     assert_eq!(ok(hull, &["ps", "-aq"]), "", "{what}");
     hull.assert_nothing_left();
@@ -76,8 +88,27 @@ fn a_process_killed_at_any_step_of_run_loses_nothing() {
     for (i, (point, action)) in RUN_FAULTS.iter().enumerate() {
         let name = format!("crash{i}");
         let what = format!("run -d with {point}={action}");
-        let out = with_fault(&hull, point, action, &["run", "-d", "--name", &name, "-p", "8080:80", BUSYBOX_IMAGE, "sleep", "600"]);
-        eprintln!("{what}: exit {:?}, {}", out.status.code(), stderr(&out).trim());
+        let out = with_fault(
+            &hull,
+            point,
+            action,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "-p",
+                "8080:80",
+                BUSYBOX_IMAGE,
+                "sleep",
+                "600",
+            ],
+        );
+        eprintln!(
+            "{what}: exit {:?}, {}",
+            out.status.code(),
+            stderr(&out).trim()
+        );
         recovers(&hull, &name, &what);
     }
 }
@@ -86,11 +117,31 @@ fn a_process_killed_at_any_step_of_run_loses_nothing() {
 fn a_monitor_killed_after_its_container_exited_loses_nothing() {
     let hull = Hull::with_busybox();
     // The container ends, then its monitor dies before it lets the network go.
-    let out = with_fault(&hull, "monitor.after-exit", "die", &["run", "-d", "--name", "brief", "-p", "8080:80", BUSYBOX_IMAGE, "sleep", "2"]);
+    let out = with_fault(
+        &hull,
+        "monitor.after-exit",
+        "die",
+        &[
+            "run",
+            "-d",
+            "--name",
+            "brief",
+            "-p",
+            "8080:80",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "2",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     recovers(&hull, "brief", "monitor.after-exit");
     // The same for `run --rm`, attached: the CLI removes what the monitor could not.
-    let out = with_fault(&hull, "monitor.after-exit", "die", &["run", "--rm", BUSYBOX_IMAGE, "true"]);
+    let out = with_fault(
+        &hull,
+        "monitor.after-exit",
+        "die",
+        &["run", "--rm", BUSYBOX_IMAGE, "true"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
     hull.assert_nothing_left();
@@ -99,7 +150,10 @@ fn a_monitor_killed_after_its_container_exited_loses_nothing() {
 #[test]
 fn a_cli_killed_during_start_stop_rm_or_commit_loses_nothing() {
     let hull = Hull::with_busybox();
-    ok(&hull, &["create", "--name", "steady", BUSYBOX_IMAGE, "sleep", "600"]);
+    ok(
+        &hull,
+        &["create", "--name", "steady", BUSYBOX_IMAGE, "sleep", "600"],
+    );
 
     // start: the monitor is up, the word to start never came.
     let out = with_fault(&hull, "start.after-monitor", "die", &["start", "steady"]);
@@ -109,17 +163,37 @@ fn a_cli_killed_during_start_stop_rm_or_commit_loses_nothing() {
     assert_eq!(status(&hull, "steady"), "running");
 
     // stop: the monitor still stops it.
-    let out = with_fault(&hull, "stop.after-request", "die", &["stop", "-t", "1", "steady"]);
+    let out = with_fault(
+        &hull,
+        "stop.after-request",
+        "die",
+        &["stop", "-t", "1", "steady"],
+    );
     assert_ne!(out.status.code(), Some(0));
-    assert!(eventually(Duration::from_secs(30), || status(&hull, "steady") == "exited"), "{}", status(&hull, "steady"));
+    assert!(
+        eventually(Duration::from_secs(30), || status(&hull, "steady")
+            == "exited"),
+        "{}",
+        status(&hull, "steady")
+    );
     ok(&hull, &["start", "steady"]);
 
     // commit: the VM was frozen for it; the next command lets it go.
-    let out = with_fault(&hull, "commit.paused", "die", &["commit", "steady", "half:done"]);
+    let out = with_fault(
+        &hull,
+        "commit.paused",
+        "die",
+        &["commit", "steady", "half:done"],
+    );
     assert_ne!(out.status.code(), Some(0));
     assert_eq!(status(&hull, "steady"), "running");
     let out = hull.run(["exec", "steady", "echo", "thawed"]);
-    assert_eq!((out.status.code(), stdout(&out).trim()), (Some(0), "thawed"), "{}", stderr(&out));
+    assert_eq!(
+        (out.status.code(), stdout(&out).trim()),
+        (Some(0), "thawed"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!ok(&hull, &["images"]).contains("half"));
     ok(&hull, &["commit", "steady", "whole:done"]);
     let leftover_layers: Vec<_> = std::fs::read_dir(hull.root().join("image"))

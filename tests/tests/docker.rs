@@ -16,46 +16,109 @@ fn inspect(hull: &Hull, name: &str, format: &str) -> String {
 #[test]
 fn detached_container_lifecycle() {
     let hull = hull();
-    let id = ok(&hull, &["run", "-d", "--name", "ticker", BUSYBOX_IMAGE, "sh", "-c", "echo started; while true; do echo tick; sleep 0.2; done"]);
+    let id = ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "echo started; while true; do echo tick; sleep 0.2; done",
+        ],
+    );
     assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
 
     let ps = ok(&hull, &["ps"]);
     let lines: Vec<&str> = ps.lines().collect();
     assert_eq!(
-        lines[0].split("   ").map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        lines[0]
+            .split("   ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>(),
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ]
     );
-    assert!(lines[1].starts_with(&id[..12]) && lines[1].contains("Up ") && lines[1].ends_with("ticker"), "{ps}");
+    assert!(
+        lines[1].starts_with(&id[..12]) && lines[1].contains("Up ") && lines[1].ends_with("ticker"),
+        "{ps}"
+    );
     assert_eq!(ok(&hull, &["ps", "-q"]), id[..12]);
     assert_eq!(ok(&hull, &["ps", "-q", "--no-trunc"]), id);
-    assert_eq!(ok(&hull, &["ps", "--format", "{{.Names}} {{.State}}"]), "ticker running");
+    assert_eq!(
+        ok(&hull, &["ps", "--format", "{{.Names}} {{.State}}"]),
+        "ticker running"
+    );
 
-    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "ticker"]).lines().filter(|l| *l == "tick").count() >= 3));
-    assert_eq!(ok(&hull, &["logs", "ticker"]).lines().next(), Some("started"));
+    assert!(eventually(Duration::from_secs(10), || ok(
+        &hull,
+        &["logs", "ticker"]
+    )
+    .lines()
+    .filter(|l| *l == "tick")
+    .count()
+        >= 3));
+    assert_eq!(
+        ok(&hull, &["logs", "ticker"]).lines().next(),
+        Some("started")
+    );
     assert_eq!(ok(&hull, &["logs", "--tail", "1", "ticker"]), "tick");
     let stamped = ok(&hull, &["logs", "-t", "--tail", "1", "ticker"]);
-    assert!(stamped.ends_with(" tick") && stamped.contains('T') && stamped.contains('Z'), "{stamped}");
+    assert!(
+        stamped.ends_with(" tick") && stamped.contains('T') && stamped.contains('Z'),
+        "{stamped}"
+    );
 
     let pid: u32 = inspect(&hull, "ticker", "{{.State.Pid}}").parse().unwrap();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "State.Pid {pid} is not a live process");
-    assert_eq!(inspect(&hull, &id[..8], "{{.State.Status}} {{.State.Running}} {{.Name}}"), "running true /ticker");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "State.Pid {pid} is not a live process"
+    );
+    assert_eq!(
+        inspect(
+            &hull,
+            &id[..8],
+            "{{.State.Status}} {{.State.Running}} {{.Name}}"
+        ),
+        "running true /ticker"
+    );
     let config = inspect(&hull, "ticker", "{{json .Config.Cmd}}");
     assert!(config.starts_with("[\"sh\",\"-c\""), "{config}");
 
     // stop: SIGTERM, ignored by a shell as PID 1, then SIGKILL after -t.
     assert_eq!(ok(&hull, &["stop", "-t", "1", "ticker"]), "ticker");
-    assert_eq!(inspect(&hull, "ticker", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(
+        inspect(&hull, "ticker", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
     assert_eq!(ok(&hull, &["ps", "-q"]), "");
     let all = ok(&hull, &["ps", "-a"]);
-    assert!(all.contains("Exited (137)") && all.contains("ticker"), "{all}");
+    assert!(
+        all.contains("Exited (137)") && all.contains("ticker"),
+        "{all}"
+    );
     assert_eq!(ok(&hull, &["wait", "ticker"]), "137");
 
     // start again, then kill with a signal the shell handles.
     assert_eq!(ok(&hull, &["start", "ticker"]), "ticker");
     assert_eq!(inspect(&hull, "ticker", "{{.State.Status}}"), "running");
     assert_eq!(ok(&hull, &["kill", "ticker"]), "ticker");
-    assert!(eventually(Duration::from_secs(10), || inspect(&hull, "ticker", "{{.State.Status}}") == "exited"));
+    assert!(eventually(Duration::from_secs(10), || inspect(
+        &hull,
+        "ticker",
+        "{{.State.Status}}"
+    ) == "exited"));
 
     ok(&hull, &["rm", "ticker"]);
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
@@ -66,16 +129,46 @@ fn detached_container_lifecycle() {
 #[test]
 fn exit_codes_wait_and_rm_force_everything() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "quick", BUSYBOX_IMAGE, "sh", "-c", "exit 7"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "quick",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "exit 7",
+        ],
+    );
     assert_eq!(ok(&hull, &["wait", "quick"]), "7");
-    ok(&hull, &["run", "-d", "--name", "slow1", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "slow1",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     ok(&hull, &["run", "-d", BUSYBOX_IMAGE, "sleep", "300"]);
 
     let out = hull.run(["rm", "slow1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("container is running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("container is running"),
+        "{}",
+        stderr(&out)
+    );
     let generated = ok(&hull, &["ps", "--format", "{{.Names}}"]);
-    assert!(generated.lines().any(|n| n != "slow1" && n.contains('_')), "generated names look like adjective_surname: {generated}");
+    assert!(
+        generated.lines().any(|n| n != "slow1" && n.contains('_')),
+        "generated names look like adjective_surname: {generated}"
+    );
 
     // hull rm -f $(hull ps -aq)
     let ids = ok(&hull, &["ps", "-aq"]);
@@ -84,8 +177,15 @@ fn exit_codes_wait_and_rm_force_everything() {
     assert_eq!(args.len(), 5, "three containers: {ids}");
     ok(&hull, &args);
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
-    assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
-    let containers = std::fs::read_dir(hull.root().join("containers")).unwrap().filter(|e| e.as_ref().unwrap().file_name() != ".names").count();
+    assert!(
+        hull.leftover_sandboxes().is_empty(),
+        "{:?}",
+        hull.leftover_sandboxes()
+    );
+    let containers = std::fs::read_dir(hull.root().join("containers"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != ".names")
+        .count();
     assert_eq!(containers, 0);
 }
 
@@ -94,18 +194,31 @@ fn docker_errors_and_refusals() {
     let hull = hull();
     let out = hull.run(["run", "--pid=host", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("--pid=host is not supported") && stderr(&out).contains("virtual machine"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--pid=host is not supported")
+            && stderr(&out).contains("virtual machine"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run(["run", "--privileged", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     let out = hull.run(["run", "--net=host", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     let out = hull.run(["logs", "nope"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("No such container: nope"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("No such container: nope"),
+        "{}",
+        stderr(&out)
+    );
     ok(&hull, &["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
     let out = hull.run(["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("is already in use"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is already in use"),
+        "{}",
+        stderr(&out)
+    );
     assert!(ok(&hull, &["ps", "-a"]).contains("Created"));
     let out = hull.run(["run", "-d", BUSYBOX_IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
@@ -114,13 +227,40 @@ fn docker_errors_and_refusals() {
 #[test]
 fn restart_always_brings_a_crashed_container_back() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--restart", "always", "--name", "phoenix", BUSYBOX_IMAGE, "sh", "-c", "echo up; sleep 1; exit 1"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "phoenix",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "echo up; sleep 1; exit 1",
+        ],
+    );
     assert!(
-        eventually(Duration::from_secs(40), || inspect(&hull, "phoenix", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 2),
+        eventually(Duration::from_secs(40), || inspect(
+            &hull,
+            "phoenix",
+            "{{.RestartCount}}"
+        )
+        .parse::<u32>()
+        .unwrap_or(0)
+            >= 2),
         "never restarted: {}",
         inspect(&hull, "phoenix", "{{json .State}} {{.RestartCount}}")
     );
-    assert!(ok(&hull, &["logs", "phoenix"]).lines().filter(|l| *l == "up").count() >= 2);
+    assert!(
+        ok(&hull, &["logs", "phoenix"])
+            .lines()
+            .filter(|l| *l == "up")
+            .count()
+            >= 2
+    );
     ok(&hull, &["rm", "-f", "phoenix"]);
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
 }
@@ -128,28 +268,91 @@ fn restart_always_brings_a_crashed_container_back() {
 #[test]
 fn restart_on_failure_stops_at_its_count_and_unless_stopped_at_stop() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--restart", "on-failure:2", "--name", "twice", BUSYBOX_IMAGE, "sh", "-c", "echo up; exit 3"]);
-    ok(&hull, &["run", "-d", "--restart", "on-failure", "--name", "clean", BUSYBOX_IMAGE, "true"]);
-    ok(&hull, &["run", "-d", "--restart", "unless-stopped", "--name", "stubborn", BUSYBOX_IMAGE, "sh", "-c", "sleep 1; exit 0"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure:2",
+            "--name",
+            "twice",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "echo up; exit 3",
+        ],
+    );
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "on-failure",
+            "--name",
+            "clean",
+            BUSYBOX_IMAGE,
+            "true",
+        ],
+    );
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            "stubborn",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "sleep 1; exit 0",
+        ],
+    );
     assert!(
-        eventually(Duration::from_secs(60), || inspect(&hull, "twice", "{{.State.Status}} {{.RestartCount}}") == "exited 2"),
+        eventually(Duration::from_secs(60), || inspect(
+            &hull,
+            "twice",
+            "{{.State.Status}} {{.RestartCount}}"
+        ) == "exited 2"),
         "{}",
         inspect(&hull, "twice", "{{json .State}} {{.RestartCount}}")
     );
     assert_eq!(inspect(&hull, "twice", "{{.State.ExitCode}}"), "3");
-    assert_eq!(ok(&hull, &["logs", "twice"]).lines().filter(|l| *l == "up").count(), 3);
+    assert_eq!(
+        ok(&hull, &["logs", "twice"])
+            .lines()
+            .filter(|l| *l == "up")
+            .count(),
+        3
+    );
     // A clean exit is no failure: not restarted.
-    assert_eq!(inspect(&hull, "clean", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
+    assert_eq!(
+        inspect(&hull, "clean", "{{.State.Status}} {{.RestartCount}}"),
+        "exited 0"
+    );
     // unless-stopped restarts even clean exits, until `stop`.
     assert!(
-        eventually(Duration::from_secs(40), || inspect(&hull, "stubborn", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 1),
+        eventually(Duration::from_secs(40), || inspect(
+            &hull,
+            "stubborn",
+            "{{.RestartCount}}"
+        )
+        .parse::<u32>()
+        .unwrap_or(0)
+            >= 1),
         "{}",
         inspect(&hull, "stubborn", "{{json .State}} {{.RestartCount}}")
     );
     ok(&hull, &["stop", "stubborn"]);
     let count = inspect(&hull, "stubborn", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(inspect(&hull, "stubborn", "{{.State.Status}} {{.RestartCount}}"), format!("exited {count}"));
+    assert_eq!(
+        inspect(&hull, "stubborn", "{{.State.Status}} {{.RestartCount}}"),
+        format!("exited {count}")
+    );
     ok(&hull, &["rm", "-f", "twice", "clean", "stubborn"]);
     hull.assert_nothing_left();
 }
@@ -157,12 +360,33 @@ fn restart_on_failure_stops_at_its_count_and_unless_stopped_at_stop() {
 /// Kills one of a running container's host processes and checks how Hull reports it.
 fn kill_part(which: &str) -> (Hull, String) {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "victim", "-p", "8090:80", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "victim",
+            "-p",
+            "8090:80",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     let pid = inspect(&hull, "victim", &format!("{{{{.HullSandbox.{which}}}}}"));
     assert!(pid.parse::<i32>().unwrap() > 0, "{which} = {pid}");
-    assert!(std::process::Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap()
+        .success());
     assert!(
-        eventually(Duration::from_secs(15), || inspect(&hull, "victim", "{{.State.Status}}") == "exited"),
+        eventually(Duration::from_secs(15), || inspect(
+            &hull,
+            "victim",
+            "{{.State.Status}}"
+        ) == "exited"),
         "still {}",
         inspect(&hull, "victim", "{{json .State}}")
     );
@@ -196,30 +420,84 @@ fn killed_monitor_is_reported() {
 #[test]
 fn exec_runs_beside_the_container() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "box", BUSYBOX_IMAGE, "sleep", "300"]);
-    let out = ok(&hull, &["exec", "box", "sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    ok(
+        &hull,
+        &["run", "-d", "--name", "box", BUSYBOX_IMAGE, "sleep", "300"],
+    );
+    let out = ok(
+        &hull,
+        &[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '",
+        ],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_ne!(lines[0], "1", "exec is not the container's PID 1");
     assert_eq!(lines[1], inspect(&hull, "box", "{{.Config.Hostname}}"));
-    assert_eq!(lines[2].trim(), "sleep 300", "exec sees the container's processes");
-    assert_eq!(ok(&hull, &["exec", "-u", "user", "-w", "/tmp", "-e", "X=y", "box", "sh", "-c", "echo $(id -u) $(pwd) $X"]), "1000 /tmp y");
+    assert_eq!(
+        lines[2].trim(),
+        "sleep 300",
+        "exec sees the container's processes"
+    );
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "exec",
+                "-u",
+                "user",
+                "-w",
+                "/tmp",
+                "-e",
+                "X=y",
+                "box",
+                "sh",
+                "-c",
+                "echo $(id -u) $(pwd) $X"
+            ]
+        ),
+        "1000 /tmp y"
+    );
     let out = hull.run(["exec", "box", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     for i in 0..3 {
-        let out = hull.run_with_input(&["exec", "-i", "box", "cat"], format!("input {i}\n").as_bytes());
-        assert_eq!(stdout(&out), format!("input {i}\n"), "stderr: {}", stderr(&out));
+        let out = hull.run_with_input(
+            &["exec", "-i", "box", "cat"],
+            format!("input {i}\n").as_bytes(),
+        );
+        assert_eq!(
+            stdout(&out),
+            format!("input {i}\n"),
+            "stderr: {}",
+            stderr(&out)
+        );
     }
     let out = hull.run(["exec", "box", "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    ok(&hull, &["exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark"]);
-    assert!(eventually(Duration::from_secs(5), || hull.run(["exec", "box", "cat", "/tmp/mark"]).stdout == b"detached\n"));
+    ok(
+        &hull,
+        &["exec", "-d", "box", "sh", "-c", "echo detached > /tmp/mark"],
+    );
+    assert!(eventually(Duration::from_secs(5), || hull
+        .run(["exec", "box", "cat", "/tmp/mark"])
+        .stdout
+        == b"detached\n"));
     assert_eq!(inspect(&hull, "box", "{{.State.Status}}"), "running");
     let archive = hull.scratch.path().join("box.tar");
-    ok(&hull, &["exec", "box", "sh", "-c", "echo exported > /tmp/proof"]);
+    ok(
+        &hull,
+        &["exec", "box", "sh", "-c", "echo exported > /tmp/proof"],
+    );
     ok(&hull, &["export", "-o", archive.to_str().unwrap(), "box"]);
     let mut names = Vec::new();
     let mut proof = String::new();
-    for entry in tar::Archive::new(std::fs::File::open(&archive).unwrap()).entries().unwrap() {
+    for entry in tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+    {
         let mut entry = entry.unwrap();
         let path = entry.path().unwrap().to_string_lossy().into_owned();
         if path.trim_start_matches("./") == "tmp/proof" {
@@ -227,18 +505,43 @@ fn exec_runs_beside_the_container() {
         }
         names.push(path);
     }
-    assert_eq!(proof, "exported\n", "the container's own write is in the export");
-    assert!(names.iter().any(|n| n.trim_start_matches("./") == "bin/busybox"), "image files are in the export");
+    assert_eq!(
+        proof, "exported\n",
+        "the container's own write is in the export"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "bin/busybox"),
+        "image files are in the export"
+    );
     // export | import: a single-layer image with the container's changes in it.
     let id = ok(&hull, &["import", archive.to_str().unwrap(), "snapshot:v1"]);
     assert!(id.starts_with("sha256:"), "{id}");
     let history = ok(&hull, &["history", "snapshot:v1"]);
     assert_eq!(history.lines().count(), 2, "one layer: {history}");
     assert!(history.contains("hull import"), "{history}");
-    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "snapshot:v1", "cat", "/tmp/proof"]), "exported");
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "snapshot:v1",
+                "cat",
+                "/tmp/proof"
+            ]
+        ),
+        "exported"
+    );
     let top = ok(&hull, &["top", "box"]);
     let lines: Vec<&str> = top.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["UID", "PID", "PPID", "CMD"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["UID", "PID", "PPID", "CMD"]
+    );
     assert!(lines.iter().any(|l| l.ends_with("sleep 300")), "{top}");
     ok(&hull, &["rm", "-f", "box"]);
     let out = hull.run(["exec", "box", "true"]);
@@ -249,52 +552,187 @@ fn exec_runs_beside_the_container() {
 fn writable_layer_survives_restart_and_commit_makes_an_image_of_it() {
     let hull = hull();
     let script = "test -f /kept && echo again || echo first; echo kept > /kept; rm -f /bin/ls; mkdir -p /fresh; rm -rf /home; mkdir /home; echo new > /home/only";
-    assert_eq!(ok(&hull, &["run", "--name", "keeper", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", script]), "first");
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "run",
+                "--name",
+                "keeper",
+                "--network",
+                "none",
+                BUSYBOX_IMAGE,
+                "sh",
+                "-c",
+                script
+            ]
+        ),
+        "first"
+    );
     // The writable layer is the container's, not its VM's: a restart keeps it.
     assert_eq!(ok(&hull, &["start", "-a", "keeper"]), "again");
 
     // export works on a stopped container too.
     let archive = hull.scratch.path().join("keeper.tar");
-    ok(&hull, &["export", "-o", archive.to_str().unwrap(), "keeper"]);
+    ok(
+        &hull,
+        &["export", "-o", archive.to_str().unwrap(), "keeper"],
+    );
     let names: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
         .entries()
         .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_start_matches("./").to_string())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string()
+        })
         .collect();
-    assert!(names.iter().any(|n| n == "kept"), "the container's file is missing from the export");
-    assert!(!names.iter().any(|n| n == "bin/ls"), "a removed file is in the export");
+    assert!(
+        names.iter().any(|n| n == "kept"),
+        "the container's file is missing from the export"
+    );
+    assert!(
+        !names.iter().any(|n| n == "bin/ls"),
+        "a removed file is in the export"
+    );
 
     // diff lists them as Docker does, without what Hull made for mounts
     // (Docker's init layer): a container that changed nothing shows nothing.
-    ok(&hull, &["run", "--name", "blank", "-v", &format!("{}:/data", hull.scratch.path().display()), BUSYBOX_IMAGE, "true"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "--name",
+            "blank",
+            "-v",
+            &format!("{}:/data", hull.scratch.path().display()),
+            BUSYBOX_IMAGE,
+            "true",
+        ],
+    );
     assert_eq!(ok(&hull, &["diff", "blank"]), "");
     ok(&hull, &["rm", "blank"]);
     let diff = ok(&hull, &["diff", "keeper"]);
-    for line in ["C /bin", "D /bin/ls", "A /kept", "A /fresh", "C /home", "A /home/only"] {
-        assert!(diff.lines().any(|l| l == line), "no '{line}' in diff:\n{diff}");
+    for line in [
+        "C /bin",
+        "D /bin/ls",
+        "A /kept",
+        "A /fresh",
+        "C /home",
+        "A /home/only",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "no '{line}' in diff:\n{diff}"
+        );
     }
 
     // commit: the changes (deletions included) become a layer of a new image.
     let out = hull.run(["commit", "keeper", "Bad:Name"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("must be lowercase"), "{}", stderr(&out));
-    let id = ok(&hull, &["commit", "-m", "keep it", "-c", "CMD [\"cat\", \"/kept\"]", "-c", "ENV COMMITTED=yes", "keeper", "committed:v1"]);
+    assert!(
+        stderr(&out).contains("must be lowercase"),
+        "{}",
+        stderr(&out)
+    );
+    let id = ok(
+        &hull,
+        &[
+            "commit",
+            "-m",
+            "keep it",
+            "-c",
+            "CMD [\"cat\", \"/kept\"]",
+            "-c",
+            "ENV COMMITTED=yes",
+            "keeper",
+            "committed:v1",
+        ],
+    );
     assert!(id.starts_with("sha256:"), "{id}");
-    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "committed:v1"]), "kept");
-    let out = hull.run(["run", "--rm", "--network", "none", "committed:v1", "ls", "/"]);
-    assert_eq!(out.status.code(), Some(127), "the deletion of /bin/ls was not committed: {}", stdout(&out));
-    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "committed:v1", "sh", "-c", "echo $COMMITTED; cat /home/only; ls /home | wc -l"]), "yes\nnew\n1");
+    assert_eq!(
+        ok(&hull, &["run", "--rm", "--network", "none", "committed:v1"]),
+        "kept"
+    );
+    let out = hull.run([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "committed:v1",
+        "ls",
+        "/",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "the deletion of /bin/ls was not committed: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "committed:v1",
+                "sh",
+                "-c",
+                "echo $COMMITTED; cat /home/only; ls /home | wc -l"
+            ]
+        ),
+        "yes\nnew\n1"
+    );
     let base_layers = ok(&hull, &["history", "-q", BUSYBOX_IMAGE]).lines().count();
     let history = ok(&hull, &["history", "--no-trunc", "committed:v1"]);
     assert_eq!(history.lines().count(), base_layers + 2, "{history}");
-    assert!(history.lines().nth(1).unwrap().contains("sh -c test -f /kept"), "{history}");
+    assert!(
+        history
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("sh -c test -f /kept"),
+        "{history}"
+    );
 
     // A running container is paused while its layer is read, and goes on after.
-    ok(&hull, &["run", "-d", "--name", "live", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "live",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     ok(&hull, &["exec", "live", "sh", "-c", "echo live > /live"]);
     ok(&hull, &["commit", "live", "live:v1"]);
     assert_eq!(ok(&hull, &["exec", "live", "cat", "/live"]), "live");
-    assert_eq!(ok(&hull, &["run", "--rm", "--network", "none", "live:v1", "cat", "/live"]), "live");
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "live:v1",
+                "cat",
+                "/live"
+            ]
+        ),
+        "live"
+    );
     ok(&hull, &["rm", "-f", "live", "keeper"]);
 }
 
@@ -309,9 +747,29 @@ fn bind_volumes_share_host_paths_both_ways() {
     let volume = format!("{}:/data", dir.display());
     let file_volume = format!("{}:/etc/single.conf:ro", file.display());
     let script = "cat /data/host.txt; echo from-guest > /data/guest.txt; cat /etc/single.conf; (echo x > /etc/single.conf) 2>/dev/null || echo ro-refused";
-    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &volume, "-v", &file_volume, BUSYBOX_IMAGE, "sh", "-c", script]);
+    let out = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &volume,
+            "-v",
+            &file_volume,
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
     assert_eq!(out, "from host\nconf\nro-refused");
-    assert_eq!(std::fs::read_to_string(dir.join("guest.txt")).unwrap(), "from-guest\n", "the guest's write did not reach the host");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("guest.txt")).unwrap(),
+        "from-guest\n",
+        "the guest's write did not reach the host"
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "conf\n");
 
     // :ro holds for directories, also for what is mounted below the source
@@ -325,29 +783,91 @@ fn bind_volumes_share_host_paths_both_ways() {
     }
     let sub = dir.join("sub");
     std::fs::create_dir(&sub).unwrap();
-    assert!(std::process::Command::new("mount").args(["-t", "tmpfs", "hull-test", sub.to_str().unwrap()]).status().unwrap().success());
+    assert!(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "hull-test", sub.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
     let _unmount = Unmount(sub.clone());
-    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &format!("{}:/data:ro", dir.display()), BUSYBOX_IMAGE, "sh", "-c", "touch /data/sub/x 2>/dev/null || echo refused"]);
+    let out = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{}:/data:ro", dir.display()),
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "touch /data/sub/x 2>/dev/null || echo refused",
+        ],
+    );
     assert_eq!(out, "refused", "a mount below a :ro volume was writable");
     assert!(!sub.join("x").exists());
     let ro = format!("{}:/data:ro", dir.display());
     let fresh = hull.scratch.path().join("fresh");
     let fresh_volume = format!("{}:/fresh", fresh.display());
-    let out = ok(&hull, &["run", "--rm", "--network", "none", "-v", &ro, "-v", &fresh_volume, BUSYBOX_IMAGE, "sh", "-c", "touch /data/x 2>/dev/null || echo refused; touch /fresh/made"]);
+    let out = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &ro,
+            "-v",
+            &fresh_volume,
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "touch /data/x 2>/dev/null || echo refused; touch /fresh/made",
+        ],
+    );
     assert_eq!(out, "refused");
     assert!(!dir.join("x").exists());
     assert!(fresh.join("made").exists());
 
     // inspect shows them as Docker does; a restarted container gets them again.
-    ok(&hull, &["run", "-d", "--name", "vols", "--network", "none", "-v", &volume, BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "vols",
+            "--network",
+            "none",
+            "-v",
+            &volume,
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     let mounts = inspect(&hull, "vols", "{{json .Mounts}}");
-    assert!(mounts.contains("\"Destination\":\"/data\"") && mounts.contains("\"RW\":true"), "{mounts}");
-    assert_eq!(inspect(&hull, "vols", "{{json .HostConfig.Binds}}"), format!("[\"{volume}\"]"));
+    assert!(
+        mounts.contains("\"Destination\":\"/data\"") && mounts.contains("\"RW\":true"),
+        "{mounts}"
+    );
+    assert_eq!(
+        inspect(&hull, "vols", "{{json .HostConfig.Binds}}"),
+        format!("[\"{volume}\"]")
+    );
     ok(&hull, &["restart", "vols"]);
-    assert_eq!(ok(&hull, &["exec", "vols", "cat", "/data/host.txt"]), "from host");
+    assert_eq!(
+        ok(&hull, &["exec", "vols", "cat", "/data/host.txt"]),
+        "from host"
+    );
     ok(&hull, &["rm", "-f", "vols"]);
 
-    for (bad, says) in [("data:/data", "named volumes are not supported"), ("/tmp:relative", "must be absolute"), ("/tmp:/x:rx", "invalid mode")] {
+    for (bad, says) in [
+        ("data:/data", "named volumes are not supported"),
+        ("/tmp:relative", "must be absolute"),
+        ("/tmp:/x:rx", "invalid mode"),
+    ] {
         let out = hull.run(["run", "--rm", "-v", bad, BUSYBOX_IMAGE, "true"]);
         assert_eq!(out.status.code(), Some(125), "{bad}");
         assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
@@ -360,22 +880,62 @@ fn guest_kernel_panic_and_guest_oom_are_reported() {
     // No limit: the guest kernel's own OOM killer ends the hog, and the
     // container's cgroup counts it.
     let hog = "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done";
-    let out = hull.run(["run", "--name", "hog", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", hog]);
+    let out = hull.run([
+        "run",
+        "--name",
+        "hog",
+        "--network",
+        "none",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        hog,
+    ]);
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
     assert_eq!(inspect(&hull, "hog", "{{.State.OOMKilled}}"), "true");
 
     // A kernel that cannot find its init panics: reported as such.
     let out = hull
-        .command(["run", "--name", "panicky", "--network", "none", BUSYBOX_IMAGE, "true"])
+        .command([
+            "run",
+            "--name",
+            "panicky",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "true",
+        ])
         .env("HULL_KERNEL_ARGS", "rdinit=/no-such-init")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("guest kernel panic: VFS: Unable to mount root fs"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("guest kernel panic: VFS: Unable to mount root fs"),
+        "{}",
+        stderr(&out)
+    );
     let error = inspect(&hull, "panicky", "{{.State.Error}}");
-    assert!(error.contains("guest kernel panic"), "State.Error = {error}");
+    assert!(
+        error.contains("guest kernel panic"),
+        "State.Error = {error}"
+    );
     assert!(ok(&hull, &["ps", "-a", "--filter", "name=panicky"]).contains("Exited (125)"));
-    assert_eq!(ok(&hull, &["ps", "-q", "--filter", "status=exited", "--filter", "exited=137"]).lines().count(), 1);
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "ps",
+                "-q",
+                "--filter",
+                "status=exited",
+                "--filter",
+                "exited=137"
+            ]
+        )
+        .lines()
+        .count(),
+        1
+    );
     assert_eq!(ok(&hull, &["ps", "-aq", "--filter", "name=nobody"]), "");
     ok(&hull, &["rm", "hog", "panicky"]);
 }
@@ -383,47 +943,164 @@ fn guest_kernel_panic_and_guest_oom_are_reported() {
 #[test]
 fn pause_freezes_the_vm_and_unpause_lets_it_go_on() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "clock", "--network", "none", BUSYBOX_IMAGE, "sh", "-c", "while true; do echo tick; sleep 0.1; done"]);
-    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "clock"]).lines().count() >= 3));
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "clock",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.1; done",
+        ],
+    );
+    assert!(eventually(Duration::from_secs(10), || ok(
+        &hull,
+        &["logs", "clock"]
+    )
+    .lines()
+    .count()
+        >= 3));
     assert_eq!(ok(&hull, &["pause", "clock"]), "clock");
-    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Running}} {{.State.Paused}}"), "paused true true");
+    assert_eq!(
+        inspect(
+            &hull,
+            "clock",
+            "{{.State.Status}} {{.State.Running}} {{.State.Paused}}"
+        ),
+        "paused true true"
+    );
     assert!(ok(&hull, &["ps"]).contains("(Paused)"));
-    assert_eq!(ok(&hull, &["ps", "-q", "--filter", "status=paused"]).lines().count(), 1);
+    assert_eq!(
+        ok(&hull, &["ps", "-q", "--filter", "status=paused"])
+            .lines()
+            .count(),
+        1
+    );
     let frozen = ok(&hull, &["logs", "clock"]).lines().count();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(ok(&hull, &["logs", "clock"]).lines().count(), frozen, "a paused container went on");
+    assert_eq!(
+        ok(&hull, &["logs", "clock"]).lines().count(),
+        frozen,
+        "a paused container went on"
+    );
     let out = hull.run(["exec", "clock", "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is paused, unpause the container first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is paused, unpause the container first"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run(["pause", "clock"]);
-    assert!(stderr(&out).contains("is already paused"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is already paused"),
+        "{}",
+        stderr(&out)
+    );
 
     assert_eq!(ok(&hull, &["unpause", "clock"]), "clock");
-    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"), "running false");
-    assert!(eventually(Duration::from_secs(10), || ok(&hull, &["logs", "clock"]).lines().count() > frozen + 3), "it did not go on");
+    assert_eq!(
+        inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || ok(&hull, &["logs", "clock"])
+            .lines()
+            .count()
+            > frozen + 3),
+        "it did not go on"
+    );
     let out = hull.run(["unpause", "clock"]);
     assert!(stderr(&out).contains("is not paused"), "{}", stderr(&out));
 
     // A paused container still stops and goes.
     ok(&hull, &["pause", "clock"]);
     ok(&hull, &["stop", "-t", "1", "clock"]);
-    assert_eq!(inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"), "exited false");
+    assert_eq!(
+        inspect(&hull, "clock", "{{.State.Status}} {{.State.Paused}}"),
+        "exited false"
+    );
     ok(&hull, &["start", "clock"]);
     ok(&hull, &["pause", "clock"]);
     ok(&hull, &["rm", "-f", "clock"]);
-    assert!(hull.leftover_sandboxes().is_empty(), "{:?}", hull.leftover_sandboxes());
+    assert!(
+        hull.leftover_sandboxes().is_empty(),
+        "{:?}",
+        hull.leftover_sandboxes()
+    );
 }
 
 #[test]
 fn stats_show_cpu_memory_io_and_pids_as_docker_does() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "spin", "-m", "64m", BUSYBOX_IMAGE, "sh", "-c", "while true; do :; done"]);
-    ok(&hull, &["run", "-d", "--name", "rest", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "spin",
+            "-m",
+            "64m",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "while true; do :; done",
+        ],
+    );
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "rest",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     let table = ok(&hull, &["stats", "--no-stream"]);
-    let header: Vec<&str> = table.lines().next().unwrap().split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
-    assert_eq!(header, ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ]
+    );
     assert_eq!(table.lines().count(), 3, "{table}");
-    let row = |name: &str| ok(&hull, &["stats", "--no-stream", "--format", "{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}|{{.NetIO}}", name]);
+    let row = |name: &str| {
+        ok(
+            &hull,
+            &[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}|{{.NetIO}}",
+                name,
+            ],
+        )
+    };
     let spin = row("spin");
     let fields: Vec<&str> = spin.split('|').collect();
     let cpu: f64 = fields[0].trim_end_matches('%').parse().unwrap();
@@ -432,8 +1109,14 @@ fn stats_show_cpu_memory_io_and_pids_as_docker_does() {
     assert_eq!(fields[2], "1");
     let rest = row("rest");
     let fields: Vec<&str> = rest.split('|').collect();
-    assert!(fields[0].trim_end_matches('%').parse::<f64>().unwrap() < 20.0, "{rest}");
-    assert!(fields[1].contains("MiB / ") && !fields[1].ends_with("/ 64MiB"), "no limit: the VM's memory: {rest}");
+    assert!(
+        fields[0].trim_end_matches('%').parse::<f64>().unwrap() < 20.0,
+        "{rest}"
+    );
+    assert!(
+        fields[1].contains("MiB / ") && !fields[1].ends_with("/ 64MiB"),
+        "no limit: the VM's memory: {rest}"
+    );
     assert_eq!(fields[3], "0B / 0B", "--network none: {rest}");
     // Paused and stopped containers have nothing to report.
     ok(&hull, &["pause", "rest"]);
@@ -444,9 +1127,33 @@ fn stats_show_cpu_memory_io_and_pids_as_docker_does() {
 #[test]
 fn prune_removes_what_nothing_uses() {
     let hull = hull();
-    ok(&hull, &["run", "--name", "done", "--network", "none", BUSYBOX_IMAGE, "true"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "--name",
+            "done",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "true",
+        ],
+    );
     ok(&hull, &["create", "--name", "fresh", BUSYBOX_IMAGE, "true"]);
-    ok(&hull, &["run", "-d", "--name", "up", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "up",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     ok(&hull, &["commit", "done", "snapshot:v1"]);
     let archive = hull.scratch.path().join("flat.tar");
     ok(&hull, &["export", "-o", archive.to_str().unwrap(), "done"]);
@@ -455,45 +1162,89 @@ fn prune_removes_what_nothing_uses() {
 
     // A "no" keeps everything.
     let out = hull.run_with_input(&["container", "prune"], b"n\n");
-    assert!(out.status.success() && stderr(&out).contains("This will remove all stopped containers"), "{}", stderr(&out));
+    assert!(
+        out.status.success() && stderr(&out).contains("This will remove all stopped containers"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(ok(&hull, &["ps", "-aq"]).lines().count(), 3);
 
     let pruned = ok(&hull, &["container", "prune", "-f"]);
-    assert!(pruned.starts_with("Deleted Containers:") && pruned.lines().count() == 3, "{pruned}");
+    assert!(
+        pruned.starts_with("Deleted Containers:") && pruned.lines().count() == 3,
+        "{pruned}"
+    );
     assert_eq!(ok(&hull, &["ps", "-a", "--format", "{{.Names}}"]), "up");
 
     let pruned = ok(&hull, &["image", "prune", "-f"]);
-    assert!(pruned.contains(&dangling["sha256:".len()..]), "the untagged image: {pruned}");
+    assert!(
+        pruned.contains(&dangling["sha256:".len()..]),
+        "the untagged image: {pruned}"
+    );
     let images = ok(&hull, &["images"]);
-    assert!(images.contains("snapshot") && images.contains("busybox"), "{images}");
+    assert!(
+        images.contains("snapshot") && images.contains("busybox"),
+        "{images}"
+    );
 
     let pruned = ok(&hull, &["system", "prune", "-a", "-f"]);
     assert!(pruned.contains("Deleted Networks:\nunused"), "{pruned}");
     let images = ok(&hull, &["images"]);
-    assert!(!images.contains("snapshot") && images.contains("busybox"), "an image in use went, or an unused one stayed: {images}");
+    assert!(
+        !images.contains("snapshot") && images.contains("busybox"),
+        "an image in use went, or an unused one stayed: {images}"
+    );
     ok(&hull, &["rm", "-f", "up"]);
 }
 
 #[test]
 fn rename_holds_through_the_monitors_own_saves() {
     let hull = hull();
-    ok(&hull, &["run", "-d", "--name", "before", "--network", "none", BUSYBOX_IMAGE, "sleep", "300"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "before",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "300",
+        ],
+    );
     ok(&hull, &["create", "--name", "taken", BUSYBOX_IMAGE, "true"]);
     let out = hull.run(["rename", "before", "taken"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is already in use by container"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is already in use by container"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run(["rename", "before", "Bad Name"]);
     assert_eq!(out.status.code(), Some(1));
 
     ok(&hull, &["rename", "before", "after"]);
-    assert_eq!(inspect(&hull, "after", "{{.Name}} {{.State.Status}}"), "/after running");
+    assert_eq!(
+        inspect(&hull, "after", "{{.Name}} {{.State.Status}}"),
+        "/after running"
+    );
     assert_eq!(hull.run(["inspect", "before"]).status.code(), Some(1));
     // The monitor, which read the record before the rename, saves it at the stop.
     ok(&hull, &["stop", "-t", "0", "after"]);
-    assert_eq!(inspect(&hull, "after", "{{.Name}} {{.State.Status}}"), "/after exited");
+    assert_eq!(
+        inspect(&hull, "after", "{{.Name}} {{.State.Status}}"),
+        "/after exited"
+    );
     ok(&hull, &["start", "after"]);
-    assert!(ok(&hull, &["ps", "--format", "{{.Names}}"]).lines().any(|n| n == "after"));
+    assert!(ok(&hull, &["ps", "--format", "{{.Names}}"])
+        .lines()
+        .any(|n| n == "after"));
     // The old name is free again.
-    ok(&hull, &["create", "--name", "before", BUSYBOX_IMAGE, "true"]);
+    ok(
+        &hull,
+        &["create", "--name", "before", BUSYBOX_IMAGE, "true"],
+    );
     ok(&hull, &["rm", "-f", "after", "before", "taken"]);
 }

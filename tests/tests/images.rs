@@ -16,15 +16,39 @@ fn settings() -> ImageSettings {
 /// Loads a one-layer archive of `entries` and expects a refusal naming `expect`.
 fn assert_refused(hull: &Hull, entries: Vec<Entry>, expect: &str) {
     let archive = hull.scratch.path().join("hostile.tar");
-    write_oci_archive(&archive, "hull.test/hostile:latest", &[layer_tar(&entries).unwrap()], &settings()).unwrap();
+    write_oci_archive(
+        &archive,
+        "hull.test/hostile:latest",
+        &[layer_tar(&entries).unwrap()],
+        &settings(),
+    )
+    .unwrap();
     let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "a hostile layer was accepted: {}", stdout(&out));
-    assert!(stderr(&out).contains(expect), "error does not say {expect:?}: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a hostile layer was accepted: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains(expect),
+        "error does not say {expect:?}: {}",
+        stderr(&out)
+    );
     let images = hull.run(["images"]);
-    assert!(!stdout(&images).contains("hostile"), "refused image is listed: {}", stdout(&images));
+    assert!(
+        !stdout(&images).contains("hostile"),
+        "refused image is listed: {}",
+        stdout(&images)
+    );
     let layers = hull.root().join("image/layers");
-    let leftovers: Vec<_> = std::fs::read_dir(&layers).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(leftovers.is_empty(), "layers left after a refused load: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&layers)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "layers left after a refused load: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -34,9 +58,24 @@ fn hostile_layers_are_refused_and_nothing_escapes() {
     std::fs::create_dir(&outside).unwrap();
     let outside_str = outside.to_str().unwrap().to_string();
 
-    assert_refused(&hull, vec![Entry::dir("etc"), Entry::file("../evil", b"x")], "..");
-    assert_refused(&hull, vec![Entry::file(&format!("{outside_str}/abs"), b"x")], "absolute");
-    assert_refused(&hull, vec![Entry::symlink("link", &outside_str), Entry::file("link/evil", b"x")], "symlink");
+    assert_refused(
+        &hull,
+        vec![Entry::dir("etc"), Entry::file("../evil", b"x")],
+        "..",
+    );
+    assert_refused(
+        &hull,
+        vec![Entry::file(&format!("{outside_str}/abs"), b"x")],
+        "absolute",
+    );
+    assert_refused(
+        &hull,
+        vec![
+            Entry::symlink("link", &outside_str),
+            Entry::file("link/evil", b"x"),
+        ],
+        "symlink",
+    );
     assert_refused(
         &hull,
         vec![Entry::Hardlink {
@@ -58,7 +97,11 @@ fn hostile_layers_are_refused_and_nothing_escapes() {
     );
     assert!(!hull.scratch.path().join("evil").exists());
     assert!(!hull.root().join("evil").exists());
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something was written outside the store");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something was written outside the store"
+    );
 }
 
 #[test]
@@ -69,19 +112,32 @@ fn corrupt_archives_are_refused() {
     let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!stderr(&out).trim().is_empty());
-    assert!(stderr(&out).contains("not a tar archive"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a tar archive"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run(["load", "-i", "/nonexistent/image.tar"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("/nonexistent/image.tar"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/image.tar"),
+        "{}",
+        stderr(&out)
+    );
 
     // Random bytes: a clear reason, and nothing raw reaches the terminal.
-    let noise: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&archive, &noise).unwrap();
     let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let said = stderr(&out);
     assert!(said.contains("not a tar archive"), "{said}");
-    assert!(!said.chars().any(|c| c.is_control() && c != '\n'), "control characters in {said:?}");
+    assert!(
+        !said.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters in {said:?}"
+    );
 
     // A good archive cut short is called truncated, not a digest mismatch.
     let good = hull.scratch.path().join("busybox.tar");
@@ -100,7 +156,12 @@ fn layers_are_unpacked_once_and_shared() {
     let hull = Hull::new();
     hull.load_busybox().unwrap();
     let layers = hull.root().join("image/layers");
-    let layer = std::fs::read_dir(&layers).unwrap().next().unwrap().unwrap().path();
+    let layer = std::fs::read_dir(&layers)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
     let before = inode(&layer.join("bin/busybox"));
     // Loading again and running twice neither unpacks nor touches the layer.
@@ -110,11 +171,21 @@ fn layers_are_unpacked_once_and_shared() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
     assert_eq!(std::fs::read_dir(&layers).unwrap().count(), 1);
-    assert_eq!(inode(&layer.join("bin/busybox")), before, "the layer was unpacked again");
+    assert_eq!(
+        inode(&layer.join("bin/busybox")),
+        before,
+        "the layer was unpacked again"
+    );
     let images = stdout(&hull.run(["images"]));
     let lines: Vec<&str> = images.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]);
-    assert!(lines[1].starts_with("hull.test/busybox   latest"), "{images}");
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    );
+    assert!(
+        lines[1].starts_with("hull.test/busybox   latest"),
+        "{images}"
+    );
     assert_eq!(lines.len(), 2, "{images}");
 }
 
@@ -127,25 +198,58 @@ fn tag_history_and_rmi_as_docker_does() {
         assert!(out.status.success(), "hull {args:?}: {}", stderr(&out));
         stdout(&out)
     };
-    ok(&["tag", hull_tests::harness::BUSYBOX_IMAGE, "localhost:5000/mine:v1"]);
+    ok(&[
+        "tag",
+        hull_tests::harness::BUSYBOX_IMAGE,
+        "localhost:5000/mine:v1",
+    ]);
     let images = ok(&["images"]);
     assert!(images.contains("localhost:5000/mine   v1"), "{images}");
     let history = ok(&["history", "localhost:5000/mine:v1"]);
     let lines: Vec<&str> = history.lines().collect();
-    assert_eq!(lines[0].split_whitespace().take(2).collect::<Vec<_>>(), ["IMAGE", "CREATED"]);
+    assert_eq!(
+        lines[0].split_whitespace().take(2).collect::<Vec<_>>(),
+        ["IMAGE", "CREATED"]
+    );
     assert!(lines[1].contains("hull-tests"), "{history}");
 
     // A container uses the image: no removal without -f.
-    ok(&["create", "--name", "user", hull_tests::harness::BUSYBOX_IMAGE, "true"]);
-    assert_eq!(ok(&["rmi", "localhost:5000/mine:v1"]).trim(), "Untagged: localhost:5000/mine:v1");
+    ok(&[
+        "create",
+        "--name",
+        "user",
+        hull_tests::harness::BUSYBOX_IMAGE,
+        "true",
+    ]);
+    assert_eq!(
+        ok(&["rmi", "localhost:5000/mine:v1"]).trim(),
+        "Untagged: localhost:5000/mine:v1"
+    );
     let out = hull.run(["rmi", hull_tests::harness::BUSYBOX_IMAGE]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is using its referenced image"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is using its referenced image"),
+        "{}",
+        stderr(&out)
+    );
     ok(&["rm", "user"]);
     let removed = ok(&["rmi", hull_tests::harness::BUSYBOX_IMAGE]);
-    assert!(removed.contains("Untagged: hull.test/busybox:latest") && removed.contains("Deleted: sha256:"), "{removed}");
+    assert!(
+        removed.contains("Untagged: hull.test/busybox:latest")
+            && removed.contains("Deleted: sha256:"),
+        "{removed}"
+    );
     assert_eq!(ok(&["images", "-q"]), "");
-    let layers = std::fs::read_dir(hull.root().join("image/layers")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+    let layers = std::fs::read_dir(hull.root().join("image/layers"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
     assert_eq!(layers, 0, "the removed image's layers stay");
 }
 
@@ -155,7 +259,10 @@ fn save_rmi_load_and_run_again() {
     hull.load_busybox().unwrap();
     let image = hull_tests::harness::BUSYBOX_IMAGE;
     let digests = stdout(&hull.run(["images", "--digests"]));
-    assert!(digests.lines().next().unwrap().contains("DIGEST") && digests.contains("sha256:"), "{digests}");
+    assert!(
+        digests.lines().next().unwrap().contains("DIGEST") && digests.contains("sha256:"),
+        "{digests}"
+    );
     let archive = hull.scratch.path().join("saved.tar");
     let out = hull.run(["save", "-o", archive.to_str().unwrap(), image]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -163,8 +270,17 @@ fn save_rmi_load_and_run_again() {
     assert!(hull.run(["rmi", image]).status.success());
     assert_eq!(stdout(&hull.run(["images", "-q"])), "");
     let out = hull.run(["load", "-i", archive.to_str().unwrap()]);
-    assert_eq!(stdout(&out).trim(), "Loaded image: hull.test/busybox:latest", "{}", stderr(&out));
-    assert_eq!(stdout(&hull.run(["images", "-q"])), id_before, "the image id changed through save/load");
+    assert_eq!(
+        stdout(&out).trim(),
+        "Loaded image: hull.test/busybox:latest",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&hull.run(["images", "-q"])),
+        id_before,
+        "the image id changed through save/load"
+    );
     let out = hull.run(["run", "--rm", "--network", "none", image, "echo", "back"]);
     assert_eq!(stdout(&out), "back\n", "{}", stderr(&out));
 }

@@ -17,7 +17,9 @@ fn config_dir(hull: &Hull) -> PathBuf {
 /// state root (an empty image store, to see layers really downloaded).
 fn hull_in(hull: &Hull, root: Option<&Path>, args: &[&str]) -> Output {
     let mut command = hull.command(args);
-    command.env("HULL_CONFIG", config_dir(hull)).env_remove("HULL_INSECURE_REGISTRIES");
+    command
+        .env("HULL_CONFIG", config_dir(hull))
+        .env_remove("HULL_INSECURE_REGISTRIES");
     if let Some(root) = root {
         command.env("HULL_ROOT", root);
     }
@@ -25,13 +27,28 @@ fn hull_in(hull: &Hull, root: Option<&Path>, args: &[&str]) -> Output {
 }
 
 fn assert_ok(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what} failed ({:?}): {}{}", out.status.code(), stdout(out), stderr(out));
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}{}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
 }
 
 /// The digest in `TAG: digest: sha256:… size: N`.
 fn pushed_digest(push_output: &str) -> String {
-    let line = push_output.lines().find(|l| l.contains(": digest: sha256:")).expect("no digest line in push output");
-    let digest = line.split(": digest: ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let line = push_output
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .expect("no digest line in push output");
+    let digest = line
+        .split(": digest: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     digest.to_string()
 }
 
@@ -45,15 +62,32 @@ fn push_then_pull_by_tag_and_digest_and_run() {
     let out = hull_in(&hull, None, &["push", &name]);
     assert_ok(&out, "push");
     let text = stdout(&out);
-    assert!(text.starts_with(&format!("The push refers to repository [{}]\n", registry.name("test/busybox"))), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "The push refers to repository [{}]\n",
+            registry.name("test/busybox")
+        )),
+        "{text}"
+    );
     assert!(text.contains(": Pushed"), "{text}");
     let digest = pushed_digest(&text);
-    let local = stdout(&hull_in(&hull, None, &["images", "--digests", "--no-trunc"]));
-    assert!(local.contains(&digest), "pushed digest {digest} is not the local manifest's: {local}");
+    let local = stdout(&hull_in(
+        &hull,
+        None,
+        &["images", "--digests", "--no-trunc"],
+    ));
+    assert!(
+        local.contains(&digest),
+        "pushed digest {digest} is not the local manifest's: {local}"
+    );
 
     let again = hull_in(&hull, None, &["push", &name]);
     assert_ok(&again, "second push");
-    assert!(stdout(&again).contains(": Layer already exists"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains(": Layer already exists"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(pushed_digest(&stdout(&again)), digest);
 
     // Into an empty store: every layer is downloaded and verified.
@@ -65,16 +99,26 @@ fn push_then_pull_by_tag_and_digest_and_run() {
     assert!(text.contains(": Pull complete\n"), "{text}");
     assert!(!text.contains("Already exists"), "{text}");
     assert!(text.contains(&format!("Digest: {digest}\n")), "{text}");
-    assert!(text.contains(&format!("Status: Downloaded newer image for {name}\n")), "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {name}\n")),
+        "{text}"
+    );
     assert!(text.ends_with(&format!("\n{name}\n")), "{text}");
 
     let images = stdout(&hull_in(&hull, Some(&fresh), &["images", "--digests"]));
-    let row = images.lines().find(|l| l.starts_with(&registry.name("test/busybox"))).unwrap_or_else(|| panic!("pulled image not listed: {images}"));
+    let row = images
+        .lines()
+        .find(|l| l.starts_with(&registry.name("test/busybox")))
+        .unwrap_or_else(|| panic!("pulled image not listed: {images}"));
     assert!(row.contains("v1") && row.contains(&digest), "{images}");
 
     let again = hull_in(&hull, Some(&fresh), &["pull", &name]);
     assert_ok(&again, "second pull");
-    assert!(stdout(&again).contains(&format!("Status: Image is up to date for {name}")), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains(&format!("Status: Image is up to date for {name}")),
+        "{}",
+        stdout(&again)
+    );
 
     // The original store has the layers (from load): nothing to download.
     assert_ok(&hull_in(&hull, None, &["rmi", &name]), "rmi");
@@ -82,11 +126,18 @@ fn push_then_pull_by_tag_and_digest_and_run() {
     let out = hull_in(&hull, None, &["pull", &pinned]);
     assert_ok(&out, "pull by digest");
     let text = stdout(&out);
-    assert!(text.contains(&format!("{digest}: Pulling from test/busybox")), "{text}");
+    assert!(
+        text.contains(&format!("{digest}: Pulling from test/busybox")),
+        "{text}"
+    );
     assert!(text.contains(": Already exists"), "{text}");
     assert!(text.contains(&format!("Digest: {digest}")), "{text}");
 
-    let out = hull_in(&hull, Some(&fresh), &["run", "--rm", &name, "echo", "pulled and running"]);
+    let out = hull_in(
+        &hull,
+        Some(&fresh),
+        &["run", "--rm", &name, "echo", "pulled and running"],
+    );
     assert_ok(&out, "run of the pulled image");
     assert_eq!(stdout(&out), "pulled and running\n");
 }
@@ -103,7 +154,9 @@ fn missing_images_fail_clearly_and_run_pulls_what_it_lacks() {
     let out = hull_in(&hull, None, &["pull", &missing]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains(&format!("manifest for {missing} not found: manifest unknown")),
+        stderr(&out).contains(&format!(
+            "manifest for {missing} not found: manifest unknown"
+        )),
         "{}",
         stderr(&out)
     );
@@ -111,24 +164,51 @@ fn missing_images_fail_clearly_and_run_pulls_what_it_lacks() {
     assert_eq!(out.status.code(), Some(1));
     let out = hull_in(&hull, None, &["push", &registry.name("test/other:v1")]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("An image does not exist locally with the tag"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("An image does not exist locally with the tag"),
+        "{}",
+        stderr(&out)
+    );
 
     let fresh = hull.scratch.path().join("fresh-root");
-    let out = hull_in(&hull, Some(&fresh), &["run", "--rm", "--pull", "never", &name, "true"]);
+    let out = hull_in(
+        &hull,
+        Some(&fresh),
+        &["run", "--rm", "--pull", "never", &name, "true"],
+    );
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     let out = hull_in(&hull, Some(&fresh), &["run", "--rm", &missing, "true"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not found: manifest unknown"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not found: manifest unknown"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = hull_in(&hull, Some(&fresh), &["run", "--rm", &name, "echo", "auto-pulled"]);
+    let out = hull_in(
+        &hull,
+        Some(&fresh),
+        &["run", "--rm", &name, "echo", "auto-pulled"],
+    );
     assert_ok(&out, "run of a missing image");
-    assert_eq!(stdout(&out), "auto-pulled\n", "the pull's output went to stdout");
+    assert_eq!(
+        stdout(&out),
+        "auto-pulled\n",
+        "the pull's output went to stdout"
+    );
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("Unable to find image '{name}' locally\n")), "{err}");
+    assert!(
+        err.starts_with(&format!("Unable to find image '{name}' locally\n")),
+        "{err}"
+    );
     assert!(err.contains("Status: Downloaded newer image for"), "{err}");
     let out = hull_in(&hull, Some(&fresh), &["run", "--rm", &name, "true"]);
     assert_ok(&out, "second run");
-    assert!(!stderr(&out).contains("Unable to find image"), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("Unable to find image"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -140,31 +220,78 @@ fn login_and_logout_with_htpasswd() {
     let auth_file = config_dir(&hull).join("auth.json");
 
     let out = hull_in(&hull, None, &["push", &name]);
-    assert_eq!(out.status.code(), Some(1), "push without credentials: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "push without credentials: {}",
+        stdout(&out)
+    );
     assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
 
-    let out = hull.command(["login", "-u", "alice", "--password-stdin", &registry.address]).env("HULL_CONFIG", config_dir(&hull)).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut child| {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"wrong\n")?;
-        child.wait_with_output()
-    }).unwrap();
-    assert_eq!(out.status.code(), Some(1), "a wrong password was accepted: {}", stdout(&out));
+    let out = hull
+        .command([
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            &registry.address,
+        ])
+        .env("HULL_CONFIG", config_dir(&hull))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"wrong\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a wrong password was accepted: {}",
+        stdout(&out)
+    );
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
     assert!(!auth_file.exists(), "a failed login stored credentials");
 
-    let out = hull.command(["login", "-u", "alice", "--password-stdin", &registry.address]).env("HULL_CONFIG", config_dir(&hull)).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut child| {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"wonderland\n")?;
-        child.wait_with_output()
-    }).unwrap();
+    let out = hull
+        .command([
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            &registry.address,
+        ])
+        .env("HULL_CONFIG", config_dir(&hull))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"wonderland\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
     assert_ok(&out, "login");
     assert_eq!(stdout(&out), "Login Succeeded\n");
     let mode = std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "auth file has mode {mode:o}");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
-    let encoded = json["auths"][&registry.address]["auth"].as_str().unwrap_or_default().to_string();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    let encoded = json["auths"][&registry.address]["auth"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     use base64::Engine as _;
-    assert_eq!(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap(), b"alice:wonderland");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+        b"alice:wonderland"
+    );
 
     assert_ok(&hull_in(&hull, None, &["push", &name]), "push after login");
     let fresh = hull.scratch.path().join("fresh-root");
@@ -173,13 +300,22 @@ fn login_and_logout_with_htpasswd() {
 
     let out = hull_in(&hull, None, &["logout", &registry.address]);
     assert_ok(&out, "logout");
-    assert_eq!(stdout(&out), format!("Removing login credentials for {}\n", registry.address));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!("Removing login credentials for {}\n", registry.address)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&auth_file).unwrap()).unwrap();
     assert!(json["auths"].get(&registry.address).is_none(), "{json}");
 
     let other_root = hull.scratch.path().join("other-root");
     let out = hull_in(&hull, Some(&other_root), &["pull", &name]);
-    assert_eq!(out.status.code(), Some(1), "pull after logout: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "pull after logout: {}",
+        stdout(&out)
+    );
     assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
 }
 
@@ -189,33 +325,77 @@ fn upload_blob(hull: &Hull, registry: &TestRegistry, repository: &str, data: &[u
     let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)));
     let file = hull.scratch.path().join("upload.blob");
     std::fs::write(&file, data).unwrap();
-    let out = curl(hull, &["-i", "-X", "POST", &format!("http://{}/v2/{repository}/blobs/uploads/", registry.address)]);
+    let out = curl(
+        hull,
+        &[
+            "-i",
+            "-X",
+            "POST",
+            &format!("http://{}/v2/{repository}/blobs/uploads/", registry.address),
+        ],
+    );
     let headers = stdout(&out);
     let location = headers
         .lines()
-        .find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: ")))
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
         .unwrap_or_else(|| panic!("no upload location: {headers}"))
         .trim()
         .to_string();
     let separator = if location.contains('?') { '&' } else { '?' };
     let out = curl(
         hull,
-        &["-f", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary", &format!("@{}", file.display()), &format!("{location}{separator}digest={digest}")],
+        &[
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!("{location}{separator}digest={digest}"),
+        ],
     );
     assert!(out.status.success(), "blob upload failed: {}", stderr(&out));
     digest
 }
 
 /// Puts a manifest or index under `tag`; returns its digest.
-fn put_manifest(hull: &Hull, registry: &TestRegistry, repository: &str, tag: &str, media_type: &str, data: &[u8]) -> String {
+fn put_manifest(
+    hull: &Hull,
+    registry: &TestRegistry,
+    repository: &str,
+    tag: &str,
+    media_type: &str,
+    data: &[u8],
+) -> String {
     use sha2::Digest as _;
     let file = hull.scratch.path().join("upload.manifest");
     std::fs::write(&file, data).unwrap();
     let out = curl(
         hull,
-        &["-f", "-X", "PUT", "-H", &format!("Content-Type: {media_type}"), "--data-binary", &format!("@{}", file.display()), &format!("http://{}/v2/{repository}/manifests/{tag}", registry.address)],
+        &[
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Content-Type: {media_type}"),
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                registry.address
+            ),
+        ],
     );
-    assert!(out.status.success(), "manifest upload failed: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "manifest upload failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
@@ -225,18 +405,38 @@ fn pull_takes_the_platform_from_a_manifest_list() {
     let hull = Hull::with_busybox();
     let registry = TestRegistry::start(&hull, 5000, None);
     let amd64_name = registry.name("test/multi:amd64");
-    assert_ok(&hull_in(&hull, None, &["tag", BUSYBOX_IMAGE, &amd64_name]), "tag");
+    assert_ok(
+        &hull_in(&hull, None, &["tag", BUSYBOX_IMAGE, &amd64_name]),
+        "tag",
+    );
     let out = hull_in(&hull, None, &["push", &amd64_name]);
     assert_ok(&out, "push");
     let amd64_digest = pushed_digest(&stdout(&out));
 
     // An arm64 twin: the same layers, a config saying arm64.
-    let out = curl(&hull, &["-f", "-H", &format!("Accept: {OCI_MANIFEST}"), &format!("http://{}/v2/test/multi/manifests/amd64", registry.address)]);
+    let out = curl(
+        &hull,
+        &[
+            "-f",
+            "-H",
+            &format!("Accept: {OCI_MANIFEST}"),
+            &format!("http://{}/v2/test/multi/manifests/amd64", registry.address),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let amd64_manifest_bytes = out.stdout.clone();
     let mut manifest: serde_json::Value = serde_json::from_slice(&amd64_manifest_bytes).unwrap();
     let amd64_config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let out = curl(&hull, &["-f", &format!("http://{}/v2/test/multi/blobs/{amd64_config_digest}", registry.address)]);
+    let out = curl(
+        &hull,
+        &[
+            "-f",
+            &format!(
+                "http://{}/v2/test/multi/blobs/{amd64_config_digest}",
+                registry.address
+            ),
+        ],
+    );
     let mut config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     config["architecture"] = "arm64".into();
     config["variant"] = "v8".into();
@@ -245,7 +445,14 @@ fn pull_takes_the_platform_from_a_manifest_list() {
     manifest["config"]["digest"] = arm64_config_digest.clone().into();
     manifest["config"]["size"] = arm64_config.len().into();
     let arm64_manifest = serde_json::to_vec(&manifest).unwrap();
-    let arm64_digest = put_manifest(&hull, &registry, "test/multi", "arm64", OCI_MANIFEST, &arm64_manifest);
+    let arm64_digest = put_manifest(
+        &hull,
+        &registry,
+        "test/multi",
+        "arm64",
+        OCI_MANIFEST,
+        &arm64_manifest,
+    );
 
     let index = serde_json::json!({
         "schemaVersion": 2,
@@ -258,23 +465,58 @@ fn pull_takes_the_platform_from_a_manifest_list() {
         ],
     });
     let index = serde_json::to_vec(&index).unwrap();
-    let index_digest = put_manifest(&hull, &registry, "test/multi", "latest", "application/vnd.oci.image.index.v1+json", &index);
+    let index_digest = put_manifest(
+        &hull,
+        &registry,
+        "test/multi",
+        "latest",
+        "application/vnd.oci.image.index.v1+json",
+        &index,
+    );
 
     let name = registry.name("test/multi:latest");
-    let image_id = |root: &Path| stdout(&hull_in(&hull, Some(root), &["images", "-q", "--no-trunc"])).trim().to_string();
+    let image_id = |root: &Path| {
+        stdout(&hull_in(&hull, Some(root), &["images", "-q", "--no-trunc"]))
+            .trim()
+            .to_string()
+    };
 
     let default_root = hull.scratch.path().join("default-root");
     let out = hull_in(&hull, Some(&default_root), &["pull", &name]);
     assert_ok(&out, "pull of a manifest list");
-    assert!(stdout(&out).contains(&format!("Digest: {index_digest}")), "{}", stdout(&out));
-    assert_eq!(image_id(&default_root), amd64_config_digest, "the amd64 image was not chosen");
+    assert!(
+        stdout(&out).contains(&format!("Digest: {index_digest}")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        image_id(&default_root),
+        amd64_config_digest,
+        "the amd64 image was not chosen"
+    );
 
     let arm_root = hull.scratch.path().join("arm-root");
-    let out = hull_in(&hull, Some(&arm_root), &["pull", "--platform", "linux/arm64", &name]);
+    let out = hull_in(
+        &hull,
+        Some(&arm_root),
+        &["pull", "--platform", "linux/arm64", &name],
+    );
     assert_ok(&out, "pull --platform linux/arm64");
-    assert_eq!(image_id(&arm_root), arm64_config_digest, "the arm64 image was not chosen");
+    assert_eq!(
+        image_id(&arm_root),
+        arm64_config_digest,
+        "the arm64 image was not chosen"
+    );
 
-    let out = hull_in(&hull, Some(&arm_root), &["pull", "--platform", "linux/s390x", &name]);
+    let out = hull_in(
+        &hull,
+        Some(&arm_root),
+        &["pull", "--platform", "linux/s390x", &name],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no matching manifest for linux/s390x in the manifest list entries"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        stderr(&out)
+    );
 }

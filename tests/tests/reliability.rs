@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 /// How many containers start at once, and how many rounds
 /// (`HULL_TEST_CONCURRENT`, `HULL_TEST_ROUNDS`).
 fn concurrency() -> (usize, usize) {
-    let var = |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     (var("HULL_TEST_CONCURRENT", 20), var("HULL_TEST_ROUNDS", 2))
 }
 
@@ -31,7 +36,17 @@ fn containers_started_at_once_each_get_their_own_address() {
                     scope.spawn(move || {
                         let name = format!("c{round}-{i}");
                         // Generous: 20 guests boot at once on 2 cores under the emulator.
-                        let out = hull.run(["run", "-d", "--boot-timeout", "300", "--name", &name, BUSYBOX_IMAGE, "sleep", "600"]);
+                        let out = hull.run([
+                            "run",
+                            "-d",
+                            "--boot-timeout",
+                            "300",
+                            "--name",
+                            &name,
+                            BUSYBOX_IMAGE,
+                            "sleep",
+                            "600",
+                        ]);
                         assert!(out.status.success(), "run {name}: {}", stderr(&out));
                         stdout(&out).trim().to_string()
                     })
@@ -39,7 +54,10 @@ fn containers_started_at_once_each_get_their_own_address() {
                 .collect();
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         });
-        eprintln!("round {round}: {count} containers up in {:?}", started.elapsed());
+        eprintln!(
+            "round {round}: {count} containers up in {:?}",
+            started.elapsed()
+        );
 
         let mut addresses = HashSet::new();
         for id in &ids {
@@ -48,21 +66,38 @@ fn containers_started_at_once_each_get_their_own_address() {
             assert!(ip.starts_with("10.88."), "{id}: address {ip:?}");
             assert!(addresses.insert(ip.clone()), "two containers have {ip}");
             // The guest's own eth0 has it, and the gateway answers.
-            let eth0 = ok(&hull, &["exec", id, "ip", "-4", "-o", "addr", "show", "eth0"]);
+            let eth0 = ok(
+                &hull,
+                &["exec", id, "ip", "-4", "-o", "addr", "show", "eth0"],
+            );
             assert!(eth0.contains(&format!("{ip}/")), "{id}: {eth0}");
             let ping = hull.run(["exec", id, "ping", "-c", "1", "-W", "5", "10.88.0.1"]);
-            assert!(ping.status.success(), "{id} ({ip}) cannot reach its gateway: {}{}", stdout(&ping), stderr(&ping));
+            assert!(
+                ping.status.success(),
+                "{id} ({ip}) cannot reach its gateway: {}{}",
+                stdout(&ping),
+                stderr(&ping)
+            );
         }
         // One tap and one lease per container, no more.
-        let links = stdout(&hull.in_netns(["ip", "-o", "link", "show"]).output().unwrap());
+        let links = stdout(
+            &hull
+                .in_netns(["ip", "-o", "link", "show"])
+                .output()
+                .unwrap(),
+        );
         let taps = links.lines().filter(|l| l.contains("hulltap")).count();
         assert_eq!(taps, count, "{links}");
         let leases: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(hull.leases_file("bridge")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(hull.leases_file("bridge")).unwrap())
+                .unwrap();
         let leases = leases["leases"].as_array().unwrap();
         assert_eq!(leases.len(), count, "{leases:?}");
         let owners: HashSet<&str> = leases.iter().filter_map(|l| l["owner"].as_str()).collect();
-        assert_eq!(owners, ids.iter().map(String::as_str).collect::<HashSet<_>>());
+        assert_eq!(
+            owners,
+            ids.iter().map(String::as_str).collect::<HashSet<_>>()
+        );
 
         // An address in use cannot be asked for again.
         let taken = addresses.iter().next().unwrap().clone();
@@ -81,11 +116,32 @@ fn containers_started_at_once_each_get_their_own_address() {
 /// Runs a detached container publishing a port and kills its monitor with
 /// SIGKILL; returns the container's id once Hull shows it exited.
 fn container_with_killed_monitor(hull: &Hull, name: &str, port: &str) -> String {
-    let id = ok(hull, &["run", "-d", "--name", name, "-p", &format!("{port}:80"), BUSYBOX_IMAGE, "sleep", "600"]);
+    let id = ok(
+        hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-p",
+            &format!("{port}:80"),
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
     let monitor = inspect(hull, name, "{{.HullSandbox.MonitorPid}}");
-    assert!(std::process::Command::new("kill").args(["-9", &monitor]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &monitor])
+        .status()
+        .unwrap()
+        .success());
     assert!(
-        eventually(Duration::from_secs(15), || inspect(hull, name, "{{.State.Status}}") == "exited"),
+        eventually(Duration::from_secs(15), || inspect(
+            hull,
+            name,
+            "{{.State.Status}}"
+        ) == "exited"),
         "{}",
         inspect(hull, name, "{{json .State}}")
     );
@@ -100,7 +156,20 @@ fn rm_after_a_killed_monitor_leaves_nothing() {
     ok(&hull, &["rm", "victim"]);
     hull.assert_nothing_left();
     // The port is free again.
-    ok(&hull, &["run", "-d", "--name", "next", "-p", "8080:80", BUSYBOX_IMAGE, "sleep", "600"]);
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "next",
+            "-p",
+            "8080:80",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
     ok(&hull, &["rm", "-f", "next"]);
     hull.assert_nothing_left();
 }
@@ -112,7 +181,11 @@ fn start_after_a_killed_monitor_works() {
     for verb in ["start", "restart"] {
         let out = hull.run([verb, "phoenix"]);
         assert!(out.status.success(), "{verb}: {}", stderr(&out));
-        assert!(!stderr(&out).contains('\u{1b}'), "colour codes in {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains('\u{1b}'),
+            "colour codes in {}",
+            stderr(&out)
+        );
         assert_eq!(inspect(&hull, "phoenix", "{{.State.Status}}"), "running");
         let ping = hull.run(["exec", "phoenix", "ping", "-c", "1", "-W", "5", "10.88.0.1"]);
         assert!(ping.status.success(), "after {verb}: {}", stderr(&ping));
@@ -128,20 +201,39 @@ fn start_after_a_killed_monitor_works() {
 fn run_rm_whose_monitor_dies_says_so_and_leaves_nothing() {
     let hull = Hull::with_busybox();
     let run = hull
-        .command(["run", "--rm", "--name", "doomed", BUSYBOX_IMAGE, "sleep", "600"])
+        .command([
+            "run",
+            "--rm",
+            "--name",
+            "doomed",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(60), || hull.run(["inspect", "-f", "{{.State.Status}}", "doomed"]).stdout.starts_with(b"running")),
+        eventually(Duration::from_secs(60), || hull
+            .run(["inspect", "-f", "{{.State.Status}}", "doomed"])
+            .stdout
+            .starts_with(b"running")),
         "never ran"
     );
     let monitor = inspect(&hull, "doomed", "{{.HullSandbox.MonitorPid}}");
     let killed_at = Instant::now();
-    assert!(std::process::Command::new("kill").args(["-9", &monitor]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &monitor])
+        .status()
+        .unwrap()
+        .success());
     let out = run.wait_with_output().unwrap();
-    assert!(killed_at.elapsed() < Duration::from_secs(15), "run --rm took {:?} to notice", killed_at.elapsed());
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(15),
+        "run --rm took {:?} to notice",
+        killed_at.elapsed()
+    );
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("monitor"), "{}", stderr(&out));
     // --rm: the container is gone, as everything it had.
@@ -155,22 +247,36 @@ fn bad_flags_and_sizes_fail_at_once_with_the_reason() {
     let started = Instant::now();
     let out = hull.run(["run", "--bogus-flag", BUSYBOX_IMAGE]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("unknown flag: --bogus-flag"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown flag: --bogus-flag"),
+        "{}",
+        stderr(&out)
+    );
     let cpus = std::thread::available_parallelism().unwrap().get();
     let out = hull.run(["run", "--rm", "--cpus", "64", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        stderr(&out).contains(&format!("Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available")),
+        stderr(&out).contains(&format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )),
         "{}",
         stderr(&out)
     );
     for memory in ["1t", "100g"] {
         let out = hull.run(["run", "--rm", "-m", memory, BUSYBOX_IMAGE, "true"]);
         assert_eq!(out.status.code(), Some(125), "-m {memory}");
-        assert!(stderr(&out).contains("the host has only"), "-m {memory}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the host has only"),
+            "-m {memory}: {}",
+            stderr(&out)
+        );
     }
     // All refused before any VM was made.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
     hull.assert_nothing_left();
 }

@@ -7,7 +7,12 @@ use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
 fn echo_reaches_the_terminal() {
     let hull = Hull::with_busybox();
     let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "echo", "hello from a microVM"]);
-    assert_eq!(stdout(&out), "hello from a microVM\n", "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "hello from a microVM\n",
+        "stderr: {}",
+        stderr(&out)
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -18,7 +23,14 @@ fn exit_codes_are_the_containers() {
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     // PID 1 of a pid namespace cannot be SIGKILLed from inside, so a child
     // dies and the shell passes its status on, as under Docker.
-    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "sh -c 'kill -9 $$'; exit $?",
+    ]);
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
 }
 
@@ -27,51 +39,119 @@ fn missing_and_unrunnable_commands_exit_127_and_126() {
     let hull = Hull::with_busybox();
     let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
-    assert!(stderr(&out).contains("exec: \"no-such-command\": executable file not found in $PATH"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exec: \"no-such-command\": executable file not found in $PATH"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "/etc"]);
     assert_eq!(out.status.code(), Some(126));
-    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn env_workdir_and_user() {
     let hull = Hull::with_busybox();
     let out = hull.run([
-        "run", "--rm", "-e", "GREETING=hi there", "-w", "/tmp/work", "-u", "1000:1000", BUSYBOX_IMAGE,
-        "sh", "-c", "echo \"$GREETING|$(pwd)|$(id -u):$(id -g)|$HOME\"",
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi there",
+        "-w",
+        "/tmp/work",
+        "-u",
+        "1000:1000",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo \"$GREETING|$(pwd)|$(id -u):$(id -g)|$HOME\"",
     ]);
-    assert_eq!(stdout(&out), "hi there|/tmp/work|1000:1000|/home/user\n", "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "hi there|/tmp/work|1000:1000|/home/user\n",
+        "stderr: {}",
+        stderr(&out)
+    );
     let out = hull.run(["run", "--rm", "-u", "user", BUSYBOX_IMAGE, "id"]);
-    assert_eq!(stdout(&out), "uid=1000(user) gid=1000(user) groups=10(wheel)\n", "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "uid=1000(user) gid=1000(user) groups=10(wheel)\n",
+        "stderr: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn stdin_is_forwarded_with_i() {
     let hull = Hull::with_busybox();
     let input = "line one\nline two\n".repeat(2000);
-    let out = hull.run_with_input(&["run", "--rm", "-i", BUSYBOX_IMAGE, "sh", "-c", "wc -l; echo done"], input.as_bytes());
-    assert_eq!(stdout(&out).split_whitespace().collect::<Vec<_>>(), ["4000", "done"], "stderr: {}", stderr(&out));
+    let out = hull.run_with_input(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "wc -l; echo done",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["4000", "done"],
+        "stderr: {}",
+        stderr(&out)
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
 fn container_is_pid_1_on_the_guest_kernel() {
     let hull = Hull::with_busybox();
-    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "echo $$; uname -r; hostname"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo $$; uname -r; hostname",
+    ]);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "stdout: {text} stderr: {}", stderr(&out));
     assert_eq!(lines[0], "1");
     let host_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
-    assert_ne!(lines[1], host_release.trim(), "the container must not see the host's kernel");
-    assert!(lines[1].ends_with("-hull"), "guest kernel release {}", lines[1]);
+    assert_ne!(
+        lines[1],
+        host_release.trim(),
+        "the container must not see the host's kernel"
+    );
+    assert!(
+        lines[1].ends_with("-hull"),
+        "guest kernel release {}",
+        lines[1]
+    );
     assert_eq!(lines[2].len(), 12, "hostname is the short container id");
 }
 
 #[test]
 fn memory_limit_kills_a_hog_with_137() {
     let hull = Hull::with_busybox();
-    let out = hull.run(["run", "--rm", "-m", "32m", BUSYBOX_IMAGE, "sh", "-c", "cat /sys/fs/cgroup/memory.max; tail /dev/zero"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        "-m",
+        "32m",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory.max; tail /dev/zero",
+    ]);
     assert_eq!(stdout(&out).trim(), (32u64 << 20).to_string());
     assert_eq!(out.status.code(), Some(137), "stderr: {}", stderr(&out));
 }
@@ -79,20 +159,51 @@ fn memory_limit_kills_a_hog_with_137() {
 #[test]
 fn writes_stay_in_the_container() {
     let hull = Hull::with_busybox();
-        let layers = hull.root().join("image/layers");
+    let layers = hull.root().join("image/layers");
     let before = snapshot(&layers);
-    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "echo scribble > /etc/passwd && rm /bin/ls && echo new > /new-file && cat /etc/passwd"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo scribble > /etc/passwd && rm /bin/ls && echo new > /new-file && cat /etc/passwd",
+    ]);
     assert_eq!(stdout(&out), "scribble\n", "stderr: {}", stderr(&out));
     assert_eq!(snapshot(&layers), before, "the image store changed");
-    let out = hull.run(["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "test -e /bin/ls && test ! -e /new-file && head -c 4 /etc/passwd"]);
-    assert_eq!(stdout(&out), "root", "a second container saw the first one's writes; stderr: {}", stderr(&out));
+    let out = hull.run([
+        "run",
+        "--rm",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "test -e /bin/ls && test ! -e /new-file && head -c 4 /etc/passwd",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "root",
+        "a second container saw the first one's writes; stderr: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn read_only_root_refuses_writes() {
     let hull = Hull::with_busybox();
-    let out = hull.run(["run", "--rm", "--read-only", BUSYBOX_IMAGE, "sh", "-c", "touch /x 2>&1; echo $?"]);
-    assert!(stdout(&out).contains("Read-only file system"), "stdout: {}", stdout(&out));
+    let out = hull.run([
+        "run",
+        "--rm",
+        "--read-only",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "touch /x 2>&1; echo $?",
+    ]);
+    assert!(
+        stdout(&out).contains("Read-only file system"),
+        "stdout: {}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -115,7 +226,11 @@ fn unknown_image_fails_with_125() {
     let hull = Hull::with_busybox();
     let out = hull.run(["run", "--rm", "no-such-image", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("Unable to find image 'no-such-image:latest' locally"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unable to find image 'no-such-image:latest' locally"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -125,15 +240,23 @@ fn bad_flags_fail_with_125() {
     assert_eq!(out.status.code(), Some(125));
     let out = hull.run(["run", "-m", "1k", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("Minimum memory limit allowed is 6MB"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Every path under `dir` with its size and modification time.
-fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+fn snapshot(
+    dir: &std::path::Path,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         out.push((path.clone(), meta.len(), meta.modified().ok()));
         if meta.is_dir() {
             if let Ok(entries) = std::fs::read_dir(&path) {
@@ -148,6 +271,14 @@ fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, Option<std::
 #[test]
 fn pids_limit_lands_in_the_cgroup() {
     let hull = Hull::with_busybox();
-    let out = hull.run(["run", "--rm", "--pids-limit", "10", BUSYBOX_IMAGE, "cat", "/sys/fs/cgroup/pids.max"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        "--pids-limit",
+        "10",
+        BUSYBOX_IMAGE,
+        "cat",
+        "/sys/fs/cgroup/pids.max",
+    ]);
     assert_eq!(stdout(&out).trim(), "10", "stderr: {}", stderr(&out));
 }

@@ -68,7 +68,11 @@ impl OnPty {
                 shown.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Self { child, master, screen }
+        Self {
+            child,
+            master,
+            screen,
+        }
     }
 
     fn screen(&self) -> String {
@@ -95,12 +99,18 @@ impl OnPty {
             polls += 1;
             self.screen().contains(text)
         });
-        assert!(arrived, "{text:?} never appeared; the terminal shows:\n{}", self.screen());
+        assert!(
+            arrived,
+            "{text:?} never appeared; the terminal shows:\n{}",
+            self.screen()
+        );
     }
 
     /// Types `keys`.
     fn type_keys(&mut self, keys: &str) {
-        self.master.write_all(keys.as_bytes()).expect("typing into the pty");
+        self.master
+            .write_all(keys.as_bytes())
+            .expect("typing into the pty");
     }
 
     /// Resizes the terminal; the kernel sends `hull` SIGWINCH.
@@ -126,7 +136,12 @@ impl OnPty {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for hull") {
-                return status.code().unwrap_or_else(|| panic!("hull died: {status}; the terminal shows:\n{}", self.screen()));
+                return status.code().unwrap_or_else(|| {
+                    panic!(
+                        "hull died: {status}; the terminal shows:\n{}",
+                        self.screen()
+                    )
+                });
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
@@ -144,7 +159,9 @@ fn interactive_shell_has_a_terminal_that_follows_the_window() {
     session.expect("# ");
     // Markers computed by the shell, so that the echo of what was typed
     // cannot match them.
-    session.type_keys("tty; test -t 0 && echo stdin-$((20+1))-tty; stty size; echo to-err-$((1+1)) >&2\r");
+    session.type_keys(
+        "tty; test -t 0 && echo stdin-$((20+1))-tty; stty size; echo to-err-$((1+1)) >&2\r",
+    );
     session.expect("/dev/pts/");
     session.expect("stdin-21-tty");
     session.expect("33 77");
@@ -161,11 +178,25 @@ fn interactive_shell_has_a_terminal_that_follows_the_window() {
 #[test]
 fn exit_code_with_a_terminal_is_the_containers() {
     let hull = Hull::with_busybox();
-    let mut session = OnPty::spawn(&hull, &["run", "-it", "--rm", BUSYBOX_IMAGE, "sh", "-c", "exit 3"], 24, 80);
+    let mut session = OnPty::spawn(
+        &hull,
+        &["run", "-it", "--rm", BUSYBOX_IMAGE, "sh", "-c", "exit 3"],
+        24,
+        80,
+    );
     assert_eq!(session.wait(), 3);
-    let mut session = OnPty::spawn(&hull, &["run", "-it", "--rm", BUSYBOX_IMAGE, "no-such-command"], 24, 80);
+    let mut session = OnPty::spawn(
+        &hull,
+        &["run", "-it", "--rm", BUSYBOX_IMAGE, "no-such-command"],
+        24,
+        80,
+    );
     assert_eq!(session.wait(), 127);
-    assert!(session.screen().contains("executable file not found"), "{}", session.screen());
+    assert!(
+        session.screen().contains("executable file not found"),
+        "{}",
+        session.screen()
+    );
     assert!(session.is_cooked(), "hull left the terminal raw");
 }
 
@@ -173,49 +204,96 @@ fn exit_code_with_a_terminal_is_the_containers() {
 fn tty_without_a_terminal_on_stdin() {
     let hull = Hull::with_busybox();
     // -t alone: the container gets a terminal even though hull has none.
-    let out = hull.run(["run", "--rm", "-t", BUSYBOX_IMAGE, "sh", "-c", "echo out; echo err >&2; test -t 1 && echo stdout-is-a-tty; tty; echo TERM=$TERM"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        "-t",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; test -t 1 && echo stdout-is-a-tty; tty; echo TERM=$TERM",
+    ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
-    for expected in ["out\r\n", "err\r\n", "stdout-is-a-tty\r\n", "/dev/pts/0\r\n", "TERM=xterm\r\n"] {
-        assert!(text.contains(expected), "{expected:?} missing from {text:?}");
+    for expected in [
+        "out\r\n",
+        "err\r\n",
+        "stdout-is-a-tty\r\n",
+        "/dev/pts/0\r\n",
+        "TERM=xterm\r\n",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from {text:?}"
+        );
     }
     assert_eq!(stderr(&out), "", "a terminal merges stderr into stdout");
 
     // -it: Docker's refusal, before anything is created.
     let out = hull.run(["run", "--rm", "-it", BUSYBOX_IMAGE, "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("the input device is not a TTY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the input device is not a TTY"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
 }
 
 #[test]
 fn detach_keys_leave_it_running_and_attach_comes_back() {
     let hull = Hull::with_busybox();
-    ok(&hull, &["create", "-it", "--name", "keep", BUSYBOX_IMAGE, "sh"]);
+    ok(
+        &hull,
+        &["create", "-it", "--name", "keep", BUSYBOX_IMAGE, "sh"],
+    );
     let mut session = OnPty::spawn(&hull, &["start", "-ai", "keep"], 33, 77);
     session.expect("# ");
     session.type_keys("stty size\r");
     session.expect("33 77");
-    assert!(!session.is_cooked(), "the user's terminal must be raw while attached");
+    assert!(
+        !session.is_cooked(),
+        "the user's terminal must be raw while attached"
+    );
     // Ctrl-p Ctrl-q.
     session.type_keys("\x10\x11");
     assert_eq!(session.wait(), 0);
     assert!(session.is_cooked(), "detaching left the terminal raw");
-    assert_eq!(ok(&hull, &["inspect", "-f", "{{.State.Status}} {{.Config.Tty}}", "keep"]), "running true");
+    assert_eq!(
+        ok(
+            &hull,
+            &["inspect", "-f", "{{.State.Status}} {{.Config.Tty}}", "keep"]
+        ),
+        "running true"
+    );
 
     // A new window, another size: attach passes it on.
     let mut session = OnPty::spawn(&hull, &["attach", "keep"], 20, 60);
     session.ask_until("stty size\r", "20 60");
     session.type_keys("exit 4\r");
     assert_eq!(session.wait(), 4);
-    assert_eq!(ok(&hull, &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "keep"]), "exited 4");
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "keep"
+            ]
+        ),
+        "exited 4"
+    );
     ok(&hull, &["rm", "keep"]);
 }
 
 #[test]
 fn exec_it_into_a_detached_container() {
     let hull = Hull::with_busybox();
-    ok(&hull, &["run", "-d", "--name", "bg", BUSYBOX_IMAGE, "sleep", "1000"]);
+    ok(
+        &hull,
+        &["run", "-d", "--name", "bg", BUSYBOX_IMAGE, "sleep", "1000"],
+    );
     let mut session = OnPty::spawn(&hull, &["exec", "-it", "bg", "sh"], 33, 77);
     session.expect("# ");
     session.type_keys("tty; test -t 0 && echo exec-$((2+3))-tty; stty size\r");
@@ -227,6 +305,12 @@ fn exec_it_into_a_detached_container() {
     session.type_keys("exit 5\r");
     assert_eq!(session.wait(), 5);
     // The container's own process has no terminal and is still there.
-    assert_eq!(ok(&hull, &["inspect", "-f", "{{.State.Status}} {{.Config.Tty}}", "bg"]), "running false");
+    assert_eq!(
+        ok(
+            &hull,
+            &["inspect", "-f", "{{.State.Status}} {{.Config.Tty}}", "bg"]
+        ),
+        "running false"
+    );
     ok(&hull, &["rm", "-f", "bg"]);
 }

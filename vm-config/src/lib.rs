@@ -245,7 +245,8 @@ impl VmConfig {
 
     /// Writes it as a JSON configuration file.
     pub fn write_json_file(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = serde_json::to_vec_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         std::fs::write(path, text).map_err(|source| ConfigError::Write {
             path: path.to_owned(),
             source,

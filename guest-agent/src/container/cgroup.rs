@@ -1,9 +1,9 @@
 //! A container's cgroup v2 group in the guest and the limits from its spec.
 
 use anyhow::{Context, Result};
+use hull_protocol::ContainerStats;
 use oci_spec::runtime::LinuxResources;
 use std::fs;
-use hull_protocol::ContainerStats;
 use std::path::{Path, PathBuf};
 
 /// The agent's cgroup v2 mount.
@@ -23,8 +23,14 @@ pub struct Cgroup {
 fn delegate_controllers(group: &Path) {
     for controller in CONTROLLERS {
         // Each one separately: a single missing controller fails the whole write.
-        if let Err(err) = fs::write(group.join("cgroup.subtree_control"), format!("+{controller}")) {
-            tracing::debug!("controller {controller} not enabled under {}: {err}", group.display());
+        if let Err(err) = fs::write(
+            group.join("cgroup.subtree_control"),
+            format!("+{controller}"),
+        ) {
+            tracing::debug!(
+                "controller {controller} not enabled under {}: {err}",
+                group.display()
+            );
         }
     }
 }
@@ -49,7 +55,8 @@ impl Cgroup {
         let cgroup = Self {
             path: parent.join(container_id),
         };
-        fs::create_dir(&cgroup.path).with_context(|| format!("creating cgroup {}", cgroup.path.display()))?;
+        fs::create_dir(&cgroup.path)
+            .with_context(|| format!("creating cgroup {}", cgroup.path.display()))?;
         if let Some(resources) = resources {
             if let Err(err) = cgroup.apply(resources) {
                 cgroup.remove();
@@ -66,7 +73,11 @@ impl Cgroup {
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         if let Some(memory) = resources.memory() {
             if let Some(limit) = memory.limit() {
-                let value = if limit < 0 { "max".to_string() } else { limit.to_string() };
+                let value = if limit < 0 {
+                    "max".to_string()
+                } else {
+                    limit.to_string()
+                };
                 self.write("memory.max", &value)?;
                 // The guest has no swap; keep it that way for the container too,
                 // so a memory hog is killed instead of paged.
@@ -80,13 +91,21 @@ impl Cgroup {
         }
         if let Some(pids) = resources.pids() {
             let limit = pids.limit();
-            let value = if limit <= 0 { "max".to_string() } else { limit.to_string() };
+            let value = if limit <= 0 {
+                "max".to_string()
+            } else {
+                limit.to_string()
+            };
             self.write("pids.max", &value)?;
         }
         if let Some(cpu) = resources.cpu() {
             if let Some(quota) = cpu.quota() {
                 let period = cpu.period().unwrap_or(100_000);
-                let quota = if quota <= 0 { "max".to_string() } else { quota.to_string() };
+                let quota = if quota <= 0 {
+                    "max".to_string()
+                } else {
+                    quota.to_string()
+                };
                 self.write("cpu.max", &format!("{quota} {period}"))?;
             }
             if let Some(shares) = cpu.shares() {
@@ -109,7 +128,8 @@ impl Cgroup {
 
     /// Whether the OOM killer has killed a process of this group.
     pub fn oom_killed(&self) -> bool {
-        self.keyed("memory.events", "oom_kill").is_some_and(|kills| kills > 0)
+        self.keyed("memory.events", "oom_kill")
+            .is_some_and(|kills| kills > 0)
     }
 
     /// What the group uses (`hull stats`). Without a memory limit of its
@@ -121,12 +141,21 @@ impl Cgroup {
         // `MAJ:MIN rbytes=N wbytes=N rios=N …`, a line per device.
         for field in read("io.stat").split_whitespace() {
             match field.split_once('=') {
-                Some(("rbytes", n)) => block_read_bytes = block_read_bytes.saturating_add(n.parse().unwrap_or(0)),
-                Some(("wbytes", n)) => block_write_bytes = block_write_bytes.saturating_add(n.parse().unwrap_or(0)),
+                Some(("rbytes", n)) => {
+                    block_read_bytes = block_read_bytes.saturating_add(n.parse().unwrap_or(0))
+                }
+                Some(("wbytes", n)) => {
+                    block_write_bytes = block_write_bytes.saturating_add(n.parse().unwrap_or(0))
+                }
                 _ => {}
             }
         }
-        let nic = |counter: &str| fs::read_to_string(format!("/sys/class/net/eth0/statistics/{counter}")).ok().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+        let nic = |counter: &str| {
+            fs::read_to_string(format!("/sys/class/net/eth0/statistics/{counter}"))
+                .ok()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        };
         ContainerStats {
             cpu_usage_usec: self.keyed("cpu.stat", "usage_usec").unwrap_or(0),
             online_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
@@ -143,7 +172,13 @@ impl Cgroup {
     /// The value of `key` in one of the group's `key value` files.
     fn keyed(&self, file: &str, key: &str) -> Option<u64> {
         let text = fs::read_to_string(self.path.join(file)).ok()?;
-        text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        text.lines().find_map(|line| {
+            line.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// Removes the group; it must have no processes left.
@@ -159,7 +194,14 @@ impl Cgroup {
 /// The guest's memory in bytes (`MemTotal` of /proc/meminfo).
 fn guest_memory() -> Option<u64> {
     let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
     kib.checked_mul(1024)
 }
 

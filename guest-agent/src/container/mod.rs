@@ -88,7 +88,10 @@ fn capability_sets(process: &Process) -> Result<CapabilitySets> {
         let mut bits = 0;
         for cap in set.iter().flatten() {
             // Serialised, a capability has its kernel name (`CAP_CHOWN`).
-            let name = serde_json::to_value(cap)?.as_str().unwrap_or_default().to_string();
+            let name = serde_json::to_value(cap)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             bits |= capability_bit(&name).ok_or_else(|| anyhow!("unknown capability {name}"))?;
         }
         Ok(bits)
@@ -106,9 +109,15 @@ fn capability_sets(process: &Process) -> Result<CapabilitySets> {
 /// Where to look for the command: itself when it has a slash, else each `$PATH` entry.
 fn exec_candidates(command: &str, env: &[String]) -> Result<(Vec<CString>, bool)> {
     if command.contains('/') {
-        return Ok((vec![CString::new(command).context("command contains NUL")?], false));
+        return Ok((
+            vec![CString::new(command).context("command contains NUL")?],
+            false,
+        ));
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     let candidates = path
         .split(':')
         .filter(|dir| !dir.is_empty())
@@ -127,7 +136,11 @@ fn cstrings(items: &[String]) -> Result<Vec<CString>> {
 
 /// Paths as seen inside the container after `pivot_root`.
 fn container_paths(paths: &Option<Vec<String>>) -> Result<Vec<CString>> {
-    paths.iter().flatten().map(|p| cstring(Path::new(p))).collect()
+    paths
+        .iter()
+        .flatten()
+        .map(|p| cstring(Path::new(p)))
+        .collect()
 }
 
 /// A pipe whose ends are both close-on-exec.
@@ -158,13 +171,22 @@ impl Container {
     /// stopped just before `execve`. `stdio` are the child's ends of its
     /// stdin, stdout and stderr. `register` is called with the child's pid
     /// before anything can await, so the reaper cannot miss its exit.
-    pub async fn create(id: &str, spec: &Spec, rootfs_spec: &Rootfs, stdio: [OwnedFd; 3], register: impl FnOnce(Pid)) -> Result<Self> {
+    pub async fn create(
+        id: &str,
+        spec: &Spec,
+        rootfs_spec: &Rootfs,
+        stdio: [OwnedFd; 3],
+        register: impl FnOnce(Pid),
+    ) -> Result<Self> {
         let dir = PathBuf::from(CONTAINERS_DIR).join(id);
         if dir.exists() {
             bail!("container {id} already exists");
         }
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;
-        let cgroup = match Cgroup::create(id, spec.linux().as_ref().and_then(|l| l.resources().as_ref())) {
+        let cgroup = match Cgroup::create(
+            id,
+            spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        ) {
             Ok(cgroup) => cgroup,
             Err(err) => {
                 let _ = rootfs.remove();
@@ -173,9 +195,19 @@ impl Container {
         };
         let spawned = async {
             let pipes = child_pipes()?;
-            let (plan, command, searched_path) = first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
+            let (plan, command, searched_path) =
+                first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
             let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
-            spawn_process((plan, command.clone(), searched_path), Namespaces::New, &cgroup, pipes, stdio, register, describe).await
+            spawn_process(
+                (plan, command.clone(), searched_path),
+                Namespaces::New,
+                &cgroup,
+                pipes,
+                stdio,
+                register,
+                describe,
+            )
+            .await
         };
         match spawned.await {
             Ok(first) => Ok(Self {
@@ -203,10 +235,12 @@ impl Container {
         }
     }
 
-
     /// Takes what `start` needs, so that no lock is held across its await.
     pub fn take_start(&mut self) -> Result<StartHandle> {
-        let (sync, report) = self.pending_start.take().context("container already started")?;
+        let (sync, report) = self
+            .pending_start
+            .take()
+            .context("container already started")?;
         Ok(StartHandle {
             sync,
             report,
@@ -252,22 +286,48 @@ impl ExecTarget {
     /// Runs another process in the container's namespaces and cgroup
     /// (`hull exec`), with a pseudo-terminal if `terminal`; returns once it
     /// has `execve`d, with the master of its terminal.
-    pub async fn exec(&self, process: &Process, terminal: bool, stdio: [OwnedFd; 3], register: impl FnOnce(Pid)) -> Result<(Pid, Option<OwnedFd>)> {
+    pub async fn exec(
+        &self,
+        process: &Process,
+        terminal: bool,
+        stdio: [OwnedFd; 3],
+        register: impl FnOnce(Pid),
+    ) -> Result<(Pid, Option<OwnedFd>)> {
         let ns = |name: &str| -> Result<OwnedFd> {
             let path = format!("/proc/{}/ns/{name}", self.pid);
-            Ok(std::fs::File::open(&path).with_context(|| format!("opening {path} (is the container running?)"))?.into())
+            Ok(std::fs::File::open(&path)
+                .with_context(|| format!("opening {path} (is the container running?)"))?
+                .into())
         };
         let pid_ns = ns("pid")?;
         // The mount namespace last: entering it changes the root directory.
-        let joined = [("ipc", libc::CLONE_NEWIPC), ("uts", libc::CLONE_NEWUTS), ("cgroup", libc::CLONE_NEWCGROUP), ("mnt", libc::CLONE_NEWNS)]
-            .into_iter()
-            .map(|(name, kind)| Ok((ns(name)?, kind)))
-            .collect::<Result<Vec<_>>>()?;
+        let joined = [
+            ("ipc", libc::CLONE_NEWIPC),
+            ("uts", libc::CLONE_NEWUTS),
+            ("cgroup", libc::CLONE_NEWCGROUP),
+            ("mnt", libc::CLONE_NEWNS),
+        ]
+        .into_iter()
+        .map(|(name, kind)| Ok((ns(name)?, kind)))
+        .collect::<Result<Vec<_>>>()?;
         let pipes = child_pipes()?;
-        let (mut plan, command, searched_path) = process_plan(process, terminal, &stdio, &pipes.0, &pipes.3)?;
-        plan.join_namespaces = joined.iter().map(|(fd, kind)| (fd.as_raw_fd(), *kind)).collect();
+        let (mut plan, command, searched_path) =
+            process_plan(process, terminal, &stdio, &pipes.0, &pipes.3)?;
+        plan.join_namespaces = joined
+            .iter()
+            .map(|(fd, kind)| (fd.as_raw_fd(), *kind))
+            .collect();
         let describe = |r: Report| describe_exec_failure(r, &command, searched_path);
-        let spawned = spawn_process((plan, command.clone(), searched_path), Namespaces::Join { pid: &pid_ns }, &self.cgroup, pipes, stdio, register, describe).await?;
+        let spawned = spawn_process(
+            (plan, command.clone(), searched_path),
+            Namespaces::Join { pid: &pid_ns },
+            &self.cgroup,
+            pipes,
+            stdio,
+            register,
+            describe,
+        )
+        .await?;
         let start = StartHandle {
             sync: spawned.sync,
             report: spawned.report,
@@ -285,9 +345,14 @@ pub fn processes_of(init: Pid) -> Result<Vec<hull_protocol::ProcessInfo>> {
     let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let target = ns_of(&init.to_string()).context("the container is not running")?;
     let mut processes = Vec::new();
-    for entry in std::fs::read_dir("/proc").context("listing /proc")?.flatten() {
+    for entry in std::fs::read_dir("/proc")
+        .context("listing /proc")?
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(pid) = name.parse::<i32>() else { continue };
+        let Ok(pid) = name.parse::<i32>() else {
+            continue;
+        };
         if ns_of(&name).as_ref() != Some(&target) {
             continue;
         }
@@ -340,8 +405,12 @@ pub fn exit_status_of(status: WaitStatus, oom_killed: impl FnOnce() -> bool) -> 
 /// The initial size of a process's terminal: its `console_size`, else 0x0
 /// (unknown, as a fresh pty has).
 fn terminal_size(process: &Process) -> Result<libc::winsize> {
-    let (rows, cols) = process.console_size().map_or((0, 0), |size| (size.height(), size.width()));
-    let fits = |n: u64| u16::try_from(n).map_err(|_| anyhow!("terminal size {rows}x{cols} is out of range"));
+    let (rows, cols) = process
+        .console_size()
+        .map_or((0, 0), |size| (size.height(), size.width()));
+    let fits = |n: u64| {
+        u16::try_from(n).map_err(|_| anyhow!("terminal size {rows}x{cols} is out of range"))
+    };
     Ok(libc::winsize {
         ws_row: fits(rows)?,
         ws_col: fits(cols)?,
@@ -375,7 +444,11 @@ fn process_plan(
     sync_read: &OwnedFd,
     report_write: &OwnedFd,
 ) -> Result<(ChildPlan, String, bool)> {
-    let args = process.args().as_ref().filter(|a| !a.is_empty()).context("no command given")?;
+    let args = process
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .context("no command given")?;
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd();
     if !cwd.is_absolute() {
@@ -384,7 +457,11 @@ fn process_plan(
     let user = process.user();
     let (exec_candidates, searched_path) = exec_candidates(&args[0], &env)?;
     let plan = ChildPlan {
-        stdio: [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()],
+        stdio: [
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ],
         sync_read: sync_read.as_raw_fd(),
         report_write: report_write.as_raw_fd(),
         join_namespaces: Vec::new(),
@@ -426,15 +503,25 @@ fn first_process_plan(
 ) -> Result<(ChildPlan, String, bool)> {
     let process = spec.process().as_ref().context("spec has no process")?;
     let terminal = process.terminal().unwrap_or(false);
-    let (mut plan, command, searched_path) = process_plan(process, terminal, stdio, sync_read, report_write)?;
+    let (mut plan, command, searched_path) =
+        process_plan(process, terminal, stdio, sync_read, report_write)?;
     // Docker creates a missing working directory.
     rootfs.prepare_path(process.cwd(), false)?;
     let linux = spec.linux().as_ref();
     plan.mounts = rootfs::plan_mounts(rootfs, spec.mounts().as_deref().unwrap_or_default())?;
     plan.symlinks = rootfs::dev_symlinks(rootfs)?;
     plan.rootfs = cstring(&rootfs.root)?;
-    plan.readonly_root = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-    plan.hostname = spec.hostname().as_deref().map(CString::new).transpose().context("hostname contains NUL")?;
+    plan.readonly_root = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    plan.hostname = spec
+        .hostname()
+        .as_deref()
+        .map(CString::new)
+        .transpose()
+        .context("hostname contains NUL")?;
     plan.masked_paths = container_paths(&linux.and_then(|l| l.masked_paths().clone()))?;
     plan.readonly_paths = container_paths(&linux.and_then(|l| l.readonly_paths().clone()))?;
     Ok((plan, command, searched_path))
@@ -458,7 +545,8 @@ fn copy_fd_of(pid: Pid, fd: u32) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if pidfd < 0 {
-        return Err(std::io::Error::last_os_error()).context("opening a pidfd of the container process");
+        return Err(std::io::Error::last_os_error())
+            .context("opening a pidfd of the container process");
     }
     // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as libc::c_int) };
@@ -466,7 +554,8 @@ fn copy_fd_of(pid: Pid, fd: u32) -> Result<OwnedFd> {
     // returns a new descriptor or -1; a bad number is an error, not UB.
     let copied = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     if copied < 0 {
-        return Err(std::io::Error::last_os_error()).context("taking the terminal from the container process");
+        return Err(std::io::Error::last_os_error())
+            .context("taking the terminal from the container process");
     }
     // SAFETY: pidfd_getfd returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(copied as libc::c_int) })
@@ -498,12 +587,20 @@ async fn spawn_process(
         let envp = pointer_array(&plan.envp);
         let mut stack = vec![0u8; CHILD_STACK_SIZE];
         let (flags, own_pid_ns) = match namespaces {
-            Namespaces::New => (CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC, None),
+            Namespaces::New => (
+                CloneFlags::CLONE_NEWNS
+                    | CloneFlags::CLONE_NEWPID
+                    | CloneFlags::CLONE_NEWUTS
+                    | CloneFlags::CLONE_NEWIPC,
+                None,
+            ),
             Namespaces::Join { pid } => {
                 // A process only enters a pid namespace at birth: point this
                 // thread's children at the container's, and back after the clone.
-                let own = std::fs::File::open("/proc/self/ns/pid").context("opening the agent's pid namespace")?;
-                nix::sched::setns(pid, CloneFlags::CLONE_NEWPID).context("entering the container's pid namespace")?;
+                let own = std::fs::File::open("/proc/self/ns/pid")
+                    .context("opening the agent's pid namespace")?;
+                nix::sched::setns(pid, CloneFlags::CLONE_NEWPID)
+                    .context("entering the container's pid namespace")?;
                 (CloneFlags::empty(), Some(own))
             }
         };
@@ -518,7 +615,8 @@ async fn spawn_process(
             )
         };
         if let Some(own) = own_pid_ns {
-            nix::sched::setns(own, CloneFlags::CLONE_NEWPID).context("returning to the agent's pid namespace")?;
+            nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
+                .context("returning to the agent's pid namespace")?;
         }
         cloned.context("cloning the container process")?
     };
@@ -535,7 +633,9 @@ async fn spawn_process(
         match read_report(&mut report).await? {
             Some(r) if r.stage == Stage::Ready as u32 => {
                 // The child is waiting for SYNC_START, so its master is still open.
-                let terminal = wants_terminal.then(|| copy_fd_of(pid, r.detail)).transpose()?;
+                let terminal = wants_terminal
+                    .then(|| copy_fd_of(pid, r.detail))
+                    .transpose()?;
                 Ok((sync.into_inner(), report, terminal))
             }
             Some(r) => Err(anyhow!(describe(r))),
@@ -578,11 +678,17 @@ impl StartHandle {
     /// command cannot be run (the process then exits 126 or 127).
     pub async fn start(self) -> Result<()> {
         let mut sync = FdStream::new(self.sync)?;
-        sync.write_all(&[process::SYNC_START]).await.context("starting the container process")?;
+        sync.write_all(&[process::SYNC_START])
+            .await
+            .context("starting the container process")?;
         let mut report = self.report;
         match read_report(&mut report).await? {
             None => Ok(()),
-            Some(failure) => Err(anyhow!(describe_exec_failure(failure, &self.command, self.searched_path))),
+            Some(failure) => Err(anyhow!(describe_exec_failure(
+                failure,
+                &self.command,
+                self.searched_path
+            ))),
         }
     }
 }
@@ -591,7 +697,9 @@ impl StartHandle {
 fn describe_exec_failure(report: Report, command: &str, searched_path: bool) -> String {
     let errno = Errno::from_raw(report.errno);
     match errno {
-        Errno::ENOENT if searched_path => format!("exec: \"{command}\": executable file not found in $PATH"),
+        Errno::ENOENT if searched_path => {
+            format!("exec: \"{command}\": executable file not found in $PATH")
+        }
         Errno::ENOENT => format!("exec: \"{command}\": stat {command}: no such file or directory"),
         Errno::EACCES => format!("exec: \"{command}\": permission denied"),
         other => format!("exec: \"{command}\": {}", other.desc().to_lowercase()),
@@ -614,10 +722,19 @@ fn describe_failure(report: Report, command: &str, searched_path: bool, spec: &S
             .and_then(|m| m.get(report.detail as usize))
             .map(|m| format!(" {}", m.destination().display()))
             .unwrap_or_default(),
-        Stage::Cwd => format!(" {}", spec.process().as_ref().map(|p| p.cwd().display().to_string()).unwrap_or_default()),
+        Stage::Cwd => format!(
+            " {}",
+            spec.process()
+                .as_ref()
+                .map(|p| p.cwd().display().to_string())
+                .unwrap_or_default()
+        ),
         _ => String::new(),
     };
-    format!("container set-up failed {}{what}: {errno}", stage.describe())
+    format!(
+        "container set-up failed {}{what}: {errno}",
+        stage.describe()
+    )
 }
 
 #[cfg(test)]
@@ -628,7 +745,13 @@ mod tests {
     fn path_search_candidates() {
         let (c, searched) = exec_candidates("ls", &["PATH=/bin:/usr/bin/".into()]).unwrap();
         assert!(searched);
-        assert_eq!(c, vec![CString::new("/bin/ls").unwrap(), CString::new("/usr/bin/ls").unwrap()]);
+        assert_eq!(
+            c,
+            vec![
+                CString::new("/bin/ls").unwrap(),
+                CString::new("/usr/bin/ls").unwrap()
+            ]
+        );
         let (c, searched) = exec_candidates("./run.sh", &[]).unwrap();
         assert!(!searched);
         assert_eq!(c, vec![CString::new("./run.sh").unwrap()]);
@@ -641,7 +764,13 @@ mod tests {
         let mut process = Process::default();
         let size = terminal_size(&process).unwrap();
         assert_eq!((size.ws_row, size.ws_col), (0, 0));
-        let console = |height: u64, width: u64| oci_spec::runtime::BoxBuilder::default().height(height).width(width).build().unwrap();
+        let console = |height: u64, width: u64| {
+            oci_spec::runtime::BoxBuilder::default()
+                .height(height)
+                .width(width)
+                .build()
+                .unwrap()
+        };
         process.set_console_size(Some(console(33, 77)));
         let size = terminal_size(&process).unwrap();
         assert_eq!((size.ws_row, size.ws_col), (33, 77));

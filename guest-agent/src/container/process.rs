@@ -70,9 +70,26 @@ impl Stage {
     /// Decodes a stage number from the child; unknown numbers are `None`.
     pub fn from_u32(value: u32) -> Option<Self> {
         use Stage::*;
-        [Ready, Stdio, Sync, CgroupNamespace, Mount, Hostname, PivotRoot, ProtectPaths, Rlimit, NoNewPrivileges, User, Capabilities, Cwd, Exec, JoinNamespace, Terminal]
-            .into_iter()
-            .find(|stage| *stage as u32 == value)
+        [
+            Ready,
+            Stdio,
+            Sync,
+            CgroupNamespace,
+            Mount,
+            Hostname,
+            PivotRoot,
+            ProtectPaths,
+            Rlimit,
+            NoNewPrivileges,
+            User,
+            Capabilities,
+            Cwd,
+            Exec,
+            JoinNamespace,
+            Terminal,
+        ]
+        .into_iter()
+        .find(|stage| *stage as u32 == value)
     }
 
     /// What the step does, for error messages.
@@ -235,11 +252,17 @@ pub struct ChildPlan {
 
 /// Null-terminated pointer array for `execve`; borrows `strings`.
 pub fn pointer_array(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Writes a report; the child cannot do more than try.
@@ -276,7 +299,11 @@ fn wait_for(fd: RawFd, expected: u8) -> Result<(), i32> {
 
 /// Runs in the cloned child. Only system calls from here on: see the module docs.
 /// Returns the exit code of a child whose set-up failed.
-pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> isize {
+pub fn child_main(
+    plan: &ChildPlan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> isize {
     let fail = |stage: Stage, err: i32, detail: u32| -> isize {
         report(plan.report_write, stage, err, detail);
         if stage == Stage::Exec && err == libc::ENOENT {
@@ -339,7 +366,12 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             return fail(Stage::Cwd, errno(), 0);
         }
-        report(plan.report_write, Stage::Ready, 0, terminal_master.max(0) as u32);
+        report(
+            plan.report_write,
+            Stage::Ready,
+            0,
+            terminal_master.max(0) as u32,
+        );
         if let Err(err) = wait_for(plan.sync_read, SYNC_START) {
             return fail(Stage::Sync, err, 1);
         }
@@ -365,12 +397,17 @@ pub fn child_main(plan: &ChildPlan, argv: &[*const libc::c_char], envp: &[*const
 /// and makes it this session's controlling terminal and stdin, stdout and
 /// stderr. Returns the master (close-on-exec), for the parent to copy.
 unsafe fn open_terminal(size: &libc::winsize, uid: libc::uid_t) -> Result<RawFd, i32> {
-    let master = libc::open(c"/dev/ptmx".as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+    let master = libc::open(
+        c"/dev/ptmx".as_ptr(),
+        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+    );
     if master < 0 {
         return Err(errno());
     }
     let unlock: libc::c_int = 0;
-    if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 || libc::ioctl(master, libc::TIOCSWINSZ, size) < 0 {
+    if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0
+        || libc::ioctl(master, libc::TIOCSWINSZ, size) < 0
+    {
         return Err(errno());
     }
     // The peer by descriptor, not by /dev/pts/N path: no path lookup to race.
@@ -404,7 +441,14 @@ unsafe fn set_up_container(plan: &ChildPlan) -> Result<(), (Stage, i32, u32)> {
         return Err((Stage::CgroupNamespace, errno(), 0));
     }
     // Nothing mounted from here on may leak back into the agent's tree.
-    if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) < 0 {
+    if libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) < 0
+    {
         return Err((Stage::Mount, errno(), u32::MAX));
     }
     for (index, step) in plan.mounts.iter().enumerate() {
@@ -412,11 +456,25 @@ unsafe fn set_up_container(plan: &ChildPlan) -> Result<(), (Stage, i32, u32)> {
             return Err((Stage::Mount, err, index as u32));
         }
         let data = opt_ptr(&step.data);
-        if libc::mount(opt_ptr(&step.source), step.target.as_ptr(), opt_ptr(&step.fstype), step.flags, data.cast()) < 0 {
+        if libc::mount(
+            opt_ptr(&step.source),
+            step.target.as_ptr(),
+            opt_ptr(&step.fstype),
+            step.flags,
+            data.cast(),
+        ) < 0
+        {
             return Err((Stage::Mount, errno(), index as u32));
         }
         if let Some(flags) = step.remount_flags {
-            if libc::mount(std::ptr::null(), step.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) < 0 {
+            if libc::mount(
+                std::ptr::null(),
+                step.target.as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) < 0
+            {
                 return Err((Stage::Mount, errno(), index as u32));
             }
         }
@@ -439,7 +497,13 @@ unsafe fn set_up_container(plan: &ChildPlan) -> Result<(), (Stage, i32, u32)> {
         return Err((Stage::PivotRoot, errno(), 0));
     }
     if plan.readonly_root
-        && libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, std::ptr::null()) < 0
+        && libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+            std::ptr::null(),
+        ) < 0
     {
         return Err((Stage::PivotRoot, errno(), 1));
     }
@@ -450,7 +514,11 @@ unsafe fn set_up_container(plan: &ChildPlan) -> Result<(), (Stage, i32, u32)> {
     }
     for (index, path) in plan.readonly_paths.iter().enumerate() {
         if let Err(err) = make_readonly(path) {
-            return Err((Stage::ProtectPaths, err, (plan.masked_paths.len() + index) as u32));
+            return Err((
+                Stage::ProtectPaths,
+                err,
+                (plan.masked_paths.len() + index) as u32,
+            ));
         }
     }
     Ok(())
@@ -461,7 +529,11 @@ unsafe fn make_mount_point(step: &MountStep) -> Result<(), i32> {
     let result = match step.point {
         MountPoint::Dir => libc::mkdir(step.target.as_ptr(), 0o755),
         MountPoint::File => {
-            let fd = libc::open(step.target.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o644);
+            let fd = libc::open(
+                step.target.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                0o644,
+            );
             if fd >= 0 {
                 libc::close(fd);
             }
@@ -484,9 +556,21 @@ unsafe fn mask_path(path: &CStr) -> Result<(), i32> {
         };
     }
     let result = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        libc::mount(c"tmpfs".as_ptr(), path.as_ptr(), c"tmpfs".as_ptr(), libc::MS_RDONLY, std::ptr::null())
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            path.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_RDONLY,
+            std::ptr::null(),
+        )
     } else {
-        libc::mount(c"/dev/null".as_ptr(), path.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
+        libc::mount(
+            c"/dev/null".as_ptr(),
+            path.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
     };
     if result < 0 {
         Err(errno())
@@ -497,14 +581,33 @@ unsafe fn mask_path(path: &CStr) -> Result<(), i32> {
 
 /// Bind-mounts a path over itself read-only.
 unsafe fn make_readonly(path: &CStr) -> Result<(), i32> {
-    if libc::mount(path.as_ptr(), path.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) < 0 {
+    if libc::mount(
+        path.as_ptr(),
+        path.as_ptr(),
+        std::ptr::null(),
+        libc::MS_BIND | libc::MS_REC,
+        std::ptr::null(),
+    ) < 0
+    {
         return match errno() {
             libc::ENOENT => Ok(()),
             err => Err(err),
         };
     }
-    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    if libc::mount(std::ptr::null(), path.as_ptr(), std::ptr::null(), flags, std::ptr::null()) < 0 {
+    let flags = libc::MS_BIND
+        | libc::MS_REMOUNT
+        | libc::MS_RDONLY
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC;
+    if libc::mount(
+        std::ptr::null(),
+        path.as_ptr(),
+        std::ptr::null(),
+        flags,
+        std::ptr::null(),
+    ) < 0
+    {
         return Err(errno());
     }
     Ok(())
@@ -514,7 +617,10 @@ unsafe fn make_readonly(path: &CStr) -> Result<(), i32> {
 unsafe fn switch_user(plan: &ChildPlan) -> Result<(), i32> {
     let caps = &plan.capabilities;
     for cap in 0..=caps.last_cap.min(63) {
-        if caps.bounding & (1 << cap) == 0 && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) < 0 && errno() != libc::EINVAL {
+        if caps.bounding & (1 << cap) == 0
+            && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) < 0
+            && errno() != libc::EINVAL
+        {
             return Err(errno());
         }
     }
@@ -524,7 +630,9 @@ unsafe fn switch_user(plan: &ChildPlan) -> Result<(), i32> {
     if libc::setgroups(plan.additional_gids.len(), plan.additional_gids.as_ptr()) < 0 {
         return Err(errno());
     }
-    if libc::setresgid(plan.gid, plan.gid, plan.gid) < 0 || libc::setresuid(plan.uid, plan.uid, plan.uid) < 0 {
+    if libc::setresgid(plan.gid, plan.gid, plan.gid) < 0
+        || libc::setresuid(plan.uid, plan.uid, plan.uid) < 0
+    {
         return Err(errno());
     }
     if libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0 {
@@ -573,12 +681,23 @@ unsafe fn apply_capabilities(caps: &CapabilitySets) -> Result<(), i32> {
             inheritable: i1,
         },
     ];
-    if libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) < 0 {
+    if libc::syscall(
+        libc::SYS_capset,
+        &mut header as *mut CapHeader,
+        data.as_ptr(),
+    ) < 0
+    {
         return Err(errno());
     }
     for cap in 0..=caps.last_cap.min(63) {
         if caps.ambient & (1 << cap) != 0
-            && libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong, 0, 0) < 0
+            && libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            ) < 0
         {
             return Err(errno());
         }
@@ -633,7 +752,10 @@ pub const CAPABILITY_NAMES: [&str; 41] = [
 
 /// The bit of a capability given by name (`CAP_CHOWN`), if the name is known.
 pub fn capability_bit(name: &str) -> Option<u64> {
-    CAPABILITY_NAMES.iter().position(|known| *known == name).map(|index| 1u64 << index)
+    CAPABILITY_NAMES
+        .iter()
+        .position(|known| *known == name)
+        .map(|index| 1u64 << index)
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use std::path::{Component, Path, PathBuf};
 /// Where virtio-fs shares are mounted in the guest.
 const SHARES_DIR: &str = "/run/hull/shares";
 
-
 /// Mounts the virtio-fs share `tag` once and returns its mount point.
 fn mount_share(tag: &str) -> Result<PathBuf> {
     if tag.is_empty() || tag.contains('/') || tag.starts_with('.') {
@@ -29,8 +28,14 @@ fn mount_share(tag: &str) -> Result<PathBuf> {
     fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     // Not nosuid: set-user-ID programs in the image work as under Docker
     // (the container still has only its capabilities, inside the VM).
-    mount(Some(tag), &target, Some("virtiofs"), MsFlags::MS_NODEV, None::<&str>)
-        .with_context(|| format!("mounting virtio-fs share {tag}"))?;
+    mount(
+        Some(tag),
+        &target,
+        Some("virtiofs"),
+        MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting virtio-fs share {tag}"))?;
     Ok(target)
 }
 
@@ -68,11 +73,22 @@ impl ContainerRootfs {
         let share = mount_share(&spec.share_tag)?;
         let source = share.join(checked_relative(&spec.path)?);
         if !source.is_dir() {
-            bail!("root file system {} is not in share {}", spec.path, spec.share_tag);
+            bail!(
+                "root file system {} is not in share {}",
+                spec.path,
+                spec.share_tag
+            );
         }
         let root = dir.join("rootfs");
         fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        mount(Some(&source), &root, None::<&str>, MsFlags::MS_BIND, None::<&str>).context("mounting the container's root file system")?;
+        mount(
+            Some(&source),
+            &root,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context("mounting the container's root file system")?;
         Ok(Self { dir, root })
     }
 
@@ -96,23 +112,34 @@ impl ContainerRootfs {
             match component {
                 Component::RootDir | Component::CurDir => continue,
                 Component::Normal(name) => current.push(name),
-                Component::ParentDir | Component::Prefix(_) => bail!("path {} leaves the container's root", dest.display()),
+                Component::ParentDir | Component::Prefix(_) => {
+                    bail!("path {} leaves the container's root", dest.display())
+                }
             }
             let last = index + 1 == components.len();
             match fs::symlink_metadata(&current) {
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    bail!("{} in the image is a symlink; refusing to mount through it", dest.display())
+                    bail!(
+                        "{} in the image is a symlink; refusing to mount through it",
+                        dest.display()
+                    )
                 }
-                Ok(meta) if !last && !meta.is_dir() => bail!("{} in the image is not a directory", dest.display()),
+                Ok(meta) if !last && !meta.is_dir() => {
+                    bail!("{} in the image is not a directory", dest.display())
+                }
                 Ok(_) => {}
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                     if last && as_file {
-                        fs::File::create(&current).with_context(|| format!("creating {}", current.display()))?;
+                        fs::File::create(&current)
+                            .with_context(|| format!("creating {}", current.display()))?;
                     } else {
-                        fs::create_dir(&current).with_context(|| format!("creating {}", current.display()))?;
+                        fs::create_dir(&current)
+                            .with_context(|| format!("creating {}", current.display()))?;
                     }
                 }
-                Err(err) => return Err(err).with_context(|| format!("inspecting {}", current.display())),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("inspecting {}", current.display()))
+                }
             }
         }
         Ok(current)
@@ -121,11 +148,14 @@ impl ContainerRootfs {
 
 /// Turns a C string from a path, refusing interior NULs.
 pub fn cstring(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).with_context(|| format!("path {} contains NUL", path.display()))
+    CString::new(path.as_os_str().as_bytes())
+        .with_context(|| format!("path {} contains NUL", path.display()))
 }
 
 fn cstr_opt(value: Option<&str>) -> Result<Option<CString>> {
-    value.map(|v| CString::new(v).context("value contains NUL")).transpose()
+    value
+        .map(|v| CString::new(v).context("value contains NUL"))
+        .transpose()
 }
 
 /// Splits mount options into `MS_*` flags and the file-system data string.
@@ -187,22 +217,39 @@ pub fn plan_mounts(rootfs: &ContainerRootfs, mounts: &[Mount]) -> Result<Vec<Mou
                 .as_ref()
                 .is_some_and(|s| fs::metadata(s).is_ok_and(|m| !m.is_dir()));
         let target = rootfs.prepare_path(dest, source_is_file)?;
-        let data = if data.is_empty() { None } else { Some(data.join(",")) };
-        let remount_flags = (is_bind && flags & !(libc::MS_BIND | libc::MS_REC) != 0)
-            .then_some(libc::MS_REMOUNT | libc::MS_BIND | (flags & !(libc::MS_BIND | libc::MS_REC)));
+        let data = if data.is_empty() {
+            None
+        } else {
+            Some(data.join(","))
+        };
+        let remount_flags = (is_bind && flags & !(libc::MS_BIND | libc::MS_REC) != 0).then_some(
+            libc::MS_REMOUNT | libc::MS_BIND | (flags & !(libc::MS_BIND | libc::MS_REC)),
+        );
         let source = match (&spec_mount.source(), fstype) {
             (Some(source), _) => Some(cstring(source)?),
             (None, Some(fstype)) => Some(CString::new(fstype).context("fstype contains NUL")?),
             (None, None) => bail!("bind mount to {} has no source", dest.display()),
         };
-        let point = if source_is_file { MountPoint::File } else { MountPoint::Dir };
+        let point = if source_is_file {
+            MountPoint::File
+        } else {
+            MountPoint::Dir
+        };
         steps.push(MountStep {
             point,
             source,
             target: cstring(&target)?,
             fstype: cstr_opt(fstype)?,
-            flags: if is_bind { flags & (libc::MS_BIND | libc::MS_REC) } else { flags },
-            data: if is_bind { None } else { cstr_opt(data.as_deref())? },
+            flags: if is_bind {
+                flags & (libc::MS_BIND | libc::MS_REC)
+            } else {
+                flags
+            },
+            data: if is_bind {
+                None
+            } else {
+                cstr_opt(data.as_deref())?
+            },
             remount_flags,
         });
         if propagation != 0 {
@@ -237,10 +284,21 @@ pub fn plan_mounts(rootfs: &ContainerRootfs, mounts: &[Mount]) -> Result<Vec<Mou
 
 /// The symlinks runc puts in every container's /dev, as (target, link).
 pub fn dev_symlinks(rootfs: &ContainerRootfs) -> Result<Vec<(CString, CString)>> {
-    [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")]
-        .into_iter()
-        .map(|(target, name)| Ok((CString::new(target)?, cstring(&rootfs.root.join("dev").join(name))?)))
-        .collect()
+    [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ]
+    .into_iter()
+    .map(|(target, name)| {
+        Ok((
+            CString::new(target)?,
+            cstring(&rootfs.root.join("dev").join(name))?,
+        ))
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -249,7 +307,9 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let opts: Vec<String> = ["nosuid", "ro", "mode=755", "size=65536k", "rprivate"].map(String::from).to_vec();
+        let opts: Vec<String> = ["nosuid", "ro", "mode=755", "size=65536k", "rprivate"]
+            .map(String::from)
+            .to_vec();
         let (flags, propagation, data) = parse_options(&opts);
         assert_eq!(flags, libc::MS_NOSUID | libc::MS_RDONLY);
         assert_eq!(propagation, libc::MS_PRIVATE | libc::MS_REC);
@@ -270,8 +330,14 @@ mod tests {
         let root = dir.join("rootfs");
         fs::create_dir_all(root.join("etc")).unwrap();
         std::os::unix::fs::symlink("/", root.join("escape")).unwrap();
-        let rootfs = ContainerRootfs { dir: dir.clone(), root: root.clone() };
-        assert_eq!(rootfs.prepare_path(Path::new("/etc/hosts"), true).unwrap(), root.join("etc/hosts"));
+        let rootfs = ContainerRootfs {
+            dir: dir.clone(),
+            root: root.clone(),
+        };
+        assert_eq!(
+            rootfs.prepare_path(Path::new("/etc/hosts"), true).unwrap(),
+            root.join("etc/hosts")
+        );
         assert!(root.join("etc/hosts").is_file());
         assert!(rootfs.prepare_path(Path::new("/escape/x"), false).is_err());
         assert!(rootfs.prepare_path(Path::new("/../x"), false).is_err());

@@ -8,11 +8,11 @@ use super::run::{attach_and_wait, start_container, start_monitor, Session};
 use super::template::Template;
 use crate::config::Paths;
 use crate::container::{ContainerRecord, ContainerStore, Status};
+use crate::copy::archive_tree;
 use crate::logs::parse_entries;
 use crate::monitor::client::{self, MonitorClient};
 use crate::monitor::proto::{MonitorRequest, MonitorResponse};
 use crate::monitor::{self, monitor_alive, SandboxPlan};
-use crate::copy::archive_tree;
 use crate::rootfs::TreeKind;
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
@@ -81,11 +81,24 @@ struct PsFilter {
 
 impl PsFilter {
     fn parse(text: &str) -> Result<Self> {
-        let (key, value) = text.split_once('=').ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter (expected name=value)"))?;
         if !["id", "name", "status", "ancestor", "exited", "label"].contains(&key) {
             bail!("invalid filter '{key}'");
         }
-        if key == "status" && !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&value) {
+        if key == "status"
+            && ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&value)
+        {
             bail!("invalid filter 'status={value}'");
         }
         Ok(Self {
@@ -101,8 +114,17 @@ impl PsFilter {
             // Docker matches names as a substring (a regular expression, in fact).
             "name" => record.short_name().contains(value.trim_start_matches('/')),
             "status" => record.state.status.as_str() == value,
-            "ancestor" => record.config.image == value || record.image == value || record.image.trim_start_matches("sha256:").starts_with(value),
-            "exited" => record.state.status == Status::Exited && record.state.exit_code.to_string() == value,
+            "ancestor" => {
+                record.config.image == value
+                    || record.image == value
+                    || record
+                        .image
+                        .trim_start_matches("sha256:")
+                        .starts_with(value)
+            }
+            "exited" => {
+                record.state.status == Status::Exited && record.state.exit_code.to_string() == value
+            }
             "label" => match value.split_once('=') {
                 Some((k, v)) => record.config.labels.get(k).is_some_and(|l| l == v),
                 None => record.config.labels.contains_key(value),
@@ -116,7 +138,12 @@ impl PsFilter {
 fn passes(filters: &[PsFilter], record: &ContainerRecord) -> bool {
     let mut keys: Vec<&str> = filters.iter().map(|f| f.key.as_str()).collect();
     keys.dedup();
-    keys.iter().all(|key| filters.iter().filter(|f| f.key == *key).any(|f| f.matches(record)))
+    keys.iter().all(|key| {
+        filters
+            .iter()
+            .filter(|f| f.key == *key)
+            .any(|f| f.matches(record))
+    })
 }
 
 #[cfg(test)]
@@ -127,20 +154,50 @@ mod tests {
     fn ps_filters_parse_as_docker_spells_them() {
         assert!(PsFilter::parse("name=web").is_ok());
         assert!(PsFilter::parse("status=exited").is_ok());
-        assert_eq!(PsFilter::parse("status=sleeping").unwrap_err().to_string(), "invalid filter 'status=sleeping'");
-        assert_eq!(PsFilter::parse("colour=red").unwrap_err().to_string(), "invalid filter 'colour'");
+        assert_eq!(
+            PsFilter::parse("status=sleeping").unwrap_err().to_string(),
+            "invalid filter 'status=sleeping'"
+        );
+        assert_eq!(
+            PsFilter::parse("colour=red").unwrap_err().to_string(),
+            "invalid filter 'colour'"
+        );
         assert!(PsFilter::parse("name").is_err());
     }
 }
 
 /// The STATUS column: `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`.
 fn status_text(record: &ContainerRecord) -> String {
-    let since = |at: &str| timefmt::parse(at).map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+    let since = |at: &str| {
+        timefmt::parse(at).map(|t| SystemTime::now().duration_since(t).unwrap_or_default())
+    };
     match record.state.status {
-        Status::Running => format!("Up {}", since(&record.state.started_at).map(human_duration).unwrap_or_default()),
-        Status::Paused => format!("Up {} (Paused)", since(&record.state.started_at).map(human_duration).unwrap_or_default()),
-        Status::Restarting => format!("Restarting ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
-        Status::Exited => format!("Exited ({}) {} ago", record.state.exit_code, since(&record.state.finished_at).map(human_duration).unwrap_or_default()),
+        Status::Running => format!(
+            "Up {}",
+            since(&record.state.started_at)
+                .map(human_duration)
+                .unwrap_or_default()
+        ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            since(&record.state.started_at)
+                .map(human_duration)
+                .unwrap_or_default()
+        ),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            record.state.exit_code,
+            since(&record.state.finished_at)
+                .map(human_duration)
+                .unwrap_or_default()
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            record.state.exit_code,
+            since(&record.state.finished_at)
+                .map(human_duration)
+                .unwrap_or_default()
+        ),
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -149,7 +206,10 @@ fn status_text(record: &ContainerRecord) -> String {
 
 /// The COMMAND column: the command line, quoted, truncated as Docker does.
 fn command_text(record: &ContainerRecord, no_trunc: bool) -> String {
-    let mut command = std::iter::once(record.path.as_str()).chain(record.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    let mut command = std::iter::once(record.path.as_str())
+        .chain(record.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
     if !no_trunc && command.chars().count() > 20 {
         command = command.chars().take(19).collect::<String>() + "…";
     }
@@ -158,7 +218,11 @@ fn command_text(record: &ContainerRecord, no_trunc: bool) -> String {
 
 /// A container as `ps --format` sees it.
 fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
-    let id = if no_trunc { record.id.clone() } else { record.id[..12].to_string() };
+    let id = if no_trunc {
+        record.id.clone()
+    } else {
+        record.id[..12].to_string()
+    };
     json!({
         "ID": id,
         "Image": record.config.image,
@@ -181,7 +245,13 @@ fn published_ports(settings: &Value) -> Vec<(String, String, String)> {
     if let Some(ports) = settings.get("Ports").and_then(Value::as_object) {
         for (container_port, bindings) in ports {
             for binding in bindings.as_array().into_iter().flatten() {
-                let field = |name: &str| binding.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+                let field = |name: &str| {
+                    binding
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 out.push((container_port.clone(), field("HostIp"), field("HostPort")));
             }
         }
@@ -210,7 +280,13 @@ pub struct PortArgs {
 /// Lists a container's port mappings.
 pub fn port(paths: &Paths, args: PortArgs) -> Result<i32> {
     let (_, record) = load(paths, &args.container)?;
-    let wanted = args.private_port.map(|p| if p.contains('/') { p } else { format!("{p}/tcp") });
+    let wanted = args.private_port.map(|p| {
+        if p.contains('/') {
+            p
+        } else {
+            format!("{p}/tcp")
+        }
+    });
     let mut found = false;
     for (container, ip, port) in published_ports(&record.network_settings) {
         match &wanted {
@@ -233,10 +309,24 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
     for record in records.iter_mut() {
         monitor::reconcile(&store, record);
     }
-    let filters = args.filter.iter().map(|f| PsFilter::parse(f)).collect::<Result<Vec<_>>>()?;
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| PsFilter::parse(f))
+        .collect::<Result<Vec<_>>>()?;
     // A status or exited filter looks at every container, as in Docker.
-    let all = args.all || args.latest || args.last.is_some() || filters.iter().any(|f| f.key == "status" || f.key == "exited");
-    records.retain(|r| all || matches!(r.state.status, Status::Running | Status::Restarting | Status::Paused));
+    let all = args.all
+        || args.latest
+        || args.last.is_some()
+        || filters
+            .iter()
+            .any(|f| f.key == "status" || f.key == "exited");
+    records.retain(|r| {
+        all || matches!(
+            r.state.status,
+            Status::Running | Status::Restarting | Status::Paused
+        )
+    });
     records.retain(|r| passes(&filters, r));
     // Newest first already; -l is -n 1.
     if let Some(last) = args.last.or(args.latest.then_some(1)) {
@@ -244,7 +334,14 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
     }
     if args.quiet {
         for record in &records {
-            println!("{}", if args.no_trunc { record.id.as_str() } else { &record.id[..12] });
+            println!(
+                "{}",
+                if args.no_trunc {
+                    record.id.as_str()
+                } else {
+                    &record.id[..12]
+                }
+            );
         }
         return Ok(0);
     }
@@ -263,13 +360,32 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
         .iter()
         .map(|r| {
             let row = ps_row(r, args.no_trunc);
-            ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-                .iter()
-                .map(|k| row[*k].as_str().unwrap_or_default().to_string())
-                .collect()
+            [
+                "ID",
+                "Image",
+                "Command",
+                "RunningFor",
+                "Status",
+                "Ports",
+                "Names",
+            ]
+            .iter()
+            .map(|k| row[*k].as_str().unwrap_or_default().to_string())
+            .collect()
         })
         .collect();
-    print_table(&["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], &rows);
+    print_table(
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -300,8 +416,13 @@ fn parse_since(text: &str) -> Result<SystemTime> {
     if let Ok(secs) = text.parse::<f64>() {
         return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs));
     }
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let value: f64 = number.parse().map_err(|_| anyhow!("invalid value for \"since\": {text}"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| anyhow!("invalid value for \"since\": {text}"))?;
     let seconds = match unit {
         "s" => value,
         "m" => value * 60.0,
@@ -318,7 +439,10 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse().map_err(|_| anyhow!("invalid value for --tail: {n}"))?),
+        n => Some(
+            n.parse()
+                .map_err(|_| anyhow!("invalid value for --tail: {n}"))?,
+        ),
     };
     let path = std::path::PathBuf::from(&record.log_path);
     let mut offset = 0usize;
@@ -342,7 +466,11 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
         let stdout = std::io::stdout();
         let stderr = std::io::stderr();
         for entry in entries {
-            let text = if args.timestamps { format!("{} {}", entry.time, entry.log) } else { entry.log };
+            let text = if args.timestamps {
+                format!("{} {}", entry.time, entry.log)
+            } else {
+                entry.log
+            };
             let _ = if entry.stream == "stderr" {
                 stderr.lock().write_all(text.as_bytes())
             } else {
@@ -355,7 +483,11 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
         }
         let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
         monitor::reconcile(&store, &mut current);
-        if !matches!(current.state.status, Status::Running | Status::Restarting | Status::Paused | Status::Created) && !monitor_alive(current.hull_sandbox.monitor_pid) {
+        if !matches!(
+            current.state.status,
+            Status::Running | Status::Restarting | Status::Paused | Status::Created
+        ) && !monitor_alive(current.hull_sandbox.monitor_pid)
+        {
             // One last read for lines written just before the exit.
             let data = std::fs::read(&path).unwrap_or_default();
             if data.len() == offset {
@@ -387,7 +519,10 @@ pub struct StartArgs {
 /// Starts a container that is not running; returns a connection to its monitor.
 async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClient>> {
     let (_, record) = load(paths, reference)?;
-    if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
+    if matches!(
+        record.state.status,
+        Status::Running | Status::Restarting | Status::Paused
+    ) {
         return Ok(None);
     }
     let store = ContainerStore::open(&paths.root)?;
@@ -457,12 +592,19 @@ pub struct StopArgs {
 /// Stops a running container and waits until its monitor is gone.
 async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
     let (store, mut record) = load(paths, reference)?;
-    if !matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
+    if !matches!(
+        record.state.status,
+        Status::Running | Status::Restarting | Status::Paused
+    ) {
         return Ok(());
     }
     resume_if_paused(&store, &mut record)?;
     if let Ok(monitor) = client::connect(paths, &record.id).await {
-        monitor.request(MonitorRequest::Stop { timeout_secs: timeout }).await?;
+        monitor
+            .request(MonitorRequest::Stop {
+                timeout_secs: timeout,
+            })
+            .await?;
     }
     crate::fault::point("stop.after-request");
     wait_for_monitor(&store, &record.id).await;
@@ -520,8 +662,14 @@ pub fn parse_signal(text: &str) -> Result<i32> {
             .map_err(|_| anyhow!("Invalid signal: {text}"));
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| anyhow!("Invalid signal: {text}"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| anyhow!("Invalid signal: {text}"))
 }
 
 /// Sends a signal to containers.
@@ -530,7 +678,10 @@ pub async fn kill(paths: &Paths, args: KillArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         let (store, mut record) = load(paths, &name)?;
         if !matches!(record.state.status, Status::Running | Status::Paused) {
-            bail!("Cannot kill container: {name}: Container {} is not running", record.id);
+            bail!(
+                "Cannot kill container: {name}: Container {} is not running",
+                record.id
+            );
         }
         resume_if_paused(&store, &mut record)?;
         let monitor = client::connect(paths, &record.id).await?;
@@ -569,7 +720,10 @@ pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
 /// Removes one container; with `force`, a running one is killed first.
 pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<()> {
     let (store, mut record) = load(paths, name)?;
-    if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused) {
+    if matches!(
+        record.state.status,
+        Status::Running | Status::Restarting | Status::Paused
+    ) {
         if !force {
             bail!(
                 "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
@@ -582,7 +736,9 @@ pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<
     // `hull run` was killed): a kill by the user, no restart policy brings it back.
     if monitor_alive(record.hull_sandbox.monitor_pid) {
         if let Ok(monitor) = client::connect(paths, &record.id).await {
-            let _ = monitor.request(MonitorRequest::Stop { timeout_secs: 0 }).await;
+            let _ = monitor
+                .request(MonitorRequest::Stop { timeout_secs: 0 })
+                .await;
         }
         wait_for_monitor(&store, &record.id).await;
         if let Ok(current) = store.load(&record.id) {
@@ -621,12 +777,20 @@ pub async fn wait(paths: &Paths, args: WaitArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
         let (store, record) = load(paths, &name)?;
         let code = match client::connect(paths, &record.id).await {
-            Ok(monitor) if matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused | Status::Created) => {
+            Ok(monitor)
+                if matches!(
+                    record.state.status,
+                    Status::Running | Status::Restarting | Status::Paused | Status::Created
+                ) =>
+            {
                 match monitor.request(MonitorRequest::Wait).await {
                     Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code,
                     _ => {
                         wait_for_monitor(&store, &record.id).await;
-                        store.load(&record.id).map(|r| r.state.exit_code).unwrap_or(record.state.exit_code)
+                        store
+                            .load(&record.id)
+                            .map(|r| r.state.exit_code)
+                            .unwrap_or(record.state.exit_code)
                     }
                 }
             }
@@ -683,18 +847,33 @@ pub struct TopArgs {
 pub async fn top(paths: &Paths, args: TopArgs) -> Result<i32> {
     let (_, record) = load(paths, &args.container)?;
     if record.state.status == Status::Paused {
-        bail!("Container {} is paused, unpause the container before top", record.id);
+        bail!(
+            "Container {} is paused, unpause the container before top",
+            record.id
+        );
     }
     if record.state.status != Status::Running {
         bail!("Container {} is not running", record.id);
     }
     let monitor = client::connect(paths, &record.id).await?;
-    let MonitorResponse::Processes { processes } = monitor.request(MonitorRequest::Top).await? else {
+    let MonitorResponse::Processes { processes } = monitor.request(MonitorRequest::Top).await?
+    else {
         bail!("unexpected answer from the monitor");
     };
     let rows: Vec<Vec<String>> = processes
         .iter()
-        .map(|p| vec![if p.uid == 0 { "root".into() } else { p.uid.to_string() }, p.pid.to_string(), p.ppid.to_string(), p.command.clone()])
+        .map(|p| {
+            vec![
+                if p.uid == 0 {
+                    "root".into()
+                } else {
+                    p.uid.to_string()
+                },
+                p.pid.to_string(),
+                p.ppid.to_string(),
+                p.command.clone(),
+            ]
+        })
         .collect();
     print_table(&["UID", "PID", "PPID", "CMD"], &rows);
     Ok(0)
@@ -718,15 +897,21 @@ pub async fn export(paths: &Paths, args: ExportArgs) -> Result<i32> {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
-        None if std::io::stdout().is_terminal() => bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect"),
+        None if std::io::stdout().is_terminal() => {
+            bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        }
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
     let scratch = paths.views_dir();
     // (Walked by descriptors: a running guest's changes meanwhile lead it nowhere.)
-    tokio::task::spawn_blocking(move || rootfs.with_view(&scratch, move |root| archive_tree(root, TreeKind::Merged, Default::default(), out)))
-        .await
-        .context("exporting")???;
+    tokio::task::spawn_blocking(move || {
+        rootfs.with_view(&scratch, move |root| {
+            archive_tree(root, TreeKind::Merged, Default::default(), out)
+        })
+    })
+    .await
+    .context("exporting")???;
     Ok(0)
 }
 
@@ -770,7 +955,9 @@ pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
     for name in &args.names {
         let container = match args.kind.as_deref() {
             Some("image") => None,
-            _ => load(paths, name).ok().map(|(_, record)| serde_json::to_value(record)),
+            _ => load(paths, name)
+                .ok()
+                .map(|(_, record)| serde_json::to_value(record)),
         };
         let object = match container {
             Some(value) => Some(value.context("serialising the record")?),
@@ -786,7 +973,9 @@ pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
         }
     }
     match template {
-        Some(template) => objects.iter().for_each(|o| println!("{}", template.render(o))),
+        Some(template) => objects
+            .iter()
+            .for_each(|o| println!("{}", template.render(o))),
         None => println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?),
     }
     Ok(if failed { 1 } else { 0 })
@@ -834,34 +1023,57 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let base = images.resolve(&record.image)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
     sweep_dead_commits(images.root());
-    let layer = images.root().join(format!(".tmp-commit-{}-{}.tar", std::process::id(), &record.id[..12]));
+    let layer = images.root().join(format!(
+        ".tmp-commit-{}-{}.tar",
+        std::process::id(),
+        &record.id[..12]
+    ));
     // A paused VM cannot change the layer while it is read (nor swap a
     // file for a symlink under the reader): the VMM process is stopped.
     if record.state.status == Status::Running {
         // What the guest still holds in memory (shared mappings) goes to
         // the layer first; a guest that does not answer does not stop the commit.
         if let Ok(monitor) = client::connect(paths, &record.id).await {
-            if let Err(err) = tokio::time::timeout(Duration::from_secs(10), monitor.request(MonitorRequest::Sync)).await {
+            if let Err(err) = tokio::time::timeout(
+                Duration::from_secs(10),
+                monitor.request(MonitorRequest::Sync),
+            )
+            .await
+            {
                 tracing::warn!("the guest did not sync its file systems: {err}");
             }
         }
     }
-    let paused = if args.pause { pause_if_running(&record) } else { None };
+    let paused = if args.pause {
+        pause_if_running(&record)
+    } else {
+        None
+    };
     crate::fault::point("commit.paused");
     let written = (|| -> Result<()> {
-        let file = std::fs::File::create(&layer).with_context(|| format!("creating {}", layer.display()))?;
+        let file = std::fs::File::create(&layer)
+            .with_context(|| format!("creating {}", layer.display()))?;
         let hidden = rootfs.hidden_entries(&monitor::mount_points(&store.dir_of(&record.id))?)?;
-        archive_tree(rootfs.upper(), TreeKind::Upper, hidden, std::io::BufWriter::new(file))?;
+        archive_tree(
+            rootfs.upper(),
+            TreeKind::Upper,
+            hidden,
+            std::io::BufWriter::new(file),
+        )?;
         Ok(())
     })();
     drop(paused);
     let options = crate::image::CommitOptions {
         author: args.author.clone(),
         message: args.message.clone(),
-        created_by: std::iter::once(record.path.clone()).chain(record.args.iter().cloned()).collect::<Vec<_>>().join(" "),
+        created_by: std::iter::once(record.path.clone())
+            .chain(record.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
         config,
     };
-    let committed = written.and_then(|()| Ok(images.commit(&base, &layer, &options, args.repository.as_deref())?));
+    let committed = written
+        .and_then(|()| Ok(images.commit(&base, &layer, &options, args.repository.as_deref())?));
     let _ = std::fs::remove_file(&layer);
     println!("{}", committed?);
     Ok(0)
@@ -872,7 +1084,9 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
 fn sweep_dead_commits(dir: &std::path::Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.strip_prefix(".tmp-commit-").and_then(|rest| rest.split('-').next()?.parse::<i64>().ok());
+        let pid = name
+            .strip_prefix(".tmp-commit-")
+            .and_then(|rest| rest.split('-').next()?.parse::<i64>().ok());
         if pid.is_some_and(|pid| !crate::process::process_alive(pid)) {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -887,7 +1101,9 @@ fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
     }
     // Held while frozen: a `hull` killed meanwhile lets it go, and the next
     // command that sees the VM stopped with no holder resumes it.
-    let freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store_dir_of(record))).ok()?;
+    let freeze =
+        crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store_dir_of(record)))
+            .ok()?;
     signal_vmm(record, nix::sys::signal::Signal::SIGSTOP).ok()?;
     Some(PausedVmm {
         record: record.clone(),
@@ -897,7 +1113,10 @@ fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
 
 /// The container's directory, from its log's path (the record knows no store).
 fn store_dir_of(record: &ContainerRecord) -> std::path::PathBuf {
-    std::path::Path::new(&record.log_path).parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+    std::path::Path::new(&record.log_path)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A container whose VMM process was stopped with SIGSTOP, continued when
@@ -916,11 +1135,15 @@ impl Drop for PausedVmm {
 
 /// One `--change` instruction, applied to an image config's `config`.
 fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
-    let (instruction, value) = change.trim().split_once(char::is_whitespace).unwrap_or((change.trim(), ""));
+    let (instruction, value) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
     let value = value.trim();
     // Exec form (a JSON array) or shell form, as in a Dockerfile.
     let command = || -> Value {
-        serde_json::from_str::<Vec<String>>(value).map_or_else(|_| json!(["/bin/sh", "-c", value]), |list| json!(list))
+        serde_json::from_str::<Vec<String>>(value)
+            .map_or_else(|_| json!(["/bin/sh", "-c", value]), |list| json!(list))
     };
     match instruction.to_ascii_uppercase().as_str() {
         "CMD" => {
@@ -936,15 +1159,24 @@ fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Re
             config.insert("User".into(), json!(value));
         }
         "ENV" => {
-            let (key, val) = value.split_once('=').or_else(|| value.split_once(' ')).ok_or_else(|| anyhow!("ENV needs KEY=VALUE: {change}"))?;
+            let (key, val) = value
+                .split_once('=')
+                .or_else(|| value.split_once(' '))
+                .ok_or_else(|| anyhow!("ENV needs KEY=VALUE: {change}"))?;
             let env = config.entry("Env").or_insert_with(|| json!([]));
             if let Some(list) = env.as_array_mut() {
-                list.retain(|e| e.as_str().and_then(|e| e.split_once('=')).is_none_or(|(k, _)| k != key));
+                list.retain(|e| {
+                    e.as_str()
+                        .and_then(|e| e.split_once('='))
+                        .is_none_or(|(k, _)| k != key)
+                });
                 list.push(json!(format!("{key}={}", val.trim())));
             }
         }
         "LABEL" => {
-            let (key, val) = value.split_once('=').ok_or_else(|| anyhow!("LABEL needs KEY=VALUE: {change}"))?;
+            let (key, val) = value
+                .split_once('=')
+                .ok_or_else(|| anyhow!("LABEL needs KEY=VALUE: {change}"))?;
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
             if let Some(map) = labels.as_object_mut() {
                 map.insert(key.to_string(), json!(val.trim_matches('"')));
@@ -953,7 +1185,11 @@ fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Re
         "EXPOSE" => {
             let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
             for port in value.split_whitespace() {
-                let key = if port.contains('/') { port.to_string() } else { format!("{port}/tcp") };
+                let key = if port.contains('/') {
+                    port.to_string()
+                } else {
+                    format!("{port}/tcp")
+                };
                 if let Some(map) = ports.as_object_mut() {
                     map.insert(key, json!({}));
                 }
@@ -1001,7 +1237,9 @@ pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
         }
         // Under the freeze lock until the record says paused: no other
         // command takes the stopped VM for one a dead `hull` left frozen.
-        let _freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store.dir_of(&record.id)))?;
+        let _freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(
+            &store.dir_of(&record.id),
+        ))?;
         signal_vmm(&record, nix::sys::signal::Signal::SIGSTOP)?;
         record.set_paused(true);
         store.save(&record)?;
@@ -1049,8 +1287,12 @@ fn vmm_stopped(record: &ContainerRecord) -> bool {
 }
 
 fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {
-    let pid = i32::try_from(record.hull_sandbox.vmm_pid).ok().filter(|pid| *pid > 0).ok_or_else(|| anyhow!("container {} has no VM", record.id))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))
+    let pid = i32::try_from(record.hull_sandbox.vmm_pid)
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| anyhow!("container {} has no VM", record.id))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+        .with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))
 }
 
 /// `hull stats`.
@@ -1075,7 +1317,11 @@ pub struct StatsArgs {
 /// One container's row: its record and, if it runs, two samples a moment apart.
 struct StatsRow {
     record: ContainerRecord,
-    samples: Option<(hull_protocol::ContainerStats, hull_protocol::ContainerStats, Duration)>,
+    samples: Option<(
+        hull_protocol::ContainerStats,
+        hull_protocol::ContainerStats,
+        Duration,
+    )>,
 }
 
 /// Resource use of containers, as `docker stats`: CPU from two samples a
@@ -1084,11 +1330,23 @@ struct StatsRow {
 pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
     let store = ContainerStore::open(&paths.root)?;
     let ids: Vec<String> = if args.containers.is_empty() {
-        store.list()?.into_iter().filter(|r| args.all || r.state.status == Status::Running).map(|r| r.id).collect()
+        store
+            .list()?
+            .into_iter()
+            .filter(|r| args.all || r.state.status == Status::Running)
+            .map(|r| r.id)
+            .collect()
     } else {
-        args.containers.iter().map(|name| store.resolve(name)).collect::<Result<_, _>>()?
+        args.containers
+            .iter()
+            .map(|name| store.resolve(name))
+            .collect::<Result<_, _>>()?
     };
-    let template = args.format.as_deref().map(Template::parse_format).transpose()?;
+    let template = args
+        .format
+        .as_deref()
+        .map(Template::parse_format)
+        .transpose()?;
     let sample = |record: ContainerRecord| async move {
         // A paused VM would not answer; a stopped container has nothing to say.
         if record.state.status != Status::Running {
@@ -1142,22 +1400,52 @@ fn print_stats(rows: &[StatsRow], template: Option<&(bool, Template)>, no_trunc:
         }
         return;
     }
-    let field = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let field = |v: &Value, key: &str| {
+        v.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let table: Vec<Vec<String>> = values
         .iter()
-        .map(|v| ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"].iter().map(|k| field(v, k)).collect())
+        .map(|v| {
+            [
+                "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+            ]
+            .iter()
+            .map(|k| field(v, k))
+            .collect()
+        })
         .collect();
-    print_table(&["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"], &table);
+    print_table(
+        &[
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS",
+        ],
+        &table,
+    );
 }
 
 /// A row's fields under Docker's `--format` names.
 fn stats_values(row: &StatsRow, no_trunc: bool) -> Value {
-    let id = if no_trunc { row.record.id.clone() } else { row.record.id[..12].to_string() };
+    let id = if no_trunc {
+        row.record.id.clone()
+    } else {
+        row.record.id[..12].to_string()
+    };
     let name = row.record.short_name().to_string();
     let Some((before, now, elapsed)) = row.samples else {
         return json!({"Container": name, "ID": id, "Name": name, "CPUPerc": "--", "MemUsage": "-- / --", "MemPerc": "--", "NetIO": "--", "BlockIO": "--", "PIDs": "--"});
     };
-    let cpu = now.cpu_usage_usec.saturating_sub(before.cpu_usage_usec) as f64 / elapsed.as_micros().max(1) as f64 * 100.0;
+    let cpu = now.cpu_usage_usec.saturating_sub(before.cpu_usage_usec) as f64
+        / elapsed.as_micros().max(1) as f64
+        * 100.0;
     let mem = now.memory_usage as f64 / now.memory_limit.max(1) as f64 * 100.0;
     json!({
         "Container": name,

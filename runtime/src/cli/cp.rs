@@ -8,8 +8,8 @@
 //! overlay virtiofsd serves the guest (`--cache=auto` lets the guest see
 //! the new files at once). The copying itself is [`crate::copy`]'s.
 
-use crate::config::Paths;
 use super::containers::load;
+use crate::config::Paths;
 use crate::copy::{self, CopyError, CopyOptions, Tree};
 use crate::monitor::{monitor_alive, SandboxPlan};
 use anyhow::{bail, Context, Result};
@@ -71,44 +71,75 @@ pub async fn cp(paths: &Paths, args: CpArgs) -> Result<i32> {
         (None, None) => bail!("must specify at least one container source"),
         (Some(name), None) => {
             let name = name.to_string();
-            tokio::task::spawn_blocking(move || copy_out(&paths, &name, &source_path, &dest_path, options)).await.context("copying")??
+            tokio::task::spawn_blocking(move || {
+                copy_out(&paths, &name, &source_path, &dest_path, options)
+            })
+            .await
+            .context("copying")??
         }
         (None, Some(name)) => {
             let name = name.to_string();
-            tokio::task::spawn_blocking(move || copy_in(&paths, &name, &source_path, &dest_path, options)).await.context("copying")??
+            tokio::task::spawn_blocking(move || {
+                copy_in(&paths, &name, &source_path, &dest_path, options)
+            })
+            .await
+            .context("copying")??
         }
     };
     if report && args.source != "-" && args.destination != "-" {
-        eprintln!("Successfully copied {} to {}", super::format::human_size(copied), args.destination);
+        eprintln!(
+            "Successfully copied {} to {}",
+            super::format::human_size(copied),
+            args.destination
+        );
     }
     Ok(0)
 }
 
 /// Container to host (or to a tar archive on stdout), through a view.
-fn copy_out(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOptions) -> Result<u64> {
+fn copy_out(
+    paths: &Paths,
+    name: &str,
+    source: &str,
+    dest: &str,
+    options: CopyOptions,
+) -> Result<u64> {
     let (store, record) = load(paths, name)?;
     let container_dir = store.dir_of(&record.id);
     let rootfs = SandboxPlan::load(&container_dir)?.rootfs(&container_dir);
     let (name, source, dest) = (name.to_string(), source.to_string(), dest.to_string());
-    let copied = rootfs.with_view(&paths.views_dir(), move |point| -> Result<u64, CopyError> {
-        let container = Tree::container_at(point, &name)?;
-        if dest == "-" {
-            let stdout = std::io::stdout().lock();
-            copy::archive_to(&container, &source, options, std::io::BufWriter::new(stdout))
-        } else {
-            copy::copy(&container, &source, &Tree::host(), &dest, options)
-        }
-    })??;
+    let copied =
+        rootfs.with_view(&paths.views_dir(), move |point| -> Result<u64, CopyError> {
+            let container = Tree::container_at(point, &name)?;
+            if dest == "-" {
+                let stdout = std::io::stdout().lock();
+                copy::archive_to(
+                    &container,
+                    &source,
+                    options,
+                    std::io::BufWriter::new(stdout),
+                )
+            } else {
+                copy::copy(&container, &source, &Tree::host(), &dest, options)
+            }
+        })??;
     Ok(copied)
 }
 
 /// Host (or a tar archive on stdin) to container: a stopped one through
 /// its writable overlay mounted for the copy, a running one through
 /// virtiofsd's.
-fn copy_in(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOptions) -> Result<u64> {
+fn copy_in(
+    paths: &Paths,
+    name: &str,
+    source: &str,
+    dest: &str,
+    options: CopyOptions,
+) -> Result<u64> {
     let (store, record) = load(paths, name)?;
     // A container that has just exited: its monitor lets go of the layer first.
-    let record = crate::monitor::settled_record(&store, &record.id, std::time::Duration::from_secs(5))?;
+    let record =
+        crate::monitor::settled_record(&store, &record.id, std::time::Duration::from_secs(5))?;
     let (name, source, dest) = (name.to_string(), source.to_string(), dest.to_string());
     let write = move |container: Tree| -> Result<u64, CopyError> {
         if source == "-" {
@@ -130,7 +161,9 @@ fn copy_in(paths: &Paths, name: &str, source: &str, dest: &str, options: CopyOpt
     // A start meanwhile waits for the copy: its monitor takes the writable
     // layer's lock first. The other way round, the copy is refused.
     let label = name.clone();
-    let copied = match rootfs.with_writable(&paths.views_dir(), move |point| Tree::container_at(point, &label).and_then(write)) {
+    let copied = match rootfs.with_writable(&paths.views_dir(), move |point| {
+        Tree::container_at(point, &label).and_then(write)
+    }) {
         Err(crate::rootfs::RootfsError::InUse) => bail!("container {name} is starting; try again"),
         other => other??,
     };

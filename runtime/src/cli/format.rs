@@ -9,7 +9,11 @@ pub fn human_size(bytes: u64) -> String {
 
 /// A memory size as `docker stats` prints it: binary units (`1.5MiB`).
 pub fn binary_size(bytes: u64) -> String {
-    scaled(bytes, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
+    scaled(
+        bytes,
+        1024.0,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+    )
 }
 
 fn scaled(bytes: u64, base: f64, units: &[&str]) -> String {
@@ -20,9 +24,19 @@ fn scaled(bytes: u64, base: f64, units: &[&str]) -> String {
         unit += 1;
     }
     // Three significant digits, trailing zeros dropped, as Docker's %.3g does.
-    let digits = if value >= 100.0 { 0 } else if value >= 10.0 { 1 } else { 2 };
+    let digits = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
     let text = format!("{value:.digits$}");
-    let trimmed = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    let trimmed = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
     format!("{trimmed}{}", units[unit])
 }
 

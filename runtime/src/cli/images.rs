@@ -43,7 +43,8 @@ pub fn save(paths: &Paths, args: SaveArgs) -> Result<()> {
         Some(path) => {
             // Whole or nothing: a failed save leaves no half archive.
             let tmp = path.with_extension("tmp-hull-save");
-            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let file = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
             if let Err(err) = store.save(&args.images, std::io::BufWriter::new(file)) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(err.into());
@@ -128,7 +129,12 @@ pub fn tag(paths: &Paths, args: TagArgs) -> Result<()> {
 pub fn rmi(paths: &Paths, args: RmiArgs) -> Result<i32> {
     let store = open_store(paths)?;
     let containers = crate::container::ContainerStore::open(&paths.root)?.list()?;
-    let in_use = |id: &crate::image::Digest| containers.iter().find(|c| c.image == id.to_string()).map(|c| c.id.clone());
+    let in_use = |id: &crate::image::Digest| {
+        containers
+            .iter()
+            .find(|c| c.image == id.to_string())
+            .map(|c| c.id.clone())
+    };
     let mut failed = false;
     for image in &args.images {
         match store.remove(image, args.force, in_use) {
@@ -147,7 +153,11 @@ pub fn rmi(paths: &Paths, args: RmiArgs) -> Result<i32> {
 pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
     let store = open_store(paths)?;
     let image = store.resolve(&args.image)?;
-    let id = if args.no_trunc { image.id.to_string() } else { image.id.short().to_string() };
+    let id = if args.no_trunc {
+        image.id.to_string()
+    } else {
+        image.id.short().to_string()
+    };
     let steps = image.config.history().clone();
     // Each step that made a layer made the next one, bottom first.
     let mut layers = image.diff_ids.iter();
@@ -155,7 +165,10 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
         .iter()
         .map(|step| match step.empty_layer().unwrap_or(false) {
             true => "0B".to_string(),
-            false => layers.next().and_then(|d| store.layer_size(d).ok()).map_or_else(|| "-".to_string(), human_size),
+            false => layers
+                .next()
+                .and_then(|d| store.layer_size(d).ok())
+                .map_or_else(|| "-".to_string(), human_size),
         })
         .collect();
     if args.quiet {
@@ -176,7 +189,11 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
                 created_by = created_by.chars().take(44).collect::<String>() + "…";
             }
             vec![
-                if index == 0 { id.clone() } else { "<missing>".into() },
+                if index == 0 {
+                    id.clone()
+                } else {
+                    "<missing>".into()
+                },
                 ago(step.created().as_deref()),
                 created_by,
                 size,
@@ -184,21 +201,39 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
             ]
         })
         .collect();
-    print_table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &rows);
+    print_table(
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &rows,
+    );
     Ok(())
 }
 
 /// Opens the image store of `paths`.
 pub fn open_store(paths: &Paths) -> Result<ImageStore> {
-    ImageStore::open(&paths.image_root()).with_context(|| format!("opening the image store in {}", paths.image_root().display()))
+    ImageStore::open(&paths.image_root()).with_context(|| {
+        format!(
+            "opening the image store in {}",
+            paths.image_root().display()
+        )
+    })
 }
 
 /// Lists images with Docker's columns.
 pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
     let store = open_store(paths)?;
     let mut images = store.list()?;
-    images.sort_by(|a, b| b.created.cmp(&a.created).then(a.repository.cmp(&b.repository)));
-    let id = |digest: &crate::image::Digest| if args.no_trunc { digest.to_string() } else { digest.short().to_string() };
+    images.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then(a.repository.cmp(&b.repository))
+    });
+    let id = |digest: &crate::image::Digest| {
+        if args.no_trunc {
+            digest.to_string()
+        } else {
+            digest.short().to_string()
+        }
+    };
     if args.quiet {
         let mut seen = std::collections::HashSet::new();
         for image in &images {
@@ -215,12 +250,19 @@ pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
             if args.digests {
                 row.push(image.digest.to_string());
             }
-            row.extend([id(&image.id), ago(image.created.as_deref()), human_size(image.size)]);
+            row.extend([
+                id(&image.id),
+                ago(image.created.as_deref()),
+                human_size(image.size),
+            ]);
             row
         })
         .collect();
     if args.digests {
-        print_table(&["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"], &rows);
+        print_table(
+            &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
+            &rows,
+        );
     } else {
         print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
     }
@@ -361,12 +403,28 @@ impl PullDisplay {
     }
 
     /// The bar of `layer`, made on first use.
-    fn bar(&self, bars: &indicatif::MultiProgress, layer: &crate::image::Digest, size: u64) -> indicatif::ProgressBar {
-        self.bar_with(bars, layer, size, "{prefix}: {msg:<17} {wide_bar} {bytes}/{total_bytes}")
+    fn bar(
+        &self,
+        bars: &indicatif::MultiProgress,
+        layer: &crate::image::Digest,
+        size: u64,
+    ) -> indicatif::ProgressBar {
+        self.bar_with(
+            bars,
+            layer,
+            size,
+            "{prefix}: {msg:<17} {wide_bar} {bytes}/{total_bytes}",
+        )
     }
 
     /// The bar of `layer`, made with `template` on first use.
-    fn bar_with(&self, bars: &indicatif::MultiProgress, layer: &crate::image::Digest, size: u64, template: &str) -> indicatif::ProgressBar {
+    fn bar_with(
+        &self,
+        bars: &indicatif::MultiProgress,
+        layer: &crate::image::Digest,
+        size: u64,
+        template: &str,
+    ) -> indicatif::ProgressBar {
         let mut layers = self.layers.borrow_mut();
         if let Some((_, bar)) = layers.iter().find(|(known, _)| known == layer) {
             return bar.clone();
@@ -383,7 +441,9 @@ impl PullDisplay {
 
     fn event(&self, event: crate::image::registry::PullEvent<'_>) {
         use crate::image::registry::PullEvent;
-        let status = |layer: &crate::image::Digest, text: &str| self.line(&format!("{}: {text}", layer.short()));
+        let status = |layer: &crate::image::Digest, text: &str| {
+            self.line(&format!("{}: {text}", layer.short()))
+        };
         let Some(bars) = &self.bars else {
             match event {
                 PullEvent::Resolved => self.line(&self.header),
@@ -398,16 +458,23 @@ impl PullDisplay {
         match event {
             PullEvent::Resolved => self.line(&self.header),
             PullEvent::LayerExists(layer) => {
-                self.bar_with(bars, layer, 0, "{prefix}: {msg}").finish_with_message("Already exists");
+                self.bar_with(bars, layer, 0, "{prefix}: {msg}")
+                    .finish_with_message("Already exists");
             }
-            PullEvent::LayerWaiting(layer, size) => self.bar(bars, layer, size).set_message("Pulling fs layer"),
+            PullEvent::LayerWaiting(layer, size) => {
+                self.bar(bars, layer, size).set_message("Pulling fs layer")
+            }
             PullEvent::LayerProgress(layer, downloaded, size) => {
                 let bar = self.bar(bars, layer, size);
                 bar.set_message("Downloading");
                 bar.set_position(downloaded);
             }
-            PullEvent::LayerDownloaded(layer) => self.bar(bars, layer, 0).set_message("Download complete"),
-            PullEvent::LayerComplete(layer) => self.bar(bars, layer, 0).finish_with_message("Pull complete"),
+            PullEvent::LayerDownloaded(layer) => {
+                self.bar(bars, layer, 0).set_message("Download complete")
+            }
+            PullEvent::LayerComplete(layer) => self
+                .bar(bars, layer, 0)
+                .finish_with_message("Pull complete"),
         }
     }
 }
@@ -419,7 +486,13 @@ fn stored_credentials(domain: &str) -> Result<Option<crate::image::auth::Credent
 }
 
 /// Pulls `name` (progress to `to`, Docker's lines); returns the image id.
-pub async fn pull_image(paths: &Paths, name: &str, platform: Option<&str>, to: ProgressTo, quiet: bool) -> Result<crate::image::Digest> {
+pub async fn pull_image(
+    paths: &Paths,
+    name: &str,
+    platform: Option<&str>,
+    to: ProgressTo,
+    quiet: bool,
+) -> Result<crate::image::Digest> {
     use crate::image::{registry, Platform, Reference};
     let store = open_store(paths)?;
     let reference = Reference::parse(name)?;
@@ -433,23 +506,41 @@ pub async fn pull_image(paths: &Paths, name: &str, platform: Option<&str>, to: P
         (Some(digest), _) => digest.to_string(),
         (None, tag) => tag.unwrap_or("latest").to_owned(),
     };
-    let display = PullDisplay::new(format!("{target}: Pulling from {}", reference.path()), to, quiet);
+    let display = PullDisplay::new(
+        format!("{target}: Pulling from {}", reference.path()),
+        to,
+        quiet,
+    );
     if !last_component.contains([':', '@']) {
         display.line("Using default tag: latest");
     }
-    let outcome = registry::pull(&store, &reference, &platform, credentials, &|event| display.event(event)).await?;
+    let outcome = registry::pull(&store, &reference, &platform, credentials, &|event| {
+        display.event(event)
+    })
+    .await?;
     // The bars are all finished and stay on screen, as Docker's do; what
     // follows goes below them.
     let display = display.finish();
     display.line(&format!("Digest: {}", outcome.digest));
-    let status = if outcome.up_to_date { "Image is up to date for" } else { "Downloaded newer image for" };
+    let status = if outcome.up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
     display.line(&format!("Status: {status} {}", reference.familiar_string()));
     Ok(outcome.id)
 }
 
 /// `hull pull`: as `docker pull`, ending with the image's full name.
 pub async fn pull(paths: &Paths, args: PullArgs) -> Result<()> {
-    pull_image(paths, &args.name, args.platform.as_deref(), ProgressTo::Stdout, args.quiet).await?;
+    pull_image(
+        paths,
+        &args.name,
+        args.platform.as_deref(),
+        ProgressTo::Stdout,
+        args.quiet,
+    )
+    .await?;
     println!("{}", crate::image::Reference::parse(&args.name)?.full());
     Ok(())
 }
@@ -460,17 +551,26 @@ pub async fn pull(paths: &Paths, args: PullArgs) -> Result<()> {
 pub async fn pull_for_run(paths: &Paths, name: &str, policy: &str) -> Result<()> {
     match policy {
         "never" => Ok(()),
-        "always" => pull_image(paths, name, None, ProgressTo::Stderr, false).await.map(drop),
+        "always" => pull_image(paths, name, None, ProgressTo::Stderr, false)
+            .await
+            .map(drop),
         "missing" => match open_store(paths)?.resolve(name) {
             Ok(_) => Ok(()),
             Err(crate::image::ImageError::NotFound(_)) => {
                 let reference = crate::image::Reference::parse(name)?;
-                eprintln!("Unable to find image '{}' locally", reference.familiar_string());
-                pull_image(paths, name, None, ProgressTo::Stderr, false).await.map(drop)
+                eprintln!(
+                    "Unable to find image '{}' locally",
+                    reference.familiar_string()
+                );
+                pull_image(paths, name, None, ProgressTo::Stderr, false)
+                    .await
+                    .map(drop)
             }
             Err(err) => Err(err.into()),
         },
-        other => anyhow::bail!("invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""),
+        other => anyhow::bail!(
+            "invalid pull option: '{other}': must be one of \"always\", \"missing\" or \"never\""
+        ),
     }
 }
 
@@ -485,7 +585,10 @@ pub async fn push(paths: &Paths, args: PushArgs) -> Result<()> {
             println!("{text}");
         }
     };
-    line(format!("The push refers to repository [{}]", reference.name()));
+    line(format!(
+        "The push refers to repository [{}]",
+        reference.name()
+    ));
     let progress = |event: PushEvent<'_>| match event {
         PushEvent::Preparing(layer) => line(format!("{}: Preparing", layer.short())),
         PushEvent::Pushing(..) => {}
@@ -496,7 +599,10 @@ pub async fn push(paths: &Paths, args: PushArgs) -> Result<()> {
     if args.quiet {
         println!("{}", reference.full());
     } else {
-        println!("{}: digest: {} size: {}", outcome.tag, outcome.digest, outcome.size);
+        println!(
+            "{}: digest: {} size: {}",
+            outcome.tag, outcome.digest, outcome.size
+        );
     }
     Ok(())
 }
@@ -535,7 +641,10 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         (Some(password), _) => password,
         (None, true) => {
             let mut text = String::new();
-            std::io::stdin().take(64 << 10).read_to_string(&mut text).context("reading the password from stdin")?;
+            std::io::stdin()
+                .take(64 << 10)
+                .read_to_string(&mut text)
+                .context("reading the password from stdin")?;
             text.trim_end_matches(['\n', '\r']).to_owned()
         }
         (None, false) => {

@@ -80,7 +80,9 @@ enum Command {
     /// Export a container's filesystem as a tar archive
     Export(containers::ExportArgs),
     /// Copy files/folders between a container and the local filesystem
-    #[command(override_usage = "hull cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       hull cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")]
+    #[command(
+        override_usage = "hull cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       hull cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
     Cp(cp::CpArgs),
     /// Display the running processes of a container
     Top(containers::TopArgs),
@@ -146,7 +148,9 @@ pub fn main() -> i32 {
         Err(err) => {
             use clap::error::ErrorKind;
             let code = match err.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
                 _ => EXIT_RUNTIME_ERROR,
             };
             let _ = err.print();
@@ -163,13 +167,18 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     // The monitors this command starts log at the same level (`-l debug`
     // included), into their containers' monitor.log.
     std::env::set_var("HULL_LOG", &filter);
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("hull: starting the async runtime: {err}");
@@ -232,7 +241,8 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hull: {}", printable(&format!("{err:#}")));
-            err.downcast_ref::<ExitWith>().map_or(failure_code, |e| e.code)
+            err.downcast_ref::<ExitWith>()
+                .map_or(failure_code, |e| e.code)
         }
     }
 }
@@ -267,7 +277,10 @@ mod tests {
 
     #[test]
     fn error_messages_never_carry_control_characters() {
-        assert_eq!(printable("bad \u{1b}[31mred\u{7}\nnext\tline"), "bad \\u{1b}[31mred\\u{7}\nnext\tline");
+        assert_eq!(
+            printable("bad \u{1b}[31mred\u{7}\nnext\tline"),
+            "bad \\u{1b}[31mred\\u{7}\nnext\tline"
+        );
         assert_eq!(printable("caf\u{e9} \u{fffd}"), "caf\u{e9} \u{fffd}");
     }
 }

@@ -72,7 +72,11 @@ pub enum NetworkCommand {
 pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
     let manager = NetworkManager::new(paths.root.join("network"));
     match command {
-        NetworkCommand::Create { subnet, driver, name } => {
+        NetworkCommand::Create {
+            subnet,
+            driver,
+            name,
+        } => {
             if driver != "bridge" {
                 bail!("plugin \"{driver}\" not found: Hull's only network driver is bridge");
             }
@@ -86,7 +90,14 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
             } else {
                 let rows: Vec<Vec<String>> = networks
                     .iter()
-                    .map(|n| vec![n.id[..12].to_string(), n.name.clone(), n.driver.clone(), "local".into()])
+                    .map(|n| {
+                        vec![
+                            n.id[..12].to_string(),
+                            n.name.clone(),
+                            n.driver.clone(),
+                            "local".into(),
+                        ]
+                    })
                     .collect();
                 print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows);
             }
@@ -114,11 +125,20 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                 println!("{name}");
             }
         }
-        NetworkCommand::Connect { ip, alias, network, container } => {
+        NetworkCommand::Connect {
+            ip,
+            alias,
+            network,
+            container,
+        } => {
             let target = manager.inspect_network(&network)?.network;
             let (store, mut record, mut plan) = stopped_container(paths, &container, "connect")?;
             if plan.network == target.name {
-                bail!("endpoint with name {} already exists in network {}", record.short_name(), target.name);
+                bail!(
+                    "endpoint with name {} already exists in network {}",
+                    record.short_name(),
+                    target.name
+                );
             }
             if plan.network != NONE_NETWORK {
                 bail!(
@@ -129,7 +149,11 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
             }
             if let Some(ip) = ip {
                 if !target.subnet.contains(ip) {
-                    bail!("invalid IPv4 address {ip}: it is not in network {}'s subnet {}", target.name, target.subnet);
+                    bail!(
+                        "invalid IPv4 address {ip}: it is not in network {}'s subnet {}",
+                        target.name,
+                        target.subnet
+                    );
                 }
             }
             plan.network = target.name.clone();
@@ -137,11 +161,24 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
             plan.aliases = alias;
             set_network(&store, &mut record, &plan)?;
         }
-        NetworkCommand::Disconnect { force: _, network, container } => {
+        NetworkCommand::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
             let (store, mut record, mut plan) = stopped_container(paths, &container, "disconnect")?;
-            let target = if network == NONE_NETWORK { None } else { Some(manager.inspect_network(&network)?.network) };
-            if target.as_ref().map_or(NONE_NETWORK, |n| n.name.as_str()) != plan.network || plan.network == NONE_NETWORK {
-                bail!("container {} is not connected to network {network}", record.short_name());
+            let target = if network == NONE_NETWORK {
+                None
+            } else {
+                Some(manager.inspect_network(&network)?.network)
+            };
+            if target.as_ref().map_or(NONE_NETWORK, |n| n.name.as_str()) != plan.network
+                || plan.network == NONE_NETWORK
+            {
+                bail!(
+                    "container {} is not connected to network {network}",
+                    record.short_name()
+                );
             }
             plan.network = NONE_NETWORK.to_string();
             plan.ip = None;
@@ -155,7 +192,11 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
 /// A container whose network may change: one without a monitor. A live
 /// monitor has a booted (or booting) microVM, whose virtio-net device is
 /// fixed: hot-plug on virtio-mmio does not exist.
-fn stopped_container(paths: &Paths, reference: &str, verb: &str) -> Result<(ContainerStore, ContainerRecord, SandboxPlan)> {
+fn stopped_container(
+    paths: &Paths,
+    reference: &str,
+    verb: &str,
+) -> Result<(ContainerStore, ContainerRecord, SandboxPlan)> {
     let store = ContainerStore::open(&paths.root)?;
     let id = store.resolve(reference)?;
     let record = settled_record(&store, &id, std::time::Duration::from_secs(5))?;
@@ -171,10 +212,15 @@ fn stopped_container(paths: &Paths, reference: &str, verb: &str) -> Result<(Cont
 }
 
 /// Records a container's new network; it takes effect at the next start.
-fn set_network(store: &ContainerStore, record: &mut ContainerRecord, plan: &SandboxPlan) -> Result<()> {
+fn set_network(
+    store: &ContainerStore,
+    record: &mut ContainerRecord,
+    plan: &SandboxPlan,
+) -> Result<()> {
     plan.save(&store.dir_of(&record.id))?;
     record.host_config.network_mode = plan.network.clone();
-    record.network_settings = json!({ "IPAddress": "", "Ports": {}, "Networks": { plan.network.clone(): {} } });
+    record.network_settings =
+        json!({ "IPAddress": "", "Ports": {}, "Networks": { plan.network.clone(): {} } });
     store.save(record)?;
     Ok(())
 }

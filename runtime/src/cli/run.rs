@@ -5,7 +5,9 @@ use super::images::open_store;
 use super::terminal::{self, RawMode};
 use super::ExitWith;
 use crate::config::{GuestArtifacts, Paths};
-use crate::container::{generate_name, ContainerConfig, ContainerRecord, ContainerStore, HostConfig, RestartPolicy};
+use crate::container::{
+    generate_name, ContainerConfig, ContainerRecord, ContainerStore, HostConfig, RestartPolicy,
+};
 use crate::image::{ImageError, Reference};
 use crate::monitor::client::{self, MonitorClient};
 use crate::monitor::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
@@ -128,7 +130,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "string", default_value = "missing")]
     pull: String,
     /// The image, then the command and its arguments
-    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        required = true,
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     image_and_command: Vec<String>,
 }
 
@@ -156,7 +163,9 @@ pub fn parse_memory(text: &str) -> Result<i64> {
         Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
         _ => (trimmed, 1),
     };
-    let value: f64 = digits.parse().map_err(|_| anyhow!("invalid size: '{text}'"))?;
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| anyhow!("invalid size: '{text}'"))?;
     let bytes = (value * multiplier as f64) as i64;
     if bytes < MIN_MEMORY_BYTES {
         bail!("Minimum memory limit allowed is 6MB");
@@ -193,7 +202,14 @@ fn host_cpus() -> u32 {
 /// The host's memory in bytes (`MemTotal`), if /proc says.
 fn host_memory_bytes() -> Option<i64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: i64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    let kib: i64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
     kib.checked_mul(1024)
 }
 
@@ -224,7 +240,12 @@ fn check_memory(bytes: i64, host: Option<i64>) -> Result<()> {
 /// Refuses Docker flags that would reach into the host's namespaces: inside
 /// a VM there is no host namespace to join, and pretending would mislead.
 fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
-    for (flag, value) in [("--pid", &args.pid), ("--uts", &args.uts), ("--network", &args.network), ("--ipc", &args.ipc)] {
+    for (flag, value) in [
+        ("--pid", &args.pid),
+        ("--uts", &args.uts),
+        ("--network", &args.network),
+        ("--ipc", &args.ipc),
+    ] {
         match value.as_deref() {
             None | Some("private") | Some("") => {}
             Some("host") => bail!(
@@ -243,9 +264,16 @@ fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
 
 /// `--network ns:PATH` joins a namespace a CNI plugin prepared: the
 /// plugin owns addresses and ports there, so Hull's own are refused.
-fn check_cni_mode(netns: &std::path::Path, publish: &[String], ip: Option<std::net::Ipv4Addr>) -> Result<()> {
+fn check_cni_mode(
+    netns: &std::path::Path,
+    publish: &[String],
+    ip: Option<std::net::Ipv4Addr>,
+) -> Result<()> {
     if !netns.exists() {
-        bail!("--network ns:{}: no such network namespace", netns.display());
+        bail!(
+            "--network ns:{}: no such network namespace",
+            netns.display()
+        );
     }
     if !publish.is_empty() {
         bail!("-p/-P cannot be used with --network ns:PATH: ports in a CNI-prepared namespace are published by the CNI plugin (portmap)");
@@ -274,9 +302,9 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         bail!("Conflicting options: --restart and --rm");
     }
     if let Some(name) = &args.vmm {
-        Platform::detect()
-            .hypervisor(name)
-            .ok_or_else(|| anyhow!("unknown VMM backend '{name}' (known: hull, qemu, qemu-tcg, qemu-kvm)"))?;
+        Platform::detect().hypervisor(name).ok_or_else(|| {
+            anyhow!("unknown VMM backend '{name}' (known: hull, qemu, qemu-tcg, qemu-kvm)")
+        })?;
     }
     let memory = args.memory.as_deref().map(parse_memory).transpose()?;
     let vcpus = match args.cpus {
@@ -288,17 +316,24 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     }
     let missing = GuestArtifacts::resolve(args.kernel.clone(), args.initrd.clone()).missing();
     if !missing.is_empty() {
-        bail!("Hull is not set up: missing {} (run the set-up script in README.md)", missing.join(", "));
+        bail!(
+            "Hull is not set up: missing {} (run the set-up script in README.md)",
+            missing.join(", ")
+        );
     }
 
-    let (image_name, command) = args.image_and_command.split_first().context("an image name is required")?;
+    let (image_name, command) = args
+        .image_and_command
+        .split_first()
+        .context("an image name is required")?;
 
     let images = open_store(paths)?;
     let image = match images.resolve(image_name) {
         Ok(image) => image,
         // (`--pull` said "Unable to find image" already, if it looked.)
         Err(ImageError::NotFound(_)) => {
-            let shown = Reference::parse(image_name).map_or_else(|_| image_name.clone(), |r| r.familiar_string());
+            let shown = Reference::parse(image_name)
+                .map_or_else(|_| image_name.clone(), |r| r.familiar_string());
             bail!("No such image: {shown}");
         }
         Err(err) => return Err(err.into()),
@@ -307,13 +342,22 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
 
     let mut publish = args.publish.clone();
     if args.publish_all {
-        let exposed = image.config.config().as_ref().and_then(|c| c.exposed_ports().clone()).unwrap_or_default();
+        let exposed = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
         publish.extend(exposed);
     }
     for entry in &publish {
         crate::network::parse_publish(entry)?;
     }
-    if let Some(netns) = args.network.as_deref().and_then(crate::network::cni::netns_of_mode) {
+    if let Some(netns) = args
+        .network
+        .as_deref()
+        .and_then(crate::network::cni::netns_of_mode)
+    {
         check_cni_mode(netns, &publish, args.ip)?;
     }
     let containers = ContainerStore::open(&paths.root)?;
@@ -347,7 +391,11 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
             );
         }
     }
-    let volumes = args.volume.iter().map(|v| crate::volume::BindVolume::parse(v)).collect::<Result<Vec<_>, _>>()?;
+    let volumes = args
+        .volume
+        .iter()
+        .map(|v| crate::volume::BindVolume::parse(v))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(mounts) = spec.mounts_mut() {
         for (index, volume) in volumes.iter().enumerate() {
             volume.ensure_source()?;
@@ -359,7 +407,9 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
                 oci_spec::runtime::MountBuilder::default()
                     .destination(&volume.destination)
                     .typ("bind")
-                    .source(crate::monitor::guest_share_path(&crate::volume::BindVolume::share_path(index)))
+                    .source(crate::monitor::guest_share_path(
+                        &crate::volume::BindVolume::share_path(index),
+                    ))
                     .options(options)
                     .build()?,
             );
@@ -370,7 +420,12 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     let image_config = image.config.config().clone().unwrap_or_default();
     let config = ContainerConfig {
         hostname: spec.hostname().clone().unwrap_or_default(),
-        user: args.process.user.clone().or_else(|| image_config.user().clone()).unwrap_or_default(),
+        user: args
+            .process
+            .user
+            .clone()
+            .or_else(|| image_config.user().clone())
+            .unwrap_or_default(),
         attach_stdin: args.process.interactive,
         attach_stdout: true,
         attach_stderr: true,
@@ -378,9 +433,17 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         open_stdin: args.process.interactive,
         stdin_once: args.process.interactive,
         env: process.env().clone().unwrap_or_default(),
-        cmd: if command.is_empty() { image_config.cmd().clone() } else { Some(command.to_vec()) },
+        cmd: if command.is_empty() {
+            image_config.cmd().clone()
+        } else {
+            Some(command.to_vec())
+        },
         working_dir: process.cwd().display().to_string(),
-        entrypoint: args.entrypoint.clone().map(|e| vec![e]).or_else(|| image_config.entrypoint().clone()),
+        entrypoint: args
+            .entrypoint
+            .clone()
+            .map(|e| vec![e])
+            .or_else(|| image_config.entrypoint().clone()),
         ..Default::default()
     };
     let host_config = HostConfig {
@@ -395,23 +458,37 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
         runtime: args.vmm.clone().unwrap_or_default(),
         binds: volumes.iter().map(|v| v.bind_string()).collect(),
     };
-    let mut record = ContainerRecord::new(id.clone(), String::new(), image.id.to_string(), image_name.clone(), config, host_config);
+    let mut record = ContainerRecord::new(
+        id.clone(),
+        String::new(),
+        image.id.to_string(),
+        image_name.clone(),
+        config,
+        host_config,
+    );
     record.mounts = volumes.iter().map(|v| v.inspect()).collect();
     record.path = argv.first().cloned().unwrap_or_default();
     record.args = argv.iter().skip(1).cloned().collect();
-    record.log_path = crate::monitor::log_path(&containers, &id).display().to_string();
+    record.log_path = crate::monitor::log_path(&containers, &id)
+        .display()
+        .to_string();
     let plan = SandboxPlan {
         vmm: args.vmm.clone(),
         kernel: args.kernel.clone(),
         initrd: args.initrd.clone(),
         vcpus,
         memory_mib: match memory {
-            Some(bytes) => ((bytes >> 20) as u32).saturating_add(GUEST_OVERHEAD_MIB).max(DEFAULT_MEMORY_MIB),
+            Some(bytes) => ((bytes >> 20) as u32)
+                .saturating_add(GUEST_OVERHEAD_MIB)
+                .max(DEFAULT_MEMORY_MIB),
             None => DEFAULT_MEMORY_MIB,
         },
         layer_dirs,
         boot_timeout_secs: args.boot_timeout,
-        network: args.network.clone().unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),
+        network: args
+            .network
+            .clone()
+            .unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),
         publish,
         ip: args.ip,
         aliases: args.network_alias.clone(),
@@ -421,16 +498,31 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
     let files = [
         plan.file()?,
         ("spec.json", serde_json::to_vec_pretty(&spec)?),
-        ("hostname", format!("{}\n", record.config.hostname).into_bytes()),
-        ("hostconfig.json", serde_json::to_vec_pretty(&record.host_config)?),
+        (
+            "hostname",
+            format!("{}\n", record.config.hostname).into_bytes(),
+        ),
+        (
+            "hostconfig.json",
+            serde_json::to_vec_pretty(&record.host_config)?,
+        ),
     ];
     let seed = random_bytes::<16>()?;
     let mut attempt = 0;
     loop {
-        record.name = format!("/{}", args.name.clone().unwrap_or_else(|| generate_name(&seed, attempt)));
+        record.name = format!(
+            "/{}",
+            args.name
+                .clone()
+                .unwrap_or_else(|| generate_name(&seed, attempt))
+        );
         match containers.create(&record, &files) {
             Ok(()) => break,
-            Err(crate::container::ContainerError::NameInUse { .. }) if args.name.is_none() && attempt < 8 => attempt += 1,
+            Err(crate::container::ContainerError::NameInUse { .. })
+                if args.name.is_none() && attempt < 8 =>
+            {
+                attempt += 1
+            }
             Err(err) => return Err(err.into()),
         }
     }
@@ -441,7 +533,11 @@ pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
 /// `HostConfig.PortBindings` as Docker shows it, from `-p` flags.
 fn port_bindings(publish: &[String]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
-    for mapping in publish.iter().filter_map(|p| crate::network::parse_publish(p).ok()).flatten() {
+    for mapping in publish
+        .iter()
+        .filter_map(|p| crate::network::parse_publish(p).ok())
+        .flatten()
+    {
         let key = format!("{}/{}", mapping.container_port, mapping.protocol);
         let binding = serde_json::json!({
             "HostIp": mapping.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
@@ -451,7 +547,11 @@ fn port_bindings(publish: &[String]) -> serde_json::Value {
                 crate::network::ports::HostPort::Any => String::new(),
             },
         });
-        if let Some(list) = map.entry(key).or_insert_with(|| serde_json::json!([])).as_array_mut() {
+        if let Some(list) = map
+            .entry(key)
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+        {
             list.push(binding);
         }
     }
@@ -536,7 +636,10 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     pull_if_needed(paths, &args.create).await?;
     let id = create_container(paths, &args.create)?;
     tracing::debug!("created container {id}");
-    let client::SpawnedMonitor { client: monitor, pid: monitor_pid } = match start_monitor(paths, &id).await {
+    let client::SpawnedMonitor {
+        client: monitor,
+        pid: monitor_pid,
+    } = match start_monitor(paths, &id).await {
         Ok(spawned) => spawned,
         Err(err) => {
             // Leave nothing behind for a container that never ran.
@@ -550,7 +653,9 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     };
     tracing::debug!(
         "monitor {monitor_pid} is up; it logs to {}",
-        ContainerStore::open(&paths.root).map(|s| s.dir_of(&id).join("monitor.log").display().to_string()).unwrap_or_default()
+        ContainerStore::open(&paths.root)
+            .map(|s| s.dir_of(&id).join("monitor.log").display().to_string())
+            .unwrap_or_default()
     );
     crate::fault::point("run.after-monitor");
     if args.detach {
@@ -576,7 +681,10 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
-        if tokio::time::timeout(MONITOR_TEARDOWN_TIMEOUT, monitor_gone).await.is_err() {
+        if tokio::time::timeout(MONITOR_TEARDOWN_TIMEOUT, monitor_gone)
+            .await
+            .is_err()
+        {
             bail!("the container's monitor did not finish within {MONITOR_TEARDOWN_TIMEOUT:?}; `hull rm -f {}` removes it", &id[..12]);
         }
         if store.dir_of(&id).exists() {
@@ -592,8 +700,12 @@ const MONITOR_TEARDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 /// A session that ended because the container's monitor died says so
 /// (instead of only "the connection closed").
 fn explain_lost_monitor(store: &ContainerStore, id: &str, err: anyhow::Error) -> anyhow::Error {
-    let Ok(mut record) = store.load(id) else { return err };
-    if !crate::monitor::reconcile(store, &mut record) && crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid) {
+    let Ok(mut record) = store.load(id) else {
+        return err;
+    };
+    if !crate::monitor::reconcile(store, &mut record)
+        && crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid)
+    {
         return err;
     }
     if record.state.error.is_empty() {
@@ -603,7 +715,10 @@ fn explain_lost_monitor(store: &ContainerStore, id: &str, err: anyhow::Error) ->
 }
 
 /// Copies a stream's output to our stdout or stderr until it ends.
-fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) -> tokio::task::JoinHandle<()> {
+fn pump_output(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    to_stderr: bool,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = if to_stderr {
             Box::new(tokio::io::stderr())
@@ -622,9 +737,16 @@ fn pump_output(mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>, to_stderr: bool) ->
 /// Attaches the terminal, starts the container when `start` names it,
 /// forwards stdin and signals, and returns the container's exit code.
 /// `tty`: the container has a terminal of its own.
-pub async fn attach_and_wait(monitor: &MonitorClient, how: Session, start: Option<(&Paths, &str)>) -> Result<i32> {
+pub async fn attach_and_wait(
+    monitor: &MonitorClient,
+    how: Session,
+    start: Option<(&Paths, &str)>,
+) -> Result<i32> {
     let interactive = how.interactive;
-    let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
+    let outputs = [
+        pump_output(monitor.subscribe(STDOUT), false),
+        pump_output(monitor.subscribe(STDERR), true),
+    ];
     monitor
         .request(MonitorRequest::Attach {
             stdin: interactive,
@@ -664,7 +786,10 @@ pub struct Session {
 /// that is gone or not started yet has nothing to resize, which is fine.
 async fn send_window_size(monitor: &MonitorClient) {
     if let Some(size) = terminal::current_size() {
-        if let Err(err) = monitor.request(MonitorRequest::ResizeTerminal { size }).await {
+        if let Err(err) = monitor
+            .request(MonitorRequest::ResizeTerminal { size })
+            .await
+        {
             tracing::debug!("resizing the container's terminal: {err}");
         }
     }
@@ -693,7 +818,11 @@ pub async fn session(
         send_window_size(monitor).await;
     }
     // Restored when this returns, whichever way (detach and errors included).
-    let raw_mode = if tty && interactive { RawMode::enable().context("setting the terminal to raw mode")? } else { None };
+    let raw_mode = if tty && interactive {
+        RawMode::enable().context("setting the terminal to raw mode")?
+    } else {
+        None
+    };
     // Stdin goes to the container until it ends; Docker's detach keys
     // (Ctrl-p Ctrl-q) leave the session with the container running.
     let forward_stdin = async {
@@ -753,7 +882,11 @@ pub async fn session(
         if !proxy_signals {
             break 128 + received;
         }
-        let signal = if kill_at.is_some() { libc::SIGKILL } else { received };
+        let signal = if kill_at.is_some() {
+            libc::SIGKILL
+        } else {
+            received
+        };
         let _ = monitor.request(signal_request(signal)).await;
         kill_at.get_or_insert_with(|| tokio::time::Instant::now() + INTERRUPT_GRACE);
     };
@@ -808,7 +941,10 @@ impl std::str::FromStr for DetachKeys {
             };
             sequence.push(byte);
         }
-        Ok(Self { sequence, matched: 0 })
+        Ok(Self {
+            sequence,
+            matched: 0,
+        })
     }
 }
 
@@ -864,7 +1000,10 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
     if !args.detach {
         terminal::check_input_is_terminal(args.process.interactive, args.process.tty)?;
     }
-    let (container, command) = args.container_and_command.split_first().context("a container is required")?;
+    let (container, command) = args
+        .container_and_command
+        .split_first()
+        .context("a container is required")?;
     let store = ContainerStore::open(&paths.root)?;
     let id = store.resolve(container)?;
     let record = store.load(&id)?;
@@ -875,7 +1014,10 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         bail!("Container {id} is not running");
     }
     let monitor = client::connect(paths, &id).await?;
-    let outputs = [pump_output(monitor.subscribe(STDOUT), false), pump_output(monitor.subscribe(STDERR), true)];
+    let outputs = [
+        pump_output(monitor.subscribe(STDOUT), false),
+        pump_output(monitor.subscribe(STDERR), true),
+    ];
     let request = MonitorRequest::Exec {
         args: command.to_vec(),
         env: args.process.env.clone(),
@@ -884,7 +1026,11 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         stdin: args.process.interactive,
         detach: args.detach,
         tty: args.process.tty,
-        size: if args.process.tty { terminal::current_size() } else { None },
+        size: if args.process.tty {
+            terminal::current_size()
+        } else {
+            None
+        },
     };
     if args.detach {
         monitor.request(request).await.map_err(start_error)?;
@@ -910,7 +1056,10 @@ mod tests {
         assert_eq!(check_cpus(2.0, 2).unwrap(), 2);
         for bad in [2.01, 64.0, 0.0, 0.001, -1.0, f64::NAN, f64::INFINITY] {
             let err = check_cpus(bad, 2).unwrap_err().to_string();
-            assert_eq!(err, "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available", "{bad}");
+            assert_eq!(
+                err, "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
+                "{bad}"
+            );
         }
     }
 
@@ -919,7 +1068,9 @@ mod tests {
         let host = Some(24i64 << 30);
         check_memory(parse_memory("64m").unwrap(), host).unwrap();
         check_memory(parse_memory("23g").unwrap(), host).unwrap();
-        let err = check_memory(parse_memory("100g").unwrap(), host).unwrap_err().to_string();
+        let err = check_memory(parse_memory("100g").unwrap(), host)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("the host has only 24576 MiB"), "{err}");
         assert!(check_memory(parse_memory("1t").unwrap(), host).is_err());
         assert!(check_memory(i64::MAX, host).is_err());
@@ -946,7 +1097,10 @@ mod tests {
         assert_eq!(keys.scan(b"ab\x10"), (b"ab".to_vec(), false));
         assert_eq!(keys.scan(b"\x11rest"), (Vec::new(), true));
         let mut keys = DetachKeys::default();
-        assert_eq!(keys.scan(b"\x10x\x10\x10\x11"), (b"\x10x\x10".to_vec(), true));
+        assert_eq!(
+            keys.scan(b"\x10x\x10\x10\x11"),
+            (b"\x10x\x10".to_vec(), true)
+        );
     }
 
     #[test]
@@ -954,7 +1108,10 @@ mod tests {
         assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
         assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
         assert!(parse_memory("1k").is_err());
-        assert_eq!(parse_restart("on-failure:3").unwrap().maximum_retry_count, 3);
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap().maximum_retry_count,
+            3
+        );
         assert_eq!(parse_restart("always").unwrap().name, "always");
         assert!(parse_restart("always:3").is_err());
         assert!(parse_restart("sometimes").is_err());

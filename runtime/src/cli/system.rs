@@ -35,7 +35,11 @@ pub enum SystemCommand {
 pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
     match command {
         SystemCommand::Prune { all, force } => {
-            let images = if all { "all images without at least one container associated to them" } else { "all dangling images" };
+            let images = if all {
+                "all images without at least one container associated to them"
+            } else {
+                "all dangling images"
+            };
             let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n");
             if !force && !confirm(&warning)? {
                 return Ok(0);
@@ -61,7 +65,10 @@ fn confirm(warning: &str) -> Result<bool> {
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Containers first (they hold images, leases and taps), then images,
@@ -69,7 +76,9 @@ fn confirm(warning: &str) -> Result<bool> {
 async fn reset(paths: &Paths) -> Result<()> {
     let containers = ContainerStore::open(&paths.root)?;
     for id in containers.ids()? {
-        remove_container(paths, &id, true).await.with_context(|| format!("removing container {}", &id[..id.len().min(12)]))?;
+        remove_container(paths, &id, true)
+            .await
+            .with_context(|| format!("removing container {}", &id[..id.len().min(12)]))?;
     }
     // No container is left to use any.
     remove_unused_images(paths, true)?;
@@ -90,7 +99,11 @@ pub async fn prune_containers(paths: &Paths) -> Result<()> {
     let mut deleted = Vec::new();
     for mut record in containers.list()? {
         crate::monitor::reconcile(&containers, &mut record);
-        if !matches!(record.state.status, Status::Exited | Status::Created | Status::Dead) || crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid) {
+        if !matches!(
+            record.state.status,
+            Status::Exited | Status::Created | Status::Dead
+        ) || crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid)
+        {
             continue;
         }
         remove_container(paths, &record.id, false).await?;
@@ -112,7 +125,11 @@ pub fn prune_images(paths: &Paths, all: bool) -> Result<()> {
 /// every one); returns what `rmi` would print of them.
 fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<String>> {
     let images = open_store(paths)?;
-    let used: std::collections::HashSet<String> = ContainerStore::open(&paths.root)?.list()?.into_iter().map(|c| c.image).collect();
+    let used: std::collections::HashSet<String> = ContainerStore::open(&paths.root)?
+        .list()?
+        .into_iter()
+        .map(|c| c.image)
+        .collect();
     let mut deleted = Vec::new();
     for image in images.list()? {
         let dangling = image.repository == "<none>";
@@ -123,7 +140,9 @@ fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<String>> {
             Ok(lines) => deleted.extend(lines),
             // Another name of the same image took it already.
             Err(crate::image::ImageError::NotFound(_)) => {}
-            Err(err) => return Err(err).with_context(|| format!("removing image {}", image.id.short())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("removing image {}", image.id.short()))
+            }
         }
     }
     Ok(deleted)
@@ -134,7 +153,12 @@ async fn prune_networks(paths: &Paths) -> Result<()> {
     let network = NetworkManager::new(paths.root.join("network"));
     let mut deleted = Vec::new();
     for definition in network.list_networks()? {
-        if definition.name == DEFAULT_NETWORK || !network.inspect_network(&definition.id)?.endpoints.is_empty() {
+        if definition.name == DEFAULT_NETWORK
+            || !network
+                .inspect_network(&definition.id)?
+                .endpoints
+                .is_empty()
+        {
             continue;
         }
         network.remove_network(&definition.id).await?;

@@ -44,17 +44,32 @@ fn parse_pipeline(action: &str) -> Result<Pipeline, TemplateError> {
         _ => (None, &words[..]),
     };
     if let Some(name) = &function {
-        if !matches!(name.as_str(), "json" | "upper" | "lower" | "len" | "join" | "title") {
+        if !matches!(
+            name.as_str(),
+            "json" | "upper" | "lower" | "len" | "join" | "title"
+        ) {
             return Err(TemplateError::UnknownFunction(name.clone()));
         }
     }
-    let field = rest.first().ok_or_else(|| TemplateError::Parse(format!("missing field in {{{{{action}}}}}")))?;
+    let field = rest
+        .first()
+        .ok_or_else(|| TemplateError::Parse(format!("missing field in {{{{{action}}}}}")))?;
     if !field.starts_with('.') {
-        return Err(TemplateError::Parse(format!("unexpected {field:?} in {{{{{action}}}}}")));
+        return Err(TemplateError::Parse(format!(
+            "unexpected {field:?} in {{{{{action}}}}}"
+        )));
     }
-    let path = field.split('.').filter(|p| !p.is_empty()).map(String::from).collect();
+    let path = field
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
     let argument = rest.get(1).map(|a| a.trim_matches('"').to_string());
-    Ok(Pipeline { function, path, argument })
+    Ok(Pipeline {
+        function,
+        path,
+        argument,
+    })
 }
 
 /// Splits on spaces, keeping quoted strings whole.
@@ -103,11 +118,16 @@ impl Template {
             if open > 0 {
                 current.push(Node::Text(rest[..open].to_string()));
             }
-            let close = rest[open..].find("}}").ok_or_else(|| TemplateError::Parse("unclosed action".into()))? + open;
+            let close = rest[open..]
+                .find("}}")
+                .ok_or_else(|| TemplateError::Parse("unclosed action".into()))?
+                + open;
             let action = rest[open + 2..close].trim();
             rest = &rest[close + 2..];
             if action == "end" {
-                let (pipeline, body) = stack.pop().ok_or_else(|| TemplateError::Parse("unexpected {{end}}".into()))?;
+                let (pipeline, body) = stack
+                    .pop()
+                    .ok_or_else(|| TemplateError::Parse("unexpected {{end}}".into()))?;
                 let parent = stack.last_mut().map_or(&mut nodes, |(_, body)| body);
                 parent.push(Node::Range(pipeline, body));
             } else if let Some(range) = action.strip_prefix("range ") {
@@ -117,7 +137,9 @@ impl Template {
             }
         }
         if !stack.is_empty() {
-            return Err(TemplateError::Parse("unexpected EOF: {{range}} without {{end}}".into()));
+            return Err(TemplateError::Parse(
+                "unexpected EOF: {{range}} without {{end}}".into(),
+            ));
         }
         if !rest.is_empty() {
             nodes.push(Node::Text(rest.to_string()));
@@ -134,7 +156,8 @@ impl Template {
 }
 
 fn lookup<'a>(data: &'a Value, path: &[String]) -> &'a Value {
-    path.iter().fold(data, |value, key| value.get(key).unwrap_or(&Value::Null))
+    path.iter()
+        .fold(data, |value, key| value.get(key).unwrap_or(&Value::Null))
 }
 
 /// A value as Go's template prints it.
@@ -142,10 +165,16 @@ fn plain(value: &Value) -> String {
     match value {
         Value::Null => "<no value>".into(),
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(plain).collect::<Vec<_>>().join(" ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(plain).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(map) => format!(
             "map[{}]",
-            map.iter().map(|(k, v)| format!("{k}:{}", plain(v))).collect::<Vec<_>>().join(" ")
+            map.iter()
+                .map(|(k, v)| format!("{k}:{}", plain(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
         other => other.to_string(),
     }
@@ -160,7 +189,10 @@ fn apply(pipeline: &Pipeline, data: &Value) -> String {
         Some("title") => {
             let text = plain(value);
             let mut chars = text.chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
         }
         Some("len") => match value {
             Value::Array(items) => items.len().to_string(),
@@ -169,7 +201,11 @@ fn apply(pipeline: &Pipeline, data: &Value) -> String {
             _ => "0".into(),
         },
         Some("join") => match value {
-            Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(pipeline.argument.as_deref().unwrap_or("")),
+            Value::Array(items) => items
+                .iter()
+                .map(plain)
+                .collect::<Vec<_>>()
+                .join(pipeline.argument.as_deref().unwrap_or("")),
             other => plain(other),
         },
         _ => plain(value),
@@ -200,18 +236,36 @@ mod tests {
         let data = json!({"State": {"Pid": 42, "Status": "running"}, "Config": {"Env": ["A=1", "B=2"]}, "Name": "/web"});
         let render = |t: &str| Template::parse(t).unwrap().render(&data);
         assert_eq!(render("{{.State.Pid}}"), "42");
-        assert_eq!(render("{{ .Name }} is {{.State.Status}}"), "/web is running");
-        assert_eq!(render("{{json .State}}"), r#"{"Pid":42,"Status":"running"}"#);
+        assert_eq!(
+            render("{{ .Name }} is {{.State.Status}}"),
+            "/web is running"
+        );
+        assert_eq!(
+            render("{{json .State}}"),
+            r#"{"Pid":42,"Status":"running"}"#
+        );
         assert_eq!(render("{{range .Config.Env}}{{.}};{{end}}"), "A=1;B=2;");
         assert_eq!(render("{{join .Config.Env \",\"}}"), "A=1,B=2");
-        assert_eq!(render("{{upper .State.Status}}\\t{{len .Config.Env}}"), "RUNNING\t2");
+        assert_eq!(
+            render("{{upper .State.Status}}\\t{{len .Config.Env}}"),
+            "RUNNING\t2"
+        );
         assert_eq!(render("{{.Nope}}"), "<no value>");
     }
 
     #[test]
     fn rejects_bad_templates() {
-        assert!(matches!(Template::parse("{{.A"), Err(TemplateError::Parse(_))));
-        assert!(matches!(Template::parse("{{range .A}}x"), Err(TemplateError::Parse(_))));
-        assert_eq!(Template::parse("{{frob .A}}").unwrap_err(), TemplateError::UnknownFunction("frob".into()));
+        assert!(matches!(
+            Template::parse("{{.A"),
+            Err(TemplateError::Parse(_))
+        ));
+        assert!(matches!(
+            Template::parse("{{range .A}}x"),
+            Err(TemplateError::Parse(_))
+        ));
+        assert_eq!(
+            Template::parse("{{frob .A}}").unwrap_err(),
+            TemplateError::UnknownFunction("frob".into())
+        );
     }
 }

@@ -69,7 +69,9 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         // TCSADRAIN: output already written is shown with the raw settings.
-        if let Err(err) = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &self.saved) {
+        if let Err(err) =
+            termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &self.saved)
+        {
             tracing::warn!("restoring the terminal: {err}");
         }
     }

@@ -9,7 +9,10 @@ mod names;
 mod record;
 
 pub use names::generate_name;
-pub use record::{ContainerConfig, ContainerRecord, ContainerState, HostConfig, RestartPolicy, RuntimeInfo, Status};
+pub use record::{
+    ContainerConfig, ContainerRecord, ContainerState, HostConfig, RestartPolicy, RuntimeInfo,
+    Status,
+};
 
 use std::fs;
 use std::io::Write;
@@ -63,7 +66,10 @@ const REMOVING_PREFIX: &str = ".removing-";
 /// The record's file in a container's directory, as Docker names it.
 const RECORD_FILE: &str = "config.v2.json";
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
     move |source| ContainerError::Io {
         action,
         path: path.to_path_buf(),
@@ -122,14 +128,23 @@ impl ContainerStore {
     /// (name, contents): it appears whole, in one rename, or not at all (a
     /// `hull` killed meanwhile leaves a staging directory the next open
     /// sweeps). Fails if its name is taken.
-    pub fn create(&self, record: &ContainerRecord, files: &[(&str, Vec<u8>)]) -> Result<(), ContainerError> {
-        let staging = self.dir.join(format!("{CREATING_PREFIX}{}-{}", std::process::id(), record.id));
+    pub fn create(
+        &self,
+        record: &ContainerRecord,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<(), ContainerError> {
+        let staging = self.dir.join(format!(
+            "{CREATING_PREFIX}{}-{}",
+            std::process::id(),
+            record.id
+        ));
         let staged = (|| {
             fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
-            let data = serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
-                path: self.record_path(&record.id),
-                source,
-            })?;
+            let data =
+                serde_json::to_vec_pretty(record).map_err(|source| ContainerError::Corrupt {
+                    path: self.record_path(&record.id),
+                    source,
+                })?;
             write_atomic(&staging.join(RECORD_FILE), &data)?;
             for (name, data) in files {
                 write_atomic(&staging.join(name), data)?;
@@ -165,7 +180,8 @@ impl ContainerStore {
 
     /// Whether name `name` is claimed by container `id`.
     fn claims(&self, name: &str, id: &str) -> bool {
-        fs::read_link(self.dir.join(".names").join(name.trim_start_matches('/'))).is_ok_and(|target| target.as_os_str() == id)
+        fs::read_link(self.dir.join(".names").join(name.trim_start_matches('/')))
+            .is_ok_and(|target| target.as_os_str() == id)
     }
 
     /// Claims `name` for container `id`; fails if another container has it.
@@ -180,7 +196,9 @@ impl ContainerStore {
         let claim = names.join(name);
         if let Err(err) = std::os::unix::fs::symlink(id, &claim) {
             if err.kind() == std::io::ErrorKind::AlreadyExists {
-                let holder = fs::read_link(&claim).map(|p| p.display().to_string()).unwrap_or_default();
+                let holder = fs::read_link(&claim)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 if self.dir_of(&holder).exists() {
                     return Err(ContainerError::NameInUse {
                         name: name.to_string(),
@@ -213,10 +231,11 @@ impl ContainerStore {
                 }
             }
         }
-        let data = serde_json::to_vec_pretty(&*record).map_err(|source| ContainerError::Corrupt {
-            path: self.record_path(&record.id),
-            source,
-        })?;
+        let data =
+            serde_json::to_vec_pretty(&*record).map_err(|source| ContainerError::Corrupt {
+                path: self.record_path(&record.id),
+                source,
+            })?;
         write_atomic(&self.record_path(&record.id), &data)
     }
 
@@ -249,7 +268,11 @@ impl ContainerStore {
 
     /// Every readable record, newest first.
     pub fn list(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
-        let mut records: Vec<ContainerRecord> = self.ids()?.iter().filter_map(|id| self.load(id).ok()).collect();
+        let mut records: Vec<ContainerRecord> = self
+            .ids()?
+            .iter()
+            .filter_map(|id| self.load(id).ok())
+            .collect();
         records.sort_by(|a, b| b.created.cmp(&a.created));
         Ok(records)
     }
@@ -266,7 +289,11 @@ impl ContainerStore {
         if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ContainerError::NotFound(reference.to_string()));
         }
-        let matches: Vec<String> = self.ids()?.into_iter().filter(|id| id.starts_with(reference)).collect();
+        let matches: Vec<String> = self
+            .ids()?
+            .into_iter()
+            .filter(|id| id.starts_with(reference))
+            .collect();
         match matches.len() {
             0 => Err(ContainerError::NotFound(reference.to_string())),
             1 => Ok(matches.into_iter().next().unwrap_or_default()),
@@ -276,8 +303,14 @@ impl ContainerStore {
 
     /// Removes a container's directory and its name.
     pub fn remove(&self, record: &ContainerRecord) -> Result<(), ContainerError> {
-        let claim = self.dir.join(".names").join(record.name.trim_start_matches('/'));
-        if fs::read_link(&claim).map(|p| p.display().to_string() == record.id).unwrap_or(false) {
+        let claim = self
+            .dir
+            .join(".names")
+            .join(record.name.trim_start_matches('/'));
+        if fs::read_link(&claim)
+            .map(|p| p.display().to_string() == record.id)
+            .unwrap_or(false)
+        {
             let _ = fs::remove_file(&claim);
         }
         self.remove_dir(&record.id)
@@ -288,7 +321,9 @@ impl ContainerStore {
     /// leaves is swept on open.
     fn remove_dir(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir_of(id);
-        let doomed = self.dir.join(format!("{REMOVING_PREFIX}{}-{id}", std::process::id()));
+        let doomed = self
+            .dir
+            .join(format!("{REMOVING_PREFIX}{}-{id}", std::process::id()));
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -308,8 +343,16 @@ impl ContainerStore {
     fn sweep_abandoned(&self) {
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(CREATING_PREFIX).or_else(|| name.strip_prefix(REMOVING_PREFIX)) else { continue };
-            let owner = rest.split('-').next().and_then(|pid| pid.parse::<i64>().ok());
+            let Some(rest) = name
+                .strip_prefix(CREATING_PREFIX)
+                .or_else(|| name.strip_prefix(REMOVING_PREFIX))
+            else {
+                continue;
+            };
+            let owner = rest
+                .split('-')
+                .next()
+                .and_then(|pid| pid.parse::<i64>().ok());
             if owner.is_some_and(|pid| !crate::process::process_alive(pid)) {
                 let _ = fs::remove_dir_all(entry.path());
             }
@@ -322,7 +365,14 @@ mod tests {
     use super::*;
 
     fn record(id: &str, name: &str) -> ContainerRecord {
-        ContainerRecord::new(id.into(), name.into(), "sha256:abc".into(), "busybox".into(), ContainerConfig::default(), HostConfig::default())
+        ContainerRecord::new(
+            id.into(),
+            name.into(),
+            "sha256:abc".into(),
+            "busybox".into(),
+            ContainerConfig::default(),
+            HostConfig::default(),
+        )
     }
 
     #[test]
@@ -332,21 +382,40 @@ mod tests {
         let a = "a".repeat(64);
         let b = format!("ab{}", "c".repeat(62));
         store.create(&record(&a, "first"), &[]).unwrap();
-        store.create(&record(&b, "second"), &[("hostname", b"b\n".to_vec())]).unwrap();
+        store
+            .create(&record(&b, "second"), &[("hostname", b"b\n".to_vec())])
+            .unwrap();
         assert_eq!(fs::read(store.dir_of(&b).join("hostname")).unwrap(), b"b\n");
         assert_eq!(store.resolve("first").unwrap(), a);
         assert_eq!(store.resolve("/second").unwrap(), b);
         assert_eq!(store.resolve("aaaa").unwrap(), a);
-        assert!(matches!(store.resolve("a"), Err(ContainerError::Ambiguous(_))));
-        assert!(matches!(store.resolve("nope"), Err(ContainerError::NotFound(_))));
-        assert!(matches!(store.create(&record(&"d".repeat(64), "first"), &[]), Err(ContainerError::NameInUse { .. })));
-        assert!(matches!(store.create(&record(&"e".repeat(64), "bad name"), &[]), Err(ContainerError::InvalidName(_))));
+        assert!(matches!(
+            store.resolve("a"),
+            Err(ContainerError::Ambiguous(_))
+        ));
+        assert!(matches!(
+            store.resolve("nope"),
+            Err(ContainerError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.create(&record(&"d".repeat(64), "first"), &[]),
+            Err(ContainerError::NameInUse { .. })
+        ));
+        assert!(matches!(
+            store.create(&record(&"e".repeat(64), "bad name"), &[]),
+            Err(ContainerError::InvalidName(_))
+        ));
         let loaded = store.load(&a).unwrap();
         assert_eq!(loaded.name, "/first");
         store.remove(&loaded).unwrap();
-        assert!(matches!(store.resolve("first"), Err(ContainerError::NotFound(_))));
+        assert!(matches!(
+            store.resolve("first"),
+            Err(ContainerError::NotFound(_))
+        ));
         // The name is free again.
-        store.create(&record(&"f".repeat(64), "first"), &[]).unwrap();
+        store
+            .create(&record(&"f".repeat(64), "first"), &[])
+            .unwrap();
         assert_eq!(store.list().unwrap().len(), 2);
     }
 

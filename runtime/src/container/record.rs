@@ -223,9 +223,20 @@ pub struct ContainerRecord {
 
 impl ContainerRecord {
     /// A new record in state `created`.
-    pub fn new(id: String, name: String, image_id: String, image_name: String, mut config: ContainerConfig, host_config: HostConfig) -> Self {
+    pub fn new(
+        id: String,
+        name: String,
+        image_id: String,
+        image_name: String,
+        mut config: ContainerConfig,
+        host_config: HostConfig,
+    ) -> Self {
         config.image = image_name;
-        let name = if name.starts_with('/') { name } else { format!("/{name}") };
+        let name = if name.starts_with('/') {
+            name
+        } else {
+            format!("/{name}")
+        };
         Self {
             id,
             created: timefmt::now(),
@@ -267,7 +278,11 @@ impl ContainerRecord {
     /// `hull pause` (true) or `unpause` (false) of a running container.
     pub fn set_paused(&mut self, paused: bool) {
         self.state.paused = paused;
-        self.state.status = if paused { Status::Paused } else { Status::Running };
+        self.state.status = if paused {
+            Status::Paused
+        } else {
+            Status::Running
+        };
     }
 
     /// Marks it exited as of now with `exit_code`, and why if abnormal.

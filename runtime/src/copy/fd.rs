@@ -40,7 +40,8 @@ fn fd_from(rc: libc::c_long) -> io::Result<OwnedFd> {
 
 /// openat2(2): `path` resolved from `dir` under `resolve`.
 pub fn openat2(dir: RawFd, path: &CStr, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
-    let flags = u64::try_from(flags | libc::O_CLOEXEC).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = u64::try_from(flags | libc::O_CLOEXEC)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: open_how is plain data; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags;
@@ -49,7 +50,13 @@ pub fn openat2(dir: RawFd, path: &CStr, flags: libc::c_int, resolve: u64) -> io:
         // SAFETY: `path` is NUL-terminated and `how` outlives the call; its
         // size is passed as the kernel's extensible-struct protocol asks.
         let rc = unsafe {
-            libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>())
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                path.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
         };
         // openat2 fails with EAGAIN when a rename raced with a scoped
         // resolution; trying again is what the man page says to do.
@@ -61,9 +68,21 @@ pub fn openat2(dir: RawFd, path: &CStr, flags: libc::c_int, resolve: u64) -> io:
 }
 
 /// openat(2) of one component of `dir`.
-pub fn openat(dir: RawFd, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+pub fn openat(
+    dir: RawFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<OwnedFd> {
     // SAFETY: `name` is NUL-terminated and outlives the call.
-    let rc = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, libc::c_uint::from(mode)) };
+    let rc = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            libc::c_uint::from(mode),
+        )
+    };
     fd_from(rc.into())
 }
 
@@ -82,7 +101,8 @@ pub fn fstatat(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<Option
 
 /// fstat(2) of an open descriptor (O_PATH ones included).
 pub fn fstat(fd: &impl AsRawFd) -> io::Result<libc::stat> {
-    fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)?
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
 }
 
 /// The file system type of an open descriptor.
@@ -99,7 +119,9 @@ pub fn readlinkat(dir: RawFd, name: &CStr) -> io::Result<Vec<u8>> {
     let mut buffer = vec![0u8; 256];
     loop {
         // SAFETY: the buffer is writable for its whole length.
-        let rc = unsafe { libc::readlinkat(dir, name.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        let rc = unsafe {
+            libc::readlinkat(dir, name.as_ptr(), buffer.as_mut_ptr().cast(), buffer.len())
+        };
         let len = usize::try_from(rc).map_err(|_| io::Error::last_os_error())?;
         if len < buffer.len() {
             buffer.truncate(len);
@@ -148,7 +170,15 @@ pub fn lchownat(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
 /// fchown(2) of an open descriptor (O_PATH ones too, through AT_EMPTY_PATH).
 pub fn fchown(fd: &impl AsRawFd, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: the empty path with AT_EMPTY_PATH names the descriptor itself.
-    check(unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 /// fchmod(2) of a descriptor opened for reading or writing.
@@ -161,7 +191,8 @@ pub fn fchmod(fd: &impl AsRawFd, mode: libc::mode_t) -> io::Result<()> {
 /// which cannot be opened for fchmod without side effects). The
 /// `/proc/self/fd` link leads to exactly that inode, whatever its name now.
 pub fn chmod_path_fd(fd: &impl AsRawFd, mode: libc::mode_t) -> io::Result<()> {
-    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `path` is NUL-terminated.
     check(unsafe { libc::fchmodat(libc::AT_FDCWD, path.as_ptr(), mode, 0) })
 }
@@ -178,7 +209,14 @@ fn timespec(seconds: i64) -> libc::timespec {
 pub fn set_times_at(dir: RawFd, name: &CStr, mtime: i64) -> io::Result<()> {
     let times = [timespec(mtime), timespec(mtime)];
     // SAFETY: `name` is NUL-terminated; `times` holds the two entries utimensat reads.
-    check(unsafe { libc::utimensat(dir, name.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+    check(unsafe {
+        libc::utimensat(
+            dir,
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
 }
 
 /// Sets the access and modification times of an open descriptor to `mtime`.
@@ -209,7 +247,11 @@ pub fn read_dir_names(dir: &impl AsRawFd) -> io::Result<Vec<CString>> {
         let entry = unsafe { libc::readdir(stream) };
         if entry.is_null() {
             let err = io::Error::last_os_error();
-            break if err.raw_os_error().unwrap_or(0) == 0 { Ok(()) } else { Err(err) };
+            break if err.raw_os_error().unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(err)
+            };
         }
         // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated;
         // it stays valid until the next readdir on this stream.

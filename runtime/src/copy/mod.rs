@@ -18,13 +18,13 @@
 
 mod fd;
 
+use crate::rootfs::TreeKind;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use crate::rootfs::TreeKind;
 use thiserror::Error;
 
 /// How many symbolic links a path may go through, as the kernel's limit.
@@ -125,7 +125,10 @@ fn not_found_text(path: &str, container: Option<&str>) -> String {
     }
 }
 
-fn io_error(what: &'static str, path: impl Into<String>) -> impl FnOnce(std::io::Error) -> CopyError {
+fn io_error(
+    what: &'static str,
+    path: impl Into<String>,
+) -> impl FnOnce(std::io::Error) -> CopyError {
     let path = path.into();
     move |source| CopyError::Io { what, path, source }
 }
@@ -153,7 +156,10 @@ pub struct Tree {
 impl Tree {
     /// The host's file system: paths as the user gives them.
     pub fn host() -> Self {
-        Self { root: None, container: None }
+        Self {
+            root: None,
+            container: None,
+        }
     }
 
     /// A container's file system, whose `/` is the directory `root`.
@@ -185,7 +191,9 @@ impl Tree {
     }
 
     fn dir_fd(&self) -> RawFd {
-        self.root.as_ref().map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd)
+        self.root
+            .as_ref()
+            .map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd)
     }
 
     /// Container paths resolve inside the root, and never through a magic
@@ -201,10 +209,20 @@ impl Tree {
     /// The directory at `path` (following links, inside the root).
     fn open_dir(&self, path: &str) -> Result<OwnedFd, CopyError> {
         let c_path = CString::new(path).map_err(|_| CopyError::BadPath(path.to_string()))?;
-        fd::openat2(self.dir_fd(), &c_path, libc::O_PATH | libc::O_DIRECTORY, self.resolve_flags()).map_err(|err| match err.raw_os_error() {
+        fd::openat2(
+            self.dir_fd(),
+            &c_path,
+            libc::O_PATH | libc::O_DIRECTORY,
+            self.resolve_flags(),
+        )
+        .map_err(|err| match err.raw_os_error() {
             Some(libc::ENOENT) => self.not_found(path),
-            Some(libc::ENOTDIR) => CopyError::NotADirectory { path: path.to_string() },
-            Some(libc::ELOOP) => CopyError::TooManyLinks { path: path.to_string() },
+            Some(libc::ENOTDIR) => CopyError::NotADirectory {
+                path: path.to_string(),
+            },
+            Some(libc::ELOOP) => CopyError::TooManyLinks {
+                path: path.to_string(),
+            },
             _ => CopyError::Io {
                 what: "opening",
                 path: path.to_string(),
@@ -266,7 +284,11 @@ struct Spelling {
 /// Reads a path's spelling; container paths are relative to the
 /// container's `/` whether or not they start with one.
 fn spell(path: &str, in_container: bool) -> Spelling {
-    let path = if in_container && !path.starts_with('/') { format!("/{path}") } else { path.to_string() };
+    let path = if in_container && !path.starts_with('/') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
     let trimmed = path.trim_end_matches('/');
     let asserts_slash = trimmed.len() != path.len();
     let (parent, last) = match trimmed.rfind('/') {
@@ -280,7 +302,11 @@ fn spell(path: &str, in_container: bool) -> Spelling {
         // kernel resolves it (inside the root), never a lookup of `..`
         // from a descriptor, which would leave the root.
         "" | "." | ".." => Spelling {
-            parent: if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() },
+            parent: if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            },
             name: ".".to_string(),
             asserts_dir: true,
             contents: true,
@@ -319,15 +345,26 @@ fn locate(tree: &Tree, path: &str, follow: bool) -> Result<(Spelling, Located), 
         if spelling.name == "." {
             let dir = tree.open_dir(&spelling.parent)?;
             let stat = fd::fstat(&dir).map_err(io_error("inspecting", spelling.parent.clone()))?;
-            return Ok((given, Located { dir, name: c".".to_owned(), stat: Some(stat) }));
+            return Ok((
+                given,
+                Located {
+                    dir,
+                    name: c".".to_owned(),
+                    stat: Some(stat),
+                },
+            ));
         }
         let dir = tree.open_dir(&spelling.parent)?;
-        let name = CString::new(spelling.name.as_str()).map_err(|_| CopyError::BadPath(path.to_string()))?;
-        let stat = fd::fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path))?;
+        let name = CString::new(spelling.name.as_str())
+            .map_err(|_| CopyError::BadPath(path.to_string()))?;
+        let stat = fd::fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW)
+            .map_err(io_error("inspecting", path))?;
         let is_link = stat.is_some_and(|s| fd::file_type(s.st_mode) == libc::S_IFLNK);
         if is_link && (follow || spelling.asserts_dir) {
-            let target = fd::readlinkat(dir.as_raw_fd(), &name).map_err(io_error("reading the link", path))?;
-            let target = String::from_utf8(target).map_err(|_| CopyError::BadPath(path.to_string()))?;
+            let target = fd::readlinkat(dir.as_raw_fd(), &name)
+                .map_err(io_error("reading the link", path))?;
+            let target =
+                String::from_utf8(target).map_err(|_| CopyError::BadPath(path.to_string()))?;
             // Relative to the link's directory, as spelled: the kernel
             // resolves any `..` in it from the real directory.
             let mut next = if target.starts_with('/') {
@@ -342,16 +379,24 @@ fn locate(tree: &Tree, path: &str, follow: bool) -> Result<(Spelling, Located), 
             continue;
         }
         if spelling.asserts_dir && stat.is_some() && !stat.as_ref().is_some_and(fd::is_dir) {
-            return Err(CopyError::NotADirectory { path: path.to_string() });
+            return Err(CopyError::NotADirectory {
+                path: path.to_string(),
+            });
         }
         return Ok((given, Located { dir, name, stat }));
     }
-    Err(CopyError::TooManyLinks { path: path.to_string() })
+    Err(CopyError::TooManyLinks {
+        path: path.to_string(),
+    })
 }
 
 /// Finds a copy's source; a missing one is reported by its whole path,
 /// as Docker does, whichever of its directories is missing.
-fn locate_source(tree: &Tree, path: &str, options: CopyOptions) -> Result<(Spelling, Located), CopyError> {
+fn locate_source(
+    tree: &Tree,
+    path: &str,
+    options: CopyOptions,
+) -> Result<(Spelling, Located), CopyError> {
     match locate(tree, path, options.follow_link) {
         Err(CopyError::NotFound { .. }) => Err(tree.not_found(&tree.shown(path))),
         other => other,
@@ -377,7 +422,12 @@ enum Refusal {
 }
 
 /// Docker's table (`docker cp` reference, "SRC_PATH specifies a file" ...).
-fn placement(source_is_dir: bool, dest_exists: bool, dest_is_dir: bool, dest_asserts_dir: bool) -> Result<Placement, Refusal> {
+fn placement(
+    source_is_dir: bool,
+    dest_exists: bool,
+    dest_is_dir: bool,
+    dest_asserts_dir: bool,
+) -> Result<Placement, Refusal> {
     match (dest_exists, dest_is_dir) {
         (true, true) => Ok(Placement::IntoDirectory),
         (true, false) if source_is_dir => Err(Refusal::DirectoryOntoFile),
@@ -390,35 +440,66 @@ fn placement(source_is_dir: bool, dest_exists: bool, dest_is_dir: bool, dest_ass
 
 /// Copies `from_path` in `from` to `to_path` in `to`, as `docker cp` does.
 /// Returns the size of the archive that went across.
-pub fn copy(from: &Tree, from_path: &str, to: &Tree, to_path: &str, options: CopyOptions) -> Result<u64, CopyError> {
+pub fn copy(
+    from: &Tree,
+    from_path: &str,
+    to: &Tree,
+    to_path: &str,
+    options: CopyOptions,
+) -> Result<u64, CopyError> {
     let (source_spelling, source) = locate_source(from, from_path, options)?;
     if source.stat.is_none() {
         return Err(from.not_found(&from.shown(from_path)));
     }
     let (dest_spelling, dest) = locate(to, to_path, true)?;
-    let placed = placement(source.is_dir(), dest.stat.is_some(), dest.is_dir(), dest_spelling.asserts_dir).map_err(|refusal| match refusal {
-        Refusal::DirectoryOntoFile => CopyError::CannotCopyDirectory { path: to_path.to_string() },
-        Refusal::NoSuchDirectory => CopyError::NoSuchDirectory { path: to_path.to_string() },
+    let placed = placement(
+        source.is_dir(),
+        dest.stat.is_some(),
+        dest.is_dir(),
+        dest_spelling.asserts_dir,
+    )
+    .map_err(|refusal| match refusal {
+        Refusal::DirectoryOntoFile => CopyError::CannotCopyDirectory {
+            path: to_path.to_string(),
+        },
+        Refusal::NoSuchDirectory => CopyError::NoSuchDirectory {
+            path: to_path.to_string(),
+        },
     })?;
     let (target_dir, root_name) = match placed {
         Placement::IntoDirectory => (
             dest.directory(to_path)?,
-            if source_spelling.contents { ".".to_string() } else { source_spelling.name.clone() },
+            if source_spelling.contents {
+                ".".to_string()
+            } else {
+                source_spelling.name.clone()
+            },
         ),
         Placement::AtDestination => (dest.dir, dest_spelling_name(&dest.name)),
     };
-    tracing::debug!(from = from_path, to = to_path, ?placed, root_name, "copying");
+    tracing::debug!(
+        from = from_path,
+        to = to_path,
+        ?placed,
+        root_name,
+        "copying"
+    );
     let policy = to.policy(options);
     let (reader, writer) = std::io::pipe().map_err(io_error("making a pipe for", to_path))?;
     std::thread::scope(|scope| {
         let source = &source;
         let root_name = &root_name;
         let producer = scope.spawn(move || {
-            let mut counted = Counted { inner: writer, bytes: 0 };
+            let mut counted = Counted {
+                inner: writer,
+                bytes: 0,
+            };
             write_archive(source, Path::new(root_name), &mut counted).map(|()| counted.bytes)
         });
         let extracted = extract(reader, &target_dir, policy);
-        let produced = producer.join().map_err(|_| CopyError::Worker("archiving"))?;
+        let produced = producer
+            .join()
+            .map_err(|_| CopyError::Worker("archiving"))?;
         // An archive cut short by a failed reader is that reader's fault.
         let bytes = produced?;
         extracted.map(|()| bytes)
@@ -433,14 +514,18 @@ impl Located {
     /// The directory this names (itself when its name is `.`).
     fn directory(&self, shown: &str) -> Result<OwnedFd, CopyError> {
         let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-        fd::openat(self.dir.as_raw_fd(), &self.name, flags, 0).map_err(|err| match err.raw_os_error() {
-            // It became a link (or a file) since it was looked at.
-            Some(libc::ENOTDIR | libc::ELOOP) => CopyError::NotADirectory { path: shown.to_string() },
-            _ => CopyError::Io {
-                what: "opening",
-                path: shown.to_string(),
-                source: err,
-            },
+        fd::openat(self.dir.as_raw_fd(), &self.name, flags, 0).map_err(|err| {
+            match err.raw_os_error() {
+                // It became a link (or a file) since it was looked at.
+                Some(libc::ENOTDIR | libc::ELOOP) => CopyError::NotADirectory {
+                    path: shown.to_string(),
+                },
+                _ => CopyError::Io {
+                    what: "opening",
+                    path: shown.to_string(),
+                    source: err,
+                },
+            }
         })
     }
 }
@@ -448,26 +533,45 @@ impl Located {
 /// Writes `from_path` in `from` to `out` as a tar archive, as `docker cp
 /// CONTAINER:SRC -` does: entries named from the source's last component
 /// (`.` for `DIR/.`). Returns the archive's size.
-pub fn archive_to(from: &Tree, from_path: &str, options: CopyOptions, out: impl Write) -> Result<u64, CopyError> {
+pub fn archive_to(
+    from: &Tree,
+    from_path: &str,
+    options: CopyOptions,
+    out: impl Write,
+) -> Result<u64, CopyError> {
     let (spelling, source) = locate_source(from, from_path, options)?;
     if source.stat.is_none() {
         return Err(from.not_found(&from.shown(from_path)));
     }
-    let root_name = if spelling.contents { "." } else { spelling.name.as_str() };
-    let mut counted = Counted { inner: out, bytes: 0 };
+    let root_name = if spelling.contents {
+        "."
+    } else {
+        spelling.name.as_str()
+    };
+    let mut counted = Counted {
+        inner: out,
+        bytes: 0,
+    };
     write_archive(&source, Path::new(root_name), &mut counted)?;
     Ok(counted.bytes)
 }
 
 /// Extracts the tar archive `input` into the directory `to_path` of `to`,
 /// as `docker cp - CONTAINER:DEST` does.
-pub fn extract_into(input: impl Read, to: &Tree, to_path: &str, options: CopyOptions) -> Result<(), CopyError> {
+pub fn extract_into(
+    input: impl Read,
+    to: &Tree,
+    to_path: &str,
+    options: CopyOptions,
+) -> Result<(), CopyError> {
     let (_, dest) = locate(to, to_path, true)?;
     if dest.stat.is_none() {
         return Err(to.not_found(&to.shown(to_path)));
     }
     if !dest.is_dir() {
-        return Err(CopyError::ExtractionPointNotDirectory { path: to_path.to_string() });
+        return Err(CopyError::ExtractionPointNotDirectory {
+            path: to_path.to_string(),
+        });
     }
     let dir = dest.directory(to_path)?;
     extract(input, &dir, to.policy(options))
@@ -504,7 +608,10 @@ fn write_archive(source: &Located, root_name: &Path, out: impl Write) -> Result<
         .builder
         .into_inner()
         .and_then(|mut out| out.flush())
-        .map_err(io_error("writing the archive of", root_name.display().to_string()))
+        .map_err(io_error(
+            "writing the archive of",
+            root_name.display().to_string(),
+        ))
 }
 
 /// A tar writer walking a tree by descriptors: never by joined paths, which
@@ -529,7 +636,12 @@ const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 /// leads the walk nowhere. For an overlay upper directory
 /// ([`TreeKind::Upper`]) whiteouts become `.wh.NAME` files and opaque
 /// directories get `.wh..wh..opq`, as OCI layers have them.
-pub fn archive_tree(root: &Path, kind: TreeKind, exclude: std::collections::HashSet<PathBuf>, out: impl Write) -> Result<(), CopyError> {
+pub fn archive_tree(
+    root: &Path,
+    kind: TreeKind,
+    exclude: std::collections::HashSet<PathBuf>,
+    out: impl Write,
+) -> Result<(), CopyError> {
     let dir = open_host_dir(root, libc::O_RDONLY)?;
     let mut writer = ArchiveWriter {
         builder: tar::Builder::new(out),
@@ -539,7 +651,11 @@ pub fn archive_tree(root: &Path, kind: TreeKind, exclude: std::collections::Hash
     };
     writer.append_below(DirStack::new(dir, PathBuf::new())?)?;
     let shown = root.display().to_string();
-    writer.builder.into_inner().and_then(|mut out| out.flush()).map_err(io_error("writing the archive of", shown))
+    writer
+        .builder
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(io_error("writing the archive of", shown))
 }
 
 /// Directories gone through without recursion (a guest may nest them
@@ -564,7 +680,11 @@ impl DirStack {
             match names.get(*next) {
                 Some(name) => {
                     *next += 1;
-                    return Some((dir.as_raw_fd(), name.clone(), prefix.join(OsStr::from_bytes(name.to_bytes()))));
+                    return Some((
+                        dir.as_raw_fd(),
+                        name.clone(),
+                        prefix.join(OsStr::from_bytes(name.to_bytes())),
+                    ));
                 }
                 None => {
                     self.frames.pop();
@@ -576,9 +696,12 @@ impl DirStack {
     /// Goes through `dir` (named `path`) before what is left here.
     fn descend(&mut self, dir: OwnedFd, path: PathBuf) -> Result<(), CopyError> {
         if self.frames.len() >= MAX_TREE_DEPTH {
-            return Err(CopyError::TooDeep { path: path.display().to_string() });
+            return Err(CopyError::TooDeep {
+                path: path.display().to_string(),
+            });
         }
-        let names = fd::read_dir_names(&dir).map_err(io_error("reading", path.display().to_string()))?;
+        let names =
+            fd::read_dir_names(&dir).map_err(io_error("reading", path.display().to_string()))?;
         self.frames.push((dir, path, names, 0));
         Ok(())
     }
@@ -598,17 +721,31 @@ pub fn walk(root: &Path, visit: &mut dyn FnMut(WalkEntry<'_>)) -> Result<(), Cop
     let mut stack = DirStack::new(open_host_dir(root, libc::O_RDONLY)?, PathBuf::new())?;
     while let Some((dir, child, path)) = stack.next() {
         // Gone meanwhile (a running guest): nothing to visit.
-        let Some(stat) = fd::fstatat(dir, &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", path.display().to_string()))? else {
+        let Some(stat) = fd::fstatat(dir, &child, libc::AT_SYMLINK_NOFOLLOW)
+            .map_err(io_error("inspecting", path.display().to_string()))?
+        else {
             continue;
         };
-        visit(WalkEntry { path: &path, stat: &stat });
+        visit(WalkEntry {
+            path: &path,
+            stat: &stat,
+        });
         if !fd::is_dir(&stat) {
             continue;
         }
-        match fd::openat(dir, &child, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+        match fd::openat(
+            dir,
+            &child,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        ) {
             Ok(opened) => stack.descend(opened, path)?,
             // Swapped for something else meanwhile: not followed.
-            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {}
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                ) => {}
             Err(err) => return Err(io_error("opening", path.display().to_string())(err)),
         }
     }
@@ -622,7 +759,13 @@ pub fn exists_in(root: &OwnedFd, path: &Path) -> bool {
     let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
-    fd::openat2(root.as_raw_fd(), &path, libc::O_PATH | libc::O_NOFOLLOW, fd::RESOLVE_IN_ROOT | fd::RESOLVE_NO_MAGICLINKS).is_ok()
+    fd::openat2(
+        root.as_raw_fd(),
+        &path,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        fd::RESOLVE_IN_ROOT | fd::RESOLVE_NO_MAGICLINKS,
+    )
+    .is_ok()
 }
 
 /// Opens a trusted host directory (an image layer) to resolve paths in.
@@ -634,8 +777,10 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, CopyError> {
 /// `flags` besides `O_DIRECTORY`.
 fn open_host_dir(path: &Path, flags: libc::c_int) -> Result<OwnedFd, CopyError> {
     let shown = path.display().to_string();
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
-    fd::openat(libc::AT_FDCWD, &c_path, flags | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown))
+    let c_path =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| CopyError::BadPath(shown.clone()))?;
+    fd::openat(libc::AT_FDCWD, &c_path, flags | libc::O_DIRECTORY, 0)
+        .map_err(io_error("opening", shown))
 }
 
 fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
@@ -651,7 +796,13 @@ fn header_for(stat: &libc::stat, kind: tar::EntryType) -> tar::Header {
 
 impl<W: Write> ArchiveWriter<W> {
     /// Archives `name` in `dir` as `archive_name`.
-    fn append(&mut self, dir: RawFd, name: &CStr, archive_name: &Path, root: bool) -> Result<(), CopyError> {
+    fn append(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        archive_name: &Path,
+        root: bool,
+    ) -> Result<(), CopyError> {
         let Some(opened) = self.append_entry(dir, name, archive_name, root)? else {
             return Ok(());
         };
@@ -671,12 +822,20 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// Archives the one entry `name` in `dir` as `archive_name`; for a
     /// directory, returns it opened, for the caller to go through.
-    fn append_entry(&mut self, dir: RawFd, name: &CStr, archive_name: &Path, root: bool) -> Result<Option<OwnedFd>, CopyError> {
+    fn append_entry(
+        &mut self,
+        dir: RawFd,
+        name: &CStr,
+        archive_name: &Path,
+        root: bool,
+    ) -> Result<Option<OwnedFd>, CopyError> {
         if self.exclude.contains(archive_name) {
             return Ok(None);
         }
         let shown = || archive_name.display().to_string();
-        let Some(stat) = fd::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", shown()))? else {
+        let Some(stat) = fd::fstatat(dir, name, libc::AT_SYMLINK_NOFOLLOW)
+            .map_err(io_error("inspecting", shown()))?
+        else {
             if root {
                 return Err(CopyError::NotFound {
                     path: shown(),
@@ -689,9 +848,20 @@ impl<W: Write> ArchiveWriter<W> {
         };
         match fd::file_type(stat.st_mode) {
             libc::S_IFDIR => {
-                let opened = match fd::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+                let opened = match fd::openat(
+                    dir,
+                    name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                ) {
                     Ok(opened) => opened,
-                    Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => {
+                    Err(err)
+                        if !root
+                            && matches!(
+                                err.raw_os_error(),
+                                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                            ) =>
+                    {
                         tracing::debug!(entry = %shown(), "changed while archiving");
                         return Ok(None);
                     }
@@ -699,7 +869,9 @@ impl<W: Write> ArchiveWriter<W> {
                 };
                 let stat = fd::fstat(&opened).map_err(io_error("inspecting", shown()))?;
                 let mut header = header_for(&stat, tar::EntryType::Directory);
-                self.builder.append_data(&mut header, archive_name, std::io::empty()).map_err(io_error("archiving", shown()))?;
+                self.builder
+                    .append_data(&mut header, archive_name, std::io::empty())
+                    .map_err(io_error("archiving", shown()))?;
                 if self.kind == TreeKind::Upper && is_opaque(&opened) {
                     self.append_empty(&stat, &archive_name.join(".wh..wh..opq"))?;
                 }
@@ -710,7 +882,9 @@ impl<W: Write> ArchiveWriter<W> {
                     let key = (stat.st_dev, stat.st_ino);
                     if let Some(first) = self.links.get(&key) {
                         let mut header = header_for(&stat, tar::EntryType::Link);
-                        self.builder.append_link(&mut header, archive_name, first).map_err(io_error("archiving", shown()))?;
+                        self.builder
+                            .append_link(&mut header, archive_name, first)
+                            .map_err(io_error("archiving", shown()))?;
                         return Ok(None);
                     }
                     self.links.insert(key, archive_name.to_path_buf());
@@ -719,7 +893,10 @@ impl<W: Write> ArchiveWriter<W> {
                 let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
                 let opened = match fd::openat(dir, name, flags, 0) {
                     Ok(opened) => opened,
-                    Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ELOOP)) => {
+                    Err(err)
+                        if !root
+                            && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ELOOP)) =>
+                    {
                         tracing::debug!(entry = %shown(), "changed while archiving");
                         return Ok(None);
                     }
@@ -735,18 +912,32 @@ impl<W: Write> ArchiveWriter<W> {
                 header.set_size(size);
                 // A file a running guest shortens meanwhile is padded, so
                 // the entry keeps the size its header says.
-                let data = std::fs::File::from(opened).take(size).chain(std::io::repeat(0)).take(size);
-                self.builder.append_data(&mut header, archive_name, data).map_err(io_error("archiving", shown()))?;
+                let data = std::fs::File::from(opened)
+                    .take(size)
+                    .chain(std::io::repeat(0))
+                    .take(size);
+                self.builder
+                    .append_data(&mut header, archive_name, data)
+                    .map_err(io_error("archiving", shown()))?;
             }
             libc::S_IFLNK => {
                 let target = match fd::readlinkat(dir, name) {
                     Ok(target) => target,
-                    Err(err) if !root && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) => return Ok(None),
+                    Err(err)
+                        if !root
+                            && matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EINVAL)) =>
+                    {
+                        return Ok(None)
+                    }
                     Err(err) => return Err(io_error("reading the link", shown())(err)),
                 };
                 let mut header = header_for(&stat, tar::EntryType::Symlink);
                 self.builder
-                    .append_link(&mut header, archive_name, Path::new(OsStr::from_bytes(&target)))
+                    .append_link(
+                        &mut header,
+                        archive_name,
+                        Path::new(OsStr::from_bytes(&target)),
+                    )
                     .map_err(io_error("archiving", shown()))?;
             }
             libc::S_IFCHR if self.kind == TreeKind::Upper && stat.st_rdev == 0 => {
@@ -764,7 +955,10 @@ impl<W: Write> ArchiveWriter<W> {
                 header
                     .set_device_major(libc::major(stat.st_rdev))
                     .and_then(|()| header.set_device_minor(libc::minor(stat.st_rdev)))
-                    .and_then(|()| self.builder.append_data(&mut header, archive_name, std::io::empty()))
+                    .and_then(|()| {
+                        self.builder
+                            .append_data(&mut header, archive_name, std::io::empty())
+                    })
                     .map_err(io_error("archiving", shown()))?;
             }
             // Sockets have no tar form (Docker leaves them out too).
@@ -787,7 +981,14 @@ impl<W: Write> ArchiveWriter<W> {
 fn is_opaque(dir: &OwnedFd) -> bool {
     let mut value = [0u8; 2];
     // SAFETY: fgetxattr writes at most `value.len()` bytes into `value`.
-    let n = unsafe { libc::fgetxattr(dir.as_raw_fd(), OPAQUE_XATTR.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            OPAQUE_XATTR.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
     n == 1 && value[0] == b'y'
 }
 
@@ -814,7 +1015,10 @@ impl Policy {
     fn owner_of(&self, header: &tar::Header) -> std::io::Result<Option<(u32, u32)>> {
         Ok(match self.owner {
             Owner::Keep => {
-                let id = |value: u64| u32::try_from(value).map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW));
+                let id = |value: u64| {
+                    u32::try_from(value)
+                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))
+                };
                 Some((id(header.uid()?)?, id(header.gid()?)?))
             }
             Owner::Root => Some((0, 0)),
@@ -849,19 +1053,38 @@ fn archive_components(name: &[u8]) -> Option<Vec<CString>> {
 
 /// The directory `components` below `dest`, never through a symbolic link;
 /// missing ones are made when `create` says so.
-fn open_beneath(dest: &OwnedFd, components: &[CString], create: Option<Policy>, entry: &str) -> Result<OwnedFd, CopyError> {
-    let mut current = fd::openat(dest.as_raw_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io_error("opening the destination of", entry))?;
+fn open_beneath(
+    dest: &OwnedFd,
+    components: &[CString],
+    create: Option<Policy>,
+    entry: &str,
+) -> Result<OwnedFd, CopyError> {
+    let mut current = fd::openat(dest.as_raw_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(io_error("opening the destination of", entry))?;
     let resolve = fd::RESOLVE_BENEATH | fd::RESOLVE_NO_SYMLINKS | fd::RESOLVE_NO_MAGICLINKS;
     for component in components {
-        let open = |dir: &OwnedFd| fd::openat2(dir.as_raw_fd(), component, libc::O_PATH | libc::O_DIRECTORY, resolve);
+        let open = |dir: &OwnedFd| {
+            fd::openat2(
+                dir.as_raw_fd(),
+                component,
+                libc::O_PATH | libc::O_DIRECTORY,
+                resolve,
+            )
+        };
         let opened = match open(&current) {
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) && create.is_some() => {
                 match fd::mkdirat(current.as_raw_fd(), component, 0o755) {
-                    Err(err) if err.raw_os_error() != Some(libc::EEXIST) => return Err(io_error("creating a directory for", entry)(err)),
+                    Err(err) if err.raw_os_error() != Some(libc::EEXIST) => {
+                        return Err(io_error("creating a directory for", entry)(err))
+                    }
                     _ => {}
                 }
-                if let Some(Policy { owner: Owner::Root, .. }) = create {
-                    fd::lchownat(current.as_raw_fd(), component, 0, 0).map_err(io_error("changing the owner of a directory for", entry))?;
+                if let Some(Policy {
+                    owner: Owner::Root, ..
+                }) = create
+                {
+                    fd::lchownat(current.as_raw_fd(), component, 0, 0)
+                        .map_err(io_error("changing the owner of a directory for", entry))?;
                 }
                 open(&current)
             }
@@ -886,13 +1109,25 @@ fn open_beneath(dest: &OwnedFd, components: &[CString], create: Option<Policy>, 
 /// following links.
 fn remove_tree(dir: RawFd, name: &CStr, stat: &libc::stat, entry: &str) -> Result<(), CopyError> {
     if fd::is_dir(stat) {
-        let opened = fd::openat(dir, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0).map_err(io_error("opening, to replace it,", entry))?;
-        for child in fd::read_dir_names(&opened).map_err(io_error("reading, to replace it,", entry))? {
-            if let Some(child_stat) = fd::fstatat(opened.as_raw_fd(), &child, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", entry))? {
+        let opened = fd::openat(
+            dir,
+            name,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(io_error("opening, to replace it,", entry))?;
+        for child in
+            fd::read_dir_names(&opened).map_err(io_error("reading, to replace it,", entry))?
+        {
+            if let Some(child_stat) =
+                fd::fstatat(opened.as_raw_fd(), &child, libc::AT_SYMLINK_NOFOLLOW)
+                    .map_err(io_error("inspecting", entry))?
+            {
                 remove_tree(opened.as_raw_fd(), &child, &child_stat, entry)?;
             }
         }
-        fd::unlinkat(dir, name, libc::AT_REMOVEDIR).map_err(io_error("removing, to replace it,", entry))
+        fd::unlinkat(dir, name, libc::AT_REMOVEDIR)
+            .map_err(io_error("removing, to replace it,", entry))
     } else {
         fd::unlinkat(dir, name, 0).map_err(io_error("removing, to replace it,", entry))
     }
@@ -903,22 +1138,39 @@ fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyE
     let mut archive = tar::Archive::new(input);
     // Directories get their times last: what goes into them changes them.
     let mut directory_times: Vec<(Vec<CString>, i64)> = Vec::new();
-    let entries = archive.entries().map_err(io_error("reading", "the archive"))?;
+    let entries = archive
+        .entries()
+        .map_err(io_error("reading", "the archive"))?;
     for entry in entries {
         let mut entry = entry.map_err(io_error("reading", "the archive"))?;
         let raw_name = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_name).into_owned();
-        let components = archive_components(&raw_name).ok_or_else(|| CopyError::UnsafeEntry { entry: shown.clone() })?;
+        let components = archive_components(&raw_name).ok_or_else(|| CopyError::UnsafeEntry {
+            entry: shown.clone(),
+        })?;
         let header = entry.header().clone();
         let kind = header.entry_type();
         let bad_header = io_error("reading the header of", shown.clone());
         let mode = header.mode().map_err(bad_header)?;
-        let mtime = i64::try_from(header.mtime().map_err(io_error("reading the header of", shown.clone()))?).unwrap_or(0);
-        let owner = policy.owner_of(&header).map_err(io_error("reading the owner of", shown.clone()))?;
+        let mtime = i64::try_from(
+            header
+                .mtime()
+                .map_err(io_error("reading the header of", shown.clone()))?,
+        )
+        .unwrap_or(0);
+        let owner = policy
+            .owner_of(&header)
+            .map_err(io_error("reading the owner of", shown.clone()))?;
         let Some((name, parents)) = components.split_last() else {
             // The archive's root (`.`): the destination directory itself.
             if kind.is_dir() {
-                let dir = fd::openat(dest.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", shown.clone()))?;
+                let dir = fd::openat(
+                    dest.as_raw_fd(),
+                    c".",
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    0,
+                )
+                .map_err(io_error("opening", shown.clone()))?;
                 apply_owner_and_mode(&dir, owner, mode & 0o7777, &shown)?;
                 directory_times.push((Vec::new(), mtime));
             }
@@ -926,7 +1178,8 @@ fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyE
         };
         let parent = open_beneath(dest, parents, Some(policy), &shown)?;
         let parent_fd = parent.as_raw_fd();
-        let existing = fd::fstatat(parent_fd, name, libc::AT_SYMLINK_NOFOLLOW).map_err(io_error("inspecting", shown.clone()))?;
+        let existing = fd::fstatat(parent_fd, name, libc::AT_SYMLINK_NOFOLLOW)
+            .map_err(io_error("inspecting", shown.clone()))?;
         let keep_existing_dir = kind.is_dir() && existing.as_ref().is_some_and(fd::is_dir);
         if let (Some(stat), false) = (existing.as_ref(), keep_existing_dir) {
             // As Docker: what is in the way goes, unless both are directories.
@@ -938,38 +1191,65 @@ fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyE
         match kind {
             tar::EntryType::Directory => {
                 if !keep_existing_dir {
-                    fd::mkdirat(parent_fd, name, 0o700).map_err(io_error("creating", shown.clone()))?;
+                    fd::mkdirat(parent_fd, name, 0o700)
+                        .map_err(io_error("creating", shown.clone()))?;
                 }
-                let dir = fd::openat(parent_fd, name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0).map_err(io_error("opening", shown.clone()))?;
+                let dir = fd::openat(
+                    parent_fd,
+                    name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .map_err(io_error("opening", shown.clone()))?;
                 apply_owner_and_mode(&dir, owner, mode & 0o7777, &shown)?;
                 directory_times.push((components.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-                let file = fd::openat(parent_fd, name, flags, 0o600).map_err(io_error("creating", shown.clone()))?;
+                let file = fd::openat(parent_fd, name, flags, 0o600)
+                    .map_err(io_error("creating", shown.clone()))?;
                 let mut file = std::fs::File::from(file);
                 std::io::copy(&mut entry, &mut file).map_err(io_error("writing", shown.clone()))?;
                 // chown before chmod: chown clears set-user-ID bits.
                 apply_owner_and_mode(&file, owner, policy.file_mode(mode), &shown)?;
-                fd::set_times(&file, mtime).map_err(io_error("setting the times of", shown.clone()))?;
+                fd::set_times(&file, mtime)
+                    .map_err(io_error("setting the times of", shown.clone()))?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| CopyError::UnsafeEntry { entry: shown.clone() })?;
-                let target = CString::new(target.into_owned()).map_err(|_| CopyError::UnsafeEntry { entry: shown.clone() })?;
-                fd::symlinkat(&target, parent_fd, name).map_err(io_error("creating", shown.clone()))?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| CopyError::UnsafeEntry {
+                        entry: shown.clone(),
+                    })?;
+                let target =
+                    CString::new(target.into_owned()).map_err(|_| CopyError::UnsafeEntry {
+                        entry: shown.clone(),
+                    })?;
+                fd::symlinkat(&target, parent_fd, name)
+                    .map_err(io_error("creating", shown.clone()))?;
                 if let Some((uid, gid)) = owner {
-                    fd::lchownat(parent_fd, name, uid, gid).map_err(io_error("changing the owner of", shown.clone()))?;
+                    fd::lchownat(parent_fd, name, uid, gid)
+                        .map_err(io_error("changing the owner of", shown.clone()))?;
                 }
-                fd::set_times_at(parent_fd, name, mtime).map_err(io_error("setting the times of", shown.clone()))?;
+                fd::set_times_at(parent_fd, name, mtime)
+                    .map_err(io_error("setting the times of", shown.clone()))?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| CopyError::UnsafeEntry { entry: shown.clone() })?;
-                let target_components = archive_components(&target).ok_or_else(|| CopyError::UnsafeEntry { entry: shown.clone() })?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| CopyError::UnsafeEntry {
+                        entry: shown.clone(),
+                    })?;
+                let target_components =
+                    archive_components(&target).ok_or_else(|| CopyError::UnsafeEntry {
+                        entry: shown.clone(),
+                    })?;
                 let Some((target_name, target_parents)) = target_components.split_last() else {
                     return Err(CopyError::UnsafeEntry { entry: shown });
                 };
                 let target_dir = open_beneath(dest, target_parents, None, &shown)?;
-                fd::linkat(target_dir.as_raw_fd(), target_name, parent_fd, name).map_err(io_error("linking", shown.clone()))?;
+                fd::linkat(target_dir.as_raw_fd(), target_name, parent_fd, name)
+                    .map_err(io_error("linking", shown.clone()))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 let type_bits = match kind {
@@ -983,24 +1263,39 @@ fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyE
                 }
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                fd::mknodat(parent_fd, name, type_bits | 0o600, libc::makedev(major, minor)).map_err(io_error("creating", shown.clone()))?;
-                let node = fd::openat(parent_fd, name, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(io_error("opening", shown.clone()))?;
+                fd::mknodat(
+                    parent_fd,
+                    name,
+                    type_bits | 0o600,
+                    libc::makedev(major, minor),
+                )
+                .map_err(io_error("creating", shown.clone()))?;
+                let node = fd::openat(parent_fd, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+                    .map_err(io_error("opening", shown.clone()))?;
                 let stat = fd::fstat(&node).map_err(io_error("inspecting", shown.clone()))?;
                 if fd::file_type(stat.st_mode) != type_bits {
-                    return Err(io_error("creating", shown)(std::io::Error::from_raw_os_error(libc::EEXIST)));
+                    return Err(io_error("creating", shown)(
+                        std::io::Error::from_raw_os_error(libc::EEXIST),
+                    ));
                 }
                 if let Some((uid, gid)) = owner {
-                    fd::fchown(&node, uid, gid).map_err(io_error("changing the owner of", shown.clone()))?;
+                    fd::fchown(&node, uid, gid)
+                        .map_err(io_error("changing the owner of", shown.clone()))?;
                 }
-                fd::chmod_path_fd(&node, policy.file_mode(mode)).map_err(io_error("changing the mode of", shown.clone()))?;
-                fd::set_times_at(parent_fd, name, mtime).map_err(io_error("setting the times of", shown.clone()))?;
+                fd::chmod_path_fd(&node, policy.file_mode(mode))
+                    .map_err(io_error("changing the mode of", shown.clone()))?;
+                fd::set_times_at(parent_fd, name, mtime)
+                    .map_err(io_error("setting the times of", shown.clone()))?;
             }
-            other => tracing::debug!(entry = %shown, kind = ?other, "skipping an archive entry of this kind"),
+            other => {
+                tracing::debug!(entry = %shown, kind = ?other, "skipping an archive entry of this kind")
+            }
         }
     }
     for (components, mtime) in directory_times.iter().rev() {
         let opened = open_beneath(dest, components, None, "").and_then(|dir| {
-            fd::openat(dir.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io_error("opening", ""))
+            fd::openat(dir.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(io_error("opening", ""))
         });
         match opened.map(|dir| fd::set_times(&dir, *mtime)) {
             Ok(Ok(())) => {}
@@ -1012,7 +1307,12 @@ fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyE
     Ok(())
 }
 
-fn apply_owner_and_mode(file: &impl AsRawFd, owner: Option<(u32, u32)>, mode: libc::mode_t, shown: &str) -> Result<(), CopyError> {
+fn apply_owner_and_mode(
+    file: &impl AsRawFd,
+    owner: Option<(u32, u32)>,
+    mode: libc::mode_t,
+    shown: &str,
+) -> Result<(), CopyError> {
     if let Some((uid, gid)) = owner {
         fd::fchown(file, uid, gid).map_err(io_error("changing the owner of", shown))?;
     }
@@ -1023,20 +1323,29 @@ fn apply_owner_and_mode(file: &impl AsRawFd, owner: Option<(u32, u32)>, mode: li
 /// it: virtiofsd (`--sandbox=namespace`) forks a child that pivots into
 /// the share directory, whose `rootfs` is the read-write overlay.
 pub fn running_rootfs(virtiofsd_pid: i64) -> Result<OwnedFd, CopyError> {
-    let pid = u32::try_from(virtiofsd_pid).ok().filter(|pid| *pid > 0).ok_or_else(|| CopyError::Io {
-        what: "finding virtiofsd",
-        path: virtiofsd_pid.to_string(),
-        source: std::io::Error::from_raw_os_error(libc::ESRCH),
-    })?;
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    let candidates = children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()).chain(std::iter::once(pid));
+    let pid = u32::try_from(virtiofsd_pid)
+        .ok()
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| CopyError::Io {
+            what: "finding virtiofsd",
+            path: virtiofsd_pid.to_string(),
+            source: std::io::Error::from_raw_os_error(libc::ESRCH),
+        })?;
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let candidates = children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .chain(std::iter::once(pid));
     for candidate in candidates {
         let comm = std::fs::read_to_string(format!("/proc/{candidate}/comm")).unwrap_or_default();
         if comm.trim_end() != "virtiofsd" {
             continue;
         }
-        let path = CString::new(format!("/proc/{candidate}/root/rootfs")).map_err(|_| CopyError::BadPath(candidate.to_string()))?;
-        let Ok(root) = fd::openat(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY, 0) else {
+        let path = CString::new(format!("/proc/{candidate}/root/rootfs"))
+            .map_err(|_| CopyError::BadPath(candidate.to_string()))?;
+        let Ok(root) = fd::openat(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY, 0)
+        else {
             continue;
         };
         if fd::fs_type(&root).ok() == Some(fd::OVERLAYFS_SUPER_MAGIC) {

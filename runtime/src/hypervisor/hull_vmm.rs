@@ -4,7 +4,10 @@
 //! (`CONNECT <port>`), as Firecracker does; the guest kernel's `ip=`
 //! configures the NIC, so the tap needs no MAC from us.
 
-use super::{check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch, BASE_CMDLINE};
+use super::{
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch,
+    BASE_CMDLINE,
+};
 use std::path::PathBuf;
 
 /// The vsock port hull-agent listens on.
@@ -23,8 +26,12 @@ impl HullVmm {
         if let Some(path) = std::env::var_os("HULL_VMM").filter(|p| !p.is_empty()) {
             return Some(PathBuf::from(path));
         }
-        let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("hull-vmm")));
-        beside.filter(|p| p.is_file()).or_else(|| find_program("hull-vmm"))
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hull-vmm")));
+        beside
+            .filter(|p| p.is_file())
+            .or_else(|| find_program("hull-vmm"))
     }
 
     /// The VM as hull-vmm takes it: Hull's one typed VM configuration.
@@ -35,7 +42,13 @@ impl HullVmm {
         let vcpus = u8::try_from(config.vcpus)
             .ok()
             .filter(|v| (1..=hull_vm_config::MAX_VCPUS).contains(v))
-            .ok_or_else(|| HypervisorError::Config(format!("hull-vmm runs 1 to {} vCPUs, not {}", hull_vm_config::MAX_VCPUS, config.vcpus)))?;
+            .ok_or_else(|| {
+                HypervisorError::Config(format!(
+                    "hull-vmm runs 1 to {} vCPUs, not {}",
+                    hull_vm_config::MAX_VCPUS,
+                    config.vcpus
+                ))
+            })?;
         let mut vm = hull_vm_config::VmConfig::new(config.kernel.clone());
         vm.initrd = Some(config.initrd.clone());
         vm.cmdline = cmdline.join(" ");
@@ -54,8 +67,15 @@ impl HullVmm {
                 tag: share.tag.clone(),
             })
             .collect();
-        vm.net = config.net.iter().map(|net| hull_vm_config::NetConfig { tap: net.tap.clone() }).collect();
-        vm.validate().map_err(|e| HypervisorError::Config(e.to_string()))?;
+        vm.net = config
+            .net
+            .iter()
+            .map(|net| hull_vm_config::NetConfig {
+                tap: net.tap.clone(),
+            })
+            .collect();
+        vm.validate()
+            .map_err(|e| HypervisorError::Config(e.to_string()))?;
         Ok(vm)
     }
 }
@@ -70,11 +90,14 @@ impl Hypervisor for HullVmm {
     }
 
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError> {
-        let program = Self::program().ok_or_else(|| HypervisorError::MissingProgram("hull-vmm".into()))?;
+        let program =
+            Self::program().ok_or_else(|| HypervisorError::MissingProgram("hull-vmm".into()))?;
         check_files(config)?;
         // Beside the VM's other files: the console log and the agent's socket.
         let path = config.agent_socket.with_file_name("hull-vmm.json");
-        self.vm_config(config)?.write_json_file(&path).map_err(|e| HypervisorError::Config(e.to_string()))?;
+        self.vm_config(config)?
+            .write_json_file(&path)
+            .map_err(|e| HypervisorError::Config(e.to_string()))?;
         Ok(VmLaunch {
             program,
             args: vec!["--config".into(), path.into()],
@@ -112,8 +135,14 @@ mod tests {
         };
         let vm = HullVmm.vm_config(&config).unwrap();
         assert_eq!((vm.vcpus, vm.mem_mib), (2, 256));
-        assert_eq!(vm.serial, hull_vm_config::SerialOutput::File("/s/console.log".into()));
-        assert_eq!(vm.vsock.as_ref().map(|v| (v.socket.clone(), v.cid)), Some(("/s/agent.sock".into(), 3)));
+        assert_eq!(
+            vm.serial,
+            hull_vm_config::SerialOutput::File("/s/console.log".into())
+        );
+        assert_eq!(
+            vm.vsock.as_ref().map(|v| (v.socket.clone(), v.cid)),
+            Some(("/s/agent.sock".into(), 3))
+        );
         assert_eq!(vm.fs[0].tag, "hull");
         assert_eq!(vm.net[0].tap, "hulltap0");
         assert!(vm.cmdline.contains("hull.channel=vsock:1024") && vm.cmdline.ends_with("eth0:off"));
@@ -122,7 +151,10 @@ mod tests {
         let path = dir.path().join("vm.json");
         vm.write_json_file(&path).unwrap();
         assert_eq!(hull_vm_config::VmConfig::from_json_file(&path).unwrap(), vm);
-        let too_many = VmConfig { vcpus: 64, ..config };
+        let too_many = VmConfig {
+            vcpus: 64,
+            ..config
+        };
         assert!(HullVmm.vm_config(&too_many).is_err());
     }
 }

@@ -18,7 +18,14 @@ pub use qemu::Qemu;
 /// (QEMU with `-no-reboot`; hull-vmm always); `panic=-1` does the same for a
 /// panic. `tsc=reliable` and `no_timer_check` spare an emulated guest the
 /// TSC watchdog and the IO-APIC timer check, which can stall under TCG.
-pub const BASE_CMDLINE: [&str; 6] = ["console=ttyS0", "reboot=t", "panic=-1", "quiet", "tsc=reliable", "no_timer_check"];
+pub const BASE_CMDLINE: [&str; 6] = [
+    "console=ttyS0",
+    "reboot=t",
+    "panic=-1",
+    "quiet",
+    "tsc=reliable",
+    "no_timer_check",
+];
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -5,7 +5,10 @@
 //! a unix socket. Guest memory is a shared memfd so that vhost-user devices
 //! (virtiofsd) can map it.
 
-use super::{check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch, BASE_CMDLINE};
+use super::{
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch,
+    BASE_CMDLINE,
+};
 use std::ffi::OsString;
 
 /// The virtio-serial port name the agent looks for.
@@ -32,7 +35,8 @@ impl Hypervisor for Qemu {
     }
 
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError> {
-        let program = find_program("qemu-system-x86_64").ok_or_else(|| HypervisorError::MissingProgram("qemu-system-x86_64".into()))?;
+        let program = find_program("qemu-system-x86_64")
+            .ok_or_else(|| HypervisorError::MissingProgram("qemu-system-x86_64".into()))?;
         check_files(config)?;
         Ok(VmLaunch {
             program,
@@ -58,14 +62,30 @@ impl Qemu {
         arg("-cpu".into());
         // `-cpu host` aborts on PVM hosts over MSR 0x10a; without
         // arch-capabilities it works everywhere KVM does.
-        arg(if self.kvm { "host,-arch-capabilities" } else { "max" }.into());
+        arg(if self.kvm {
+            "host,-arch-capabilities"
+        } else {
+            "max"
+        }
+        .into());
         arg("-smp".into());
         arg(config.vcpus.to_string());
         arg("-m".into());
         arg(format!("{}M", config.memory_mib));
         arg("-object".into());
-        arg(format!("memory-backend-memfd,id=mem,size={}M,share=on", config.memory_mib));
-        for fixed in ["-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", "-monitor", "none"] {
+        arg(format!(
+            "memory-backend-memfd,id=mem,size={}M,share=on",
+            config.memory_mib
+        ));
+        for fixed in [
+            "-nodefaults",
+            "-no-user-config",
+            "-no-reboot",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ] {
             arg(fixed.into());
         }
         arg("-serial".into());
@@ -79,20 +99,37 @@ impl Qemu {
         arg("-device".into());
         arg("virtio-serial-device".into());
         arg("-chardev".into());
-        arg(format!("socket,id=agent,path={},server=on,wait=off", config.agent_socket.display()));
+        arg(format!(
+            "socket,id=agent,path={},server=on,wait=off",
+            config.agent_socket.display()
+        ));
         arg("-device".into());
-        arg(format!("virtserialport,chardev=agent,name={AGENT_PORT_NAME}"));
+        arg(format!(
+            "virtserialport,chardev=agent,name={AGENT_PORT_NAME}"
+        ));
         for (index, share) in config.fs_shares.iter().enumerate() {
             arg("-chardev".into());
-            arg(format!("socket,id=fs{index},path={}", share.socket.display()));
+            arg(format!(
+                "socket,id=fs{index},path={}",
+                share.socket.display()
+            ));
             arg("-device".into());
-            arg(format!("vhost-user-fs-device,chardev=fs{index},tag={}", share.tag));
+            arg(format!(
+                "vhost-user-fs-device,chardev=fs{index},tag={}",
+                share.tag
+            ));
         }
         for (index, net) in config.net.iter().enumerate() {
             arg("-netdev".into());
-            arg(format!("tap,id=net{index},ifname={},script=no,downscript=no", net.tap));
+            arg(format!(
+                "tap,id=net{index},ifname={},script=no,downscript=no",
+                net.tap
+            ));
             arg("-device".into());
-            arg(format!("virtio-net-device,netdev=net{index},mac={}", net.mac));
+            arg(format!(
+                "virtio-net-device,netdev=net{index},mac={}",
+                net.mac
+            ));
         }
         args
     }
@@ -122,7 +159,11 @@ mod tests {
                 mac: "02:00:00:00:00:01".into(),
             }],
         };
-        let args: Vec<String> = (Qemu { kvm: false }).args(&config).iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<String> = (Qemu { kvm: false })
+            .args(&config)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let joined = args.join(" ");
         assert!(joined.contains("-accel tcg -cpu max -smp 2 -m 300M"));
         assert!(joined.contains("memory-backend-memfd,id=mem,size=300M,share=on"));
@@ -130,6 +171,8 @@ mod tests {
         assert!(joined.contains("vhost-user-fs-device,chardev=fs0,tag=hull"));
         assert!(joined.contains("-netdev tap,id=net0,ifname=hulltap0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01"));
         let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
-        assert!(append.contains("hull.channel=serial:hull.agent") && append.ends_with("hull.test=1"));
+        assert!(
+            append.contains("hull.channel=serial:hull.agent") && append.ends_with("hull.test=1")
+        );
     }
 }

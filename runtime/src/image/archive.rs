@@ -35,7 +35,6 @@ const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// The OCI annotation naming a manifest in a layout (often just a tag).
 const OCI_REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
-
 /// What the single pass over the archive kept in memory.
 struct ArchiveContents {
     index_json: Option<Vec<u8>>,
@@ -69,7 +68,8 @@ pub(crate) fn load(store: &ImageStore, path: &Path) -> Result<Vec<LoadedImage>, 
         return match &contents.docker_manifest {
             Some(manifest) => load_docker_archive(store, manifest, &contents.files, &invalid),
             None => Err(invalid(
-                "neither an OCI image layout (oci-layout) nor a Docker archive (manifest.json)".to_owned(),
+                "neither an OCI image layout (oci-layout) nor a Docker archive (manifest.json)"
+                    .to_owned(),
             )),
         };
     };
@@ -143,8 +143,13 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
         std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other if count == 0 => {
             invalid("not a tar archive (docker save, skopeo or umoci make one)".to_string())
         }
-        std::io::ErrorKind::UnexpectedEof => invalid(format!("the archive ends early, after {count} entries: it is truncated")),
-        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => invalid(format!("entry {} is not a valid tar entry: it is corrupt or truncated", count + 1)),
+        std::io::ErrorKind::UnexpectedEof => invalid(format!(
+            "the archive ends early, after {count} entries: it is truncated"
+        )),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => invalid(format!(
+            "entry {} is not a valid tar entry: it is corrupt or truncated",
+            count + 1
+        )),
         _ => read_error(err),
     };
     for (count, entry) in archive.entries().map_err(read_error)?.enumerate() {
@@ -180,16 +185,28 @@ fn ingest(store: &ImageStore, path: &Path) -> Result<ArchiveContents, ImageError
                         ))
                     })?;
                 let digest = Digest::from_hex(name)?;
-                store_entry(&mut entry, &raw_path, &invalid, |content| store.blobs.ingest(&digest, content))?;
+                store_entry(&mut entry, &raw_path, &invalid, |content| {
+                    store.blobs.ingest(&digest, content)
+                })?;
             }
             [b"manifest.json"] => {
                 contents.docker_manifest = Some(read_small(&mut entry, "manifest.json", path)?);
             }
             // A legacy archive's `<id>.json` configs and `<id>/layer.tar`s
             // (a layout's blobs are all handled above).
-            [.., name] if name.ends_with(b".json") || name.ends_with(b".tar") || name.ends_with(b".tar.gz") => {
-                let key = components.iter().map(|c| String::from_utf8_lossy(c)).collect::<Vec<_>>().join("/");
-                let stored = store_entry(&mut entry, &raw_path, &invalid, |content| store.blobs.ingest_unnamed(content))?;
+            [.., name]
+                if name.ends_with(b".json")
+                    || name.ends_with(b".tar")
+                    || name.ends_with(b".tar.gz") =>
+            {
+                let key = components
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let stored = store_entry(&mut entry, &raw_path, &invalid, |content| {
+                    store.blobs.ingest_unnamed(content)
+                })?;
                 contents.files.insert(key, stored);
             }
             // repositories, VERSION, other algorithms' blobs…
@@ -223,9 +240,14 @@ fn store_entry<R: Read, T>(
     store_it: impl FnOnce(&mut dyn Read) -> Result<T, ImageError>,
 ) -> Result<T, ImageError> {
     let declared = entry.size();
-    let mut counted = Counted { inner: entry, count: 0 };
+    let mut counted = Counted {
+        inner: entry,
+        count: 0,
+    };
     let stored = store_it(&mut counted);
-    if counted.count < declared && matches!(stored, Ok(_) | Err(ImageError::BlobDigestMismatch { .. })) {
+    if counted.count < declared
+        && matches!(stored, Ok(_) | Err(ImageError::BlobDigestMismatch { .. }))
+    {
         return Err(invalid(format!(
             "the archive is truncated: entry '{}' has {} of its {declared} bytes",
             String::from_utf8_lossy(raw_path).escape_debug(),
@@ -245,37 +267,68 @@ fn load_docker_archive(
     invalid: &dyn Fn(String) -> ImageError,
 ) -> Result<Vec<LoadedImage>, ImageError> {
     use oci_spec::image::{DescriptorBuilder, ImageManifestBuilder, MediaType};
-    let images: Vec<DockerArchiveImage> = serde_json::from_slice(manifest_json)
-        .map_err(|err| invalid(format!("manifest.json is not a Docker archive manifest: {err}")))?;
+    let images: Vec<DockerArchiveImage> = serde_json::from_slice(manifest_json).map_err(|err| {
+        invalid(format!(
+            "manifest.json is not a Docker archive manifest: {err}"
+        ))
+    })?;
     let file = |path: &str| -> Result<(Digest, u64), ImageError> {
-        let key = String::from_utf8_lossy(&normalize_path(path.as_bytes()).map_err(|reason| invalid(format!("manifest.json names '{path}', which {reason}")))?.join(&b'/')).into_owned();
+        let key = String::from_utf8_lossy(
+            &normalize_path(path.as_bytes())
+                .map_err(|reason| invalid(format!("manifest.json names '{path}', which {reason}")))?
+                .join(&b'/'),
+        )
+        .into_owned();
         if let Some(stored) = files.get(&key) {
             return Ok(stored.clone());
         }
         // Docker 25+ (and `hull save`) name blobs of the layout they also hold.
-        let missing = || invalid(format!("manifest.json names {path}, which the archive does not hold"));
-        let digest = key.strip_prefix("blobs/sha256/").filter(|hex| is_sha256_hex(hex)).ok_or_else(missing)?;
+        let missing = || {
+            invalid(format!(
+                "manifest.json names {path}, which the archive does not hold"
+            ))
+        };
+        let digest = key
+            .strip_prefix("blobs/sha256/")
+            .filter(|hex| is_sha256_hex(hex))
+            .ok_or_else(missing)?;
         let digest = Digest::from_hex(digest)?;
         let size = store.blobs.size(&digest)?.ok_or_else(missing)?;
         Ok((digest, size))
     };
-    let descriptor = |media_type: MediaType, (digest, size): &(Digest, u64)| -> Result<Descriptor, ImageError> {
-        let digest: oci_spec::image::Digest = digest.to_string().parse().map_err(|err| invalid(format!("digest {digest}: {err}")))?;
-        DescriptorBuilder::default()
-            .media_type(media_type)
-            .digest(digest)
-            .size(*size)
-            .build()
-            .map_err(|err| invalid(err.to_string()))
-    };
+    let descriptor =
+        |media_type: MediaType, (digest, size): &(Digest, u64)| -> Result<Descriptor, ImageError> {
+            let digest: oci_spec::image::Digest = digest
+                .to_string()
+                .parse()
+                .map_err(|err| invalid(format!("digest {digest}: {err}")))?;
+            DescriptorBuilder::default()
+                .media_type(media_type)
+                .digest(digest)
+                .size(*size)
+                .build()
+                .map_err(|err| invalid(err.to_string()))
+        };
     let mut loaded = Vec::new();
     for image in images {
         let mut layers = Vec::with_capacity(image.layers.len());
         for layer in &image.layers {
             let stored = file(layer)?;
             let mut head = [0u8; 2];
-            let compressed = store.blobs.open_blob(&stored.0)?.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b];
-            layers.push(descriptor(if compressed { MediaType::ImageLayerGzip } else { MediaType::ImageLayer }, &stored)?);
+            let compressed = store
+                .blobs
+                .open_blob(&stored.0)?
+                .read_exact(&mut head)
+                .is_ok()
+                && head == [0x1f, 0x8b];
+            layers.push(descriptor(
+                if compressed {
+                    MediaType::ImageLayerGzip
+                } else {
+                    MediaType::ImageLayer
+                },
+                &stored,
+            )?);
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
@@ -288,12 +341,18 @@ fn load_docker_archive(
         let manifest_digest = Digest::of_bytes(&bytes);
         store.blobs.ingest(&manifest_digest, &bytes[..])?;
         let tags = image.repo_tags.unwrap_or_default();
-        let references = tags.iter().map(|tag| Reference::parse(tag)).collect::<Result<Vec<_>, _>>()?;
+        let references = tags
+            .iter()
+            .map(|tag| Reference::parse(tag))
+            .collect::<Result<Vec<_>, _>>()?;
         let id = import_image(store, &manifest_digest, &manifest, references.first())?;
         for reference in references.iter().skip(1) {
             store.tag(&id.to_string(), &reference.full())?;
         }
-        loaded.push(LoadedImage { reference: references.into_iter().next(), id });
+        loaded.push(LoadedImage {
+            reference: references.into_iter().next(),
+            id,
+        });
     }
     if loaded.is_empty() {
         return Err(invalid("manifest.json lists no image".to_owned()));

@@ -36,7 +36,9 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,11 @@ pub struct AuthFile {
 impl AuthFile {
     /// Where the auth file is by default (see the module docs).
     pub fn default_path() -> Result<PathBuf, ImageError> {
-        let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env_dir = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         if let Some(dir) = env_dir(CONFIG_DIR_ENV) {
             return Ok(dir.join(AUTH_FILE_NAME));
         }
@@ -62,7 +68,10 @@ impl AuthFile {
             None => Err(ImageError::io(
                 "find the configuration directory for",
                 AUTH_FILE_NAME,
-                io::Error::new(io::ErrorKind::NotFound, format!("none of {CONFIG_DIR_ENV}, XDG_CONFIG_HOME and HOME is set")),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("none of {CONFIG_DIR_ENV}, XDG_CONFIG_HOME and HOME is set"),
+                ),
             )),
         }
     }
@@ -71,8 +80,10 @@ impl AuthFile {
     pub fn load(path: &Path) -> Result<AuthFile, ImageError> {
         let document = match fs::File::open(path) {
             Ok(file) => {
-                let data = fsutil::read_bounded(file, MAX_AUTH_FILE_SIZE, "auth file")
-                    .map_err(|err| fsutil::too_large(&err).unwrap_or_else(|| ImageError::io("read", path, err)))?;
+                let data =
+                    fsutil::read_bounded(file, MAX_AUTH_FILE_SIZE, "auth file").map_err(|err| {
+                        fsutil::too_large(&err).unwrap_or_else(|| ImageError::io("read", path, err))
+                    })?;
                 serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
                     what: path.display().to_string(),
                     reason: err.to_string(),
@@ -97,10 +108,15 @@ impl AuthFile {
     /// (`https://registry.example.com/v1/`) count for their host.
     pub fn get(&self, domain: &str) -> Result<Option<Credentials>, ImageError> {
         let wanted = server_key(domain);
-        let Some(auths) = self.auths() else { return Ok(None) };
-        let entry = auths
-            .get(&wanted)
-            .or_else(|| auths.iter().find(|(key, _)| server_key(key) == wanted).map(|(_, value)| value));
+        let Some(auths) = self.auths() else {
+            return Ok(None);
+        };
+        let entry = auths.get(&wanted).or_else(|| {
+            auths
+                .iter()
+                .find(|(key, _)| server_key(key) == wanted)
+                .map(|(_, value)| value)
+        });
         let Some(encoded) = entry.and_then(|e| e.get("auth")).and_then(|a| a.as_str()) else {
             return Ok(None);
         };
@@ -112,7 +128,9 @@ impl AuthFile {
             .decode(encoded.trim())
             .map_err(|_| invalid("auth is not base64"))?;
         let decoded = String::from_utf8(decoded).map_err(|_| invalid("auth is not UTF-8"))?;
-        let (username, password) = decoded.split_once(':').ok_or_else(|| invalid("auth is not USER:PASSWORD"))?;
+        let (username, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| invalid("auth is not USER:PASSWORD"))?;
         Ok(Some(Credentials {
             username: username.to_owned(),
             password: password.to_owned(),
@@ -143,7 +161,11 @@ impl AuthFile {
     /// Forgets the credentials for `domain`; returns whether there were any.
     pub fn remove(&mut self, domain: &str) -> bool {
         let key = server_key(domain);
-        let Some(auths) = self.document.get_mut("auths").and_then(|a| a.as_object_mut()) else {
+        let Some(auths) = self
+            .document
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+        else {
             return false;
         };
         let before = auths.len();
@@ -161,10 +183,11 @@ impl AuthFile {
             .mode(0o700)
             .create(dir)
             .map_err(|e| ImageError::io("create directory", dir, e))?;
-        let data = serde_json::to_vec_pretty(&self.document).map_err(|err| ImageError::InvalidJson {
-            what: self.path.display().to_string(),
-            reason: err.to_string(),
-        })?;
+        let data =
+            serde_json::to_vec_pretty(&self.document).map_err(|err| ImageError::InvalidJson {
+                what: self.path.display().to_string(),
+                reason: err.to_string(),
+            })?;
         let temp = TempGuard::new(dir.join(fsutil::temp_name()));
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -197,7 +220,11 @@ pub fn registry_domain(server: &str) -> String {
         .strip_prefix("https://")
         .or_else(|| server.strip_prefix("http://"))
         .unwrap_or(server);
-    let host = without_scheme.split('/').next().unwrap_or_default().to_ascii_lowercase();
+    let host = without_scheme
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
         _ => host,
@@ -215,7 +242,8 @@ pub fn server_key(server: &str) -> String {
 
 /// `base64("USER:PASSWORD")`, the `auth` field of an entry.
 fn encode_credentials(credentials: &Credentials) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", credentials.username, credentials.password))
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", credentials.username, credentials.password))
 }
 
 #[cfg(test)]
@@ -241,14 +269,26 @@ mod tests {
         file.save().unwrap();
 
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777,
+            0o700
+        );
         let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        assert_eq!(json["auths"]["127.0.0.1:5000"]["auth"], "YWxpY2U6c2U6Y3JldA==");
+        assert_eq!(
+            json["auths"]["127.0.0.1:5000"]["auth"],
+            "YWxpY2U6c2U6Y3JldA=="
+        );
         assert!(json["auths"]["https://index.docker.io/v1/"]["auth"].is_string());
 
         let file = AuthFile::load(&path).unwrap();
-        assert_eq!(file.get("127.0.0.1:5000").unwrap(), Some(credentials("alice", "se:cret")));
-        assert_eq!(file.get("index.docker.io").unwrap(), Some(credentials("bob", "pw")));
+        assert_eq!(
+            file.get("127.0.0.1:5000").unwrap(),
+            Some(credentials("alice", "se:cret"))
+        );
+        assert_eq!(
+            file.get("index.docker.io").unwrap(),
+            Some(credentials("bob", "pw"))
+        );
         assert_eq!(file.get("127.0.0.1:5001").unwrap(), None);
     }
 
@@ -259,7 +299,10 @@ mod tests {
         let text = r#"{"auths":{"https://registry.example.com/v1/":{"auth":"dTpw","email":"x@y"},"other:5000":{"auth":"dTpw"}},"credsStore":"none"}"#;
         fs::write(&path, text).unwrap();
         let mut file = AuthFile::load(&path).unwrap();
-        assert_eq!(file.get("registry.example.com").unwrap(), Some(credentials("u", "p")));
+        assert_eq!(
+            file.get("registry.example.com").unwrap(),
+            Some(credentials("u", "p"))
+        );
         file.set("other:5000", &credentials("v", "q"));
         assert!(file.remove("registry.example.com"));
         assert!(!file.remove("registry.example.com"));
@@ -267,17 +310,27 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["credsStore"], "none");
         assert_eq!(json["auths"].as_object().unwrap().len(), 1);
-        assert_eq!(AuthFile::load(&path).unwrap().get("other:5000").unwrap(), Some(credentials("v", "q")));
+        assert_eq!(
+            AuthFile::load(&path).unwrap().get("other:5000").unwrap(),
+            Some(credentials("v", "q"))
+        );
     }
 
     #[test]
     fn malformed_entries_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.json");
-        fs::write(&path, r#"{"auths":{"r:1":{"auth":"not base64!"},"r:2":{"auth":"bm9jb2xvbg=="}}}"#).unwrap();
+        fs::write(
+            &path,
+            r#"{"auths":{"r:1":{"auth":"not base64!"},"r:2":{"auth":"bm9jb2xvbg=="}}}"#,
+        )
+        .unwrap();
         let file = AuthFile::load(&path).unwrap();
         assert!(file.get("r:1").is_err());
-        assert!(file.get("r:2").is_err(), "USER:PASSWORD without a colon was accepted");
+        assert!(
+            file.get("r:2").is_err(),
+            "USER:PASSWORD without a colon was accepted"
+        );
         fs::write(&path, "not json").unwrap();
         assert!(AuthFile::load(&path).is_err());
     }
@@ -285,7 +338,10 @@ mod tests {
     #[test]
     fn server_keys_follow_docker() {
         assert_eq!(server_key("docker.io"), "https://index.docker.io/v1/");
-        assert_eq!(server_key("https://index.docker.io/v1/"), "https://index.docker.io/v1/");
+        assert_eq!(
+            server_key("https://index.docker.io/v1/"),
+            "https://index.docker.io/v1/"
+        );
         assert_eq!(server_key("http://LocalHost:5000/v2/"), "localhost:5000");
         assert_eq!(server_key("[::1]:5000"), "[::1]:5000");
         assert_eq!(registry_domain("https://index.docker.io/v1/"), "docker.io");

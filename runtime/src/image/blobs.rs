@@ -73,7 +73,8 @@ impl BlobStore {
             return Ok(size);
         }
 
-        self.store_stream(reader, Some(digest)).map(|(_, size)| size)
+        self.store_stream(reader, Some(digest))
+            .map(|(_, size)| size)
     }
 
     /// Copies `content` into the store under the digest it hashes to (a
@@ -85,7 +86,11 @@ impl BlobStore {
 
     /// Writes what `reader` hashes into a temporary file, then (if it is
     /// `expected`, when given) renames it to its digest's name.
-    fn store_stream(&self, mut reader: DigestReader<impl Read>, expected: Option<&Digest>) -> Result<(Digest, u64), ImageError> {
+    fn store_stream(
+        &self,
+        mut reader: DigestReader<impl Read>,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64), ImageError> {
         let (temp, mut file) = fsutil::create_temp_in(&self.dir)?;
         copy_stream(&mut reader, &mut file).map_err(|failure| match failure {
             CopyFailure::Read(err) => match limit_exceeded(&err) {
@@ -102,9 +107,11 @@ impl BlobStore {
             check_digest(expected, digest.clone())?;
         }
         if self.size(&digest)?.is_none() {
-            file.sync_all().map_err(|e| ImageError::io("sync", temp.path(), e))?;
+            file.sync_all()
+                .map_err(|e| ImageError::io("sync", temp.path(), e))?;
             let final_path = self.path(&digest);
-            fs::rename(temp.path(), &final_path).map_err(|e| ImageError::io("store blob", &final_path, e))?;
+            fs::rename(temp.path(), &final_path)
+                .map_err(|e| ImageError::io("store blob", &final_path, e))?;
             temp.keep();
         }
         Ok((digest, size))

@@ -26,20 +26,31 @@ pub struct CommitOptions {
 impl ImageStore {
     /// Records the image `base` + the uncompressed layer tarball `layer`,
     /// named `reference` if given; returns the new image's id.
-    pub fn commit(&self, base: &Image, layer: &Path, options: &CommitOptions, reference: Option<&str>) -> Result<Digest, ImageError> {
+    pub fn commit(
+        &self,
+        base: &Image,
+        layer: &Path,
+        options: &CommitOptions,
+        reference: Option<&str>,
+    ) -> Result<Digest, ImageError> {
         let reference = reference.map(Reference::parse).transpose()?;
         let layer_digest = digest_of_file(layer)?;
         let open = || std::fs::File::open(layer).map_err(|e| ImageError::io("open", layer, e));
         let layer_size = self.blobs.ingest(&layer_digest, open()?)?;
 
         let created = crate::timefmt::now();
-        let mut config = serde_json::to_value(&base.config).map_err(|e| invalid_json("base image config", e))?;
-        let object = config.as_object_mut().ok_or_else(|| invalid_json("base image config", "not an object"))?;
+        let mut config =
+            serde_json::to_value(&base.config).map_err(|e| invalid_json("base image config", e))?;
+        let object = config
+            .as_object_mut()
+            .ok_or_else(|| invalid_json("base image config", "not an object"))?;
         object.insert("created".into(), created.clone().into());
         if let Some(author) = &options.author {
             object.insert("author".into(), author.clone().into());
         }
-        let runtime_config = object.entry("config").or_insert_with(|| serde_json::json!({}));
+        let runtime_config = object
+            .entry("config")
+            .or_insert_with(|| serde_json::json!({}));
         if let Some(fields) = runtime_config.as_object_mut() {
             fields.extend(options.config.clone());
         }
@@ -66,14 +77,26 @@ impl ImageStore {
         let config_digest = Digest::of_bytes(&config);
         self.blobs.ingest(&config_digest, &config[..])?;
 
-        let base_manifest = self.blobs.read_small(&base.manifest_digest, "image manifest")?;
-        let mut manifest: ImageManifest = serde_json::from_slice(&base_manifest).map_err(|e| invalid_json("base image manifest", e))?;
+        let base_manifest = self
+            .blobs
+            .read_small(&base.manifest_digest, "image manifest")?;
+        let mut manifest: ImageManifest = serde_json::from_slice(&base_manifest)
+            .map_err(|e| invalid_json("base image manifest", e))?;
         let mut layers = manifest.layers().clone();
-        layers.push(descriptor(MediaType::ImageLayer, &layer_digest, layer_size)?);
+        layers.push(descriptor(
+            MediaType::ImageLayer,
+            &layer_digest,
+            layer_size,
+        )?);
         manifest.set_layers(layers);
-        manifest.set_config(descriptor(MediaType::ImageConfig, &config_digest, config.len() as u64)?);
+        manifest.set_config(descriptor(
+            MediaType::ImageConfig,
+            &config_digest,
+            config.len() as u64,
+        )?);
         manifest.set_media_type(Some(MediaType::ImageManifest));
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| invalid_json("image manifest", e))?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| invalid_json("image manifest", e))?;
         let manifest_digest = Digest::of_bytes(&manifest_bytes);
         self.blobs.ingest(&manifest_digest, &manifest_bytes[..])?;
         import_image(self, &manifest_digest, &manifest, reference.as_ref())
@@ -81,7 +104,10 @@ impl ImageStore {
 }
 
 fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Result<Descriptor, ImageError> {
-    let digest: oci_spec::image::Digest = digest.to_string().parse().map_err(|e| invalid_json("descriptor", e))?;
+    let digest: oci_spec::image::Digest = digest
+        .to_string()
+        .parse()
+        .map_err(|e| invalid_json("descriptor", e))?;
     Ok(Descriptor::new(media_type, size, digest))
 }
 
@@ -99,7 +125,9 @@ fn digest_of_file(path: &Path) -> Result<Digest, ImageError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|e| ImageError::io("read", path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| ImageError::io("read", path, e))?;
         if n == 0 {
             break;
         }

@@ -221,16 +221,21 @@ impl ImageStore {
         for name in names {
             let image = self.resolve(name)?;
             let data = self.blobs.read_small(&image.manifest_digest, "manifest")?;
-            let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
-                what: format!("manifest {}", image.manifest_digest),
-                reason: err.to_string(),
-            })?;
+            let manifest: oci_spec::image::ImageManifest =
+                serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
+                    what: format!("manifest {}", image.manifest_digest),
+                    reason: err.to_string(),
+                })?;
             let mut annotations = serde_json::Map::new();
             if let Some(reference) = Reference::parse(name).ok().or(image.reference.clone()) {
                 annotations.insert("io.containerd.image.name".into(), reference.full().into());
-                annotations.insert("org.opencontainers.image.ref.name".into(), reference.tag().unwrap_or("latest").into());
+                annotations.insert(
+                    "org.opencontainers.image.ref.name".into(),
+                    reference.tag().unwrap_or("latest").into(),
+                );
             }
-            let blob_path = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+            let blob_path =
+                |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
             docker_manifest.push(serde_json::json!({
                 "Config": blob_path(manifest.config().digest().as_ref()),
                 "RepoTags": Reference::parse(name).ok().or(image.reference.clone()).map(|r| vec![r.familiar_string()]).unwrap_or_default(),
@@ -253,40 +258,63 @@ impl ImageStore {
         let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
         let io_err = |err: std::io::Error| ImageError::io("write", "image archive", err);
         let mut archive = tar::Builder::new(out);
-        let mut add = |path: &str, size: u64, data: &mut dyn std::io::Read| -> Result<(), ImageError> {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            archive.append_data(&mut header, path, data).map_err(io_err)
-        };
+        let mut add =
+            |path: &str, size: u64, data: &mut dyn std::io::Read| -> Result<(), ImageError> {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(size);
+                header.set_mode(0o644);
+                header.set_entry_type(tar::EntryType::Regular);
+                archive.append_data(&mut header, path, data).map_err(io_err)
+            };
         let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
         add("oci-layout", layout.len() as u64, &mut &layout[..])?;
-        let index = serde_json::to_vec(&index).map_err(|err| ImageError::InvalidJson { what: "index.json".into(), reason: err.to_string() })?;
+        let index = serde_json::to_vec(&index).map_err(|err| ImageError::InvalidJson {
+            what: "index.json".into(),
+            reason: err.to_string(),
+        })?;
         add("index.json", index.len() as u64, &mut &index[..])?;
-        let docker_manifest = serde_json::to_vec(&docker_manifest).map_err(|err| ImageError::InvalidJson { what: "manifest.json".into(), reason: err.to_string() })?;
-        add("manifest.json", docker_manifest.len() as u64, &mut &docker_manifest[..])?;
+        let docker_manifest =
+            serde_json::to_vec(&docker_manifest).map_err(|err| ImageError::InvalidJson {
+                what: "manifest.json".into(),
+                reason: err.to_string(),
+            })?;
+        add(
+            "manifest.json",
+            docker_manifest.len() as u64,
+            &mut &docker_manifest[..],
+        )?;
         for digest in &blobs {
             let mut file = self.blobs.open_blob(digest)?;
             let size = file.metadata().map_err(io_err)?.len();
             add(&format!("blobs/sha256/{}", digest.hex()), size, &mut file)?;
         }
-        archive.into_inner().map_err(io_err)?.flush().map_err(io_err)
+        archive
+            .into_inner()
+            .map_err(io_err)?
+            .flush()
+            .map_err(io_err)
     }
 
     /// Makes a single-layer image of a file-system tarball (`hull import`),
     /// named `reference` if given: the tarball becomes the layer as it is,
     /// through the same verified path as [`ImageStore::load_archive`].
-    pub fn import_tarball(&self, tarball: &Path, reference: Option<&str>) -> Result<LoadedImage, ImageError> {
+    pub fn import_tarball(
+        &self,
+        tarball: &Path,
+        reference: Option<&str>,
+    ) -> Result<LoadedImage, ImageError> {
         use sha2::{Digest as _, Sha256};
         use std::io::{Read, Write};
         let reference = reference.map(Reference::parse).transpose()?;
         let mut hasher = Sha256::new();
-        let mut file = std::fs::File::open(tarball).map_err(|e| ImageError::io("open", tarball, e))?;
+        let mut file =
+            std::fs::File::open(tarball).map_err(|e| ImageError::io("open", tarball, e))?;
         let mut buf = vec![0u8; 1 << 16];
         let mut size = 0u64;
         loop {
-            let n = file.read(&mut buf).map_err(|e| ImageError::io("read", tarball, e))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| ImageError::io("read", tarball, e))?;
             if n == 0 {
                 break;
             }
@@ -321,9 +349,12 @@ impl ImageStore {
             "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest.to_string(), "size": manifest.len(), "annotations": annotations }],
         }));
         // An OCI archive beside the store, loaded like any other, then removed.
-        let staging = self.root.join(format!(".tmp-import-{}.tar", std::process::id()));
+        let staging = self
+            .root
+            .join(format!(".tmp-import-{}.tar", std::process::id()));
         let written = (|| -> std::io::Result<()> {
-            let mut archive = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&staging)?));
+            let mut archive =
+                tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&staging)?));
             let mut add = |path: &str, size: u64, data: &mut dyn Read| {
                 let mut header = tar::Header::new_gnu();
                 header.set_size(size);
@@ -334,14 +365,31 @@ impl ImageStore {
             let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
             add("oci-layout", layout.len() as u64, &mut &layout[..])?;
             add("index.json", index.len() as u64, &mut &index[..])?;
-            add(&format!("blobs/sha256/{}", manifest_digest.hex()), manifest.len() as u64, &mut &manifest[..])?;
-            add(&format!("blobs/sha256/{}", config_digest.hex()), config.len() as u64, &mut &config[..])?;
-            add(&format!("blobs/sha256/{}", &layer_digest["sha256:".len()..]), size, &mut std::fs::File::open(tarball)?)?;
+            add(
+                &format!("blobs/sha256/{}", manifest_digest.hex()),
+                manifest.len() as u64,
+                &mut &manifest[..],
+            )?;
+            add(
+                &format!("blobs/sha256/{}", config_digest.hex()),
+                config.len() as u64,
+                &mut &config[..],
+            )?;
+            add(
+                &format!("blobs/sha256/{}", &layer_digest["sha256:".len()..]),
+                size,
+                &mut std::fs::File::open(tarball)?,
+            )?;
             archive.into_inner()?.flush()
         })();
-        let loaded = written.map_err(|e| ImageError::io("write", &staging, e)).and_then(|()| self.load_archive(&staging));
+        let loaded = written
+            .map_err(|e| ImageError::io("write", &staging, e))
+            .and_then(|()| self.load_archive(&staging));
         let _ = std::fs::remove_file(&staging);
-        loaded?.into_iter().next().ok_or_else(|| ImageError::NotFound(tarball.display().to_string()))
+        loaded?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ImageError::NotFound(tarball.display().to_string()))
     }
 
     /// Gives the image `source` the extra name `target` (`hull tag`).
@@ -349,7 +397,9 @@ impl ImageStore {
         let image = self.resolve(source)?;
         let reference = Reference::parse(target)?;
         if reference.digest().is_some() {
-            return Err(ImageError::InvalidReference(format!("refusing to create a tag with a digest reference: {target}")));
+            return Err(ImageError::InvalidReference(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
         }
         let manifest = image.manifest_digest.clone();
         ImageTable::update(&self.root, |table| {
@@ -362,14 +412,25 @@ impl ImageStore {
     /// as `docker rmi` does; returns Docker's `Untagged:`/`Deleted:` lines.
     /// `in_use` says whether a container uses an image id; such an image
     /// loses only its name, and only with `force`.
-    pub fn remove(&self, name_or_id: &str, force: bool, in_use: impl Fn(&Digest) -> Option<String>) -> Result<Vec<String>, ImageError> {
+    pub fn remove(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        in_use: impl Fn(&Digest) -> Option<String>,
+    ) -> Result<Vec<String>, ImageError> {
         let image = self.resolve(name_or_id)?;
-        let by_name = Reference::parse(name_or_id)
-            .ok()
-            .filter(|r| image.reference.as_ref().is_some_and(|found| found.full() == r.full()));
+        let by_name = Reference::parse(name_or_id).ok().filter(|r| {
+            image
+                .reference
+                .as_ref()
+                .is_some_and(|found| found.full() == r.full())
+        });
         let user = in_use(&image.id);
         let lines = ImageTable::update(&self.root, |table| -> Result<Vec<String>, ImageError> {
-            let names: Vec<String> = table.references_to(&image.manifest_digest).map(str::to_owned).collect();
+            let names: Vec<String> = table
+                .references_to(&image.manifest_digest)
+                .map(str::to_owned)
+                .collect();
             let mut lines = Vec::new();
             let untag = match &by_name {
                 // One of several names: only that name goes.
@@ -380,7 +441,9 @@ impl ImageStore {
             if deleting {
                 if let Some(container) = &user {
                     if !force {
-                        let what = by_name.as_ref().map_or_else(|| image.id.short().to_string(), |r| r.familiar_string());
+                        let what = by_name
+                            .as_ref()
+                            .map_or_else(|| image.id.short().to_string(), |r| r.familiar_string());
                         return Err(ImageError::InUse(format!(
                             "conflict: unable to remove repository reference \"{what}\" (must force) - container {} is using its referenced image {}",
                             &container[..container.len().min(12)],
@@ -391,7 +454,9 @@ impl ImageStore {
             }
             for name in &untag {
                 table.references.remove(name);
-                let shown = Reference::parse(name).map(|r| r.familiar_string()).unwrap_or_else(|_| name.clone());
+                let shown = Reference::parse(name)
+                    .map(|r| r.familiar_string())
+                    .unwrap_or_else(|_| name.clone());
                 lines.push(format!("Untagged: {shown}"));
             }
             if deleting && user.is_none() {
@@ -407,13 +472,20 @@ impl ImageStore {
     /// Removes unpacked layers no remaining image uses.
     fn collect_layers(&self) -> Result<(), ImageError> {
         let table = ImageTable::read(&self.root)?;
-        let used: std::collections::HashSet<String> = table.images.values().flat_map(|i| i.diff_ids.iter().map(|d| d.hex().to_owned())).collect();
+        let used: std::collections::HashSet<String> = table
+            .images
+            .values()
+            .flat_map(|i| i.diff_ids.iter().map(|d| d.hex().to_owned()))
+            .collect();
         let layers = self.layers_root();
-        let Ok(entries) = std::fs::read_dir(&layers) else { return Ok(()) };
+        let Ok(entries) = std::fs::read_dir(&layers) else {
+            return Ok(());
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if digest::is_sha256_hex(&name) && !used.contains(&name) {
-                std::fs::remove_dir_all(entry.path()).map_err(|e| ImageError::io("remove", entry.path(), e))?;
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| ImageError::io("remove", entry.path(), e))?;
             }
         }
         Ok(())

@@ -45,9 +45,14 @@ impl Platform {
     /// first image (or nested index) whose platform matches; when no entry
     /// names a platform at all, the first image. `None` when nothing fits.
     pub fn select<'a>(&self, manifests: &'a [Descriptor]) -> Option<&'a Descriptor> {
-        let candidates: Vec<&Descriptor> = manifests.iter().filter(|d| is_index(d) || is_manifest(d)).collect();
+        let candidates: Vec<&Descriptor> = manifests
+            .iter()
+            .filter(|d| is_index(d) || is_manifest(d))
+            .collect();
         if candidates.iter().any(|d| d.platform().is_some()) {
-            candidates.into_iter().find(|d| d.platform().as_ref().is_some_and(|p| self.matches(p)))
+            candidates
+                .into_iter()
+                .find(|d| d.platform().as_ref().is_some_and(|p| self.matches(p)))
         } else {
             candidates.into_iter().next()
         }
@@ -74,7 +79,10 @@ impl FromStr for Platform {
         let invalid = || ImageError::InvalidPlatform(text.to_owned());
         let lower = text.to_ascii_lowercase();
         let mut parts = lower.split('/');
-        let os = parts.next().filter(|os| !os.is_empty()).ok_or_else(invalid)?;
+        let os = parts
+            .next()
+            .filter(|os| !os.is_empty())
+            .ok_or_else(invalid)?;
         let architecture = match parts.next() {
             None => host_arch(),
             Some("") => return Err(invalid()),
@@ -108,7 +116,8 @@ fn host_arch() -> Arch {
 }
 
 /// Media type of a Docker manifest list (the pre-OCI image index).
-pub(crate) const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_MANIFEST_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Media type of a Docker image manifest (schema 2).
 pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -153,14 +162,25 @@ mod tests {
 
     fn chosen(platform: &str, manifests: &[Descriptor]) -> Option<char> {
         let platform: Platform = platform.parse().unwrap();
-        platform.select(manifests).map(|d| d.digest().as_ref().chars().last().unwrap())
+        platform
+            .select(manifests)
+            .map(|d| d.digest().as_ref().chars().last().unwrap())
     }
 
     #[test]
     fn parses_docker_spellings() {
-        assert_eq!("linux/amd64".parse::<Platform>().unwrap().to_string(), "linux/amd64");
-        assert_eq!("linux/x86_64".parse::<Platform>().unwrap().to_string(), "linux/amd64");
-        assert_eq!("Linux/ARM64/v8".parse::<Platform>().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            "linux/amd64".parse::<Platform>().unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            "linux/x86_64".parse::<Platform>().unwrap().to_string(),
+            "linux/amd64"
+        );
+        assert_eq!(
+            "Linux/ARM64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
         assert_eq!("linux".parse::<Platform>().unwrap(), Platform::host());
         for bad in ["", "/amd64", "linux/", "linux/arm/v7/x", "linux/arm64/"] {
             assert!(bad.parse::<Platform>().is_err(), "{bad:?} was accepted");
@@ -186,14 +206,19 @@ mod tests {
 
     #[test]
     fn arm64_v8_matches_an_entry_without_variant() {
-        let manifests = [entry('a', Some(("linux", "amd64", None))), entry('e', Some(("linux", "arm64", None)))];
+        let manifests = [
+            entry('a', Some(("linux", "amd64", None))),
+            entry('e', Some(("linux", "arm64", None))),
+        ];
         assert_eq!(chosen("linux/arm64/v8", &manifests), Some('e'));
     }
 
     #[test]
     fn without_platforms_the_first_image_is_taken() {
         let mut attestation = entry('f', None);
-        attestation.set_media_type(oci_spec::image::MediaType::Other("application/vnd.in-toto+json".into()));
+        attestation.set_media_type(oci_spec::image::MediaType::Other(
+            "application/vnd.in-toto+json".into(),
+        ));
         let manifests = [attestation, entry('1', None), entry('2', None)];
         assert_eq!(chosen("linux/amd64", &manifests), Some('1'));
     }

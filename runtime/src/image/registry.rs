@@ -24,8 +24,8 @@ use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use super::auth::Credentials;
 use super::blobs::{MAX_BLOB_SIZE, MAX_JSON_SIZE};
 use super::import::{descriptor_digest, import_image};
-use super::table::ImageTable;
 use super::platform::{is_index_type, is_manifest_type, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+use super::table::ImageTable;
 use super::{Digest, ImageError, ImageStore, Platform, Reference};
 
 /// Registries (comma-separated `host[:port]`) spoken to over plain HTTP.
@@ -45,7 +45,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(120);
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// What Hull asks a registry for when it fetches a manifest.
-const ACCEPTED_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+const ACCEPTED_MANIFESTS: [&str; 4] = [
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+];
 const USER_AGENT: &str = concat!("hull/", env!("CARGO_PKG_VERSION"));
 
 /// What can go wrong talking to a registry. The messages follow Docker's.
@@ -231,7 +236,9 @@ impl Registry {
     fn connect(domain: &str, credentials: Option<Credentials>) -> Result<Registry, RegistryError> {
         install_crypto_provider();
         let insecure = is_insecure(domain);
-        let registry_host = oci_reference(domain, "x", None).resolve_registry().to_owned();
+        let registry_host = oci_reference(domain, "x", None)
+            .resolve_registry()
+            .to_owned();
         let protocol = if insecure {
             ClientProtocol::HttpsExcept(vec![registry_host])
         } else {
@@ -261,12 +268,18 @@ impl Registry {
 
     /// Authenticates for `operation` on the repository of `image`,
     /// keeping the bearer token (if any) for manifest requests.
-    async fn authorize(&mut self, image: &oci_client::Reference, operation: RegistryOperation) -> Result<(), RegistryError> {
+    async fn authorize(
+        &mut self,
+        image: &oci_client::Reference,
+        operation: RegistryOperation,
+    ) -> Result<(), RegistryError> {
         self.token = self
             .client
             .auth(image, &self.auth, operation)
             .await
-            .map_err(|source| client_error(format!("authenticating to {}", image.registry()), source))?;
+            .map_err(|source| {
+                client_error(format!("authenticating to {}", image.registry()), source)
+            })?;
         Ok(())
     }
 
@@ -280,16 +293,36 @@ impl Registry {
 
     /// Fetches a manifest or index (at most [`MAX_MANIFEST_SIZE`]); returns
     /// its bytes and media type. `shown` names it in errors.
-    async fn fetch_manifest(&self, image: &oci_client::Reference, target: &str, shown: &str) -> Result<(Vec<u8>, String), RegistryError> {
-        let url = format!("{}://{}/v2/{}/manifests/{}", self.scheme, image.resolve_registry(), image.repository(), target);
+    async fn fetch_manifest(
+        &self,
+        image: &oci_client::Reference,
+        target: &str,
+        shown: &str,
+    ) -> Result<(Vec<u8>, String), RegistryError> {
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            self.scheme,
+            image.resolve_registry(),
+            image.repository(),
+            target
+        );
         tracing::debug!(%url, "fetching manifest");
-        let request = self.with_auth(self.http.get(&url).header(reqwest::header::ACCEPT, ACCEPTED_MANIFESTS.join(", ")));
-        let mut response = request.send().await.map_err(|err| unreachable(&url, &err))?;
+        let request = self.with_auth(
+            self.http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, ACCEPTED_MANIFESTS.join(", ")),
+        );
+        let mut response = request
+            .send()
+            .await
+            .map_err(|err| unreachable(&url, &err))?;
         let status = response.status();
         if !status.is_success() {
             let message = error_message(response).await;
             if status == reqwest::StatusCode::NOT_FOUND {
-                return Err(RegistryError::ManifestUnknown { reference: shown.to_owned() });
+                return Err(RegistryError::ManifestUnknown {
+                    reference: shown.to_owned(),
+                });
             }
             return Err(RegistryError::Response { message });
         }
@@ -297,7 +330,10 @@ impl Registry {
             what: format!("manifest for {shown}"),
             limit: MAX_MANIFEST_SIZE,
         };
-        if response.content_length().is_some_and(|length| length > MAX_MANIFEST_SIZE) {
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_MANIFEST_SIZE)
+        {
             return Err(too_large().into());
         }
         let header_type = response
@@ -306,7 +342,11 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|err| unreachable(&url, &err))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| unreachable(&url, &err))?
+        {
             if (body.len() + chunk.len()) as u64 > MAX_MANIFEST_SIZE {
                 return Err(too_large().into());
             }
@@ -314,10 +354,11 @@ impl Registry {
         }
         // The document's own mediaType wins over the header, which some
         // registries get wrong; an index without one has `manifests`.
-        let document: serde_json::Value = serde_json::from_slice(&body).map_err(|err| ImageError::InvalidJson {
-            what: format!("manifest for {shown}"),
-            reason: err.to_string(),
-        })?;
+        let document: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|err| ImageError::InvalidJson {
+                what: format!("manifest for {shown}"),
+                reason: err.to_string(),
+            })?;
         let media_type = match document.get("mediaType").and_then(|m| m.as_str()) {
             Some(media_type) => media_type.to_owned(),
             None if document.get("manifests").is_some() => OCI_INDEX.to_owned(),
@@ -346,7 +387,11 @@ impl Registry {
             ..Default::default()
         };
         let action = || format!("pulling blob {digest}");
-        let mut stream = self.client.pull_blob_stream(image, &wanted).await.map_err(|source| client_error(action(), source))?;
+        let mut stream = self
+            .client
+            .pull_blob_stream(image, &wanted)
+            .await
+            .map_err(|source| client_error(action(), source))?;
         let mut writer = store.blobs.writer(&digest, descriptor.size())?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|err| RegistryError::Unreachable {
@@ -362,7 +407,12 @@ impl Registry {
 
     /// Uploads a stored blob unless the registry has it; returns whether
     /// it was sent.
-    async fn upload_blob(&self, store: &ImageStore, image: &oci_client::Reference, digest: &Digest) -> Result<bool, RegistryError> {
+    async fn upload_blob(
+        &self,
+        store: &ImageStore,
+        image: &oci_client::Reference,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
         let exists = self
             .client
             .blob_exists(image, &digest.to_string())
@@ -372,7 +422,10 @@ impl Registry {
             return Ok(false);
         }
         let file = store.blobs.open_blob(digest)?;
-        let size = file.metadata().map_err(|e| ImageError::io("inspect", store.blobs.path(digest), e))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| ImageError::io("inspect", store.blobs.path(digest), e))?
+            .len();
         let chunks = futures_util::stream::unfold(file, |mut file| async move {
             use std::io::Read;
             let mut buffer = vec![0u8; PUSH_READ_SIZE];
@@ -394,11 +447,23 @@ impl Registry {
 }
 
 /// oci-client's reference for `domain/path` at `tag` or `digest`.
-fn oci_reference(domain: &str, path: &str, tag_or_digest: Option<(&str, bool)>) -> oci_client::Reference {
+fn oci_reference(
+    domain: &str,
+    path: &str,
+    tag_or_digest: Option<(&str, bool)>,
+) -> oci_client::Reference {
     match tag_or_digest {
-        Some((digest, true)) => oci_client::Reference::with_digest(domain.to_owned(), path.to_owned(), digest.to_owned()),
-        Some((tag, false)) => oci_client::Reference::with_tag(domain.to_owned(), path.to_owned(), tag.to_owned()),
-        None => oci_client::Reference::with_tag(domain.to_owned(), path.to_owned(), "latest".to_owned()),
+        Some((digest, true)) => oci_client::Reference::with_digest(
+            domain.to_owned(),
+            path.to_owned(),
+            digest.to_owned(),
+        ),
+        Some((tag, false)) => {
+            oci_client::Reference::with_tag(domain.to_owned(), path.to_owned(), tag.to_owned())
+        }
+        None => {
+            oci_client::Reference::with_tag(domain.to_owned(), path.to_owned(), "latest".to_owned())
+        }
     }
 }
 
@@ -423,7 +488,11 @@ pub async fn pull(
 ) -> Result<PullOutcome, RegistryError> {
     let mut registry = Registry::connect(reference.domain(), credentials)?;
     let (target, by_digest) = target_of(reference);
-    let image = oci_reference(reference.domain(), reference.path(), Some((&target, by_digest)));
+    let image = oci_reference(
+        reference.domain(),
+        reference.path(),
+        Some((&target, by_digest)),
+    );
     registry.authorize(&image, RegistryOperation::Pull).await?;
 
     let shown = reference.familiar_string();
@@ -450,9 +519,11 @@ pub async fn pull(
             .into());
         }
         let index: ImageIndex = parse_json(&data, &format!("manifest list {manifest_digest}"))?;
-        let chosen = platform
-            .select(index.manifests())
-            .ok_or_else(|| RegistryError::NoMatchingPlatform { platform: platform.clone() })?;
+        let chosen = platform.select(index.manifests()).ok_or_else(|| {
+            RegistryError::NoMatchingPlatform {
+                platform: platform.clone(),
+            }
+        })?;
         let digest = descriptor_digest(chosen)?;
         if chosen.size() > MAX_MANIFEST_SIZE {
             return Err(ImageError::TooLarge {
@@ -461,12 +532,17 @@ pub async fn pull(
             }
             .into());
         }
-        (data, media_type) = registry.fetch_manifest(&image, &digest.to_string(), &shown).await?;
+        (data, media_type) = registry
+            .fetch_manifest(&image, &digest.to_string(), &shown)
+            .await?;
         check_fetched(&digest, chosen.size(), &data)?;
         manifest_digest = digest;
     }
     if !is_manifest_type(&media_type) {
-        return Err(RegistryError::UnsupportedManifest { reference: shown, media_type });
+        return Err(RegistryError::UnsupportedManifest {
+            reference: shown,
+            media_type,
+        });
     }
     let manifest: ImageManifest = parse_json(&data, &format!("manifest {manifest_digest}"))?;
 
@@ -476,7 +552,9 @@ pub async fn pull(
             // `name@digest` may have resolved through another name of the
             // repository: record it as pulled.
             ImageTable::update(store.root(), |table| {
-                table.references.insert(reference.full(), manifest_digest.clone());
+                table
+                    .references
+                    .insert(reference.full(), manifest_digest.clone());
             })?;
             return Ok(PullOutcome {
                 digest: top_digest,
@@ -497,7 +575,9 @@ pub async fn pull(
     }
     let config_digest = descriptor_digest(config)?;
     if store.blobs.size(&config_digest)? != Some(config.size()) {
-        registry.download_blob(store, &image, config, |_| {}).await?;
+        registry
+            .download_blob(store, &image, config, |_| {})
+            .await?;
     }
 
     let mut wanted = Vec::new();
@@ -523,16 +603,17 @@ pub async fn pull(
     }
     let registry = &registry;
     let image_ref = &image;
-    let mut downloads = futures_util::stream::iter(wanted.iter().map(|(digest, layer)| async move {
-        let size = layer.size();
-        registry
-            .download_blob(store, image_ref, layer, |downloaded| {
-                progress(PullEvent::LayerProgress(digest, downloaded, size))
-            })
-            .await
-            .map(|()| digest)
-    }))
-    .buffer_unordered(CONCURRENT_DOWNLOADS);
+    let mut downloads =
+        futures_util::stream::iter(wanted.iter().map(|(digest, layer)| async move {
+            let size = layer.size();
+            registry
+                .download_blob(store, image_ref, layer, |downloaded| {
+                    progress(PullEvent::LayerProgress(digest, downloaded, size))
+                })
+                .await
+                .map(|()| digest)
+        }))
+        .buffer_unordered(CONCURRENT_DOWNLOADS);
     while let Some(done) = downloads.next().await {
         progress(PullEvent::LayerDownloaded(done?));
     }
@@ -564,11 +645,17 @@ pub async fn push(
     }
     let image = match store.resolve(&reference.full()) {
         Ok(image) => image,
-        Err(ImageError::NotFound(_)) => return Err(RegistryError::NoLocalImage(reference.familiar_string())),
+        Err(ImageError::NotFound(_)) => {
+            return Err(RegistryError::NoLocalImage(reference.familiar_string()))
+        }
         Err(err) => return Err(err.into()),
     };
-    let data = store.blobs.read_small(&image.manifest_digest, &format!("manifest {}", image.manifest_digest))?;
-    let manifest: ImageManifest = parse_json(&data, &format!("manifest {}", image.manifest_digest))?;
+    let data = store.blobs.read_small(
+        &image.manifest_digest,
+        &format!("manifest {}", image.manifest_digest),
+    )?;
+    let manifest: ImageManifest =
+        parse_json(&data, &format!("manifest {}", image.manifest_digest))?;
     let (tag, _) = target_of(reference);
     let mut registry = Registry::connect(reference.domain(), credentials)?;
     let target = oci_reference(reference.domain(), reference.path(), Some((&tag, false)));
@@ -596,22 +683,35 @@ pub async fn push(
             progress(PushEvent::LayerExists(digest));
         }
     }
-    registry.upload_blob(store, &target, &descriptor_digest(manifest.config())?).await?;
+    registry
+        .upload_blob(store, &target, &descriptor_digest(manifest.config())?)
+        .await?;
 
     let media_type = serde_json::from_slice::<serde_json::Value>(&data)
         .ok()
-        .and_then(|m| m.get("mediaType").and_then(|t| t.as_str()).map(str::to_owned))
+        .and_then(|m| {
+            m.get("mediaType")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| OCI_MANIFEST.to_owned());
-    let content_type = reqwest::header::HeaderValue::from_str(&media_type).map_err(|_| RegistryError::UnsupportedManifest {
-        reference: reference.familiar_string(),
-        media_type: media_type.clone(),
+    let content_type = reqwest::header::HeaderValue::from_str(&media_type).map_err(|_| {
+        RegistryError::UnsupportedManifest {
+            reference: reference.familiar_string(),
+            media_type: media_type.clone(),
+        }
     })?;
     let size = data.len();
     registry
         .client
         .push_manifest_raw(&target, data, content_type)
         .await
-        .map_err(|source| client_error(format!("pushing manifest {}", image.manifest_digest), source))?;
+        .map_err(|source| {
+            client_error(
+                format!("pushing manifest {}", image.manifest_digest),
+                source,
+            )
+        })?;
     Ok(PushOutcome {
         tag,
         digest: image.manifest_digest,
@@ -622,11 +722,17 @@ pub async fn push(
 /// Checks `credentials` against registry `domain` (`GET /v2/`, then its
 /// Basic or token challenge), as `docker login` does.
 pub async fn login(domain: &str, credentials: &Credentials) -> Result<(), RegistryError> {
-    let host = oci_reference(domain, "x", None).resolve_registry().to_owned();
+    let host = oci_reference(domain, "x", None)
+        .resolve_registry()
+        .to_owned();
     let scheme = if is_insecure(domain) { "http" } else { "https" };
     let url = format!("{scheme}://{host}/v2/");
     let http = http_client()?;
-    let response = http.get(&url).send().await.map_err(|err| unreachable(&url, &err))?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|err| unreachable(&url, &err))?;
     if response.status().is_success() {
         return Ok(());
     }
@@ -642,9 +748,15 @@ pub async fn login(domain: &str, credentials: &Credentials) -> Result<(), Regist
         .and_then(|v| v.to_str().ok())
         .map(Challenge::parse)
         .unwrap_or_default();
-    let (check_url, request) = match challenge.realm.filter(|_| challenge.scheme.eq_ignore_ascii_case("bearer")) {
+    let (check_url, request) = match challenge
+        .realm
+        .filter(|_| challenge.scheme.eq_ignore_ascii_case("bearer"))
+    {
         Some(realm) => {
-            let mut query = vec![("account", credentials.username.clone()), ("client_id", "hull".to_owned())];
+            let mut query = vec![
+                ("account", credentials.username.clone()),
+                ("client_id", "hull".to_owned()),
+            ];
             if let Some(service) = challenge.service {
                 query.push(("service", service));
             }
@@ -686,7 +798,9 @@ impl Challenge {
         };
         let mut rest = params.trim();
         while !rest.is_empty() {
-            let Some((key, after)) = rest.split_once('=') else { break };
+            let Some((key, after)) = rest.split_once('=') else {
+                break;
+            };
             let key = key.trim().to_ascii_lowercase();
             let after = after.trim_start();
             let (value, remainder) = match after.strip_prefix('"') {
@@ -738,13 +852,19 @@ fn client_error(action: String, source: OciDistributionError) -> RegistryError {
     if let OciDistributionError::RegistryError { envelope, .. } = &source {
         if let Some(first) = envelope.errors.first() {
             return RegistryError::Response {
-                message: format!("{}: {}", code_text(&serde_json::to_value(&first.code).unwrap_or_default()), first.message),
+                message: format!(
+                    "{}: {}",
+                    code_text(&serde_json::to_value(&first.code).unwrap_or_default()),
+                    first.message
+                ),
             };
         }
     }
     let unauthorized = match &source {
         OciDistributionError::UnauthorizedError { .. } => true,
-        OciDistributionError::RequestError(err) => err.status() == Some(reqwest::StatusCode::UNAUTHORIZED),
+        OciDistributionError::RequestError(err) => {
+            err.status() == Some(reqwest::StatusCode::UNAUTHORIZED)
+        }
         _ => false,
     };
     if unauthorized {
@@ -776,7 +896,10 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// `MANIFEST_UNKNOWN` → `manifest unknown`, as Docker shows error codes.
 fn code_text(code: &serde_json::Value) -> String {
-    code.as_str().unwrap_or("error").to_ascii_lowercase().replace('_', " ")
+    code.as_str()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace('_', " ")
 }
 
 /// The registry's explanation of a failed response (its first error as
@@ -791,14 +914,22 @@ async fn error_message(mut response: reqwest::Response) -> String {
         }
     }
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    let first = parsed.as_ref().and_then(|v| v.get("errors")).and_then(|e| e.get(0));
+    let first = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|e| e.get(0));
     match first {
         Some(error) => format!(
             "{}: {}",
             code_text(error.get("code").unwrap_or(&serde_json::Value::Null)),
-            error.get("message").and_then(|m| m.as_str()).unwrap_or_default()
+            error
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default()
         ),
-        None if status == reqwest::StatusCode::UNAUTHORIZED => "unauthorized: authentication required".to_owned(),
+        None if status == reqwest::StatusCode::UNAUTHORIZED => {
+            "unauthorized: authentication required".to_owned()
+        }
         None => format!("unexpected status from the registry: {status}"),
     }
 }
@@ -809,10 +940,20 @@ mod tests {
 
     #[test]
     fn loopback_registries_are_insecure_others_only_when_listed() {
-        for domain in ["localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000", "LOCALHOST"] {
+        for domain in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "LOCALHOST",
+        ] {
             assert!(is_insecure_with(domain, ""), "{domain}");
         }
-        for domain in ["registry.example.com", "10.0.0.1:5000", "localhost.example.com:5000"] {
+        for domain in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "localhost.example.com:5000",
+        ] {
             assert!(!is_insecure_with(domain, ""), "{domain}");
         }
         let listed = "registry.example.com:5000, 10.0.0.1";
@@ -824,9 +965,14 @@ mod tests {
 
     #[test]
     fn challenges_are_parsed() {
-        let bearer = Challenge::parse(r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:x:pull""#);
+        let bearer = Challenge::parse(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:x:pull""#,
+        );
         assert_eq!(bearer.scheme, "Bearer");
-        assert_eq!(bearer.realm.as_deref(), Some("https://auth.example.com/token"));
+        assert_eq!(
+            bearer.realm.as_deref(),
+            Some("https://auth.example.com/token")
+        );
         assert_eq!(bearer.service.as_deref(), Some("registry.example.com"));
         let basic = Challenge::parse(r#"Basic realm="Registry Realm""#);
         assert_eq!(basic.scheme, "Basic");
@@ -868,7 +1014,11 @@ mod tests {
             (address, content)
         }
 
-        async fn answer(mut socket: tokio::net::TcpStream, content: Arc<Mutex<Content>>, realm: String) {
+        async fn answer(
+            mut socket: tokio::net::TcpStream,
+            content: Arc<Mutex<Content>>,
+            realm: String,
+        ) {
             let mut request = Vec::new();
             let mut buffer = [0u8; 4096];
             while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -880,32 +1030,77 @@ mod tests {
             let text = String::from_utf8_lossy(&request).into_owned();
             let mut lines = text.lines();
             let mut first = lines.next().unwrap_or_default().split_whitespace();
-            let (method, target) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
+            let (method, target) = (
+                first.next().unwrap_or_default().to_owned(),
+                first.next().unwrap_or_default().to_owned(),
+            );
             let authorization = lines
-                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_owned()))
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                        .map(|(_, v)| v.trim().to_owned())
+                })
                 .unwrap_or_default();
             let path = target.split('?').next().unwrap_or_default().to_owned();
             content.lock().unwrap().log.push(format!("{method} {path}"));
             let basic = {
                 use base64::Engine as _;
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}")))
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+                )
             };
-            let challenge = format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n");
-            let unauthorized = (401, challenge, "application/json".to_owned(), br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec());
+            let challenge =
+                format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\"\r\n");
+            let unauthorized = (
+                401,
+                challenge,
+                "application/json".to_owned(),
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                    .to_vec(),
+            );
             let (status, extra, content_type, body) = if path == "/token" {
                 if authorization == basic {
-                    (200, String::new(), "application/json".to_owned(), format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes())
+                    (
+                        200,
+                        String::new(),
+                        "application/json".to_owned(),
+                        format!(r#"{{"token":"{TOKEN}"}}"#).into_bytes(),
+                    )
                 } else {
-                    (401, String::new(), "application/json".to_owned(), b"{}".to_vec())
+                    (
+                        401,
+                        String::new(),
+                        "application/json".to_owned(),
+                        b"{}".to_vec(),
+                    )
                 }
             } else if authorization != format!("Bearer {TOKEN}") {
                 unauthorized
             } else if path == "/v2/" {
-                (200, String::new(), "application/json".to_owned(), b"{}".to_vec())
+                (
+                    200,
+                    String::new(),
+                    "application/json".to_owned(),
+                    b"{}".to_vec(),
+                )
             } else {
-                match content.lock().unwrap().routes.get(path.trim_start_matches("/v2/")) {
-                    Some((content_type, body)) => (200, String::new(), content_type.clone(), body.clone()),
-                    None => (404, String::new(), "application/json".to_owned(), br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#.to_vec()),
+                match content
+                    .lock()
+                    .unwrap()
+                    .routes
+                    .get(path.trim_start_matches("/v2/"))
+                {
+                    Some((content_type, body)) => {
+                        (200, String::new(), content_type.clone(), body.clone())
+                    }
+                    None => (
+                        404,
+                        String::new(),
+                        "application/json".to_owned(),
+                        br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#
+                            .to_vec(),
+                    ),
                 }
             };
             let head = format!(
@@ -924,7 +1119,9 @@ mod tests {
 
     /// An image's blobs, as a registry serves them: (manifest, config, layers).
     fn image_blobs(architecture: &str, layer: &TestLayer) -> (Vec<u8>, Vec<u8>, Digest) {
-        let mut config: serde_json::Value = serde_json::from_slice(&TestImage::new(None, vec![layer.clone()]).config_json()).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&TestImage::new(None, vec![layer.clone()]).config_json())
+                .unwrap();
         config["architecture"] = architecture.into();
         let config = serde_json::to_vec(&config).unwrap();
         let manifest = serde_json::to_vec(&serde_json::json!({
@@ -946,17 +1143,33 @@ mod tests {
     }
 
     /// A registry with `repo:latest` an index of an arm64 and a host image.
-    async fn registry_with_index(layer: &TestLayer, tamper_layer: bool) -> (String, Digest, Digest, std::sync::Arc<std::sync::Mutex<fake::Content>>) {
+    async fn registry_with_index(
+        layer: &TestLayer,
+        tamper_layer: bool,
+    ) -> (
+        String,
+        Digest,
+        Digest,
+        std::sync::Arc<std::sync::Mutex<fake::Content>>,
+    ) {
         let mut content = fake::Content::default();
         let mut layer_blob = layer.blob.clone();
         if tamper_layer {
             let last = layer_blob.len() - 1;
             layer_blob[last] ^= 1;
         }
-        content.routes.insert(format!("repo/blobs/{}", layer.digest()), ("application/octet-stream".into(), layer_blob));
+        content.routes.insert(
+            format!("repo/blobs/{}", layer.digest()),
+            ("application/octet-stream".into(), layer_blob),
+        );
         let mut entries = Vec::new();
         let mut host_id = None;
-        let host_arch = Platform::host().to_string().rsplit('/').next().unwrap_or_default().to_owned();
+        let host_arch = Platform::host()
+            .to_string()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         for architecture in ["arm64", host_arch.as_str()] {
             let (manifest, config, config_digest) = image_blobs(architecture, layer);
             let manifest_digest = Digest::of_bytes(&manifest);
@@ -964,19 +1177,30 @@ mod tests {
                 "mediaType": OCI_MANIFEST, "digest": manifest_digest.to_string(), "size": manifest.len(),
                 "platform": { "os": "linux", "architecture": architecture },
             }));
-            content.routes.insert(format!("repo/blobs/{config_digest}"), ("application/octet-stream".into(), config));
-            content.routes.insert(format!("repo/manifests/{manifest_digest}"), (OCI_MANIFEST.into(), manifest));
+            content.routes.insert(
+                format!("repo/blobs/{config_digest}"),
+                ("application/octet-stream".into(), config),
+            );
+            content.routes.insert(
+                format!("repo/manifests/{manifest_digest}"),
+                (OCI_MANIFEST.into(), manifest),
+            );
             host_id = Some(config_digest);
         }
         let index = serde_json::to_vec(&serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries })).unwrap();
         let index_digest = Digest::of_bytes(&index);
-        content.routes.insert("repo/manifests/latest".into(), (OCI_INDEX.into(), index));
+        content
+            .routes
+            .insert("repo/manifests/latest".into(), (OCI_INDEX.into(), index));
         let (address, content) = fake::start(content).await;
         (address, index_digest, host_id.unwrap(), content)
     }
 
     fn test_layer() -> TestLayer {
-        TestLayer::gzip(&[TestEntry::dir("etc"), TestEntry::file("etc/motd", &[b'x'; 2000])])
+        TestLayer::gzip(&[
+            TestEntry::dir("etc"),
+            TestEntry::file("etc/motd", &[b'x'; 2000]),
+        ])
     }
 
     #[tokio::test]
@@ -987,31 +1211,118 @@ mod tests {
         let store = ImageStore::open(&dir.path().join("image")).unwrap();
         let reference = Reference::parse(&format!("{address}/repo")).unwrap();
         let events = std::cell::RefCell::new(Vec::new());
-        let record = |event: PullEvent<'_>| events.borrow_mut().push(format!("{event:?}").split('(').next().unwrap_or_default().to_owned());
+        let record = |event: PullEvent<'_>| {
+            events.borrow_mut().push(
+                format!("{event:?}")
+                    .split('(')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
 
-        let outcome = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &record).await.unwrap();
+        let outcome = pull(
+            &store,
+            &reference,
+            &Platform::host(),
+            credentials(fake::PASSWORD),
+            &record,
+        )
+        .await
+        .unwrap();
         assert_eq!(outcome.digest, index_digest);
         assert_eq!(outcome.id, host_id, "the host's image was not chosen");
         assert!(!outcome.up_to_date);
         events.borrow_mut().dedup();
-        assert_eq!(*events.borrow(), ["Resolved", "LayerWaiting", "LayerProgress", "LayerDownloaded", "LayerComplete"]);
+        assert_eq!(
+            *events.borrow(),
+            [
+                "Resolved",
+                "LayerWaiting",
+                "LayerProgress",
+                "LayerDownloaded",
+                "LayerComplete"
+            ]
+        );
         assert_eq!(store.resolve(&reference.full()).unwrap().id, host_id);
-        assert!(content.lock().unwrap().log.iter().any(|r| r == "GET /token"), "no token was asked for");
+        assert!(
+            content
+                .lock()
+                .unwrap()
+                .log
+                .iter()
+                .any(|r| r == "GET /token"),
+            "no token was asked for"
+        );
 
-        let again = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap();
+        let again = pull(
+            &store,
+            &reference,
+            &Platform::host(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert!(again.up_to_date);
-        let arm = pull(&store, &reference, &"linux/arm64".parse().unwrap(), credentials(fake::PASSWORD), &|_| {}).await.unwrap();
+        let arm = pull(
+            &store,
+            &reference,
+            &"linux/arm64".parse().unwrap(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap();
         assert_ne!(arm.id, host_id);
-        let downloads = content.lock().unwrap().log.iter().filter(|r| r.contains(&layer.digest().to_string())).count();
+        let downloads = content
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|r| r.contains(&layer.digest().to_string()))
+            .count();
         assert_eq!(downloads, 1, "a layer the store had was downloaded again");
 
-        let err = pull(&store, &reference, &"linux/s390x".parse().unwrap(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
-        assert_eq!(err.to_string(), "no matching manifest for linux/s390x in the manifest list entries");
+        let err = pull(
+            &store,
+            &reference,
+            &"linux/s390x".parse().unwrap(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no matching manifest for linux/s390x in the manifest list entries"
+        );
         let missing = Reference::parse(&format!("{address}/repo:nope")).unwrap();
-        let err = pull(&store, &missing, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
-        assert_eq!(err.to_string(), format!("manifest for {address}/repo:nope not found: manifest unknown"));
-        assert!(pull(&store, &reference, &Platform::host(), credentials("wrong"), &|_| {}).await.is_err());
-        assert!(pull(&store, &reference, &Platform::host(), None, &|_| {}).await.is_err());
+        let err = pull(
+            &store,
+            &missing,
+            &Platform::host(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("manifest for {address}/repo:nope not found: manifest unknown")
+        );
+        assert!(pull(
+            &store,
+            &reference,
+            &Platform::host(),
+            credentials("wrong"),
+            &|_| {}
+        )
+        .await
+        .is_err());
+        assert!(pull(&store, &reference, &Platform::host(), None, &|_| {})
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -1021,8 +1332,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&dir.path().join("image")).unwrap();
         let reference = Reference::parse(&format!("{address}/repo")).unwrap();
-        let err = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
-        assert!(err.to_string().contains(&layer.digest().to_string()), "{err}");
+        let err = pull(
+            &store,
+            &reference,
+            &Platform::host(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&layer.digest().to_string()),
+            "{err}"
+        );
         assert_eq!(store.blobs.size(&layer.digest()).unwrap(), None);
         assert!(store.list().unwrap().is_empty());
     }
@@ -1030,14 +1352,32 @@ mod tests {
     #[tokio::test]
     async fn oversized_manifests_are_refused() {
         let mut content = fake::Content::default();
-        let huge = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#, "x".repeat(5 << 20));
-        content.routes.insert("repo/manifests/latest".into(), (OCI_MANIFEST.into(), huge.into_bytes()));
+        let huge = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","pad":"{}"}}"#,
+            "x".repeat(5 << 20)
+        );
+        content.routes.insert(
+            "repo/manifests/latest".into(),
+            (OCI_MANIFEST.into(), huge.into_bytes()),
+        );
         let (address, _) = fake::start(content).await;
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(&dir.path().join("image")).unwrap();
         let reference = Reference::parse(&format!("{address}/repo")).unwrap();
-        let err = pull(&store, &reference, &Platform::host(), credentials(fake::PASSWORD), &|_| {}).await.unwrap_err();
-        assert!(err.to_string().contains("larger than the limit of 4194304 bytes"), "{err}");
+        let err = pull(
+            &store,
+            &reference,
+            &Platform::host(),
+            credentials(fake::PASSWORD),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("larger than the limit of 4194304 bytes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -1047,7 +1387,10 @@ mod tests {
         login(&address, &right).await.unwrap();
         let wrong = credentials("wrong").unwrap();
         let err = login(&address, &wrong).await.unwrap_err();
-        assert_eq!(err.to_string(), format!("login attempt to http://{address}/v2/ failed with status: 401 Unauthorized"));
+        assert_eq!(
+            err.to_string(),
+            format!("login attempt to http://{address}/v2/ failed with status: 401 Unauthorized")
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ impl ImageTable {
         change: impl FnOnce(&mut ImageTable) -> T,
     ) -> Result<T, ImageError> {
         let lock_path = root.join(LOCK_FILE);
-        let _lock = crate::lockfile::LockFile::acquire(&lock_path).map_err(|e| ImageError::io("lock", &lock_path, e))?;
+        let _lock = crate::lockfile::LockFile::acquire(&lock_path)
+            .map_err(|e| ImageError::io("lock", &lock_path, e))?;
 
         let mut table = ImageTable::read(root)?;
         let result = change(&mut table);

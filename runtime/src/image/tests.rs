@@ -714,13 +714,21 @@ fn refuses_a_non_oci_archive() {
         .unwrap();
     fs::write(&path, builder.into_inner().unwrap()).unwrap();
     let err = sandbox.store.load_archive(&path).unwrap_err();
-    assert!(err.to_string().contains("manifest.json lists no image"), "{err}");
+    assert!(
+        err.to_string().contains("manifest.json lists no image"),
+        "{err}"
+    );
 
     let missing = sandbox.path().join("missing.tar");
     let err = sandbox.store.load_archive(&missing).unwrap_err();
     // The cause is the error's source, printed by the CLI after the message.
-    assert_eq!(err.to_string(), format!("cannot open {}", missing.display()));
-    let source = std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot open {}", missing.display())
+    );
+    let source = std::error::Error::source(&err)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     assert_eq!(source, "No such file or directory (os error 2)");
 }
 
@@ -860,7 +868,10 @@ fn loads_legacy_docker_archives_and_saves_what_docker_reads() {
     fs::write(&path, legacy_docker_archive(&image)).unwrap();
     let loaded = sandbox.store.load_archive(&path).unwrap();
     assert_eq!(loaded.len(), 1);
-    assert_eq!(loaded[0].reference.as_ref().unwrap().familiar_string(), "legacy:v1");
+    assert_eq!(
+        loaded[0].reference.as_ref().unwrap().familiar_string(),
+        "legacy:v1"
+    );
     assert_eq!(loaded[0].id, Digest::of_bytes(&image.config_json()));
     let both = sandbox.store.resolve("legacy:also").unwrap();
     assert_eq!(both.id, loaded[0].id);
@@ -868,7 +879,14 @@ fn loads_legacy_docker_archives_and_saves_what_docker_reads() {
 
     // A layer that does not match the config's diff_ids is refused.
     let mut bad = image.clone();
-    bad.diff_ids = Some(image.layers.iter().rev().map(|l| l.diff_id.to_string()).collect());
+    bad.diff_ids = Some(
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|l| l.diff_id.to_string())
+            .collect(),
+    );
     let fresh = Sandbox::new();
     let bad_path = fresh.path().join("bad.tar");
     fs::write(&bad_path, legacy_docker_archive(&bad)).unwrap();
@@ -877,7 +895,10 @@ fn loads_legacy_docker_archives_and_saves_what_docker_reads() {
     // `save` writes a manifest.json too: an archive without the OCI layout
     // files loads the same image.
     let mut saved = Vec::new();
-    sandbox.store.save(&["legacy:v1".to_string()], &mut saved).unwrap();
+    sandbox
+        .store
+        .save(&["legacy:v1".to_string()], &mut saved)
+        .unwrap();
     let mut docker_only = tar::Builder::new(Vec::new());
     for entry in tar::Archive::new(&saved[..]).entries().unwrap() {
         let mut entry = entry.unwrap();
@@ -888,12 +909,17 @@ fn loads_legacy_docker_archives_and_saves_what_docker_reads() {
         let mut header = entry.header().clone();
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-        docker_only.append_data(&mut header, &name, &data[..]).unwrap();
+        docker_only
+            .append_data(&mut header, &name, &data[..])
+            .unwrap();
     }
     let other = Sandbox::new();
     let path = other.path().join("docker-only.tar");
     fs::write(&path, docker_only.into_inner().unwrap()).unwrap();
     let reloaded = other.store.load_archive(&path).unwrap();
     assert_eq!(reloaded[0].id, loaded[0].id);
-    assert_eq!(reloaded[0].reference.as_ref().unwrap().familiar_string(), "legacy:v1");
+    assert_eq!(
+        reloaded[0].reference.as_ref().unwrap().familiar_string(),
+        "legacy:v1"
+    );
 }

@@ -95,7 +95,9 @@ pub async fn spawn(paths: &Paths, id: &str, log: &Path) -> Result<SpawnedMonitor
         }
         if tokio::time::Instant::now() > deadline {
             let _ = child.kill();
-            return Err(anyhow!("the container monitor did not come up within {MONITOR_READY_TIMEOUT:?}"));
+            return Err(anyhow!(
+                "the container monitor did not come up within {MONITOR_READY_TIMEOUT:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

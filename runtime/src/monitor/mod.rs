@@ -11,21 +11,21 @@ mod restart;
 
 use crate::agent_client::AgentClient;
 use crate::config::{GuestArtifacts, Paths};
-use crate::network::NetworkManager;
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::logs::{JsonLogWriter, OutputStream};
+use crate::network::NetworkManager;
 use crate::platform::Platform;
 use crate::sandbox::{Sandbox, SandboxConfig, LAYERS_SHARE_TAG};
 use crate::virtiofsd::{ShareEntry, ShareSource};
 use anyhow::{anyhow, Context, Result};
 use hull_protocol::{
-    decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, Rootfs,
-    StdioStreams,
+    decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope,
+    Response, ResponseEnvelope, Rootfs, StdioStreams,
 };
 pub use network::remove_leftovers;
 use network::{attach_network, release_network, SandboxNetwork};
-use restart::should_restart;
 use proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
+use restart::should_restart;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,9 +88,18 @@ pub fn mount_points(container_dir: &std::path::Path) -> Result<std::collections:
         .mounts()
         .iter()
         .flatten()
-        .filter_map(|m| m.destination().strip_prefix("/").ok().map(std::path::Path::to_path_buf))
+        .filter_map(|m| {
+            m.destination()
+                .strip_prefix("/")
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
         .collect();
-    points.extend(hull_protocol::DEFAULT_DEVICES.iter().map(|d| PathBuf::from("dev").join(d)));
+    points.extend(
+        hull_protocol::DEFAULT_DEVICES
+            .iter()
+            .map(|d| PathBuf::from("dev").join(d)),
+    );
     Ok(points)
 }
 
@@ -195,7 +204,9 @@ struct Shared {
 const FIRST_EXEC_STREAM: u32 = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub use crate::process::{process_alive, process_state};
@@ -214,7 +225,8 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let socket = socket_path(&paths, &id);
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     let (exit_tx, _) = watch::channel(None);
@@ -248,7 +260,10 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
             record.set_exited(125, false, Some(message.clone()));
             store.save(&record)?;
             answer_pending(&mut control_rx, MonitorResponse::error(message)).await;
-            shared.exit.send_replace(Some(ExitInfo { exit_code: 125, oom_killed: false }));
+            shared.exit.send_replace(Some(ExitInfo {
+                exit_code: 125,
+                oom_killed: false,
+            }));
             if record.host_config.auto_remove {
                 store.remove(&record)?;
             }
@@ -260,11 +275,17 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     tracing::debug!(
         "container {}: network {}",
         &id[..12],
-        attachment.as_ref().map_or_else(|| "none".to_string(), |a| format!("{} ({})", a.ip(), a.nic().tap))
+        attachment.as_ref().map_or_else(
+            || "none".to_string(),
+            |a| format!("{} ({})", a.ip(), a.nic().tap)
+        )
     );
     crate::fault::point("monitor.after-network");
     let log_path = PathBuf::from(&record.log_path);
-    let log = Arc::new(Mutex::new(JsonLogWriter::open(&log_path).with_context(|| format!("opening {}", log_path.display()))?));
+    let log = Arc::new(Mutex::new(
+        JsonLogWriter::open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?,
+    ));
     let ctx = RunContext {
         paths: &paths,
         store: &store,
@@ -311,7 +332,11 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         record.state.status = Status::Restarting;
         record.state.restarting = true;
         store.save(&record)?;
-        tracing::info!("restarting container {} (restart {})", &id[..12], record.restart_count);
+        tracing::info!(
+            "restarting container {} (restart {})",
+            &id[..12],
+            record.restart_count
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
         state.auto_start = true;
@@ -333,7 +358,8 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
 async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorResponse) {
     control.close();
     while let Some(command) = control.recv().await {
-        if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command {
+        if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command
+        {
             let _ = reply.send(failure.clone());
         }
     }
@@ -341,7 +367,8 @@ async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorR
 
 /// An error's exit code: what the agent suggested, else 125.
 fn exit_code_of(err: &anyhow::Error) -> i32 {
-    err.downcast_ref::<StartFailure>().map_or(125, |f| f.exit_code)
+    err.downcast_ref::<StartFailure>()
+        .map_or(125, |f| f.exit_code)
 }
 
 /// A container process that could not be started (Docker's 126/127).
@@ -351,7 +378,6 @@ struct StartFailure {
     message: String,
     exit_code: i32,
 }
-
 
 /// What every run of the container uses, borrowed from the monitor.
 struct RunContext<'a> {
@@ -375,11 +401,18 @@ struct RunState {
 }
 
 /// Boots a sandbox, runs the container once in it, tears it down.
-async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &mut mpsc::Receiver<Control>, state: &mut RunState) -> Result<ExitInfo> {
+async fn run_once(
+    ctx: &RunContext<'_>,
+    record: &mut ContainerRecord,
+    control: &mut mpsc::Receiver<Control>,
+    state: &mut RunState,
+) -> Result<ExitInfo> {
     let id = record.id.clone();
     let platform = Platform::detect();
     let hypervisor = match &ctx.plan.vmm {
-        Some(name) => platform.hypervisor(name).ok_or_else(|| anyhow!("unknown VMM backend '{name}'"))?,
+        Some(name) => platform
+            .hypervisor(name)
+            .ok_or_else(|| anyhow!("unknown VMM backend '{name}'"))?,
         None => platform.default_hypervisor(),
     };
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
@@ -388,14 +421,14 @@ async fn run_once(ctx: &RunContext<'_>, record: &mut ContainerRecord, control: &
     let _writable_layer = {
         let rootfs = rootfs.clone();
         // (flock blocks: while a `cp` into the stopped container finishes.)
-        tokio::task::spawn_blocking(move || rootfs.lock_writable()).await.context("locking the writable layer")??
+        tokio::task::spawn_blocking(move || rootfs.lock_writable())
+            .await
+            .context("locking the writable layer")??
     };
-    let mut shares = vec![
-        ShareEntry {
-            target: PathBuf::from(ROOTFS_DIR),
-            source: ShareSource::Overlay(rootfs.writable_mount()?),
-        },
-    ];
+    let mut shares = vec![ShareEntry {
+        target: PathBuf::from(ROOTFS_DIR),
+        source: ShareSource::Overlay(rootfs.writable_mount()?),
+    }];
     for name in ETC_FILES {
         shares.push(ShareEntry {
             target: PathBuf::from(SHARE_ETC_DIR).join(name),
@@ -462,8 +495,18 @@ async fn run_in_sandbox(
     let id = record.id.clone();
     let agent = sandbox.agent();
     let outputs = [
-        forward_output(agent.subscribe(STDOUT), OutputStream::Stdout, ctx.shared.clone(), ctx.log.clone()),
-        forward_output(agent.subscribe(STDERR), OutputStream::Stderr, ctx.shared.clone(), ctx.log.clone()),
+        forward_output(
+            agent.subscribe(STDOUT),
+            OutputStream::Stdout,
+            ctx.shared.clone(),
+            ctx.log.clone(),
+        ),
+        forward_output(
+            agent.subscribe(STDERR),
+            OutputStream::Stderr,
+            ctx.shared.clone(),
+            ctx.log.clone(),
+        ),
     ];
     let create_started = Instant::now();
     while_alive(
@@ -485,7 +528,11 @@ async fn run_in_sandbox(
     .await?
     .context("creating the container")?;
     let created = Instant::now();
-    tracing::debug!("container {}: created in the guest in {:?}", &id[..12], created - create_started);
+    tracing::debug!(
+        "container {}: created in the guest in {:?}",
+        &id[..12],
+        created - create_started
+    );
 
     // Wait for the word to start, refusing signals meanwhile (there is no process to signal yet).
     if !state.auto_start {
@@ -496,7 +543,9 @@ async fn run_in_sandbox(
                     break;
                 }
                 Some(Control::Signal(_, reply)) => {
-                    let _ = reply.send(MonitorResponse::error(format!("Container {id} is not running")));
+                    let _ = reply.send(MonitorResponse::error(format!(
+                        "Container {id} is not running"
+                    )));
                 }
                 // `rm` of a container that was never started: the sandbox goes, nothing runs.
                 Some(Control::Stop(_, reply)) => {
@@ -510,10 +559,24 @@ async fn run_in_sandbox(
         }
     }
     state.auto_start = false;
-    if let Err(err) = while_alive(sandbox, agent.request_done(Request::StartContainer { container_id: id.clone() })).await? {
+    if let Err(err) = while_alive(
+        sandbox,
+        agent.request_done(Request::StartContainer {
+            container_id: id.clone(),
+        }),
+    )
+    .await?
+    {
         let message = err.to_string();
         // The process exits 126/127 right after failing to exec; take its code.
-        let exit_code = match tokio::time::timeout(Duration::from_secs(5), agent.request(Request::Wait { container_id: id.clone() })).await {
+        let exit_code = match tokio::time::timeout(
+            Duration::from_secs(5),
+            agent.request(Request::Wait {
+                container_id: id.clone(),
+            }),
+        )
+        .await
+        {
             Ok(Ok(Response::Exited { status })) => status.code(),
             _ => 125,
         };
@@ -531,10 +594,16 @@ async fn run_in_sandbox(
         let _ = waiter.send(MonitorResponse::Done);
     }
     *lock(&ctx.shared.agent) = Some(agent.clone());
-    tracing::debug!("container {}: started in {:?}", &id[..12], started - created);
+    tracing::debug!(
+        "container {}: started in {:?}",
+        &id[..12],
+        started - created
+    );
     inject_fault(sandbox, "monitor.running");
 
-    let wait = agent.request(Request::Wait { container_id: id.clone() });
+    let wait = agent.request(Request::Wait {
+        container_id: id.clone(),
+    });
     tokio::pin!(wait);
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut stop_waiters: Vec<oneshot::Sender<MonitorResponse>> = Vec::new();
@@ -586,7 +655,16 @@ async fn run_in_sandbox(
         }
     };
     let exited = Instant::now();
-    tracing::debug!("container {}: exited with {} after {:?}{}", &id[..12], exit.exit_code, exited - started, error.as_deref().map(|e| format!(": {e}")).unwrap_or_default());
+    tracing::debug!(
+        "container {}: exited with {} after {:?}{}",
+        &id[..12],
+        exit.exit_code,
+        exited - started,
+        error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
     lock(&ctx.shared.agent).take();
     // All output reaches the ctx.log and the attached clients before the exit is told.
     for output in outputs {
@@ -630,7 +708,10 @@ const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
 /// Runs `work` (a request to the agent) unless the sandbox dies first: a
 /// guest whose virtiofsd is gone may never answer (its file system waits
 /// forever), so the request fails with the reason instead of hanging.
-async fn while_alive<T>(sandbox: &Sandbox, work: impl std::future::Future<Output = T>) -> Result<T> {
+async fn while_alive<T>(
+    sandbox: &Sandbox,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
     tokio::pin!(work);
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     loop {
@@ -648,13 +729,19 @@ async fn while_alive<T>(sandbox: &Sandbox, work: impl std::future::Future<Output
 /// Says which of the sandbox's processes is gone, if one is; a VM that
 /// ended in a guest kernel panic is reported as that.
 fn dead_process(sandbox: &Sandbox) -> Option<String> {
-    if !sandbox.vmm_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
+    if !sandbox
+        .vmm_pid()
+        .is_some_and(|pid| process_alive(i64::from(pid)))
+    {
         return Some(match sandbox.guest_panic() {
             Some(panic) => format!("guest kernel panic: {panic}"),
             None => "the VMM exited unexpectedly".into(),
         });
     }
-    if !sandbox.virtiofsd_pid().is_some_and(|pid| process_alive(i64::from(pid))) {
+    if !sandbox
+        .virtiofsd_pid()
+        .is_some_and(|pid| process_alive(i64::from(pid)))
+    {
         return Some("virtiofsd exited unexpectedly".into());
     }
     None
@@ -674,10 +761,17 @@ async fn describe_sandbox_death(sandbox: &Sandbox, err: &crate::rpc::RpcError) -
 
 /// Writes phase durations (ms) to `$HULL_TIMINGS_FILE`, for bench/.
 fn record_timings(phases: &[(&str, Duration)]) {
-    let Some(path) = std::env::var_os("HULL_TIMINGS_FILE") else { return };
+    let Some(path) = std::env::var_os("HULL_TIMINGS_FILE") else {
+        return;
+    };
     let map: serde_json::Map<String, serde_json::Value> = phases
         .iter()
-        .map(|(name, d)| (name.to_string(), serde_json::json!(d.as_secs_f64() * 1000.0)))
+        .map(|(name, d)| {
+            (
+                name.to_string(),
+                serde_json::json!(d.as_secs_f64() * 1000.0),
+            )
+        })
         .collect();
     let _ = std::fs::write(path, serde_json::Value::Object(map).to_string());
 }
@@ -703,7 +797,13 @@ fn forward_output(
             }
             let clients: Vec<Attached> = lock(&shared.attached)
                 .iter()
-                .filter(|c| if stream == OutputStream::Stdout { c.stdout } else { c.stderr })
+                .filter(|c| {
+                    if stream == OutputStream::Stdout {
+                        c.stdout
+                    } else {
+                        c.stderr
+                    }
+                })
                 .cloned()
                 .collect();
             for client in clients {
@@ -740,18 +840,29 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
     while let Ok(Some(Ok(frame))) = reader.next().await {
         match frame.kind {
             FrameKind::Request => {
-                let Ok(envelope) = decode_json::<RequestEnvelope<MonitorRequest>>(&frame, FrameKind::Request) else {
+                let Ok(envelope) =
+                    decode_json::<RequestEnvelope<MonitorRequest>>(&frame, FrameKind::Request)
+                else {
                     continue;
                 };
                 let id = envelope.id;
                 let respond = {
                     let frames = frames_tx.clone();
                     move |response: MonitorResponse| async move {
-                        let _ = frames.send(encode_json(FrameKind::Response, &ResponseEnvelope { id, response })).await;
+                        let _ = frames
+                            .send(encode_json(
+                                FrameKind::Response,
+                                &ResponseEnvelope { id, response },
+                            ))
+                            .await;
                     }
                 };
                 match envelope.request {
-                    MonitorRequest::Attach { stdin, stdout, stderr } => {
+                    MonitorRequest::Attach {
+                        stdin,
+                        stdout,
+                        stderr,
+                    } => {
                         stdin_attached = stdin && open_stdin;
                         lock(&shared.attached).push(Attached {
                             stdout,
@@ -787,7 +898,10 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         size,
                     } => {
                         let Some(agent) = lock(&shared.agent).clone() else {
-                            respond(MonitorResponse::error(format!("Container {} is not running", shared.id)))
+                            respond(MonitorResponse::error(format!(
+                                "Container {} is not running",
+                                shared.id
+                            )))
                             .await;
                             continue;
                         };
@@ -810,7 +924,14 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         if tty {
                             exec_terminal = Some(exec.id());
                         }
-                        tokio::spawn(run_exec(shared.clone(), agent, exec, stdin_rx, frames_tx.clone(), respond));
+                        tokio::spawn(run_exec(
+                            shared.clone(),
+                            agent,
+                            exec,
+                            stdin_rx,
+                            frames_tx.clone(),
+                            respond,
+                        ));
                     }
                     MonitorRequest::ResizeTerminal { size } => {
                         let agent = lock(&shared.agent).clone();
@@ -831,20 +952,32 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                             respond(response).await;
                         });
                     }
-                    query @ (MonitorRequest::Top | MonitorRequest::Stats | MonitorRequest::Sync) => {
+                    query
+                    @ (MonitorRequest::Top | MonitorRequest::Stats | MonitorRequest::Sync) => {
                         let agent = lock(&shared.agent).clone();
                         let id = shared.id.clone();
                         tokio::spawn(async move {
                             let response = match (agent, query) {
-                                (None, _) => MonitorResponse::error(format!("Container {id} is not running")),
-                                (Some(agent), MonitorRequest::Top) => match agent.request(Request::ListProcesses { container_id: id }).await {
-                                    Ok(Response::Processes { processes }) => MonitorResponse::Processes { processes },
+                                (None, _) => {
+                                    MonitorResponse::error(format!("Container {id} is not running"))
+                                }
+                                (Some(agent), MonitorRequest::Top) => match agent
+                                    .request(Request::ListProcesses { container_id: id })
+                                    .await
+                                {
+                                    Ok(Response::Processes { processes }) => {
+                                        MonitorResponse::Processes { processes }
+                                    }
                                     other => unexpected_answer(other),
                                 },
-                                (Some(agent), MonitorRequest::Stats) => match agent.request(Request::Stats { container_id: id }).await {
-                                    Ok(Response::Stats { stats }) => MonitorResponse::Stats { stats },
-                                    other => unexpected_answer(other),
-                                },
+                                (Some(agent), MonitorRequest::Stats) => {
+                                    match agent.request(Request::Stats { container_id: id }).await {
+                                        Ok(Response::Stats { stats }) => {
+                                            MonitorResponse::Stats { stats }
+                                        }
+                                        other => unexpected_answer(other),
+                                    }
+                                }
                                 (Some(agent), _) => match agent.request_done(Request::Sync).await {
                                     Ok(()) => MonitorResponse::Done,
                                     Err(err) => MonitorResponse::error(err.to_string()),
@@ -858,7 +991,9 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         let control = match request {
                             MonitorRequest::Start => Control::Start(reply_tx),
                             MonitorRequest::Signal { signal } => Control::Signal(signal, reply_tx),
-                            MonitorRequest::Stop { timeout_secs } => Control::Stop(timeout_secs, reply_tx),
+                            MonitorRequest::Stop { timeout_secs } => {
+                                Control::Stop(timeout_secs, reply_tx)
+                            }
                             MonitorRequest::Attach { .. }
                             | MonitorRequest::Wait
                             | MonitorRequest::Exec { .. }
@@ -869,7 +1004,9 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {
-                            let response = reply_rx.await.unwrap_or(MonitorResponse::error("the container is not running"));
+                            let response = reply_rx
+                                .await
+                                .unwrap_or(MonitorResponse::error("the container is not running"));
                             respond(response).await;
                         });
                     }
@@ -897,11 +1034,16 @@ async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool)
 /// after a container exits, its monitor still tears the sandbox down (and
 /// holds the writable layer) for a moment; this waits for that, up to
 /// `timeout`. Running, created and restarting containers come back at once.
-pub fn settled_record(store: &ContainerStore, id: &str, timeout: Duration) -> Result<ContainerRecord> {
+pub fn settled_record(
+    store: &ContainerStore,
+    id: &str,
+    timeout: Duration,
+) -> Result<ContainerRecord> {
     let deadline = Instant::now() + timeout;
     loop {
         let record = store.load(id)?;
-        let tearing_down = matches!(record.state.status, Status::Exited | Status::Dead) && monitor_alive(record.hull_sandbox.monitor_pid);
+        let tearing_down = matches!(record.state.status, Status::Exited | Status::Dead)
+            && monitor_alive(record.hull_sandbox.monitor_pid);
         if !tearing_down || Instant::now() >= deadline {
             return Ok(record);
         }
@@ -954,8 +1096,7 @@ async fn run_exec<F, Fut>(
     mut stdin: mpsc::UnboundedReceiver<Vec<u8>>,
     frames: mpsc::Sender<Frame>,
     respond: F,
-)
-where
+) where
     F: FnOnce(MonitorResponse) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
@@ -967,16 +1108,17 @@ where
         tty: exec.tty,
         console_size: exec.size.map(|size| (size.rows, size.cols)),
     };
-    let process = match crate::spec::exec_process(&shared.base_process, &options, &shared.layer_dirs) {
-        Ok(process) => process,
-        Err(err) => {
-            return respond(MonitorResponse::Error {
-                message: err.to_string(),
-                exit_code: Some(126),
-            })
-            .await
-        }
-    };
+    let process =
+        match crate::spec::exec_process(&shared.base_process, &options, &shared.layer_dirs) {
+            Ok(process) => process,
+            Err(err) => {
+                return respond(MonitorResponse::Error {
+                    message: err.to_string(),
+                    exit_code: Some(126),
+                })
+                .await
+            }
+        };
     let exec_id = exec.id();
     let (stdout, stderr) = (exec.base + 1, exec.base + 2);
     let forwarders: Vec<_> = if exec.detach {
@@ -1017,7 +1159,11 @@ where
         // The agent keeps no record of an exec that never ran, so its code
         // comes from the reason, as Docker gives it: 127 not found, else 126.
         let message = err.to_string();
-        let exit_code = if message.contains("not found") || message.contains("no such file") { 127 } else { 126 };
+        let exit_code = if message.contains("not found") || message.contains("no such file") {
+            127
+        } else {
+            126
+        };
         return respond(MonitorResponse::Error {
             message,
             exit_code: Some(exit_code),
@@ -1067,7 +1213,10 @@ pub fn freeze_lock_path(container_dir: &std::path::Path) -> PathBuf {
 /// by a `hull` that was killed meanwhile runs again. Returns whether the
 /// record changed.
 pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
-    let live_states = matches!(record.state.status, Status::Running | Status::Restarting | Status::Paused);
+    let live_states = matches!(
+        record.state.status,
+        Status::Running | Status::Restarting | Status::Paused
+    );
     if live_states && monitor_alive(record.hull_sandbox.monitor_pid) {
         thaw_if_abandoned(store, record);
         return false;
@@ -1076,9 +1225,15 @@ pub fn reconcile(store: &ContainerStore, record: &mut ContainerRecord) -> bool {
         return false;
     }
     // The monitor's children die with it (PDEATHSIG); make sure of it.
-    for pid in [record.hull_sandbox.vmm_pid, record.hull_sandbox.virtiofsd_pid] {
+    for pid in [
+        record.hull_sandbox.vmm_pid,
+        record.hull_sandbox.virtiofsd_pid,
+    ] {
         if process_alive(pid) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
     record.set_exited(137, false, Some("the container's monitor died".into()));
@@ -1093,10 +1248,18 @@ fn thaw_if_abandoned(store: &ContainerStore, record: &ContainerRecord) {
     if record.state.paused || process_state(vmm) != Some('T') {
         return;
     }
-    if let Ok(Some(_free)) = crate::lockfile::LockFile::try_acquire(&freeze_lock_path(&store.dir_of(&record.id))) {
-        tracing::warn!("resuming the VM of {}, left frozen by a hull that died", record.short_name());
+    if let Ok(Some(_free)) =
+        crate::lockfile::LockFile::try_acquire(&freeze_lock_path(&store.dir_of(&record.id)))
+    {
+        tracing::warn!(
+            "resuming the VM of {}, left frozen by a hull that died",
+            record.short_name()
+        );
         if let Ok(pid) = i32::try_from(vmm) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGCONT,
+            );
         }
     }
 }

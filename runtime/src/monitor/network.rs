@@ -89,7 +89,9 @@ pub(super) async fn attach_network(
             request.ip = plan.ip;
             request.hostname = record.config.hostname.clone();
             for publish in &plan.publish {
-                request.publish.extend(crate::network::parse_publish(publish)?);
+                request
+                    .publish
+                    .extend(crate::network::parse_publish(publish)?);
             }
             network.attach(&request).await?.map(|mut attachment| {
                 attachment.tap.close_fd();
@@ -132,7 +134,10 @@ pub(super) async fn attach_network(
 
 /// The names a container answers to on its network: hostname, name, aliases.
 fn names_on_network(record: &ContainerRecord, aliases: &[String]) -> Vec<String> {
-    let mut names = vec![record.config.hostname.clone(), record.short_name().to_string()];
+    let mut names = vec![
+        record.config.hostname.clone(),
+        record.short_name().to_string(),
+    ];
     names.extend(aliases.iter().cloned());
     names.dedup();
     names.retain(|n| !n.is_empty());
@@ -140,12 +145,20 @@ fn names_on_network(record: &ContainerRecord, aliases: &[String]) -> Vec<String>
 }
 
 /// The running containers on `network` other than `record`, with their addresses.
-fn peers_on(store: &ContainerStore, record: &ContainerRecord, network: &str) -> Vec<(ContainerRecord, std::net::Ipv4Addr)> {
+fn peers_on(
+    store: &ContainerStore,
+    record: &ContainerRecord,
+    network: &str,
+) -> Vec<(ContainerRecord, std::net::Ipv4Addr)> {
     store
         .list()
         .unwrap_or_default()
         .into_iter()
-        .filter(|peer| peer.id != record.id && peer.state.running && monitor_alive(peer.hull_sandbox.monitor_pid))
+        .filter(|peer| {
+            peer.id != record.id
+                && peer.state.running
+                && monitor_alive(peer.hull_sandbox.monitor_pid)
+        })
         .filter_map(|peer| Some((address_on(&peer, network)?, peer)))
         .map(|(ip, peer)| (peer, ip))
         .collect()
@@ -153,7 +166,14 @@ fn peers_on(store: &ContainerStore, record: &ContainerRecord, network: &str) -> 
 
 /// A container's address on `network`, as its `NetworkSettings` say.
 fn address_on(record: &ContainerRecord, network: &str) -> Option<std::net::Ipv4Addr> {
-    record.network_settings.get("Networks")?.get(network)?.get("IPAddress")?.as_str()?.parse().ok()
+    record
+        .network_settings
+        .get("Networks")?
+        .get(network)?
+        .get("IPAddress")?
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 /// Containers on the same network reach each other by name: each running
@@ -173,9 +193,16 @@ fn introduce_to_peers(
         .into_iter()
         .map(|(peer, peer_ip)| {
             let hosts = store.dir_of(&peer.id).join("hosts");
-            let appended = std::fs::OpenOptions::new().append(true).open(&hosts).and_then(|mut f| f.write_all(line.as_bytes()));
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&hosts)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
             if let Err(err) = appended {
-                tracing::warn!("adding {} to {}: {err}", record.short_name(), hosts.display());
+                tracing::warn!(
+                    "adding {} to {}: {err}",
+                    record.short_name(),
+                    hosts.display()
+                );
             }
             crate::network::HostsEntry {
                 ip: std::net::IpAddr::V4(peer_ip),
@@ -186,12 +213,21 @@ fn introduce_to_peers(
 }
 
 /// Takes this container's line out of its running peers' /etc/hosts, in place.
-fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &str, ip: std::net::Ipv4Addr) {
+fn forget_in_peers(
+    store: &ContainerStore,
+    record: &ContainerRecord,
+    network: &str,
+    ip: std::net::Ipv4Addr,
+) {
     let prefix = format!("{ip}\t");
     for (peer, _) in peers_on(store, record, network) {
         let hosts = store.dir_of(&peer.id).join("hosts");
         if let Ok(text) = std::fs::read_to_string(&hosts) {
-            let kept: String = text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with(&prefix))
+                .map(|l| format!("{l}\n"))
+                .collect();
             // Truncate and rewrite the same file: a rename would leave the peer's bind mount on the old one.
             if let Err(err) = std::fs::write(&hosts, kept) {
                 tracing::warn!("updating {}: {err}", hosts.display());
@@ -203,7 +239,9 @@ fn forget_in_peers(store: &ContainerStore, record: &ContainerRecord, network: &s
 /// `NetworkSettings` as `docker inspect` shows it.
 fn network_settings(attachment: Option<&SandboxNetwork>, mode: &str) -> serde_json::Value {
     let a = match attachment {
-        None => return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } }),
+        None => {
+            return serde_json::json!({ "IPAddress": "", "Ports": {}, "Networks": { mode: {} } })
+        }
         Some(SandboxNetwork::Cni(a)) => {
             let gateway = a.gateway.map(|g| g.to_string()).unwrap_or_default();
             let endpoint = serde_json::json!({
@@ -253,7 +291,6 @@ fn network_settings(attachment: Option<&SandboxNetwork>, mode: &str) -> serde_js
     })
 }
 
-
 /// Takes a sandbox off its network when its monitor is done: its peers
 /// forget its name, and its tap, lease, ports and rules (or its CNI tap and
 /// redirects) go. Failures are logged: the container's exit matters more.
@@ -286,9 +323,16 @@ pub(super) async fn release_network(
 /// holder is gone with its tap, ports and rules; in CNI mode, its tap and
 /// redirects in the plugin's namespace. Call it only when no monitor of the
 /// container runs.
-pub async fn remove_leftovers(store: &ContainerStore, record: &ContainerRecord, plan: &SandboxPlan, network: &NetworkManager) -> Result<()> {
+pub async fn remove_leftovers(
+    store: &ContainerStore,
+    record: &ContainerRecord,
+    plan: &SandboxPlan,
+    network: &NetworkManager,
+) -> Result<()> {
     match cni::netns_of_mode(&plan.network) {
-        Some(netns) => cni::remove_leftovers(netns, &crate::network::names::tap_name(&record.id)).await?,
+        Some(netns) => {
+            cni::remove_leftovers(netns, &crate::network::names::tap_name(&record.id)).await?
+        }
         None if plan.network == crate::network::NONE_NETWORK => {}
         None => {
             network.cleanup_stale().await?;

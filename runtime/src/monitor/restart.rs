@@ -3,12 +3,21 @@
 use crate::container::ContainerRecord;
 
 /// Docker's restart decision.
-pub(super) fn should_restart(record: &ContainerRecord, exit_code: i32, stopped_by_user: bool) -> bool {
+pub(super) fn should_restart(
+    record: &ContainerRecord,
+    exit_code: i32,
+    stopped_by_user: bool,
+) -> bool {
     let policy = &record.host_config.restart_policy;
     match policy.name.as_str() {
         "always" => !stopped_by_user,
         "unless-stopped" => !stopped_by_user,
-        "on-failure" => !stopped_by_user && exit_code != 0 && (policy.maximum_retry_count == 0 || record.restart_count < policy.maximum_retry_count),
+        "on-failure" => {
+            !stopped_by_user
+                && exit_code != 0
+                && (policy.maximum_retry_count == 0
+                    || record.restart_count < policy.maximum_retry_count)
+        }
         _ => false,
     }
 }
@@ -26,7 +35,14 @@ mod tests {
             },
             ..Default::default()
         };
-        let mut record = ContainerRecord::new("0".repeat(64), "/c".into(), "sha256:x".into(), "img".into(), ContainerConfig::default(), host_config);
+        let mut record = ContainerRecord::new(
+            "0".repeat(64),
+            "/c".into(),
+            "sha256:x".into(),
+            "img".into(),
+            ContainerConfig::default(),
+            host_config,
+        );
         record.restart_count = restart_count;
         record
     }
@@ -44,17 +60,32 @@ mod tests {
         for policy in ["always", "unless-stopped"] {
             assert!(should_restart(&record(policy, 0, 0), 0, false), "{policy}");
             assert!(should_restart(&record(policy, 0, 50), 1, false), "{policy}");
-            assert!(!should_restart(&record(policy, 0, 0), 137, true), "{policy} stopped by the user");
+            assert!(
+                !should_restart(&record(policy, 0, 0), 137, true),
+                "{policy} stopped by the user"
+            );
         }
     }
 
     #[test]
     fn on_failure_restarts_failures_up_to_its_count() {
-        assert!(!should_restart(&record("on-failure", 0, 0), 0, false), "a clean exit is no failure");
-        assert!(should_restart(&record("on-failure", 0, 100), 1, false), "no count: no limit");
+        assert!(
+            !should_restart(&record("on-failure", 0, 0), 0, false),
+            "a clean exit is no failure"
+        );
+        assert!(
+            should_restart(&record("on-failure", 0, 100), 1, false),
+            "no count: no limit"
+        );
         assert!(should_restart(&record("on-failure", 3, 0), 1, false));
         assert!(should_restart(&record("on-failure", 3, 2), 1, false));
-        assert!(!should_restart(&record("on-failure", 3, 3), 1, false), "three restarts were allowed");
-        assert!(!should_restart(&record("on-failure", 3, 0), 1, true), "stopped by the user");
+        assert!(
+            !should_restart(&record("on-failure", 3, 3), 1, false),
+            "three restarts were allowed"
+        );
+        assert!(
+            !should_restart(&record("on-failure", 3, 0), 1, true),
+            "stopped by the user"
+        );
     }
 }

@@ -103,7 +103,12 @@ impl Attachment {
 
 /// The kernel's `ip=` parameter (CONFIG_IP_PNP) for a guest's eth0:
 /// `ip=<ip>::<gateway>:<netmask>:<hostname>:eth0:off`.
-pub fn kernel_ip_arg(ip: Ipv4Addr, gateway: Option<Ipv4Addr>, prefix_len: u8, hostname: &str) -> String {
+pub fn kernel_ip_arg(
+    ip: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
+    prefix_len: u8,
+    hostname: &str,
+) -> String {
     let netmask = Ipv4Addr::from(super::subnet::mask(prefix_len));
     let gateway = gateway.map(|g| g.to_string()).unwrap_or_default();
     format!("ip={ip}::{gateway}:{netmask}:{hostname}:eth0:off")

@@ -245,7 +245,9 @@ mod tests {
             ipam.allocate("a", None, Some(ip("10.89.0.50"))).unwrap(),
             ip("10.89.0.50")
         );
-        let taken = ipam.allocate("b", None, Some(ip("10.89.0.50"))).unwrap_err();
+        let taken = ipam
+            .allocate("b", None, Some(ip("10.89.0.50")))
+            .unwrap_err();
         assert_eq!(
             taken.to_string(),
             "address 10.89.0.50 is already in use on network testnet"

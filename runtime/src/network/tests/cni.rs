@@ -206,7 +206,10 @@ fn leftovers_of_a_dead_sandbox_go_without_knowing_the_interface() {
         .block_on(cni::remove_leftovers(&netns.path(), "tap0"))
         .unwrap();
     runtime()
-        .block_on(cni::remove_leftovers(std::path::Path::new("/run/netns/hull-no-such"), "tap0"))
+        .block_on(cni::remove_leftovers(
+            std::path::Path::new("/run/netns/hull-no-such"),
+            "tap0",
+        ))
         .unwrap();
     // The interface is free to be taken over again.
     runtime()

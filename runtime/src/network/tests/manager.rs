@@ -222,7 +222,12 @@ struct FakeHolder(std::process::Child);
 
 impl FakeHolder {
     fn start() -> Self {
-        Self(std::process::Command::new("sleep").arg("600").spawn().unwrap())
+        Self(
+            std::process::Command::new("sleep")
+                .arg("600")
+                .spawn()
+                .unwrap(),
+        )
     }
 
     fn identity(&self) -> ProcessIdentity {
@@ -328,7 +333,9 @@ fn concurrent_attaches_keep_every_sandbox() {
         drop(manager.attach(&wanted).await.unwrap());
     });
     dead.kill();
-    let owners: Vec<String> = (0..12).map(|i| format!("{i:02x}cc{}", "0".repeat(60))).collect();
+    let owners: Vec<String> = (0..12)
+        .map(|i| format!("{i:02x}cc{}", "0".repeat(60)))
+        .collect();
     // Each attach on a thread of its own, all inside the test's namespace.
     let ips: HashSet<Ipv4Addr> = std::thread::scope(|scope| {
         let threads: Vec<_> = owners
@@ -336,7 +343,14 @@ fn concurrent_attaches_keep_every_sandbox() {
             .map(|owner| {
                 let (ns, manager) = (&ns, &manager);
                 scope.spawn(move || {
-                    ns.block_on(|| async { manager.attach(&request(owner, &[])).await.unwrap().unwrap().ip })
+                    ns.block_on(|| async {
+                        manager
+                            .attach(&request(owner, &[]))
+                            .await
+                            .unwrap()
+                            .unwrap()
+                            .ip
+                    })
                 })
             })
             .collect();

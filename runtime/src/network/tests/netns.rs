@@ -32,8 +32,14 @@ pub const BLOCKED_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Namespace tests need root and /dev/net/tun; where they are missing the
 /// test fails, saying why: it never passes without having run.
 fn require_namespace_support() {
-    assert!(nix::unistd::geteuid().is_root(), "network namespace tests need root");
-    assert!(std::path::Path::new("/dev/net/tun").exists(), "network namespace tests need /dev/net/tun");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "network namespace tests need root"
+    );
+    assert!(
+        std::path::Path::new("/dev/net/tun").exists(),
+        "network namespace tests need /dev/net/tun"
+    );
 }
 
 /// A network namespace owned by the test.
