@@ -376,6 +376,7 @@ fn kill_part(which: &str) -> (Hull, String) {
     );
     let pid = inspect(&hull, "victim", &format!("{{{{.HullSandbox.{which}}}}}"));
     assert!(pid.parse::<i32>().unwrap() > 0, "{which} = {pid}");
+    let killed = std::time::Instant::now();
     assert!(std::process::Command::new("kill")
         .args(["-9", &pid])
         .status()
@@ -389,6 +390,12 @@ fn kill_part(which: &str) -> (Hull, String) {
         ) == "exited"),
         "still {}",
         inspect(&hull, "victim", "{{json .State}}")
+    );
+    // Noticed at once (a health check every 200 ms), not seconds later.
+    let noticed = killed.elapsed();
+    assert!(
+        noticed < Duration::from_secs(3),
+        "{which} killed: exited after {noticed:?}"
     );
     let error = inspect(&hull, "victim", "{{.State.Error}}");
     let ps = ok(&hull, &["ps", "-a"]);

@@ -666,9 +666,16 @@ async fn run_in_sandbox(
             .unwrap_or_default()
     );
     lock(&ctx.shared.agent).take();
-    // All output reaches the ctx.log and the attached clients before the exit is told.
+    // All output reaches the ctx.log and the attached clients before the
+    // exit is told. A sandbox that died has nothing more to send: its exit
+    // is told at once.
+    let drain = if error.is_some() {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(2)
+    };
     for output in outputs {
-        let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
+        let _ = tokio::time::timeout(drain, output).await;
     }
     {
         let mut writer = lock(ctx.log);
