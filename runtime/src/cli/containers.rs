@@ -929,6 +929,14 @@ pub struct InspectArgs {
     names: Vec<String>,
 }
 
+impl InspectArgs {
+    /// The same, for one kind of object only (`container inspect`, `image inspect`).
+    pub fn of_kind(mut self, kind: &str) -> Self {
+        self.kind = Some(kind.to_string());
+        self
+    }
+}
+
 /// An image as `docker image inspect` shows it.
 fn image_json(paths: &Paths, name: &str) -> Result<Value> {
     let store = open_store(paths)?;

@@ -9,11 +9,14 @@ mod cp;
 mod format;
 mod images;
 mod info;
+mod management;
 mod network;
 mod run;
 mod system;
 mod template;
 mod terminal;
+mod usage;
+mod version;
 
 use crate::config::Paths;
 use clap::{Parser, Subcommand};
@@ -25,7 +28,7 @@ pub const EXIT_RUNTIME_ERROR: i32 = 125;
 #[derive(Debug, Parser)]
 #[command(
     name = "hull",
-    version,
+    disable_version_flag = true,
     about = "Run containers, each in its own microVM",
     long_about = "Hull runs OCI containers the way Docker does, except that every container gets its own \
                   KVM microVM with its own kernel.",
@@ -41,8 +44,12 @@ struct Cli {
     #[arg(long, short = 'l', value_name = "LEVEL")]
     log_level: Option<String>,
 
+    /// Print version information and quit
+    #[arg(long, short = 'v')]
+    version: bool,
+
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,15 +130,17 @@ enum Command {
     Logout(images::LogoutArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
-    /// Manage Hull (system prune, system reset)
+    /// Show the Hull version information
+    Version(version::VersionArgs),
+    /// Manage Hull (system df, info, prune, reset)
     #[command(subcommand)]
     System(system::SystemCommand),
-    /// Manage containers (container prune)
+    /// Manage containers
     #[command(subcommand)]
-    Container(system::ContainerCommand),
-    /// Manage images (image prune)
+    Container(management::ContainerCommand),
+    /// Manage images
     #[command(subcommand)]
-    Image(system::ImageCommand),
+    Image(management::ImageCommand),
     /// The per-container monitor (started by hull itself)
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -145,17 +154,21 @@ pub fn main() -> i32 {
     crate::fault::setup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            let code = match err.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => EXIT_RUNTIME_ERROR,
-            };
-            let _ = err.print();
-            return code;
-        }
+        Err(err) => return usage::report(&err),
+    };
+    if cli.version {
+        println!("{}", version::short());
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        // `hull` alone: the help, as `docker` alone prints it.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return 0;
+    };
+    let command = match command {
+        Command::Container(command) => command.resolve(),
+        Command::Image(command) => command.resolve(),
+        other => management::Resolved::Short(Box::new(other)),
     };
     let filter = cli
         .log_level
@@ -187,12 +200,25 @@ pub fn main() -> i32 {
     };
     let paths = Paths::new(cli.root.clone());
     // `docker run` and `create` fail with 125; the other commands with 1.
-    let failure_code = match cli.command {
-        Command::Run(_) | Command::Create(_) => EXIT_RUNTIME_ERROR,
+    let failure_code = match &command {
+        management::Resolved::Short(command)
+            if matches!(**command, Command::Run(_) | Command::Create(_)) =>
+        {
+            EXIT_RUNTIME_ERROR
+        }
         _ => 1,
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        let command = match command {
+            management::Resolved::Short(command) => *command,
+            management::Resolved::ContainerPrune { force } => {
+                return system::prune_containers_command(&paths, force).await
+            }
+            management::Resolved::ImagePrune { all, force } => {
+                return system::prune_images_command(&paths, all, force)
+            }
+        };
+        match command {
             Command::Run(args) => run::run(&paths, args).await,
             Command::Create(args) => run::create(&paths, args).await,
             Command::Start(args) => containers::start(&paths, args).await,
@@ -217,8 +243,10 @@ pub fn main() -> i32 {
             Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,
-            Command::Container(command) => system::container(&paths, command).await,
-            Command::Image(command) => system::image(&paths, command),
+            Command::Container(_) | Command::Image(_) => {
+                unreachable!("management commands are resolved above")
+            }
+            Command::Version(args) => version::version(&paths, args),
             Command::Inspect(args) => containers::inspect(&paths, args),
             Command::Images(args) => images::images(&paths, args).map(|()| 0),
             Command::Load(args) => images::load(&paths, args).map(|()| 0),

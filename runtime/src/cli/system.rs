@@ -12,6 +12,10 @@ use std::io::{BufRead, Write};
 /// `hull system …`.
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
+    /// Show Hull disk usage
+    Df,
+    /// Display system-wide information
+    Info(super::info::InfoArgs),
     /// Remove stopped containers, unused networks and dangling images (with -a, all unused images)
     Prune {
         /// Remove all unused images, not just dangling ones
@@ -34,6 +38,8 @@ pub enum SystemCommand {
 /// Runs a system command.
 pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
     match command {
+        SystemCommand::Df => disk_usage(paths)?,
+        SystemCommand::Info(args) => super::info::info(paths, args)?,
         SystemCommand::Prune { all, force } => {
             let images = if all {
                 "all images without at least one container associated to them"
@@ -57,6 +63,89 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `hull system df`: Docker's table of images, containers, volumes and
+/// build cache, with what removing the unused ones would give back.
+fn disk_usage(paths: &Paths) -> Result<()> {
+    use super::format::{human_size, print_table};
+    let containers = ContainerStore::open(&paths.root)?;
+    let records = containers.list()?;
+    let images = open_store(paths)?.list()?;
+    let used: std::collections::HashSet<String> = records.iter().map(|r| r.image.clone()).collect();
+    let image_size: u64 = images.iter().map(|i| i.size).sum();
+    let unused: u64 = images
+        .iter()
+        .filter(|i| !used.contains(&i.id.to_string()))
+        .map(|i| i.size)
+        .sum();
+    let active_images = images
+        .iter()
+        .filter(|i| used.contains(&i.id.to_string()))
+        .count();
+    // A container's size is what it wrote: its writable layer.
+    let mut container_size = 0;
+    let mut stopped_size = 0;
+    for record in &records {
+        let size = written_bytes(&containers.dir_of(&record.id).join("rw/upper"));
+        container_size += size;
+        if !record.state.running {
+            stopped_size += size;
+        }
+    }
+    let running = records.iter().filter(|r| r.state.running).count();
+    let percent = |part: u64, whole: u64| (part * 100).checked_div(whole).unwrap_or(0);
+    let rows = vec![
+        vec![
+            "Images".to_string(),
+            images.len().to_string(),
+            active_images.to_string(),
+            human_size(image_size),
+            format!("{} ({}%)", human_size(unused), percent(unused, image_size)),
+        ],
+        vec![
+            "Containers".to_string(),
+            records.len().to_string(),
+            running.to_string(),
+            human_size(container_size),
+            format!(
+                "{} ({}%)",
+                human_size(stopped_size),
+                percent(stopped_size, container_size)
+            ),
+        ],
+        vec![
+            "Local Volumes".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
+        vec![
+            "Build Cache".into(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
+    ];
+    print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
+    Ok(())
+}
+
+/// The bytes of the regular files a container wrote (its writable layer,
+/// walked by descriptors: a running guest may be changing it).
+fn written_bytes(upper: &std::path::Path) -> u64 {
+    let mut total = 0u64;
+    let walked = crate::copy::walk(upper, &mut |entry| {
+        if entry.stat.st_mode & libc::S_IFMT == libc::S_IFREG {
+            total += u64::try_from(entry.stat.st_size).unwrap_or(0);
+        }
+    });
+    if let Err(err) = walked {
+        tracing::debug!("sizing {}: {err}", upper.display());
+    }
+    total
 }
 
 /// Asks as Docker does; anything but y/yes declines.
@@ -168,43 +257,16 @@ async fn prune_networks(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// `hull container …` (the commands Docker has only under this name).
-#[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
-    /// Remove all stopped containers
-    Prune {
-        /// Do not prompt for confirmation
-        #[arg(short, long)]
-        force: bool,
-    },
-}
-
-/// `hull image …` (the commands Docker has only under this name).
-#[derive(Debug, Subcommand)]
-pub enum ImageCommand {
-    /// Remove unused images (dangling ones; with -a, all without a container)
-    Prune {
-        /// Remove all unused images, not just dangling ones
-        #[arg(short, long)]
-        all: bool,
-        /// Do not prompt for confirmation
-        #[arg(short, long)]
-        force: bool,
-    },
-}
-
-/// Runs a container command.
-pub async fn container(paths: &Paths, command: ContainerCommand) -> Result<i32> {
-    let ContainerCommand::Prune { force } = command;
+/// `hull container prune`.
+pub async fn prune_containers_command(paths: &Paths, force: bool) -> Result<i32> {
     if force || confirm("WARNING! This will remove all stopped containers.\n")? {
         prune_containers(paths).await?;
     }
     Ok(0)
 }
 
-/// Runs an image command.
-pub fn image(paths: &Paths, command: ImageCommand) -> Result<i32> {
-    let ImageCommand::Prune { all, force } = command;
+/// `hull image prune`.
+pub fn prune_images_command(paths: &Paths, all: bool, force: bool) -> Result<i32> {
     let warning = if all {
         "WARNING! This will remove all images without at least one container associated to them.\n"
     } else {
