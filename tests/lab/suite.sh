@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Hull's end-to-end checks on a hardware-virtualization KVM, one per
+# capability, with the VMM named by $1 (default hull: Hull's own VMM).
+# Runs inside the KVM lab:
+#
+#   scripts/kvm-lab tests/lab/suite.sh [hull|qemu]
+#
+# Prints one TAP line per check ("ok N - name" / "not ok N - name" with
+# the output that shows why) and a closing "N passed, M failed" line; exits
+# non-zero when a check failed. Everything runs in a network namespace and
+# state directories of its own, removed at the end.
+set -uo pipefail
+vmm=${1:-hull}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
+scratch=$(mktemp -d /tmp/hull-lab-suite-XXXXXX)
+export HULL_ROOT=$scratch/root HULL_RUN_DIR=$scratch/run
+netns=hull-lab-$$
+ip netns add "$netns"
+ip netns exec "$netns" ip link set lo up
+cleanup() {
+  ip netns pids "$netns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+  ip netns del "$netns" 2>/dev/null
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+hull_bin=$(command -v hull) || { echo "hull is not on PATH" >&2; exit 1; }
+hull() { ip netns exec "$netns" "$hull_bin" "$@"; }
+in_ns() { ip netns exec "$netns" "$@"; }
+
+passed=0 failed=0 n=0
+# check NAME COMMAND...: one TAP line; the command's output shows on failure.
+check() {
+  local name=$1; shift
+  n=$((n + 1))
+  local out
+  if out=$("$@" 2>&1); then
+    echo "ok $n - $name"; passed=$((passed + 1))
+  else
+    echo "not ok $n - $name"; failed=$((failed + 1))
+    printf '%s\n' "$out" | tail -n 25 | sed 's/^/#   /'
+  fi
+}
+# expect WANT COMMAND...: the command's stdout (trimmed) is WANT.
+expect() {
+  local want=$1; shift
+  local got; got=$("$@") || true
+  [ "$got" = "$want" ] || { echo "wanted [$want], got [$got]"; return 1; }
+}
+# status WANT COMMAND...: the command exits with WANT.
+status() {
+  local want=$1; shift
+  "$@"; local got=$?
+  [ "$got" = "$want" ] || { echo "wanted exit $want, got $got"; return 1; }
+}
+# until_true SECONDS COMMAND...: retried until it succeeds.
+until_true() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.5; done
+}
+state() { hull inspect -f '{{.State.Status}}' "$1"; }
+run() { hull run --vmm "$vmm" "$@"; }
+
+"$repo/target/debug/hull-testimage" "$scratch/busybox.tar" busybox:latest >/dev/null 2>&1 \
+  || hull-testimage "$scratch/busybox.tar" busybox:latest >/dev/null
+hull load -q -i "$scratch/busybox.tar" >/dev/null
+
+# One function per capability: check runs each in a subshell.
+logged() { hull logs "$1" 2>/dev/null | grep -q "$2"; }
+lines_in() { hull exec "$1" cat "$2" | wc -l; }
+t_info() { hull info | grep -q 'kvm: hardware'; }
+t_kernel() { run --rm busybox uname -r | grep -- '-hull'; }
+t_stdin() { [ "$(echo through-stdin | run --rm -i busybox cat)" = through-stdin ]; }
+t_tty() { run --rm -t busybox tty | grep /dev/pts/; }
+t_detached() {
+  run -d --name bg busybox sh -c 'echo started; exec sleep 600' >/dev/null &&
+    until_true 30 logged bg started &&
+    expect from-exec hull exec bg echo from-exec &&
+    hull rm -f bg >/dev/null
+}
+t_volume() {
+  mkdir -p "$scratch/vol" && echo from-host > "$scratch/vol/in" &&
+    expect from-host run --rm -v "$scratch/vol:/v" busybox sh -c 'cat /v/in; echo from-guest > /v/out' &&
+    expect from-guest cat "$scratch/vol/out"
+}
+httpd='mkdir -p /www && echo hello-from-hull > /www/index.html && exec httpd -f -p 80 -h /www'
+get_host() { in_ns sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 $1 $2" 2>/dev/null | grep -q hello-from-hull; }
+t_publish() {
+  run -d --name web -p 8080:80 busybox sh -c "$httpd" >/dev/null &&
+    until_true 30 get_host 127.0.0.1 8080
+  local ok=$?
+  hull rm -f web >/dev/null
+  return $ok
+}
+get_peer() { run --rm --network labnet busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 server 80" | grep -q hello-from-hull; }
+t_network() {
+  hull network create labnet >/dev/null &&
+    run -d --name server --network labnet busybox sh -c "$httpd" >/dev/null &&
+    until_true 60 get_peer
+  local ok=$?
+  hull rm -f server >/dev/null; hull network rm labnet >/dev/null
+  return $ok
+}
+t_commit() {
+  run --name changed busybox sh -c 'echo committed > /made' &&
+    hull commit changed lab/committed:1 >/dev/null &&
+    expect committed run --rm lab/committed:1 cat /made &&
+    hull rm changed >/dev/null && hull rmi lab/committed:1 >/dev/null
+}
+t_restart() {
+  run -d --name keeper busybox sh -c 'echo line >> /kept; exec sleep 600' >/dev/null &&
+    hull restart -t 1 keeper >/dev/null &&
+    expect 2 lines_in keeper /kept &&
+    hull rm -f keeper >/dev/null
+}
+exited() { [ "$(state "$1")" = exited ]; }
+t_kill() { # FIELD REASON
+  run -d --name victim busybox sleep 600 >/dev/null &&
+    kill -9 "$(hull inspect -f "{{.HullSandbox.$1}}" victim)" &&
+    until_true 30 exited victim &&
+    expect "$2" hull inspect -f '{{.State.Error}}' victim &&
+    hull rm victim >/dev/null &&
+    expect "" hull ps -aq &&
+    ! in_ns ip -o link show | grep hulltap &&
+    expect "" ls "$HULL_RUN_DIR"
+}
+t_oom() {
+  run --name hog --network none busybox sh -c 'x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done'
+  local code=$?
+  hull inspect -f '{{.State.OOMKilled}}' hog
+  hull rm hog >/dev/null
+  [ "$code" = 137 ] || { echo "exit $code"; return 1; }
+}
+t_pause() {
+  run -d --name frozen busybox sleep 600 >/dev/null &&
+    hull pause frozen >/dev/null && expect paused state frozen &&
+    hull unpause frozen >/dev/null && expect ok hull exec frozen echo ok &&
+    hull rm -f frozen >/dev/null
+}
+t_clean() {
+  expect "" hull ps -aq && expect "" ls "$HULL_RUN_DIR" && ! in_ns ip -o link show | grep hulltap
+}
+
+check "hardware KVM inside the lab" t_info
+check "run: Hull's guest kernel on $vmm" t_kernel
+check "run: the container's exit code" status 3 run --rm busybox sh -c 'exit 3'
+check "run: a missing command is 127" status 127 run --rm busybox no-such-command
+check "run -i: stdin reaches the container" t_stdin
+check "run -t: the process has a terminal" t_tty
+check "run -d, logs, exec" t_detached
+check "-v: a host directory, both ways" t_volume
+check "-p: a published port answers on the host side" t_publish
+check "a user network: containers reach each other by name" t_network
+check "commit: a container's changes become an image" t_commit
+check "restart keeps the container's files" t_restart
+check "kill -9 of the VMM: reported, rm leaves nothing" t_kill VmmPid "the VMM exited unexpectedly"
+check "kill -9 of virtiofsd: reported, rm leaves nothing" t_kill VirtiofsdPid "virtiofsd exited unexpectedly"
+check "kill -9 of the monitor: reported, rm leaves nothing" t_kill MonitorPid "the container's monitor died"
+check "a guest out of memory: exit 137, OOMKilled" t_oom
+check "pause and unpause" t_pause
+check "nothing is left" t_clean
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
