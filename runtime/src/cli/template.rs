@@ -101,6 +101,10 @@ impl Template {
     /// A `--format` value: `table TEMPLATE` (whether to print a header row
     /// first) or a bare template.
     pub fn parse_format(format: &str) -> Result<(bool, Template), TemplateError> {
+        // Docker's `--format json`: each row as one line of JSON.
+        if format.trim() == "json" {
+            return Ok((false, Template::parse("{{json .}}")?));
+        }
         match format.strip_prefix("table") {
             Some(rest) => Ok((true, Template::parse(rest.trim_start())?)),
             None => Ok((false, Template::parse(format)?)),
@@ -251,6 +255,19 @@ mod tests {
             "RUNNING\t2"
         );
         assert_eq!(render("{{.Nope}}"), "<no value>");
+    }
+
+    #[test]
+    fn format_json_is_one_json_line_per_row() {
+        let (table, template) = Template::parse_format("json").unwrap();
+        assert!(!table);
+        let row = json!({"Names": "web", "Status": "Up 2 seconds"});
+        let line = template.render(&row);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line).unwrap(),
+            row
+        );
+        assert!(!line.contains('\n'));
     }
 
     #[test]
