@@ -13,7 +13,8 @@ set -uo pipefail
 vmm=${1:-hull}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
-scratch=$(mktemp -d /tmp/hull-lab-suite-XXXXXX)
+# On tmpfs: overlayfs (the writable layers) cannot stack on the lab's overlaid /tmp.
+scratch=$(mktemp -d /run/hull-lab-suite-XXXXXX)
 export HULL_ROOT=$scratch/root HULL_RUN_DIR=$scratch/run
 netns=hull-lab-$$
 ip netns add "$netns"
@@ -68,7 +69,7 @@ hull load -q -i "$scratch/busybox.tar" >/dev/null
 # One function per capability: check runs each in a subshell.
 logged() { hull logs "$1" 2>/dev/null | grep -q "$2"; }
 lines_in() { hull exec "$1" cat "$2" | wc -l; }
-t_info() { hull info | grep -q 'kvm: hardware'; }
+t_info() { hull info && hull info | grep -q "kvm: hardware"; }
 t_kernel() { run --rm busybox uname -r | grep -- '-hull'; }
 t_stdin() { [ "$(echo through-stdin | run --rm -i busybox cat)" = through-stdin ]; }
 t_tty() { run --rm -t busybox tty | grep /dev/pts/; }

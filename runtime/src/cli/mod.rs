@@ -152,6 +152,7 @@ enum Command {
 /// Runs the CLI and returns the process's exit code.
 pub fn main() -> i32 {
     crate::fault::setup();
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage::report(&err),
@@ -273,6 +274,26 @@ pub fn main() -> i32 {
                 .map_or(failure_code, |e| e.code)
         }
     }
+}
+
+/// `hull ps | head -1`: a reader that goes away ends `hull` as SIGPIPE
+/// would (exit 141, nothing printed), not with a panic about stdout. (SIGPIPE
+/// itself stays ignored: a monitor's closed socket must be an error, not a
+/// death.)
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(128 + libc::SIGPIPE);
+        }
+        default(info);
+    }));
 }
 
 /// An error message fit for a terminal: what an image, a registry or a
