@@ -144,6 +144,33 @@ impl FromStr for BlockConfig {
 pub struct NetConfig {
     /// Host tap interface name.
     pub tap: String,
+    /// The guest NIC's MAC address (`02:aa:bb:cc:dd:ee`); without one, the
+    /// VMM picks a fixed local one, which two guests on one bridge must not
+    /// share.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+impl NetConfig {
+    /// The MAC address as bytes, if one is given.
+    pub fn mac_bytes(&self) -> Result<Option<[u8; 6]>, ConfigError> {
+        let Some(text) = &self.mac else {
+            return Ok(None);
+        };
+        let invalid =
+            || ConfigError::Invalid(format!("bad MAC address {text:?} for tap {}", self.tap));
+        let mut bytes = [0u8; 6];
+        let mut parts = text.split(':');
+        for byte in &mut bytes {
+            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(invalid)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
+        }
+        if parts.next().is_some() || bytes[0] & 1 == 1 {
+            // Too long, or a multicast address.
+            return Err(invalid());
+        }
+        Ok(Some(bytes))
+    }
 }
 
 /// A virtio-fs device (vhost-user front-end).
@@ -279,6 +306,9 @@ impl VmConfig {
                 self.mem_mib
             )));
         }
+        for net in &self.net {
+            net.mac_bytes()?;
+        }
         if let Some(vsock) = &self.vsock {
             if vsock.cid < 3 {
                 return Err(ConfigError::Invalid(format!(
@@ -301,7 +331,7 @@ mod tests {
         assert_eq!(config, VmConfig::new(PathBuf::from("/k")));
         let full = r#"{"kernel":"/k","initrd":"/i","cmdline":"a b","vcpus":2,"mem_mib":64,
             "serial":"/tmp/log","boot_protocol":"pvh","vsock":{"socket":"/s","cid":3},
-            "blk":[{"path":"/d","read_only":true}],"net":[{"tap":"tap0"}],
+            "blk":[{"path":"/d","read_only":true}],"net":[{"tap":"tap0","mac":"02:00:00:00:00:01"}],
             "fs":[{"socket":"/v","tag":"root"}]}"#;
         let config: VmConfig = serde_json::from_str(full).unwrap();
         assert_eq!(config.serial, SerialOutput::File(PathBuf::from("/tmp/log")));
@@ -331,6 +361,30 @@ mod tests {
         let fs: FsConfig = "/run/v.sock,tag=root".parse().unwrap();
         assert_eq!(fs.tag, "root");
         assert!("/run/v.sock".parse::<FsConfig>().is_err());
+    }
+
+    #[test]
+    fn mac_addresses_are_checked() {
+        let net = |mac: &str| NetConfig {
+            tap: "tap0".into(),
+            mac: Some(mac.into()),
+        };
+        assert_eq!(
+            net("02:48:55:4c:00:2a").mac_bytes().unwrap(),
+            Some([2, 0x48, 0x55, 0x4c, 0, 0x2a])
+        );
+        for bad in [
+            "02:48:55:4c:00",
+            "02:48:55:4c:00:2a:01",
+            "zz:48:55:4c:00:2a",
+            "01:00:5e:00:00:01",
+            "2:48:55:4c:00:2a",
+        ] {
+            assert!(net(bad).mac_bytes().is_err(), "{bad}");
+        }
+        let mut config = VmConfig::new("/k".into());
+        config.net.push(net("nonsense"));
+        assert!(config.validate().is_err());
     }
 
     #[test]

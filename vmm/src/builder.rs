@@ -162,8 +162,11 @@ fn attach_virtio_devices(
         tracing::debug!(addr, irq, path = %blk.path.display(), "virtio-blk attached");
     }
     for (index, net) in config.net.iter().enumerate() {
-        // Locally administered unicast MAC: 02:48:55:4c (".HUL") + index.
-        let mac = [0x02, 0x48, 0x55, 0x4c, 0x00, index as u8 + 1];
+        // The one configured, else a locally administered unicast MAC:
+        // 02:48:55:4c (".HUL") + index.
+        let mac = net
+            .mac_bytes()?
+            .unwrap_or([0x02, 0x48, 0x55, 0x4c, 0x00, index as u8 + 1]);
         let device = Net::new(&net.tap, mac, new_irq()?)?;
         let (addr, irq) = virtio.attach(
             Arc::new(Mutex::new(device)),

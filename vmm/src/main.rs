@@ -92,9 +92,11 @@ impl Cli {
             config.vsock = Some(VsockConfig { socket, cid });
         }
         config.blk.extend(self.blk);
-        config
-            .net
-            .extend(self.net_tap.into_iter().map(|tap| NetConfig { tap }));
+        config.net.extend(
+            self.net_tap
+                .into_iter()
+                .map(|tap| NetConfig { tap, mac: None }),
+        );
         config.fs.extend(self.fs_socket);
         Ok(config)
     }

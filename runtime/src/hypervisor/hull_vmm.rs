@@ -67,11 +67,13 @@ impl HullVmm {
                 tag: share.tag.clone(),
             })
             .collect();
+        // Each guest its own MAC: two guests on one bridge must not share one.
         vm.net = config
             .net
             .iter()
             .map(|net| hull_vm_config::NetConfig {
                 tap: net.tap.clone(),
+                mac: Some(net.mac.clone()),
             })
             .collect();
         vm.validate()
@@ -145,6 +147,7 @@ mod tests {
         );
         assert_eq!(vm.fs[0].tag, "hull");
         assert_eq!(vm.net[0].tap, "hulltap0");
+        assert_eq!(vm.net[0].mac.as_deref(), Some("02:00:00:00:00:01"));
         assert!(vm.cmdline.contains("hull.channel=vsock:1024") && vm.cmdline.ends_with("eth0:off"));
         // What hull-vmm reads back is what was written.
         let dir = tempfile::tempdir().unwrap();
