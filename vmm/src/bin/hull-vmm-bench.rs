@@ -60,6 +60,10 @@ struct Args {
     /// Runs per throughput figure (the median is reported).
     #[arg(long, default_value_t = 3)]
     throughput_runs: usize,
+    /// Only the start-up figures (start_ms_*, boot_timer_ms_hull): no
+    /// memory or throughput runs (`bench/run lab` in the KVM lab).
+    #[arg(long)]
+    start_only: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -239,6 +243,9 @@ fn main() -> anyhow::Result<()> {
     }
     if !hull_timer.is_empty() {
         println!("boot_timer_ms_hull: {:.1}", median(&mut hull_timer));
+    }
+    if args.start_only {
+        return Ok(());
     }
 
     let rss_runs = runs.min(5);
