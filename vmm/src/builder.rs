@@ -10,10 +10,9 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::boot::layout::SERIAL_IRQ;
 use crate::boot::{self, params, regs, BootError};
+use crate::bus::{Bus, BusError};
 use crate::config::{ConfigError, SerialOutput, VmConfig};
-use crate::devices::bus::{Bus, BusError};
 use crate::devices::legacy::{
     BootTimer, DebugExit, SerialDevice, BOOT_TIMER_PORT, DEBUG_EXIT_PORT, I8042, I8042_PORT_BASE,
     I8042_PORT_LEN, SERIAL_PORT_BASE, SERIAL_PORT_LEN,
@@ -24,8 +23,9 @@ use crate::devices::virtio::manager::{Subscriber, VirtioMmioManager};
 use crate::devices::virtio::net::Net;
 use crate::devices::virtio::vsock::Vsock;
 use crate::exit::{ExitHandle, VmExit};
+use crate::layout::SERIAL_IRQ;
+use crate::memory::{create_guest_memory, MemoryError};
 use crate::vstate::kvm::{KvmContext, KvmError};
-use crate::vstate::memory::{create_guest_memory, MemoryError};
 use crate::vstate::vcpu::{Vcpu, VcpuContext, VcpuError};
 use crate::vstate::vm::{Vm, VmError};
 
@@ -139,7 +139,7 @@ fn serial_writer(output: &SerialOutput) -> Result<Box<dyn Write + Send>, VmmErro
 fn attach_virtio_devices(
     config: &VmConfig,
     vm: &Vm,
-    memory: &crate::vstate::memory::GuestMemory,
+    memory: &crate::memory::GuestMemory,
     mmio_bus: &mut Bus,
     event_manager: &mut EventManager<Subscriber>,
     virtio: &mut VirtioMmioManager,
@@ -209,7 +209,7 @@ fn set_up_guest(
     cmdline: &str,
     kvm: &KvmContext,
     vm: &Vm,
-    memory: &crate::vstate::memory::GuestMemory,
+    memory: &crate::memory::GuestMemory,
     exit: &ExitHandle,
     start: Instant,
 ) -> Result<(Vec<Vcpu>, Bus), VmmError> {
@@ -308,7 +308,7 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
         event_manager
             .run()
             .map_err(|e| VmmError::EventLoop(format!("{e:?}")))?;
-        if crate::devices::bus::lock(&exit_subscriber).done {
+        if crate::bus::lock(&exit_subscriber).done {
             break;
         }
     }

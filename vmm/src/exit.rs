@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::devices::bus::lock;
+use crate::bus::lock;
 
 /// Why the VM stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,16 +1,25 @@
 //! hull-vmm: Hull's own KVM virtual machine monitor, one process per VM,
 //! built on the rust-vmm crates.
 //!
-//! - [`vstate`]: KVM handle, VM, vCPU threads, memfd-backed guest memory.
+//! Modules, leaves first (each uses only those listed before it):
+//! - [`layout`]: the guest physical memory map (constants only).
+//! - [`memory`]: memfd-backed guest memory.
+//! - [`bus`]: port I/O and MMIO buses that vCPU exits are dispatched on.
+//! - [`exit`]: why the VM stopped, and the handle that reports it.
+//! - [`config`]: the VM configuration.
 //! - [`boot`]: kernel/initrd loading (linux-loader), PVH and Linux 64-bit
 //!   entry, e820, MP table.
-//! - [`devices`]: port I/O and MMIO buses, legacy devices.
+//! - [`vstate`]: KVM handle, VM, vCPU threads.
+//! - [`devices`]: legacy and virtio devices.
 //! - [`builder`]: puts a VM together from a [`config::VmConfig`] and runs it.
 #![deny(missing_docs)]
 
 pub mod boot;
 pub mod builder;
+pub mod bus;
 pub mod config;
 pub mod devices;
 pub mod exit;
+pub mod layout;
+pub mod memory;
 pub mod vstate;

@@ -12,7 +12,6 @@
 //!   initrd.
 
 pub mod gdt;
-pub mod layout;
 pub mod mptable;
 pub mod params;
 pub mod regs;
@@ -25,8 +24,8 @@ use linux_loader::loader::bootparam::setup_header;
 use linux_loader::loader::{BzImage, Elf, KernelLoader, PvhBootCapability};
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
-use crate::boot::layout::{HIGH_MEM_START, MMIO_GAP_START};
-use crate::vstate::memory::GuestMemory;
+use crate::layout::{HIGH_MEM_START, MMIO_GAP_START};
+use crate::memory::GuestMemory;
 
 pub use hull_vm_config::BootProtocolChoice;
 

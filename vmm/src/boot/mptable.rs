@@ -8,8 +8,8 @@
 
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::boot::layout::{APIC_START, EBDA_START, IOAPIC_PINS, IOAPIC_START, LOW_MEM_END};
-use crate::vstate::memory::GuestMemory;
+use crate::layout::{APIC_START, EBDA_START, IOAPIC_PINS, IOAPIC_START, LOW_MEM_END};
+use crate::memory::GuestMemory;
 
 /// Errors while writing the MP table.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

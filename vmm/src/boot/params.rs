@@ -10,12 +10,12 @@ use linux_loader::loader::elf::start_info::{
 };
 use vm_memory::{Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
 
-use crate::boot::layout::{
+use crate::boot::{mptable, BootError, BootProtocol, LoadedInitrd, LoadedKernel};
+use crate::layout::{
     CMDLINE_MAX_SIZE, CMDLINE_START, EBDA_START, HIGH_MEM_START, PVH_INFO_START, PVH_MEMMAP_START,
     PVH_MODLIST_START, ZERO_PAGE_START,
 };
-use crate::boot::{mptable, BootError, BootProtocol, LoadedInitrd, LoadedKernel};
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 
 /// e820 type of usable RAM.
 pub const E820_RAM: u32 = 1;
@@ -190,7 +190,7 @@ fn write_pvh_start_info(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vstate::memory::create_guest_memory;
+    use crate::memory::create_guest_memory;
 
     fn kernel(protocol: BootProtocol) -> LoadedKernel {
         LoadedKernel {

@@ -6,12 +6,12 @@ use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::boot::gdt::{gdt_entry, segment_from_entry, CODE32, CODE64, DATA, TSS};
-use crate::boot::layout::{
+use crate::boot::{BootProtocol, LoadedKernel};
+use crate::layout::{
     BOOT_GDT_START, BOOT_IDT_START, BOOT_STACK_POINTER, PDE_START, PDPTE_START, PML4_START,
     PVH_INFO_START, ZERO_PAGE_START,
 };
-use crate::boot::{BootProtocol, LoadedKernel};
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 
 /// Errors while setting vCPU registers.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +233,7 @@ pub fn setup_lint(vcpu: &VcpuFd) -> Result<(), RegsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vstate::memory::create_guest_memory;
+    use crate::memory::create_guest_memory;
 
     #[test]
     fn page_tables_identity_map_first_gib() {

@@ -1,5 +1,5 @@
-//! Emulated devices and the buses vCPU exits are dispatched on.
+//! Emulated devices: legacy port I/O devices and virtio-mmio ones. They are
+//! reached through the buses in [`crate::bus`].
 
-pub mod bus;
 pub mod legacy;
 pub mod virtio;

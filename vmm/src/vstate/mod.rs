@@ -1,6 +1,6 @@
-//! KVM state: the KVM handle, the VM, its vCPUs and guest memory.
+//! KVM state: the KVM handle, the VM and its vCPUs (guest memory is in
+//! [`crate::memory`]).
 
 pub mod kvm;
-pub mod memory;
 pub mod vcpu;
 pub mod vm;

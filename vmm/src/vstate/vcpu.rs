@@ -9,7 +9,7 @@ use kvm_bindings::{
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use crate::boot::{regs, LoadedKernel};
-use crate::devices::bus::Bus;
+use crate::bus::Bus;
 use crate::exit::{ExitHandle, VmExit};
 use crate::vstate::vm::Vm;
 

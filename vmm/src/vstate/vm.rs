@@ -16,9 +16,9 @@ use kvm_ioctls::{IoEventAddress, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::boot::layout::KVM_TSS_ADDRESS;
+use crate::layout::KVM_TSS_ADDRESS;
+use crate::memory::GuestMemory;
 use crate::vstate::kvm::KvmContext;
-use crate::vstate::memory::GuestMemory;
 
 /// Errors while setting up the VM.
 #[derive(Debug, thiserror::Error)]

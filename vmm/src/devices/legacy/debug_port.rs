@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::devices::bus::BusDevice;
+use crate::bus::BusDevice;
 use crate::exit::{ExitHandle, VmExit};
 
 /// Port of the debug exit device.

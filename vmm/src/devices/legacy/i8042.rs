@@ -2,7 +2,7 @@
 //! machine: command 0xFE written to port 0x64 pulses the CPU reset line,
 //! which ends the VMM.
 
-use crate::devices::bus::BusDevice;
+use crate::bus::BusDevice;
 use crate::exit::{ExitHandle, VmExit};
 
 /// First port of the controller (data port 0x60).

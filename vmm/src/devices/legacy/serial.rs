@@ -7,7 +7,7 @@ use vm_superio::serial::NoEvents;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::devices::bus::BusDevice;
+use crate::bus::BusDevice;
 
 /// COM1's first port.
 pub const SERIAL_PORT_BASE: u64 = 0x3f8;

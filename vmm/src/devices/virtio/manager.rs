@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 
-use crate::boot::layout::{IOAPIC_PINS, VIRTIO_IRQ_BASE, VIRTIO_MMIO_SIZE, VIRTIO_MMIO_START};
-use crate::devices::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError};
 use crate::devices::virtio::mmio::{reg, MmioTransport};
 use crate::devices::virtio::VirtioDevice;
-use crate::vstate::memory::GuestMemory;
+use crate::layout::{IOAPIC_PINS, VIRTIO_IRQ_BASE, VIRTIO_MMIO_SIZE, VIRTIO_MMIO_START};
+use crate::memory::GuestMemory;
 use crate::vstate::vm::{Vm, VmError};
 
 /// The event loop's subscriber type.
@@ -70,7 +70,7 @@ impl VirtioMmioManager {
         let addr = VIRTIO_MMIO_START + u64::from(self.next_slot) * VIRTIO_MMIO_SIZE;
         let irq = VIRTIO_IRQ_BASE + self.next_slot;
         {
-            let d = crate::devices::bus::lock(&device);
+            let d = crate::bus::lock(&device);
             vm.register_irqfd(d.signals().irq(), irq)?;
             for (index, event) in d.queue_events().iter().enumerate() {
                 vm.register_mmio_ioeventfd(event, addr + reg::QUEUE_NOTIFY, Some(index as u32))?;

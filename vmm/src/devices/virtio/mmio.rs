@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestAddress;
 
-use crate::devices::bus::{lock, BusDevice};
+use crate::bus::{lock, BusDevice};
 use crate::devices::virtio::{
     status, ActivateContext, DeviceSignals, VirtioDevice, VIRTIO_F_VERSION_1,
 };
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 
 const MAGIC_VALUE: u32 = 0x7472_6976; // "virt"
 const MMIO_VERSION: u32 = 2;
@@ -452,7 +452,7 @@ mod tests {
             events: [EventFd::new(0).unwrap(), EventFd::new(0).unwrap()],
             activated: false,
         }));
-        let (memory, _) = crate::vstate::memory::create_guest_memory(4).unwrap();
+        let (memory, _) = crate::memory::create_guest_memory(4).unwrap();
         (MmioTransport::new(dummy.clone(), memory), dummy)
     }
 

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 
 /// virtio device type of a network card.
 pub const TYPE_NET: u32 = 1;

@@ -18,7 +18,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::devices::virtio::{
     read_config_bytes, ActivateContext, DeviceError, DeviceSignals, VirtioDevice, TYPE_BLOCK,
 };
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 use request::{process_queue, Disk};
 
 /// Feature bit: the device is read-only.

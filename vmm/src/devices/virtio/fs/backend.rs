@@ -20,7 +20,7 @@ use vm_memory::{
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::devices::virtio::VIRTIO_F_VERSION_1;
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 
 /// Feature bit: the driver may use indirect descriptors.
 pub const VIRTIO_RING_F_INDIRECT_DESC: u32 = 28;

@@ -33,7 +33,7 @@ pub const QUEUE_SIZE: u16 = 1024;
 pub const NUM_QUEUES: usize = 2;
 /// Length of the mount tag field in the configuration space.
 pub const TAG_LEN: usize = 36;
-/// Size of `struct virtio_fs_config`: tag[36], num_request_queues (le32).
+/// Size of `struct virtio_fs_config`: `tag[36]`, `num_request_queues` (le32).
 pub const CONFIG_LEN: usize = TAG_LEN + 4;
 
 /// Errors while creating the device.

@@ -18,10 +18,10 @@ use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 use super::backend::{vring_config, BackendError, VhostUserConnection};
 use super::*;
-use crate::devices::bus::BusDevice;
+use crate::bus::BusDevice;
 use crate::devices::virtio::mmio::{reg, MmioTransport};
 use crate::devices::virtio::{status, INTERRUPT_USED_RING, VIRTIO_F_VERSION_1};
-use crate::vstate::memory::{create_guest_memory, GuestMemory};
+use crate::memory::{create_guest_memory, GuestMemory};
 
 const GET_FEATURES: u32 = 1;
 const SET_FEATURES: u32 = 2;

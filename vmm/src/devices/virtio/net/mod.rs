@@ -19,7 +19,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::devices::virtio::{
     read_config_bytes, ActivateContext, DeviceError, DeviceSignals, VirtioDevice, TYPE_NET,
 };
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 use queues::{process_rx, process_tx, NET_HDR_LEN};
 use tap::Tap;
 

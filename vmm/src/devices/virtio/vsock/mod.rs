@@ -21,7 +21,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::devices::virtio::{
     read_config_bytes, ActivateContext, DeviceError, DeviceSignals, VirtioDevice, TYPE_VSOCK,
 };
-use crate::vstate::memory::GuestMemory;
+use crate::memory::GuestMemory;
 use muxer::Muxer;
 use packet::{read_packet, rx_capacity, write_packet, PacketError};
 

@@ -7,7 +7,7 @@ use std::os::fd::FromRawFd;
 
 use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
 
-use crate::boot::layout::{MMIO_GAP_END, MMIO_GAP_START};
+use crate::layout::{MMIO_GAP_END, MMIO_GAP_START};
 
 /// Guest memory as the VMM sees it.
 pub type GuestMemory = GuestMemoryMmap<()>;
