@@ -280,7 +280,7 @@ pub struct Change {
 impl RootfsLayers {
     /// What the container changed, from its writable layer: a whiteout is
     /// a deletion, a path the image has is a change, any other an addition.
-    /// `mount_points` (relative, see [`crate::monitor::mount_points`]) are
+    /// `mount_points` (relative, see [`crate::sandbox::mount_points`]) are
     /// Hull's, not the container's: they, what lies below them, and the
     /// directories changed only to hold them are left out, as Docker's init
     /// layer keeps them out of sight. The writable layer is walked by
@@ -431,19 +431,10 @@ fn rand_u64() -> u64 {
     hasher.finish()
 }
 
-/// How [`crate::copy::archive_tree`] treats overlayfs' markers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TreeKind {
-    /// A merged file system (a view): everything is content.
-    Merged,
-    /// An overlay upper directory: character devices 0:0 become OCI
-    /// whiteouts (`.wh.NAME`), opaque directories get `.wh..wh..opq`.
-    Upper,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copy::TreeKind;
 
     fn entries(archive: &[u8]) -> Vec<(String, tar::EntryType)> {
         let mut reader = tar::Archive::new(archive);

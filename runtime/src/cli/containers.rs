@@ -2,18 +2,20 @@
 //! `restart`, `rm`, `wait`, `attach`, `inspect`, with Docker's flags, columns
 //! and output.
 
+use super::engine;
 use super::format::{ago, binary_size, human_duration, human_size, print_table};
 use super::images::open_store;
-use super::run::{attach_and_wait, start_container, start_monitor, Session};
+use super::run::{attach_and_wait, Session};
 use super::template::Template;
 use crate::config::Paths;
+use crate::container::{monitor_alive, reconcile};
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::copy::archive_tree;
+use crate::copy::TreeKind;
 use crate::logs::parse_entries;
-use crate::monitor::client::{self, MonitorClient};
-use crate::monitor::proto::{MonitorRequest, MonitorResponse};
-use crate::monitor::{self, monitor_alive, SandboxPlan};
-use crate::rootfs::TreeKind;
+use crate::monitor_link::client;
+use crate::monitor_link::proto::{MonitorRequest, MonitorResponse};
+use crate::sandbox::{mount_points, SandboxPlan};
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -21,11 +23,7 @@ use std::time::{Duration, SystemTime};
 
 /// Opens the container store and resolves `reference` to a reconciled record.
 pub(super) fn load(paths: &Paths, reference: &str) -> Result<(ContainerStore, ContainerRecord)> {
-    let store = ContainerStore::open(&paths.root)?;
-    let id = store.resolve(reference)?;
-    let mut record = store.load(&id)?;
-    monitor::reconcile(&store, &mut record);
-    Ok((store, record))
+    Ok(engine(paths).load(reference)?)
 }
 
 /// Runs `action` on each named container, printing errors as Docker does
@@ -307,7 +305,7 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
     let store = ContainerStore::open(&paths.root)?;
     let mut records = store.list()?;
     for record in records.iter_mut() {
-        monitor::reconcile(&store, record);
+        reconcile(&store, record);
     }
     let filters = args
         .filter
@@ -482,7 +480,7 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
             return Ok(0);
         }
         let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
-        monitor::reconcile(&store, &mut current);
+        reconcile(&store, &mut current);
         if !matches!(
             current.state.status,
             Status::Running | Status::Restarting | Status::Paused | Status::Created
@@ -516,31 +514,6 @@ pub struct StartArgs {
     containers: Vec<String>,
 }
 
-/// Starts a container that is not running; returns a connection to its monitor.
-async fn start_one(paths: &Paths, reference: &str) -> Result<Option<MonitorClient>> {
-    let (_, record) = load(paths, reference)?;
-    if matches!(
-        record.state.status,
-        Status::Running | Status::Restarting | Status::Paused
-    ) {
-        return Ok(None);
-    }
-    let store = ContainerStore::open(&paths.root)?;
-    // A created container's monitor may be up already, waiting for the word
-    // to start (its `hull run` died before saying it).
-    if record.state.status == Status::Created && monitor_alive(record.hull_sandbox.monitor_pid) {
-        if let Ok(monitor) = client::connect(paths, &record.id).await {
-            return Ok(Some(monitor));
-        }
-    }
-    // A monitor that is still tearing down the last run owns the directory.
-    wait_for_monitor(&store, &record.id).await;
-    monitor::remove_runtime_dir(paths, &record.id);
-    let monitor = start_monitor(paths, &record.id).await?.client;
-    crate::fault::point("start.after-monitor");
-    Ok(Some(monitor))
-}
-
 /// Starts containers.
 pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
     if args.attach || args.interactive {
@@ -550,7 +523,7 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
         let record = load(paths, name)?.1;
         let (id, tty) = (record.id, record.config.tty);
         super::terminal::check_input_is_terminal(args.interactive, tty)?;
-        let monitor = match start_one(paths, name).await? {
+        let monitor = match engine(paths).prepare_start(name).await? {
             Some(monitor) => monitor,
             None => client::connect(paths, &id).await?,
         };
@@ -563,19 +536,11 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
         return attach_and_wait(&monitor, how, Some((paths, &id))).await;
     }
     for_each(&args.containers, |name| async move {
-        start_detached(paths, &name).await?;
+        engine(paths).start_detached(&name).await?;
         println!("{name}");
         Ok(())
     })
     .await
-}
-
-/// Starts a container that is not running and returns once it runs.
-async fn start_detached(paths: &Paths, name: &str) -> Result<()> {
-    if let Some(monitor) = start_one(paths, name).await? {
-        start_container(paths, &load(paths, name)?.1.id, &monitor).await?;
-    }
-    Ok(())
 }
 
 /// `hull stop` and `hull restart`.
@@ -589,43 +554,10 @@ pub struct StopArgs {
     containers: Vec<String>,
 }
 
-/// Stops a running container and waits until its monitor is gone.
-async fn stop_one(paths: &Paths, reference: &str, timeout: u64) -> Result<()> {
-    let (store, mut record) = load(paths, reference)?;
-    if !matches!(
-        record.state.status,
-        Status::Running | Status::Restarting | Status::Paused
-    ) {
-        return Ok(());
-    }
-    resume_if_paused(&store, &mut record)?;
-    if let Ok(monitor) = client::connect(paths, &record.id).await {
-        monitor
-            .request(MonitorRequest::Stop {
-                timeout_secs: timeout,
-            })
-            .await?;
-    }
-    crate::fault::point("stop.after-request");
-    wait_for_monitor(&store, &record.id).await;
-    Ok(())
-}
-
-/// Waits until the container's monitor has finished with it.
-pub(super) async fn wait_for_monitor(store: &ContainerStore, id: &str) {
-    loop {
-        match store.load(id) {
-            Ok(record) if monitor_alive(record.hull_sandbox.monitor_pid) => {}
-            _ => return,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Stops containers.
 pub async fn stop(paths: &Paths, args: StopArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        stop_one(paths, &name, args.time).await?;
+        engine(paths).stop(&name, args.time).await?;
         println!("{name}");
         Ok(())
     })
@@ -635,8 +567,7 @@ pub async fn stop(paths: &Paths, args: StopArgs) -> Result<i32> {
 /// Restarts containers.
 pub async fn restart(paths: &Paths, args: StopArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        stop_one(paths, &name, args.time).await?;
-        start_detached(paths, &name).await?;
+        engine(paths).restart(&name, args.time).await?;
         println!("{name}");
         Ok(())
     })
@@ -676,16 +607,7 @@ pub fn parse_signal(text: &str) -> Result<i32> {
 pub async fn kill(paths: &Paths, args: KillArgs) -> Result<i32> {
     let signal = parse_signal(&args.signal)?;
     for_each(&args.containers, |name| async move {
-        let (store, mut record) = load(paths, &name)?;
-        if !matches!(record.state.status, Status::Running | Status::Paused) {
-            bail!(
-                "Cannot kill container: {name}: Container {} is not running",
-                record.id
-            );
-        }
-        resume_if_paused(&store, &mut record)?;
-        let monitor = client::connect(paths, &record.id).await?;
-        monitor.request(MonitorRequest::Signal { signal }).await?;
+        engine(paths).kill(&name, signal).await?;
         println!("{name}");
         Ok(())
     })
@@ -710,58 +632,11 @@ pub struct RmArgs {
 pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
     let force = args.force;
     for_each(&args.containers, |name| async move {
-        remove_container(paths, &name, force).await?;
+        engine(paths).remove(&name, force).await?;
         println!("{name}");
         Ok(())
     })
     .await
-}
-
-/// Removes one container; with `force`, a running one is killed first.
-pub async fn remove_container(paths: &Paths, name: &str, force: bool) -> Result<()> {
-    let (store, mut record) = load(paths, name)?;
-    if matches!(
-        record.state.status,
-        Status::Running | Status::Restarting | Status::Paused
-    ) {
-        if !force {
-            bail!(
-                "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
-                record.name
-            );
-        }
-        resume_if_paused(&store, &mut record)?;
-    }
-    // Running, or created with a monitor waiting for the word to start (its
-    // `hull run` was killed): a kill by the user, no restart policy brings it back.
-    if monitor_alive(record.hull_sandbox.monitor_pid) {
-        if let Ok(monitor) = client::connect(paths, &record.id).await {
-            let _ = monitor
-                .request(MonitorRequest::Stop { timeout_secs: 0 })
-                .await;
-        }
-        wait_for_monitor(&store, &record.id).await;
-        if let Ok(current) = store.load(&record.id) {
-            record = current;
-        }
-        monitor::reconcile(&store, &mut record);
-    }
-    if !monitor_alive(record.hull_sandbox.monitor_pid) {
-        // A killed monitor could not take its sandbox off the network. What
-        // this misses, the next attach removes (its holder is gone).
-        let network = crate::network::NetworkManager::new(paths.root.join("network"));
-        let released = match SandboxPlan::load(&store.dir_of(&record.id)) {
-            Ok(plan) => monitor::remove_leftovers(&store, &record, &plan, &network).await,
-            Err(err) => Err(err),
-        };
-        if let Err(err) = released {
-            tracing::warn!("releasing the network of {}: {err:#}", &record.id[..12]);
-        }
-    }
-    crate::fault::point("rm.before-remove");
-    monitor::remove_runtime_dir(paths, &record.id);
-    store.remove(&record)?;
-    Ok(())
 }
 
 /// `hull wait`.
@@ -786,7 +661,7 @@ pub async fn wait(paths: &Paths, args: WaitArgs) -> Result<i32> {
                 match monitor.request(MonitorRequest::Wait).await {
                     Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code,
                     _ => {
-                        wait_for_monitor(&store, &record.id).await;
+                        crate::engine::wait_for_monitor(&store, &record.id).await;
                         store
                             .load(&record.id)
                             .map(|r| r.state.exit_code)
@@ -1053,7 +928,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
         }
     }
     let paused = if args.pause {
-        pause_if_running(&record)
+        crate::engine::FrozenVm::freeze(&store, &record)
     } else {
         None
     };
@@ -1061,7 +936,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     let written = (|| -> Result<()> {
         let file = std::fs::File::create(&layer)
             .with_context(|| format!("creating {}", layer.display()))?;
-        let hidden = rootfs.hidden_entries(&monitor::mount_points(&store.dir_of(&record.id))?)?;
+        let hidden = rootfs.hidden_entries(&mount_points(&store.dir_of(&record.id))?)?;
         archive_tree(
             rootfs.upper(),
             TreeKind::Upper,
@@ -1098,46 +973,6 @@ fn sweep_dead_commits(dir: &std::path::Path) {
         if pid.is_some_and(|pid| !crate::process::process_alive(pid)) {
             let _ = std::fs::remove_file(entry.path());
         }
-    }
-}
-
-/// Pauses a running container's VM (see [`PausedVmm`]).
-fn pause_if_running(record: &ContainerRecord) -> Option<PausedVmm> {
-    // A container the user paused stays paused, untouched.
-    if record.state.status != Status::Running || !monitor_alive(record.hull_sandbox.monitor_pid) {
-        return None;
-    }
-    // Held while frozen: a `hull` killed meanwhile lets it go, and the next
-    // command that sees the VM stopped with no holder resumes it.
-    let freeze =
-        crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(&store_dir_of(record)))
-            .ok()?;
-    signal_vmm(record, nix::sys::signal::Signal::SIGSTOP).ok()?;
-    Some(PausedVmm {
-        record: record.clone(),
-        _freeze: freeze,
-    })
-}
-
-/// The container's directory, from its log's path (the record knows no store).
-fn store_dir_of(record: &ContainerRecord) -> std::path::PathBuf {
-    std::path::Path::new(&record.log_path)
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// A container whose VMM process was stopped with SIGSTOP, continued when
-/// dropped.
-struct PausedVmm {
-    record: ContainerRecord,
-    /// Held while the VM is frozen (see `monitor::freeze_lock_path`).
-    _freeze: crate::lockfile::LockFile,
-}
-
-impl Drop for PausedVmm {
-    fn drop(&mut self) {
-        let _ = signal_vmm(&self.record, nix::sys::signal::Signal::SIGCONT);
     }
 }
 
@@ -1219,7 +1054,7 @@ pub struct DiffArgs {
 pub async fn diff(paths: &Paths, args: DiffArgs) -> Result<i32> {
     let (store, record) = load(paths, &args.container)?;
     let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
-    for change in rootfs.changes(&monitor::mount_points(&store.dir_of(&record.id))?)? {
+    for change in rootfs.changes(&mount_points(&store.dir_of(&record.id))?)? {
         println!("{} {}", change.kind, change.path);
     }
     Ok(0)
@@ -1237,20 +1072,7 @@ pub struct PauseArgs {
 /// stopped), memory and all; nothing in the guest notices but the time.
 pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        let (store, mut record) = load(paths, &name)?;
-        match record.state.status {
-            Status::Paused => bail!("Container {} is already paused", record.id),
-            Status::Running if monitor_alive(record.hull_sandbox.monitor_pid) => {}
-            _ => bail!("Container {} is not running", record.id),
-        }
-        // Under the freeze lock until the record says paused: no other
-        // command takes the stopped VM for one a dead `hull` left frozen.
-        let _freeze = crate::lockfile::LockFile::acquire(&monitor::freeze_lock_path(
-            &store.dir_of(&record.id),
-        ))?;
-        signal_vmm(&record, nix::sys::signal::Signal::SIGSTOP)?;
-        record.set_paused(true);
-        store.save(&record)?;
+        engine(paths).pause(&name)?;
         println!("{name}");
         Ok(())
     })
@@ -1260,47 +1082,11 @@ pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
 /// Lets paused containers' VMs run again.
 pub async fn unpause(paths: &Paths, args: PauseArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        let (store, mut record) = load(paths, &name)?;
-        if record.state.status == Status::Running && vmm_stopped(&record) {
-            // Left frozen by a `commit` that was killed before it could
-            // let it go on.
-            signal_vmm(&record, nix::sys::signal::Signal::SIGCONT)?;
-            println!("{name}");
-            return Ok(());
-        }
-        if record.state.status != Status::Paused {
-            bail!("Container {} is not paused", record.id);
-        }
-        resume_if_paused(&store, &mut record)?;
+        engine(paths).unpause(&name)?;
         println!("{name}");
         Ok(())
     })
     .await
-}
-
-/// A paused container's VM runs again (stop, kill and rm need it running).
-fn resume_if_paused(store: &ContainerStore, record: &mut ContainerRecord) -> Result<()> {
-    if !record.state.paused {
-        return Ok(());
-    }
-    signal_vmm(record, nix::sys::signal::Signal::SIGCONT)?;
-    record.set_paused(false);
-    store.save(record)?;
-    Ok(())
-}
-
-/// Whether the container's VMM process is stopped (`T` in /proc).
-fn vmm_stopped(record: &ContainerRecord) -> bool {
-    monitor::process_state(record.hull_sandbox.vmm_pid) == Some('T')
-}
-
-fn signal_vmm(record: &ContainerRecord, signal: nix::sys::signal::Signal) -> Result<()> {
-    let pid = i32::try_from(record.hull_sandbox.vmm_pid)
-        .ok()
-        .filter(|pid| *pid > 0)
-        .ok_or_else(|| anyhow!("container {} has no VM", record.id))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
-        .with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))
 }
 
 /// `hull stats`.

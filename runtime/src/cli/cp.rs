@@ -10,8 +10,9 @@
 
 use super::containers::load;
 use crate::config::Paths;
+use crate::container::monitor_alive;
 use crate::copy::{self, CopyError, CopyOptions, Tree};
-use crate::monitor::{monitor_alive, SandboxPlan};
+use crate::sandbox::SandboxPlan;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 
@@ -139,7 +140,7 @@ fn copy_in(
     let (store, record) = load(paths, name)?;
     // A container that has just exited: its monitor lets go of the layer first.
     let record =
-        crate::monitor::settled_record(&store, &record.id, std::time::Duration::from_secs(5))?;
+        crate::container::settled_record(&store, &record.id, std::time::Duration::from_secs(5))?;
     let (name, source, dest) = (name.to_string(), source.to_string(), dest.to_string());
     let write = move |container: Tree| -> Result<u64, CopyError> {
         if source == "-" {

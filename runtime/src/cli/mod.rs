@@ -270,8 +270,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("hull: {}", printable(&format!("{err:#}")));
-            err.downcast_ref::<ExitWith>()
-                .map_or(failure_code, |e| e.code)
+            exit_code_of(&err, failure_code)
         }
     }
 }
@@ -308,6 +307,26 @@ fn printable(message: &str) -> String {
             c => c.to_string(),
         })
         .collect()
+}
+
+/// The engine over `paths`, for a command.
+pub(crate) fn engine(paths: &Paths) -> crate::engine::Engine {
+    crate::engine::Engine::new(paths.clone())
+}
+
+/// The exit code for a failed command: the one an [`ExitWith`] or the
+/// engine asks for (126, 127, ...), else `failure_code`.
+fn exit_code_of(err: &anyhow::Error, failure_code: i32) -> i32 {
+    if let Some(exit) = err.downcast_ref::<ExitWith>() {
+        return exit.code;
+    }
+    match err.downcast_ref::<crate::engine::EngineError>() {
+        Some(crate::engine::EngineError::Monitor {
+            exit_code: Some(code),
+            ..
+        }) => *code,
+        _ => failure_code,
+    }
 }
 
 /// An error that ends `hull` with a particular code (126, 127) instead of 125.

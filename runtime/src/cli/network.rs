@@ -2,9 +2,10 @@
 
 use super::format::print_table;
 use crate::config::Paths;
+use crate::container::{monitor_alive, settled_record};
 use crate::container::{ContainerRecord, ContainerStore};
-use crate::monitor::{monitor_alive, settled_record, SandboxPlan};
 use crate::network::{NetworkManager, Subnet, NONE_NETWORK};
+use crate::sandbox::SandboxPlan;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use serde_json::json;

@@ -1,32 +1,19 @@
 //! `hull create` and `hull run`: a container record, a monitor that boots
 //! its microVM, and (for `run` without `-d`) the terminal attached to it.
 
-use super::images::open_store;
 use super::terminal::{self, RawMode};
-use super::ExitWith;
-use crate::config::{GuestArtifacts, Paths};
-use crate::container::{
-    generate_name, ContainerConfig, ContainerRecord, ContainerStore, HostConfig, RestartPolicy,
-};
-use crate::image::{ImageError, Reference};
-use crate::monitor::client::{self, MonitorClient};
-use crate::monitor::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
-use crate::monitor::SandboxPlan;
-use crate::platform::Platform;
+use super::{engine, ExitWith};
+use crate::config::Paths;
+use crate::container::{ContainerStore, RestartPolicy};
+use crate::engine::{ContainerOptions, NamespaceModes, ProcessOptions};
+use crate::monitor_link::client::{self, MonitorClient};
+use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use crate::rpc::RpcError;
-use crate::spec::{self, RunOptions};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
-
-/// Guest memory beyond the container's limit: kernel, agent, page cache.
-const GUEST_OVERHEAD_MIB: u32 = 192;
-/// Guest memory when the container has no limit.
-const DEFAULT_MEMORY_MIB: u32 = 256;
-/// Docker's smallest memory limit.
-const MIN_MEMORY_BYTES: i64 = 6 * 1024 * 1024;
 
 /// After Ctrl-C is passed on, how long the container has to exit before
 /// Hull kills it.
@@ -166,11 +153,10 @@ pub fn parse_memory(text: &str) -> Result<i64> {
     let value: f64 = digits
         .parse()
         .map_err(|_| anyhow!("invalid size: '{text}'"))?;
-    let bytes = (value * multiplier as f64) as i64;
-    if bytes < MIN_MEMORY_BYTES {
-        bail!("Minimum memory limit allowed is 6MB");
+    if !value.is_finite() || value < 0.0 {
+        bail!("invalid size: '{text}'");
     }
-    Ok(bytes)
+    Ok((value * multiplier as f64) as i64)
 }
 
 /// Parses `--restart`.
@@ -194,377 +180,56 @@ pub fn parse_restart(text: &str) -> Result<RestartPolicy> {
     }
 }
 
-/// The host's CPUs, as the scheduler lets this process use them.
-fn host_cpus() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-}
-
-/// The host's memory in bytes (`MemTotal`), if /proc says.
-fn host_memory_bytes() -> Option<i64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: i64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024)
-}
-
-/// `--cpus`: Docker's range, 0.01 up to the host's CPUs (a VM with more
-/// vCPUs than the host has would only crawl). Returns the vCPU count.
-fn check_cpus(cpus: f64, host: u32) -> Result<u32> {
-    if !cpus.is_finite() || cpus < 0.01 || cpus > f64::from(host) {
-        bail!("Range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available");
-    }
-    Ok(cpus.ceil() as u32)
-}
-
-/// `-m`: the limit plus the VM's own overhead must fit in the host's memory.
-fn check_memory(bytes: i64, host: Option<i64>) -> Result<()> {
-    let Some(host) = host else { return Ok(()) };
-    let vm = bytes.saturating_add(i64::from(GUEST_OVERHEAD_MIB) << 20);
-    if vm > host {
-        bail!(
-            "invalid memory limit {} MiB: the container's VM needs {} MiB more for its kernel and agent, and the host has only {} MiB",
-            bytes >> 20,
-            GUEST_OVERHEAD_MIB,
-            host >> 20
-        );
-    }
-    Ok(())
-}
-
-/// Refuses Docker flags that would reach into the host's namespaces: inside
-/// a VM there is no host namespace to join, and pretending would mislead.
-fn refuse_host_namespaces(args: &CreateArgs) -> Result<()> {
-    for (flag, value) in [
-        ("--pid", &args.pid),
-        ("--uts", &args.uts),
-        ("--network", &args.network),
-        ("--ipc", &args.ipc),
-    ] {
-        match value.as_deref() {
-            None | Some("private") | Some("") => {}
-            Some("host") => bail!(
-                "{flag}=host is not supported: every Hull container runs in its own virtual machine, whose kernel cannot share the host's namespaces"
-            ),
-            Some(other) if other.starts_with("container:") => bail!("{flag}={other} is not supported: containers in different Hull VMs share no namespaces"),
-            Some(_) if flag == "--network" => {}
-            Some(other) => bail!("{flag}={other} is not supported"),
-        }
-    }
-    if args.privileged {
-        bail!("--privileged is not supported: it would give the container the host's devices, which a virtual machine does not have");
-    }
-    Ok(())
-}
-
-/// `--network ns:PATH` joins a namespace a CNI plugin prepared: the
-/// plugin owns addresses and ports there, so Hull's own are refused.
-fn check_cni_mode(
-    netns: &std::path::Path,
-    publish: &[String],
-    ip: Option<std::net::Ipv4Addr>,
-) -> Result<()> {
-    if !netns.exists() {
-        bail!(
-            "--network ns:{}: no such network namespace",
-            netns.display()
-        );
-    }
-    if !publish.is_empty() {
-        bail!("-p/-P cannot be used with --network ns:PATH: ports in a CNI-prepared namespace are published by the CNI plugin (portmap)");
-    }
-    if ip.is_some() {
-        bail!("--ip cannot be used with --network ns:PATH: the guest takes the address the CNI plugin gave the namespace's interface");
-    }
-    Ok(())
-}
-
-/// A fresh 64-hex-digit id, as Docker's container ids, and a name seed.
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    use std::io::Read;
-    let mut bytes = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom")?;
-    Ok(bytes)
-}
-
-/// Creates a container's record, spec and sandbox plan; returns its id.
-pub fn create_container(paths: &Paths, args: &CreateArgs) -> Result<String> {
-    refuse_host_namespaces(args)?;
-    let restart_policy = parse_restart(&args.restart)?;
-    if args.rm && !restart_policy.name.is_empty() {
-        bail!("Conflicting options: --restart and --rm");
-    }
-    if let Some(name) = &args.vmm {
-        Platform::detect().hypervisor(name).ok_or_else(|| {
-            anyhow!("unknown VMM backend '{name}' (known: hull, qemu, qemu-tcg, qemu-kvm)")
-        })?;
-    }
-    let memory = args.memory.as_deref().map(parse_memory).transpose()?;
-    let vcpus = match args.cpus {
-        Some(cpus) => check_cpus(cpus, host_cpus())?,
-        None => 1,
-    };
-    if let Some(bytes) = memory {
-        check_memory(bytes, host_memory_bytes())?;
-    }
-    let missing = GuestArtifacts::resolve(args.kernel.clone(), args.initrd.clone()).missing();
-    if !missing.is_empty() {
-        bail!(
-            "Hull is not set up: missing {} (run the set-up script in README.md)",
-            missing.join(", ")
-        );
-    }
-
-    let (image_name, command) = args
-        .image_and_command
-        .split_first()
-        .context("an image name is required")?;
-
-    let images = open_store(paths)?;
-    let image = match images.resolve(image_name) {
-        Ok(image) => image,
-        // (`--pull` said "Unable to find image" already, if it looked.)
-        Err(ImageError::NotFound(_)) => {
-            let shown = Reference::parse(image_name)
-                .map_or_else(|_| image_name.clone(), |r| r.familiar_string());
-            bail!("No such image: {shown}");
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let layer_dirs: Vec<PathBuf> = image.diff_ids.iter().map(|d| images.layer_dir(d)).collect();
-
-    let mut publish = args.publish.clone();
-    if args.publish_all {
-        let exposed = image
-            .config
-            .config()
-            .as_ref()
-            .and_then(|c| c.exposed_ports().clone())
-            .unwrap_or_default();
-        publish.extend(exposed);
-    }
-    for entry in &publish {
-        crate::network::parse_publish(entry)?;
-    }
-    if let Some(netns) = args
-        .network
-        .as_deref()
-        .and_then(crate::network::cni::netns_of_mode)
-    {
-        check_cni_mode(netns, &publish, args.ip)?;
-    }
-    let containers = ContainerStore::open(&paths.root)?;
-    let id = hex::encode(random_bytes::<32>()?);
-    let options = RunOptions {
-        entrypoint: args.entrypoint.clone(),
-        args: command.to_vec(),
-        env: args.process.env.clone(),
-        workdir: args.process.workdir.clone(),
-        user: args.process.user.clone(),
-        hostname: args.hostname.clone(),
-        memory,
-        cpus: args.cpus,
-        pids_limit: args.pids_limit,
-        read_only: args.read_only,
-        tty: args.process.tty,
-        // The process starts with the user's size, before any resize could reach it.
-        console_size: terminal::current_size().map(|size| (size.rows, size.cols)),
-    };
-    let mut spec = spec::build(&id, image.config.config().as_ref(), &options, &layer_dirs)?;
-    // /etc/hosts, /etc/hostname and /etc/resolv.conf come from the host, as Docker's do.
-    if let Some(mounts) = spec.mounts_mut() {
-        for name in crate::monitor::ETC_FILES {
-            mounts.push(
-                oci_spec::runtime::MountBuilder::default()
-                    .destination(format!("/etc/{name}"))
-                    .typ("bind")
-                    .source(crate::monitor::guest_etc_file(name))
-                    .options(vec!["bind".to_string(), "ro".to_string()])
-                    .build()?,
-            );
-        }
-    }
-    let volumes = args
-        .volume
-        .iter()
-        .map(|v| crate::volume::BindVolume::parse(v))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(mounts) = spec.mounts_mut() {
-        for (index, volume) in volumes.iter().enumerate() {
-            volume.ensure_source()?;
-            let mut options = vec!["rbind".to_string()];
-            if volume.readonly {
-                options.push("ro".to_string());
-            }
-            mounts.push(
-                oci_spec::runtime::MountBuilder::default()
-                    .destination(&volume.destination)
-                    .typ("bind")
-                    .source(crate::monitor::guest_share_path(
-                        &crate::volume::BindVolume::share_path(index),
-                    ))
-                    .options(options)
-                    .build()?,
-            );
-        }
-    }
-    let process = spec.process().as_ref().context("spec without a process")?;
-    let argv = process.args().clone().unwrap_or_default();
-    let image_config = image.config.config().clone().unwrap_or_default();
-    let config = ContainerConfig {
-        hostname: spec.hostname().clone().unwrap_or_default(),
-        user: args
-            .process
-            .user
-            .clone()
-            .or_else(|| image_config.user().clone())
-            .unwrap_or_default(),
-        attach_stdin: args.process.interactive,
-        attach_stdout: true,
-        attach_stderr: true,
-        tty: args.process.tty,
-        open_stdin: args.process.interactive,
-        stdin_once: args.process.interactive,
-        env: process.env().clone().unwrap_or_default(),
-        cmd: if command.is_empty() {
-            image_config.cmd().clone()
-        } else {
-            Some(command.to_vec())
-        },
-        working_dir: process.cwd().display().to_string(),
-        entrypoint: args
-            .entrypoint
-            .clone()
-            .map(|e| vec![e])
-            .or_else(|| image_config.entrypoint().clone()),
-        ..Default::default()
-    };
-    let host_config = HostConfig {
-        memory: memory.unwrap_or(0),
-        nano_cpus: args.cpus.map_or(0, |c| (c * 1e9) as i64),
-        pids_limit: args.pids_limit.unwrap_or(0),
-        auto_remove: args.rm,
-        restart_policy,
-        readonly_rootfs: args.read_only,
-        network_mode: args.network.clone().unwrap_or_else(|| "bridge".into()),
-        port_bindings: port_bindings(&publish),
-        runtime: args.vmm.clone().unwrap_or_default(),
-        binds: volumes.iter().map(|v| v.bind_string()).collect(),
-    };
-    let mut record = ContainerRecord::new(
-        id.clone(),
-        String::new(),
-        image.id.to_string(),
-        image_name.clone(),
-        config,
-        host_config,
-    );
-    record.mounts = volumes.iter().map(|v| v.inspect()).collect();
-    record.path = argv.first().cloned().unwrap_or_default();
-    record.args = argv.iter().skip(1).cloned().collect();
-    record.log_path = crate::monitor::log_path(&containers, &id)
-        .display()
-        .to_string();
-    let plan = SandboxPlan {
-        vmm: args.vmm.clone(),
-        kernel: args.kernel.clone(),
-        initrd: args.initrd.clone(),
-        vcpus,
-        memory_mib: match memory {
-            Some(bytes) => ((bytes >> 20) as u32)
-                .saturating_add(GUEST_OVERHEAD_MIB)
-                .max(DEFAULT_MEMORY_MIB),
-            None => DEFAULT_MEMORY_MIB,
-        },
-        layer_dirs,
-        boot_timeout_secs: args.boot_timeout,
-        network: args
-            .network
-            .clone()
-            .unwrap_or_else(|| crate::network::DEFAULT_NETWORK.to_string()),
-        publish,
-        ip: args.ip,
-        aliases: args.network_alias.clone(),
-        volumes,
-    };
-    // Everything beside the record, so that the container appears whole.
-    let files = [
-        plan.file()?,
-        ("spec.json", serde_json::to_vec_pretty(&spec)?),
-        (
-            "hostname",
-            format!("{}\n", record.config.hostname).into_bytes(),
-        ),
-        (
-            "hostconfig.json",
-            serde_json::to_vec_pretty(&record.host_config)?,
-        ),
-    ];
-    let seed = random_bytes::<16>()?;
-    let mut attempt = 0;
-    loop {
-        record.name = format!(
-            "/{}",
-            args.name
-                .clone()
-                .unwrap_or_else(|| generate_name(&seed, attempt))
-        );
-        match containers.create(&record, &files) {
-            Ok(()) => break,
-            Err(crate::container::ContainerError::NameInUse { .. })
-                if args.name.is_none() && attempt < 8 =>
-            {
-                attempt += 1
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    crate::fault::point("create.after-record");
-    Ok(id)
-}
-
-/// `HostConfig.PortBindings` as Docker shows it, from `-p` flags.
-fn port_bindings(publish: &[String]) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for mapping in publish
-        .iter()
-        .filter_map(|p| crate::network::parse_publish(p).ok())
-        .flatten()
-    {
-        let key = format!("{}/{}", mapping.container_port, mapping.protocol);
-        let binding = serde_json::json!({
-            "HostIp": mapping.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-            "HostPort": match mapping.host_port {
-                crate::network::ports::HostPort::Fixed(port) => port.to_string(),
-                crate::network::ports::HostPort::Range(low, high) => format!("{low}-{high}"),
-                crate::network::ports::HostPort::Any => String::new(),
+impl CreateArgs {
+    /// The engine's options for these flags.
+    fn options(&self) -> Result<ContainerOptions> {
+        let (image, command) = self
+            .image_and_command
+            .split_first()
+            .context("an image name is required")?;
+        Ok(ContainerOptions {
+            image: image.clone(),
+            command: command.to_vec(),
+            name: self.name.clone(),
+            auto_remove: self.rm,
+            process: ProcessOptions {
+                interactive: self.process.interactive,
+                tty: self.process.tty,
+                env: self.process.env.clone(),
+                workdir: self.process.workdir.clone(),
+                user: self.process.user.clone(),
             },
-        });
-        if let Some(list) = map
-            .entry(key)
-            .or_insert_with(|| serde_json::json!([]))
-            .as_array_mut()
-        {
-            list.push(binding);
-        }
+            entrypoint: self.entrypoint.clone(),
+            hostname: self.hostname.clone(),
+            memory: self.memory.as_deref().map(parse_memory).transpose()?,
+            cpus: self.cpus,
+            pids_limit: self.pids_limit,
+            read_only: self.read_only,
+            volumes: self.volume.clone(),
+            restart: parse_restart(&self.restart)?,
+            namespaces: NamespaceModes {
+                pid: self.pid.clone(),
+                uts: self.uts.clone(),
+                ipc: self.ipc.clone(),
+            },
+            privileged: self.privileged,
+            network: self.network.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            ip: self.ip,
+            aliases: self.network_alias.clone(),
+            vmm: self.vmm.clone(),
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            boot_timeout_secs: self.boot_timeout,
+            // The process starts with the user's size, before any resize could reach it.
+            console_size: terminal::current_size().map(|size| (size.rows, size.cols)),
+        })
     }
-    serde_json::Value::Object(map)
 }
 
-/// Starts a created container's monitor and asks it to start; returns the connection.
-pub async fn start_monitor(paths: &Paths, id: &str) -> Result<client::SpawnedMonitor> {
-    let containers = ContainerStore::open(&paths.root)?;
-    client::spawn(paths, id, &containers.dir_of(id).join("monitor.log")).await
-}
-
-/// Turns a failed start into `hull`'s error with Docker's exit code.
+/// Turns a failed request to a monitor into `hull`'s error with Docker's
+/// exit code.
 pub fn start_error(err: RpcError) -> anyhow::Error {
     match err {
         RpcError::Remote { message, exit_code } => ExitWith {
@@ -573,26 +238,6 @@ pub fn start_error(err: RpcError) -> anyhow::Error {
         }
         .into(),
         other => other.into(),
-    }
-}
-
-/// Asks a container's monitor to start it; when the monitor is gone before
-/// answering, the reason is in the container's record.
-pub async fn start_container(paths: &Paths, id: &str, monitor: &MonitorClient) -> Result<()> {
-    match monitor.request(MonitorRequest::Start).await {
-        Ok(_) => Ok(()),
-        Err(RpcError::Closed) => {
-            let error = ContainerStore::open(&paths.root)
-                .and_then(|store| store.load(id))
-                .map(|record| record.state.error)
-                .unwrap_or_default();
-            if error.is_empty() {
-                Err(anyhow!("the container's monitor exited before starting it"))
-            } else {
-                Err(anyhow!(error))
-            }
-        }
-        Err(err) => Err(start_error(err)),
     }
 }
 
@@ -621,7 +266,7 @@ async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
     refuse_unknown_flag(&args, "create")?;
     pull_if_needed(paths, &args).await?;
-    let id = create_container(paths, &args)?;
+    let id = engine(paths).create(&args.options()?)?;
     println!("{id}");
     Ok(0)
 }
@@ -634,12 +279,13 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         terminal::check_input_is_terminal(process.interactive, process.tty)?;
     }
     pull_if_needed(paths, &args.create).await?;
-    let id = create_container(paths, &args.create)?;
+    let engine = engine(paths);
+    let id = engine.create(&args.create.options()?)?;
     tracing::debug!("created container {id}");
     let client::SpawnedMonitor {
         client: monitor,
         pid: monitor_pid,
-    } = match start_monitor(paths, &id).await {
+    } = match engine.spawn_monitor(&id).await {
         Ok(spawned) => spawned,
         Err(err) => {
             // Leave nothing behind for a container that never ran.
@@ -648,7 +294,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
                     let _ = store.remove(&record);
                 }
             }
-            return Err(err);
+            return Err(err.into());
         }
     };
     tracing::debug!(
@@ -659,7 +305,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     );
     crate::fault::point("run.after-monitor");
     if args.detach {
-        start_container(paths, &id, &monitor).await?;
+        engine.start(&id, &monitor).await?;
         println!("{id}");
         return Ok(0);
     }
@@ -677,7 +323,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         // all. Its monitor removes it, then exits; a monitor that died
         // first leaves that to us.
         let monitor_gone = async {
-            while crate::monitor::process_alive(i64::from(monitor_pid)) {
+            while crate::process::process_alive(i64::from(monitor_pid)) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
@@ -688,7 +334,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
             bail!("the container's monitor did not finish within {MONITOR_TEARDOWN_TIMEOUT:?}; `hull rm -f {}` removes it", &id[..12]);
         }
         if store.dir_of(&id).exists() {
-            super::containers::remove_container(paths, &id, true).await?;
+            engine.remove(&id, true).await?;
         }
     }
     result
@@ -703,8 +349,8 @@ fn explain_lost_monitor(store: &ContainerStore, id: &str, err: anyhow::Error) ->
     let Ok(mut record) = store.load(id) else {
         return err;
     };
-    if !crate::monitor::reconcile(store, &mut record)
-        && crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid)
+    if !crate::container::reconcile(store, &mut record)
+        && crate::container::monitor_alive(record.hull_sandbox.monitor_pid)
     {
         return err;
     }
@@ -757,10 +403,10 @@ pub async fn attach_and_wait(
     let wait = monitor.request(MonitorRequest::Wait);
     tokio::pin!(wait);
     if let Some((paths, id)) = start {
-        if let Err(err) = start_container(paths, id, monitor).await {
+        if let Err(err) = engine(paths).start(id, monitor).await {
             // The exit is told right after a failed start; the wait ends it.
             let _ = tokio::time::timeout(Duration::from_secs(5), &mut wait).await;
-            return Err(err);
+            return Err(err.into());
         }
     }
     session(monitor, how, wait, outputs).await
@@ -1050,35 +696,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpus_are_bounded_by_the_host() {
-        assert_eq!(check_cpus(1.5, 2).unwrap(), 2);
-        assert_eq!(check_cpus(0.01, 2).unwrap(), 1);
-        assert_eq!(check_cpus(2.0, 2).unwrap(), 2);
-        for bad in [2.01, 64.0, 0.0, 0.001, -1.0, f64::NAN, f64::INFINITY] {
-            let err = check_cpus(bad, 2).unwrap_err().to_string();
-            assert_eq!(
-                err, "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn memory_is_bounded_by_the_host() {
-        let host = Some(24i64 << 30);
-        check_memory(parse_memory("64m").unwrap(), host).unwrap();
-        check_memory(parse_memory("23g").unwrap(), host).unwrap();
-        let err = check_memory(parse_memory("100g").unwrap(), host)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("the host has only 24576 MiB"), "{err}");
-        assert!(check_memory(parse_memory("1t").unwrap(), host).is_err());
-        assert!(check_memory(i64::MAX, host).is_err());
-        check_memory(parse_memory("100g").unwrap(), None).unwrap();
-        assert!(host_memory_bytes().is_some_and(|b| b > 0));
-    }
-
-    #[test]
     fn detach_keys_as_docker_spells_them() {
         let keys: DetachKeys = "ctrl-x,x".parse().unwrap();
         assert_eq!(keys.sequence, [0x18, b'x']);
@@ -1107,7 +724,9 @@ mod tests {
     fn memory_and_restart_flags() {
         assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
         assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
-        assert!(parse_memory("1k").is_err());
+        assert_eq!(parse_memory("1k").unwrap(), 1 << 10);
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("-1m").is_err());
         assert_eq!(
             parse_restart("on-failure:3").unwrap().maximum_retry_count,
             3

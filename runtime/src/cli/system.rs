@@ -1,6 +1,6 @@
 //! `hull system`: Hull's state on this host as a whole.
 
-use super::containers::remove_container;
+use super::engine;
 use super::images::open_store;
 use crate::config::Paths;
 use crate::container::{ContainerStore, Status};
@@ -165,7 +165,8 @@ fn confirm(warning: &str) -> Result<bool> {
 async fn reset(paths: &Paths) -> Result<()> {
     let containers = ContainerStore::open(&paths.root)?;
     for id in containers.ids()? {
-        remove_container(paths, &id, true)
+        engine(paths)
+            .remove(&id, true)
             .await
             .with_context(|| format!("removing container {}", &id[..id.len().min(12)]))?;
     }
@@ -187,15 +188,15 @@ pub async fn prune_containers(paths: &Paths) -> Result<()> {
     let containers = ContainerStore::open(&paths.root)?;
     let mut deleted = Vec::new();
     for mut record in containers.list()? {
-        crate::monitor::reconcile(&containers, &mut record);
+        crate::container::reconcile(&containers, &mut record);
         if !matches!(
             record.state.status,
             Status::Exited | Status::Created | Status::Dead
-        ) || crate::monitor::monitor_alive(record.hull_sandbox.monitor_pid)
+        ) || crate::container::monitor_alive(record.hull_sandbox.monitor_pid)
         {
             continue;
         }
-        remove_container(paths, &record.id, false).await?;
+        engine(paths).remove(&record.id, false).await?;
         deleted.push(record.id);
     }
     print_deleted("Containers", &deleted);

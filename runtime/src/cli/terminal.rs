@@ -3,7 +3,7 @@
 //! terminal does the line editing, and its window size.
 
 use super::ExitWith;
-use crate::monitor::proto::TerminalSize;
+use crate::monitor_link::proto::TerminalSize;
 use anyhow::Result;
 use nix::sys::termios::{self, SetArg, Termios};
 use std::io::IsTerminal;

@@ -6,9 +6,11 @@
 //! `rm -f` can clean.
 
 mod names;
+mod reconcile;
 mod record;
 
 pub use names::generate_name;
+pub use reconcile::{freeze_lock_path, log_path, monitor_alive, reconcile, settled_record};
 pub use record::{
     ContainerConfig, ContainerRecord, ContainerState, HostConfig, RestartPolicy, RuntimeInfo,
     Status,

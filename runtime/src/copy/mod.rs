@@ -18,7 +18,6 @@
 
 mod fd;
 
-use crate::rootfs::TreeKind;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{Read, Write};
@@ -33,6 +32,16 @@ const MAX_SYMLINKS: usize = 40;
 /// How deep a tree the walks go (they recurse): a guest can nest
 /// directories without end, and must not overflow the host's stack.
 const MAX_TREE_DEPTH: usize = 256;
+
+/// How [`archive_tree`] treats overlayfs' markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeKind {
+    /// A merged file system (a view): everything is content.
+    Merged,
+    /// An overlay upper directory: character devices 0:0 become OCI
+    /// whiteouts (`.wh.NAME`), opaque directories get `.wh..wh..opq`.
+    Upper,
+}
 
 /// A copy failed.
 #[derive(Debug, Error)]
@@ -104,9 +113,6 @@ pub enum CopyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The container's file system could not be mounted.
-    #[error(transparent)]
-    Rootfs(#[from] crate::rootfs::RootfsError),
     /// A tree nests deeper than [`MAX_TREE_DEPTH`].
     #[error("{path}: directories nest more than {MAX_TREE_DEPTH} deep")]
     TooDeep {

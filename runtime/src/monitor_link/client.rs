@@ -1,7 +1,6 @@
 //! The `hull` side of a monitor: spawning one and talking to it.
 
 use super::proto::{MonitorRequest, MonitorResponse};
-use super::socket_path;
 use crate::agent_client::connect_with_retry;
 use crate::config::Paths;
 use crate::rpc::{RpcClient, RpcError, RpcResponse};
@@ -28,6 +27,11 @@ pub enum NoEvent {}
 
 /// A connection to a container's monitor.
 pub type MonitorClient = RpcClient<MonitorRequest, MonitorResponse, NoEvent>;
+
+/// The monitor's socket for a container.
+pub fn socket_path(paths: &Paths, id: &str) -> std::path::PathBuf {
+    paths.sandbox_dir(id).join("monitor.sock")
+}
 
 /// Connects to the monitor of container `id`.
 pub async fn connect(paths: &Paths, id: &str) -> Result<MonitorClient, RpcError> {

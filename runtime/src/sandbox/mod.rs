@@ -5,6 +5,14 @@
 //! its children are killed on drop and also die with their parent
 //! (`PR_SET_PDEATHSIG`), and its directory goes with it.
 
+mod plan;
+mod share;
+
+pub use plan::{load_spec, mount_points, SandboxPlan};
+pub use share::{
+    guest_etc_file, guest_share_path, ETC_FILES, LAYERS_SHARE_TAG, ROOTFS_DIR, SHARE_ETC_DIR,
+};
+
 use crate::agent_client::{self, AgentClient};
 use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig};
 use crate::rpc::RpcError;
@@ -15,9 +23,6 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-
-/// The virtio-fs tag of the share holding the image layers.
-pub const LAYERS_SHARE_TAG: &str = "hull";
 
 /// How long the guest may take to power off after being asked.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -198,7 +203,7 @@ async fn kill_child_and_its_children(child: &mut Child) {
     for pid in grandchildren {
         for _ in 0..100 {
             // Gone (or reaped by init already, or a zombie of nobody's).
-            if !crate::monitor::process_alive(i64::from(pid)) {
+            if !crate::process::process_alive(i64::from(pid)) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -498,6 +503,14 @@ impl Drop for Sandbox {
         let _ = self.vmm.start_kill();
         let _ = self.virtiofsd.start_kill();
         remove_dir(&self.dir);
+    }
+}
+
+/// Removes a container's runtime directory if no monitor owns it.
+pub fn remove_runtime_dir(paths: &crate::config::Paths, id: &str) {
+    let dir = paths.sandbox_dir(id);
+    if dir.exists() {
+        remove_dir(&dir);
     }
 }
 

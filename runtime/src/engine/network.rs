@@ -3,16 +3,17 @@
 //! its peers knowing it by name, `NetworkSettings` as Docker shows them, and
 //! letting it all go again, also for a sandbox whose monitor died.
 
-use super::{monitor_alive, SandboxPlan};
+use crate::container::monitor_alive;
 use crate::container::{ContainerRecord, ContainerStore};
 use crate::hypervisor::NetDevice;
 use crate::network::{cni, AttachRequest, Attachment, CniAttachment, NetworkManager};
+use crate::sandbox::SandboxPlan;
 use anyhow::Result;
 use std::path::PathBuf;
 
 /// How a sandbox is plugged into a network.
 #[derive(Debug)]
-pub(super) enum SandboxNetwork {
+pub enum SandboxNetwork {
     /// A tap on one of Hull's bridges.
     Bridge(Box<Attachment>),
     /// A tap redirected to the interface a CNI plugin left in a namespace
@@ -22,7 +23,7 @@ pub(super) enum SandboxNetwork {
 
 impl SandboxNetwork {
     /// The guest's address.
-    pub(super) fn ip(&self) -> std::net::Ipv4Addr {
+    pub fn ip(&self) -> std::net::Ipv4Addr {
         match self {
             SandboxNetwork::Bridge(a) => a.ip,
             SandboxNetwork::Cni(a) => a.ip,
@@ -30,7 +31,7 @@ impl SandboxNetwork {
     }
 
     /// The guest's NIC.
-    pub(super) fn nic(&self) -> NetDevice {
+    pub fn nic(&self) -> NetDevice {
         let (tap, mac) = match self {
             SandboxNetwork::Bridge(a) => (a.tap.name(), a.mac),
             SandboxNetwork::Cni(a) => (a.tap.name(), a.mac),
@@ -43,7 +44,7 @@ impl SandboxNetwork {
 
     /// The kernel arguments configuring the guest's eth0: the kernel's own
     /// `ip=`, and `hull.mtu=` for the agent when the MTU is not Ethernet's.
-    pub(super) fn kernel_args(&self, hostname: &str) -> Vec<String> {
+    pub fn kernel_args(&self, hostname: &str) -> Vec<String> {
         let (ip, mtu) = match self {
             SandboxNetwork::Bridge(a) => (a.kernel_ip_arg(), a.mtu),
             SandboxNetwork::Cni(a) => (a.kernel_ip_arg(hostname), a.mtu),
@@ -56,7 +57,7 @@ impl SandboxNetwork {
     }
 
     /// The namespace the VMM must run in to open the tap, if not Hull's.
-    pub(super) fn netns(&self) -> Option<PathBuf> {
+    pub fn netns(&self) -> Option<PathBuf> {
         match self {
             SandboxNetwork::Bridge(_) => None,
             SandboxNetwork::Cni(a) => Some(a.netns.clone()),
@@ -67,7 +68,7 @@ impl SandboxNetwork {
 /// Attaches the sandbox to its network (none for `--network none`), writes
 /// the container's /etc files and records its network settings as Docker
 /// shows them. A port already taken fails here, before anything runs.
-pub(super) async fn attach_network(
+pub async fn attach_network(
     store: &ContainerStore,
     network: &NetworkManager,
     record: &mut ContainerRecord,
@@ -294,7 +295,7 @@ fn network_settings(attachment: Option<&SandboxNetwork>, mode: &str) -> serde_js
 /// Takes a sandbox off its network when its monitor is done: its peers
 /// forget its name, and its tap, lease, ports and rules (or its CNI tap and
 /// redirects) go. Failures are logged: the container's exit matters more.
-pub(super) async fn release_network(
+pub async fn release_network(
     store: &ContainerStore,
     network: &NetworkManager,
     record: &ContainerRecord,

@@ -1,0 +1,89 @@
+//! What a front end asks for when it creates a container: Docker's
+//! container options, already parsed (sizes in bytes, a restart policy),
+//! not yet checked (the engine checks them against the host and the image).
+
+use crate::container::RestartPolicy;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// The container's process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOptions {
+    /// Keep stdin open (`-i`).
+    pub interactive: bool,
+    /// Give it a terminal (`-t`).
+    pub tty: bool,
+    /// `NAME=VALUE` (or `NAME`, taken from the caller's environment) entries.
+    pub env: Vec<String>,
+    /// Its working directory.
+    pub workdir: Option<String>,
+    /// `user[:group]`, by name or number.
+    pub user: Option<String>,
+}
+
+/// The namespaces a container asks to share with something else: inside a
+/// VM only its own exist, so anything but the default is refused.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceModes {
+    /// `--pid`.
+    pub pid: Option<String>,
+    /// `--uts`.
+    pub uts: Option<String>,
+    /// `--ipc`.
+    pub ipc: Option<String>,
+}
+
+/// A container to create.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerOptions {
+    /// The image's name or id.
+    pub image: String,
+    /// The command and its arguments (empty: the image's).
+    pub command: Vec<String>,
+    /// Its name (default: a generated one).
+    pub name: Option<String>,
+    /// Removed when it exits (`--rm`).
+    pub auto_remove: bool,
+    /// The process.
+    pub process: ProcessOptions,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Option<String>,
+    /// Its host name.
+    pub hostname: Option<String>,
+    /// Memory limit in bytes; also sizes the VM.
+    pub memory: Option<i64>,
+    /// CPUs; the VM gets this many vCPUs, rounded up.
+    pub cpus: Option<f64>,
+    /// Limit of processes (-1: none).
+    pub pids_limit: Option<i64>,
+    /// A read-only root file system.
+    pub read_only: bool,
+    /// `-v` bind volumes, as Docker writes them (`/host:/ctr[:ro]`).
+    pub volumes: Vec<String>,
+    /// What to do when it exits.
+    pub restart: RestartPolicy,
+    /// Namespace modes.
+    pub namespaces: NamespaceModes,
+    /// Extended privileges: refused.
+    pub privileged: bool,
+    /// `bridge` (default), `none`, a network's name, or `ns:PATH`.
+    pub network: Option<String>,
+    /// `-p` entries.
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes (`-P`).
+    pub publish_all: bool,
+    /// A fixed address on its network.
+    pub ip: Option<Ipv4Addr>,
+    /// More names it is known by on its network.
+    pub aliases: Vec<String>,
+    /// The VMM backend (default: the platform's).
+    pub vmm: Option<String>,
+    /// The guest kernel (default: Hull's).
+    pub kernel: Option<PathBuf>,
+    /// The guest initramfs (default: Hull's).
+    pub initrd: Option<PathBuf>,
+    /// Seconds the VM may take to boot to its agent.
+    pub boot_timeout_secs: u64,
+    /// The terminal's size (rows, columns) the process starts with.
+    pub console_size: Option<(u16, u16)>,
+}
