@@ -4,8 +4,10 @@
 //! with its freestanding test guests on the lab's kvm_amd. A lab that
 //! cannot start fails these tests, loudly: they never pass unrun.
 //!
-//! Not yet in `.ci/run` (they take minutes, and the last lab run still had
-//! a failing check): `cargo test -p hull-tests --test lab -- --ignored`.
+//! They take minutes (the lab is an emulated machine), so `scripts/test.sh`
+//! runs them on their own, after the rest and one at a time:
+//! `cargo test -p hull-tests --test lab` (after `cargo test --workspace
+//! --no-run`, which builds the hull-vmm test binaries the second one runs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -45,8 +47,7 @@ fn lab(args: &[&str], limit: Duration) -> (String, Option<i32>) {
 }
 
 #[test]
-#[ignore = "the KVM lab: cargo test -p hull-tests --test lab -- --ignored"]
-fn hull_vmm_runs_every_capability_on_a_hardware_kvm() {
+fn kvm_lab_hull_vmm_runs_every_capability_on_a_hardware_kvm() {
     let (text, code) = lab(&["tests/lab/suite.sh", "hull"], Duration::from_secs(1800));
     assert_eq!(code, Some(0), "the lab suite failed:\n{text}");
     let summary = text
@@ -61,8 +62,7 @@ fn hull_vmm_runs_every_capability_on_a_hardware_kvm() {
 }
 
 #[test]
-#[ignore = "the KVM lab: cargo test -p hull-tests --test lab -- --ignored"]
-fn hull_vmm_device_tests_pass_on_the_labs_kvm_amd() {
+fn kvm_lab_hull_vmm_device_tests_pass_on_the_labs_kvm_amd() {
     // The test binaries cargo built for hull-vmm's integration tests (they
     // boot freestanding guests): the newest `<name>-<hash>` in deps/ for each
     // vmm/tests/<name>.rs. The lab runs them as they are, read-only.
@@ -106,11 +106,35 @@ fn hull_vmm_device_tests_pass_on_the_labs_kvm_amd() {
         });
         binaries.push(newest.path().display().to_string());
     }
+    // The test guests, built here: the lab sees the tree read-only.
+    let guests = repo().join("vmm/test-guests");
+    let target_dir = repo().join("target/test-guests");
+    let rustflags = [
+        "-C",
+        "relocation-model=static",
+        "-C",
+        &format!("link-arg=-T{}", guests.join("link.ld").display()),
+        "-C",
+        "link-arg=-nostdlib",
+    ]
+    .join("\x1f");
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&guests)
+        .args(["build", "--release", "--target", "x86_64-unknown-none"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .status()
+        .expect("running cargo for vmm/test-guests");
+    assert!(built.success(), "building vmm/test-guests failed");
+    let guest = target_dir.join("x86_64-unknown-none/release/hull-test-guest");
     let script = binaries
         .iter()
         .map(|b| format!("{b} --test-threads=1 || exit 1"))
         .collect::<Vec<_>>()
         .join("; ");
+    let script = format!("export HULL_TEST_GUEST={}; {script}", guest.display());
     let (text, code) = lab(&["sh", "-c", &script], Duration::from_secs(1200));
     assert_eq!(code, Some(0), "hull-vmm's tests failed in the lab:\n{text}");
     assert!(text.contains("test result: ok"), "{text}");
