@@ -40,7 +40,7 @@ impl Drop for Hull {
 }
 
 /// The workspace's target directory, found from the test executable.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> → target
     exe.ancestors()
@@ -72,29 +72,40 @@ fn newest_in(dir: &Path) -> Option<std::time::SystemTime> {
 fn check_fresh(bin: &Path, lib_dir: &Path) {
     static STALE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let stale = STALE.get_or_init(|| {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let built = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let artefacts = [
+        [
             (bin.to_path_buf(), &["runtime/src", "protocol/src"][..]),
-            (lib_dir.join("initramfs.img"), &["guest-agent/src", "protocol/src"][..]),
+            (
+                lib_dir.join("initramfs.img"),
+                &["guest-agent/src", "protocol/src"][..],
+            ),
             (bin.with_file_name("hull-vmm"), &["vmm/src"][..]),
-        ];
-        for (artefact, sources) in artefacts {
-            let Some(built_at) = built(&artefact) else { continue };
-            for source in sources {
-                if newest_in(&repo.join(source)).is_some_and(|changed| changed > built_at) {
-                    return Some(format!(
-                        "{} is older than {source}: rebuild first (scripts/setup.sh debug, or scripts/test.sh which does it)",
-                        artefact.display()
-                    ));
-                }
-            }
-        }
-        None
+        ]
+        .iter()
+        .find_map(|(artefact, sources)| stale(artefact, sources))
     });
     if let Some(stale) = stale {
         panic!("{stale}");
     }
+}
+
+/// Why `artefact` is stale: it is older than a file below one of
+/// `sources` (relative to the repository); `None` when it is fresh or
+/// was not built.
+pub(crate) fn stale(artefact: &Path, sources: &[&str]) -> Option<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built_at = std::fs::metadata(artefact)
+        .and_then(|m| m.modified())
+        .ok()?;
+    sources.iter().find_map(|source| {
+        newest_in(&repo.join(source))
+            .is_some_and(|changed| changed > built_at)
+            .then(|| {
+                format!(
+                    "{} is older than {source}: rebuild first (scripts/setup.sh debug, or scripts/test.sh which does it)",
+                    artefact.display()
+                )
+            })
+    })
 }
 
 impl Hull {

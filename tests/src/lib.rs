@@ -2,6 +2,7 @@
 //! Debian's busybox-static (and hostile ones built by hand), and a harness
 //! that runs the real `hull` binary against a state root of its own.
 
+pub mod containerd;
 pub mod harness;
 pub mod registry;
 

@@ -169,6 +169,7 @@ impl Engine {
             vcpus,
             memory_mib: vm_memory_mib(options.memory),
             layer_dirs,
+            root_dir: None,
             boot_timeout_secs: options.boot_timeout_secs,
             network: options
                 .network
@@ -242,13 +243,13 @@ fn check_options(options: &ContainerOptions) -> Result<()> {
     Ok(())
 }
 
-fn invalid<T>(message: impl Into<String>) -> Result<T> {
+pub(super) fn invalid<T>(message: impl Into<String>) -> Result<T> {
     Err(EngineError::Invalid(message.into()))
 }
 
 /// The VM's memory: the container's limit plus the guest's own overhead,
 /// or a default for a container without a limit.
-fn vm_memory_mib(limit: Option<i64>) -> u32 {
+pub(super) fn vm_memory_mib(limit: Option<i64>) -> u32 {
     match limit {
         Some(bytes) => u32::try_from(bytes >> 20)
             .unwrap_or(u32::MAX)
@@ -296,12 +297,12 @@ fn add_host_mounts(spec: &mut Spec, volumes: &[crate::volume::BindVolume]) -> Re
 }
 
 /// The host's CPUs, as the scheduler lets this process use them.
-fn host_cpus() -> u32 {
+pub(super) fn host_cpus() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// The host's memory in bytes (`MemTotal`), if /proc says.
-fn host_memory_bytes() -> Option<i64> {
+pub(super) fn host_memory_bytes() -> Option<i64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: i64 = meminfo
         .lines()
@@ -316,7 +317,7 @@ fn host_memory_bytes() -> Option<i64> {
 
 /// `--cpus`: Docker's range, 0.01 up to the host's CPUs (a VM with more
 /// vCPUs than the host has would only crawl). Returns the vCPU count.
-fn check_cpus(cpus: f64, host: u32) -> Result<u32> {
+pub(super) fn check_cpus(cpus: f64, host: u32) -> Result<u32> {
     if !cpus.is_finite() || cpus < 0.01 || cpus > f64::from(host) {
         return invalid(format!(
             "Range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
@@ -326,7 +327,7 @@ fn check_cpus(cpus: f64, host: u32) -> Result<u32> {
 }
 
 /// `-m`: the limit plus the VM's own overhead must fit in the host's memory.
-fn check_memory(bytes: i64, host: Option<i64>) -> Result<()> {
+pub(super) fn check_memory(bytes: i64, host: Option<i64>) -> Result<()> {
     let Some(host) = host else { return Ok(()) };
     let vm = bytes.saturating_add(i64::from(GUEST_OVERHEAD_MIB) << 20);
     if vm > host {
@@ -393,7 +394,7 @@ fn check_cni_mode(
 
 /// Random bytes: a fresh 64-hex-digit id, as Docker's container ids, and
 /// a name seed.
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use std::io::Read;
     let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")

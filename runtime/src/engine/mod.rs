@@ -4,11 +4,13 @@
 //! options, starting, stopping, killing, pausing and removing it, and
 //! plugging its sandbox into a network happen here, once.
 //!
-//! One file per lifecycle verb (as youki's libcontainer): [`create`],
+//! One file per lifecycle verb (as youki's libcontainer): [`create`]
+//! (from an image and Docker's options, or from a bundle: [`bundle`]),
 //! [`start`], [`stop`], [`kill`], [`pause`], [`remove`]; [`network`] is a
 //! sandbox's network, which the monitor attaches and [`remove`] lets go of
 //! for a sandbox whose monitor died.
 
+mod bundle;
 mod create;
 mod error;
 mod kill;
@@ -19,6 +21,7 @@ mod remove;
 mod start;
 mod stop;
 
+pub use bundle::BundleOptions;
 pub use create::GUEST_OVERHEAD_MIB;
 pub use error::EngineError;
 pub use options::{ContainerOptions, NamespaceModes, ProcessOptions};

@@ -70,17 +70,29 @@ pub(super) async fn run_once(
     };
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
     let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
-    // Held until the sandbox is gone: nothing else mounts the layer meanwhile.
-    let _writable_layer = {
-        let rootfs = rootfs.clone();
-        // (flock blocks: while a `cp` into the stopped container finishes.)
-        tokio::task::spawn_blocking(move || rootfs.lock_writable())
-            .await
-            .context("locking the writable layer")??
+    let (root_share, _writable_layer) = match &ctx.plan.root_dir {
+        Some(dir) => (
+            ShareSource::Bind {
+                path: dir.clone(),
+                readonly: false,
+            },
+            None,
+        ),
+        None => {
+            // Held until the sandbox is gone: nothing else mounts the layer meanwhile.
+            let lock = {
+                let rootfs = rootfs.clone();
+                // (flock blocks: while a `cp` into the stopped container finishes.)
+                tokio::task::spawn_blocking(move || rootfs.lock_writable())
+                    .await
+                    .context("locking the writable layer")??
+            };
+            (ShareSource::Overlay(rootfs.writable_mount()?), Some(lock))
+        }
     };
     let mut shares = vec![ShareEntry {
         target: PathBuf::from(ROOTFS_DIR),
-        source: ShareSource::Overlay(rootfs.writable_mount()?),
+        source: root_share,
     }];
     for name in ETC_FILES {
         shares.push(ShareEntry {

@@ -23,6 +23,11 @@ pub struct SandboxPlan {
     pub memory_mib: u32,
     /// The image's layer directories on the host, bottom first.
     pub layer_dirs: Vec<PathBuf>,
+    /// A root file system prepared by someone else (containerd's bundle
+    /// `rootfs`, its snapshot mounted), shared as it is, writes and all,
+    /// instead of `layer_dirs` under a writable layer of Hull's.
+    #[serde(default)]
+    pub root_dir: Option<PathBuf>,
     /// Seconds the guest may take to boot.
     pub boot_timeout_secs: u64,
     /// `--network`: `bridge`, `none` or a network's name.

@@ -1,0 +1,410 @@
+//! Creating a container from an OCI bundle that a container manager
+//! prepared (containerd: `config.json` and the root file system it
+//! mounted). The spec is taken as given, except what cannot cross the VM
+//! boundary: host paths become shares of the sandbox, namespace paths and
+//! hooks stay on the host side, and the VM is sized from the spec's limits.
+
+use super::create::{
+    check_memory, host_cpus, host_memory_bytes, invalid, random_bytes, vm_memory_mib,
+};
+use super::{Engine, EngineError, Result};
+use crate::config::GuestArtifacts;
+use crate::container::{ContainerConfig, ContainerRecord, HostConfig};
+use crate::sandbox::{guest_share_path, SandboxPlan};
+use crate::volume::BindVolume;
+use anyhow::Context;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::path::{Path, PathBuf};
+
+/// The annotation CRI puts on a container with its image's name.
+const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
+
+/// Most host paths one container may share into its VM.
+const MAX_SHARED_MOUNTS: usize = 64;
+
+/// A container to create from a bundle.
+#[derive(Debug, Clone)]
+pub struct BundleOptions {
+    /// Its name (containerd's id for it).
+    pub name: String,
+    /// Its root file system, prepared and mounted on the host.
+    pub rootfs: PathBuf,
+    /// Its spec (`config.json`).
+    pub spec: Spec,
+    /// The VMM backend (default: the platform's).
+    pub vmm: Option<String>,
+    /// Seconds the VM may take to boot to its agent.
+    pub boot_timeout_secs: u64,
+    /// Whether it takes input (its stdin stays open for whoever attaches).
+    pub stdin: bool,
+}
+
+impl Engine {
+    /// Creates a container from a bundle; returns its id. It runs in a VM
+    /// of its own, on the network namespace the spec names (`ns:PATH`, as
+    /// CNI left it) or with none.
+    pub fn create_from_bundle(&self, options: BundleOptions) -> Result<String> {
+        let BundleOptions {
+            name,
+            rootfs,
+            mut spec,
+            vmm,
+            boot_timeout_secs,
+            stdin,
+        } = options;
+        let missing = GuestArtifacts::resolve(None, None).missing();
+        if !missing.is_empty() {
+            return Err(EngineError::NotSetUp(missing.join(", ")));
+        }
+        if !rootfs.is_dir() {
+            return invalid(format!(
+                "the bundle's root file system {} is not a directory",
+                rootfs.display()
+            ));
+        }
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| EngineError::Invalid("the spec has no process".into()))?;
+        let network = network_mode(&spec)?;
+        let (memory, vcpus) = vm_size(&spec)?;
+        let volumes = share_host_mounts(&mut spec)?;
+        keep_on_host_side(&mut spec);
+
+        let containers = self.containers()?;
+        let id = hex::encode(random_bytes::<32>()?);
+        let hostname = spec.hostname().clone().unwrap_or_default();
+        let argv = process.args().clone().unwrap_or_default();
+        let terminal = process.terminal().unwrap_or(false);
+        let config = ContainerConfig {
+            hostname,
+            user: process.user().uid().to_string(),
+            attach_stdout: true,
+            attach_stderr: true,
+            attach_stdin: stdin,
+            open_stdin: stdin,
+            stdin_once: stdin,
+            tty: terminal,
+            env: process.env().clone().unwrap_or_default(),
+            cmd: Some(argv.clone()),
+            working_dir: process.cwd().display().to_string(),
+            ..Default::default()
+        };
+        let host_config = HostConfig {
+            memory: memory.unwrap_or(0),
+            network_mode: network.clone(),
+            runtime: vmm.clone().unwrap_or_default(),
+            binds: volumes.iter().map(BindVolume::bind_string).collect(),
+            ..Default::default()
+        };
+        let image = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(IMAGE_NAME_ANNOTATION))
+            .cloned()
+            .unwrap_or_default();
+        let mut record =
+            ContainerRecord::new(id.clone(), name, String::new(), image, config, host_config);
+        record.mounts = volumes.iter().map(BindVolume::inspect).collect();
+        record.path = argv.first().cloned().unwrap_or_default();
+        record.args = argv.iter().skip(1).cloned().collect();
+        record.log_path = crate::container::log_path(&containers, &id)
+            .display()
+            .to_string();
+        let plan = SandboxPlan {
+            vmm,
+            kernel: None,
+            initrd: None,
+            vcpus,
+            memory_mib: vm_memory_mib(memory),
+            layer_dirs: Vec::new(),
+            root_dir: Some(rootfs),
+            boot_timeout_secs,
+            network,
+            publish: Vec::new(),
+            ip: None,
+            aliases: Vec::new(),
+            volumes,
+        };
+        let files = [
+            plan.file()?,
+            (
+                "spec.json",
+                serde_json::to_vec_pretty(&spec).context("encoding the spec")?,
+            ),
+            (
+                "hostname",
+                format!("{}\n", record.config.hostname).into_bytes(),
+            ),
+            (
+                "hostconfig.json",
+                serde_json::to_vec_pretty(&record.host_config)
+                    .context("encoding the host config")?,
+            ),
+        ];
+        containers.create(&record, &files)?;
+        Ok(id)
+    }
+}
+
+/// The container's network: the namespace the spec names (CNI prepared
+/// it: `ns:PATH`), or none (a namespace of its own, loopback only).
+fn network_mode(spec: &Spec) -> Result<String> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|namespaces| {
+            namespaces
+                .iter()
+                .find(|n| n.typ() == LinuxNamespaceType::Network)
+        })
+        .and_then(|n| n.path().clone());
+    match path {
+        Some(path) if path.exists() => Ok(format!("ns:{}", path.display())),
+        Some(path) => invalid(format!(
+            "the spec's network namespace {} does not exist",
+            path.display()
+        )),
+        None => Ok("none".into()),
+    }
+}
+
+/// The container's memory limit and the VM's vCPUs, from the spec's
+/// resources: a CPU quota of 1.5 CPUs gets 2 vCPUs, at most the host's.
+fn vm_size(spec: &Spec) -> Result<(Option<i64>, u32)> {
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let memory = resources
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+        .filter(|limit| *limit > 0);
+    if let Some(bytes) = memory {
+        check_memory(bytes, host_memory_bytes())?;
+    }
+    let cpus = resources
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|cpu| match (cpu.quota(), cpu.period()) {
+            (Some(quota), Some(period)) if quota > 0 && period > 0 => {
+                Some((quota as f64 / period as f64).ceil())
+            }
+            _ => None,
+        })
+        .map_or(1, |cpus| (cpus as u32).clamp(1, host_cpus()));
+    Ok((memory, cpus))
+}
+
+/// Whether a mount binds a host path.
+fn is_bind(mount: &oci_spec::runtime::Mount) -> bool {
+    mount.typ().as_deref() == Some("bind")
+        || mount
+            .options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// Host paths the spec binds (CRI's /etc/hosts, resolv.conf, /dev/shm,
+/// volumes) become shares of the sandbox, and the spec's mounts take them
+/// from the share.
+fn share_host_mounts(spec: &mut Spec) -> Result<Vec<BindVolume>> {
+    let mut volumes = Vec::new();
+    let Some(mounts) = spec.mounts_mut() else {
+        return Ok(volumes);
+    };
+    for mount in mounts.iter_mut().filter(|m| is_bind(m)) {
+        let Some(source) = mount.source().clone() else {
+            continue;
+        };
+        if !source.is_absolute() || !source.exists() {
+            return invalid(format!(
+                "the bind mount source {} is not an absolute path that exists",
+                source.display()
+            ));
+        }
+        if volumes.len() == MAX_SHARED_MOUNTS {
+            return invalid(format!(
+                "more than {MAX_SHARED_MOUNTS} host paths are bound into the container"
+            ));
+        }
+        let readonly = mount.options().iter().flatten().any(|o| o == "ro");
+        let index = volumes.len();
+        volumes.push(BindVolume {
+            source: source.clone(),
+            destination: mount.destination().display().to_string(),
+            readonly,
+        });
+        mount.set_source(Some(PathBuf::from(guest_share_path(
+            &BindVolume::share_path(index),
+        ))));
+    }
+    Ok(volumes)
+}
+
+/// What only means something on the host: namespace paths (the guest has
+/// its own namespaces), hooks (host programs), the host's cgroup path.
+fn keep_on_host_side(spec: &mut Spec) {
+    spec.set_hooks(None);
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces_mut() {
+            for namespace in namespaces.iter_mut() {
+                namespace.set_path(None);
+            }
+        }
+        linux.set_cgroups_path(None);
+    }
+    if let Some(root) = spec.root_mut() {
+        root.set_path(Path::new("rootfs").to_path_buf());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{
+        LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+        LinuxResourcesBuilder, MountBuilder, SpecBuilder,
+    };
+
+    fn spec_with(linux: oci_spec::runtime::Linux, mounts: Vec<oci_spec::runtime::Mount>) -> Spec {
+        SpecBuilder::default()
+            .linux(linux)
+            .mounts(mounts)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_vm_is_sized_from_the_specs_limits() {
+        let resources = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .quota(50_000i64)
+                    .period(100_000u64)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .resources(resources)
+            .build()
+            .unwrap();
+        let (memory, vcpus) = vm_size(&spec_with(linux, Vec::new())).unwrap();
+        assert_eq!(memory, Some(64 << 20));
+        assert_eq!(vcpus, 1);
+        let (memory, vcpus) = vm_size(&spec_with(
+            LinuxBuilder::default().build().unwrap(),
+            Vec::new(),
+        ))
+        .unwrap();
+        assert_eq!((memory, vcpus), (None, 1));
+    }
+
+    #[test]
+    fn a_named_network_namespace_is_cni_mode_and_none_is_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path(dir.path())
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![ns])
+            .build()
+            .unwrap();
+        assert_eq!(
+            network_mode(&spec_with(linux, Vec::new())).unwrap(),
+            format!("ns:{}", dir.path().display())
+        );
+        let own = LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![own])
+            .build()
+            .unwrap();
+        assert_eq!(network_mode(&spec_with(linux, Vec::new())).unwrap(), "none");
+        let gone = LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path("/nonexistent/netns")
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![gone])
+            .build()
+            .unwrap();
+        assert!(network_mode(&spec_with(linux, Vec::new())).is_err());
+    }
+
+    #[test]
+    fn host_binds_become_shares_and_the_rest_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+        let mounts = vec![
+            MountBuilder::default()
+                .destination("/proc")
+                .typ("proc")
+                .source("proc")
+                .build()
+                .unwrap(),
+            MountBuilder::default()
+                .destination("/etc/hosts")
+                .typ("bind")
+                .source(&hosts)
+                .options(vec!["rbind".to_string(), "ro".to_string()])
+                .build()
+                .unwrap(),
+        ];
+        let mut spec = spec_with(LinuxBuilder::default().build().unwrap(), mounts);
+        let volumes = share_host_mounts(&mut spec).unwrap();
+        assert_eq!(volumes.len(), 1);
+        assert_eq!(volumes[0].source, hosts);
+        assert!(volumes[0].readonly);
+        let mounts = spec.mounts().clone().unwrap();
+        assert_eq!(mounts[0].source().as_deref(), Some(Path::new("proc")));
+        assert_eq!(
+            mounts[1].source().as_deref(),
+            Some(Path::new(&guest_share_path(&BindVolume::share_path(0))))
+        );
+    }
+
+    #[test]
+    fn a_bind_of_a_missing_host_path_is_refused() {
+        let mounts = vec![MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("/nonexistent/hull-test")
+            .build()
+            .unwrap()];
+        let mut spec = spec_with(LinuxBuilder::default().build().unwrap(), mounts);
+        assert!(share_host_mounts(&mut spec).is_err());
+    }
+
+    #[test]
+    fn hooks_namespace_paths_and_cgroups_stay_on_the_host() {
+        let ns = LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path("/run/netns/x")
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .namespaces(vec![ns])
+            .cgroups_path("/k8s/pod1")
+            .build()
+            .unwrap();
+        let mut spec = spec_with(linux, Vec::new());
+        keep_on_host_side(&mut spec);
+        let linux = spec.linux().clone().unwrap();
+        assert!(linux.cgroups_path().is_none());
+        assert!(linux.namespaces().clone().unwrap()[0].path().is_none());
+        assert!(spec.hooks().is_none());
+    }
+}

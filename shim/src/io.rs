@@ -1,0 +1,106 @@
+//! A task's stdio: containerd's FIFOs on one side, the container monitor's
+//! streams on the other. Output is copied until the monitor ends the
+//! stream; stdin until containerd closes its end (or CloseIO).
+
+use hull_runtime::monitor_link::client::MonitorClient;
+use hull_runtime::monitor_link::proto::{STDERR, STDIN, STDOUT};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Most bytes read from stdin at once.
+const STDIN_CHUNK: usize = 32 * 1024;
+
+/// The FIFOs containerd gave a task (empty: none).
+#[derive(Debug, Clone, Default)]
+pub struct Stdio {
+    /// containerd writes the task's input here.
+    pub stdin: String,
+    /// The task's output goes here.
+    pub stdout: String,
+    /// Its errors go here (nothing, with a terminal).
+    pub stderr: String,
+    /// The task has a terminal.
+    pub terminal: bool,
+}
+
+/// The copies running for a task's output.
+pub struct OutputCopies {
+    copies: Vec<JoinHandle<()>>,
+}
+
+impl OutputCopies {
+    /// Waits until the output is all written (the monitor ended its streams).
+    pub async fn finished(self) {
+        for copy in self.copies {
+            let _ = copy.await;
+        }
+    }
+}
+
+/// Starts copying the monitor's output streams to the task's FIFOs; call
+/// before attaching, so that nothing is missed.
+pub fn copy_output(monitor: &MonitorClient, stdio: &Stdio) -> std::io::Result<OutputCopies> {
+    let mut copies = Vec::new();
+    for (stream, fifo) in [(STDOUT, &stdio.stdout), (STDERR, &stdio.stderr)] {
+        let rx = monitor.subscribe(stream);
+        if fifo.is_empty() {
+            copies.push(tokio::spawn(drain(rx)));
+            continue;
+        }
+        // Read and write: the open neither blocks nor fails while
+        // containerd has not opened its end yet.
+        let sender = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(fifo)?;
+        copies.push(tokio::spawn(copy_to(rx, sender)));
+    }
+    Ok(OutputCopies { copies })
+}
+
+async fn drain(mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(chunk) = rx.recv().await {
+        if chunk.is_empty() {
+            break;
+        }
+    }
+}
+
+async fn copy_to(mut rx: mpsc::Receiver<Vec<u8>>, mut out: tokio::net::unix::pipe::Sender) {
+    while let Some(chunk) = rx.recv().await {
+        if chunk.is_empty() || out.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Copies the task's stdin FIFO to the monitor until containerd closes
+/// it, then tells the container its input ended. A thread, because the
+/// FIFO's open waits for containerd to open the other end.
+pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) {
+    let fifo = PathBuf::from(fifo);
+    let handle = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        let Ok(mut input) = std::fs::File::open(&fifo) else {
+            return;
+        };
+        let mut buffer = vec![0u8; STDIN_CHUNK];
+        loop {
+            match input.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if handle
+                        .block_on(monitor.send_input(STDIN, &buffer[..n]))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = handle.block_on(monitor.send_input(STDIN, &[]));
+    });
+}
