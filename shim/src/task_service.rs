@@ -469,7 +469,7 @@ impl Task for TaskService {
 
     async fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
         let hull_id = self.hull_id(&req.id).await?;
-        self.engine.pause(&hull_id).map_err(from_engine)?;
+        self.engine.pause(&hull_id).await.map_err(from_engine)?;
         self.publish(
             topics::TASK_PAUSED_EVENT_TOPIC,
             Box::new(TaskPaused {
@@ -487,7 +487,7 @@ impl Task for TaskService {
         req: api::ResumeRequest,
     ) -> TtrpcResult<api::Empty> {
         let hull_id = self.hull_id(&req.id).await?;
-        self.engine.unpause(&hull_id).map_err(from_engine)?;
+        self.engine.unpause(&hull_id).await.map_err(from_engine)?;
         self.publish(
             topics::TASK_RESUMED_EVENT_TOPIC,
             Box::new(TaskResumed {

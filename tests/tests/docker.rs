@@ -997,6 +997,13 @@ fn pause_freezes_the_vm_and_unpause_lets_it_go_on() {
         "paused true true"
     );
     assert!(ok(&hull, &["ps"]).contains("(Paused)"));
+    // The VMM paused the vCPUs; its process was not stopped (no SIGSTOP).
+    let vmm = inspect(&hull, "clock", "{{.HullSandbox.VmmPid}}");
+    let stat = std::fs::read_to_string(format!("/proc/{vmm}/stat")).unwrap();
+    let state = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.trim_start().chars().next());
+    assert_ne!(state, Some(Some('T')), "the VMM process is stopped: {stat}");
     assert_eq!(
         ok(&hull, &["ps", "-q", "--filter", "status=paused"])
             .lines()

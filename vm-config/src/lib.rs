@@ -245,6 +245,9 @@ pub struct VmConfig {
     /// virtio-fs shares.
     #[serde(default)]
     pub fs: Vec<FsConfig>,
+    /// The control socket the VMM serves (pause, resume), if any.
+    #[serde(default)]
+    pub api_socket: Option<PathBuf>,
 }
 
 /// Smallest guest memory: the low megabyte plus room for a small kernel.
@@ -267,6 +270,7 @@ impl VmConfig {
             blk: Vec::new(),
             net: Vec::new(),
             fs: Vec::new(),
+            api_socket: None,
         }
     }
 

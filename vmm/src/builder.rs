@@ -26,6 +26,7 @@ use crate::exit::{ExitHandle, VmExit};
 use crate::layout::SERIAL_IRQ;
 use crate::memory::{create_guest_memory, MemoryError};
 use crate::vstate::kvm::{KvmContext, KvmError};
+use crate::vstate::pause::PauseGate;
 use crate::vstate::vcpu::{Vcpu, VcpuContext, VcpuError};
 use crate::vstate::vm::{Vm, VmError};
 
@@ -79,6 +80,9 @@ pub enum VmmError {
     /// A virtio device could not be attached.
     #[error(transparent)]
     Attach(#[from] crate::devices::virtio::manager::AttachError),
+    /// The control socket could not be served.
+    #[error("control socket: {0}")]
+    Api(std::io::Error),
     /// An eventfd or the event loop failed.
     #[error("event loop: {0}")]
     EventLoop(String),
@@ -283,10 +287,13 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     )?;
     let cmdline = format!("{}{}", config.cmdline, virtio.cmdline());
     let (vcpus, pio_bus) = set_up_guest(config, &cmdline, &kvm, &vm, &memory, &exit, start)?;
+    let pause = Arc::new(PauseGate::default());
+    crate::vstate::pause::install_kick_handler().map_err(VmmError::Api)?;
     let context = VcpuContext {
         pio_bus: Arc::new(pio_bus),
         mmio_bus: Arc::new(mmio_bus),
         exit: exit.clone(),
+        pause: pause.clone(),
     };
 
     let exit_subscriber = Arc::new(Mutex::new(ExitSubscriber {
@@ -299,9 +306,13 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
         "VM ready after {:.3} ms",
         start.elapsed().as_secs_f64() * 1000.0
     );
-    for vcpu in vcpus {
-        // The threads are never joined: the VMM process ends with the VM.
-        vcpu.start(context.clone())?;
+    // The threads are never joined: the VMM process ends with the VM.
+    let threads = vcpus
+        .into_iter()
+        .map(|vcpu| vcpu.start(context.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &config.api_socket {
+        crate::api::serve(path, pause, threads).map_err(VmmError::Api)?;
     }
 
     loop {

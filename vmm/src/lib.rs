@@ -14,6 +14,7 @@
 //! - [`builder`]: puts a VM together from a [`config::VmConfig`] and runs it.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod boot;
 pub mod builder;
 pub mod bus;

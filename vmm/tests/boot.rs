@@ -312,3 +312,54 @@ fn bzimage_boots_through_the_linux_64bit_protocol() {
     let output = run_with_timeout(command, Duration::from_secs(20));
     check_one_line_error(&output, "has no PVH entry note");
 }
+
+#[test]
+fn the_control_socket_pauses_and_resumes_the_vcpus() {
+    use std::io::{BufRead, BufReader, Write};
+    require_kvm();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vm.json");
+    let serial = dir.path().join("serial.log");
+    let api = dir.path().join("api.sock");
+    let json = serde_json::json!({
+        "kernel": test_guest(),
+        "cmdline": "action=tick",
+        "mem_mib": 32,
+        "serial": serial,
+        "api_socket": api,
+    });
+    std::fs::write(&config, json.to_string()).unwrap();
+    let mut command = hull_vmm();
+    command.arg("--config").arg(&config);
+    let mut vmm = command.spawn().unwrap();
+    let size = || std::fs::metadata(&serial).map_or(0, |m| m.len());
+    let wait_until = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_until("the guest did not tick", &|| {
+        std::fs::read_to_string(&serial).is_ok_and(|t| t.contains("tick"))
+    });
+    let stream = std::os::unix::net::UnixStream::connect(&api).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut ask = |command: &str| {
+        (&stream)
+            .write_all(format!("{command}\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    };
+    assert_eq!(ask("pause"), "ok");
+    let paused_at = size();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(size(), paused_at, "the guest ran on while paused");
+    assert_eq!(ask("state"), "paused");
+    assert_eq!(ask("resume"), "ok");
+    wait_until("the guest did not go on", &|| size() > paused_at);
+    let _ = vmm.kill();
+    let _ = vmm.wait();
+}

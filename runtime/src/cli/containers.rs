@@ -1068,11 +1068,11 @@ pub struct PauseArgs {
     containers: Vec<String>,
 }
 
-/// Freezes containers: their VMs stop running (the VMM process is
-/// stopped), memory and all; nothing in the guest notices but the time.
+/// Freezes containers: their VMs' vCPUs stop where they are (the VMM
+/// pauses them; its process runs on); nothing in the guest notices but the time.
 pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        engine(paths).pause(&name)?;
+        engine(paths).pause(&name).await?;
         println!("{name}");
         Ok(())
     })
@@ -1082,7 +1082,7 @@ pub async fn pause(paths: &Paths, args: PauseArgs) -> Result<i32> {
 /// Lets paused containers' VMs run again.
 pub async fn unpause(paths: &Paths, args: PauseArgs) -> Result<i32> {
     for_each(&args.containers, |name| async move {
-        engine(paths).unpause(&name)?;
+        engine(paths).unpause(&name).await?;
         println!("{name}");
         Ok(())
     })

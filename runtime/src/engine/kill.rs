@@ -16,7 +16,7 @@ impl Engine {
                 record.id
             )));
         }
-        self.resume_if_paused(&store, &mut record)?;
+        self.resume_if_paused(&store, &mut record).await?;
         let monitor = client::connect(&self.paths, &record.id).await?;
         monitor.request(MonitorRequest::Signal { signal }).await?;
         Ok(())

@@ -1,15 +1,18 @@
-//! Pausing a container: its VM stops running, memory and all; nothing in
-//! the guest notices but the time.
+//! Pausing a container: its VM's vCPUs stop where they are (the VMM does
+//! it, through its control socket or QMP; its process runs on), memory and
+//! all; nothing in the guest notices but the time.
 
 use super::{Engine, EngineError, Result};
 use crate::container::{freeze_lock_path, monitor_alive, ContainerRecord, ContainerStore, Status};
 use crate::lockfile::LockFile;
+use crate::monitor_link::client;
+use crate::monitor_link::proto::MonitorRequest;
 use anyhow::Context;
 use nix::sys::signal::Signal;
 
 impl Engine {
     /// Freezes a running container's VM.
-    pub fn pause(&self, reference: &str) -> Result<()> {
+    pub async fn pause(&self, reference: &str) -> Result<()> {
         let (store, mut record) = self.load(reference)?;
         match record.state.status {
             Status::Paused => {
@@ -29,14 +32,14 @@ impl Engine {
         // Under the freeze lock until the record says paused: no other
         // command takes the stopped VM for one a dead `hull` left frozen.
         let _freeze = LockFile::acquire(&freeze_lock_path(&store.dir_of(&record.id)))?;
-        signal_vmm(&record, Signal::SIGSTOP)?;
+        self.ask_vmm(&record, MonitorRequest::Pause).await?;
         record.set_paused(true);
         store.save(&record)?;
         Ok(())
     }
 
     /// Lets a paused container's VM run again.
-    pub fn unpause(&self, reference: &str) -> Result<()> {
+    pub async fn unpause(&self, reference: &str) -> Result<()> {
         let (store, mut record) = self.load(reference)?;
         if record.state.status == Status::Running && vmm_stopped(&record) {
             // Left frozen by a `commit` that was killed before it could let
@@ -49,11 +52,11 @@ impl Engine {
                 record.id
             )));
         }
-        self.resume_if_paused(&store, &mut record)
+        self.resume_if_paused(&store, &mut record).await
     }
 
     /// A paused container's VM runs again (stop, kill and rm need it running).
-    pub(super) fn resume_if_paused(
+    pub(super) async fn resume_if_paused(
         &self,
         store: &ContainerStore,
         record: &mut ContainerRecord,
@@ -61,9 +64,18 @@ impl Engine {
         if !record.state.paused {
             return Ok(());
         }
-        signal_vmm(record, Signal::SIGCONT)?;
+        self.ask_vmm(record, MonitorRequest::Resume).await?;
         record.set_paused(false);
         store.save(record)?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Asks the container's monitor to have its VMM pause or resume the VM.
+    async fn ask_vmm(&self, record: &ContainerRecord, request: MonitorRequest) -> Result<()> {
+        let monitor = client::connect(&self.paths, &record.id).await?;
+        monitor.request(request).await?;
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ impl Engine {
                     record.name
                 )));
             }
-            self.resume_if_paused(&store, &mut record)?;
+            self.resume_if_paused(&store, &mut record).await?;
         }
         // Running, or created with a monitor waiting for the word to start
         // (its `hull run` was killed): a kill by the user, no restart

@@ -14,7 +14,7 @@ impl Engine {
         if !is_live(&record) {
             return Ok(());
         }
-        self.resume_if_paused(&store, &mut record)?;
+        self.resume_if_paused(&store, &mut record).await?;
         if let Ok(monitor) = client::connect(&self.paths, &record.id).await {
             monitor
                 .request(MonitorRequest::Stop { timeout_secs })

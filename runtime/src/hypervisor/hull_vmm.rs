@@ -5,8 +5,8 @@
 //! configures the NIC, so the tap needs no MAC from us.
 
 use super::{
-    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch,
-    BASE_CMDLINE,
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmControl,
+    VmLaunch, BASE_CMDLINE,
 };
 use std::path::PathBuf;
 
@@ -67,6 +67,7 @@ impl HullVmm {
                 tag: share.tag.clone(),
             })
             .collect();
+        vm.api_socket = Some(config.control_socket.clone());
         // Each guest its own MAC: two guests on one bridge must not share one.
         vm.net = config
             .net
@@ -107,6 +108,7 @@ impl Hypervisor for HullVmm {
                 socket: config.agent_socket.clone(),
                 port: AGENT_VSOCK_PORT,
             },
+            control: VmControl::HullApi(config.control_socket.clone()),
         })
     }
 }
@@ -126,6 +128,7 @@ mod tests {
             memory_mib: 256,
             console_log: PathBuf::from("/s/console.log"),
             agent_socket: PathBuf::from("/s/agent.sock"),
+            control_socket: PathBuf::from("/s/control.sock"),
             fs_shares: vec![FsShare {
                 tag: "hull".into(),
                 socket: PathBuf::from("/s/fs.sock"),

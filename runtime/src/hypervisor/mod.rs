@@ -6,9 +6,11 @@
 //! the process; snapshot/restore and hot-plug will grow this trait, in the
 //! way Kata's runtime-rs `hypervisor` crate grew.
 
+mod control;
 mod hull_vmm;
 mod qemu;
 
+pub use control::{ControlError, VmControl};
 pub use hull_vmm::HullVmm;
 pub use qemu::Qemu;
 
@@ -48,6 +50,8 @@ pub struct VmConfig {
     pub console_log: PathBuf,
     /// Unix socket the host uses to reach the agent.
     pub agent_socket: PathBuf,
+    /// Unix socket the VMM serves its controls on (pause, resume).
+    pub control_socket: PathBuf,
     /// virtio-fs shares: a vhost-user socket each, served by virtiofsd.
     pub fs_shares: Vec<FsShare>,
     /// virtio-net devices, each backed by a tap on the host.
@@ -96,6 +100,8 @@ pub struct VmLaunch {
     pub args: Vec<OsString>,
     /// Where the agent will be.
     pub agent: AgentTransport,
+    /// How to pause and resume the VM.
+    pub control: VmControl,
 }
 
 /// A backend could not prepare a VM.

@@ -6,8 +6,8 @@
 //! (virtiofsd) can map it.
 
 use super::{
-    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmLaunch,
-    BASE_CMDLINE,
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmControl,
+    VmLaunch, BASE_CMDLINE,
 };
 use std::ffi::OsString;
 
@@ -42,6 +42,7 @@ impl Hypervisor for Qemu {
             program,
             args: self.args(config),
             agent: AgentTransport::Stream(config.agent_socket.clone()),
+            control: VmControl::Qmp(config.control_socket.clone()),
         })
     }
 }
@@ -88,6 +89,11 @@ impl Qemu {
         ] {
             arg(fixed.into());
         }
+        arg("-qmp".into());
+        arg(format!(
+            "unix:{},server=on,wait=off",
+            config.control_socket.display()
+        ));
         arg("-serial".into());
         arg(format!("file:{}", config.console_log.display()));
         arg("-kernel".into());
@@ -149,6 +155,7 @@ mod tests {
             vcpus: 2,
             memory_mib: 300,
             console_log: PathBuf::from("/s/console.log"),
+            control_socket: PathBuf::from("/s/qmp.sock"),
             agent_socket: PathBuf::from("/s/agent.sock"),
             fs_shares: vec![super::super::FsShare {
                 tag: "hull".into(),

@@ -60,6 +60,8 @@ struct Shared {
     control: mpsc::Sender<Control>,
     /// The agent while the container runs, for execs.
     agent: Mutex<Option<Arc<AgentClient>>>,
+    /// How to pause its VM, while it runs.
+    vm_control: Mutex<Option<crate::hypervisor::VmControl>>,
     /// The container's id.
     id: String,
     /// The container's process settings, the base of every exec.
@@ -105,6 +107,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         exit: exit_tx,
         control: control_tx,
         agent: Mutex::new(None),
+        vm_control: Mutex::new(None),
         id: id.clone(),
         base_process: spec.process().clone().unwrap_or_default(),
         layer_dirs: plan.layer_dirs.clone(),

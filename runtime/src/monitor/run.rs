@@ -259,6 +259,7 @@ pub(super) async fn run_in_sandbox(
         let _ = waiter.send(MonitorResponse::Done);
     }
     *lock(&ctx.shared.agent) = Some(agent.clone());
+    *lock(&ctx.shared.vm_control) = Some(sandbox.control().clone());
     tracing::debug!(
         "container {}: started in {:?}",
         &id[..12],
@@ -331,6 +332,7 @@ pub(super) async fn run_in_sandbox(
             .unwrap_or_default()
     );
     lock(&ctx.shared.agent).take();
+    lock(&ctx.shared.vm_control).take();
     // All output reaches the ctx.log and the attached clients before the
     // exit is told. A sandbox that died has nothing more to send: its exit
     // is told at once.

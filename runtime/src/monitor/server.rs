@@ -182,6 +182,24 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             respond(response).await;
                         });
                     }
+                    request @ (MonitorRequest::Pause | MonitorRequest::Resume) => {
+                        let vm = lock(&shared.vm_control).clone();
+                        let id = shared.id.clone();
+                        tokio::spawn(async move {
+                            let done = match (vm, request) {
+                                (None, _) => Err(format!("Container {id} is not running")),
+                                (Some(vm), MonitorRequest::Pause) => {
+                                    vm.pause().await.map_err(|e| e.to_string())
+                                }
+                                (Some(vm), _) => vm.resume().await.map_err(|e| e.to_string()),
+                            };
+                            respond(match done {
+                                Ok(()) => MonitorResponse::Done,
+                                Err(message) => MonitorResponse::error(message),
+                            })
+                            .await;
+                        });
+                    }
                     request => {
                         let (reply_tx, reply_rx) = oneshot::channel();
                         let control = match request {
@@ -196,7 +214,9 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             | MonitorRequest::ResizeTerminal { .. }
                             | MonitorRequest::Top
                             | MonitorRequest::Stats
-                            | MonitorRequest::Sync => continue,
+                            | MonitorRequest::Sync
+                            | MonitorRequest::Pause
+                            | MonitorRequest::Resume => continue,
                         };
                         let _ = shared.control.send(control).await;
                         tokio::spawn(async move {

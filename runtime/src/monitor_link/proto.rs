@@ -76,6 +76,10 @@ pub enum MonitorRequest {
     Stats,
     /// The guest's file-system data written out (before `hull commit`).
     Sync,
+    /// Stop the VM's vCPUs (the VMM pauses them; its process runs on).
+    Pause,
+    /// Let them run again.
+    Resume,
 }
 
 /// A terminal's window size.

@@ -14,7 +14,7 @@ pub use share::{
 };
 
 use crate::agent_client::{self, AgentClient};
-use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig};
+use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig, VmControl};
 use crate::rpc::RpcError;
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
 use hull_protocol::{Event, Request};
@@ -125,6 +125,7 @@ pub struct Sandbox {
     vmm: Child,
     virtiofsd: Child,
     agent: std::sync::Arc<AgentClient>,
+    control: VmControl,
     /// Events the agent reported.
     pub events: mpsc::UnboundedReceiver<Event>,
     /// When things happened during start.
@@ -299,6 +300,7 @@ impl Sandbox {
             memory_mib: config.memory_mib,
             console_log: console_log.clone(),
             agent_socket: config.dir.join("agent.sock"),
+            control_socket: config.dir.join("control.sock"),
             fs_shares: vec![FsShare {
                 tag: LAYERS_SHARE_TAG.into(),
                 socket: fs_socket,
@@ -435,6 +437,7 @@ impl Sandbox {
             vmm,
             virtiofsd,
             agent: std::sync::Arc::new(agent),
+            control: launch.control,
             events,
             timings: BootTimings {
                 started,
@@ -444,6 +447,11 @@ impl Sandbox {
             },
             backend,
         })
+    }
+
+    /// How to pause and resume its VM through the VMM.
+    pub fn control(&self) -> &VmControl {
+        &self.control
     }
 
     /// The agent of this sandbox.

@@ -2,5 +2,6 @@
 //! [`crate::memory`]).
 
 pub mod kvm;
+pub mod pause;
 pub mod vcpu;
 pub mod vm;

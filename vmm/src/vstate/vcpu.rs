@@ -1,5 +1,6 @@
 //! vCPUs: creation, CPUID, and the run loop (one thread per vCPU).
 
+use super::pause::PauseGate;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -59,6 +60,8 @@ pub struct VcpuContext {
     pub mmio_bus: Arc<Bus>,
     /// Where to report the end of the VM.
     pub exit: ExitHandle,
+    /// Where the vCPU parks while the VM is paused.
+    pub pause: Arc<PauseGate>,
 }
 
 /// One configured vCPU, not yet running.
@@ -140,6 +143,7 @@ impl Vcpu {
 
     fn run(mut self, context: &VcpuContext) {
         loop {
+            context.pause.park_if_paused();
             if let Some(reason) = self.run_once(context) {
                 context.exit.request(reason);
                 return;

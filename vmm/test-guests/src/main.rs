@@ -20,7 +20,8 @@
 //!   its back-end and print the reply;
 //! - `action=exit:N` (write N to the debug exit port), `action=reset`
 //!   (i8042), `action=triple` (triple fault), `action=poweroff` (debug exit
-//!   value 0), `action=idle` (halt forever), `action=panic`.
+//!   value 0), `action=idle` (halt forever), `action=panic`, `action=tick`
+//!   (print `tick` lines forever, a short spin apart: pause tests).
 #![no_std]
 #![no_main]
 
@@ -268,6 +269,12 @@ extern "C" fn guest_main(info: u64, protocol: u64) -> ! {
             halt_forever()
         }
         Some(b"panic") => panic!("requested"),
+        Some(b"tick") => loop {
+            println(b"tick");
+            for _ in 0..100_000 {
+                core::hint::spin_loop();
+            }
+        },
         Some(value) if value.starts_with(b"exit:") => {
             let code = parse_u8(&value[5..]).unwrap_or(97);
             print(b"action: exit ");
