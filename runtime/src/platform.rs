@@ -90,6 +90,20 @@ impl Platform {
         }
     }
 
+    /// Why [`Self::default_hypervisor`] picked what it picked, for `hull info`.
+    pub fn explain_default(&self) -> &'static str {
+        match self.kvm {
+            Kvm::Hardware if HullVmm::program().is_some() => {
+                "hull-vmm on hardware KVM (VMX/SVM); its KVM-lab suite passes in CI"
+            }
+            Kvm::Hardware => "QEMU with KVM: hardware KVM, but hull-vmm is not installed",
+            Kvm::Paravirtual => {
+                "QEMU's emulator (TCG): PVM cannot run Hull's guest kernel; hull-vmm needs VMX/SVM"
+            }
+            Kvm::None => "QEMU's emulator (TCG): no usable /dev/kvm",
+        }
+    }
+
     /// One line about the host's KVM, for `hull info`.
     pub fn describe_kvm(&self) -> String {
         match self.kvm {

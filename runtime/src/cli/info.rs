@@ -17,6 +17,7 @@ pub fn info(paths: &Paths, _args: InfoArgs) -> Result<()> {
     let images = open_store(paths).and_then(|store| Ok(store.list()?.len()));
     println!("backend: {}", hypervisor.name());
     println!("accel: {}", hypervisor.accel());
+    println!("backend chosen because: {}", platform.explain_default());
     println!("kvm: {}", platform.describe_kvm());
     println!("kernel: {}", artifacts.kernel.display());
     println!("initramfs: {}", artifacts.initrd.display());

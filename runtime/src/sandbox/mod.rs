@@ -292,10 +292,17 @@ impl Sandbox {
         let virtiofsd_ready = Instant::now();
 
         let console_log = config.dir.join("console.log");
+        let mut extra_cmdline = config.extra_cmdline.clone();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // The guest kernel's messages and the agent's debug lines (the
+            // kernel hands unknown NAME=VALUE arguments to init as its
+            // environment) on the console, which the monitor's log gets.
+            extra_cmdline.extend(["loglevel=7".into(), "HULL_AGENT_LOG=debug".into()]);
+        }
         let vm = VmConfig {
             kernel: config.kernel.clone(),
             initrd: config.initrd.clone(),
-            extra_cmdline: config.extra_cmdline.clone(),
+            extra_cmdline,
             vcpus: config.vcpus,
             memory_mib: config.memory_mib,
             console_log: console_log.clone(),
@@ -337,6 +344,11 @@ impl Sandbox {
                 .join(" ")
         );
         let mut command = Command::new(&launch.program);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // hull-vmm says what it does (QEMU ignores it); vmm.log is
+            // copied into the monitor's log at shutdown.
+            command.env("HULL_VMM_LOG", "debug");
+        }
         command
             .args(&launch.args)
             .stdin(std::process::Stdio::null())
@@ -494,7 +506,7 @@ impl Sandbox {
         if tracing::enabled!(tracing::Level::DEBUG) {
             // What the VMM and the guest said, before their files go.
             for (what, file) in [("VMM log", "vmm.log"), ("guest console", "console.log")] {
-                let tail = read_tail(&self.dir.join(file), 4096).unwrap_or_default();
+                let tail = read_tail(&self.dir.join(file), 64 * 1024).unwrap_or_default();
                 let text = String::from_utf8_lossy(&tail);
                 if !text.trim().is_empty() {
                     tracing::debug!("{what} of sandbox {}:\n{}", self.id, text.trim_end());
