@@ -4,11 +4,8 @@
 # container in a microVM.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-"$repo/scripts/setup.sh" release
+"$repo/scripts/install.sh"
 cd "$repo"
-install -d /usr/local/lib/hull
-install -m 0755 target/release/hull target/release/hull-vmm /usr/local/bin/
-cp -fL target/hull/vmlinux target/hull/initramfs.img target/hull/virtiofsd /usr/local/lib/hull/
 archive=$(mktemp --suffix=.tar)
 trap 'rm -f "$archive"' EXIT
 target/release/hull-testimage "$archive" busybox:latest >/dev/null

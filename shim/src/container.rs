@@ -4,6 +4,7 @@
 use crate::io::Stdio;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use hull_runtime::monitor_link::client::MonitorClient;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -39,6 +40,29 @@ pub struct Container {
     pub exit: watch::Sender<Option<Exit>>,
     /// Whether it was started.
     pub started: bool,
+    /// Processes `exec`ed in it, by containerd's exec id.
+    pub execs: HashMap<String, Exec>,
+}
+
+/// A process started in a running container (`ctr task exec`, CRI's
+/// ExecSync): its own connection to the container's monitor carries its
+/// streams.
+pub struct Exec {
+    /// What to run (the OCI process containerd gave).
+    pub spec: oci_spec::runtime::Process,
+    /// Its stdio.
+    pub stdio: Stdio,
+    /// Its connection to the monitor, once started.
+    pub monitor: Option<Arc<MonitorClient>>,
+    /// Set once it has exited.
+    pub exit: watch::Sender<Option<Exit>>,
+}
+
+impl Exec {
+    /// Its exit, if it has ended.
+    pub fn exited(&self) -> Option<Exit> {
+        self.exit.borrow().clone()
+    }
 }
 
 impl Container {

@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod io;
 mod shim;
+mod stats;
 mod task_service;
 
 /// containerd's name for this runtime.

@@ -2,13 +2,14 @@
 //! is a Hull container in a microVM of its own, with a monitor that owns
 //! the VM; the shim talks to the monitor as `hull` does.
 
-use crate::container::{Container, Exit};
+use crate::container::{Container, Exec, Exit};
 use crate::error::{from_engine, internal, not_found, status};
 use crate::io::{copy_output, copy_stdin, Stdio};
 use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::shim_async::Task;
@@ -21,6 +22,7 @@ use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{api, Context, TtrpcResult};
 use hull_runtime::container::Status;
 use hull_runtime::engine::{BundleOptions, Engine};
+use hull_runtime::monitor_link::client;
 use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, TerminalSize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -78,18 +80,6 @@ async fn publish(
         .await
     {
         tracing::warn!("publishing {topic}: {err}");
-    }
-}
-
-/// Only a task's init process exists here: execs are not served yet.
-fn refuse_exec(exec_id: &str) -> TtrpcResult<()> {
-    if exec_id.is_empty() {
-        Ok(())
-    } else {
-        Err(status(
-            Code::UNIMPLEMENTED,
-            "exec is not supported by containerd-shim-hull-v2 yet",
-        ))
     }
 }
 
@@ -206,6 +196,7 @@ impl Task for TaskService {
                 pid,
                 exit,
                 started: false,
+                execs: HashMap::new(),
             },
         );
         self.publish(
@@ -238,7 +229,9 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        refuse_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return self.start_exec(&req.id, &req.exec_id).await;
+        }
         let (hull_id, monitor, stdio, pid, exit) = {
             let mut containers = self.containers.lock().await;
             let container = containers
@@ -328,9 +321,34 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StateRequest,
     ) -> TtrpcResult<api::StateResponse> {
-        refuse_exec(&req.exec_id)?;
         let containers = self.containers.lock().await;
         let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
+        if !req.exec_id.is_empty() {
+            let exec = container
+                .execs
+                .get(&req.exec_id)
+                .ok_or_else(|| not_found(&req.exec_id))?;
+            let exited = exec.exited();
+            let status = match (&exited, &exec.monitor) {
+                (Some(_), _) => TaskStatus::STOPPED,
+                (None, Some(_)) => TaskStatus::RUNNING,
+                (None, None) => TaskStatus::CREATED,
+            };
+            return Ok(api::StateResponse {
+                id: req.exec_id.clone(),
+                bundle: container.bundle.display().to_string(),
+                pid: container.pid,
+                status: status.into(),
+                stdin: exec.stdio.stdin.clone(),
+                stdout: exec.stdio.stdout.clone(),
+                stderr: exec.stdio.stderr.clone(),
+                terminal: exec.stdio.terminal,
+                exit_status: exited.as_ref().map_or(0, |e| e.status),
+                exited_at: exited.map(|e| e.at).into(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            });
+        }
         let exited = container.exited();
         let status = match &exited {
             Some(_) => TaskStatus::STOPPED,
@@ -359,11 +377,19 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::WaitRequest,
     ) -> TtrpcResult<api::WaitResponse> {
-        refuse_exec(&req.exec_id)?;
         let mut exit = {
             let containers = self.containers.lock().await;
             let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
-            container.exit.subscribe()
+            if req.exec_id.is_empty() {
+                container.exit.subscribe()
+            } else {
+                container
+                    .execs
+                    .get(&req.exec_id)
+                    .ok_or_else(|| not_found(&req.exec_id))?
+                    .exit
+                    .subscribe()
+            }
         };
         let exited = exit
             .wait_for(Option::is_some)
@@ -379,7 +405,12 @@ impl Task for TaskService {
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
-        refuse_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return Err(status(
+                Code::UNIMPLEMENTED,
+                "signals to exec'd processes are not supported by containerd-shim-hull-v2 yet",
+            ));
+        }
         let (hull_id, monitor, started, exited) = {
             let containers = self.containers.lock().await;
             let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
@@ -415,7 +446,9 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
-        refuse_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            return self.delete_exec(&req.id, &req.exec_id).await;
+        }
         let container = self
             .containers
             .lock()
@@ -504,7 +537,10 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        refuse_exec(&req.exec_id)?;
+        if !req.exec_id.is_empty() {
+            // (An exec's terminal keeps the size it started with.)
+            return Ok(api::Empty::default());
+        }
         let monitor = self.monitor(&req.id).await?;
         let size = TerminalSize {
             rows: u16::try_from(req.height).unwrap_or(u16::MAX),
@@ -522,14 +558,89 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::CloseIORequest,
     ) -> TtrpcResult<api::Empty> {
-        refuse_exec(&req.exec_id)?;
         if req.stdin {
-            let monitor = self.monitor(&req.id).await?;
+            let monitor = if req.exec_id.is_empty() {
+                self.monitor(&req.id).await?
+            } else {
+                let containers = self.containers.lock().await;
+                let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
+                match container
+                    .execs
+                    .get(&req.exec_id)
+                    .and_then(|e| e.monitor.clone())
+                {
+                    Some(monitor) => monitor,
+                    None => return Err(not_found(&req.exec_id)),
+                }
+            };
             monitor
                 .send_input(hull_runtime::monitor_link::proto::STDIN, &[])
                 .await
                 .map_err(internal)?;
         }
+        Ok(api::Empty::default())
+    }
+
+    async fn stats(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::StatsRequest,
+    ) -> TtrpcResult<api::StatsResponse> {
+        let monitor = self.monitor(&req.id).await?;
+        let stats = match monitor.request(MonitorRequest::Stats).await {
+            Ok(MonitorResponse::Stats { stats }) => stats,
+            Ok(other) => return Err(internal(format!("unexpected answer: {other:?}"))),
+            Err(err) => return Err(status(Code::FAILED_PRECONDITION, err.to_string())),
+        };
+        Ok(api::StatsResponse {
+            stats: Some(crate::stats::metrics(&stats).map_err(internal)?).into(),
+            ..Default::default()
+        })
+    }
+
+    async fn exec(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::ExecProcessRequest,
+    ) -> TtrpcResult<api::Empty> {
+        let spec: oci_spec::runtime::Process = serde_json::from_slice(&req.spec.value)
+            .map_err(|err| status(Code::INVALID_ARGUMENT, format!("the exec's process: {err}")))?;
+        {
+            let mut containers = self.containers.lock().await;
+            let container = containers
+                .get_mut(&req.id)
+                .ok_or_else(|| not_found(&req.id))?;
+            if container.execs.contains_key(&req.exec_id) {
+                return Err(status(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {} already exists", req.exec_id),
+                ));
+            }
+            let (exit, _) = watch::channel(None);
+            container.execs.insert(
+                req.exec_id.clone(),
+                Exec {
+                    spec,
+                    stdio: Stdio {
+                        stdin: req.stdin.clone(),
+                        stdout: req.stdout.clone(),
+                        stderr: req.stderr.clone(),
+                        terminal: req.terminal,
+                    },
+                    monitor: None,
+                    exit,
+                },
+            );
+        }
+        self.publish(
+            topics::TASK_EXEC_ADDED_EVENT_TOPIC,
+            Box::new(TaskExecAdded {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            }),
+        )
+        .await;
         Ok(api::Empty::default())
     }
 
@@ -566,6 +677,129 @@ impl Task for TaskService {
 }
 
 impl TaskService {
+    /// Starts exec `exec_id` of task `id`: a connection of its own to the
+    /// container's monitor, its output copied to its FIFOs, its exit told.
+    async fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
+        let (hull_id, pid, spec, stdio, exit) = {
+            let containers = self.containers.lock().await;
+            let container = containers.get(id).ok_or_else(|| not_found(id))?;
+            let exec = container
+                .execs
+                .get(exec_id)
+                .ok_or_else(|| not_found(exec_id))?;
+            if exec.monitor.is_some() {
+                return Err(status(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} was started already"),
+                ));
+            }
+            (
+                container.hull_id.clone(),
+                container.pid,
+                exec.spec.clone(),
+                exec.stdio.clone(),
+                exec.exit.clone(),
+            )
+        };
+        let monitor = Arc::new(
+            client::connect(self.engine.paths(), &hull_id)
+                .await
+                .map_err(internal)?,
+        );
+        let output = copy_output(&monitor, &stdio).map_err(internal)?;
+        let user = spec.user();
+        let request = MonitorRequest::Exec {
+            args: spec.args().clone().unwrap_or_default(),
+            env: spec.env().clone().unwrap_or_default(),
+            workdir: Some(spec.cwd().display().to_string()),
+            user: Some(format!("{}:{}", user.uid(), user.gid())),
+            stdin: !stdio.stdin.is_empty(),
+            detach: false,
+            tty: stdio.terminal,
+            size: spec.console_size().as_ref().map(|size| TerminalSize {
+                rows: u16::try_from(size.height()).unwrap_or(u16::MAX),
+                cols: u16::try_from(size.width()).unwrap_or(u16::MAX),
+            }),
+        };
+        if let Some(container) = self.containers.lock().await.get_mut(id) {
+            if let Some(exec) = container.execs.get_mut(exec_id) {
+                exec.monitor = Some(monitor.clone());
+            }
+        }
+        if !stdio.stdin.is_empty() {
+            copy_stdin(monitor.clone(), Path::new(&stdio.stdin));
+        }
+        let (publisher, namespace) = (self.publisher.clone(), self.namespace.clone());
+        let (container_id, exec) = (id.to_string(), exec_id.to_string());
+        tokio::spawn(async move {
+            let status = match monitor.request(request).await {
+                Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code as u32,
+                Err(hull_runtime::rpc::RpcError::Remote {
+                    exit_code: Some(code),
+                    ..
+                }) => code as u32,
+                _ => 128 + libc::SIGKILL as u32,
+            };
+            let _ = tokio::time::timeout(OUTPUT_GRACE, output.finished()).await;
+            let at = containerd_shim::util::timestamp().unwrap_or_default();
+            exit.send_replace(Some(Exit {
+                status,
+                at: at.clone(),
+            }));
+            publish(
+                &publisher,
+                &namespace,
+                topics::TASK_EXIT_EVENT_TOPIC,
+                Box::new(TaskExit {
+                    container_id,
+                    id: exec,
+                    pid,
+                    exit_status: status,
+                    exited_at: Some(at).into(),
+                    ..Default::default()
+                }),
+            )
+            .await;
+        });
+        self.publish(
+            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            Box::new(TaskExecStarted {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+                pid,
+                ..Default::default()
+            }),
+        )
+        .await;
+        Ok(api::StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    /// Forgets exec `exec_id` of task `id` (its connection closes).
+    async fn delete_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
+        let (pid, exec) = {
+            let mut containers = self.containers.lock().await;
+            let container = containers.get_mut(id).ok_or_else(|| not_found(id))?;
+            let exec = container
+                .execs
+                .remove(exec_id)
+                .ok_or_else(|| not_found(exec_id))?;
+            (container.pid, exec)
+        };
+        let exited = exec.exited().unwrap_or(Exit {
+            status: 128 + libc::SIGKILL as u32,
+            at: containerd_shim::util::timestamp().unwrap_or_default(),
+        });
+        Ok(api::DeleteResponse {
+            pid,
+            exit_status: exited.status,
+            exited_at: Some(exited.at).into(),
+            ..Default::default()
+        })
+    }
+
     async fn hull_id(&self, id: &str) -> TtrpcResult<String> {
         let containers = self.containers.lock().await;
         Ok(containers

@@ -1,5 +1,5 @@
 //! containerd with Hull's shim: `ctr run --runtime io.containerd.hull.v2`
-//! runs a container in a microVM, with its stdio, exit code, pause,
+//! runs a container in a microVM, with its stdio, exit code, exec, pause,
 //! resume, kill and delete, and nothing is left when containerd deletes the
 //! task, also after the shim was killed. Real parts: Debian's containerd
 //! 1.6 and ctr, the shim as built, QEMU, Hull's kernel and agent.
@@ -118,6 +118,34 @@ fn a_detached_task_is_paused_resumed_killed_and_deleted() {
         containerd.log()
     );
     assert_eq!(task_status(&containerd, "bg"), "RUNNING");
+    let out = containerd.ctr([
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "bg",
+        "sh",
+        "-c",
+        "echo from-exec; exit 4",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "ctr task exec: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout).trim(), "from-exec");
+    let out = containerd.ctr(["task", "metrics", "bg"]);
+    assert!(
+        out.status.success(),
+        "ctr task metrics: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("memory.usage"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(containerd.ctr(["task", "pause", "bg"]).status.success());
     assert_eq!(task_status(&containerd, "bg"), "PAUSED");
     assert!(containerd.ctr(["task", "resume", "bg"]).status.success());
