@@ -83,6 +83,36 @@ async fn publish(
     }
 }
 
+/// The annotation CRI gives a container with its role in the pod.
+const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
+
+/// A pod's network is its sandbox container's: CRI names the pod's network
+/// namespace for it, and `/proc/<sandbox task pid>/ns/net` for the pod's
+/// other containers, which here is the host side of the sandbox (its
+/// monitor). Until a pod's containers share one VM, the others run without
+/// a network (loopback only) rather than take the sandbox's.
+fn leave_pod_network_to_sandbox(spec: &mut oci_spec::runtime::Spec) {
+    let app_container = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
+        .is_some_and(|kind| kind == "container");
+    if !app_container {
+        return;
+    }
+    if let Some(namespaces) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for namespace in namespaces.iter_mut() {
+            if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                namespace.set_path(None);
+            }
+        }
+    }
+}
+
 /// Mounts the rootfs mounts containerd passed on `bundle/rootfs`.
 async fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> TtrpcResult<bool> {
     if mounts.is_empty() {
@@ -132,12 +162,14 @@ impl Task for TaskService {
             ));
         }
         let bundle = PathBuf::from(&req.bundle);
-        let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(|err| {
-            status(
-                Code::INVALID_ARGUMENT,
-                format!("reading the bundle's spec: {err}"),
-            )
-        })?;
+        let mut spec =
+            oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(|err| {
+                status(
+                    Code::INVALID_ARGUMENT,
+                    format!("reading the bundle's spec: {err}"),
+                )
+            })?;
+        leave_pod_network_to_sandbox(&mut spec);
         let rootfs_mounted = mount_rootfs(&bundle, &req.rootfs).await?;
         let rootfs = match spec.root().as_ref().map(|r| r.path().clone()) {
             Some(path) if !rootfs_mounted && path.is_absolute() => path,

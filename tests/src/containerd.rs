@@ -10,6 +10,20 @@ use std::time::Duration;
 /// containerd's name for Hull's runtime.
 pub const RUNTIME: &str = "io.containerd.hull.v2";
 
+/// The sandbox (pause) image of the CRI tests.
+pub const PAUSE_IMAGE: &str = "hull.test/pause:latest";
+
+/// The pods' network: a bridge in the test's network namespace.
+const CNI_CONFIG: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "hull-test",
+  "plugins": [
+    { "type": "bridge", "bridge": "hullcni0", "isGateway": true, "ipMasq": false,
+      "ipam": { "type": "host-local", "ranges": [[{ "subnet": "10.99.0.0/24" }]] } },
+    { "type": "loopback" }
+  ]
+}"#;
+
 /// How long containerd may take to open its socket.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -24,6 +38,18 @@ impl Containerd {
     /// Starts containerd (1.6 from Debian: it speaks the shim's task API
     /// v2); panics, loudly, when it or the shim is missing.
     pub fn start() -> Containerd {
+        Containerd::start_with(false)
+    }
+
+    /// Starts containerd with its CRI plugin: runtime handler `hull` is
+    /// Hull's shim, pods get their network from Debian's CNI plugins
+    /// (bridge, host-local, loopback) inside the test's network namespace,
+    /// and the sandbox image is [`PAUSE_IMAGE`] (import it first).
+    pub fn start_with_cri() -> Containerd {
+        Containerd::start_with(true)
+    }
+
+    fn start_with(cri: bool) -> Containerd {
         let hull = Hull::new();
         let shim = target_dir().join("debug/containerd-shim-hull-v2");
         assert!(
@@ -36,19 +62,30 @@ impl Containerd {
         }
         let dir = hull.scratch.path().join("containerd");
         std::fs::create_dir_all(&dir).expect("creating containerd's directory");
-        let config = dir.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                root = dir.join("root").display(),
-                state = dir.join("state").display(),
-                sock = dir.join("c.sock").display(),
-            ),
-        )
-        .expect("writing containerd's config");
+        let mut config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
+             [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = dir.join("root").display(),
+            state = dir.join("state").display(),
+            sock = dir.join("c.sock").display(),
+        );
+        if cri {
+            let net_d = dir.join("net.d");
+            std::fs::create_dir_all(&net_d).expect("creating the CNI config directory");
+            std::fs::write(net_d.join("10-hull-test.conflist"), CNI_CONFIG)
+                .expect("writing the CNI config");
+            config.push_str(&format!(
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"hull\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hull]\n  runtime_type = \"{RUNTIME}\"\n",
+                net_d.display()
+            ));
+        } else {
+            config.push_str("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n");
+        }
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config).expect("writing containerd's config");
         let path = format!(
             "{}:{}",
             shim.parent().unwrap_or(&shim).display(),
@@ -57,7 +94,7 @@ impl Containerd {
         let log = std::fs::File::create(dir.join("containerd.log")).expect("containerd's log");
         let child = hull
             .in_netns(["containerd", "--config"])
-            .arg(&config)
+            .arg(&config_path)
             .env("PATH", path)
             .env("HULL_ROOT", hull.root())
             .env("HULL_RUN_DIR", hull.run_dir())
@@ -73,6 +110,46 @@ impl Containerd {
         });
         assert!(up, "containerd did not start:\n{}", containerd.log());
         containerd
+    }
+
+    /// Imports Hull's test images into containerd's namespace `namespace`:
+    /// `docker.io/library/busybox:latest` and the pause image.
+    pub fn import_images(&self, namespace: &str) {
+        let busybox = self.hull.scratch.path().join("busybox.tar");
+        // (CRI names images in full.)
+        crate::write_busybox_archive(&busybox, "docker.io/library/busybox:latest")
+            .expect("busybox archive");
+        let pause = self.hull.scratch.path().join("pause.tar");
+        let layer = crate::layer_tar(&crate::busybox_rootfs().expect("busybox")).expect("layer");
+        crate::write_oci_archive(
+            &pause,
+            PAUSE_IMAGE,
+            &[layer],
+            &crate::ImageSettings {
+                // What a pause container does: nothing, until it is stopped.
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "trap 'exit 0' TERM; while :; do sleep 1; done".into(),
+                ],
+                ..Default::default()
+            },
+        )
+        .expect("pause archive");
+        for archive in [&busybox, &pause] {
+            let out = self.ctr([
+                "-n".as_ref(),
+                namespace.as_ref(),
+                "images".as_ref(),
+                "import".as_ref(),
+                archive.as_os_str(),
+            ]);
+            assert!(
+                out.status.success(),
+                "ctr images import: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// Its socket.

@@ -1,0 +1,205 @@
+//! Kubernetes' path: Debian's containerd 1.6 with its CRI plugin and
+//! Debian's CNI plugins, runtime handler `hull` (Hull's shim), driven by a
+//! CRI client as a kubelet drives it: a pod, two containers in it, exec,
+//! status, logs, stats, stop and removal, and nothing left afterwards.
+
+use hull_tests::containerd::{Containerd, PAUSE_IMAGE};
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatsRequest,
+    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, ListImagesRequest,
+    PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+async fn connect(socket: PathBuf) -> Channel {
+    Endpoint::try_from("http://[::]")
+        .expect("endpoint")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connecting to containerd's CRI")
+}
+
+fn container(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: "docker.io/library/busybox:latest".into(),
+            ..Default::default()
+        }),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_pod_runs_on_hull_through_containerds_cri() {
+    let containerd = Containerd::start_with_cri();
+    containerd.import_images("k8s.io");
+    let logs = containerd.hull.scratch.path().join("pod-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let channel = connect(containerd.socket()).await;
+        let mut cri = RuntimeServiceClient::new(channel.clone());
+        let mut images = ImageServiceClient::new(channel);
+        let listed = images
+            .list_images(ListImagesRequest::default())
+            .await
+            .expect("ListImages")
+            .into_inner();
+        assert!(
+            listed
+                .images
+                .iter()
+                .any(|i| i.repo_tags.iter().any(|t| t.contains("pause"))),
+            "{listed:?}"
+        );
+
+        let pod_config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web".into(),
+                uid: "hull-test-pod-1".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            hostname: "web".into(),
+            log_directory: logs.display().to_string(),
+            ..Default::default()
+        };
+        let pod = cri
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(pod_config.clone()),
+                runtime_handler: "hull".into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", containerd.log()))
+            .into_inner()
+            .pod_sandbox_id;
+
+        let mut ids = Vec::new();
+        for (name, script) in [
+            ("one", "echo hello-from-one; exec sleep 600"),
+            ("two", "echo hello-from-two; exec sleep 600"),
+        ] {
+            let id = cri
+                .create_container(CreateContainerRequest {
+                    pod_sandbox_id: pod.clone(),
+                    config: Some(container(name, script)),
+                    sandbox_config: Some(pod_config.clone()),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", containerd.log()))
+                .into_inner()
+                .container_id;
+            cri.start_container(StartContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", containerd.log()));
+            ids.push(id);
+        }
+
+        let exec = cri
+            .exec_sync(ExecSyncRequest {
+                container_id: ids[0].clone(),
+                cmd: vec!["sh".into(), "-c".into(), "uname -r; exit 3".into()],
+                timeout: 60,
+            })
+            .await
+            .expect("ExecSync")
+            .into_inner();
+        assert_eq!(exec.exit_code, 3, "{exec:?}");
+        assert!(
+            String::from_utf8_lossy(&exec.stdout)
+                .trim()
+                .ends_with("-hull"),
+            "{exec:?}"
+        );
+
+        let status = cri
+            .container_status(ContainerStatusRequest {
+                container_id: ids[0].clone(),
+                verbose: false,
+            })
+            .await
+            .expect("ContainerStatus")
+            .into_inner()
+            .status
+            .expect("a status");
+        assert_eq!(status.state, ContainerState::ContainerRunning as i32);
+
+        // The CRI log file, as containerd writes it from the task's stdout.
+        let log = logs.join("one.log");
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("hello-from-one") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(text.contains(" stdout F hello-from-one"), "{text:?}");
+
+        let stats = cri
+            .container_stats(ContainerStatsRequest {
+                container_id: ids[0].clone(),
+            })
+            .await
+            .expect("ContainerStats")
+            .into_inner()
+            .stats
+            .expect("stats");
+        let memory = stats.memory.expect("memory stats");
+        assert!(
+            memory.working_set_bytes.is_some_and(|v| v.value > 0)
+                || memory.usage_bytes.is_some_and(|v| v.value > 0),
+            "{memory:?}"
+        );
+
+        for id in &ids {
+            cri.stop_container(StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 5,
+            })
+            .await
+            .expect("StopContainer");
+            cri.remove_container(RemoveContainerRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .expect("RemoveContainer");
+        }
+        cri.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .expect("RemovePodSandbox");
+    });
+    let _ = PAUSE_IMAGE;
+    containerd.assert_nothing_left();
+}
