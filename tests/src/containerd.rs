@@ -2,7 +2,7 @@
 //! its own, in the network namespace of a [`Hull`] installation, with
 //! Hull's shim (`containerd-shim-hull-v2`) on its `PATH`.
 
-use crate::harness::{eventually, stale, target_dir, Hull};
+use crate::harness::{eventually, stale, Hull};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -51,7 +51,8 @@ impl Containerd {
 
     fn start_with(cri: bool) -> Containerd {
         let hull = Hull::new();
-        let shim = target_dir().join("debug/containerd-shim-hull-v2");
+        // Beside the `hull` under test (HULL_BIN: a release build for bench/run).
+        let shim = hull.bin.with_file_name("containerd-shim-hull-v2");
         assert!(
             shim.exists(),
             "{} is missing: build it first (scripts/setup.sh debug does)",
@@ -78,7 +79,8 @@ impl Containerd {
                 "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{}\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"hull\"\n\
-                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hull]\n  runtime_type = \"{RUNTIME}\"\n",
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hull]\n  runtime_type = \"{RUNTIME}\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n",
                 net_d.display()
             ));
         } else {
@@ -92,8 +94,12 @@ impl Containerd {
             std::env::var("PATH").unwrap_or_default()
         );
         let log = std::fs::File::create(dir.join("containerd.log")).expect("containerd's log");
-        let child = hull
-            .in_netns(["containerd", "--config"])
+        // In the test's network namespace, but with the host's mounts:
+        // `ip netns exec` would mount a sysfs of its own over /sys and hide
+        // the cgroup mounts runc needs.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", hull.netns))
+            .args(["containerd", "--config"])
             .arg(&config_path)
             .env("PATH", path)
             .env("HULL_ROOT", hull.root())
@@ -150,6 +156,11 @@ impl Containerd {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its socket.

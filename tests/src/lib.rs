@@ -3,6 +3,7 @@
 //! that runs the real `hull` binary against a state root of its own.
 
 pub mod containerd;
+pub mod cri;
 pub mod harness;
 pub mod registry;
 

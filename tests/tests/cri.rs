@@ -4,48 +4,13 @@
 //! status, logs, stats, stop and removal, and nothing left afterwards.
 
 use hull_tests::containerd::{Containerd, PAUSE_IMAGE};
-use k8s_cri::v1::image_service_client::ImageServiceClient;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use hull_tests::cri::{connect, container, pod};
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatsRequest,
-    ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest, ImageSpec, ListImagesRequest,
-    PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest, RemovePodSandboxRequest,
+    ContainerState, ContainerStatsRequest, ContainerStatusRequest, CreateContainerRequest,
+    ExecSyncRequest, ListImagesRequest, RemoveContainerRequest, RemovePodSandboxRequest,
     RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
 };
-use std::path::PathBuf;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint, Uri};
-
-async fn connect(socket: PathBuf) -> Channel {
-    Endpoint::try_from("http://[::]")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connecting to containerd's CRI")
-}
-
-fn container(name: &str, script: &str) -> ContainerConfig {
-    ContainerConfig {
-        metadata: Some(ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(ImageSpec {
-            image: "docker.io/library/busybox:latest".into(),
-            ..Default::default()
-        }),
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        log_path: format!("{name}.log"),
-        ..Default::default()
-    }
-}
 
 #[test]
 fn a_pod_runs_on_hull_through_containerds_cri() {
@@ -59,9 +24,7 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let channel = connect(containerd.socket()).await;
-        let mut cri = RuntimeServiceClient::new(channel.clone());
-        let mut images = ImageServiceClient::new(channel);
+        let (mut cri, mut images) = connect(&containerd.socket()).await;
         let listed = images
             .list_images(ListImagesRequest::default())
             .await
@@ -75,17 +38,7 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
             "{listed:?}"
         );
 
-        let pod_config = PodSandboxConfig {
-            metadata: Some(PodSandboxMetadata {
-                name: "web".into(),
-                uid: "hull-test-pod-1".into(),
-                namespace: "default".into(),
-                attempt: 0,
-            }),
-            hostname: "web".into(),
-            log_directory: logs.display().to_string(),
-            ..Default::default()
-        };
+        let pod_config = pod("web", "hull-test-pod-1", &logs);
         let pod = cri
             .run_pod_sandbox(RunPodSandboxRequest {
                 config: Some(pod_config.clone()),

@@ -1,0 +1,64 @@
+//! A CRI client on containerd's socket, as a kubelet has one.
+
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ImageSpec, PodSandboxConfig, PodSandboxMetadata,
+};
+use std::path::{Path, PathBuf};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// containerd's CRI services on `socket`.
+pub async fn connect(
+    socket: &Path,
+) -> (RuntimeServiceClient<Channel>, ImageServiceClient<Channel>) {
+    let socket = socket.to_path_buf();
+    let channel = Endpoint::try_from("http://[::]")
+        .expect("endpoint")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket: PathBuf = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connecting to containerd's CRI");
+    (
+        RuntimeServiceClient::new(channel.clone()),
+        ImageServiceClient::new(channel),
+    )
+}
+
+/// A pod's configuration: `name`, its logs in `log_directory`.
+pub fn pod(name: &str, uid: &str, log_directory: &Path) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: uid.into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_directory.display().to_string(),
+        ..Default::default()
+    }
+}
+
+/// A busybox container `name` running `sh -c SCRIPT`, logging to `name.log`.
+pub fn container(name: &str, script: &str) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: "docker.io/library/busybox:latest".into(),
+            ..Default::default()
+        }),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        log_path: format!("{name}.log"),
+        ..Default::default()
+    }
+}
