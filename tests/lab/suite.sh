@@ -86,7 +86,7 @@ t_volume() {
     expect from-guest cat "$scratch/vol/out"
 }
 httpd='mkdir -p /www && echo hello-from-hull > /www/index.html && exec httpd -f -p 80 -h /www'
-get_host() { in_ns sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 $1 $2" 2>/dev/null | grep -q hello-from-hull; }
+get_host() { in_ns sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 $1 $2" 2>/dev/null | grep hello-from-hull >/dev/null; }
 t_publish() {
   run -d --name web -p 8080:80 busybox sh -c "$httpd" >/dev/null &&
     until_true 30 get_host 127.0.0.1 8080
@@ -94,7 +94,7 @@ t_publish() {
   hull rm -f web >/dev/null
   return $ok
 }
-get_peer() { run --rm --network labnet busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 server 80" | grep -q hello-from-hull; }
+get_peer() { run --rm --network labnet busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 server 80" | grep hello-from-hull >/dev/null; }
 t_network() {
   hull network create labnet >/dev/null &&
     run -d --name server --network labnet busybox sh -c "$httpd" >/dev/null &&
@@ -139,6 +139,61 @@ t_pause() {
     hull unpause frozen >/dev/null && expect ok hull exec frozen echo ok &&
     hull rm -f frozen >/dev/null
 }
+# (Pipes into grep read to the end: `grep -q` would end the writer with
+# SIGPIPE, which pipefail reports as a failure.)
+t_attach() {
+  run -d --name talker busybox sh -c 'while :; do echo tick; sleep 1; done' >/dev/null || return 1
+  hull attach talker >"$scratch/attach.out" 2>&1 &
+  local attached=$!
+  until_true 60 grep -q tick "$scratch/attach.out"
+  local ok=$?
+  hull rm -f talker >/dev/null
+  wait "$attached" 2>/dev/null
+  return $ok
+}
+t_memory() { # the VM is sized from -m; the container's cgroup has the limit
+  expect 314572800 run --rm -m 300m --network none busybox cat /sys/fs/cgroup/memory.max
+}
+t_stats_top() {
+  run -d --name busy --network none busybox sleep 600 >/dev/null &&
+    hull stats --no-stream busy | grep busy >/dev/null &&
+    hull top busy | grep 'sleep 600' >/dev/null
+  local ok=$?
+  hull rm -f busy >/dev/null
+  return $ok
+}
+made_diff() { hull diff files | grep '^A /made$' >/dev/null; }
+t_files() { # diff, cp and export of a running container
+  run -d --name files --network none busybox sh -c 'echo inside > /made; exec sleep 600' >/dev/null &&
+    until_true 60 made_diff &&
+    hull cp files:/made "$scratch/made" && expect inside cat "$scratch/made" &&
+    hull export files | tar -t >"$scratch/exported" && grep -qx made "$scratch/exported"
+  local ok=$?
+  hull rm -f files >/dev/null
+  return $ok
+}
+restarted_twice() { [ "$(hull inspect -f '{{.RestartCount}} {{.State.Status}}' flaky)" = "2 exited" ]; }
+t_restart_policy() {
+  run -d --name flaky --network none --restart on-failure:2 busybox sh -c 'exit 1' >/dev/null &&
+    until_true 180 restarted_twice
+  local ok=$?
+  hull rm -f flaky >/dev/null
+  return $ok
+}
+t_cni() { # --network ns:PATH, as containerd's CNI plugins leave a pod's namespace
+  local pod=hull-lab-pod-$$
+  ip netns add "$pod" &&
+    in_ns ip link add labveth type veth peer name eth0 netns "$pod" &&
+    in_ns ip addr add 10.77.0.1/24 dev labveth && in_ns ip link set labveth up &&
+    ip -n "$pod" addr add 10.77.0.2/24 dev eth0 && ip -n "$pod" link set eth0 up &&
+    ip -n "$pod" link set lo up && ip -n "$pod" route add default via 10.77.0.1 &&
+    expect 10.77.0.2 run --rm --network "ns:/run/netns/$pod" busybox sh -c \
+      'ping -c 1 -W 10 10.77.0.1 >/dev/null && ip -4 -o addr show eth0 | sed "s/.*inet \([0-9.]*\).*/\1/"'
+  local ok=$?
+  ip netns del "$pod" 2>/dev/null
+  in_ns ip link del labveth 2>/dev/null
+  return $ok
+}
 t_clean() {
   expect "" hull ps -aq && expect "" ls "$HULL_RUN_DIR" && ! in_ns ip -o link show | grep hulltap
 }
@@ -160,6 +215,12 @@ check "kill -9 of virtiofsd: reported, rm leaves nothing" t_kill VirtiofsdPid "v
 check "kill -9 of the monitor: reported, rm leaves nothing" t_kill MonitorPid "the container's monitor died"
 check "a guest out of memory: exit 137, OOMKilled" t_oom
 check "pause and unpause" t_pause
+check "attach: the running container's output" t_attach
+check "-m: the VM and the container's cgroup are sized from it" t_memory
+check "stats and top of a running container" t_stats_top
+check "diff, cp and export of a running container" t_files
+check "--restart on-failure:2 restarts twice" t_restart_policy
+check "--network ns:PATH (CNI mode): the guest takes the pod's address" t_cni
 check "nothing is left" t_clean
 
 echo "$passed passed, $failed failed"
