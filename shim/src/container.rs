@@ -1,7 +1,7 @@
 //! One task of the shim: a Hull container, its bundle, its stdio, the
 //! connection to its monitor and, once it has ended, how.
 
-use crate::io::Stdio;
+use crate::io::{StdinCopy, Stdio};
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use hull_runtime::monitor_link::client::MonitorClient;
 use std::collections::HashMap;
@@ -40,6 +40,8 @@ pub struct Container {
     pub exit: watch::Sender<Option<Exit>>,
     /// Whether it was started.
     pub started: bool,
+    /// Its stdin copy, once started with stdin.
+    pub stdin: Option<StdinCopy>,
     /// Processes `exec`ed in it, by containerd's exec id.
     pub execs: HashMap<String, Exec>,
 }
@@ -54,6 +56,8 @@ pub struct Exec {
     pub stdio: Stdio,
     /// Its connection to the monitor, once started.
     pub monitor: Option<Arc<MonitorClient>>,
+    /// Its stdin copy, once started with stdin.
+    pub stdin: Option<StdinCopy>,
     /// Set once it has exited.
     pub exit: watch::Sender<Option<Exit>>,
 }

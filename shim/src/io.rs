@@ -5,7 +5,9 @@
 use hull_runtime::monitor_link::client::MonitorClient;
 use hull_runtime::monitor_link::proto::{STDERR, STDIN, STDOUT};
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -77,10 +79,30 @@ async fn copy_to(mut rx: mpsc::Receiver<Vec<u8>>, mut out: tokio::net::unix::pip
     }
 }
 
+/// How often the stdin copy looks whether CloseIO asked it to finish.
+const CLOSE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A task's (or exec's) running stdin copy.
+#[derive(Clone, Default)]
+pub struct StdinCopy {
+    close: Arc<AtomicBool>,
+}
+
+impl StdinCopy {
+    /// CloseIO: what is buffered in the FIFO still goes in, then the
+    /// container's input ends (a client may write and ask at once).
+    pub fn close(&self) {
+        self.close.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Copies the task's stdin FIFO to the monitor until containerd closes
-/// it, then tells the container its input ended. A thread, because the
-/// FIFO's open waits for containerd to open the other end.
-pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) {
+/// its end or CloseIO asks (see [`StdinCopy::close`]), then tells the
+/// container its input ended. A thread, because the FIFO's open waits for
+/// containerd's end.
+pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) -> StdinCopy {
+    let copy = StdinCopy::default();
+    let close = copy.close.clone();
     let fifo = PathBuf::from(fifo);
     let handle = tokio::runtime::Handle::current();
     std::thread::spawn(move || {
@@ -88,7 +110,26 @@ pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) {
             return;
         };
         let mut buffer = vec![0u8; STDIN_CHUNK];
+        let timeout =
+            nix::poll::PollTimeout::try_from(CLOSE_POLL).unwrap_or(nix::poll::PollTimeout::NONE);
         loop {
+            let ready = {
+                let mut fds = [nix::poll::PollFd::new(
+                    input.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(n) => n > 0,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
+                }
+            };
+            if !ready {
+                if close.load(Ordering::SeqCst) {
+                    break;
+                }
+                continue;
+            }
             match input.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -103,4 +144,5 @@ pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) {
         }
         let _ = handle.block_on(monitor.send_input(STDIN, &[]));
     });
+    copy
 }

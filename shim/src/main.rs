@@ -9,8 +9,11 @@
 //! shim needs nothing else installed but Hull's guest artefacts.
 #![deny(missing_docs)]
 
+mod bundle;
 mod container;
 mod error;
+mod events;
+mod exec;
 mod io;
 mod shim;
 mod stats;

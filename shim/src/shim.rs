@@ -2,6 +2,7 @@
 //! pod share one), serving, and `delete` (cleaning up after a shim that
 //! died).
 
+use crate::events::KILLED_STATUS;
 use crate::task_service::TaskService;
 use async_trait::async_trait;
 use containerd_shim::asynchronous::{spawn, ExitSignal, Shim};
@@ -14,9 +15,6 @@ use std::sync::Arc;
 
 /// The annotation CRI gives every container of a pod: the pod's sandbox id.
 pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
-
-/// The exit status containerd is told for a task whose shim died.
-const KILLED_STATUS: u32 = 128 + libc::SIGKILL as u32;
 
 /// The shim.
 pub struct HullShim {
@@ -51,7 +49,7 @@ impl Shim for HullShim {
                 tracing::warn!("removing {} after its shim: {err}", self.id);
             }
         }
-        crate::task_service::unmount_rootfs(&std::env::current_dir().unwrap_or_default());
+        crate::bundle::unmount_rootfs(&std::env::current_dir().unwrap_or_default());
         Ok(DeleteResponse {
             exit_status: KILLED_STATUS,
             exited_at: Some(containerd_shim::util::timestamp()?).into(),

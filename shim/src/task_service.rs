@@ -2,47 +2,41 @@
 //! is a Hull container in a microVM of its own, with a monitor that owns
 //! the VM; the shim talks to the monitor as `hull` does.
 
+use crate::bundle::{leave_pod_network_to_sandbox, mount_rootfs, unmount_rootfs};
 use crate::container::{Container, Exec, Exit};
 use crate::error::{from_engine, internal, not_found, status};
+use crate::events::{publish, ExitTeller, KILLED_STATUS};
 use crate::io::{copy_output, copy_stdin, Stdio};
 use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskIO, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::shim_async::Task;
 use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim::protos::ttrpc::Code;
-use containerd_shim::protos::types::mount::Mount;
 use containerd_shim::protos::types::task::{ProcessInfo, Status as TaskStatus};
 use containerd_shim::publisher::RemotePublisher;
-use containerd_shim::{api, Context, TtrpcResult};
+use containerd_shim::{api, TtrpcResult};
 use hull_runtime::container::Status;
 use hull_runtime::engine::{BundleOptions, Engine};
-use hull_runtime::monitor_link::client;
 use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, TerminalSize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
 /// Seconds a task's VM may take to boot to its agent.
 const BOOT_TIMEOUT_SECS: u64 = 60;
 
-/// How long a finished task's output may take to reach its FIFOs before
-/// its exit is told anyway.
-const OUTPUT_GRACE: Duration = Duration::from_secs(5);
-
 /// The task service of one shim.
 pub struct TaskService {
-    engine: Engine,
-    namespace: String,
-    publisher: Arc<RemotePublisher>,
-    containers: Arc<Mutex<HashMap<String, Container>>>,
+    pub(crate) engine: Engine,
+    pub(crate) namespace: String,
+    pub(crate) publisher: Arc<RemotePublisher>,
+    pub(crate) containers: Arc<Mutex<HashMap<String, Container>>>,
     exit: Arc<ExitSignal>,
 }
 
@@ -63,78 +57,8 @@ impl TaskService {
         }
     }
 
-    async fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
+    pub(crate) async fn publish(&self, topic: &str, event: Box<dyn MessageDyn>) {
         publish(&self.publisher, &self.namespace, topic, event).await;
-    }
-}
-
-/// Sends an event to containerd; one that cannot be sent is logged.
-async fn publish(
-    publisher: &RemotePublisher,
-    namespace: &str,
-    topic: &str,
-    event: Box<dyn MessageDyn>,
-) {
-    if let Err(err) = publisher
-        .publish(Context::default(), topic, namespace, event)
-        .await
-    {
-        tracing::warn!("publishing {topic}: {err}");
-    }
-}
-
-/// The annotation CRI gives a container with its role in the pod.
-const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
-
-/// A pod's network is its sandbox container's: CRI names the pod's network
-/// namespace for it, and `/proc/<sandbox task pid>/ns/net` for the pod's
-/// other containers, which here is the host side of the sandbox (its
-/// monitor). Until a pod's containers share one VM, the others run without
-/// a network (loopback only) rather than take the sandbox's.
-fn leave_pod_network_to_sandbox(spec: &mut oci_spec::runtime::Spec) {
-    let app_container = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
-        .is_some_and(|kind| kind == "container");
-    if !app_container {
-        return;
-    }
-    if let Some(namespaces) = spec
-        .linux_mut()
-        .as_mut()
-        .and_then(|l| l.namespaces_mut().as_mut())
-    {
-        for namespace in namespaces.iter_mut() {
-            if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-                namespace.set_path(None);
-            }
-        }
-    }
-}
-
-/// Mounts the rootfs mounts containerd passed on `bundle/rootfs`.
-async fn mount_rootfs(bundle: &Path, mounts: &[Mount]) -> TtrpcResult<bool> {
-    if mounts.is_empty() {
-        return Ok(false);
-    }
-    let target = bundle.join("rootfs");
-    tokio::fs::create_dir_all(&target).await.map_err(internal)?;
-    for mount in mounts {
-        containerd_shim::util::mount_rootfs(mount, &target)
-            .await
-            .map_err(|err| internal(format!("mounting the rootfs: {err}")))?;
-    }
-    Ok(true)
-}
-
-/// Unmounts `bundle/rootfs` (all that is stacked there).
-pub fn unmount_rootfs(bundle: &Path) {
-    let target = bundle.join("rootfs");
-    for _ in 0..8 {
-        if nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).is_err() {
-            break;
-        }
     }
 }
 
@@ -228,6 +152,7 @@ impl Task for TaskService {
                 pid,
                 exit,
                 started: false,
+                stdin: None,
                 execs: HashMap::new(),
             },
         );
@@ -294,44 +219,34 @@ impl Task for TaskService {
             })
             .await
             .map_err(internal)?;
-        if !stdio.stdin.is_empty() {
-            copy_stdin(monitor.clone(), Path::new(&stdio.stdin));
-        }
         let waiter = monitor.clone();
         let wait = tokio::spawn(async move { waiter.request(MonitorRequest::Wait).await });
         self.engine
             .start(&hull_id, &monitor)
             .await
             .map_err(from_engine)?;
+        // Input once it runs: the monitor has nowhere to put it before.
+        if !stdio.stdin.is_empty() {
+            let copy = copy_stdin(monitor.clone(), Path::new(&stdio.stdin));
+            if let Some(container) = self.containers.lock().await.get_mut(&req.id) {
+                container.stdin = Some(copy);
+            }
+        }
         // Its exit, told once its output is all out.
-        let publisher = self.publisher.clone();
-        let namespace = self.namespace.clone();
-        let id = req.id.clone();
+        let teller = ExitTeller {
+            publisher: self.publisher.clone(),
+            namespace: self.namespace.clone(),
+            container_id: req.id.clone(),
+            id: req.id.clone(),
+            pid,
+            exit,
+        };
         tokio::spawn(async move {
             let status = match wait.await {
                 Ok(Ok(MonitorResponse::Exited { exit_code, .. })) => exit_code as u32,
-                _ => 128 + libc::SIGKILL as u32,
+                _ => KILLED_STATUS,
             };
-            let _ = tokio::time::timeout(OUTPUT_GRACE, output.finished()).await;
-            let at = containerd_shim::util::timestamp().unwrap_or_default();
-            exit.send_replace(Some(Exit {
-                status,
-                at: at.clone(),
-            }));
-            publish(
-                &publisher,
-                &namespace,
-                topics::TASK_EXIT_EVENT_TOPIC,
-                Box::new(TaskExit {
-                    container_id: id.clone(),
-                    id,
-                    pid,
-                    exit_status: status,
-                    exited_at: Some(at).into(),
-                    ..Default::default()
-                }),
-            )
-            .await;
+            teller.tell(status, output).await;
         });
         self.publish(
             topics::TASK_START_EVENT_TOPIC,
@@ -494,7 +409,7 @@ impl Task for TaskService {
             unmount_rootfs(&container.bundle);
         }
         let exited = container.exited().unwrap_or(Exit {
-            status: 128 + libc::SIGKILL as u32,
+            status: KILLED_STATUS,
             at: containerd_shim::util::timestamp().unwrap_or_default(),
         });
         self.publish(
@@ -590,25 +505,29 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::CloseIORequest,
     ) -> TtrpcResult<api::Empty> {
-        if req.stdin {
-            let monitor = if req.exec_id.is_empty() {
-                self.monitor(&req.id).await?
-            } else {
-                let containers = self.containers.lock().await;
-                let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
-                match container
-                    .execs
-                    .get(&req.exec_id)
-                    .and_then(|e| e.monitor.clone())
-                {
-                    Some(monitor) => monitor,
-                    None => return Err(not_found(&req.exec_id)),
-                }
-            };
-            monitor
+        if !req.stdin {
+            return Ok(api::Empty::default());
+        }
+        let containers = self.containers.lock().await;
+        let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
+        let (copy, monitor) = if req.exec_id.is_empty() {
+            (container.stdin.clone(), Some(container.monitor.clone()))
+        } else {
+            let exec = container
+                .execs
+                .get(&req.exec_id)
+                .ok_or_else(|| not_found(&req.exec_id))?;
+            (exec.stdin.clone(), exec.monitor.clone())
+        };
+        drop(containers);
+        match (copy, monitor) {
+            // What containerd wrote before asking still goes in first.
+            (Some(copy), _) => copy.close(),
+            (None, Some(monitor)) => monitor
                 .send_input(hull_runtime::monitor_link::proto::STDIN, &[])
                 .await
-                .map_err(internal)?;
+                .map_err(internal)?,
+            (None, None) => {}
         }
         Ok(api::Empty::default())
     }
@@ -660,6 +579,7 @@ impl Task for TaskService {
                         terminal: req.terminal,
                     },
                     monitor: None,
+                    stdin: None,
                     exit,
                 },
             );
@@ -709,129 +629,6 @@ impl Task for TaskService {
 }
 
 impl TaskService {
-    /// Starts exec `exec_id` of task `id`: a connection of its own to the
-    /// container's monitor, its output copied to its FIFOs, its exit told.
-    async fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
-        let (hull_id, pid, spec, stdio, exit) = {
-            let containers = self.containers.lock().await;
-            let container = containers.get(id).ok_or_else(|| not_found(id))?;
-            let exec = container
-                .execs
-                .get(exec_id)
-                .ok_or_else(|| not_found(exec_id))?;
-            if exec.monitor.is_some() {
-                return Err(status(
-                    Code::FAILED_PRECONDITION,
-                    format!("exec {exec_id} was started already"),
-                ));
-            }
-            (
-                container.hull_id.clone(),
-                container.pid,
-                exec.spec.clone(),
-                exec.stdio.clone(),
-                exec.exit.clone(),
-            )
-        };
-        let monitor = Arc::new(
-            client::connect(self.engine.paths(), &hull_id)
-                .await
-                .map_err(internal)?,
-        );
-        let output = copy_output(&monitor, &stdio).map_err(internal)?;
-        let user = spec.user();
-        let request = MonitorRequest::Exec {
-            args: spec.args().clone().unwrap_or_default(),
-            env: spec.env().clone().unwrap_or_default(),
-            workdir: Some(spec.cwd().display().to_string()),
-            user: Some(format!("{}:{}", user.uid(), user.gid())),
-            stdin: !stdio.stdin.is_empty(),
-            detach: false,
-            tty: stdio.terminal,
-            size: spec.console_size().as_ref().map(|size| TerminalSize {
-                rows: u16::try_from(size.height()).unwrap_or(u16::MAX),
-                cols: u16::try_from(size.width()).unwrap_or(u16::MAX),
-            }),
-        };
-        if let Some(container) = self.containers.lock().await.get_mut(id) {
-            if let Some(exec) = container.execs.get_mut(exec_id) {
-                exec.monitor = Some(monitor.clone());
-            }
-        }
-        if !stdio.stdin.is_empty() {
-            copy_stdin(monitor.clone(), Path::new(&stdio.stdin));
-        }
-        let (publisher, namespace) = (self.publisher.clone(), self.namespace.clone());
-        let (container_id, exec) = (id.to_string(), exec_id.to_string());
-        tokio::spawn(async move {
-            let status = match monitor.request(request).await {
-                Ok(MonitorResponse::Exited { exit_code, .. }) => exit_code as u32,
-                Err(hull_runtime::rpc::RpcError::Remote {
-                    exit_code: Some(code),
-                    ..
-                }) => code as u32,
-                _ => 128 + libc::SIGKILL as u32,
-            };
-            let _ = tokio::time::timeout(OUTPUT_GRACE, output.finished()).await;
-            let at = containerd_shim::util::timestamp().unwrap_or_default();
-            exit.send_replace(Some(Exit {
-                status,
-                at: at.clone(),
-            }));
-            publish(
-                &publisher,
-                &namespace,
-                topics::TASK_EXIT_EVENT_TOPIC,
-                Box::new(TaskExit {
-                    container_id,
-                    id: exec,
-                    pid,
-                    exit_status: status,
-                    exited_at: Some(at).into(),
-                    ..Default::default()
-                }),
-            )
-            .await;
-        });
-        self.publish(
-            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
-            Box::new(TaskExecStarted {
-                container_id: id.to_string(),
-                exec_id: exec_id.to_string(),
-                pid,
-                ..Default::default()
-            }),
-        )
-        .await;
-        Ok(api::StartResponse {
-            pid,
-            ..Default::default()
-        })
-    }
-
-    /// Forgets exec `exec_id` of task `id` (its connection closes).
-    async fn delete_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
-        let (pid, exec) = {
-            let mut containers = self.containers.lock().await;
-            let container = containers.get_mut(id).ok_or_else(|| not_found(id))?;
-            let exec = container
-                .execs
-                .remove(exec_id)
-                .ok_or_else(|| not_found(exec_id))?;
-            (container.pid, exec)
-        };
-        let exited = exec.exited().unwrap_or(Exit {
-            status: 128 + libc::SIGKILL as u32,
-            at: containerd_shim::util::timestamp().unwrap_or_default(),
-        });
-        Ok(api::DeleteResponse {
-            pid,
-            exit_status: exited.status,
-            exited_at: Some(exited.at).into(),
-            ..Default::default()
-        })
-    }
-
     async fn hull_id(&self, id: &str) -> TtrpcResult<String> {
         let containers = self.containers.lock().await;
         Ok(containers
