@@ -347,6 +347,7 @@ impl Muxer {
             key,
             Connection::new(handshake.stream, State::AwaitingResponse),
         );
+        tracing::debug!("vsock: host connects to guest port {guest_port}");
         self.send_control(key, op::REQUEST);
     }
 
@@ -375,6 +376,7 @@ impl Muxer {
         c.peer_fwd_cnt = header.fwd_cnt;
         match (header.op, c.state) {
             (op::RESPONSE, State::AwaitingResponse) => {
+                tracing::debug!("vsock: guest port {} accepted the host's connection", key.1);
                 c.state = State::Established;
                 let reply = format!("OK {}\n", key.0);
                 // A unix socket just accepted takes a few bytes.
@@ -414,7 +416,12 @@ impl Muxer {
                     let _ = c.stream.shutdown(std::net::Shutdown::Write);
                 }
             }
-            (op::RST, _) => self.close(key),
+            (op::RST, state) => {
+                if state == State::AwaitingResponse {
+                    tracing::debug!("vsock: guest port {} refused the host's connection", key.1);
+                }
+                self.close(key);
+            }
             _ => {
                 self.send_control(key, op::RST);
                 self.close(key);
