@@ -32,6 +32,20 @@ pub struct Containerd {
     /// The installation whose namespace, scratch space and guest artefacts it uses.
     pub hull: Hull,
     child: Child,
+    /// The pod network namespaces (`/run/netns/cni-*`) there were before
+    /// it started: the CRI plugin's own, made later, go with it.
+    netns_before: Vec<String>,
+}
+
+/// The CRI plugin's pod network namespaces now.
+fn cri_netns() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|name| name.starts_with("cni-"))
+        .collect()
 }
 
 impl Containerd {
@@ -94,6 +108,7 @@ impl Containerd {
             std::env::var("PATH").unwrap_or_default()
         );
         let log = std::fs::File::create(dir.join("containerd.log")).expect("containerd's log");
+        let netns_before = cri_netns();
         // In the test's network namespace, but with the host's mounts:
         // `ip netns exec` would mount a sysfs of its own over /sys and hide
         // the cgroup mounts runc needs.
@@ -110,7 +125,11 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("starting containerd (Debian's containerd package)");
-        let containerd = Containerd { hull, child };
+        let containerd = Containerd {
+            hull,
+            child,
+            netns_before,
+        };
         let up = eventually(START_TIMEOUT, || {
             containerd.ctr(["version"]).status.success()
         });
@@ -233,6 +252,12 @@ impl Containerd {
                 .filter(|point| point.starts_with(&scratch))
                 .map(|point| format!("mount {point}")),
         );
+        left.extend(
+            cri_netns()
+                .into_iter()
+                .filter(|name| !self.netns_before.contains(name))
+                .map(|name| format!("pod network namespace /run/netns/{name}")),
+        );
         left
     }
 
@@ -262,6 +287,12 @@ impl Drop for Containerd {
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for point in points {
             let _ = Command::new("umount").args(["-l", point]).status();
+        }
+        // Pods a failed test left: their network namespaces go too.
+        for name in cri_netns() {
+            if !self.netns_before.contains(&name) {
+                let _ = Command::new("ip").args(["netns", "del", &name]).status();
+            }
         }
     }
 }
