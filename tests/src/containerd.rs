@@ -243,22 +243,37 @@ impl Containerd {
                 )
             })
             .collect();
-        let scratch = self.hull.scratch.path().to_string_lossy().into_owned();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         left.extend(
-            mountinfo
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4))
-                .filter(|point| point.starts_with(&scratch))
+            self.mounts()
+                .into_iter()
                 .map(|point| format!("mount {point}")),
         );
         left.extend(
-            cri_netns()
+            self.new_cri_netns()
                 .into_iter()
-                .filter(|name| !self.netns_before.contains(name))
                 .map(|name| format!("pod network namespace /run/netns/{name}")),
         );
         left
+    }
+
+    /// Mount points below its scratch directory.
+    fn mounts(&self) -> Vec<String> {
+        let scratch = self.hull.scratch.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|point| point.starts_with(&scratch))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The CRI plugin's pod network namespaces made since it started.
+    fn new_cri_netns(&self) -> Vec<String> {
+        cri_netns()
+            .into_iter()
+            .filter(|name| !self.netns_before.contains(name))
+            .collect()
     }
 
     /// Asserts that nothing is left, waiting a little for what is on its way out.
@@ -277,22 +292,14 @@ impl Drop for Containerd {
         for pid in self.hull.processes() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        let scratch = self.hull.scratch.path().to_string_lossy().into_owned();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|point| point.starts_with(&scratch))
-            .collect();
+        let mut points = self.mounts();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for point in points {
-            let _ = Command::new("umount").args(["-l", point]).status();
+            let _ = Command::new("umount").args(["-l", &point]).status();
         }
         // Pods a failed test left: their network namespaces go too.
-        for name in cri_netns() {
-            if !self.netns_before.contains(&name) {
-                let _ = Command::new("ip").args(["netns", "del", &name]).status();
-            }
+        for name in self.new_cri_netns() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
         }
     }
 }

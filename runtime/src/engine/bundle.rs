@@ -5,14 +5,13 @@
 //! hooks stay on the host side, and the VM is sized from the spec's limits.
 
 use super::create::{
-    check_memory, host_cpus, host_memory_bytes, invalid, random_bytes, vm_memory_mib,
+    check_memory, host_cpus, host_memory_bytes, invalid, random_bytes, record_files, vm_memory_mib,
 };
 use super::{Engine, EngineError, Result};
 use crate::config::GuestArtifacts;
 use crate::container::{ContainerConfig, ContainerRecord, HostConfig};
 use crate::sandbox::{guest_share_path, SandboxPlan};
 use crate::volume::BindVolume;
-use anyhow::Context;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
@@ -126,22 +125,7 @@ impl Engine {
             aliases: Vec::new(),
             volumes,
         };
-        let files = [
-            plan.file()?,
-            (
-                "spec.json",
-                serde_json::to_vec_pretty(&spec).context("encoding the spec")?,
-            ),
-            (
-                "hostname",
-                format!("{}\n", record.config.hostname).into_bytes(),
-            ),
-            (
-                "hostconfig.json",
-                serde_json::to_vec_pretty(&record.host_config)
-                    .context("encoding the host config")?,
-            ),
-        ];
+        let files = record_files(&plan, &spec, &record)?;
         containers.create(&record, &files)?;
         Ok(id)
     }

@@ -181,22 +181,7 @@ impl Engine {
             volumes,
         };
         // Everything beside the record, so that the container appears whole.
-        let files = [
-            plan.file()?,
-            (
-                "spec.json",
-                serde_json::to_vec_pretty(&spec).context("encoding the spec")?,
-            ),
-            (
-                "hostname",
-                format!("{}\n", record.config.hostname).into_bytes(),
-            ),
-            (
-                "hostconfig.json",
-                serde_json::to_vec_pretty(&record.host_config)
-                    .context("encoding the host config")?,
-            ),
-        ];
+        let files = record_files(&plan, &spec, &record)?;
         let seed = random_bytes::<16>()?;
         let mut attempt = 0;
         loop {
@@ -220,6 +205,30 @@ impl Engine {
         crate::fault::point("create.after-record");
         Ok(id)
     }
+}
+
+/// The files a container's directory holds beside its record: the sandbox
+/// plan, the OCI spec, its hostname and `hostconfig.json`.
+pub(super) fn record_files(
+    plan: &SandboxPlan,
+    spec: &Spec,
+    record: &ContainerRecord,
+) -> Result<[(&'static str, Vec<u8>); 4]> {
+    Ok([
+        plan.file()?,
+        (
+            "spec.json",
+            serde_json::to_vec_pretty(spec).context("encoding the spec")?,
+        ),
+        (
+            "hostname",
+            format!("{}\n", record.config.hostname).into_bytes(),
+        ),
+        (
+            "hostconfig.json",
+            serde_json::to_vec_pretty(&record.host_config).context("encoding the host config")?,
+        ),
+    ])
 }
 
 /// The checks that need neither the host nor the image.
