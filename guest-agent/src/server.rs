@@ -4,13 +4,14 @@
 //! frames through a queue, so frames never interleave. Each request runs in
 //! its own task, so a `Wait` does not hold up other requests.
 
+use crate::container::namespaces::SharedNamespaces;
 use crate::container::Container;
 use crate::fdstream::FdStream;
 use anyhow::{bail, Context, Result};
 use hull_protocol::{
     decode_json, encode_json, is_valid_id, Event, ExitStatus, Frame, FrameKind, FrameReader,
-    FrameWriter, Request, RequestEnvelope, Response, ResponseEnvelope, StdioStreams,
-    MAX_STDIO_CHUNK, PROTOCOL_VERSION,
+    FrameWriter, JoinNamespaces, Request, RequestEnvelope, Response, ResponseEnvelope,
+    StdioStreams, MAX_STDIO_CHUNK, PROTOCOL_VERSION,
 };
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -241,7 +242,8 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             spec,
             rootfs,
             stdio,
-        } => create_container(agent, &container_id, &spec, &rootfs, stdio).await,
+            join,
+        } => create_container(agent, &container_id, &spec, &rootfs, stdio, join.as_ref()).await,
         Request::StartContainer { container_id } => {
             let slot = agent.slot(&container_id)?;
             let start = lock(&slot.container).take_start()?;
@@ -527,6 +529,7 @@ async fn create_container(
     spec: &oci_spec::runtime::Spec,
     rootfs: &hull_protocol::Rootfs,
     streams: StdioStreams,
+    join: Option<&JoinNamespaces>,
 ) -> Result<Response> {
     if !is_valid_id(id) {
         bail!("invalid container id {id:?}");
@@ -534,6 +537,13 @@ async fn create_container(
     if lock(&agent.containers).contains_key(id) {
         bail!("container {id} already exists");
     }
+    let shared = match join {
+        Some(join) => {
+            let pid = lock(&agent.slot(&join.container_id)?.container).pid;
+            SharedNamespaces::of(pid, join)?
+        }
+        None => SharedNamespaces::none(),
+    };
     let terminal = spec
         .process()
         .as_ref()
@@ -542,7 +552,7 @@ async fn create_container(
     let mut stdio = setup_stdio(agent, streams, terminal)?;
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
-    let created = Container::create(id, spec, rootfs, stdio.child, move |pid| {
+    let created = Container::create(id, spec, rootfs, &shared, stdio.child, move |pid| {
         lock(&children.children).insert(pid, status_tx);
     })
     .await;

@@ -16,8 +16,8 @@ pub use frame::{
     Frame, FrameDecoder, FrameError, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN, MAX_STDIO_CHUNK,
 };
 pub use message::{
-    is_valid_id, ContainerStats, Event, ExitStatus, ProcessInfo, Request, RequestEnvelope,
-    Response, ResponseEnvelope, Rootfs, StdioStreams, DEFAULT_DEVICES, MAX_ID_LEN,
+    is_valid_id, ContainerStats, Event, ExitStatus, JoinNamespaces, ProcessInfo, Request,
+    RequestEnvelope, Response, ResponseEnvelope, Rootfs, StdioStreams, DEFAULT_DEVICES, MAX_ID_LEN,
     PROTOCOL_VERSION,
 };
 #[cfg(feature = "tokio")]

@@ -47,6 +47,10 @@ pub enum Request {
         rootfs: Rootfs,
         /// Streams for the first process's stdio.
         stdio: StdioStreams,
+        /// Namespaces it shares with another container in the VM (its
+        /// pod's sandbox container); `None`: new ones of its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        join: Option<JoinNamespaces>,
     },
     /// Let the container's first process run.
     StartContainer {
@@ -133,6 +137,21 @@ pub enum Request {
     },
     /// Power the VM off. Answered just before the agent does so.
     Shutdown,
+}
+
+/// The namespaces a container shares with another container in the same
+/// VM (a pod's containers with its sandbox container). The network is the
+/// VM's for every container; the mount namespace is always its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinNamespaces {
+    /// The container whose namespaces it joins.
+    pub container_id: String,
+    /// Share its IPC namespace.
+    pub ipc: bool,
+    /// Share its UTS namespace (hostname).
+    pub uts: bool,
+    /// Share its pid namespace (a pod with `shareProcessNamespace`).
+    pub pid: bool,
 }
 
 /// A container's root file system, shared from the host with virtio-fs: the

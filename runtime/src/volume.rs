@@ -4,11 +4,8 @@
 //! and the guest agent bind-mounts it from the share onto the container path.
 
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use thiserror::Error;
-
-/// Where a sandbox's volumes are in its share: `volumes/<index>`.
-pub const SHARE_DIR: &str = "volumes";
 
 /// A `-v` value Hull cannot use.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -113,11 +110,6 @@ impl BindVolume {
         })
     }
 
-    /// Its place in the share, for the volume at `index`.
-    pub fn share_path(index: usize) -> PathBuf {
-        Path::new(SHARE_DIR).join(index.to_string())
-    }
-
     /// As `docker inspect` shows it under `Mounts`.
     pub fn inspect(&self) -> serde_json::Value {
         serde_json::json!({
@@ -140,6 +132,7 @@ impl BindVolume {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn docker_volume_syntax() {

@@ -1,40 +1,28 @@
 //! A task's bundle as containerd hands it over: its rootfs mounts (the
 //! snapshot), mounted on `bundle/rootfs` for the VM's share, and the pod
-//! rules its spec needs before Hull's engine takes it.
+//! whose VM it joins.
 
 use crate::error::internal;
 use containerd_shim::protos::types::mount::Mount;
 use containerd_shim::TtrpcResult;
 use std::path::Path;
 
+/// The annotation CRI gives every container of a pod: the pod's sandbox id.
+pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
 /// The annotation CRI gives a container with its role in the pod.
 const CONTAINER_TYPE_ANNOTATION: &str = "io.kubernetes.cri.container-type";
 
-/// A pod's network is its sandbox container's: CRI names the pod's network
-/// namespace for it, and `/proc/<sandbox task pid>/ns/net` for the pod's
-/// other containers, which here is the host side of the sandbox (its
-/// monitor). Until a pod's containers share one VM, the others run without
-/// a network (loopback only) rather than take the sandbox's.
-pub fn leave_pod_network_to_sandbox(spec: &mut oci_spec::runtime::Spec) {
-    let app_container = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(CONTAINER_TYPE_ANNOTATION))
-        .is_some_and(|kind| kind == "container");
-    if !app_container {
-        return;
+/// The task id of the pod's sandbox container, for a pod's other
+/// containers (CRI's `container-type: container`), which join its VM: the
+/// pod's network (CNI's namespace, attached to the VM), and the IPC, UTS
+/// and pid namespaces their spec names, are the sandbox's there.
+pub fn pod_sandbox(spec: &oci_spec::runtime::Spec) -> Option<String> {
+    let annotations = spec.annotations().as_ref()?;
+    if annotations.get(CONTAINER_TYPE_ANNOTATION)? != "container" {
+        return None;
     }
-    if let Some(namespaces) = spec
-        .linux_mut()
-        .as_mut()
-        .and_then(|l| l.namespaces_mut().as_mut())
-    {
-        for namespace in namespaces.iter_mut() {
-            if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-                namespace.set_path(None);
-            }
-        }
-    }
+    annotations.get(SANDBOX_ID_ANNOTATION).cloned()
 }
 
 /// Mounts the rootfs mounts containerd passed on `bundle/rootfs`.

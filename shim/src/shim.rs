@@ -2,6 +2,7 @@
 //! pod share one), serving, and `delete` (cleaning up after a shim that
 //! died).
 
+use crate::bundle::SANDBOX_ID_ANNOTATION;
 use crate::events::KILLED_STATUS;
 use crate::task_service::TaskService;
 use async_trait::async_trait;
@@ -12,9 +13,6 @@ use hull_runtime::config::Paths;
 use hull_runtime::engine::Engine;
 use std::path::Path;
 use std::sync::Arc;
-
-/// The annotation CRI gives every container of a pod: the pod's sandbox id.
-pub const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
 /// The shim.
 pub struct HullShim {

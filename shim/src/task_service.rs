@@ -2,7 +2,7 @@
 //! is a Hull container in a microVM of its own, with a monitor that owns
 //! the VM; the shim talks to the monitor as `hull` does.
 
-use crate::bundle::{leave_pod_network_to_sandbox, mount_rootfs, unmount_rootfs};
+use crate::bundle::{mount_rootfs, pod_sandbox, unmount_rootfs};
 use crate::container::{Container, Exec, Exit};
 use crate::error::{from_engine, internal, not_found, status};
 use crate::events::{publish, ExitTeller, KILLED_STATUS};
@@ -86,14 +86,29 @@ impl Task for TaskService {
             ));
         }
         let bundle = PathBuf::from(&req.bundle);
-        let mut spec =
-            oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(|err| {
-                status(
-                    Code::INVALID_ARGUMENT,
-                    format!("reading the bundle's spec: {err}"),
-                )
-            })?;
-        leave_pod_network_to_sandbox(&mut spec);
+        let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).map_err(|err| {
+            status(
+                Code::INVALID_ARGUMENT,
+                format!("reading the bundle's spec: {err}"),
+            )
+        })?;
+        // A pod's other containers join its sandbox container's VM.
+        let sandbox = match pod_sandbox(&spec) {
+            Some(task) => Some(
+                self.containers
+                    .lock()
+                    .await
+                    .get(&task)
+                    .map(|sandbox| sandbox.hull_id.clone())
+                    .ok_or_else(|| {
+                        status(
+                            Code::FAILED_PRECONDITION,
+                            format!("the pod's sandbox task {task} is not in this shim"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
         let rootfs_mounted = mount_rootfs(&bundle, &req.rootfs).await?;
         let rootfs = match spec.root().as_ref().map(|r| r.path().clone()) {
             Some(path) if !rootfs_mounted && path.is_absolute() => path,
@@ -116,6 +131,7 @@ impl Task for TaskService {
                     vmm: std::env::var("HULL_VMM").ok().filter(|v| !v.is_empty()),
                     boot_timeout_secs: BOOT_TIMEOUT_SECS,
                     stdin: !stdio.stdin.is_empty(),
+                    sandbox,
                 })
                 .map_err(from_engine)?;
             let spawned = match self.engine.spawn_monitor(&hull_id).await {

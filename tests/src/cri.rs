@@ -3,7 +3,8 @@
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, ImageSpec, PodSandboxConfig, PodSandboxMetadata,
+    ContainerConfig, ContainerMetadata, ExecSyncRequest, ImageSpec, PodSandboxConfig,
+    PodSandboxMetadata,
 };
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -61,4 +62,20 @@ pub fn container(name: &str, script: &str) -> ContainerConfig {
         log_path: format!("{name}.log"),
         ..Default::default()
     }
+}
+
+/// Runs `sh -c SCRIPT` in container `id` (CRI's ExecSync); its output,
+/// trimmed, once it exited 0.
+pub async fn sh_in(cri: &mut RuntimeServiceClient<Channel>, id: &str, script: &str) -> String {
+    let out = cri
+        .exec_sync(ExecSyncRequest {
+            container_id: id.into(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            timeout: 60,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("ExecSync {script:?}: {e}"))
+        .into_inner();
+    assert_eq!(out.exit_code, 0, "{script:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -1,10 +1,11 @@
 //! Kubernetes' path: Debian's containerd 1.6 with its CRI plugin and
 //! Debian's CNI plugins, runtime handler `hull` (Hull's shim), driven by a
-//! CRI client as a kubelet drives it: a pod, two containers in it, exec,
-//! status, logs, stats, stop and removal, and nothing left afterwards.
+//! CRI client as a kubelet drives it: a pod, two containers in it sharing
+//! its one microVM (its network, so localhost, and its IPC namespace),
+//! exec, status, logs, stats, stop and removal, and nothing left afterwards.
 
 use hull_tests::containerd::{Containerd, PAUSE_IMAGE};
-use hull_tests::cri::{connect, container, pod};
+use hull_tests::cri::{connect, container, pod, sh_in};
 use k8s_cri::v1::{
     ContainerState, ContainerStatsRequest, ContainerStatusRequest, CreateContainerRequest,
     ExecSyncRequest, ListImagesRequest, RemoveContainerRequest, RemovePodSandboxRequest,
@@ -51,7 +52,11 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
 
         let mut ids = Vec::new();
         for (name, script) in [
-            ("one", "echo hello-from-one; exec sleep 600"),
+            (
+                "one",
+                "echo hello-from-one; mkdir /www; echo pod-local > /www/index.html; \
+                 exec httpd -f -p 8080 -h /www",
+            ),
             ("two", "echo hello-from-two; exec sleep 600"),
         ] {
             let id = cri
@@ -88,6 +93,37 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
                 .ends_with("-hull"),
             "{exec:?}"
         );
+
+        // One VM for the pod: the sandbox container and both others have
+        // one VMM, and one network (container two reaches one's server on
+        // localhost) and IPC namespace, but mount namespaces of their own.
+        let engine_root = containerd.hull.root().join("containerd/k8s.io");
+        let out = containerd
+            .hull
+            .command(["--root".as_ref(), engine_root.as_os_str()])
+            .args(["inspect", "-f", "{{.HullSandbox.VmmPid}}", &pod, &ids[0], &ids[1]])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let vmms: Vec<&str> = text.lines().collect();
+        assert!(
+            out.status.success() && vmms.len() == 3 && vmms.iter().all(|v| *v == vmms[0] && *v != "0"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fetched = sh_in(
+            &mut cri,
+            &ids[1],
+            "for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/ && exit; sleep 0.2; done; exit 1",
+        )
+        .await;
+        assert_eq!(fetched, "pod-local");
+        let namespaces = "readlink /proc/self/ns/ipc; readlink /proc/self/ns/mnt";
+        let one = sh_in(&mut cri, &ids[0], namespaces).await;
+        let two = sh_in(&mut cri, &ids[1], namespaces).await;
+        let (one, two): (Vec<&str>, Vec<&str>) = (one.lines().collect(), two.lines().collect());
+        assert_eq!(one[0], two[0], "the pod's IPC namespace");
+        assert_ne!(one[1], two[1], "a mount namespace each");
 
         let status = cri
             .container_status(ContainerStatusRequest {

@@ -598,3 +598,135 @@ fn guests_cannot_reach_host_services_and_system_reset_removes_everything() {
     let forward = stdout(&sh(&hull, &["cat", "/proc/sys/net/ipv4/ip_forward"]));
     assert_eq!(forward.trim(), "0", "ip_forward left on");
 }
+
+/// The IPC and mount namespaces of the shell that runs it, a line each.
+const NAMESPACES: &str = "readlink /proc/self/ns/ipc; readlink /proc/self/ns/mnt";
+
+#[test]
+fn network_container_mode_runs_the_container_in_the_others_vm() {
+    let hull = Hull::new();
+    hull.load_busybox().unwrap();
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-h",
+            "webhost",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            HTTPD,
+        ],
+    );
+    // What the other container's network owns is refused, as Docker does.
+    for (args, says) in [
+        (
+            vec!["--network", "container:web", "-p", "8081:80"],
+            "conflicting options: port publishing and the container type network mode",
+        ),
+        (
+            vec!["--network", "container:web", "-h", "other"],
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            vec!["--ipc", "container:web"],
+            "--ipc=container:web needs --network=container:web",
+        ),
+        (
+            vec!["--network", "container:nonesuch"],
+            "No such container: nonesuch",
+        ),
+    ] {
+        let out = hull.run(
+            ["run", "--rm"]
+                .iter()
+                .chain(&args)
+                .chain(&[BUSYBOX_IMAGE, "true"]),
+        );
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+
+    // In web's VM: its localhost, its host name and /etc/hosts, and with
+    // --ipc container:web its IPC namespace; a mount namespace of its own.
+    let web_ns = ok(&hull, &["exec", "web", "sh", "-c", NAMESPACES]);
+    let script = format!(
+        "{}; echo; hostname; grep -c webhost /etc/hosts; {NAMESPACES}",
+        nc_get("127.0.0.1", "80")
+    );
+    let joined = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:web",
+            "--ipc",
+            "container:web",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(joined.contains("hello-from-hull"), "{joined}");
+    let lines: Vec<&str> = joined.lines().rev().take(4).collect();
+    let web_ns: Vec<&str> = web_ns.lines().collect();
+    assert_eq!(lines[3], "webhost", "{joined}");
+    assert_eq!(lines[1], web_ns[0], "the IPC namespace: {joined}");
+    assert_ne!(lines[0], web_ns[1], "the mount namespace: {joined}");
+
+    // A detached one: one VMM for both, exec into it, and it ends with
+    // the VM when web is removed.
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "side",
+            "--network",
+            "container:web",
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    let vmm = |name: &str| ok(&hull, &["inspect", "-f", "{{.HullSandbox.VmmPid}}", name]);
+    assert_eq!(vmm("side"), vmm("web"));
+    assert_eq!(
+        ok(
+            &hull,
+            &["inspect", "-f", "{{.HostConfig.NetworkMode}}", "side"]
+        )
+        .trim(),
+        format!(
+            "container:{}",
+            ok(&hull, &["inspect", "-f", "{{.Id}}", "web"]).trim()
+        )
+    );
+    assert_eq!(ok(&hull, &["exec", "side", "hostname"]).trim(), "webhost");
+    ok(&hull, &["rm", "-f", "web"]);
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "side"
+            ]
+        )
+        .trim(),
+        "exited 137"
+    );
+    // Not running: nothing to join.
+    let out = hull.run(["start", "side"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("not running"), "{}", stderr(&out));
+    ok(&hull, &["rm", "side"]);
+    assert_eq!(ok(&hull, &["ps", "-aq"]).trim(), "");
+}

@@ -3,6 +3,7 @@
 //! runtime spec, in the manner of youki's libcontainer.
 
 pub mod cgroup;
+pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 
@@ -10,8 +11,8 @@ use crate::fdstream::FdStream;
 use anyhow::{anyhow, bail, Context, Result};
 use cgroup::Cgroup;
 use hull_protocol::{ExitStatus, Rootfs};
+use namespaces::{Namespaces, SharedNamespaces};
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
@@ -168,13 +169,15 @@ async fn read_report(stream: &mut FdStream) -> Result<Option<Report>> {
 
 impl Container {
     /// Creates the container: its rootfs and cgroup, and its first process
-    /// stopped just before `execve`. `stdio` are the child's ends of its
+    /// stopped just before `execve`, in new namespaces but for those it
+    /// `shared`s with another container. `stdio` are the child's ends of its
     /// stdin, stdout and stderr. `register` is called with the child's pid
     /// before anything can await, so the reaper cannot miss its exit.
     pub async fn create(
         id: &str,
         spec: &Spec,
         rootfs_spec: &Rootfs,
+        shared: &SharedNamespaces,
         stdio: [OwnedFd; 3],
         register: impl FnOnce(Pid),
     ) -> Result<Self> {
@@ -200,7 +203,7 @@ impl Container {
             let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
             spawn_process(
                 (plan, command.clone(), searched_path),
-                Namespaces::New,
+                Namespaces::New(shared),
                 &cgroup,
                 pipes,
                 stdio,
@@ -561,13 +564,6 @@ fn copy_fd_of(pid: Pid, fd: u32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copied as libc::c_int) })
 }
 
-/// How a process is made: its own new namespaces (a container's first
-/// process), or joining a running container's (an exec).
-enum Namespaces<'a> {
-    New,
-    Join { pid: &'a OwnedFd },
-}
-
 /// Clones a process following `plan` and waits until it is ready to `execve`.
 async fn spawn_process(
     (plan, command, searched_path): (ChildPlan, String, bool),
@@ -586,38 +582,19 @@ async fn spawn_process(
         let argv = pointer_array(&plan.argv);
         let envp = pointer_array(&plan.envp);
         let mut stack = vec![0u8; CHILD_STACK_SIZE];
-        let (flags, own_pid_ns) = match namespaces {
-            Namespaces::New => (
-                CloneFlags::CLONE_NEWNS
-                    | CloneFlags::CLONE_NEWPID
-                    | CloneFlags::CLONE_NEWUTS
-                    | CloneFlags::CLONE_NEWIPC,
-                None,
-            ),
-            Namespaces::Join { pid } => {
-                // A process only enters a pid namespace at birth: point this
-                // thread's children at the container's, and back after the clone.
-                let own = std::fs::File::open("/proc/self/ns/pid")
-                    .context("opening the agent's pid namespace")?;
-                nix::sched::setns(pid, CloneFlags::CLONE_NEWPID)
-                    .context("entering the container's pid namespace")?;
-                (CloneFlags::empty(), Some(own))
+        let cloned = namespaces.clone_in(|flags| {
+            // SAFETY: the child runs `child_main`, which only makes system
+            // calls on data prepared above (see process.rs), and then execs
+            // or exits.
+            unsafe {
+                nix::sched::clone(
+                    Box::new(|| process::child_main(&plan, &argv, &envp)),
+                    &mut stack,
+                    flags,
+                    Some(Signal::SIGCHLD as i32),
+                )
             }
-        };
-        // SAFETY: the child runs `child_main`, which only makes system calls
-        // on data prepared above (see process.rs), and then execs or exits.
-        let cloned = unsafe {
-            nix::sched::clone(
-                Box::new(|| process::child_main(&plan, &argv, &envp)),
-                &mut stack,
-                flags,
-                Some(Signal::SIGCHLD as i32),
-            )
-        };
-        if let Some(own) = own_pid_ns {
-            nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
-                .context("returning to the agent's pid namespace")?;
-        }
+        })?;
         cloned.context("cloning the container process")?
     };
     register(pid);

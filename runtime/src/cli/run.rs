@@ -41,6 +41,7 @@ pub struct ProcessArgs {
 
 /// Flags that describe a container (`hull create` and `hull run`).
 #[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
 pub struct CreateArgs {
     /// Assign a name to the container
     #[arg(long, value_name = "string")]
@@ -54,8 +55,11 @@ pub struct CreateArgs {
     #[arg(long, value_name = "string")]
     entrypoint: Option<String>,
     /// Container host name
-    #[arg(long, value_name = "string")]
+    #[arg(short = 'h', long, value_name = "string")]
     hostname: Option<String>,
+    /// Print usage (`-h` is the host name, as in Docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Memory limit (e.g. 64m, 1g); also sizes the microVM
     #[arg(short, long, value_name = "bytes")]
     memory: Option<String>,
@@ -322,11 +326,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         // As `docker run --rm`: return once the container is gone, VM and
         // all. Its monitor removes it, then exits; a monitor that died
         // first leaves that to us.
-        let monitor_gone = async {
-            while crate::process::process_alive(i64::from(monitor_pid)) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
+        let monitor_gone = engine.torn_down(&id, monitor_pid);
         if tokio::time::timeout(MONITOR_TEARDOWN_TIMEOUT, monitor_gone)
             .await
             .is_err()

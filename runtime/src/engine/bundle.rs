@@ -10,8 +10,9 @@ use super::create::{
 use super::{Engine, EngineError, Result};
 use crate::config::GuestArtifacts;
 use crate::container::{ContainerConfig, ContainerRecord, HostConfig};
-use crate::sandbox::{guest_share_path, SandboxPlan};
+use crate::sandbox::{ContainerShare, SandboxPlan};
 use crate::volume::BindVolume;
+use hull_protocol::JoinNamespaces;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
@@ -36,12 +37,17 @@ pub struct BundleOptions {
     pub boot_timeout_secs: u64,
     /// Whether it takes input (its stdin stays open for whoever attaches).
     pub stdin: bool,
+    /// The container whose VM it joins (a pod's sandbox container), by
+    /// Hull's id; `None`: it boots a VM of its own.
+    pub sandbox: Option<String>,
 }
 
 impl Engine {
     /// Creates a container from a bundle; returns its id. It runs in a VM
     /// of its own, on the network namespace the spec names (`ns:PATH`, as
-    /// CNI left it) or with none.
+    /// CNI left it) or with none; or, with `sandbox`, in that container's
+    /// VM, on its network, sharing the IPC, UTS and pid namespaces the spec
+    /// names by path (CRI names the pod's sandbox container's).
     pub fn create_from_bundle(&self, options: BundleOptions) -> Result<String> {
         let BundleOptions {
             name,
@@ -50,6 +56,7 @@ impl Engine {
             vmm,
             boot_timeout_secs,
             stdin,
+            sandbox,
         } = options;
         let missing = GuestArtifacts::resolve(None, None).missing();
         if !missing.is_empty() {
@@ -65,13 +72,24 @@ impl Engine {
             .process()
             .clone()
             .ok_or_else(|| EngineError::Invalid("the spec has no process".into()))?;
-        let network = network_mode(&spec)?;
-        let (memory, vcpus) = vm_size(&spec)?;
-        let volumes = share_host_mounts(&mut spec)?;
-        keep_on_host_side(&mut spec);
-
         let containers = self.containers()?;
         let id = hex::encode(random_bytes::<32>()?);
+        let joins = match &sandbox {
+            Some(reference) => {
+                let sandbox_id = containers.resolve(reference)?;
+                Some(pod_namespaces(&spec, sandbox_id))
+            }
+            None => None,
+        };
+        let network = match &joins {
+            Some(joins) => format!("container:{}", joins.container_id),
+            None => network_mode(&spec)?,
+        };
+        let (memory, vcpus) = vm_size(&spec)?;
+        let share = ContainerShare::of(&id, sandbox.as_deref());
+        let volumes = share_host_mounts(&mut spec, &share)?;
+        keep_on_host_side(&mut spec);
+
         let hostname = spec.hostname().clone().unwrap_or_default();
         let argv = process.args().clone().unwrap_or_default();
         let terminal = process.terminal().unwrap_or(false);
@@ -124,6 +142,7 @@ impl Engine {
             ip: None,
             aliases: Vec::new(),
             volumes,
+            joins,
         };
         let files = record_files(&plan, &spec, &record)?;
         containers.create(&record, &files)?;
@@ -190,7 +209,7 @@ fn is_bind(mount: &oci_spec::runtime::Mount) -> bool {
 /// Host paths the spec binds (CRI's /etc/hosts, resolv.conf, /dev/shm,
 /// volumes) become shares of the sandbox, and the spec's mounts take them
 /// from the share.
-fn share_host_mounts(spec: &mut Spec) -> Result<Vec<BindVolume>> {
+fn share_host_mounts(spec: &mut Spec, share: &ContainerShare) -> Result<Vec<BindVolume>> {
     let mut volumes = Vec::new();
     let Some(mounts) = spec.mounts_mut() else {
         return Ok(volumes);
@@ -217,11 +236,34 @@ fn share_host_mounts(spec: &mut Spec) -> Result<Vec<BindVolume>> {
             destination: mount.destination().display().to_string(),
             readonly,
         });
-        mount.set_source(Some(PathBuf::from(guest_share_path(
-            &BindVolume::share_path(index),
+        mount.set_source(Some(PathBuf::from(ContainerShare::guest_path(
+            &share.volume(index),
         ))));
     }
     Ok(volumes)
+}
+
+/// The namespaces of its pod's sandbox container that a container joining
+/// it shares: those its spec names by path (CRI names the sandbox's IPC and
+/// UTS namespaces, and its pid namespace when the pod shares one). The
+/// network is the VM's in any case; the mount namespace is its own.
+fn pod_namespaces(spec: &Spec, sandbox_id: String) -> JoinNamespaces {
+    let named = |kind: LinuxNamespaceType| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|namespaces| {
+                namespaces
+                    .iter()
+                    .any(|n| n.typ() == kind && n.path().is_some())
+            })
+    };
+    JoinNamespaces {
+        container_id: sandbox_id,
+        ipc: named(LinuxNamespaceType::Ipc),
+        uts: named(LinuxNamespaceType::Uts),
+        pid: named(LinuxNamespaceType::Pid),
+    }
 }
 
 /// What only means something on the host: namespace paths (the guest has
@@ -348,7 +390,7 @@ mod tests {
                 .unwrap(),
         ];
         let mut spec = spec_with(LinuxBuilder::default().build().unwrap(), mounts);
-        let volumes = share_host_mounts(&mut spec).unwrap();
+        let volumes = share_host_mounts(&mut spec, &ContainerShare::own()).unwrap();
         assert_eq!(volumes.len(), 1);
         assert_eq!(volumes[0].source, hosts);
         assert!(volumes[0].readonly);
@@ -356,7 +398,9 @@ mod tests {
         assert_eq!(mounts[0].source().as_deref(), Some(Path::new("proc")));
         assert_eq!(
             mounts[1].source().as_deref(),
-            Some(Path::new(&guest_share_path(&BindVolume::share_path(0))))
+            Some(Path::new(&ContainerShare::guest_path(
+                &ContainerShare::own().volume(0)
+            )))
         );
     }
 
@@ -369,7 +413,7 @@ mod tests {
             .build()
             .unwrap()];
         let mut spec = spec_with(LinuxBuilder::default().build().unwrap(), mounts);
-        assert!(share_host_mounts(&mut spec).is_err());
+        assert!(share_host_mounts(&mut spec, &ContainerShare::own()).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::config::GuestArtifacts;
 use crate::container::{generate_name, ContainerConfig, ContainerRecord, HostConfig};
 use crate::image::{ImageError, Reference};
 use crate::platform::Platform;
-use crate::sandbox::SandboxPlan;
+use crate::sandbox::{ContainerShare, SandboxPlan};
 use crate::spec::{self, RunOptions};
 use anyhow::Context;
 use oci_spec::runtime::{MountBuilder, Spec};
@@ -82,6 +82,7 @@ impl Engine {
         }
 
         let containers = self.containers()?;
+        let joins = joined_sandbox(&containers, options)?;
         let id = hex::encode(random_bytes::<32>()?);
         let run_options = RunOptions {
             entrypoint: options.entrypoint.clone(),
@@ -89,7 +90,10 @@ impl Engine {
             env: options.process.env.clone(),
             workdir: options.process.workdir.clone(),
             user: options.process.user.clone(),
-            hostname: options.hostname.clone(),
+            hostname: match &joins {
+                Some((_, hostname)) => Some(hostname.clone()),
+                None => options.hostname.clone(),
+            },
             memory: options.memory,
             cpus: options.cpus,
             pids_limit: options.pids_limit,
@@ -103,7 +107,8 @@ impl Engine {
             &run_options,
             &layer_dirs,
         )?;
-        add_host_mounts(&mut spec, &volumes)?;
+        let share = ContainerShare::of(&id, joins.as_ref().map(|(j, _)| j.container_id.as_str()));
+        add_host_mounts(&mut spec, &volumes, &share)?;
 
         let process = spec.process().as_ref().context("spec without a process")?;
         let argv = process.args().clone().unwrap_or_default();
@@ -143,7 +148,10 @@ impl Engine {
             auto_remove: options.auto_remove,
             restart_policy: options.restart.clone(),
             readonly_rootfs: options.read_only,
-            network_mode: options.network.clone().unwrap_or_else(|| "bridge".into()),
+            network_mode: match &joins {
+                Some((joins, _)) => format!("container:{}", joins.container_id),
+                None => options.network.clone().unwrap_or_else(|| "bridge".into()),
+            },
             port_bindings: port_bindings(&publish),
             runtime: options.vmm.clone().unwrap_or_default(),
             binds: volumes.iter().map(|v| v.bind_string()).collect(),
@@ -179,6 +187,7 @@ impl Engine {
             ip: options.ip,
             aliases: options.aliases.clone(),
             volumes,
+            joins: joins.map(|(joins, _)| joins),
         };
         // Everything beside the record, so that the container appears whole.
         let files = record_files(&plan, &spec, &record)?;
@@ -270,7 +279,11 @@ pub(super) fn vm_memory_mib(limit: Option<i64>) -> u32 {
 
 /// The host's /etc files (hosts, hostname, resolv.conf, as Docker's) and
 /// the `-v` volumes, as bind mounts of the sandbox's share.
-fn add_host_mounts(spec: &mut Spec, volumes: &[crate::volume::BindVolume]) -> Result<()> {
+fn add_host_mounts(
+    spec: &mut Spec,
+    volumes: &[crate::volume::BindVolume],
+    share: &ContainerShare,
+) -> Result<()> {
     let Some(mounts) = spec.mounts_mut() else {
         return Ok(());
     };
@@ -279,7 +292,7 @@ fn add_host_mounts(spec: &mut Spec, volumes: &[crate::volume::BindVolume]) -> Re
             MountBuilder::default()
                 .destination(format!("/etc/{name}"))
                 .typ("bind")
-                .source(crate::sandbox::guest_etc_file(name))
+                .source(ContainerShare::guest_path(&share.etc_file(name)))
                 .options(vec!["bind".to_string(), "ro".to_string()])
                 .build()
                 .context("building a mount")?,
@@ -294,9 +307,7 @@ fn add_host_mounts(spec: &mut Spec, volumes: &[crate::volume::BindVolume]) -> Re
             MountBuilder::default()
                 .destination(&volume.destination)
                 .typ("bind")
-                .source(crate::sandbox::guest_share_path(
-                    &crate::volume::BindVolume::share_path(index),
-                ))
+                .source(ContainerShare::guest_path(&share.volume(index)))
                 .options(options)
                 .build()
                 .context("building a mount")?,
@@ -366,9 +377,15 @@ fn refuse_host_namespaces(options: &ContainerOptions) -> Result<()> {
             Some("host") => return invalid(format!(
                 "{flag}=host is not supported: every Hull container runs in its own virtual machine, whose kernel cannot share the host's namespaces"
             )),
-            Some(other) if other.starts_with("container:") => return invalid(format!(
-                "{flag}={other} is not supported: containers in different Hull VMs share no namespaces"
-            )),
+            // It joins that container's VM (see `joined_sandbox`).
+            Some(other) if flag == "--network" && other.starts_with("container:") => {}
+            Some(other) if other.starts_with("container:") && flag != "--uts" => {
+                if options.network.as_deref() != Some(other) {
+                    return invalid(format!(
+                        "{flag}={other} needs --network={other}: containers share namespaces only inside one Hull VM, which a container joins with --network container:NAME"
+                    ));
+                }
+            }
             Some(_) if flag == "--network" => {}
             Some(other) => return invalid(format!("{flag}={other} is not supported")),
         }
@@ -377,6 +394,40 @@ fn refuse_host_namespaces(options: &ContainerOptions) -> Result<()> {
         return invalid("--privileged is not supported: it would give the container the host's devices, which a virtual machine does not have");
     }
     Ok(())
+}
+
+/// `--network container:NAME`: the container joins NAME's VM, on its
+/// network, with its host name (and its IPC and pid namespaces with `--ipc`
+/// and `--pid container:NAME`); what NAME's network owns is refused, as
+/// Docker refuses it. The namespaces to join, and NAME's host name.
+fn joined_sandbox(
+    containers: &crate::container::ContainerStore,
+    options: &ContainerOptions,
+) -> Result<Option<(hull_protocol::JoinNamespaces, String)>> {
+    let Some(mode) = options.network.as_deref() else {
+        return Ok(None);
+    };
+    let Some(name) = mode.strip_prefix("container:") else {
+        return Ok(None);
+    };
+    if !options.publish.is_empty() || options.publish_all {
+        return invalid("conflicting options: port publishing and the container type network mode");
+    }
+    if options.hostname.is_some() {
+        return invalid("conflicting options: hostname and the network mode");
+    }
+    if options.ip.is_some() || !options.aliases.is_empty() {
+        return invalid("conflicting options: --ip and --network-alias need a network of the container's own, not the container type network mode");
+    }
+    let owner = containers.load(&containers.resolve(name)?)?;
+    let same = |theirs: &Option<String>| theirs.as_deref() == Some(mode);
+    let joins = hull_protocol::JoinNamespaces {
+        container_id: owner.id.clone(),
+        ipc: same(&options.namespaces.ipc),
+        uts: false,
+        pid: same(&options.namespaces.pid),
+    };
+    Ok(Some((joins, owner.config.hostname)))
 }
 
 /// `--network ns:PATH` joins a namespace a CNI plugin prepared: the

@@ -330,6 +330,9 @@ pub async fn remove_leftovers(
     plan: &SandboxPlan,
     network: &NetworkManager,
 ) -> Result<()> {
+    if plan.joins.is_some() {
+        return Ok(()); // on the network of the sandbox it joined
+    }
     match cni::netns_of_mode(&plan.network) {
         Some(netns) => {
             cni::remove_leftovers(netns, &crate::network::names::tap_name(&record.id)).await?

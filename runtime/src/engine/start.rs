@@ -6,16 +6,42 @@ use crate::container::{monitor_alive, ContainerStore, Status};
 use crate::monitor_link::client::{self, MonitorClient, SpawnedMonitor};
 use crate::monitor_link::proto::MonitorRequest;
 use crate::rpc::RpcError;
-use crate::sandbox::remove_runtime_dir;
+use crate::sandbox::{remove_runtime_dir, SandboxPlan};
 use std::time::Duration;
 
 impl Engine {
     /// Spawns the monitor of created container `id`; it boots the sandbox
     /// and waits for [`Engine::start`]. Its log is `monitor.log` beside the
-    /// container's record.
+    /// container's record. A container created to join another's sandbox
+    /// (a pod's) joins it instead: that sandbox's monitor serves it.
     pub async fn spawn_monitor(&self, id: &str) -> Result<SpawnedMonitor> {
-        let log = self.containers()?.dir_of(id).join("monitor.log");
-        Ok(client::spawn(&self.paths, id, &log).await?)
+        let dir = self.containers()?.dir_of(id);
+        if let Some(joins) = SandboxPlan::load(&dir)?.joins {
+            return self.join_sandbox(id, &joins.container_id).await;
+        }
+        Ok(client::spawn(&self.paths, id, &dir.join("monitor.log")).await?)
+    }
+
+    /// Container `id` joins the running sandbox of container `sandbox`.
+    async fn join_sandbox(&self, id: &str, sandbox: &str) -> Result<SpawnedMonitor> {
+        let owner = match self.load(sandbox) {
+            Ok((_, owner)) if is_live(&owner) && monitor_alive(owner.hull_sandbox.monitor_pid) => {
+                owner
+            }
+            _ => {
+                return Err(EngineError::State(format!(
+                    "container {id} joins the sandbox of container {sandbox}, which is not running"
+                )))
+            }
+        };
+        let monitor = client::connect(&self.paths, &owner.id).await?;
+        monitor
+            .request(MonitorRequest::Join { id: id.to_string() })
+            .await?;
+        Ok(SpawnedMonitor {
+            client: client::connect(&self.paths, id).await?,
+            pid: u32::try_from(owner.hull_sandbox.monitor_pid).unwrap_or(0),
+        })
     }
 
     /// Asks a container's monitor to start it; when the monitor is gone
@@ -73,6 +99,19 @@ impl Engine {
             self.start(&id, &monitor).await?;
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Returns once the monitor `monitor_pid` has finished with container
+    /// `id`: its run directory is gone (the last thing a monitor removes;
+    /// the monitor of a sandbox that others joined serves on), or the
+    /// monitor is.
+    pub async fn torn_down(&self, id: &str, monitor_pid: u32) {
+        let run_dir = self.paths.sandbox_dir(id);
+        while crate::process::process_alive(i64::from(monitor_pid)) && run_dir.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -3,19 +3,25 @@
 //! and the container's state, applies the restart policy, and serves `hull`
 //! commands on a unix socket. `hull` itself stays daemonless: each container
 //! has its own monitor, started by `hull run`/`start`, which outlives them.
+//!
+//! A monitor serves one sandbox: the container that boots it, and the
+//! containers that join it later (a pod's, see [`member`]). Each has a
+//! socket of its own, so a client talks to any of them the same way.
 
 mod exec;
 mod health;
+mod member;
 mod restart;
 mod run;
 mod server;
+mod shares;
 
 use crate::agent_client::AgentClient;
 use crate::config::Paths;
 use crate::container::{ContainerStore, Status};
 use crate::engine::network::{attach_network, release_network};
 use crate::logs::JsonLogWriter;
-use crate::monitor_link::proto::MonitorResponse;
+use crate::monitor_link::proto::{MonitorResponse, STDERR, STDIN, STDOUT};
 use crate::monitor_link::socket_path;
 use crate::network::NetworkManager;
 use crate::sandbox::{load_spec, SandboxPlan};
@@ -44,6 +50,35 @@ enum Control {
     Signal(i32, oneshot::Sender<MonitorResponse>),
     Stop(u64, oneshot::Sender<MonitorResponse>),
     Stdin(Vec<u8>),
+    /// Another container joins this container's sandbox.
+    Join(String, oneshot::Sender<MonitorResponse>),
+}
+
+/// The agent streams of a container's first process.
+#[derive(Debug, Clone, Copy)]
+struct AgentStreams {
+    stdin: u32,
+    stdout: u32,
+    stderr: u32,
+}
+
+impl AgentStreams {
+    /// The streams of the container that boots the sandbox.
+    const OWN: AgentStreams = AgentStreams {
+        stdin: STDIN,
+        stdout: STDOUT,
+        stderr: STDERR,
+    };
+
+    /// A block of four from the sandbox's counter.
+    fn next(counter: &AtomicU32) -> AgentStreams {
+        let base = counter.fetch_add(4, std::sync::atomic::Ordering::Relaxed);
+        AgentStreams {
+            stdin: base,
+            stdout: base + 1,
+            stderr: base + 2,
+        }
+    }
 }
 
 /// An attached client's output queue.
@@ -68,8 +103,60 @@ struct Shared {
     base_process: oci_spec::runtime::Process,
     /// The image's layers on the host, for resolving exec users.
     layer_dirs: Vec<PathBuf>,
-    /// The next free block of four agent stream ids for an exec.
-    next_exec_stream: AtomicU32,
+    /// The agent streams of its first process.
+    streams: AgentStreams,
+    /// The next free block of four agent stream ids in the sandbox (for
+    /// execs, and for containers that join it), shared by its containers.
+    next_exec_stream: Arc<AtomicU32>,
+}
+
+impl Shared {
+    /// The state of container `id` that its clients and its runs share.
+    fn new(
+        id: String,
+        spec: &oci_spec::runtime::Spec,
+        plan: &SandboxPlan,
+        streams: AgentStreams,
+        next_exec_stream: Arc<AtomicU32>,
+    ) -> (Arc<Shared>, mpsc::Receiver<Control>) {
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let (exit_tx, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            attached: Mutex::new(Vec::new()),
+            exit: exit_tx,
+            control: control_tx,
+            agent: Mutex::new(None),
+            vm_control: Mutex::new(None),
+            id,
+            base_process: spec.process().clone().unwrap_or_default(),
+            layer_dirs: plan.layer_dirs.clone(),
+            streams,
+            next_exec_stream,
+        });
+        (shared, control_rx)
+    }
+
+    /// Binds the container's socket and serves its clients until `listen`'s
+    /// task is aborted or the monitor ends.
+    fn listen(
+        self: &Arc<Self>,
+        paths: &Paths,
+        open_stdin: bool,
+    ) -> Result<tokio::task::JoinHandle<()>> {
+        let run_dir = paths.sandbox_dir(&self.id);
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("creating {}", run_dir.display()))?;
+        let socket = socket_path(paths, &self.id);
+        let _ = std::fs::remove_file(&socket);
+        let listener =
+            UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+        let shared = self.clone();
+        Ok(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_client(stream, shared.clone(), open_stdin));
+            }
+        }))
+    }
 }
 
 /// Agent stream ids below this are the container's own; execs get blocks of four above.
@@ -93,33 +180,22 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     let plan = SandboxPlan::load(&container_dir)?;
     let spec = load_spec(&container_dir)?;
 
+    if let Some(joins) = &plan.joins {
+        anyhow::bail!(
+            "container {} joins the sandbox of {}: that container's monitor runs it",
+            &id[..12],
+            joins.container_id
+        );
+    }
     let run_dir = paths.sandbox_dir(&id);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let socket = socket_path(&paths, &id);
-    let _ = std::fs::remove_file(&socket);
-    let listener =
-        UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
-
-    let (control_tx, mut control_rx) = mpsc::channel(16);
-    let (exit_tx, _) = watch::channel(None);
-    let shared = Arc::new(Shared {
-        attached: Mutex::new(Vec::new()),
-        exit: exit_tx,
-        control: control_tx,
-        agent: Mutex::new(None),
-        vm_control: Mutex::new(None),
-        id: id.clone(),
-        base_process: spec.process().clone().unwrap_or_default(),
-        layer_dirs: plan.layer_dirs.clone(),
-        next_exec_stream: AtomicU32::new(FIRST_EXEC_STREAM),
-    });
-    let accept_shared = shared.clone();
-    let open_stdin = record.config.open_stdin;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_client(stream, accept_shared.clone(), open_stdin));
-        }
-    });
+    let (shared, mut control_rx) = Shared::new(
+        id.clone(),
+        &spec,
+        &plan,
+        AgentStreams::OWN,
+        Arc::new(AtomicU32::new(FIRST_EXEC_STREAM)),
+    );
+    shared.listen(&paths, record.config.open_stdin)?;
 
     record.hull_sandbox.monitor_pid = i64::from(std::process::id());
     store.save(&record)?;
@@ -231,7 +307,10 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
 async fn answer_pending(control: &mut mpsc::Receiver<Control>, failure: MonitorResponse) {
     control.close();
     while let Some(command) = control.recv().await {
-        if let Control::Start(reply) | Control::Signal(_, reply) | Control::Stop(_, reply) = command
+        if let Control::Start(reply)
+        | Control::Signal(_, reply)
+        | Control::Stop(_, reply)
+        | Control::Join(_, reply) = command
         {
             let _ = reply.send(failure.clone());
         }

@@ -5,21 +5,20 @@
 use super::health::{
     dead_process, describe_sandbox_death, inject_fault, while_alive, HEALTH_INTERVAL,
 };
+use super::member::{end_members, Member};
 use super::restart::should_restart;
+use super::shares::ContainerShares;
 use super::{lock, Attached, Control, ExitInfo, Shared};
 use crate::config::{GuestArtifacts, Paths};
 use crate::container::{ContainerRecord, ContainerStore};
 use crate::engine::network::SandboxNetwork;
 use crate::logs::{JsonLogWriter, OutputStream};
-use crate::monitor_link::proto::{MonitorResponse, STDERR, STDIN, STDOUT};
+use crate::monitor_link::proto::{MonitorResponse, STDERR, STDOUT};
 use crate::platform::Platform;
-use crate::sandbox::{
-    Sandbox, SandboxConfig, SandboxPlan, ETC_FILES, LAYERS_SHARE_TAG, ROOTFS_DIR, SHARE_ETC_DIR,
-};
-use crate::virtiofsd::{ShareEntry, ShareSource};
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxPlan, LAYERS_SHARE_TAG};
 use anyhow::{anyhow, Context, Result};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use hull_protocol::{Frame, Request, Response, Rootfs, StdioStreams};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -69,50 +68,7 @@ pub(super) async fn run_once(
         None => platform.default_hypervisor(),
     };
     let artifacts = GuestArtifacts::resolve(ctx.plan.kernel.clone(), ctx.plan.initrd.clone());
-    let rootfs = ctx.plan.rootfs(&ctx.store.dir_of(&id));
-    let (root_share, _writable_layer) = match &ctx.plan.root_dir {
-        Some(dir) => (
-            ShareSource::Bind {
-                path: dir.clone(),
-                readonly: false,
-            },
-            None,
-        ),
-        None => {
-            // Held until the sandbox is gone: nothing else mounts the layer meanwhile.
-            let lock = {
-                let rootfs = rootfs.clone();
-                // (flock blocks: while a `cp` into the stopped container finishes.)
-                tokio::task::spawn_blocking(move || rootfs.lock_writable())
-                    .await
-                    .context("locking the writable layer")??
-            };
-            (ShareSource::Overlay(rootfs.writable_mount()?), Some(lock))
-        }
-    };
-    let mut shares = vec![ShareEntry {
-        target: PathBuf::from(ROOTFS_DIR),
-        source: root_share,
-    }];
-    for name in ETC_FILES {
-        shares.push(ShareEntry {
-            target: PathBuf::from(SHARE_ETC_DIR).join(name),
-            source: ShareSource::Bind {
-                path: ctx.store.dir_of(&id).join(name),
-                readonly: true,
-            },
-        });
-    }
-    for (index, volume) in ctx.plan.volumes.iter().enumerate() {
-        volume.ensure_source()?;
-        shares.push(ShareEntry {
-            target: crate::volume::BindVolume::share_path(index),
-            source: ShareSource::Bind {
-                path: volume.source.clone(),
-                readonly: volume.readonly,
-            },
-        });
-    }
+    let shares = ContainerShares::of(ctx.store, &id, ctx.plan).await?;
     let (net, mut extra_cmdline) = match ctx.attachment {
         Some(a) => (vec![a.nic()], a.kernel_args(&record.config.hostname)),
         None => (Vec::new(), Vec::new()),
@@ -131,7 +87,7 @@ pub(super) async fn run_once(
         virtiofsd: artifacts.virtiofsd,
         vcpus: ctx.plan.vcpus,
         memory_mib: ctx.plan.memory_mib,
-        shares,
+        shares: shares.entries.clone(),
         boot_timeout: Duration::from_secs(ctx.plan.boot_timeout_secs),
         net,
         extra_cmdline,
@@ -142,6 +98,7 @@ pub(super) async fn run_once(
     let result = run_in_sandbox(ctx, record, &sandbox, control, state, boot_started).await;
     let teardown_started = Instant::now();
     sandbox.shutdown().await;
+    drop(shares);
     let (exit, mut phases) = result?;
     phases.push(("teardown", teardown_started.elapsed()));
     record_timings(&phases);
@@ -161,13 +118,13 @@ pub(super) async fn run_in_sandbox(
     let agent = sandbox.agent();
     let outputs = [
         forward_output(
-            agent.subscribe(STDOUT),
+            agent.subscribe(ctx.shared.streams.stdout),
             OutputStream::Stdout,
             ctx.shared.clone(),
             ctx.log.clone(),
         ),
         forward_output(
-            agent.subscribe(STDERR),
+            agent.subscribe(ctx.shared.streams.stderr),
             OutputStream::Stderr,
             ctx.shared.clone(),
             ctx.log.clone(),
@@ -181,13 +138,14 @@ pub(super) async fn run_in_sandbox(
             spec: Box::new(ctx.spec.clone()),
             rootfs: Rootfs {
                 share_tag: LAYERS_SHARE_TAG.into(),
-                path: ROOTFS_DIR.into(),
+                path: ctx.plan.share(&id).rootfs().display().to_string(),
             },
             stdio: StdioStreams {
-                stdin: record.config.open_stdin.then_some(STDIN),
-                stdout: Some(STDOUT),
-                stderr: Some(STDERR),
+                stdin: record.config.open_stdin.then_some(ctx.shared.streams.stdin),
+                stdout: Some(ctx.shared.streams.stdout),
+                stderr: Some(ctx.shared.streams.stderr),
             },
+            join: ctx.plan.joins.clone(),
         }),
     )
     .await?
@@ -219,6 +177,11 @@ pub(super) async fn run_in_sandbox(
                     return Err(anyhow!("removed before it was started"));
                 }
                 Some(Control::Stdin(_)) => {}
+                Some(Control::Join(_, reply)) => {
+                    let _ = reply.send(MonitorResponse::error(format!(
+                        "Container {id} is not running"
+                    )));
+                }
                 None => return Err(anyhow!("control channel closed")),
             }
         }
@@ -278,6 +241,9 @@ pub(super) async fn run_in_sandbox(
         container_id: id.clone(),
         signal,
     };
+    // The containers that joined this sandbox, each running to its end.
+    let mut members = FuturesUnordered::new();
+    let mut member_ids: Vec<String> = Vec::new();
     let (exit, error) = loop {
         tokio::select! {
             result = &mut wait => match result {
@@ -306,9 +272,28 @@ pub(super) async fn run_in_sandbox(
                     stop_waiters.push(reply);
                 }
                 Control::Stdin(data) => {
-                    let _ = agent.send_input(STDIN, &data).await;
+                    let _ = agent.send_input(ctx.shared.streams.stdin, &data).await;
+                }
+                Control::Join(member, reply) => {
+                    let response = if ctx.plan.joins.is_some() {
+                        MonitorResponse::error(format!(
+                            "container {} runs in another container's sandbox: join that one",
+                            &id[..12]
+                        ))
+                    } else {
+                        match Member::join(ctx.paths, sandbox, &ctx.shared.next_exec_stream, &member).await {
+                            Ok(run) => {
+                                member_ids.push(member);
+                                members.push(run.run(sandbox));
+                                MonitorResponse::Done
+                            }
+                            Err(err) => MonitorResponse::error(format!("{err:#}")),
+                        }
+                    };
+                    let _ = reply.send(response);
                 }
             },
+            Some(()) = members.next(), if !members.is_empty() => {}
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
                 kill_at = None;
                 let _ = agent.request_done(signal(libc::SIGKILL)).await;
@@ -320,6 +305,9 @@ pub(super) async fn run_in_sandbox(
             }
         }
     };
+    // The sandbox's own container is gone, and its VM goes with it: so do
+    // the containers that joined it, their ends recorded.
+    end_members(agent, &member_ids, members).await;
     let exited = Instant::now();
     tracing::debug!(
         "container {}: exited with {} after {:?}{}",

@@ -208,6 +208,7 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             MonitorRequest::Stop { timeout_secs } => {
                                 Control::Stop(timeout_secs, reply_tx)
                             }
+                            MonitorRequest::Join { id } => Control::Join(id, reply_tx),
                             MonitorRequest::Attach { .. }
                             | MonitorRequest::Wait
                             | MonitorRequest::Exec { .. }

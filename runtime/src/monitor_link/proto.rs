@@ -80,6 +80,13 @@ pub enum MonitorRequest {
     Pause,
     /// Let them run again.
     Resume,
+    /// Container `id`, created to join this container's sandbox (a pod's
+    /// container), joins it: answered once its own socket answers, where
+    /// it is started and served as any container is.
+    Join {
+        /// The joining container's id.
+        id: String,
+    },
 }
 
 /// A terminal's window size.

@@ -9,9 +9,7 @@ mod plan;
 mod share;
 
 pub use plan::{load_spec, mount_points, SandboxPlan};
-pub use share::{
-    guest_etc_file, guest_share_path, ETC_FILES, LAYERS_SHARE_TAG, ROOTFS_DIR, SHARE_ETC_DIR,
-};
+pub use share::{ContainerShare, ETC_FILES, LAYERS_SHARE_TAG};
 
 use crate::agent_client::{self, AgentClient};
 use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig, VmControl};
@@ -481,7 +479,13 @@ impl Sandbox {
         self.vmm.id()
     }
 
-    /// The pid of the virtiofsd process.
+    /// The directory virtiofsd shares, on the host (what is mounted in it
+    /// is only in virtiofsd's mount namespace).
+    pub fn share_dir(&self) -> PathBuf {
+        self.dir.join("share")
+    }
+
+    /// The virtiofsd process's id, while it runs.
     pub fn virtiofsd_pid(&self) -> Option<u32> {
         self.virtiofsd.id()
     }

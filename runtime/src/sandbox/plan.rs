@@ -45,6 +45,11 @@ pub struct SandboxPlan {
     /// `-v`: host paths shared into the container.
     #[serde(default)]
     pub volumes: Vec<crate::volume::BindVolume>,
+    /// The sandbox this container joins (a pod's other containers join its
+    /// sandbox container's VM) and the namespaces it shares there; `None`:
+    /// it boots a sandbox of its own, and the rest of the plan sizes it.
+    #[serde(default)]
+    pub joins: Option<hull_protocol::JoinNamespaces>,
 }
 
 /// The file beside a container's record that holds its [`SandboxPlan`].
@@ -87,6 +92,11 @@ impl SandboxPlan {
         let path = container_dir.join(PLAN_FILE);
         let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The container's part of its sandbox's share.
+    pub fn share(&self, id: &str) -> super::ContainerShare {
+        super::ContainerShare::of(id, self.joins.as_ref().map(|j| j.container_id.as_str()))
     }
 
     /// The container's root file system: its image's layers and its own

@@ -6,11 +6,15 @@
 //! mount namespace private to virtiofsd. So the guest sees only its own
 //! container (never the image store), nothing can write to the image's
 //! layers, and no mount is left on the host when virtiofsd ends, however
-//! it ends.
+//! it ends. A pod's other containers join a running sandbox: their
+//! entries are mounted into that namespace then ([`add_entries`]).
+
+mod mounts;
+
+pub use mounts::{add_entries, remove_entries};
 
 use crate::rootfs::OverlayMount;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use mounts::cpath;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -47,6 +51,14 @@ pub enum VirtiofsdError {
     /// virtiofsd exited or never made its socket.
     #[error("virtiofsd did not come up: {0}")]
     NotReady(String),
+    /// Mounting into, or unmounting from, a running virtiofsd's share failed.
+    #[error("{what} in virtiofsd's share")]
+    Running {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A directory to expose inside the share.
@@ -72,37 +84,6 @@ pub enum ShareSource {
     Overlay(OverlayMount),
 }
 
-/// `struct mount_attr` of mount_setattr(2) (linux/mount.h).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-/// Mount calls prepared before fork: the child may not allocate.
-enum MountPlan {
-    Bind {
-        source: CString,
-        target: CString,
-        readonly: bool,
-    },
-    Overlay {
-        mount: OverlayMount,
-        target: CString,
-    },
-}
-
-fn cpath(path: &Path) -> Result<CString, VirtiofsdError> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| VirtiofsdError::BadPath(path.to_path_buf()))
-}
-
 /// Starts virtiofsd serving `share_dir` (created here) with `entries`
 /// mounted into it, on `socket`. Returns once the socket exists.
 pub async fn spawn(
@@ -111,36 +92,7 @@ pub async fn spawn(
     entries: &[ShareEntry],
     socket: &Path,
 ) -> Result<Child, VirtiofsdError> {
-    let mut mounts = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let target = share_dir.join(&entry.target);
-        let share_error = |source| VirtiofsdError::Share {
-            path: target.clone(),
-            source,
-        };
-        match &entry.source {
-            // A file is bind-mounted onto a file.
-            ShareSource::Bind { path, .. } if !path.is_dir() => {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(share_error)?;
-                }
-                std::fs::File::create(&target).map_err(share_error)?;
-            }
-            _ => std::fs::create_dir_all(&target).map_err(share_error)?,
-        }
-        let target = cpath(&target)?;
-        mounts.push(match &entry.source {
-            ShareSource::Bind { path, readonly } => MountPlan::Bind {
-                source: cpath(path)?,
-                target,
-                readonly: *readonly,
-            },
-            ShareSource::Overlay(mount) => MountPlan::Overlay {
-                mount: mount.clone(),
-                target,
-            },
-        });
-    }
+    let mounts = mounts::prepare(share_dir, entries)?;
     let share = cpath(share_dir)?;
     let mut command = Command::new(program);
     command
@@ -200,65 +152,7 @@ pub async fn spawn(
             {
                 return Err(std::io::Error::last_os_error());
             }
-            for plan in &mounts {
-                match plan {
-                    MountPlan::Bind {
-                        source,
-                        target,
-                        readonly,
-                    } => {
-                        if libc::mount(
-                            source.as_ptr(),
-                            target.as_ptr(),
-                            null,
-                            libc::MS_BIND | libc::MS_REC,
-                            null.cast(),
-                        ) < 0
-                        {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        // nodev and nosuid for the host: virtiofsd itself
-                        // never needs a device or set-user-ID program there.
-                        // Recursively (mount_setattr): file systems mounted
-                        // below a `:ro` volume's source are read-only too.
-                        let ro = if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
-                        let attr = MountAttr {
-                            attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | ro,
-                            attr_clr: 0,
-                            propagation: 0,
-                            userns_fd: 0,
-                        };
-                        let size = std::mem::size_of::<MountAttr>();
-                        if libc::syscall(
-                            libc::SYS_mount_setattr,
-                            libc::AT_FDCWD,
-                            target.as_ptr(),
-                            libc::AT_RECURSIVE,
-                            &attr as *const MountAttr,
-                            size,
-                        ) < 0
-                        {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    MountPlan::Overlay { mount, target } => {
-                        if libc::chdir(mount.cwd.as_ptr()) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        let flags = libc::MS_NOSUID | libc::MS_NODEV;
-                        if libc::mount(
-                            c"overlay".as_ptr(),
-                            target.as_ptr(),
-                            c"overlay".as_ptr(),
-                            flags,
-                            mount.data.as_ptr().cast(),
-                        ) < 0
-                        {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                }
-            }
+            mounts::mount_all(&mounts)?;
             let read_only = libc::MS_REMOUNT
                 | libc::MS_BIND
                 | libc::MS_RDONLY
