@@ -335,6 +335,13 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             let stats = lock(&agent.slot(&container_id)?.container).stats();
             Ok(Response::Stats { stats })
         }
+        Request::UpdateResources {
+            container_id,
+            resources,
+        } => {
+            lock(&agent.slot(&container_id)?.container).update(&resources)?;
+            Ok(Response::Done)
+        }
         Request::ListProcesses { container_id } => {
             let pid = lock(&agent.slot(&container_id)?.container).pid;
             Ok(Response::Processes {
@@ -552,7 +559,8 @@ async fn create_container(
     let mut stdio = setup_stdio(agent, streams, terminal)?;
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
-    let created = Container::create(id, spec, rootfs, &shared, stdio.child, move |pid| {
+    let pod = join.map_or(id, |join| join.container_id.as_str());
+    let created = Container::create(pod, id, spec, rootfs, &shared, stdio.child, move |pid| {
         lock(&children.children).insert(pid, status_tx);
     })
     .await;

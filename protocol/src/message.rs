@@ -130,6 +130,13 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
+    /// Change a container's limits (its cgroup's memory, CPU, pids).
+    UpdateResources {
+        /// The container.
+        container_id: String,
+        /// The new limits; those not given stay.
+        resources: Box<oci_spec::runtime::LinuxResources>,
+    },
     /// Remove a stopped container's rootfs and cgroup.
     RemoveContainer {
         /// The container.

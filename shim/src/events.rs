@@ -3,7 +3,7 @@
 
 use crate::container::Exit;
 use crate::io::OutputCopies;
-use containerd_shim::protos::events::task::TaskExit;
+use containerd_shim::protos::events::task::{TaskExit, TaskOOM};
 use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::topics;
 use containerd_shim::publisher::RemotePublisher;
@@ -51,6 +51,21 @@ pub struct ExitTeller {
 }
 
 impl ExitTeller {
+    /// The guest's OOM killer ended the process: TaskOOM, before its exit
+    /// (CRI then gives the container's status the reason `OOMKilled`).
+    pub async fn tell_oom(&self) {
+        publish(
+            &self.publisher,
+            &self.namespace,
+            topics::TASK_OOM_EVENT_TOPIC,
+            Box::new(TaskOOM {
+                container_id: self.container_id.clone(),
+                ..Default::default()
+            }),
+        )
+        .await;
+    }
+
     /// Once `status` is known and `output` is all out: the exit recorded
     /// and TaskExit published.
     pub async fn tell(self, status: u32, output: OutputCopies) {

@@ -17,6 +17,37 @@ use std::path::Path;
 use std::sync::Arc;
 
 impl TaskService {
+    /// Sends exec `exec_id` of task `id` a signal, on its connection.
+    pub(crate) async fn kill_exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        signal: i32,
+    ) -> TtrpcResult<api::Empty> {
+        let monitor = {
+            let containers = self.containers.lock().await;
+            let container = containers.get(id).ok_or_else(|| not_found(id))?;
+            let exec = container
+                .execs
+                .get(exec_id)
+                .ok_or_else(|| not_found(exec_id))?;
+            if exec.exited().is_some() {
+                return Err(status(Code::NOT_FOUND, "process already finished"));
+            }
+            exec.monitor.clone().ok_or_else(|| {
+                status(
+                    Code::FAILED_PRECONDITION,
+                    format!("exec {exec_id} was not started"),
+                )
+            })?
+        };
+        monitor
+            .request(MonitorRequest::SignalExec { signal })
+            .await
+            .map_err(internal)?;
+        Ok(api::Empty::default())
+    }
+
     /// Starts exec `exec_id` of task `id`: a connection of its own to the
     /// container's monitor, its output copied to its FIFOs, its exit told.
     pub(crate) async fn start_exec(

@@ -259,7 +259,15 @@ impl Task for TaskService {
         };
         tokio::spawn(async move {
             let status = match wait.await {
-                Ok(Ok(MonitorResponse::Exited { exit_code, .. })) => exit_code as u32,
+                Ok(Ok(MonitorResponse::Exited {
+                    exit_code,
+                    oom_killed,
+                })) => {
+                    if oom_killed {
+                        teller.tell_oom().await;
+                    }
+                    exit_code as u32
+                }
                 _ => KILLED_STATUS,
             };
             teller.tell(status, output).await;
@@ -368,11 +376,10 @@ impl Task for TaskService {
     }
 
     async fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
+        let signal = i32::try_from(req.signal)
+            .map_err(|_| status(Code::INVALID_ARGUMENT, "invalid signal"))?;
         if !req.exec_id.is_empty() {
-            return Err(status(
-                Code::UNIMPLEMENTED,
-                "signals to exec'd processes are not supported by containerd-shim-hull-v2 yet",
-            ));
+            return self.kill_exec(&req.id, &req.exec_id, signal).await;
         }
         let (hull_id, monitor, started, exited) = {
             let containers = self.containers.lock().await;
@@ -395,8 +402,6 @@ impl Task for TaskService {
                 .map_err(internal)?;
             return Ok(api::Empty::default());
         }
-        let signal = i32::try_from(req.signal)
-            .map_err(|_| status(Code::INVALID_ARGUMENT, "invalid signal"))?;
         self.engine
             .kill(&hull_id, signal)
             .await
@@ -492,6 +497,32 @@ impl Task for TaskService {
             }),
         )
         .await;
+        Ok(api::Empty::default())
+    }
+
+    async fn update(
+        &self,
+        _ctx: &TtrpcContext,
+        req: api::UpdateTaskRequest,
+    ) -> TtrpcResult<api::Empty> {
+        let hull_id = self.hull_id(&req.id).await?;
+        // The OCI LinuxResources, as JSON (containerd's typeurl for them).
+        let resources: oci_spec::runtime::LinuxResources = req
+            .resources
+            .as_ref()
+            .map(|any| serde_json::from_slice(&any.value))
+            .transpose()
+            .map_err(|err| {
+                status(
+                    Code::INVALID_ARGUMENT,
+                    format!("reading the resources: {err}"),
+                )
+            })?
+            .unwrap_or_default();
+        self.engine
+            .update(&hull_id, &resources)
+            .await
+            .map_err(from_engine)?;
         Ok(api::Empty::default())
     }
 

@@ -3,6 +3,7 @@
 //! Hull's shim (`containerd-shim-hull-v2`) on its `PATH`.
 
 use crate::harness::{eventually, stale, Hull};
+use crate::registry::TestRegistry;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -10,8 +11,15 @@ use std::time::Duration;
 /// containerd's name for Hull's runtime.
 pub const RUNTIME: &str = "io.containerd.hull.v2";
 
-/// The sandbox (pause) image of the CRI tests.
-pub const PAUSE_IMAGE: &str = "hull.test/pause:latest";
+/// Where the CRI tests' images come from: a registry on the loopback of the
+/// test's network namespace, which containerd runs in.
+const REGISTRY_PORT: u16 = 5000;
+
+/// The sandbox (pause) image of the CRI tests, in their registry.
+pub const PAUSE_IMAGE: &str = "127.0.0.1:5000/hull-test/pause:latest";
+
+/// The busybox image of the CRI tests, in their registry.
+pub const BUSYBOX_IMAGE: &str = "127.0.0.1:5000/hull-test/busybox:latest";
 
 /// The pods' network: a bridge in the test's network namespace.
 const CNI_CONFIG: &str = r#"{
@@ -32,6 +40,8 @@ pub struct Containerd {
     /// The installation whose namespace, scratch space and guest artefacts it uses.
     pub hull: Hull,
     child: Child,
+    /// The CRI tests' registry.
+    registry: Option<TestRegistry>,
     /// The pod network namespaces (`/run/netns/cni-*`) there were before
     /// it started: the CRI plugin's own, made later, go with it.
     netns_before: Vec<String>,
@@ -58,7 +68,7 @@ impl Containerd {
     /// Starts containerd with its CRI plugin: runtime handler `hull` is
     /// Hull's shim, pods get their network from Debian's CNI plugins
     /// (bridge, host-local, loopback) inside the test's network namespace,
-    /// and the sandbox image is [`PAUSE_IMAGE`] (import it first).
+    /// and the sandbox image is [`PAUSE_IMAGE`] (push it first).
     pub fn start_with_cri() -> Containerd {
         Containerd::start_with(true)
     }
@@ -84,7 +94,8 @@ impl Containerd {
             state = dir.join("state").display(),
             sock = dir.join("c.sock").display(),
         );
-        if cri {
+        let registry = cri.then(|| TestRegistry::start(&hull, REGISTRY_PORT, None));
+        if let Some(registry) = &registry {
             let net_d = dir.join("net.d");
             std::fs::create_dir_all(&net_d).expect("creating the CNI config directory");
             std::fs::write(net_d.join("10-hull-test.conflist"), CNI_CONFIG)
@@ -94,8 +105,10 @@ impl Containerd {
                  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{}\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"hull\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hull]\n  runtime_type = \"{RUNTIME}\"\n\
-                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n",
-                net_d.display()
+                 [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+                 [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{addr}\"]\n  endpoint = [\"http://{addr}\"]\n",
+                net_d.display(),
+                addr = registry.address,
             ));
         } else {
             config.push_str("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n");
@@ -128,6 +141,7 @@ impl Containerd {
         let containerd = Containerd {
             hull,
             child,
+            registry,
             netns_before,
         };
         let up = eventually(START_TIMEOUT, || {
@@ -137,13 +151,12 @@ impl Containerd {
         containerd
     }
 
-    /// Imports Hull's test images into containerd's namespace `namespace`:
-    /// `docker.io/library/busybox:latest` and the pause image.
-    pub fn import_images(&self, namespace: &str) {
+    /// Puts Hull's test images for CRI, [`BUSYBOX_IMAGE`] and
+    /// [`PAUSE_IMAGE`], in the test's registry (`hull push`), where the
+    /// CRI plugin pulls them from.
+    pub fn push_images(&self) {
         let busybox = self.hull.scratch.path().join("busybox.tar");
-        // (CRI names images in full.)
-        crate::write_busybox_archive(&busybox, "docker.io/library/busybox:latest")
-            .expect("busybox archive");
+        crate::write_busybox_archive(&busybox, BUSYBOX_IMAGE).expect("busybox archive");
         let pause = self.hull.scratch.path().join("pause.tar");
         let layer = crate::layer_tar(&crate::busybox_rootfs().expect("busybox")).expect("layer");
         crate::write_oci_archive(
@@ -161,19 +174,23 @@ impl Containerd {
             },
         )
         .expect("pause archive");
-        for archive in [&busybox, &pause] {
-            let out = self.ctr([
-                "-n".as_ref(),
-                namespace.as_ref(),
-                "images".as_ref(),
-                "import".as_ref(),
-                archive.as_os_str(),
-            ]);
-            assert!(
-                out.status.success(),
-                "ctr images import: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        for (archive, name) in [(&busybox, BUSYBOX_IMAGE), (&pause, PAUSE_IMAGE)] {
+            for args in [
+                vec![
+                    "load".as_ref(),
+                    "-q".as_ref(),
+                    "-i".as_ref(),
+                    archive.as_os_str(),
+                ],
+                vec!["push".as_ref(), std::ffi::OsStr::new(name)],
+            ] {
+                let out = self.hull.run(&args);
+                assert!(
+                    out.status.success(),
+                    "hull {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
         }
     }
 
@@ -229,12 +246,15 @@ impl Containerd {
     /// The shims, monitors, VMMs and virtiofsd processes started for it
     /// that still run, and mounts left below its scratch directory.
     pub fn leftovers(&self) -> Vec<String> {
-        let containerd = self.child.id();
+        let ours = [
+            Some(self.child.id()),
+            self.registry.as_ref().map(TestRegistry::pid),
+        ];
         let mut left: Vec<String> = self
             .hull
             .processes()
             .into_iter()
-            .filter(|pid| *pid != containerd)
+            .filter(|pid| !ours.contains(&Some(*pid)))
             .map(|pid| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 format!(

@@ -4,7 +4,7 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ExecSyncRequest, ImageSpec, PodSandboxConfig,
-    PodSandboxMetadata,
+    PodSandboxMetadata, PullImageRequest,
 };
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -55,12 +55,32 @@ pub fn container(name: &str, script: &str) -> ContainerConfig {
             attempt: 0,
         }),
         image: Some(ImageSpec {
-            image: "docker.io/library/busybox:latest".into(),
+            image: crate::containerd::BUSYBOX_IMAGE.into(),
             ..Default::default()
         }),
         command: vec!["sh".into(), "-c".into(), script.into()],
         log_path: format!("{name}.log"),
         ..Default::default()
+    }
+}
+
+/// Pulls the CRI tests' images from their registry, as a kubelet pulls a
+/// pod's images before it creates its containers.
+pub async fn pull_images(images: &mut ImageServiceClient<Channel>) {
+    for name in [
+        crate::containerd::BUSYBOX_IMAGE,
+        crate::containerd::PAUSE_IMAGE,
+    ] {
+        images
+            .pull_image(PullImageRequest {
+                image: Some(ImageSpec {
+                    image: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("PullImage {name}: {e}"));
     }
 }
 

@@ -89,6 +89,11 @@ impl TestRegistry {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `ADDRESS/path`.
     pub fn name(&self, path: &str) -> String {
         format!("{}/{path}", self.address)

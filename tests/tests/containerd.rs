@@ -135,6 +135,26 @@ fn a_detached_task_is_paused_resumed_killed_and_deleted() {
         text(&out.stderr)
     );
     assert_eq!(text(&out.stdout).trim(), "from-exec");
+    // A signal to an exec'd process ends it, and only it.
+    let mut exec = containerd
+        .ctr_command(["task", "exec", "--exec-id", "e2", "bg", "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ctr task exec");
+    let killed = eventually(Duration::from_secs(30), || {
+        containerd
+            .ctr(["task", "kill", "--exec-id", "e2", "-s", "SIGTERM", "bg"])
+            .status
+            .success()
+    });
+    if !killed {
+        let _ = exec.kill();
+    }
+    let status = exec.wait().expect("waiting for ctr task exec");
+    assert!(killed, "ctr task kill --exec-id e2 never succeeded");
+    assert_eq!(status.code(), Some(143), "{status}");
+    assert_eq!(task_status(&containerd, "bg"), "RUNNING");
     let out = containerd.ctr(["task", "metrics", "bg"]);
     assert!(
         out.status.success(),

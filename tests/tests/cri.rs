@@ -1,22 +1,24 @@
 //! Kubernetes' path: Debian's containerd 1.6 with its CRI plugin and
-//! Debian's CNI plugins, runtime handler `hull` (Hull's shim), driven by a
+//! Debian's CNI plugins, runtime handler `hull` (Hull's shim), images from
+//! a registry on the test namespace's loopback, driven by a
 //! CRI client as a kubelet drives it: a pod, two containers in it sharing
 //! its one microVM (its network, so localhost, and its IPC namespace),
 //! exec, status, logs, stats, stop and removal, and nothing left afterwards.
 
-use hull_tests::containerd::{Containerd, PAUSE_IMAGE};
-use hull_tests::cri::{connect, container, pod, sh_in};
+use hull_tests::containerd::Containerd;
+use hull_tests::cri::{connect, container, pod, pull_images, sh_in};
 use k8s_cri::v1::{
     ContainerState, ContainerStatsRequest, ContainerStatusRequest, CreateContainerRequest,
-    ExecSyncRequest, ListImagesRequest, RemoveContainerRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StopContainerRequest, StopPodSandboxRequest,
+    ExecSyncRequest, LinuxContainerConfig, LinuxContainerResources, ListImagesRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
 };
 use std::time::Duration;
 
 #[test]
 fn a_pod_runs_on_hull_through_containerds_cri() {
     let containerd = Containerd::start_with_cri();
-    containerd.import_images("k8s.io");
+    containerd.push_images();
     let logs = containerd.hull.scratch.path().join("pod-logs");
     std::fs::create_dir_all(&logs).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -26,6 +28,7 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
         .unwrap();
     runtime.block_on(async {
         let (mut cri, mut images) = connect(&containerd.socket()).await;
+        pull_images(&mut images).await;
         let listed = images
             .list_images(ListImagesRequest::default())
             .await
@@ -125,6 +128,70 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
         assert_eq!(one[0], two[0], "the pod's IPC namespace");
         assert_ne!(one[1], two[1], "a mount namespace each");
 
+        // Limits change in a running container (UpdateContainerResources).
+        cri.update_container_resources(UpdateContainerResourcesRequest {
+            container_id: ids[1].clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 64 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("UpdateContainerResources: {e}\n{}", containerd.log()));
+        let limit = sh_in(&mut cri, &ids[1], "cat /sys/fs/cgroup/memory.max").await;
+        assert_eq!(limit, (64u64 << 20).to_string());
+
+        // The guest's OOM killer ends a container of the pod: exit 137 and
+        // the reason OOMKilled (the shim's TaskOOM); the pod lives on.
+        let mut hog = container("hog", "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done");
+        hog.linux = Some(LinuxContainerConfig {
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 32 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let hog = cri
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(hog),
+                sandbox_config: Some(pod_config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer hog: {e}\n{}", containerd.log()))
+            .into_inner()
+            .container_id;
+        cri.start_container(StartContainerRequest {
+            container_id: hog.clone(),
+        })
+        .await
+        .expect("StartContainer hog");
+        let mut ended = None;
+        for _ in 0..600 {
+            let status = cri
+                .container_status(ContainerStatusRequest {
+                    container_id: hog.clone(),
+                    verbose: false,
+                })
+                .await
+                .expect("ContainerStatus hog")
+                .into_inner()
+                .status
+                .expect("a status");
+            if status.state == ContainerState::ContainerExited as i32 {
+                ended = Some(status);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ended = ended.expect("the hog did not end within 60s");
+        assert_eq!((ended.exit_code, ended.reason.as_str()), (137, "OOMKilled"), "{ended:?}");
+        cri.remove_container(RemoveContainerRequest { container_id: hog })
+            .await
+            .expect("RemoveContainer hog");
+        assert_eq!(sh_in(&mut cri, &ids[1], "echo still-here").await, "still-here");
+
         let status = cri
             .container_status(ContainerStatusRequest {
                 container_id: ids[0].clone(),
@@ -189,6 +256,5 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
         .await
         .expect("RemovePodSandbox");
     });
-    let _ = PAUSE_IMAGE;
     containerd.assert_nothing_left();
 }

@@ -13,7 +13,10 @@ const CONTAINERS_GROUP: &str = "/sys/fs/cgroup/hull";
 /// The controllers containers get, when the kernel has them.
 const CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
 
-/// One container's group: `/sys/fs/cgroup/hull/<id>`.
+/// One container's group, in its pod's: `/sys/fs/cgroup/hull/<pod>/<id>`,
+/// where the pod is the container that booted the VM (a container on its
+/// own is its own pod). The pod's group holds no process, so its children
+/// may have controllers (cgroup v2's no-internal-process rule).
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     path: PathBuf,
@@ -44,13 +47,23 @@ fn shares_to_weight(shares: u64) -> u64 {
 }
 
 impl Cgroup {
-    /// Creates the group and writes the limits of `resources`.
-    pub fn create(container_id: &str, resources: Option<&LinuxResources>) -> Result<Self> {
-        let parent = Path::new(CONTAINERS_GROUP);
-        if !parent.exists() {
+    /// Creates the group of container `container_id` in the group of its
+    /// pod `pod` and writes the limits of `resources`.
+    pub fn create(
+        pod: &str,
+        container_id: &str,
+        resources: Option<&LinuxResources>,
+    ) -> Result<Self> {
+        let containers = Path::new(CONTAINERS_GROUP);
+        if !containers.exists() {
             delegate_controllers(Path::new(CGROUP_ROOT));
-            fs::create_dir(parent).context("creating the containers' cgroup")?;
-            delegate_controllers(parent);
+            fs::create_dir(containers).context("creating the containers' cgroup")?;
+            delegate_controllers(containers);
+        }
+        let parent = containers.join(pod);
+        if !parent.exists() {
+            fs::create_dir(&parent).context("creating the pod's cgroup")?;
+            delegate_controllers(&parent);
         }
         let cgroup = Self {
             path: parent.join(container_id),
@@ -70,7 +83,8 @@ impl Cgroup {
         fs::write(self.path.join(file), value).with_context(|| format!("setting {file} to {value}"))
     }
 
-    fn apply(&self, resources: &LinuxResources) -> Result<()> {
+    /// Writes the limits of `resources` (at creation, and on update).
+    pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         if let Some(memory) = resources.memory() {
             if let Some(limit) = memory.limit() {
                 let value = if limit < 0 {
@@ -187,6 +201,10 @@ impl Cgroup {
             if err.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("removing cgroup {}: {err}", self.path.display());
             }
+        }
+        // The pod's group goes with its last container (busy until then).
+        if let Some(pod) = self.path.parent() {
+            let _ = fs::remove_dir(pod);
         }
     }
 }

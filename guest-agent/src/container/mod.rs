@@ -168,12 +168,15 @@ async fn read_report(stream: &mut FdStream) -> Result<Option<Report>> {
 }
 
 impl Container {
-    /// Creates the container: its rootfs and cgroup, and its first process
+    /// Creates container `id` of pod `pod` (the container whose VM it is:
+    /// itself, or the pod's sandbox container): its rootfs and cgroup in the
+    /// pod's, and its first process
     /// stopped just before `execve`, in new namespaces but for those it
     /// `shared`s with another container. `stdio` are the child's ends of its
     /// stdin, stdout and stderr. `register` is called with the child's pid
     /// before anything can await, so the reaper cannot miss its exit.
     pub async fn create(
+        pod: &str,
         id: &str,
         spec: &Spec,
         rootfs_spec: &Rootfs,
@@ -187,6 +190,7 @@ impl Container {
         }
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;
         let cgroup = match Cgroup::create(
+            pod,
             id,
             spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
         ) {
@@ -260,6 +264,11 @@ impl Container {
     /// What the container uses.
     pub fn stats(&self) -> hull_protocol::ContainerStats {
         self.cgroup.stats()
+    }
+
+    /// Changes its limits (`docker update`, CRI's UpdateContainerResources).
+    pub fn update(&self, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        self.cgroup.apply(resources)
     }
 
     /// Sends a signal to the first process.

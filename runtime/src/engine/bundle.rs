@@ -86,6 +86,7 @@ impl Engine {
             None => network_mode(&spec)?,
         };
         let (memory, vcpus) = vm_size(&spec)?;
+        let pod = PodSize::of(&spec)?;
         let share = ContainerShare::of(&id, sandbox.as_deref());
         let volumes = share_host_mounts(&mut spec, &share)?;
         keep_on_host_side(&mut spec);
@@ -132,8 +133,8 @@ impl Engine {
             vmm,
             kernel: None,
             initrd: None,
-            vcpus,
-            memory_mib: vm_memory_mib(memory),
+            vcpus: pod.vcpus.unwrap_or(vcpus),
+            memory_mib: pod.memory_mib.unwrap_or_else(|| vm_memory_mib(memory)),
             layer_dirs: Vec::new(),
             root_dir: Some(rootfs),
             boot_timeout_secs,
@@ -194,6 +195,70 @@ fn vm_size(spec: &Spec) -> Result<(Option<i64>, u32)> {
         })
         .map_or(1, |cpus| (cpus as u32).clamp(1, host_cpus()));
     Ok((memory, cpus))
+}
+
+/// Pod annotations that size the VM of a pod's sandbox container for the
+/// whole pod, whose other containers are not known yet when it boots:
+/// Hull's own (a pod's annotations reach the sandbox's spec where
+/// containerd's `pod_annotations` lets `io.hull.*` through), else those
+/// containerd 1.7+ computes from the pod's containers' limits.
+const VM_MEMORY_ANNOTATION: &str = "io.hull.vm.memory-mib";
+const VM_CPUS_ANNOTATION: &str = "io.hull.vm.vcpus";
+const POD_MEMORY_ANNOTATION: &str = "io.kubernetes.cri.sandbox-memory";
+const POD_CPU_QUOTA_ANNOTATION: &str = "io.kubernetes.cri.sandbox-cpu-quota";
+const POD_CPU_PERIOD_ANNOTATION: &str = "io.kubernetes.cri.sandbox-cpu-period";
+
+/// The VM's size for a whole pod, where its annotations give one.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PodSize {
+    memory_mib: Option<u32>,
+    vcpus: Option<u32>,
+}
+
+impl PodSize {
+    fn of(spec: &Spec) -> Result<PodSize> {
+        let Some(annotations) = spec.annotations().as_ref() else {
+            return Ok(PodSize::default());
+        };
+        let number =
+            |key: &str| -> Result<Option<i64>> {
+                match annotations.get(key) {
+                    None => Ok(None),
+                    Some(value) => value.trim().parse::<i64>().map(Some).or_else(|_| {
+                        invalid(format!("annotation {key}: {value:?} is not a number"))
+                    }),
+                }
+            };
+        let memory_mib = match number(VM_MEMORY_ANNOTATION)? {
+            Some(mib) => Some(mib),
+            None => number(POD_MEMORY_ANNOTATION)?
+                .filter(|bytes| *bytes > 0)
+                .map(|bytes| i64::from(vm_memory_mib(Some(bytes)))),
+        };
+        let vcpus = match number(VM_CPUS_ANNOTATION)? {
+            Some(cpus) => Some(cpus),
+            None => match (
+                number(POD_CPU_QUOTA_ANNOTATION)?,
+                number(POD_CPU_PERIOD_ANNOTATION)?,
+            ) {
+                (Some(quota), Some(period)) if quota > 0 && period > 0 => {
+                    Some((quota + period - 1) / period)
+                }
+                _ => None,
+            },
+        };
+        let host_mib = host_memory_bytes().map_or(i64::MAX, |bytes| bytes >> 20);
+        let memory_mib = match memory_mib {
+            Some(mib) if !(64..=host_mib).contains(&mib) => {
+                return invalid(format!(
+                    "the pod's VM memory of {mib} MiB is not between 64 MiB and the host's {host_mib} MiB"
+                ))
+            }
+            other => other.map(|mib| mib as u32),
+        };
+        let vcpus = vcpus.map(|cpus| cpus.clamp(1, i64::from(host_cpus())) as u32);
+        Ok(PodSize { memory_mib, vcpus })
+    }
 }
 
 /// Whether a mount binds a host path.
@@ -297,6 +362,43 @@ mod tests {
             .mounts(mounts)
             .build()
             .unwrap()
+    }
+
+    fn annotated(pairs: &[(&str, &str)]) -> Spec {
+        let mut spec = spec_with(LinuxBuilder::default().build().unwrap(), Vec::new());
+        spec.set_annotations(Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ));
+        spec
+    }
+
+    #[test]
+    fn a_pods_annotations_size_its_vm() {
+        assert_eq!(PodSize::of(&annotated(&[])).unwrap(), PodSize::default());
+        let cri = annotated(&[
+            (POD_MEMORY_ANNOTATION, "268435456"),
+            (POD_CPU_QUOTA_ANNOTATION, "150000"),
+            (POD_CPU_PERIOD_ANNOTATION, "100000"),
+        ]);
+        let size = PodSize::of(&cri).unwrap();
+        assert_eq!(
+            size.memory_mib,
+            Some(256 + crate::engine::GUEST_OVERHEAD_MIB)
+        );
+        assert_eq!(size.vcpus, Some(2.min(host_cpus())));
+        let hull = annotated(&[(VM_MEMORY_ANNOTATION, "512"), (VM_CPUS_ANNOTATION, "1")]);
+        assert_eq!(
+            PodSize::of(&hull).unwrap(),
+            PodSize {
+                memory_mib: Some(512),
+                vcpus: Some(1)
+            }
+        );
+        assert!(PodSize::of(&annotated(&[(VM_MEMORY_ANNOTATION, "lots")])).is_err());
+        assert!(PodSize::of(&annotated(&[(VM_MEMORY_ANNOTATION, "1")])).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! One file per lifecycle verb (as youki's libcontainer): [`create`]
 //! (from an image and Docker's options, or from a bundle: [`bundle`]),
-//! [`start`], [`stop`], [`kill`], [`pause`], [`remove`]; [`network`] is a
+//! [`start`], [`stop`], [`kill`], [`pause`], [`update`], [`remove`]; [`network`] is a
 //! sandbox's network, which the monitor attaches and [`remove`] lets go of
 //! for a sandbox whose monitor died.
 
@@ -20,6 +20,7 @@ mod pause;
 mod remove;
 mod start;
 mod stop;
+mod update;
 
 pub use bundle::BundleOptions;
 pub use create::GUEST_OVERHEAD_MIB;

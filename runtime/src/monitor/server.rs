@@ -33,6 +33,8 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
     let mut exec_stdin: Option<mpsc::UnboundedSender<Vec<u8>>> = None;
     // This connection's exec with a terminal: what its resizes apply to.
     let mut exec_terminal: Option<String> = None;
+    // This connection's exec: what its signals go to.
+    let mut exec_process: Option<String> = None;
     while let Ok(Some(Ok(frame))) = reader.next().await {
         match frame.kind {
             FrameKind::Request => {
@@ -120,6 +122,7 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                         if tty {
                             exec_terminal = Some(exec.id());
                         }
+                        exec_process = Some(exec.id());
                         tokio::spawn(run_exec(
                             shared.clone(),
                             agent,
@@ -128,6 +131,29 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             frames_tx.clone(),
                             respond,
                         ));
+                    }
+                    MonitorRequest::SignalExec { signal } => {
+                        let agent = lock(&shared.agent).clone();
+                        let target = exec_process.clone();
+                        let container_id = shared.id.clone();
+                        tokio::spawn(async move {
+                            let response = match (agent, target) {
+                                (_, None) => MonitorResponse::error("no exec on this connection"),
+                                (None, _) => MonitorResponse::error("the container is not running"),
+                                (Some(agent), Some(exec_id)) => {
+                                    let request = Request::SignalProcess {
+                                        container_id,
+                                        exec_id,
+                                        signal,
+                                    };
+                                    match agent.request_done(request).await {
+                                        Ok(()) => MonitorResponse::Done,
+                                        Err(err) => MonitorResponse::error(err.to_string()),
+                                    }
+                                }
+                            };
+                            respond(response).await;
+                        });
                     }
                     MonitorRequest::ResizeTerminal { size } => {
                         let agent = lock(&shared.agent).clone();
@@ -148,8 +174,10 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             respond(response).await;
                         });
                     }
-                    query
-                    @ (MonitorRequest::Top | MonitorRequest::Stats | MonitorRequest::Sync) => {
+                    query @ (MonitorRequest::Top
+                    | MonitorRequest::Stats
+                    | MonitorRequest::Sync
+                    | MonitorRequest::Update { .. }) => {
                         let agent = lock(&shared.agent).clone();
                         let id = shared.id.clone();
                         tokio::spawn(async move {
@@ -172,6 +200,16 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                                             MonitorResponse::Stats { stats }
                                         }
                                         other => unexpected_answer(other),
+                                    }
+                                }
+                                (Some(agent), MonitorRequest::Update { resources }) => {
+                                    let update = Request::UpdateResources {
+                                        container_id: id,
+                                        resources,
+                                    };
+                                    match agent.request_done(update).await {
+                                        Ok(()) => MonitorResponse::Done,
+                                        Err(err) => MonitorResponse::error(err.to_string()),
                                     }
                                 }
                                 (Some(agent), _) => match agent.request_done(Request::Sync).await {
@@ -213,9 +251,11 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             | MonitorRequest::Wait
                             | MonitorRequest::Exec { .. }
                             | MonitorRequest::ResizeTerminal { .. }
+                            | MonitorRequest::SignalExec { .. }
                             | MonitorRequest::Top
                             | MonitorRequest::Stats
                             | MonitorRequest::Sync
+                            | MonitorRequest::Update { .. }
                             | MonitorRequest::Pause
                             | MonitorRequest::Resume => continue,
                         };

@@ -64,6 +64,11 @@ pub enum MonitorRequest {
         #[serde(default)]
         size: Option<TerminalSize>,
     },
+    /// Send this connection's exec a signal.
+    SignalExec {
+        /// Signal number.
+        signal: i32,
+    },
     /// Set the size of the terminal of this connection's exec, else of the
     /// container's process (a client's window changed).
     ResizeTerminal {
@@ -76,6 +81,11 @@ pub enum MonitorRequest {
     Stats,
     /// The guest's file-system data written out (before `hull commit`).
     Sync,
+    /// Change the container's limits in the guest.
+    Update {
+        /// The new limits; those not given stay.
+        resources: Box<oci_spec::runtime::LinuxResources>,
+    },
     /// Stop the VM's vCPUs (the VMM pauses them; its process runs on).
     Pause,
     /// Let them run again.

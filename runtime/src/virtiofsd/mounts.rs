@@ -13,6 +13,7 @@ use crate::rootfs::OverlayMount;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `struct mount_attr` of mount_setattr(2) (linux/mount.h).
@@ -236,7 +237,8 @@ pub fn add_entries(
         enter()?;
         for (tree, target) in trees.iter().zip(&relative) {
             // SAFETY: move_mount(2) of a descriptor we own onto a
-            // NUL-terminated path, relative to the share (our root now).
+            // NUL-terminated path, relative to the share (our working
+            // directory now).
             if unsafe {
                 libc::syscall(
                     libc::SYS_move_mount,
@@ -285,16 +287,34 @@ pub fn remove_entries(virtiofsd_pid: u32, targets: &[PathBuf]) -> Result<(), Vir
 }
 
 /// Runs `work` on a thread of its own (its namespace changes end with it),
-/// handing it a function that enters virtiofsd's mount namespace.
+/// handing it a function that enters virtiofsd's mount namespace and its
+/// root (the share: relative paths are the share's from there on).
 fn in_namespace_of<F>(virtiofsd_pid: u32, work: F) -> Result<(), VirtiofsdError>
 where
     F: FnOnce(&dyn Fn() -> Result<(), Step>) -> Result<(), Step> + Send + 'static,
 {
-    let path = format!("/proc/{virtiofsd_pid}/ns/mnt");
-    let namespace = std::fs::File::open(&path).map_err(|source| VirtiofsdError::Running {
-        what: format!("opening {path}"),
-        source,
-    })?;
+    // virtiofsd serves from a child in the namespace it made, pivoted into
+    // the share; its root is where the share is (the namespace's own root
+    // need not be: a chrooted host's is not).
+    let server = std::fs::read_to_string(format!(
+        "/proc/{virtiofsd_pid}/task/{virtiofsd_pid}/children"
+    ))
+    .ok()
+    .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok())
+    .unwrap_or(virtiofsd_pid);
+    let open = |what: &str, flags: libc::c_int| {
+        let path = format!("/proc/{server}/{what}");
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(&path)
+            .map_err(|source| VirtiofsdError::Running {
+                what: format!("opening {path}"),
+                source,
+            })
+    };
+    let namespace = open("ns/mnt", 0)?;
+    let root = open("root", libc::O_PATH | libc::O_DIRECTORY)?;
     let thread = std::thread::Builder::new()
         .name("share-mounts".into())
         .spawn(move || {
@@ -303,6 +323,10 @@ where
                 // attributes are its own (unshared before).
                 if unsafe { libc::setns(namespace.as_raw_fd(), libc::CLONE_NEWNS) } < 0 {
                     return Err(last_error("entering virtiofsd's mount namespace"));
+                }
+                // SAFETY: fchdir(2) on a descriptor we own.
+                if unsafe { libc::fchdir(root.as_raw_fd()) } < 0 {
+                    return Err(last_error("entering virtiofsd's root"));
                 }
                 Ok(())
             };

@@ -186,14 +186,15 @@ fn main() -> Result<()> {
         .unwrap_or(5)
         .max(1);
     let containerd = Containerd::start_with_cri();
-    containerd.import_images("k8s.io");
+    containerd.push_images();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime
         .block_on(async {
-            let (mut cri, _) = connect(&containerd.socket()).await;
+            let (mut cri, mut images) = connect(&containerd.socket()).await;
+            hull_tests::cri::pull_images(&mut images).await;
             for handler in ["runc", "hull"] {
                 // One unmeasured pod first: images unpacked, caches warm. A
                 // peer that cannot run here is said so, not left out silently.
@@ -240,7 +241,7 @@ fn main() -> Result<()> {
                 "--rm",
                 "--runtime",
                 runtime,
-                "docker.io/library/busybox:latest",
+                hull_tests::containerd::BUSYBOX_IMAGE,
                 &format!("ctr-{key}-{index}"),
                 "true",
             ]);

@@ -1,0 +1,107 @@
+//! Changing a container's limits (`docker update`, CRI's
+//! UpdateContainerResources): in the cgroup of its running container in the
+//! guest, and in its spec and record for its next run. The VM keeps the
+//! size it booted with: a limit beyond it is bounded by the VM.
+
+use super::{is_live, Engine, Result};
+use crate::monitor_link::client;
+use crate::monitor_link::proto::MonitorRequest;
+use crate::sandbox::load_spec;
+use anyhow::Context;
+use oci_spec::runtime::{LinuxResources, Spec};
+
+impl Engine {
+    /// Gives the container the limits `resources` names (memory, CPU,
+    /// pids); the others stay as they are.
+    pub async fn update(&self, reference: &str, resources: &LinuxResources) -> Result<()> {
+        let (store, mut record) = self.load(reference)?;
+        let memory = resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|limit| *limit > 0);
+        if let Some(bytes) = memory {
+            super::create::check_memory(bytes, super::create::host_memory_bytes())?;
+        }
+        let dir = store.dir_of(&record.id);
+        let mut spec = load_spec(&dir)?;
+        merge(&mut spec, resources);
+        let data = serde_json::to_vec_pretty(&spec).context("encoding the spec")?;
+        crate::container::write_atomic(&dir.join("spec.json"), &data)?;
+        if let Some(bytes) = memory {
+            record.host_config.memory = bytes;
+        }
+        if let Some(cpu) = resources.cpu() {
+            if let (Some(quota), period) = (cpu.quota(), cpu.period().unwrap_or(100_000)) {
+                if quota > 0 && period > 0 {
+                    record.host_config.nano_cpus = quota * 1_000_000_000 / period as i64;
+                }
+            }
+        }
+        if let Some(pids) = resources.pids() {
+            record.host_config.pids_limit = pids.limit();
+        }
+        store.save(&record)?;
+        if is_live(&record) {
+            let monitor = client::connect(&self.paths, &record.id).await?;
+            monitor
+                .request(MonitorRequest::Update {
+                    resources: Box::new(resources.clone()),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The spec's resources with the parts `update` names replaced.
+fn merge(spec: &mut Spec, update: &LinuxResources) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if let Some(memory) = update.memory() {
+        resources.set_memory(Some(*memory));
+    }
+    if let Some(cpu) = update.cpu() {
+        resources.set_cpu(Some(cpu.clone()));
+    }
+    if let Some(pids) = update.pids() {
+        resources.set_pids(Some(*pids));
+    }
+    linux.set_resources(Some(resources));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{
+        LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder, SpecBuilder,
+    };
+
+    #[test]
+    fn an_update_replaces_only_what_it_names() {
+        let resources = LinuxResourcesBuilder::default()
+            .pids(LinuxPidsBuilder::default().limit(50).build().unwrap())
+            .build()
+            .unwrap();
+        let linux = LinuxBuilder::default()
+            .resources(resources)
+            .build()
+            .unwrap();
+        let mut spec = SpecBuilder::default().linux(linux).build().unwrap();
+        let update = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        merge(&mut spec, &update);
+        let merged = spec.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(merged.pids().as_ref().unwrap().limit(), 50);
+        assert_eq!(merged.memory().as_ref().unwrap().limit(), Some(64 << 20));
+    }
+}
