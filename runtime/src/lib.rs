@@ -21,6 +21,7 @@ pub mod process;
 pub mod rootfs;
 pub mod rpc;
 pub mod sandbox;
+pub mod security;
 pub mod spec;
 pub mod timefmt;
 pub mod virtiofsd;

@@ -69,6 +69,11 @@ pub struct RunOptions {
     pub tty: bool,
     /// The terminal's initial size as (rows, columns), when `-t` and the user has one.
     pub console_size: Option<(u16, u16)>,
+    /// The process's capabilities (bounding, effective, permitted); `None`:
+    /// Docker's default set.
+    pub capabilities: Option<HashSet<Capability>>,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
 }
 
 /// The spec cannot be made.
@@ -273,7 +278,7 @@ pub fn build(
         process.set_args(Some(args));
         process.set_env(Some(env));
         process.set_cwd(PathBuf::from(cwd));
-        process.set_no_new_privileges(Some(false));
+        process.set_no_new_privileges(Some(options.no_new_privileges));
         process.set_terminal(Some(options.tty));
         process.set_console_size(
             options
@@ -285,7 +290,10 @@ pub fn build(
         user.set_uid(uid);
         user.set_gid(gid);
         user.set_additional_gids((!additional_gids.is_empty()).then_some(additional_gids));
-        let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.into_iter().collect();
+        let caps = options
+            .capabilities
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CAPABILITIES.into_iter().collect());
         let mut capabilities = LinuxCapabilities::default();
         capabilities.set_bounding(Some(caps.clone()));
         capabilities.set_effective(Some(caps.clone()));

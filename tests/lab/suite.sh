@@ -3,14 +3,17 @@
 # capability, with the VMM named by $1 (default hull: Hull's own VMM).
 # Runs inside the KVM lab:
 #
-#   scripts/kvm-lab tests/lab/suite.sh [hull|qemu]
+#   scripts/kvm-lab tests/lab/suite.sh [hull|qemu] [CHECK...]
 #
+# CHECKs name the checks to run (their functions without `t_`, e.g. `cpus`),
+# besides the first (a hardware KVM) and the last (nothing left); default all.
 # Prints one TAP line per check ("ok N - name" / "not ok N - name" with
 # the output that shows why) and a closing "N passed, M failed" line; exits
 # non-zero when a check failed. Everything runs in a network namespace and
 # state directories of its own, removed at the end.
 set -uo pipefail
 vmm=${1:-hull}
+only=" ${*:2} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
 # On tmpfs: overlayfs (the writable layers) cannot stack on the lab's overlaid /tmp.
@@ -33,6 +36,11 @@ passed=0 failed=0 n=0
 # check NAME COMMAND...: one TAP line; the command's output shows on failure.
 check() {
   local name=$1; shift
+  case "$only" in
+    "  ") ;;
+    *" ${1#t_} "*) ;;
+    *) [ "$1" = t_info ] || [ "$1" = t_clean ] || return 0 ;;
+  esac
   n=$((n + 1))
   local out
   if out=$("$@" 2>&1); then
@@ -101,6 +109,19 @@ t_network() {
     until_true 60 get_peer
   local ok=$?
   hull rm -f server >/dev/null; hull network rm labnet >/dev/null
+  return $ok
+}
+# --network container:NAME: a second container in the first's VM (a pod),
+# its files mounted into the running virtiofsd, on the VM's localhost.
+get_local() { run --rm --network container:podweb busybox sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 127.0.0.1 80" | grep hello-from-hull >/dev/null; }
+same_vmm() { [ "$(hull inspect -f '{{.HullSandbox.VmmPid}}' podweb)" = "$(hull inspect -f '{{.HullSandbox.VmmPid}}' podside)" ]; }
+t_pod() {
+  run -d --name podweb --network none busybox sh -c "$httpd" >/dev/null &&
+    until_true 60 get_local &&
+    run -d --name podside --network container:podweb busybox sleep 600 >/dev/null && same_vmm &&
+    expect ok hull exec podside echo ok
+  local ok=$?
+  hull rm -f podweb podside >/dev/null
   return $ok
 }
 t_commit() {
@@ -194,6 +215,19 @@ t_cni() { # --network ns:PATH, as containerd's CNI plugins leave a pod's namespa
   in_ns ip link del labveth 2>/dev/null
   return $ok
 }
+t_cpus() { # --cpus 2: two vCPUs (the lab has two), and the cgroup's quota
+  expect "2 200000 100000" run --rm --cpus 2 --network none busybox sh -c 'echo $(nproc) $(cat /sys/fs/cgroup/cpu.max)'
+}
+t_resize() { python3 "$repo/tests/lab/resize.py" "$hull_bin" run -it --rm --vmm "$vmm" --network none busybox sh; }
+t_panic() { # a guest kernel that cannot find its init panics: reported so
+  HULL_KERNEL_ARGS=rdinit=/no-such-init run --name panicky --network none busybox true 2>"$scratch/panic.err"
+  local code=$?
+  cat "$scratch/panic.err"
+  local error; error=$(hull inspect -f '{{.State.Error}}' panicky)
+  hull rm panicky >/dev/null
+  [ "$code" = 125 ] && grep -q 'guest kernel panic: VFS: Unable to mount root fs' "$scratch/panic.err" &&
+    grep -q 'guest kernel panic' <<<"$error"
+}
 t_clean() {
   expect "" hull ps -aq && expect "" ls "$HULL_RUN_DIR" && ! in_ns ip -o link show | grep hulltap
 }
@@ -208,6 +242,7 @@ check "run -d, logs, exec" t_detached
 check "-v: a host directory, both ways" t_volume
 check "-p: a published port answers on the host side" t_publish
 check "a user network: containers reach each other by name" t_network
+check "--network container:NAME: two containers in one VM" t_pod
 check "commit: a container's changes become an image" t_commit
 check "restart keeps the container's files" t_restart
 check "kill -9 of the VMM: reported, rm leaves nothing" t_kill VmmPid "the VMM exited unexpectedly"
@@ -221,6 +256,14 @@ check "stats and top of a running container" t_stats_top
 check "diff, cp and export of a running container" t_files
 check "--restart on-failure:2 restarts twice" t_restart_policy
 check "--network ns:PATH (CNI mode): the guest takes the pod's address" t_cni
+if [ "$(nproc)" -ge 2 ]; then
+  check "--cpus 2: two vCPUs and the cgroup's quota" t_cpus
+elif [ "$only" = "  " ]; then
+  n=$((n + 1)) # TAP's skip: tests/tests/lab.rs runs it in a lab of two vCPUs
+  echo "ok $n - --cpus 2 # SKIP the lab has one vCPU (HULL_LAB_SMP=2 runs it)"
+fi
+check "run -it: the container's terminal follows the window's size" t_resize
+check "a guest kernel panic: exit 125, reported in State.Error" t_panic
 check "nothing is left" t_clean
 
 echo "$passed passed, $failed failed"

@@ -101,7 +101,10 @@ impl Containerd {
             std::fs::write(net_d.join("10-hull-test.conflist"), CNI_CONFIG)
                 .expect("writing the CNI config");
             config.push_str(&format!(
-                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n\
+                // restrict_oom_score_adj: where root lacks CAP_SYS_RESOURCE
+                // (this machine's bounding set has no bit 24), runc cannot
+                // give a pod's containers a lower OOM score than its own.
+                "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{}\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"hull\"\n\
                  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.hull]\n  runtime_type = \"{RUNTIME}\"\n\
@@ -165,8 +168,9 @@ impl Containerd {
             &[layer],
             &crate::ImageSettings {
                 // What a pause container does: nothing, until it is stopped.
+                // (A full path: the image sets no PATH, which runc needs.)
                 cmd: vec![
-                    "sh".into(),
+                    "/bin/sh".into(),
                     "-c".into(),
                     "trap 'exit 0' TERM; while :; do sleep 1; done".into(),
                 ],

@@ -1277,3 +1277,69 @@ fn rename_holds_through_the_monitors_own_saves() {
     );
     ok(&hull, &["rm", "-f", "after", "before", "taken"]);
 }
+
+#[test]
+fn capabilities_and_no_new_privileges_as_docker_sets_them() {
+    let hull = hull();
+    let status = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[
+            BUSYBOX_IMAGE,
+            "grep",
+            "-E",
+            "^(CapEff|NoNewPrivs)",
+            "/proc/self/status",
+        ]);
+        ok(&hull, &args)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Docker's default set, and no no_new_privs.
+    assert_eq!(status(&[]), "CapEff: 00000000a80425fb NoNewPrivs: 0");
+    assert_eq!(
+        status(&["--cap-drop", "ALL", "--cap-add", "net_bind_service"]),
+        "CapEff: 0000000000000400 NoNewPrivs: 0"
+    );
+    assert_eq!(
+        status(&[
+            "--cap-add",
+            "CAP_NET_ADMIN",
+            "--security-opt",
+            "no-new-privileges"
+        ]),
+        "CapEff: 00000000a80435fb NoNewPrivs: 1"
+    );
+    // What a dropped capability allowed fails.
+    let out = hull.run([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cap-drop",
+        "CHOWN",
+        BUSYBOX_IMAGE,
+        "chown",
+        "1",
+        "/tmp",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    for (flags, says) in [
+        (
+            ["--cap-add", "BOGUS"],
+            "invalid --cap-add: unknown capability: \"BOGUS\"",
+        ),
+        (
+            ["--security-opt", "seccomp=/etc/profile.json"],
+            "seccomp profiles are not applied in Hull's VMs yet",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&[BUSYBOX_IMAGE, "true"]);
+        let out = hull.run(&args);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}");
+        assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
+    }
+}

@@ -5,7 +5,7 @@ use super::terminal::{self, RawMode};
 use super::{engine, ExitWith};
 use crate::config::Paths;
 use crate::container::{ContainerStore, RestartPolicy};
-use crate::engine::{ContainerOptions, NamespaceModes, ProcessOptions};
+use crate::engine::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};
 use crate::monitor_link::client::{self, MonitorClient};
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use crate::rpc::RpcError;
@@ -105,6 +105,15 @@ pub struct CreateArgs {
     /// Give extended privileges to this container (refused: see --help)
     #[arg(long)]
     privileged: bool,
+    /// Add Linux capabilities (or ALL)
+    #[arg(long, value_name = "list")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities (or ALL)
+    #[arg(long, value_name = "list")]
+    cap_drop: Vec<String>,
+    /// Security options: no-new-privileges[:true|false], seccomp=unconfined
+    #[arg(long, value_name = "list")]
+    security_opt: Vec<String>,
     /// VMM backend: qemu (default), hull (Hull's own VMM), qemu-tcg, qemu-kvm
     #[arg(long, value_name = "name")]
     vmm: Option<String>,
@@ -217,6 +226,11 @@ impl CreateArgs {
                 ipc: self.ipc.clone(),
             },
             privileged: self.privileged,
+            security: SecurityOptions {
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                security_opt: self.security_opt.clone(),
+            },
             network: self.network.clone(),
             publish: self.publish.clone(),
             publish_all: self.publish_all,

@@ -100,6 +100,11 @@ impl Engine {
             read_only: options.read_only,
             tty: options.process.tty,
             console_size: options.console_size,
+            capabilities: Some(crate::security::capabilities(
+                &options.security.cap_add,
+                &options.security.cap_drop,
+            )?),
+            no_new_privileges: crate::security::no_new_privileges(&options.security.security_opt)?,
         };
         let mut spec = spec::build(
             &id,

@@ -42,6 +42,9 @@ pub enum EngineError {
     /// The OCI spec cannot be made (an unknown user, ...).
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
+    /// A capability or security option cannot be applied.
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// A volume cannot be used.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),

@@ -25,7 +25,7 @@ mod update;
 pub use bundle::BundleOptions;
 pub use create::GUEST_OVERHEAD_MIB;
 pub use error::EngineError;
-pub use options::{ContainerOptions, NamespaceModes, ProcessOptions};
+pub use options::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};
 pub use pause::FrozenVm;
 pub use start::wait_for_monitor;
 

@@ -33,6 +33,18 @@ pub struct NamespaceModes {
     pub ipc: Option<String>,
 }
 
+/// How the container's process is confined in its VM, in Docker's words.
+#[derive(Debug, Clone, Default)]
+pub struct SecurityOptions {
+    /// `--cap-add`: capabilities beyond Docker's default set (`ALL`, names
+    /// with or without `CAP_`, any case).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop`: capabilities taken from it (`ALL`).
+    pub cap_drop: Vec<String>,
+    /// `--security-opt`: `no-new-privileges[:true|false]`, `seccomp=unconfined`.
+    pub security_opt: Vec<String>,
+}
+
 /// A container to create.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerOptions {
@@ -66,6 +78,8 @@ pub struct ContainerOptions {
     pub namespaces: NamespaceModes,
     /// Extended privileges: refused.
     pub privileged: bool,
+    /// Capabilities and security options.
+    pub security: SecurityOptions,
     /// `bridge` (default), `none`, a network's name, or `ns:PATH`.
     pub network: Option<String>,
     /// `-p` entries.

@@ -195,12 +195,16 @@ fn main() -> Result<()> {
         .block_on(async {
             let (mut cri, mut images) = connect(&containerd.socket()).await;
             hull_tests::cri::pull_images(&mut images).await;
+            let mut pod_starts = Vec::new();
             for handler in ["runc", "hull"] {
                 // One unmeasured pod first: images unpacked, caches warm. A
                 // peer that cannot run here is said so, not left out silently.
                 if let Err(err) = one_pod(&containerd, &mut cri, handler, 999).await {
                     let reason = format!("{err:#}").replace('\n', " ");
                     println!("pod_start_ms_{handler}: failed ({reason})");
+                    if std::env::var_os("BENCH_DEBUG").is_some() {
+                        eprintln!("containerd's log:\n{}", containerd.log());
+                    }
                     continue;
                 }
                 let mut starts = Vec::new();
@@ -212,9 +216,14 @@ fn main() -> Result<()> {
                     memory.push(host as f64);
                     shims.push(shim as f64);
                 }
-                println!("pod_start_ms_{handler}: {:.1}", median(starts));
+                let start = median(starts);
+                pod_starts.push(start);
+                println!("pod_start_ms_{handler}: {start:.1}");
                 println!("pod_host_pss_kib_{handler}: {:.0}", median(memory));
                 println!("pod_shim_pss_kib_{handler}: {:.0}", median(shims));
+            }
+            if let [runc, hull] = pod_starts[..] {
+                println!("pod_start_ratio_hull_to_runc: {:.1}", hull / runc);
             }
             Ok::<_, anyhow::Error>(())
         })
