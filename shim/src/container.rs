@@ -1,8 +1,10 @@
 //! One task of the shim: a Hull container, its bundle, its stdio, the
 //! connection to its monitor and, once it has ended, how.
 
+use crate::error::not_found;
 use crate::io::{StdinCopy, Stdio};
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::TtrpcResult;
 use hull_runtime::monitor_link::client::MonitorClient;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -60,6 +62,13 @@ pub struct Exec {
     pub stdin: Option<StdinCopy>,
     /// Set once it has exited.
     pub exit: watch::Sender<Option<Exit>>,
+}
+
+impl Container {
+    /// Its exec `exec_id`.
+    pub fn exec(&self, exec_id: &str) -> TtrpcResult<&Exec> {
+        self.execs.get(exec_id).ok_or_else(|| not_found(exec_id))
+    }
 }
 
 impl Exec {

@@ -27,10 +27,7 @@ impl TaskService {
         let monitor = {
             let containers = self.containers.lock().await;
             let container = containers.get(id).ok_or_else(|| not_found(id))?;
-            let exec = container
-                .execs
-                .get(exec_id)
-                .ok_or_else(|| not_found(exec_id))?;
+            let exec = container.exec(exec_id)?;
             if exec.exited().is_some() {
                 return Err(status(Code::NOT_FOUND, "process already finished"));
             }
@@ -58,10 +55,7 @@ impl TaskService {
         let (hull_id, pid, spec, stdio, exit) = {
             let containers = self.containers.lock().await;
             let container = containers.get(id).ok_or_else(|| not_found(id))?;
-            let exec = container
-                .execs
-                .get(exec_id)
-                .ok_or_else(|| not_found(exec_id))?;
+            let exec = container.exec(exec_id)?;
             if exec.monitor.is_some() {
                 return Err(status(
                     Code::FAILED_PRECONDITION,

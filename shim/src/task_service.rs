@@ -295,10 +295,7 @@ impl Task for TaskService {
         let containers = self.containers.lock().await;
         let container = containers.get(&req.id).ok_or_else(|| not_found(&req.id))?;
         if !req.exec_id.is_empty() {
-            let exec = container
-                .execs
-                .get(&req.exec_id)
-                .ok_or_else(|| not_found(&req.exec_id))?;
+            let exec = container.exec(&req.exec_id)?;
             let exited = exec.exited();
             let status = match (&exited, &exec.monitor) {
                 (Some(_), _) => TaskStatus::STOPPED,
@@ -354,12 +351,7 @@ impl Task for TaskService {
             if req.exec_id.is_empty() {
                 container.exit.subscribe()
             } else {
-                container
-                    .execs
-                    .get(&req.exec_id)
-                    .ok_or_else(|| not_found(&req.exec_id))?
-                    .exit
-                    .subscribe()
+                container.exec(&req.exec_id)?.exit.subscribe()
             }
         };
         let exited = exit
@@ -560,10 +552,7 @@ impl Task for TaskService {
         let (copy, monitor) = if req.exec_id.is_empty() {
             (container.stdin.clone(), Some(container.monitor.clone()))
         } else {
-            let exec = container
-                .execs
-                .get(&req.exec_id)
-                .ok_or_else(|| not_found(&req.exec_id))?;
+            let exec = container.exec(&req.exec_id)?;
             (exec.stdin.clone(), exec.monitor.clone())
         };
         drop(containers);

@@ -2,14 +2,13 @@
 //! its requests (attach, start, stop, signals, resize, exec, stats, ...).
 
 use super::exec::{run_exec, ExecRequest};
-use super::{lock, Attached, Control, Shared};
+use super::{lock, AgentStreams, Attached, Control, Shared};
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDIN};
 use anyhow::Result;
 use hull_protocol::{
     decode_json, encode_json, Frame, FrameKind, FrameReader, FrameWriter, Request, RequestEnvelope,
     Response, ResponseEnvelope,
 };
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -103,7 +102,7 @@ pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_s
                             .await;
                             continue;
                         };
-                        let base = shared.next_exec_stream.fetch_add(4, Ordering::Relaxed);
+                        let base = AgentStreams::next(&shared.next_exec_stream).stdin;
                         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
                         if stdin {
                             exec_stdin = Some(stdin_tx);
