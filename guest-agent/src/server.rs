@@ -546,11 +546,28 @@ async fn create_container(
     }
     let shared = match join {
         Some(join) => {
-            let pid = lock(&agent.slot(&join.container_id)?.container).pid;
+            let slot = agent.slot(&join.container_id)?;
+            if slot.exit.borrow().is_some() {
+                bail!(
+                    "container {} has exited: nothing to join",
+                    join.container_id
+                );
+            }
+            let pid = lock(&slot.container).pid;
             SharedNamespaces::of(pid, join)?
         }
         None => SharedNamespaces::none(),
     };
+    // In the pod's UTS namespace, the host name is the pod's.
+    let spec = match join {
+        Some(join) if join.uts => {
+            let mut own = spec.clone();
+            own.set_hostname(None);
+            std::borrow::Cow::Owned(own)
+        }
+        _ => std::borrow::Cow::Borrowed(spec),
+    };
+    let spec = spec.as_ref();
     let terminal = spec
         .process()
         .as_ref()

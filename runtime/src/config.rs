@@ -35,6 +35,24 @@ impl Paths {
         }
     }
 
+    /// Makes the state and run directories, reachable by root alone (mode
+    /// 0700, as Docker keeps /var/lib/docker): what is below them (monitor
+    /// sockets, logs, containers' files) is no one else's to read or drive.
+    pub fn restrict(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [&self.root, &self.run] {
+            std::fs::create_dir_all(dir)?;
+            let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+            if mode != 0o700 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+            // Another user stops here, with the reason, rather than at the
+            // first lookup that would read "no such container".
+            std::fs::read_dir(dir)?;
+        }
+        Ok(())
+    }
+
     /// The image store's root.
     pub fn image_root(&self) -> PathBuf {
         self.root.join("image")

@@ -86,6 +86,8 @@ pub fn engine_for(namespace: &str) -> Result<Engine, String> {
         return Err(format!("invalid containerd namespace '{namespace}'"));
     }
     let base = Paths::new(None);
+    base.restrict()
+        .map_err(|err| format!("preparing {}: {err}", base.root.display()))?;
     Ok(Engine::new(Paths {
         root: base.root.join("containerd").join(namespace),
         run: base.run.join("containerd").join(namespace),

@@ -214,13 +214,22 @@ fn run_rm_whose_monitor_dies_says_so_and_leaves_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(60), || hull
-            .run(["inspect", "-f", "{{.State.Status}}", "doomed"])
+    // Generous: another test may be booting ten emulated guests at once.
+    if !eventually(Duration::from_secs(240), || {
+        hull.run(["inspect", "-f", "{{.State.Status}}", "doomed"])
             .stdout
-            .starts_with(b"running")),
-        "never ran"
-    );
+            .starts_with(b"running")
+    }) {
+        let mut run = run;
+        let _ = run.kill();
+        let out = run.wait_with_output().unwrap();
+        panic!(
+            "never ran ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+    }
     let monitor = inspect(&hull, "doomed", "{{.HullSandbox.MonitorPid}}");
     let killed_at = Instant::now();
     assert!(std::process::Command::new("kill")

@@ -61,9 +61,10 @@ impl Cgroup {
             delegate_controllers(containers);
         }
         let parent = containers.join(pod);
-        if !parent.exists() {
-            fs::create_dir(&parent).context("creating the pod's cgroup")?;
-            delegate_controllers(&parent);
+        match fs::create_dir(&parent) {
+            Ok(()) => delegate_controllers(&parent),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err).context("creating the pod's cgroup"),
         }
         let cgroup = Self {
             path: parent.join(container_id),

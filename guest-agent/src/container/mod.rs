@@ -280,10 +280,17 @@ impl Container {
         }
     }
 
-    /// Removes rootfs and cgroup. The process must have exited.
+    /// Removes rootfs and cgroup. The process must have exited. The
+    /// guest's caches of files let go of too: the host may unmount a
+    /// removed container's root (its other containers run on) only once
+    /// virtiofsd holds nothing of it, which is once the guest forgot it.
     pub fn remove(&self) -> Result<()> {
         self.rootfs.remove()?;
         self.cgroup.remove();
+        // (2: dentries and inodes, whose forgetting reaches virtiofsd.)
+        if let Err(err) = std::fs::write("/proc/sys/vm/drop_caches", "2") {
+            tracing::debug!("dropping the guest's caches: {err}");
+        }
         Ok(())
     }
 }

@@ -122,7 +122,12 @@ impl Namespaces<'_> {
         }
         let cloned = result.map(|()| clone(self.clone_flags()));
         for (file, kind) in own {
-            nix::sched::setns(file, kind).context("returning to the agent's namespaces")?;
+            if let Err(err) = nix::sched::setns(file, kind) {
+                // A thread of the agent left in a container's namespaces
+                // would make every later container there: stop instead.
+                tracing::error!("returning to the agent's {kind:?} namespace: {err}");
+                std::process::abort();
+            }
         }
         cloned
     }

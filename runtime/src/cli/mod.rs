@@ -199,7 +199,6 @@ pub fn main() -> i32 {
             return EXIT_RUNTIME_ERROR;
         }
     };
-    let paths = Paths::new(cli.root.clone());
     // `docker run` and `create` fail with 125; the other commands with 1.
     let failure_code = match &command {
         management::Resolved::Short(command)
@@ -209,6 +208,22 @@ pub fn main() -> i32 {
         }
         _ => 1,
     };
+    let paths = Paths::new(cli.root.clone());
+    if let Err(err) = paths.restrict() {
+        if err.kind() == std::io::ErrorKind::PermissionDenied {
+            eprintln!(
+                "hull: permission denied while trying to open Hull's state in {}: {err}",
+                paths.root.display()
+            );
+        } else {
+            eprintln!(
+                "hull: preparing {} and {}: {err}",
+                paths.root.display(),
+                paths.run.display()
+            );
+        }
+        return failure_code;
+    }
     let result = runtime.block_on(async move {
         let command = match command {
             management::Resolved::Short(command) => *command,

@@ -242,7 +242,7 @@ impl PodSize {
                 number(POD_CPU_PERIOD_ANNOTATION)?,
             ) {
                 (Some(quota), Some(period)) if quota > 0 && period > 0 => {
-                    Some((quota + period - 1) / period)
+                    Some(quota.saturating_add(period - 1) / period)
                 }
                 _ => None,
             },
@@ -254,7 +254,7 @@ impl PodSize {
                     "the pod's VM memory of {mib} MiB is not between 64 MiB and the host's {host_mib} MiB"
                 ))
             }
-            other => other.map(|mib| mib as u32),
+            other => other.map(|mib| u32::try_from(mib).unwrap_or(u32::MAX)),
         };
         let vcpus = vcpus.map(|cpus| cpus.clamp(1, i64::from(host_cpus())) as u32);
         Ok(PodSize { memory_mib, vcpus })

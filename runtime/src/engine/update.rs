@@ -34,7 +34,8 @@ impl Engine {
         if let Some(cpu) = resources.cpu() {
             if let (Some(quota), period) = (cpu.quota(), cpu.period().unwrap_or(100_000)) {
                 if quota > 0 && period > 0 {
-                    record.host_config.nano_cpus = quota * 1_000_000_000 / period as i64;
+                    let nano = i128::from(quota) * 1_000_000_000 / i128::from(period);
+                    record.host_config.nano_cpus = i64::try_from(nano).unwrap_or(i64::MAX);
                 }
             }
         }

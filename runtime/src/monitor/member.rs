@@ -35,8 +35,17 @@ pub(super) struct Member {
     control: mpsc::Receiver<Control>,
     log: Arc<Mutex<JsonLogWriter>>,
     shares: ContainerShares,
-    /// Its socket's task.
-    listener: tokio::task::JoinHandle<()>,
+    /// Its socket's task, ended with it however it ends.
+    listener: AbortOnDrop,
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Member {
@@ -47,9 +56,13 @@ impl Member {
         sandbox: &Sandbox,
         streams: &Arc<AtomicU32>,
         id: &str,
+        joined: &[Arc<Shared>],
     ) -> Result<Member> {
         let store = ContainerStore::open(&paths.root)?;
         let id = store.resolve(id)?;
+        if joined.iter().any(|member| member.id == id) {
+            bail!("container {} has joined the sandbox already", &id[..12]);
+        }
         let mut record = store.load(&id)?;
         let container_dir = store.dir_of(&id);
         let plan = SandboxPlan::load(&container_dir)?;
@@ -66,12 +79,17 @@ impl Member {
             .virtiofsd_pid()
             .ok_or_else(|| anyhow!("the sandbox's virtiofsd is gone"))?;
         let shares = ContainerShares::of(&store, &id, &plan).await?;
-        crate::virtiofsd::add_entries(virtiofsd, &sandbox.share_dir(), &shares.entries)
-            .with_context(|| format!("sharing container {}'s files", &id[..12]))?;
-        let undo = |err: anyhow::Error| {
-            leave_share(sandbox, &plan, &id);
-            err
-        };
+        let (share_dir, entries) = (sandbox.share_dir(), shares.entries.clone());
+        let added = tokio::task::spawn_blocking(move || {
+            crate::virtiofsd::add_entries(virtiofsd, &share_dir, &entries)
+        })
+        .await
+        .context("sharing the container's files")?;
+        if let Err(err) = added {
+            // What was attached before the failure goes again.
+            leave_share(sandbox, &plan, &id).await;
+            return Err(err).with_context(|| format!("sharing container {}'s files", &id[..12]));
+        }
         let (shared, control) = Shared::new(
             id.clone(),
             &spec,
@@ -79,20 +97,24 @@ impl Member {
             AgentStreams::next(streams),
             streams.clone(),
         );
-        let listener = shared
+        let listening = shared
             .listen(paths, record.config.open_stdin)
-            .map_err(undo)?;
-        record.hull_sandbox.monitor_pid = i64::from(std::process::id());
-        record.hull_sandbox.virtiofsd_pid = i64::from(virtiofsd);
-        let log_path = PathBuf::from(&record.log_path);
-        let log = JsonLogWriter::open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))
-            .and_then(|log| Ok((log, store.save(&record)?)));
-        let log = match log {
-            Ok((log, ())) => log,
+            .and_then(|listener| {
+                let listener = AbortOnDrop(listener);
+                record.hull_sandbox.monitor_pid = i64::from(std::process::id());
+                record.hull_sandbox.virtiofsd_pid = i64::from(virtiofsd);
+                let log_path = PathBuf::from(&record.log_path);
+                let log = JsonLogWriter::open(&log_path)
+                    .with_context(|| format!("opening {}", log_path.display()))?;
+                store.save(&record)?;
+                Ok((listener, log))
+            });
+        let (listener, log) = match listening {
+            Ok(listening) => listening,
             Err(err) => {
-                listener.abort();
-                return Err(undo(err));
+                leave_share(sandbox, &plan, &id).await;
+                crate::sandbox::remove_dir(&paths.sandbox_dir(&id));
+                return Err(err);
             }
         };
         tracing::debug!(
@@ -114,9 +136,14 @@ impl Member {
         })
     }
 
+    /// What its clients and its run share.
+    pub(super) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Creates the container in the guest, starts it when a client says so,
-    /// serves it until it exits, and takes it out of the sandbox.
-    pub(super) async fn run(mut self, sandbox: &Sandbox) {
+    /// serves it until it exits, and takes it out of the sandbox; its id.
+    pub(super) async fn run(mut self, sandbox: &Sandbox) -> String {
         let id = self.record.id.clone();
         let ctx = RunContext {
             paths: &self.paths,
@@ -171,7 +198,7 @@ impl Member {
         if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(10), removed).await {
             tracing::warn!("container {}: removing it in the guest: {err}", &id[..12]);
         }
-        leave_share(sandbox, &self.plan, &id);
+        leave_share(sandbox, &self.plan, &id).await;
         drop(self.shares);
         self.record.hull_sandbox.monitor_pid = 0;
         if let Err(err) = self.store.save(&self.record) {
@@ -185,14 +212,15 @@ impl Member {
         }
         // Give attached clients a moment to read their answers before the socket goes.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        self.listener.abort();
+        drop(self.listener);
         crate::sandbox::remove_dir(&self.paths.sandbox_dir(&id));
+        id
     }
 }
 
 /// Unmounts container `id`'s part of the sandbox's share and removes its
 /// mount points.
-fn leave_share(sandbox: &Sandbox, plan: &SandboxPlan, id: &str) {
+async fn leave_share(sandbox: &Sandbox, plan: &SandboxPlan, id: &str) {
     let layout = plan.share(id);
     if layout.dir().as_os_str().is_empty() {
         return; // the sandbox's own: its share goes with the sandbox
@@ -201,37 +229,37 @@ fn leave_share(sandbox: &Sandbox, plan: &SandboxPlan, id: &str) {
         let mut targets = vec![layout.rootfs()];
         targets.extend(crate::sandbox::ETC_FILES.iter().map(|n| layout.etc_file(n)));
         targets.extend((0..plan.volumes.len()).map(|i| layout.volume(i)));
-        if let Err(err) = crate::virtiofsd::remove_entries(virtiofsd, &targets) {
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::virtiofsd::remove_entries(virtiofsd, &targets)
+        })
+        .await;
+        if let Ok(Err(err)) = removed {
             tracing::warn!("container {}: {err}", &id[..12]);
         }
     }
     let _ = std::fs::remove_dir_all(sandbox.share_dir().join(layout.dir()));
 }
 
-/// Ends the containers that joined a sandbox whose own container is gone:
-/// each is killed, and its end recorded (as a run that ended does).
-pub(super) async fn end_members<F: std::future::Future<Output = ()>>(
-    agent: &crate::agent_client::AgentClient,
-    ids: &[String],
+/// Ends the containers that joined a sandbox whose own container is gone
+/// (its VM goes): each is stopped at once, as `rm -f` stops one (killed if
+/// it runs, never started if it waits), and its end recorded.
+pub(super) async fn end_members<F: std::future::Future<Output = String>>(
+    joined: &[Arc<Shared>],
     mut members: futures_util::stream::FuturesUnordered<F>,
 ) {
     use futures_util::StreamExt;
     if members.is_empty() {
         return;
     }
-    for id in ids {
-        let _ = agent
-            .request_done(Request::Signal {
-                container_id: id.clone(),
-                signal: libc::SIGKILL,
-            })
-            .await;
+    for member in joined {
+        let (reply, _) = tokio::sync::oneshot::channel();
+        let _ = member.control.try_send(Control::Stop(0, reply));
     }
     let all_ended = async { while members.next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), all_ended)
+    if tokio::time::timeout(Duration::from_secs(20), all_ended)
         .await
         .is_err()
     {
-        tracing::warn!("containers of the sandbox did not end within 10s");
+        tracing::warn!("containers that joined the sandbox did not end within 20s");
     }
 }

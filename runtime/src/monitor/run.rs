@@ -243,7 +243,7 @@ pub(super) async fn run_in_sandbox(
     };
     // The containers that joined this sandbox, each running to its end.
     let mut members = FuturesUnordered::new();
-    let mut member_ids: Vec<String> = Vec::new();
+    let mut joined: Vec<Arc<Shared>> = Vec::new();
     let (exit, error) = loop {
         tokio::select! {
             result = &mut wait => match result {
@@ -281,9 +281,9 @@ pub(super) async fn run_in_sandbox(
                             &id[..12]
                         ))
                     } else {
-                        match Member::join(ctx.paths, sandbox, &ctx.shared.next_exec_stream, &member).await {
+                        match Member::join(ctx.paths, sandbox, &ctx.shared.next_exec_stream, &member, &joined).await {
                             Ok(run) => {
-                                member_ids.push(member);
+                                joined.push(run.shared());
                                 members.push(run.run(sandbox));
                                 MonitorResponse::Done
                             }
@@ -293,7 +293,9 @@ pub(super) async fn run_in_sandbox(
                     let _ = reply.send(response);
                 }
             },
-            Some(()) = members.next(), if !members.is_empty() => {}
+            Some(ended) = members.next(), if !members.is_empty() => {
+                joined.retain(|member| member.id != ended);
+            }
             _ = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
                 kill_at = None;
                 let _ = agent.request_done(signal(libc::SIGKILL)).await;
@@ -307,7 +309,7 @@ pub(super) async fn run_in_sandbox(
     };
     // The sandbox's own container is gone, and its VM goes with it: so do
     // the containers that joined it, their ends recorded.
-    end_members(agent, &member_ids, members).await;
+    end_members(&joined, members).await;
     let exited = Instant::now();
     tracing::debug!(
         "container {}: exited with {} after {:?}{}",
@@ -336,6 +338,10 @@ pub(super) async fn run_in_sandbox(
         let mut writer = lock(ctx.log);
         let _ = writer.finish(OutputStream::Stdout);
         let _ = writer.finish(OutputStream::Stderr);
+    }
+    // Limits changed while it ran (`update`) are the engine's to keep.
+    if let Ok(current) = ctx.store.load(&id) {
+        record.host_config = current.host_config;
     }
     record.set_exited(exit.exit_code, exit.oom_killed, error);
     ctx.store.save(record)?;

@@ -296,12 +296,14 @@ where
     // virtiofsd serves from a child in the namespace it made, pivoted into
     // the share; its root is where the share is (the namespace's own root
     // need not be: a chrooted host's is not).
-    let server = std::fs::read_to_string(format!(
-        "/proc/{virtiofsd_pid}/task/{virtiofsd_pid}/children"
-    ))
-    .ok()
-    .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok())
-    .unwrap_or(virtiofsd_pid);
+    let children = format!("/proc/{virtiofsd_pid}/task/{virtiofsd_pid}/children");
+    let server = std::fs::read_to_string(&children)
+        .ok()
+        .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok())
+        .ok_or_else(|| VirtiofsdError::Running {
+            what: format!("finding virtiofsd's server in {children}"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
     let open = |what: &str, flags: libc::c_int| {
         let path = format!("/proc/{server}/{what}");
         std::fs::OpenOptions::new()
