@@ -74,6 +74,8 @@ pub struct RunOptions {
     pub capabilities: Option<HashSet<Capability>>,
     /// `--security-opt no-new-privileges`.
     pub no_new_privileges: bool,
+    /// The seccomp filter the guest loads; `None`: unconfined.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The spec cannot be made.
@@ -301,6 +303,9 @@ pub fn build(
         capabilities.set_inheritable(None);
         capabilities.set_ambient(None);
         process.set_capabilities(Some(capabilities));
+    }
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_seccomp(options.seccomp.clone());
     }
     if let (Some(limit), Some(linux)) = (options.memory, spec.linux_mut()) {
         let memory = LinuxMemoryBuilder::default()

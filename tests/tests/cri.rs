@@ -8,9 +8,10 @@
 use hull_tests::containerd::Containerd;
 use hull_tests::cri::{connect, container, pod, pull_images, sh_in};
 use k8s_cri::v1::{
-    ContainerState, ContainerStatsRequest, ContainerStatusRequest, CreateContainerRequest,
-    ExecSyncRequest, LinuxContainerConfig, LinuxContainerResources, ListImagesRequest,
-    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    security_profile, ContainerState, ContainerStatsRequest, ContainerStatusRequest,
+    CreateContainerRequest, ExecSyncRequest, LinuxContainerConfig, LinuxContainerResources,
+    LinuxContainerSecurityContext, ListImagesRequest, RemoveContainerRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, SecurityProfile, StartContainerRequest,
     StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
 };
 use std::time::Duration;
@@ -62,10 +63,24 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
             ),
             ("two", "echo hello-from-two; exec sleep 600"),
         ] {
+            let mut config = container(name, script);
+            if name == "two" {
+                // seccompProfile: RuntimeDefault (containerd's profile).
+                config.linux = Some(LinuxContainerConfig {
+                    security_context: Some(LinuxContainerSecurityContext {
+                        seccomp: Some(SecurityProfile {
+                            profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                            localhost_ref: String::new(),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
             let id = cri
                 .create_container(CreateContainerRequest {
                     pod_sandbox_id: pod.clone(),
-                    config: Some(container(name, script)),
+                    config: Some(config),
                     sandbox_config: Some(pod_config.clone()),
                 })
                 .await
@@ -90,6 +105,11 @@ fn a_pod_runs_on_hull_through_containerds_cri() {
             .expect("ExecSync")
             .into_inner();
         assert_eq!(exec.exit_code, 3, "{exec:?}");
+        // The guest loads the filter the spec names: none for one (a
+        // kubelet's default, Unconfined), containerd's default for two.
+        let seccomp = "grep ^Seccomp: /proc/self/status";
+        assert_eq!(sh_in(&mut cri, &ids[0], seccomp).await, "Seccomp:\t0");
+        assert_eq!(sh_in(&mut cri, &ids[1], seccomp).await, "Seccomp:\t2");
         assert!(
             String::from_utf8_lossy(&exec.stdout)
                 .trim()

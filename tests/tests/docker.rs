@@ -1288,7 +1288,7 @@ fn capabilities_and_no_new_privileges_as_docker_sets_them() {
             BUSYBOX_IMAGE,
             "grep",
             "-E",
-            "^(CapEff|NoNewPrivs)",
+            "^(CapEff|NoNewPrivs|Seccomp):",
             "/proc/self/status",
         ]);
         ok(&hull, &args)
@@ -1296,20 +1296,25 @@ fn capabilities_and_no_new_privileges_as_docker_sets_them() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    // Docker's default set, and no no_new_privs.
-    assert_eq!(status(&[]), "CapEff: 00000000a80425fb NoNewPrivs: 0");
+    // Docker's default set, no no_new_privs, the default seccomp filter.
+    assert_eq!(
+        status(&[]),
+        "CapEff: 00000000a80425fb NoNewPrivs: 0 Seccomp: 2"
+    );
     assert_eq!(
         status(&["--cap-drop", "ALL", "--cap-add", "net_bind_service"]),
-        "CapEff: 0000000000000400 NoNewPrivs: 0"
+        "CapEff: 0000000000000400 NoNewPrivs: 0 Seccomp: 2"
     );
     assert_eq!(
         status(&[
             "--cap-add",
             "CAP_NET_ADMIN",
             "--security-opt",
-            "no-new-privileges"
+            "no-new-privileges",
+            "--security-opt",
+            "seccomp=unconfined"
         ]),
-        "CapEff: 00000000a80435fb NoNewPrivs: 1"
+        "CapEff: 00000000a80435fb NoNewPrivs: 1 Seccomp: 0"
     );
     // What a dropped capability allowed fails.
     let out = hull.run([
@@ -1331,8 +1336,8 @@ fn capabilities_and_no_new_privileges_as_docker_sets_them() {
             "invalid --cap-add: unknown capability: \"BOGUS\"",
         ),
         (
-            ["--security-opt", "seccomp=/etc/profile.json"],
-            "seccomp profiles are not applied in Hull's VMs yet",
+            ["--security-opt", "apparmor=docker-default"],
+            "invalid --security-opt: apparmor=docker-default: not supported by Hull",
         ),
     ] {
         let mut args = vec!["run", "--rm"];
@@ -1342,4 +1347,83 @@ fn capabilities_and_no_new_privileges_as_docker_sets_them() {
         assert_eq!(out.status.code(), Some(125), "{flags:?}");
         assert!(stderr(&out).contains(says), "{flags:?}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn seccomp_profiles_as_docker_applies_them() {
+    let hull = hull();
+    let run = |flags: &[&str], command: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.push(BUSYBOX_IMAGE);
+        args.extend_from_slice(command);
+        hull.run(&args)
+    };
+    // The default refuses what Docker's refuses (mount, even to root with
+    // CAP_SYS_ADMIN's other powers withheld) and gives it back with the
+    // capability, as Docker does.
+    let mount = ["mount", "-t", "tmpfs", "none", "/tmp"];
+    let out = run(&[], &mount);
+    assert_ne!(out.status.code(), Some(0));
+    let out = run(&["--cap-add", "SYS_ADMIN"], &mount);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A profile of one's own, in Docker's format: mkdir answers EACCES.
+    let profile = hull.scratch.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 13, "comment": "no new directories"}]}"#,
+    )
+    .unwrap();
+    let own = format!("seccomp={}", profile.display());
+    let out = run(&["--security-opt", &own], &["mkdir", "/tmp/d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--security-opt", &own], &["touch", "/tmp/f"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // exec'd processes run under the container's filter too.
+    let id = ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--security-opt",
+            &own,
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    let out = hull.run(["exec", &id, "mkdir", "/tmp/e"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ok(
+        &hull,
+        &["exec", &id, "grep", "^Seccomp:", "/proc/self/status"]
+    )
+    .contains('2'));
+    ok(&hull, &["rm", "-f", &id]);
+
+    // A profile Hull cannot read fails at once, as Docker's does.
+    std::fs::write(&profile, "{ not json").unwrap();
+    let out = run(&["--security-opt", &own], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("decoding seccomp profile failed"),
+        "{}",
+        stderr(&out)
+    );
 }

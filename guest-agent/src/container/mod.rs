@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 
 use crate::fdstream::FdStream;
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,9 +20,11 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{PosixRlimitType, Process, Spec};
 use process::{capability_bit, pointer_array, CapabilitySets, ChildPlan, Report, Stage};
 use rootfs::{cstring, ContainerRootfs};
+use seccomp::Filter;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where containers' rootfs directories live in the guest.
@@ -49,6 +52,8 @@ pub struct Container {
     /// The master of the first process's terminal, if it has one, for the
     /// agent to take and relay.
     pub terminal: Option<OwnedFd>,
+    /// The spec's seccomp filter, for its execs too.
+    seccomp: Option<Arc<Filter>>,
 }
 
 fn rlimit_resource(typ: PosixRlimitType) -> libc::c_int {
@@ -188,6 +193,20 @@ impl Container {
         if dir.exists() {
             bail!("container {id} already exists");
         }
+        let seccomp = spec
+            .linux()
+            .as_ref()
+            .and_then(|linux| linux.seccomp().as_ref())
+            .map(Filter::compile)
+            .transpose()?
+            .map(Arc::new);
+        if let Some(filter) = &seccomp {
+            tracing::debug!(
+                container = id,
+                "seccomp filter of {} instructions",
+                filter.len()
+            );
+        }
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;
         let cgroup = match Cgroup::create(
             pod,
@@ -202,8 +221,9 @@ impl Container {
         };
         let spawned = async {
             let pipes = child_pipes()?;
-            let (plan, command, searched_path) =
+            let (mut plan, command, searched_path) =
                 first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
+            plan.seccomp = seccomp.clone();
             let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
             spawn_process(
                 (plan, command.clone(), searched_path),
@@ -225,6 +245,7 @@ impl Container {
                 command: first.command,
                 searched_path: first.searched_path,
                 terminal: first.terminal,
+                seccomp,
             }),
             Err(err) => {
                 let _ = rootfs.remove();
@@ -239,6 +260,7 @@ impl Container {
         ExecTarget {
             pid: self.pid,
             cgroup: self.cgroup.clone(),
+            seccomp: self.seccomp.clone(),
         }
     }
 
@@ -299,6 +321,7 @@ impl Container {
 pub struct ExecTarget {
     pid: Pid,
     cgroup: Cgroup,
+    seccomp: Option<Arc<Filter>>,
 }
 
 impl ExecTarget {
@@ -332,6 +355,7 @@ impl ExecTarget {
         let pipes = child_pipes()?;
         let (mut plan, command, searched_path) =
             process_plan(process, terminal, &stdio, &pipes.0, &pipes.3)?;
+        plan.seccomp = self.seccomp.clone();
         plan.join_namespaces = joined
             .iter()
             .map(|(fd, kind)| (fd.as_raw_fd(), *kind))
@@ -507,6 +531,7 @@ fn process_plan(
         argv: cstrings(args)?,
         envp: cstrings(&env)?,
         terminal: terminal.then(|| terminal_size(process)).transpose()?,
+        seccomp: None,
     };
     Ok((plan, args[0].clone(), searched_path))
 }

@@ -64,6 +64,8 @@ pub enum Stage {
     JoinNamespace = 14,
     /// Opening the pseudo-terminal and making it the controlling terminal.
     Terminal = 15,
+    /// Loading the seccomp filter.
+    Seccomp = 16,
 }
 
 impl Stage {
@@ -87,6 +89,7 @@ impl Stage {
             Exec,
             JoinNamespace,
             Terminal,
+            Seccomp,
         ]
         .into_iter()
         .find(|stage| *stage as u32 == value)
@@ -111,6 +114,7 @@ impl Stage {
             Stage::Exec => "exec",
             Stage::JoinNamespace => "joining the container's namespaces",
             Stage::Terminal => "opening the terminal",
+            Stage::Seccomp => "loading the seccomp filter",
         }
     }
 }
@@ -248,6 +252,9 @@ pub struct ChildPlan {
     /// Give the process a pseudo-terminal of this initial size as its
     /// stdin, stdout, stderr and controlling terminal (replacing `stdio`).
     pub terminal: Option<libc::winsize>,
+    /// The seccomp filter: loaded last with no_new_privs, else before the
+    /// switch of user (loading one needs CAP_SYS_ADMIN then), as runc does.
+    pub seccomp: Option<std::sync::Arc<super::seccomp::Filter>>,
 }
 
 /// Null-terminated pointer array for `execve`; borrows `strings`.
@@ -354,6 +361,11 @@ pub fn child_main(
                 return fail(Stage::Rlimit, errno(), index as u32);
             }
         }
+        if let (Some(filter), false) = (&plan.seccomp, plan.no_new_privileges) {
+            if let Err(err) = filter.load() {
+                return fail(Stage::Seccomp, err, 0);
+            }
+        }
         if let Err(err) = switch_user(plan) {
             return fail(Stage::User, err, 0);
         }
@@ -376,6 +388,11 @@ pub fn child_main(
             return fail(Stage::Sync, err, 1);
         }
         libc::close(plan.sync_read);
+        if let (Some(filter), true) = (&plan.seccomp, plan.no_new_privileges) {
+            if let Err(err) = filter.load() {
+                return fail(Stage::Seccomp, err, 0);
+            }
+        }
         // Try each candidate as a shell's PATH search does: a later
         // candidate may succeed after EACCES; ENOENT alone means not found.
         let mut last_err = libc::ENOENT;

@@ -84,6 +84,10 @@ impl Engine {
         let containers = self.containers()?;
         let joins = joined_sandbox(&containers, options)?;
         let id = hex::encode(random_bytes::<32>()?);
+        let security = crate::security::security_options(&options.security.security_opt)?;
+        let capabilities =
+            crate::security::capabilities(&options.security.cap_add, &options.security.cap_drop)?;
+        let seccomp = crate::security::seccomp(&security.seccomp, &capabilities)?;
         let run_options = RunOptions {
             entrypoint: options.entrypoint.clone(),
             args: options.command.clone(),
@@ -100,11 +104,9 @@ impl Engine {
             read_only: options.read_only,
             tty: options.process.tty,
             console_size: options.console_size,
-            capabilities: Some(crate::security::capabilities(
-                &options.security.cap_add,
-                &options.security.cap_drop,
-            )?),
-            no_new_privileges: crate::security::no_new_privileges(&options.security.security_opt)?,
+            capabilities: Some(capabilities),
+            no_new_privileges: security.no_new_privileges,
+            seccomp,
         };
         let mut spec = spec::build(
             &id,

@@ -1,9 +1,14 @@
 //! How a container's process is confined in its VM, from Docker's options:
-//! its capabilities (`--cap-add`, `--cap-drop`) and `--security-opt`.
+//! its capabilities (`--cap-add`, `--cap-drop`) and `--security-opt`
+//! (no_new_privs, and the seccomp profile the guest agent loads).
+
+mod default_profile;
+pub mod seccomp;
 
 use crate::spec::DEFAULT_CAPABILITIES;
-use oci_spec::runtime::Capability;
+use oci_spec::runtime::{Capability, LinuxSeccomp};
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::str::FromStr;
 use thiserror::Error;
 
@@ -101,28 +106,65 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<HashSet<Capabilit
     Ok(set)
 }
 
-/// Whether `--security-opt` asks for no_new_privs; refuses what Hull
-/// cannot apply yet (a seccomp profile, AppArmor, SELinux labels).
-pub fn no_new_privileges(options: &[String]) -> Result<bool, SecurityError> {
-    let mut no_new_privileges = false;
+/// Which seccomp profile a container runs under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SeccompChoice {
+    /// Hull's default (Docker's rules).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`: no filter.
+    Unconfined,
+    /// `seccomp=FILE`: a profile in Docker's format.
+    File(PathBuf),
+}
+
+/// What `--security-opt` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityOptions {
+    /// `no-new-privileges`.
+    pub no_new_privileges: bool,
+    /// `seccomp=`.
+    pub seccomp: SeccompChoice,
+}
+
+/// Reads `--security-opt` values in Docker's spellings; refuses what Hull
+/// cannot apply (AppArmor and SELinux labels: the guest has neither).
+pub fn security_options(options: &[String]) -> Result<SecurityOptions, SecurityError> {
+    let mut parsed = SecurityOptions::default();
     for option in options {
         let (key, value) = option
             .split_once(['=', ':'])
             .map_or((option.as_str(), None), |(k, v)| (k, Some(v)));
         match (key, value) {
-            ("no-new-privileges", None | Some("true")) => no_new_privileges = true,
-            ("no-new-privileges", Some("false")) => no_new_privileges = false,
-            // What Hull's containers run with today: no filter in the VM.
-            ("seccomp", Some("unconfined")) => {}
-            ("seccomp", Some(_)) => {
+            ("no-new-privileges", None | Some("true")) => parsed.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => parsed.no_new_privileges = false,
+            ("seccomp", Some("unconfined")) => parsed.seccomp = SeccompChoice::Unconfined,
+            ("seccomp", Some("builtin")) => parsed.seccomp = SeccompChoice::Default,
+            ("seccomp", Some(path)) if !path.is_empty() => {
+                parsed.seccomp = SeccompChoice::File(PathBuf::from(path))
+            }
+            _ => {
                 return Err(SecurityError::Option(format!(
-                    "{option}: seccomp profiles are not applied in Hull's VMs yet; only seccomp=unconfined is accepted"
+                    "{option}: not supported by Hull"
                 )))
             }
-            _ => return Err(SecurityError::Option(format!("{option}: not supported by Hull"))),
         }
     }
-    Ok(no_new_privileges)
+    Ok(parsed)
+}
+
+/// The container's `linux.seccomp` for `choice`, given the capabilities it
+/// holds; `None` when unconfined.
+pub fn seccomp(
+    choice: &SeccompChoice,
+    capabilities: &HashSet<Capability>,
+) -> Result<Option<LinuxSeccomp>, SecurityError> {
+    let profile = match choice {
+        SeccompChoice::Unconfined => return Ok(None),
+        SeccompChoice::Default => default_profile::profile()?,
+        SeccompChoice::File(path) => seccomp::read(path)?,
+    };
+    profile.for_container(capabilities).map(Some)
 }
 
 #[cfg(test)]
@@ -158,12 +200,40 @@ mod tests {
 
     #[test]
     fn security_options_in_dockers_spellings() {
-        assert!(!no_new_privileges(&[]).unwrap());
-        assert!(no_new_privileges(&strings(&["no-new-privileges"])).unwrap());
-        assert!(no_new_privileges(&strings(&["no-new-privileges:true"])).unwrap());
-        assert!(!no_new_privileges(&strings(&["no-new-privileges=false"])).unwrap());
-        assert!(!no_new_privileges(&strings(&["seccomp=unconfined"])).unwrap());
-        assert!(no_new_privileges(&strings(&["seccomp=/etc/profile.json"])).is_err());
-        assert!(no_new_privileges(&strings(&["apparmor=docker-default"])).is_err());
+        let parse = |options: &[&str]| security_options(&strings(options));
+        assert_eq!(parse(&[]).unwrap(), SecurityOptions::default());
+        assert!(parse(&["no-new-privileges"]).unwrap().no_new_privileges);
+        assert!(
+            parse(&["no-new-privileges:true"])
+                .unwrap()
+                .no_new_privileges
+        );
+        assert!(
+            !parse(&["no-new-privileges=false"])
+                .unwrap()
+                .no_new_privileges
+        );
+        assert_eq!(
+            parse(&["seccomp=unconfined"]).unwrap().seccomp,
+            SeccompChoice::Unconfined
+        );
+        assert_eq!(
+            parse(&["seccomp=/etc/profile.json"]).unwrap().seccomp,
+            SeccompChoice::File("/etc/profile.json".into())
+        );
+        assert!(parse(&["seccomp="]).is_err());
+        assert!(parse(&["apparmor=docker-default"]).is_err());
+    }
+
+    #[test]
+    fn the_default_profile_and_unconfined() {
+        let caps = capabilities(&[], &[]).unwrap();
+        let default = seccomp(&SeccompChoice::Default, &caps).unwrap().unwrap();
+        assert_eq!(
+            default.default_action(),
+            oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+        );
+        assert_eq!(seccomp(&SeccompChoice::Unconfined, &caps).unwrap(), None);
+        assert!(seccomp(&SeccompChoice::File("/nonexistent.json".into()), &caps).is_err());
     }
 }
