@@ -38,13 +38,15 @@ impl Paths {
     /// Makes the state and run directories, reachable by root alone (mode
     /// 0700, as Docker keeps /var/lib/docker): what is below them (monitor
     /// sockets, logs, containers' files) is no one else's to read or drive.
+    /// The run directory is 0711: unprivileged VMMs pass through it to
+    /// their own directories, and list nothing (see `sandbox::confine`).
     pub fn restrict(&self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        for dir in [&self.root, &self.run] {
+        for (dir, wanted) in [(&self.root, 0o700), (&self.run, 0o711)] {
             std::fs::create_dir_all(dir)?;
             let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
-            if mode != 0o700 {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            if mode != wanted {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(wanted))?;
             }
             // Another user stops here, with the reason, rather than at the
             // first lookup that would read "no such container".

@@ -25,6 +25,16 @@ pub fn process_alive(pid: i64) -> bool {
     process_state(pid).is_some_and(|state| !matches!(state, 'Z' | 'X'))
 }
 
+/// The signal that ended `pid`, while it is an unreaped zombie (`stat`
+/// field 52, its wait status).
+pub fn killed_by(pid: i64) -> Option<i32> {
+    if process_state(pid)? != 'Z' {
+        return None;
+    }
+    let status: i32 = stat_fields(pid)?.get(52 - 3)?.parse().ok()?;
+    libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
+}
+
 /// When the process started, in clock ticks after boot (`stat` field 22):
 /// with the pid, it names one process for the machine's uptime.
 fn start_time(pid: i64) -> Option<u64> {

@@ -18,6 +18,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
 # On tmpfs: overlayfs (the writable layers) cannot stack on the lab's overlaid /tmp.
 scratch=$(mktemp -d /run/hull-lab-suite-XXXXXX)
+chmod 711 "$scratch" # unprivileged VMMs (QEMU) pass through to their directories
 export HULL_ROOT=$scratch/root HULL_RUN_DIR=$scratch/run
 netns=hull-lab-$$
 ip netns add "$netns"

@@ -136,6 +136,13 @@ impl Hull {
             .prefix("hull-e2e-")
             .tempdir_in("/tmp")
             .expect("creating a scratch dir");
+        // Passable (not listable) by the unprivileged users VMMs run as,
+        // as /run is on the way to /run/hull.
+        std::fs::set_permissions(
+            scratch.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .expect("opening the scratch dir to VMMs");
         let suffix = scratch
             .path()
             .file_name()

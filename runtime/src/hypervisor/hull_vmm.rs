@@ -109,6 +109,8 @@ impl Hypervisor for HullVmm {
                 port: AGENT_VSOCK_PORT,
             },
             control: VmControl::HullApi(config.control_socket.clone()),
+            inherited: Vec::new(),
+            user: None,
         })
     }
 }
@@ -137,6 +139,7 @@ mod tests {
                 tap: "hulltap0".into(),
                 mac: "02:00:00:00:00:01".into(),
             }],
+            user: None,
         };
         let vm = HullVmm.vm_config(&config).unwrap();
         assert_eq!((vm.vcpus, vm.mem_mib), (2, 256));

@@ -30,8 +30,66 @@ pub const BASE_CMDLINE: [&str; 6] = [
 ];
 
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use thiserror::Error;
+
+/// The first uid (and gid) of VMMs that run unprivileged: a VMM's is this
+/// plus its monitor's pid, which no other live sandbox has. Far above the
+/// host's users and the usual subordinate ranges (100000 and up).
+pub const VMM_ID_BASE: u32 = 0x2000_0000;
+
+/// Who an unprivileged VMM runs as: a uid and gid no other sandbox's VMM
+/// has, no capabilities, no new privileges. A guest that escapes into its
+/// VMM can then neither signal nor trace another sandbox's, nor reach
+/// Hull's state, nor anything root owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmmUser {
+    /// Its uid.
+    pub uid: u32,
+    /// Its gid.
+    pub gid: u32,
+    /// Supplementary groups: /dev/kvm's, when the device is not open to all.
+    pub groups: Vec<u32>,
+}
+
+impl VmmUser {
+    /// The identity of the VMM of the sandbox whose monitor is `monitor_pid`;
+    /// `kvm`: it opens /dev/kvm.
+    pub fn for_monitor(monitor_pid: u32, kvm: bool) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let id = VMM_ID_BASE.saturating_add(monitor_pid);
+        let groups = std::fs::metadata("/dev/kvm")
+            .ok()
+            .filter(|device| kvm && device.mode() & 0o006 != 0o006)
+            .map(|device| vec![device.gid()])
+            .unwrap_or_default();
+        Self {
+            uid: id,
+            gid: id,
+            groups,
+        }
+    }
+}
+
+/// A descriptor the VMM inherits, because it cannot open the file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inherited {
+    /// A file the monitor opens read-only (the kernel, the initramfs).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its descriptor in the VMM.
+        fd: RawFd,
+    },
+    /// A tap, opened in the VMM's network namespace before its privileges go.
+    Tap {
+        /// The tap's name.
+        name: String,
+        /// Its descriptor in the VMM.
+        fd: RawFd,
+    },
+}
 
 /// What a VM is made of, whatever the VMM.
 #[derive(Debug, Clone)]
@@ -56,6 +114,8 @@ pub struct VmConfig {
     pub fs_shares: Vec<FsShare>,
     /// virtio-net devices, each backed by a tap on the host.
     pub net: Vec<NetDevice>,
+    /// Run the VMM as this user (backends that [`Hypervisor::runs_unprivileged`]).
+    pub user: Option<VmmUser>,
 }
 
 /// A virtio-net device backed by a host tap.
@@ -102,6 +162,10 @@ pub struct VmLaunch {
     pub agent: AgentTransport,
     /// How to pause and resume the VM.
     pub control: VmControl,
+    /// Descriptors it inherits.
+    pub inherited: Vec<Inherited>,
+    /// Who it runs as; `None`: as the monitor (root).
+    pub user: Option<VmmUser>,
 }
 
 /// A backend could not prepare a VM.
@@ -132,6 +196,10 @@ pub trait Hypervisor: Send + Sync {
     fn accel(&self) -> &'static str;
     /// The command that starts a VM with `config`.
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError>;
+    /// Whether its VMM runs as a [`VmmUser`] (given in [`VmConfig::user`]).
+    fn runs_unprivileged(&self) -> bool {
+        false
+    }
 }
 
 /// Finds an executable in `$PATH`.

@@ -4,15 +4,33 @@
 //! /dev/vhost-vsock, so the agent's channel is a virtio-serial port backed by
 //! a unix socket. Guest memory is a shared memfd so that vhost-user devices
 //! (virtiofsd) can map it.
+//!
+//! QEMU runs confined, as libvirt runs it: under its own seccomp filter
+//! (`-sandbox`, which also sets no_new_privs: no set*id, no fork or exec,
+//! no obsolete calls, no scheduler or resource changes) and, when the
+//! sandbox gives it a [`super::VmmUser`], as that unprivileged user. It then
+//! opens nothing of root's: the kernel and initramfs come as inherited
+//! descriptors (`/proc/self/fd/N`), the taps as `fd=N`, and its sockets and
+//! console are in a directory of its own.
 
 use super::{
-    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmControl,
-    VmLaunch, BASE_CMDLINE,
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, Inherited, VmConfig,
+    VmControl, VmLaunch, BASE_CMDLINE,
 };
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 
 /// The virtio-serial port name the agent looks for.
 pub const AGENT_PORT_NAME: &str = "hull.agent";
+
+/// QEMU's own seccomp filter, as strict as it comes.
+const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// Where an unprivileged QEMU finds the kernel, the initramfs and its taps
+/// (high, clear of what the spawn itself uses).
+const KERNEL_FD: RawFd = 900;
+const INITRD_FD: RawFd = 901;
+const FIRST_TAP_FD: RawFd = 902;
 
 /// QEMU's microvm machine, with KVM or the TCG software emulator.
 #[derive(Debug, Clone)]
@@ -38,13 +56,41 @@ impl Hypervisor for Qemu {
         let program = find_program("qemu-system-x86_64")
             .ok_or_else(|| HypervisorError::MissingProgram("qemu-system-x86_64".into()))?;
         check_files(config)?;
+        let mut inherited = Vec::new();
+        if config.user.is_some() {
+            inherited.push(Inherited::File {
+                path: config.kernel.clone(),
+                fd: KERNEL_FD,
+            });
+            inherited.push(Inherited::File {
+                path: config.initrd.clone(),
+                fd: INITRD_FD,
+            });
+            for (index, net) in config.net.iter().enumerate() {
+                inherited.push(Inherited::Tap {
+                    name: net.tap.clone(),
+                    fd: tap_fd(index),
+                });
+            }
+        }
         Ok(VmLaunch {
             program,
             args: self.args(config),
             agent: AgentTransport::Stream(config.agent_socket.clone()),
             control: VmControl::Qmp(config.control_socket.clone()),
+            inherited,
+            user: config.user.clone(),
         })
     }
+
+    fn runs_unprivileged(&self) -> bool {
+        true
+    }
+}
+
+/// The descriptor of the `index`th tap of an unprivileged QEMU.
+fn tap_fd(index: usize) -> RawFd {
+    FIRST_TAP_FD.saturating_add(RawFd::try_from(index).unwrap_or(RawFd::MAX))
 }
 
 impl Qemu {
@@ -78,6 +124,8 @@ impl Qemu {
             "memory-backend-memfd,id=mem,size={}M,share=on",
             config.memory_mib
         ));
+        arg("-sandbox".into());
+        arg(SANDBOX.into());
         for fixed in [
             "-nodefaults",
             "-no-user-config",
@@ -96,10 +144,19 @@ impl Qemu {
         ));
         arg("-serial".into());
         arg(format!("file:{}", config.console_log.display()));
+        let unprivileged = config.user.is_some();
         arg("-kernel".into());
-        arg(config.kernel.display().to_string());
+        arg(if unprivileged {
+            format!("/proc/self/fd/{KERNEL_FD}")
+        } else {
+            config.kernel.display().to_string()
+        });
         arg("-initrd".into());
-        arg(config.initrd.display().to_string());
+        arg(if unprivileged {
+            format!("/proc/self/fd/{INITRD_FD}")
+        } else {
+            config.initrd.display().to_string()
+        });
         arg("-append".into());
         arg(cmdline.join(" "));
         arg("-device".into());
@@ -127,10 +184,14 @@ impl Qemu {
         }
         for (index, net) in config.net.iter().enumerate() {
             arg("-netdev".into());
-            arg(format!(
-                "tap,id=net{index},ifname={},script=no,downscript=no",
-                net.tap
-            ));
+            arg(if unprivileged {
+                format!("tap,id=net{index},fd={}", tap_fd(index))
+            } else {
+                format!(
+                    "tap,id=net{index},ifname={},script=no,downscript=no",
+                    net.tap
+                )
+            });
             arg("-device".into());
             arg(format!(
                 "virtio-net-device,netdev=net{index},mac={}",
@@ -165,6 +226,7 @@ mod tests {
                 tap: "hulltap0".into(),
                 mac: "02:00:00:00:00:01".into(),
             }],
+            user: None,
         };
         let args: Vec<String> = (Qemu { kvm: false })
             .args(&config)
@@ -181,5 +243,65 @@ mod tests {
         assert!(
             append.contains("hull.channel=serial:hull.agent") && append.ends_with("hull.test=1")
         );
+        assert!(joined.contains(&format!("-sandbox {SANDBOX}")));
+
+        // Unprivileged: what root owns comes as descriptors.
+        let user = super::super::VmmUser {
+            uid: 0x2000_0100,
+            gid: 0x2000_0100,
+            groups: vec![],
+        };
+        let config = VmConfig {
+            user: Some(user.clone()),
+            ..config
+        };
+        let qemu = Qemu { kvm: false };
+        let joined = qemu
+            .args(&config)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(joined.contains("-kernel /proc/self/fd/900 -initrd /proc/self/fd/901"));
+        assert!(joined.contains("-netdev tap,id=net0,fd=902 "));
+        assert!(!joined.contains("/k/vmlinux") && !joined.contains("ifname="));
+        let inherited = [
+            Inherited::File {
+                path: "/k/vmlinux".into(),
+                fd: 900,
+            },
+            Inherited::File {
+                path: "/k/initrd".into(),
+                fd: 901,
+            },
+            Inherited::Tap {
+                name: "hulltap0".into(),
+                fd: 902,
+            },
+        ];
+        // prepare checks the files exist: make them.
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, initrd) = (dir.path().join("vmlinux"), dir.path().join("initrd"));
+        std::fs::write(&kernel, b"k").unwrap();
+        std::fs::write(&initrd, b"i").unwrap();
+        if find_program("qemu-system-x86_64").is_some() {
+            let launch = qemu
+                .prepare(&VmConfig {
+                    kernel: kernel.clone(),
+                    initrd: initrd.clone(),
+                    ..config
+                })
+                .unwrap();
+            assert_eq!(launch.user, Some(user));
+            assert_eq!(launch.inherited.len(), inherited.len());
+            assert_eq!(launch.inherited[2], inherited[2]);
+            assert_eq!(
+                launch.inherited[0],
+                Inherited::File {
+                    path: kernel,
+                    fd: 900
+                }
+            );
+        }
     }
 }

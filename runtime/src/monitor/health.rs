@@ -47,9 +47,16 @@ pub(super) fn dead_process(sandbox: &Sandbox) -> Option<String> {
         .vmm_pid()
         .is_some_and(|pid| process_alive(i64::from(pid)))
     {
-        return Some(match sandbox.guest_panic() {
-            Some(panic) => format!("guest kernel panic: {panic}"),
-            None => "the VMM exited unexpectedly".into(),
+        let signal = sandbox
+            .vmm_pid()
+            .and_then(|pid| crate::process::killed_by(i64::from(pid)));
+        return Some(match (sandbox.guest_panic(), signal) {
+            (Some(panic), _) => format!("guest kernel panic: {panic}"),
+            (None, Some(libc::SIGSYS)) => {
+                "the VMM was killed by its seccomp filter (SIGSYS: a system call it may not make)"
+                    .into()
+            }
+            (None, _) => "the VMM exited unexpectedly".into(),
         });
     }
     if !sandbox

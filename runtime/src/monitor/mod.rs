@@ -150,6 +150,9 @@ impl Shared {
         let _ = std::fs::remove_file(&socket);
         let listener =
             UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+        // Root's alone: the sandbox directory lets its VMM's user through.
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("restricting {}", socket.display()))?;
         let shared = self.clone();
         Ok(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {

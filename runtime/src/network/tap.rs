@@ -16,10 +16,57 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 /// `struct ifreq` as `TUNSETIFF` reads it: the name, the flags, and padding
 /// up to the union's full size (the kernel copies all 40 bytes).
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct IfReqFlags {
     name: [u8; libc::IFNAMSIZ],
     flags: libc::c_short,
     _pad: [u8; 22],
+}
+
+/// Opening an existing tap by name, prepared ahead for a child between
+/// `fork` and `exec`: a VMM that will not have the privilege to open it
+/// itself gets the descriptor (in the network namespace the tap is in).
+#[derive(Clone, Copy)]
+pub struct TapOpener {
+    request: IfReqFlags,
+}
+
+impl TapOpener {
+    /// Prepares to open tap `name`, its frames with a virtio-net header
+    /// (as QEMU opens taps; it reads the flags back from the descriptor).
+    pub fn new(name: &str) -> Result<Self> {
+        check_ifname(name)?;
+        let mut request = IfReqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags: (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short,
+            _pad: [0; 22],
+        };
+        request.name[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(Self { request })
+    }
+
+    /// Opens the tap; the descriptor is close-on-exec.
+    ///
+    /// # Safety
+    /// Async-signal-safe (`open`, `ioctl`, `close` on the stack's memory):
+    /// callable between `fork` and `exec`.
+    pub unsafe fn open(&self) -> std::io::Result<std::os::fd::RawFd> {
+        // SAFETY: a constant C string.
+        let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut request = self.request;
+        // SAFETY: `request` is a live, properly sized `struct ifreq` on the
+        // stack, read and written by the kernel during the call only.
+        if unsafe { libc::ioctl(fd, libc::TUNSETIFF, &mut request) } < 0 {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: closing the descriptor opened above.
+            unsafe { libc::close(fd) };
+            return Err(err);
+        }
+        Ok(fd)
+    }
 }
 
 /// How a tap is made.

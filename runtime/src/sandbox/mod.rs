@@ -5,6 +5,7 @@
 //! its children are killed on drop and also die with their parent
 //! (`PR_SET_PDEATHSIG`), and its directory goes with it.
 
+mod confine;
 mod plan;
 mod share;
 
@@ -12,9 +13,12 @@ pub use plan::{load_spec, mount_points, SandboxPlan};
 pub use share::{ContainerShare, ETC_FILES, LAYERS_SHARE_TAG};
 
 use crate::agent_client::{self, AgentClient};
-use crate::hypervisor::{FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig, VmControl};
+use crate::hypervisor::{
+    FsShare, Hypervisor, HypervisorError, NetDevice, VmConfig, VmControl, VmmUser,
+};
 use crate::rpc::RpcError;
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
+use confine::{prepare_dirs, Inheritance, VMM_DIR};
 use hull_protocol::{Event, Request};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +48,17 @@ pub enum SandboxError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file the unprivileged VMM gets could not be prepared.
+    #[error("preparing {path} for the VMM")]
+    Confine {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A descriptor the VMM inherits could not be prepared.
+    #[error("preparing the VMM's descriptors: {0}")]
+    Inherit(String),
     /// virtiofsd failed.
     #[error(transparent)]
     Virtiofsd(#[from] VirtiofsdError),
@@ -279,6 +294,11 @@ impl Sandbox {
         })?;
         // From here on, `guard` removes the directory on every early return.
         let mut guard = DirGuard(Some(config.dir.clone()));
+        let user = config
+            .hypervisor
+            .runs_unprivileged()
+            .then(|| VmmUser::for_monitor(std::process::id(), config.hypervisor.accel() == "kvm"));
+        let vmm_dir = prepare_dirs(&config.dir, user.as_ref())?;
         let fs_socket = config.dir.join("fs.sock");
         let mut virtiofsd = virtiofsd::spawn(
             &config.virtiofsd,
@@ -287,9 +307,21 @@ impl Sandbox {
             &fs_socket,
         )
         .await?;
+        if let Some(user) = &user {
+            // The VMM connects to it: the socket is its alone.
+            if let Err(source) =
+                std::os::unix::fs::chown(&fs_socket, Some(user.uid), Some(user.gid))
+            {
+                kill_child(&mut virtiofsd).await;
+                return Err(SandboxError::Confine {
+                    path: fs_socket,
+                    source,
+                });
+            }
+        }
         let virtiofsd_ready = Instant::now();
 
-        let console_log = config.dir.join("console.log");
+        let console_log = vmm_dir.join("console.log");
         let mut extra_cmdline = config.extra_cmdline.clone();
         if tracing::enabled!(tracing::Level::DEBUG) {
             // The guest kernel's messages and the agent's debug lines (the
@@ -304,13 +336,14 @@ impl Sandbox {
             vcpus: config.vcpus,
             memory_mib: config.memory_mib,
             console_log: console_log.clone(),
-            agent_socket: config.dir.join("agent.sock"),
-            control_socket: config.dir.join("control.sock"),
+            agent_socket: vmm_dir.join("agent.sock"),
+            control_socket: vmm_dir.join("control.sock"),
             fs_shares: vec![FsShare {
                 tag: LAYERS_SHARE_TAG.into(),
                 socket: fs_socket,
             }],
             net: config.net.clone(),
+            user,
         };
         let launch = match config.hypervisor.prepare(&vm) {
             Ok(launch) => launch,
@@ -358,26 +391,50 @@ impl Sandbox {
             )
             .kill_on_drop(true);
         let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
-        // SAFETY: only prctl and setns, both async-signal-safe system calls,
-        // between fork and exec; `netns` outlives the spawn below.
+        let inherited = match Inheritance::open(&launch) {
+            Ok(inherited) => inherited,
+            Err(err) => {
+                kill_child(&mut virtiofsd).await;
+                return Err(err);
+            }
+        };
+        let user = launch.user.clone();
+        let monitor = std::process::id();
+        // SAFETY: only async-signal-safe system calls (setns, open, ioctl,
+        // dup2, set*id, prctl) between fork and exec, on memory prepared
+        // above; `netns` and `inherited` outlive the spawn below.
         unsafe {
             command.pre_exec(move || {
-                if libc::prctl(
+                let check = |rc: libc::c_int| {
+                    if rc < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                };
+                if let Some(fd) = netns_fd {
+                    check(libc::setns(fd, libc::CLONE_NEWNET))?;
+                }
+                inherited.install()?;
+                if let Some(user) = &user {
+                    check(libc::setgroups(user.groups.len(), user.groups.as_ptr()))?;
+                    check(libc::setresgid(user.gid, user.gid, user.gid))?;
+                    // Every capability goes with uid 0.
+                    check(libc::setresuid(user.uid, user.uid, user.uid))?;
+                }
+                // After the change of user, which clears it; and the
+                // monitor must not have died before.
+                check(libc::prctl(
                     libc::PR_SET_PDEATHSIG,
                     libc::SIGKILL as libc::c_ulong,
                     0,
                     0,
                     0,
-                ) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
+                ))?;
+                if libc::getppid() as u32 != monitor {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
-                if let Some(fd) = netns_fd {
-                    if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
             });
         }
         let spawned = command.spawn();
@@ -471,7 +528,7 @@ impl Sandbox {
 
     /// The guest kernel's panic message, if it panicked.
     pub fn guest_panic(&self) -> Option<String> {
-        guest_panic(&self.dir.join("console.log"))
+        guest_panic(&self.dir.join(VMM_DIR).join("console.log"))
     }
 
     /// The pid of the VMM process.
@@ -509,7 +566,7 @@ impl Sandbox {
         kill_child_and_its_children(&mut self.virtiofsd).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
             // What the VMM and the guest said, before their files go.
-            for (what, file) in [("VMM log", "vmm.log"), ("guest console", "console.log")] {
+            for (what, file) in [("VMM log", "vmm.log"), ("guest console", "vmm/console.log")] {
                 let tail = read_tail(&self.dir.join(file), 64 * 1024).unwrap_or_default();
                 let text = String::from_utf8_lossy(&tail);
                 if !text.trim().is_empty() {

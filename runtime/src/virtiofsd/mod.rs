@@ -103,6 +103,8 @@ pub async fn spawn(
         // revalidates on open.
         .arg("--cache=auto")
         .arg("--sandbox=namespace")
+        // Its own filter (a call outside it kills it), as its default is.
+        .arg("--seccomp=kill")
         // Extended attributes in the container (file capabilities, ACLs).
         .arg("--xattr")
         // The entries are mounts of their own; the guest sees one tree.
@@ -162,6 +164,10 @@ pub async fn spawn(
                 return Err(std::io::Error::last_os_error());
             }
             if libc::chdir(c"/".as_ptr()) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Nothing it executes may gain privileges.
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
