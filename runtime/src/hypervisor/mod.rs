@@ -55,20 +55,33 @@ pub struct VmmUser {
 
 impl VmmUser {
     /// The identity of the VMM of the sandbox whose monitor is `monitor_pid`;
-    /// `kvm`: it opens /dev/kvm.
-    pub fn for_monitor(monitor_pid: u32, kvm: bool) -> Self {
+    /// `kvm`: it opens /dev/kvm, which must then be open to others or to a
+    /// group (udev's `GROUP="kvm"`), not to root alone.
+    pub fn for_monitor(monitor_pid: u32, kvm: bool) -> Result<Self, HypervisorError> {
         use std::os::unix::fs::MetadataExt;
         let id = VMM_ID_BASE.saturating_add(monitor_pid);
-        let groups = std::fs::metadata("/dev/kvm")
-            .ok()
-            .filter(|device| kvm && device.mode() & 0o006 != 0o006)
-            .map(|device| vec![device.gid()])
-            .unwrap_or_default();
-        Self {
+        let mut groups = Vec::new();
+        if kvm {
+            let device = std::fs::metadata("/dev/kvm")
+                .map_err(|err| HypervisorError::Config(format!("/dev/kvm: {err}")))?;
+            let mode = device.mode();
+            if mode & 0o006 == 0o006 {
+                // Open to all, as systemd's udev rules leave it.
+            } else if mode & 0o060 == 0o060 && device.gid() != 0 {
+                groups.push(device.gid());
+            } else {
+                return Err(HypervisorError::Config(format!(
+                    "/dev/kvm is root's alone (mode {:o}), and the VMM runs unprivileged: \
+                     give it to a group (udev: GROUP=\"kvm\", MODE=\"0660\") or to all (0666, as systemd does)",
+                    mode & 0o7777
+                )));
+            }
+        }
+        Ok(Self {
             uid: id,
             gid: id,
             groups,
-        }
+        })
     }
 }
 

@@ -294,10 +294,14 @@ impl Sandbox {
         })?;
         // From here on, `guard` removes the directory on every early return.
         let mut guard = DirGuard(Some(config.dir.clone()));
-        let user = config
-            .hypervisor
-            .runs_unprivileged()
-            .then(|| VmmUser::for_monitor(std::process::id(), config.hypervisor.accel() == "kvm"));
+        let user = if config.hypervisor.runs_unprivileged() {
+            Some(VmmUser::for_monitor(
+                std::process::id(),
+                config.hypervisor.accel() == "kvm",
+            )?)
+        } else {
+            None
+        };
         let vmm_dir = prepare_dirs(&config.dir, user.as_ref())?;
         let fs_socket = config.dir.join("fs.sock");
         let mut virtiofsd = virtiofsd::spawn(
