@@ -95,6 +95,22 @@ pub enum Inherited {
         /// Its descriptor in the VMM.
         fd: RawFd,
     },
+    /// A unix socket the monitor binds (root's, mode 0600) for the VMM to
+    /// listen on: the monitor later connects to a path only root controls.
+    Listener {
+        /// The socket's path.
+        path: PathBuf,
+        /// Its descriptor in the VMM.
+        fd: RawFd,
+    },
+    /// A file the VMM writes (its console), made by the monitor in a
+    /// directory of root's and given to the VMM's user.
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Its descriptor in the VMM.
+        fd: RawFd,
+    },
     /// A tap, opened in the VMM's network namespace before its privileges go.
     Tap {
         /// The tap's name.

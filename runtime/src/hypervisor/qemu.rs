@@ -9,9 +9,11 @@
 //! (`-sandbox`, which also sets no_new_privs: no set*id, no fork or exec,
 //! no obsolete calls, no scheduler or resource changes) and, when the
 //! sandbox gives it a [`super::VmmUser`], as that unprivileged user. It then
-//! opens nothing of root's: the kernel and initramfs come as inherited
-//! descriptors (`/proc/self/fd/N`), the taps as `fd=N`, and its sockets and
-//! console are in a directory of its own.
+//! opens nothing of root's and makes nothing the monitor later opens: the
+//! kernel and initramfs come as inherited descriptors (`/proc/self/fd/N`),
+//! the taps as `fd=N`, its control and agent sockets as listening sockets
+//! the monitor bound (`fd=N`), its console as a file the monitor made. It
+//! reaches one path itself: virtiofsd's socket.
 
 use super::{
     check_files, find_program, AgentTransport, Hypervisor, HypervisorError, Inherited, VmConfig,
@@ -30,7 +32,10 @@ const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resour
 /// (high, clear of what the spawn itself uses).
 const KERNEL_FD: RawFd = 900;
 const INITRD_FD: RawFd = 901;
-const FIRST_TAP_FD: RawFd = 902;
+const CONTROL_FD: RawFd = 902;
+const AGENT_FD: RawFd = 903;
+const CONSOLE_FD: RawFd = 904;
+const FIRST_TAP_FD: RawFd = 905;
 
 /// QEMU's microvm machine, with KVM or the TCG software emulator.
 #[derive(Debug, Clone)]
@@ -65,6 +70,18 @@ impl Hypervisor for Qemu {
             inherited.push(Inherited::File {
                 path: config.initrd.clone(),
                 fd: INITRD_FD,
+            });
+            inherited.push(Inherited::Listener {
+                path: config.control_socket.clone(),
+                fd: CONTROL_FD,
+            });
+            inherited.push(Inherited::Listener {
+                path: config.agent_socket.clone(),
+                fd: AGENT_FD,
+            });
+            inherited.push(Inherited::Output {
+                path: config.console_log.clone(),
+                fd: CONSOLE_FD,
             });
             for (index, net) in config.net.iter().enumerate() {
                 inherited.push(Inherited::Tap {
@@ -137,14 +154,23 @@ impl Qemu {
         ] {
             arg(fixed.into());
         }
-        arg("-qmp".into());
-        arg(format!(
-            "unix:{},server=on,wait=off",
-            config.control_socket.display()
-        ));
-        arg("-serial".into());
-        arg(format!("file:{}", config.console_log.display()));
         let unprivileged = config.user.is_some();
+        if unprivileged {
+            arg("-chardev".into());
+            arg(format!("socket,id=qmp,fd={CONTROL_FD},server=on,wait=off"));
+            arg("-mon".into());
+            arg("chardev=qmp,mode=control".into());
+            arg("-serial".into());
+            arg(format!("file:/proc/self/fd/{CONSOLE_FD}"));
+        } else {
+            arg("-qmp".into());
+            arg(format!(
+                "unix:{},server=on,wait=off",
+                config.control_socket.display()
+            ));
+            arg("-serial".into());
+            arg(format!("file:{}", config.console_log.display()));
+        }
         arg("-kernel".into());
         arg(if unprivileged {
             format!("/proc/self/fd/{KERNEL_FD}")
@@ -162,10 +188,14 @@ impl Qemu {
         arg("-device".into());
         arg("virtio-serial-device".into());
         arg("-chardev".into());
-        arg(format!(
-            "socket,id=agent,path={},server=on,wait=off",
-            config.agent_socket.display()
-        ));
+        arg(if unprivileged {
+            format!("socket,id=agent,fd={AGENT_FD},server=on,wait=off")
+        } else {
+            format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                config.agent_socket.display()
+            )
+        });
         arg("-device".into());
         arg(format!(
             "virtserialport,chardev=agent,name={AGENT_PORT_NAME}"
@@ -263,7 +293,10 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert!(joined.contains("-kernel /proc/self/fd/900 -initrd /proc/self/fd/901"));
-        assert!(joined.contains("-netdev tap,id=net0,fd=902 "));
+        assert!(joined.contains("-netdev tap,id=net0,fd=905 "));
+        assert!(joined.contains("-chardev socket,id=qmp,fd=902,server=on,wait=off -mon chardev=qmp,mode=control -serial file:/proc/self/fd/904"));
+        assert!(joined.contains("socket,id=agent,fd=903,server=on"));
+        assert!(!joined.contains("/s/"), "{joined}");
         assert!(!joined.contains("/k/vmlinux") && !joined.contains("ifname="));
         let inherited = [
             Inherited::File {
@@ -274,9 +307,21 @@ mod tests {
                 path: "/k/initrd".into(),
                 fd: 901,
             },
+            Inherited::Listener {
+                path: "/s/control.sock".into(),
+                fd: 902,
+            },
+            Inherited::Listener {
+                path: "/s/agent.sock".into(),
+                fd: 903,
+            },
+            Inherited::Output {
+                path: "/s/console.log".into(),
+                fd: 904,
+            },
             Inherited::Tap {
                 name: "hulltap0".into(),
-                fd: 902,
+                fd: 905,
             },
         ];
         // prepare checks the files exist: make them.
@@ -294,7 +339,7 @@ mod tests {
                 .unwrap();
             assert_eq!(launch.user, Some(user));
             assert_eq!(launch.inherited.len(), inherited.len());
-            assert_eq!(launch.inherited[2], inherited[2]);
+            assert_eq!(launch.inherited[2..], inherited[2..]);
             assert_eq!(
                 launch.inherited[0],
                 Inherited::File {

@@ -1,12 +1,14 @@
-//! What a sandbox's VMM may reach when it runs unprivileged: a directory
-//! of its own for its sockets and console, the virtiofsd socket, and the
-//! descriptors it inherits (the kernel, the initramfs, its taps), opened
-//! while the spawn is still root.
+//! What a sandbox's VMM may reach when it runs unprivileged: the
+//! virtiofsd socket, and the descriptors it inherits (the kernel, the
+//! initramfs, its taps, its listening sockets, its console), made or opened
+//! by the monitor while the spawn is still root. Nothing the monitor later
+//! opens by path is in a directory the VMM's user may change: a VMM the
+//! guest took over cannot swap a socket or the console for a link.
 //!
-//! The sandbox directory is 0711: the VMM may pass through it to its own
-//! directory (0700, its own), but lists nothing. The monitor's socket
-//! beside it is root's alone (0600), and the share, where the container's
-//! files are mounted, is 0700 root.
+//! The sandbox directory is 0711: the VMM passes through it to virtiofsd's
+//! socket (its own) but lists nothing. The `vmm` directory (sockets,
+//! console), the share (where the container's files are mounted) and the
+//! monitor's socket (0600) are root's.
 
 use super::SandboxError;
 use crate::hypervisor::{Inherited, VmLaunch, VmmUser};
@@ -18,8 +20,8 @@ use std::path::{Path, PathBuf};
 /// The VMM's own directory inside the sandbox directory.
 pub(super) const VMM_DIR: &str = "vmm";
 
-/// Makes `dir/vmm` (the VMM's, when it runs as `user`) and `dir/share`
-/// (root's), and closes `dir` to listing. Returns the VMM's directory.
+/// Makes `dir/vmm` and `dir/share` (root's), and closes `dir` to listing;
+/// checks that `user` may pass through to `dir`. Returns the VMM's directory.
 pub(super) fn prepare_dirs(dir: &Path, user: Option<&VmmUser>) -> Result<PathBuf, SandboxError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -33,9 +35,8 @@ pub(super) fn prepare_dirs(dir: &Path, user: Option<&VmmUser>) -> Result<PathBuf
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(io(dir))?;
     if let Some(user) = user {
-        std::os::unix::fs::chown(&vmm, Some(user.uid), Some(user.gid)).map_err(io(&vmm))?;
-        // The VMM finds its directory by path: every directory above it
-        // must let others through.
+        // The VMM finds virtiofsd's socket by path: every directory above
+        // it must let others through.
         for above in dir.ancestors() {
             let mode = std::fs::metadata(above)
                 .map_err(io(above))?
@@ -66,6 +67,11 @@ pub(super) struct Inheritance {
     taps: Vec<(TapOpener, RawFd)>,
 }
 
+fn confine_error(path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let path = path.to_path_buf();
+    move |source| SandboxError::Confine { path, source }
+}
+
 impl Inheritance {
     /// Opens `launch`'s files and prepares its taps.
     pub(super) fn open(launch: &VmLaunch) -> Result<Self, SandboxError> {
@@ -74,11 +80,31 @@ impl Inheritance {
         for inherited in &launch.inherited {
             match inherited {
                 Inherited::File { path, fd } => {
-                    let file =
-                        std::fs::File::open(path).map_err(|source| SandboxError::Confine {
-                            path: path.clone(),
-                            source,
-                        })?;
+                    let file = std::fs::File::open(path).map_err(confine_error(path))?;
+                    files.push((OwnedFd::from(file), *fd));
+                }
+                Inherited::Listener { path, fd } => {
+                    let _ = std::fs::remove_file(path);
+                    let listener = std::os::unix::net::UnixListener::bind(path)
+                        .map_err(confine_error(path))?;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(confine_error(path))?;
+                    files.push((OwnedFd::from(listener), *fd));
+                }
+                Inherited::Output { path, fd } => {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(path)
+                        .map_err(confine_error(path))?;
+                    if let Some(user) = &launch.user {
+                        std::os::unix::fs::fchown(&file, Some(user.uid), Some(user.gid))
+                            .map_err(confine_error(path))?;
+                    }
                     files.push((OwnedFd::from(file), *fd));
                 }
                 Inherited::Tap { name, fd } => {

@@ -162,11 +162,22 @@ pub fn guest_panic(console_log: &Path) -> Option<String> {
 }
 
 /// The last `limit` bytes of a file the guest writes (its console): never
-/// more, however much it wrote.
+/// more, however much it wrote. The console is in the VMM's directory, so a
+/// VMM the guest took over may have put a link or a FIFO there: only a
+/// regular file is read, without following a link or waiting on a FIFO.
 fn read_tail(path: &Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    let length = file.metadata().ok()?.len();
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let metadata = file.metadata().ok()?;
+    if !metadata.is_file() {
+        return None;
+    }
+    let length = metadata.len();
     file.seek(SeekFrom::Start(length.saturating_sub(limit)))
         .ok()?;
     let mut tail = Vec::new();

@@ -204,6 +204,36 @@ fn masked_equality_and_per_rule_actions_as_dockers_profile_uses_them() {
 }
 
 #[test]
+fn an_int_argument_is_judged_by_its_low_word() {
+    // As Hull's default refuses AF_VSOCK: a masked refusal first, then
+    // the call allowed; high bits (which the kernel ignores) change nothing.
+    let filter = Filter::compile(&profile(
+        LinuxSeccompAction::ScmpActErrno,
+        vec![
+            LinuxSyscallBuilder::default()
+                .names(vec!["socket".to_string()])
+                .action(LinuxSeccompAction::ScmpActErrno)
+                .errno_ret(libc::EAFNOSUPPORT as u32)
+                .args(vec![arg(0, Op::ScmpCmpMaskedEq, 0xffff_ffff, Some(40))])
+                .build()
+                .unwrap(),
+            call(&["socket"], ALLOW, vec![]),
+        ],
+    ))
+    .unwrap();
+    let refused = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+    for (family, want) in [(40, refused), (0x1_0000_0028, refused), (2, RET_ALLOW)] {
+        let got = run(
+            &filter.program,
+            NATIVE_ARCH,
+            nr("socket"),
+            [family, 1, 0, 0, 0, 0],
+        );
+        assert_eq!(got, want, "{family:#x}");
+    }
+}
+
+#[test]
 fn conditions_on_one_argument_twice_are_alternatives() {
     let filter = Filter::compile(&profile(
         LinuxSeccompAction::ScmpActErrno,
