@@ -422,6 +422,18 @@ pub fn ok(hull: &Hull, args: &[&str]) -> String {
     stdout(&out).trim().to_string()
 }
 
+/// `program` run as user and group `id`, with no supplementary groups
+/// (`setpriv`, util-linux), to see what another user on the host can do.
+pub fn as_user(id: u32, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .arg(format!("--reuid={id}"))
+        .arg(format!("--regid={id}"))
+        .args(["--clear-groups", "--"])
+        .arg(program);
+    command
+}
+
 /// Polls `check` until it holds or `timeout` passes; whether it held.
 pub fn eventually(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;

@@ -3,15 +3,13 @@
 //! attach to a container, exec in it, list it, nor read its log, through
 //! `hull` or around it.
 
-use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{as_user, ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 /// Runs `program ARGS` as user and group 65534 (nobody), with no groups.
 fn as_nobody(hull: &Hull, program: &std::path::Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(program)
+    as_user(65534, program)
         .args(args)
         .env("HULL_ROOT", hull.root())
         .env("HULL_RUN_DIR", hull.run_dir())

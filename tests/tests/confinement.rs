@@ -4,7 +4,7 @@
 //! that escaped into its VMM could neither signal another sandbox's VMM
 //! nor reach Hull's state, nor list the sandbox directories.
 
-use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{as_user, ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::process::Command;
 
 /// `Name:\tvalue` of /proc/PID/status.
@@ -68,14 +68,8 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
     );
     let cwd = std::fs::read_link(format!("/proc/{vmm}/cwd")).ok();
     let as_vmm = |args: &[&str]| {
-        Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", uids[0]),
-                &format!("--regid={}", uids[0]),
-                "--clear-groups",
-                "--",
-            ])
-            .args(args)
+        as_user(uids[0], args[0])
+            .args(&args[1..])
             .output()
             .expect("running setpriv (util-linux)")
     };

@@ -23,6 +23,21 @@ struct IfReqFlags {
     _pad: [u8; 22],
 }
 
+impl IfReqFlags {
+    /// A request for tap `name` (checked by the caller) with `flags`; the
+    /// flags all fit in 16 bits (IFF_TUN_EXCL is 0x8000), and the kernel
+    /// reads this field as an unsigned short.
+    fn new(name: &str, flags: libc::c_int) -> Self {
+        let mut request = Self {
+            name: [0; libc::IFNAMSIZ],
+            flags: flags as u16 as libc::c_short,
+            _pad: [0; 22],
+        };
+        request.name[..name.len()].copy_from_slice(name.as_bytes());
+        request
+    }
+}
+
 /// Opening an existing tap by name, prepared ahead for a child between
 /// `fork` and `exec`: a VMM that will not have the privilege to open it
 /// itself gets the descriptor (in the network namespace the tap is in).
@@ -36,13 +51,9 @@ impl TapOpener {
     /// (as QEMU opens taps; it reads the flags back from the descriptor).
     pub fn new(name: &str) -> Result<Self> {
         check_ifname(name)?;
-        let mut request = IfReqFlags {
-            name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short,
-            _pad: [0; 22],
-        };
-        request.name[..name.len()].copy_from_slice(name.as_bytes());
-        Ok(Self { request })
+        Ok(Self {
+            request: IfReqFlags::new(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR),
+        })
     }
 
     /// Opens the tap; the descriptor is close-on-exec.
@@ -120,14 +131,7 @@ impl Tap {
         if options.vnet_hdr {
             flags |= libc::IFF_VNET_HDR;
         }
-        let mut request = IfReqFlags {
-            name: [0; libc::IFNAMSIZ],
-            // The flags all fit in 16 bits (IFF_TUN_EXCL is 0x8000); the
-            // kernel reads this field as an unsigned short.
-            flags: flags as u16 as libc::c_short,
-            _pad: [0; 22],
-        };
-        request.name[..name.len()].copy_from_slice(name.as_bytes());
+        let mut request = IfReqFlags::new(name, flags);
         // SAFETY: `fd` is an open /dev/net/tun descriptor and `request` is a
         // live, properly sized `struct ifreq` that the kernel reads and
         // writes back (the final name) during the call only.
