@@ -83,6 +83,29 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
     let state = hull.root();
     let state = as_vmm(&["ls", state.to_str().unwrap()]);
     assert!(!state.status.success(), "the VMM's user lists Hull's state");
+    // Its sandbox's directory: passable, not listable; the logs, the
+    // sockets and the share in it are root's.
+    let id = ok(&hull, &["inspect", "-f", "{{.Id}}", "first"]);
+    let sandbox = hull.run_dir().join(&id[..12]);
+    for (args, what) in [
+        (vec!["ls", "."], "lists its sandbox directory"),
+        (vec!["cat", "vmm.log"], "reads the VMM log"),
+        (vec!["ls", "vmm"], "lists the monitor's side of its sockets"),
+        (vec!["ls", "share"], "lists the container's files"),
+    ] {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={}", uids[0]),
+                &format!("--regid={}", uids[0]),
+                "--clear-groups",
+                "--",
+            ])
+            .args(&args)
+            .current_dir(&sandbox)
+            .output()
+            .expect("running setpriv (util-linux)");
+        assert!(!out.status.success(), "the VMM's user {what}");
+    }
     // Nor can it signal the other sandbox's VMM.
     let other = ok(
         &hull,

@@ -26,8 +26,9 @@ use std::str::FromStr;
 
 /// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
 const MAX_INSTRUCTIONS: usize = 4096;
-/// Rules one system call may have.
-const MAX_RULES_PER_CALL: usize = 64;
+/// Rules one system call may have (profiles list ioctl requests one by
+/// one; the program's length bounds the rest).
+const MAX_RULES_PER_CALL: usize = 256;
 
 // Classic BPF opcodes (linux/bpf_common.h): class | size/op | mode/source.
 /// `BPF_LD | BPF_W | BPF_ABS` (`BPF_LD` and `BPF_W` are 0).

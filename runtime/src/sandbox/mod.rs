@@ -399,11 +399,18 @@ impl Sandbox {
             .args(&launch.args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(
-                std::fs::File::create(config.dir.join("vmm.log"))
+            .stderr({
+                use std::os::unix::fs::OpenOptionsExt;
+                // Root's alone: the sandbox directory lets others pass.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(config.dir.join("vmm.log"))
                     .map(std::process::Stdio::from)
-                    .unwrap_or_else(|_| std::process::Stdio::null()),
-            )
+                    .unwrap_or_else(|_| std::process::Stdio::null())
+            })
             .kill_on_drop(true);
         let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         let inherited = match Inheritance::open(&launch) {
