@@ -35,9 +35,10 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// The first uid (and gid) of VMMs that run unprivileged: a VMM's is this
-/// plus its monitor's pid, which no other live sandbox has. Far above the
-/// host's users and the usual subordinate ranges (100000 and up).
-pub const VMM_ID_BASE: u32 = 0x2000_0000;
+/// plus its monitor's pid (at most 2^22), which no other live sandbox has.
+/// Above systemd's range for user-namespaced containers (0x80000 to
+/// 0x6FFFFFFF), below its foreign range (0x7FFE0000) and 2^31.
+pub const VMM_ID_BASE: u32 = 0x7000_0000;
 
 /// Who an unprivileged VMM runs as: a uid and gid no other sandbox's VMM
 /// has, no capabilities, no new privileges. A guest that escapes into its

@@ -277,8 +277,8 @@ mod tests {
 
         // Unprivileged: what root owns comes as descriptors.
         let user = super::super::VmmUser {
-            uid: 0x2000_0100,
-            gid: 0x2000_0100,
+            uid: 0x7000_0100,
+            gid: 0x7000_0100,
             groups: vec![],
         };
         let config = VmConfig {
