@@ -229,6 +229,31 @@ t_panic() { # a guest kernel that cannot find its init panics: reported so
   [ "$code" = 125 ] && grep -q 'guest kernel panic: VFS: Unable to mount root fs' "$scratch/panic.err" &&
     grep -q 'guest kernel panic' <<<"$error"
 }
+# the VMM as Hull confines it: a uid of its own, no capabilities, no new
+# privileges, its seccomp filters; hull-vmm also in an empty root of its own
+field() { awk -v f="$2:" '$1 == f {print $2; exit}' "/proc/$1/status"; }
+t_confined() {
+  run -d --name jailed busybox sleep 600 >/dev/null || return 1
+  local pid; pid=$(hull inspect -f '{{.HullSandbox.VmmPid}}' jailed)
+  grep -E '^(Uid|Gid|CapEff|NoNewPrivs|Seccomp):' "/proc/$pid/status"
+  local ok=0
+  [ "$(field "$pid" Uid)" -ge $((0x70000000)) ] && [ "$(field "$pid" CapEff)" = 0000000000000000 ] &&
+    [ "$(field "$pid" NoNewPrivs)" = 1 ] && [ "$(field "$pid" Seccomp)" = 2 ] || ok=1
+  if [ "$vmm" = hull ]; then
+    # Every thread filtered; the root empty; the host's mounts gone.
+    for task in /proc/"$pid"/task/*; do
+      [ "$(awk '$1 == "Seccomp:" {print $2}' "$task/status")" = 2 ] || { echo "unfiltered: $task"; ok=1; }
+    done
+    local listing; listing=$(ls -A "/proc/$pid/root/")
+    echo "root: [$listing] mounts: $(wc -l <"/proc/$pid/mountinfo")"
+    [ -z "$listing" ] && [ "$(wc -l <"/proc/$pid/mountinfo")" = 1 ] || ok=1
+    [ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || ok=1
+  fi
+  hull exec jailed ping -c 1 -W 5 10.88.0.1 >/dev/null || { echo "no network"; ok=1; }
+  hull pause jailed && hull unpause jailed && hull exec jailed true || { echo "pause failed"; ok=1; }
+  hull rm -f jailed >/dev/null
+  return $ok
+}
 t_clean() {
   expect "" hull ps -aq && expect "" ls "$HULL_RUN_DIR" && ! in_ns ip -o link show | grep hulltap
 }
@@ -265,6 +290,7 @@ elif [ "$only" = "  " ]; then
 fi
 check "run -it: the container's terminal follows the window's size" t_resize
 check "a guest kernel panic: exit 125, reported in State.Error" t_panic
+check "the VMM is confined: own uid, no capabilities, seccomp" t_confined
 check "nothing is left" t_clean
 
 echo "$passed passed, $failed failed"

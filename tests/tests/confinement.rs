@@ -21,6 +21,7 @@ fn status(pid: &str, name: &str) -> String {
 fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
     let hull = Hull::with_busybox();
     let mut uids = Vec::new();
+    let mut cgroups = Vec::new();
     for name in ["first", "second"] {
         ok(
             &hull,
@@ -38,6 +39,7 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
         assert_eq!(status(&vmm, "NoNewPrivs"), "1");
         assert_eq!(status(&vmm, "Seccomp"), "2");
         uids.push(real);
+        cgroups.push(limited_cgroup(&vmm));
 
         let virtiofsd = ok(
             &hull,
@@ -86,21 +88,15 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
     // Its sandbox's directory: passable, not listable; the logs, the
     // sockets and the share in it are root's.
     let id = ok(&hull, &["inspect", "-f", "{{.Id}}", "first"]);
-    let sandbox = hull.run_dir().join(&id[..12]);
+    let sandbox = hull.run_dir().join(&id[..12]).join("vm");
     for (args, what) in [
         (vec!["ls", "."], "lists its sandbox directory"),
         (vec!["cat", "vmm.log"], "reads the VMM log"),
         (vec!["ls", "vmm"], "lists the monitor's side of its sockets"),
         (vec!["ls", "share"], "lists the container's files"),
     ] {
-        let out = Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", uids[0]),
-                &format!("--regid={}", uids[0]),
-                "--clear-groups",
-                "--",
-            ])
-            .args(&args)
+        let out = as_user(uids[0], args[0])
+            .args(&args[1..])
             .current_dir(&sandbox)
             .output()
             .expect("running setpriv (util-linux)");
@@ -135,4 +131,42 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
 
     ok(&hull, &["rm", "-f", "first", "second"]);
     hull.assert_nothing_left();
+    for dir in cgroups.iter().flatten() {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+}
+
+/// The VMM `pid`'s own cgroups (`hull/<sandbox>`), with a memory, CPU and
+/// pids limit each; returns their directories.
+fn limited_cgroup(pid: &str) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut dirs = Vec::new();
+    // v1 lines are `N:memory:/hull/ID`; the v2 line is `0::/hull/ID`.
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next(), fields.next(), fields.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else {
+            continue;
+        };
+        let (dir, limit) = match (unified, controllers) {
+            (true, "") => (format!("/sys/fs/cgroup{path}"), "memory.max"),
+            (false, "memory") => (
+                format!("/sys/fs/cgroup/memory{path}"),
+                "memory.limit_in_bytes",
+            ),
+            (false, "pids") => (format!("/sys/fs/cgroup/pids{path}"), "pids.max"),
+            (false, c) if c.split(',').any(|c| c == "cpu") => {
+                (format!("/sys/fs/cgroup/cpu{path}"), "cpu.cfs_quota_us")
+            }
+            _ => continue,
+        };
+        assert!(path.starts_with("/hull/"), "{pid} is in {line}");
+        let value = std::fs::read_to_string(format!("{dir}/{limit}")).unwrap();
+        let value: i64 = value.trim().parse().unwrap_or(-1);
+        assert!(value > 0 && value < 1 << 40, "{dir}/{limit}: {value}");
+        dirs.push(std::path::PathBuf::from(dir));
+    }
+    assert!(dirs.len() >= if unified { 1 } else { 3 }, "{text}");
+    dirs
 }

@@ -248,6 +248,37 @@ pub struct VmConfig {
     /// The control socket the VMM serves (pause, resume), if any.
     #[serde(default)]
     pub api_socket: Option<PathBuf>,
+    /// Confine the VMM once its devices are open, before the guest runs.
+    #[serde(default)]
+    pub jail: Option<JailConfig>,
+    /// A seccomp filter on each of the VMM's threads (on by default; off
+    /// only to debug the VMM itself).
+    #[serde(default = "default_seccomp")]
+    pub seccomp: bool,
+}
+
+fn default_seccomp() -> bool {
+    true
+}
+
+/// Where and as whom the VMM runs once it has opened what it needs: a mount
+/// namespace of its own whose root is an empty read-only tmpfs, new ipc
+/// and uts namespaces, this uid and gid with no capabilities and no new
+/// privileges. Its start needs root (or `CAP_SYS_ADMIN`, `CAP_SETUID`,
+/// `CAP_SETGID`); nothing the guest controls runs before the jail closes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JailConfig {
+    /// An existing directory the empty root is mounted on (in the VMM's own
+    /// namespace: nothing appears there on the host), e.g. the sandbox's.
+    pub root: PathBuf,
+    /// The uid it runs as (not 0).
+    pub uid: u32,
+    /// The gid it runs as (not 0).
+    pub gid: u32,
+    /// Its supplementary groups (none by default).
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
 
 /// Smallest guest memory: the low megabyte plus room for a small kernel.
@@ -271,6 +302,8 @@ impl VmConfig {
             net: Vec::new(),
             fs: Vec::new(),
             api_socket: None,
+            jail: None,
+            seccomp: default_seccomp(),
         }
     }
 
@@ -312,6 +345,13 @@ impl VmConfig {
         }
         for net in &self.net {
             net.mac_bytes()?;
+        }
+        if let Some(jail) = &self.jail {
+            if jail.uid == 0 || jail.gid == 0 {
+                return Err(ConfigError::Invalid(
+                    "the jail's uid and gid must not be root's".into(),
+                ));
+            }
         }
         if let Some(vsock) = &self.vsock {
             if vsock.cid < 3 {
@@ -401,6 +441,14 @@ mod tests {
         assert!(config.validate().is_err());
         config.vcpus = 2;
         config.mem_mib = 1;
+        assert!(config.validate().is_err());
+        config.mem_mib = 64;
+        config.jail = Some(JailConfig {
+            root: "/j".into(),
+            uid: 0,
+            gid: 100,
+            groups: Vec::new(),
+        });
         assert!(config.validate().is_err());
     }
 }

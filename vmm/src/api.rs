@@ -11,7 +11,9 @@
 //! Anything else is answered `error: …`. Lines are bounded; the socket is
 //! the host's (mode 0600, in the sandbox's directory), never the guest's.
 
+use crate::seccomp::ThreadKind;
 use crate::vstate::pause::PauseGate;
+use seccompiler::BpfProgram;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -22,18 +24,33 @@ use std::thread::JoinHandle;
 /// Longest command line accepted.
 const MAX_LINE: u64 = 64;
 
-/// Starts serving the control socket at `path` on a thread of its own.
-pub fn serve(
-    path: &Path,
-    gate: Arc<PauseGate>,
-    vcpus: Vec<JoinHandle<()>>,
-) -> std::io::Result<JoinHandle<()>> {
+/// Binds the control socket at `path` (before the jail closes: the
+/// socket is then whoever started the VMM's, root's).
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves `listener` (from [`bind`]) on a thread of its own, under
+/// `seccomp` (the API thread's filter) if given.
+pub fn serve(
+    listener: UnixListener,
+    gate: Arc<PauseGate>,
+    vcpus: Vec<JoinHandle<()>>,
+    seccomp: Option<Arc<BpfProgram>>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("api".into())
         .spawn(move || {
+            if let Some(program) = seccomp {
+                if let Err(err) = crate::seccomp::apply(ThreadKind::Api, &program) {
+                    // Unfiltered, it would serve nothing: pause is then refused.
+                    tracing::error!("{err}");
+                    return;
+                }
+            }
             for stream in listener.incoming().flatten() {
                 if let Err(err) = serve_connection(stream, &gate, &vcpus) {
                     tracing::debug!("control connection: {err}");
@@ -105,7 +122,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             })
         };
-        serve(&path, gate.clone(), vec![worker]).unwrap();
+        serve(bind(&path).unwrap(), gate.clone(), vec![worker], None).unwrap();
         let stream = UnixStream::connect(&path).unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut ask = |command: &str| {

@@ -25,6 +25,7 @@ use crate::devices::virtio::vsock::Vsock;
 use crate::exit::{ExitHandle, VmExit};
 use crate::layout::SERIAL_IRQ;
 use crate::memory::{create_guest_memory, MemoryError};
+use crate::seccomp::{Filters, ThreadKind};
 use crate::vstate::kvm::{KvmContext, KvmError};
 use crate::vstate::pause::PauseGate;
 use crate::vstate::vcpu::{Vcpu, VcpuContext, VcpuError};
@@ -83,6 +84,12 @@ pub enum VmmError {
     /// The control socket could not be served.
     #[error("control socket: {0}")]
     Api(std::io::Error),
+    /// The jail could not be closed.
+    #[error(transparent)]
+    Jail(#[from] crate::jail::JailError),
+    /// A seccomp filter could not be built or installed.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
     /// An eventfd or the event loop failed.
     #[error("event loop: {0}")]
     EventLoop(String),
@@ -289,11 +296,24 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     let (vcpus, pio_bus) = set_up_guest(config, &cmdline, &kvm, &vm, &memory, &exit, start)?;
     let pause = Arc::new(PauseGate::default());
     crate::vstate::pause::install_kick_handler().map_err(VmmError::Api)?;
+    let api = match &config.api_socket {
+        Some(path) => Some(crate::api::bind(path).map_err(VmmError::Api)?),
+        None => None,
+    };
+    // Everything is open: the jail closes, then each thread filters itself.
+    let filters = match config.seccomp {
+        true => Some(Filters::new()?),
+        false => None,
+    };
+    if let Some(jail) = &config.jail {
+        crate::jail::enter(jail)?;
+    }
     let context = VcpuContext {
         pio_bus: Arc::new(pio_bus),
         mmio_bus: Arc::new(mmio_bus),
         exit: exit.clone(),
         pause: pause.clone(),
+        seccomp: filters.as_ref().map(|f| f.program(ThreadKind::Vcpu)),
     };
 
     let exit_subscriber = Arc::new(Mutex::new(ExitSubscriber {
@@ -311,8 +331,12 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
         .into_iter()
         .map(|vcpu| vcpu.start(context.clone()))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = &config.api_socket {
-        crate::api::serve(path, pause, threads).map_err(VmmError::Api)?;
+    if let Some(listener) = api {
+        let seccomp = filters.as_ref().map(|f| f.program(ThreadKind::Api));
+        crate::api::serve(listener, pause, threads, seccomp).map_err(VmmError::Api)?;
+    }
+    if let Some(filters) = &filters {
+        crate::seccomp::apply(ThreadKind::Events, &filters.program(ThreadKind::Events))?;
     }
 
     loop {

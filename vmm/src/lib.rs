@@ -7,6 +7,8 @@
 //! - [`bus`]: port I/O and MMIO buses that vCPU exits are dispatched on.
 //! - [`exit`]: why the VM stopped, and the handle that reports it.
 //! - [`config`]: the VM configuration.
+//! - [`jail`]: namespaces, an empty root, an unprivileged uid.
+//! - [`seccomp`]: the per-thread seccomp filters.
 //! - [`boot`]: kernel/initrd loading (linux-loader), PVH and Linux 64-bit
 //!   entry, e820, MP table.
 //! - [`vstate`]: KVM handle, VM, vCPU threads.
@@ -21,6 +23,8 @@ pub mod bus;
 pub mod config;
 pub mod devices;
 pub mod exit;
+pub mod jail;
 pub mod layout;
 pub mod memory;
+pub mod seccomp;
 pub mod vstate;

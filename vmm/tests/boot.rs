@@ -313,25 +313,45 @@ fn bzimage_boots_through_the_linux_64bit_protocol() {
     check_one_line_error(&output, "has no PVH entry note");
 }
 
-#[test]
-fn the_control_socket_pauses_and_resumes_the_vcpus() {
+/// A VM whose guest ticks on its serial port, with a control socket and
+/// `extra` configuration; the control socket's test and the jail's share it.
+fn ticking_vm(extra: serde_json::Value, check: impl FnOnce(u32)) {
     use std::io::{BufRead, BufReader, Write};
     require_kvm();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("vm.json");
     let serial = dir.path().join("serial.log");
     let api = dir.path().join("api.sock");
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "kernel": test_guest(),
         "cmdline": "action=tick",
         "mem_mib": 32,
         "serial": serial,
         "api_socket": api,
     });
+    for (key, value) in extra.as_object().unwrap() {
+        let value = match value.as_str() {
+            // A path inside the test's directory.
+            Some(name) if name.starts_with("./") => serde_json::json!(dir.path().join(name)),
+            _ => value.clone(),
+        };
+        json[key] = value;
+    }
+    if let Some(root) = json.pointer("/jail/root").and_then(|r| r.as_str()) {
+        std::fs::create_dir_all(root).unwrap();
+    }
     std::fs::write(&config, json.to_string()).unwrap();
     let mut command = hull_vmm();
     command.arg("--config").arg(&config);
-    let mut vmm = command.spawn().unwrap();
+    // Killed however the test ends (the guest ticks for ever).
+    struct Vmm(std::process::Child);
+    impl Drop for Vmm {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let vmm = Vmm(command.spawn().unwrap());
     let size = || std::fs::metadata(&serial).map_or(0, |m| m.len());
     let wait_until = |what: &str, check: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -343,6 +363,7 @@ fn the_control_socket_pauses_and_resumes_the_vcpus() {
     wait_until("the guest did not tick", &|| {
         std::fs::read_to_string(&serial).is_ok_and(|t| t.contains("tick"))
     });
+    check(vmm.0.id());
     let stream = std::os::unix::net::UnixStream::connect(&api).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut ask = |command: &str| {
@@ -360,6 +381,76 @@ fn the_control_socket_pauses_and_resumes_the_vcpus() {
     assert_eq!(ask("state"), "paused");
     assert_eq!(ask("resume"), "ok");
     wait_until("the guest did not go on", &|| size() > paused_at);
-    let _ = vmm.kill();
-    let _ = vmm.wait();
+}
+
+#[test]
+fn the_control_socket_pauses_and_resumes_the_vcpus() {
+    ticking_vm(serde_json::json!({}), |_| {});
+}
+
+/// `Name:\tvalue` of a /proc status file.
+fn status_field(path: &str, name: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {path}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_jailed_vmm_runs_as_its_user_in_an_empty_root_under_its_filters() {
+    const ID: u32 = 0x7000_0042;
+    let jail = serde_json::json!({
+        "jail": {"root": "./root", "uid": ID, "gid": ID},
+    });
+    ticking_vm(jail, |pid| {
+        let status = format!("/proc/{pid}/status");
+        assert_eq!(
+            status_field(&status, "Uid"),
+            format!("{ID}\t{ID}\t{ID}\t{ID}")
+        );
+        assert_eq!(
+            status_field(&status, "Gid"),
+            format!("{ID}\t{ID}\t{ID}\t{ID}")
+        );
+        assert_eq!(status_field(&status, "Groups"), "");
+        assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
+        assert_eq!(status_field(&status, "CapPrm"), "0000000000000000");
+        assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+        // Each thread under its own filter: vCPU, API, event loop.
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap();
+            let status = task.join("status");
+            assert_eq!(
+                status_field(status.to_str().unwrap(), "Seccomp"),
+                "2",
+                "{name}"
+            );
+            // KVM's own workers (kvm-nx-lpage-recovery) are the kernel's.
+            if !name.starts_with("kvm-") {
+                threads.push(name.trim().to_string());
+            }
+        }
+        threads.sort();
+        assert_eq!(threads, ["api", "hull-vmm", "vcpu0"]);
+        // An empty root, the host's mounts gone, namespaces of its own.
+        let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
+            .unwrap()
+            .collect();
+        assert!(root.is_empty(), "{root:?}");
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        assert_eq!(mounts.lines().count(), 1, "{mounts}");
+        assert!(
+            mounts.contains(" ro,") && mounts.contains("tmpfs"),
+            "{mounts}"
+        );
+        for ns in ["mnt", "ipc", "uts"] {
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+            let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+            assert_ne!(theirs, ours, "{ns}");
+        }
+    });
 }

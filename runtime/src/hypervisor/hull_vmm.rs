@@ -5,8 +5,8 @@
 //! configures the NIC, so the tap needs no MAC from us.
 
 use super::{
-    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, VmConfig, VmControl,
-    VmLaunch, BASE_CMDLINE,
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, Overhead, VmConfig,
+    VmControl, VmLaunch, BASE_CMDLINE,
 };
 use std::path::PathBuf;
 
@@ -68,6 +68,15 @@ impl HullVmm {
             })
             .collect();
         vm.api_socket = Some(config.control_socket.clone());
+        // Once its devices are open: an empty root, namespaces of its own,
+        // the sandbox's VMM user. Its seccomp filters are on by default.
+        vm.jail = config.user.as_ref().map(|user| hull_vm_config::JailConfig {
+            root: jail_root(config),
+            uid: user.uid,
+            gid: user.gid,
+            // It opened /dev/kvm as root: no group is needed for it.
+            groups: Vec::new(),
+        });
         // Each guest its own MAC: two guests on one bridge must not share one.
         vm.net = config
             .net
@@ -83,6 +92,12 @@ impl HullVmm {
     }
 }
 
+/// The directory the jail's empty root is mounted on (in the VMM's own
+/// mount namespace): beside its sockets, in the sandbox's VMM directory.
+fn jail_root(config: &VmConfig) -> PathBuf {
+    config.agent_socket.with_file_name("root")
+}
+
 impl Hypervisor for HullVmm {
     fn name(&self) -> &'static str {
         "hull"
@@ -96,6 +111,10 @@ impl Hypervisor for HullVmm {
         let program =
             Self::program().ok_or_else(|| HypervisorError::MissingProgram("hull-vmm".into()))?;
         check_files(config)?;
+        if config.user.is_some() {
+            std::fs::create_dir_all(jail_root(config))
+                .map_err(|e| HypervisorError::Config(format!("the VMM's jail directory: {e}")))?;
+        }
         // Beside the VM's other files: the console log and the agent's socket.
         let path = config.agent_socket.with_file_name("hull-vmm.json");
         self.vm_config(config)?
@@ -110,8 +129,26 @@ impl Hypervisor for HullVmm {
             },
             control: VmControl::HullApi(config.control_socket.clone()),
             inherited: Vec::new(),
+            // It drops to the user itself (`jail` above).
             user: None,
         })
+    }
+
+    fn overhead(&self) -> Overhead {
+        // Its code, heap and device buffers; its threads are the API's, the
+        // event loop's and one per vCPU, and its filters let it start none.
+        Overhead {
+            memory_mib: 64,
+            threads: 4,
+        }
+    }
+
+    fn runs_unprivileged(&self) -> bool {
+        true
+    }
+
+    fn jails_itself(&self) -> bool {
+        true
     }
 }
 
@@ -139,7 +176,11 @@ mod tests {
                 tap: "hulltap0".into(),
                 mac: "02:00:00:00:00:01".into(),
             }],
-            user: None,
+            user: Some(crate::hypervisor::VmmUser {
+                uid: 0x7000_0100,
+                gid: 0x7000_0100,
+                groups: vec![36],
+            }),
         };
         let vm = HullVmm.vm_config(&config).unwrap();
         assert_eq!((vm.vcpus, vm.mem_mib), (2, 256));
@@ -155,6 +196,11 @@ mod tests {
         assert_eq!(vm.net[0].tap, "hulltap0");
         assert_eq!(vm.net[0].mac.as_deref(), Some("02:00:00:00:00:01"));
         assert!(vm.cmdline.contains("hull.channel=vsock:1024") && vm.cmdline.ends_with("eth0:off"));
+        // The VMM jails itself as the sandbox's VMM user, under its filters.
+        let jail = vm.jail.as_ref().unwrap();
+        assert_eq!((jail.uid, jail.gid), (0x7000_0100, 0x7000_0100));
+        assert_eq!(jail.root, PathBuf::from("/s/root"));
+        assert!(jail.groups.is_empty() && vm.seccomp);
         // What hull-vmm reads back is what was written.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vm.json");

@@ -198,6 +198,16 @@ pub struct VmLaunch {
     pub user: Option<VmmUser>,
 }
 
+/// What a VMM process uses beyond its VM's memory and vCPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overhead {
+    /// Memory of its own (code, heap, device buffers, QEMU's translation
+    /// cache), in MiB.
+    pub memory_mib: u32,
+    /// Threads beside one per vCPU.
+    pub threads: u32,
+}
+
 /// A backend could not prepare a VM.
 #[derive(Debug, Error)]
 pub enum HypervisorError {
@@ -228,6 +238,15 @@ pub trait Hypervisor: Send + Sync {
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError>;
     /// Whether its VMM runs as a [`VmmUser`] (given in [`VmConfig::user`]).
     fn runs_unprivileged(&self) -> bool {
+        false
+    }
+    /// What its VMM process uses beyond its VM's memory and vCPUs: its
+    /// cgroup's limits are the VM's plus this.
+    fn overhead(&self) -> Overhead;
+    /// Whether its VMM starts as root, opens its devices, and then jails
+    /// itself as the [`VmmUser`] before the guest runs (hull-vmm), rather
+    /// than being started as that user with its descriptors inherited (QEMU).
+    fn jails_itself(&self) -> bool {
         false
     }
 }

@@ -16,8 +16,8 @@
 //! reaches one path itself: virtiofsd's socket.
 
 use super::{
-    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, Inherited, VmConfig,
-    VmControl, VmLaunch, BASE_CMDLINE,
+    check_files, find_program, AgentTransport, Hypervisor, HypervisorError, Inherited, Overhead,
+    VmConfig, VmControl, VmLaunch, BASE_CMDLINE,
 };
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -54,6 +54,16 @@ impl Hypervisor for Qemu {
             "kvm"
         } else {
             "tcg"
+        }
+    }
+
+    fn overhead(&self) -> Overhead {
+        Overhead {
+            // Its own heap and device state; under TCG also its translation
+            // cache, 1 GiB at most (QEMU's default `tb-size`).
+            memory_mib: if self.kvm { 256 } else { 256 + 1024 },
+            // Its I/O worker pool (64 at most), the RCU and main threads.
+            threads: 96,
         }
     }
 

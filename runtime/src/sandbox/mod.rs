@@ -5,10 +5,14 @@
 //! its children are killed on drop and also die with their parent
 //! (`PR_SET_PDEATHSIG`), and its directory goes with it.
 
+mod cgroup;
 mod confine;
+mod console;
 mod plan;
 mod share;
+mod watchdog;
 
+pub use console::guest_panic;
 pub use plan::{load_spec, mount_points, SandboxPlan};
 pub use share::{ContainerShare, ETC_FILES, LAYERS_SHARE_TAG};
 
@@ -19,12 +23,14 @@ use crate::hypervisor::{
 use crate::rpc::RpcError;
 use crate::virtiofsd::{self, ShareEntry, VirtiofsdError};
 use confine::{prepare_dirs, Inheritance, VMM_DIR};
+use console::{console_tail, read_tail};
 use hull_protocol::{Event, Request};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+use watchdog::{boot_watchdog, BOOT_WALL_FACTOR};
 
 /// How long the guest may take to power off after being asked.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -56,6 +62,9 @@ pub enum SandboxError {
         /// Why.
         source: std::io::Error,
     },
+    /// The VMM's cgroup could not be made.
+    #[error("the VMM's cgroup: {0}")]
+    Cgroup(std::io::Error),
     /// A descriptor the VMM inherits could not be prepared.
     #[error("preparing the VMM's descriptors: {0}")]
     Inherit(String),
@@ -136,6 +145,7 @@ pub struct Sandbox {
     pub id: String,
     dir: PathBuf,
     vmm: Child,
+    vmm_cgroup: cgroup::VmmCgroup,
     virtiofsd: Child,
     agent: std::sync::Arc<AgentClient>,
     control: VmControl,
@@ -145,63 +155,6 @@ pub struct Sandbox {
     pub timings: BootTimings,
     /// The backend's name and acceleration, e.g. `qemu (tcg)`.
     pub backend: String,
-}
-
-/// The message of the guest kernel's panic, if its console shows one:
-/// `Kernel panic - not syncing: <message>`, as Linux prints it.
-pub fn guest_panic(console_log: &Path) -> Option<String> {
-    const MARK: &str = "Kernel panic - not syncing: ";
-    // The panic is at the end; a guest may have written much before it.
-    let text = read_tail(console_log, 64 * 1024)?;
-    let tail = String::from_utf8_lossy(&text);
-    let line = tail
-        .lines()
-        .rev()
-        .find_map(|line| line.split_once(MARK).map(|(_, message)| message))?;
-    Some(line.trim().chars().take(200).collect())
-}
-
-/// The last `limit` bytes of a file the guest writes (its console): never
-/// more, however much it wrote. The console is in the VMM's directory, so a
-/// VMM the guest took over may have put a link or a FIFO there: only a
-/// regular file is read, without following a link or waiting on a FIFO.
-fn read_tail(path: &Path, limit: u64) -> Option<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let metadata = file.metadata().ok()?;
-    if !metadata.is_file() {
-        return None;
-    }
-    let length = metadata.len();
-    file.seek(SeekFrom::Start(length.saturating_sub(limit)))
-        .ok()?;
-    let mut tail = Vec::new();
-    file.take(limit).read_to_end(&mut tail).ok()?;
-    Some(tail)
-}
-
-/// The last lines of the console log, for boot failures.
-fn console_tail(path: &Path) -> String {
-    let text = read_tail(path, 2048).unwrap_or_default();
-    let tail = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = tail
-        .lines()
-        .rev()
-        .take(15)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("\nguest console (last lines):\n{}", lines.join("\n"))
-    }
 }
 
 /// Kills a child we started and reaps it.
@@ -236,65 +189,6 @@ async fn kill_child_and_its_children(child: &mut Child) {
     }
 }
 
-/// A boot may take this many times its timeout in wall-clock time while
-/// the host is too busy to give the VMM the CPU time it needs.
-const BOOT_WALL_FACTOR: u32 = 5;
-
-/// Ends when a boot has taken too long, with the reason. A boot slowed by
-/// a loaded host is told apart from one that went wrong: past the timeout,
-/// a VMM that had less CPU time than that while the host is overloaded
-/// (more runnable tasks than CPUs) gets up to [`BOOT_WALL_FACTOR`] times
-/// longer; a guest that used its whole timeout of CPU time, or an idle
-/// host's guest that is silent, fails.
-async fn boot_watchdog(vmm_pid: i64, timeout: Duration, wall_limit: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let wall = started.elapsed();
-        let cpu = crate::process::cpu_time(vmm_pid).unwrap_or_default();
-        if cpu >= timeout {
-            return format!(
-                "no answer from the agent: the guest ran for {:.1}s of CPU time ({:.1}s wall) without reaching it",
-                cpu.as_secs_f64(),
-                wall.as_secs_f64()
-            );
-        }
-        if wall >= timeout && !host_overloaded() {
-            return format!(
-                "no answer from the agent within {:.0}s (the VMM used {:.1}s of CPU time)",
-                wall.as_secs_f64(),
-                cpu.as_secs_f64()
-            );
-        }
-        if wall >= wall_limit {
-            return format!(
-                "no answer from the agent within {:.0}s: the host is overloaded (the VMM got only {:.1}s of CPU time); retry, or raise --boot-timeout",
-                wall.as_secs_f64(),
-                cpu.as_secs_f64()
-            );
-        }
-    }
-}
-
-/// Whether the host has more runnable tasks than CPUs, now or on average
-/// over the last minute (/proc/loadavg: `1min 5min 15min running/total …`).
-fn host_overloaded() -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
-        return false;
-    };
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let load = fields
-        .first()
-        .and_then(|l| l.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let running = fields
-        .get(3)
-        .and_then(|f| f.split_once('/')?.0.parse::<usize>().ok())
-        .unwrap_or(0);
-    load > cpus as f64 || running > cpus
-}
-
 impl Sandbox {
     /// Starts virtiofsd and the VM, and connects to the agent.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
@@ -305,15 +199,18 @@ impl Sandbox {
         })?;
         // From here on, `guard` removes the directory on every early return.
         let mut guard = DirGuard(Some(config.dir.clone()));
+        let jails_itself = config.hypervisor.jails_itself();
         let user = if config.hypervisor.runs_unprivileged() {
             Some(VmmUser::for_monitor(
                 std::process::id(),
-                config.hypervisor.accel() == "kvm",
+                // A VMM that jails itself opens /dev/kvm as root first.
+                config.hypervisor.accel() == "kvm" && !jails_itself,
             )?)
         } else {
             None
         };
-        let vmm_dir = prepare_dirs(&config.dir, user.as_ref())?;
+        // A VMM that jails itself reaches every path as root, before its jail.
+        let vmm_dir = prepare_dirs(&config.dir, user.as_ref().filter(|_| !jails_itself))?;
         let fs_socket = config.dir.join("fs.sock");
         let mut virtiofsd = virtiofsd::spawn(
             &config.virtiofsd,
@@ -322,8 +219,8 @@ impl Sandbox {
             &fs_socket,
         )
         .await?;
-        if let Some(user) = &user {
-            // The VMM connects to it: the socket is its alone.
+        if let Some(user) = user.as_ref().filter(|_| !jails_itself) {
+            // The VMM connects to it as its user: the socket is its alone.
             if let Err(source) =
                 std::os::unix::fs::chown(&fs_socket, Some(user.uid), Some(user.gid))
             {
@@ -420,6 +317,20 @@ impl Sandbox {
                 return Err(err);
             }
         };
+        let limits = cgroup::Limits::for_vm(
+            config.vcpus,
+            config.memory_mib,
+            config.hypervisor.overhead(),
+        );
+        let (vmm_cgroup, procs) = match cgroup::VmmCgroup::create(&config.id, limits)
+            .and_then(|cgroup| cgroup.procs_files().map(|procs| (cgroup, procs)))
+        {
+            Ok(made) => made,
+            Err(source) => {
+                kill_child(&mut virtiofsd).await;
+                return Err(SandboxError::Cgroup(source));
+            }
+        };
         let user = launch.user.clone();
         let monitor = std::process::id();
         // SAFETY: only async-signal-safe system calls (setns, open, ioctl,
@@ -434,6 +345,8 @@ impl Sandbox {
                         Ok(())
                     }
                 };
+                // Limited before it runs an instruction of its own.
+                cgroup::join(&procs)?;
                 if let Some(fd) = netns_fd {
                     check(libc::setns(fd, libc::CLONE_NEWNET))?;
                 }
@@ -465,6 +378,7 @@ impl Sandbox {
             Ok(child) => child,
             Err(source) => {
                 kill_child(&mut virtiofsd).await;
+                vmm_cgroup.remove();
                 return Err(SandboxError::Spawn {
                     program: launch.program,
                     source,
@@ -493,6 +407,7 @@ impl Sandbox {
             Err(reason) => {
                 kill_child(&mut vmm).await;
                 kill_child(&mut virtiofsd).await;
+                vmm_cgroup.remove();
                 let reason = match guest_panic(&console_log) {
                     Some(panic) => format!("guest kernel panic: {panic}"),
                     None => reason,
@@ -524,6 +439,7 @@ impl Sandbox {
             id: config.id,
             dir: config.dir,
             vmm,
+            vmm_cgroup,
             virtiofsd,
             agent: std::sync::Arc::new(agent),
             control: launch.control,
@@ -585,6 +501,7 @@ impl Sandbox {
         if !exited {
             kill_child(&mut self.vmm).await;
         }
+        self.vmm_cgroup.remove();
         kill_child_and_its_children(&mut self.virtiofsd).await;
         if tracing::enabled!(tracing::Level::DEBUG) {
             // What the VMM and the guest said, before their files go.
@@ -609,8 +526,10 @@ impl Drop for Sandbox {
     }
 }
 
-/// Removes a container's runtime directory if no monitor owns it.
+/// Removes a container's runtime directory, and its VMM's cgroup, if no
+/// monitor owns them.
 pub fn remove_runtime_dir(paths: &crate::config::Paths, id: &str) {
+    cgroup::remove_leftover(id);
     let dir = paths.sandbox_dir(id);
     if dir.exists() {
         remove_dir(&dir);
@@ -645,22 +564,5 @@ impl Drop for DirGuard {
         if let Some(dir) = self.0.take() {
             remove_dir(&dir);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn guest_panics_are_found_in_the_console() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("console.log");
-        std::fs::write(&log, "[    0.5] Run /init as init process\n[    0.9] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n[    0.9] CPU: 0 PID: 1\n").unwrap();
-        assert_eq!(
-            super::guest_panic(&log).as_deref(),
-            Some("Attempted to kill init! exitcode=0x00000100")
-        );
-        std::fs::write(&log, "all well\n").unwrap();
-        assert_eq!(super::guest_panic(&log), None);
-        assert_eq!(super::guest_panic(&dir.path().join("missing")), None);
     }
 }

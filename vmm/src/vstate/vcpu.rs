@@ -62,6 +62,8 @@ pub struct VcpuContext {
     pub exit: ExitHandle,
     /// Where the vCPU parks while the VM is paused.
     pub pause: Arc<PauseGate>,
+    /// The vCPU threads' seccomp filter, installed before the first `KVM_RUN`.
+    pub seccomp: Option<Arc<seccompiler::BpfProgram>>,
 }
 
 /// One configured vCPU, not yet running.
@@ -142,6 +144,14 @@ impl Vcpu {
     }
 
     fn run(mut self, context: &VcpuContext) {
+        if let Some(program) = &context.seccomp {
+            if let Err(err) = crate::seccomp::apply(crate::seccomp::ThreadKind::Vcpu, program) {
+                context
+                    .exit
+                    .request(VmExit::Failure(format!("vCPU {}: {err}", self.index)));
+                return;
+            }
+        }
         loop {
             context.pause.park_if_paused();
             if let Some(reason) = self.run_once(context) {
