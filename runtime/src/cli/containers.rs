@@ -12,13 +12,14 @@ use crate::container::{monitor_alive, reconcile};
 use crate::container::{ContainerRecord, ContainerStore, Status};
 use crate::copy::archive_tree;
 use crate::copy::TreeKind;
-use crate::logs::parse_entries;
+use crate::logs::{LogDriver, LogEntry, LogReader};
 use crate::monitor_link::client;
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse};
 use crate::sandbox::{mount_points, SandboxPlan};
 use crate::timefmt;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 /// Opens the container store and resolves `reference` to a reconciled record.
@@ -430,10 +431,13 @@ fn parse_since(text: &str) -> Result<SystemTime> {
     Ok(SystemTime::now() - Duration::from_secs_f64(seconds))
 }
 
-/// Prints a container's log.
+/// Prints a container's log: its rotated files, oldest first, then the
+/// current one; with `-f`, what is written next, until the container is done.
 pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
-    use std::io::Write;
     let (store, record) = load(paths, &args.container)?;
+    if record.host_config.log_config.driver == LogDriver::None {
+        bail!("configured logging driver does not support reading");
+    }
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let tail: Option<usize> = match args.tail.as_str() {
         "all" | "-1" => None,
@@ -442,59 +446,77 @@ pub async fn logs(paths: &Paths, args: LogsArgs) -> Result<i32> {
                 .map_err(|_| anyhow!("invalid value for --tail: {n}"))?,
         ),
     };
+    let wanted = |entry: &LogEntry| {
+        since.is_none_or(|since| timefmt::parse(&entry.time).is_some_and(|t| t >= since))
+    };
     let path = std::path::PathBuf::from(&record.log_path);
-    let mut offset = 0usize;
-    let mut first = true;
-    loop {
-        let data = std::fs::read(&path).unwrap_or_default();
-        // Only whole lines: a line being written is read next time.
-        let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let mut entries = parse_entries(&String::from_utf8_lossy(&data[offset.min(end)..end]));
-        offset = end;
-        if let Some(since) = since {
-            entries.retain(|e| timefmt::parse(&e.time).is_some_and(|t| t >= since));
+    let mut reader =
+        LogReader::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    // The last `--tail` entries; only these are held, however long the log.
+    let mut last: VecDeque<LogEntry> = VecDeque::with_capacity(tail.unwrap_or(0).min(4096));
+    reader.read_new(|entry| {
+        if !wanted(&entry) {
+            return;
         }
-        if first {
-            if let Some(n) = tail {
-                let skip = entries.len().saturating_sub(n);
-                entries.drain(..skip);
+        match tail {
+            Some(0) => {}
+            Some(n) => {
+                if last.len() == n {
+                    last.pop_front();
+                }
+                last.push_back(entry);
             }
-            first = false;
+            None => print_entry(&entry, args.timestamps),
         }
-        let stdout = std::io::stdout();
-        let stderr = std::io::stderr();
-        for entry in entries {
-            let text = if args.timestamps {
-                format!("{} {}", entry.time, entry.log)
-            } else {
-                entry.log
-            };
-            let _ = if entry.stream == "stderr" {
-                stderr.lock().write_all(text.as_bytes())
-            } else {
-                stdout.lock().write_all(text.as_bytes())
-            };
-        }
-        let _ = std::io::stdout().flush();
-        if !args.follow {
-            return Ok(0);
-        }
+    })?;
+    last.iter()
+        .for_each(|entry| print_entry(entry, args.timestamps));
+    flush_output();
+    if !args.follow {
+        return Ok(0);
+    }
+    loop {
         let mut current = store.load(&record.id).unwrap_or_else(|_| record.clone());
         reconcile(&store, &mut current);
-        if !matches!(
+        let done = !matches!(
             current.state.status,
             Status::Running | Status::Restarting | Status::Paused | Status::Created
-        ) && !monitor_alive(current.hull_sandbox.monitor_pid)
-        {
-            // One last read for lines written just before the exit.
-            let data = std::fs::read(&path).unwrap_or_default();
-            if data.len() == offset {
-                return Ok(0);
-            }
-            continue;
+        ) && !monitor_alive(current.hull_sandbox.monitor_pid);
+        if !done {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // When done: one last read, for lines written just before the exit.
+        reader.read_new(|entry| {
+            if wanted(&entry) {
+                print_entry(&entry, args.timestamps)
+            }
+        })?;
+        flush_output();
+        if done {
+            return Ok(0);
+        }
     }
+}
+
+/// Prints a log entry to stdout or stderr, as its stream was.
+fn print_entry(entry: &LogEntry, timestamps: bool) {
+    use std::io::Write;
+    let text = if timestamps {
+        format!("{} {}", entry.time, entry.log)
+    } else {
+        entry.log.clone()
+    };
+    let _ = if entry.stream == "stderr" {
+        std::io::stderr().lock().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().lock().write_all(text.as_bytes())
+    };
+}
+
+/// Flushes what `print_entry` printed.
+fn flush_output() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }
 
 /// `hull start`.

@@ -6,6 +6,7 @@ use super::{engine, ExitWith};
 use crate::config::Paths;
 use crate::container::{ContainerStore, RestartPolicy};
 use crate::engine::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};
+use crate::logs::LogConfig;
 use crate::monitor_link::client::{self, MonitorClient};
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use crate::rpc::RpcError;
@@ -126,6 +127,12 @@ pub struct CreateArgs {
     /// Seconds the VM may take to boot to its agent
     #[arg(long, value_name = "seconds", default_value_t = 60)]
     boot_timeout: u64,
+    /// Logging driver for the container: json-file (the default) or none
+    #[arg(long, value_name = "string")]
+    log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE (e.g. 10m; -1 for unlimited), max-file=N
+    #[arg(long, value_name = "list")]
+    log_opt: Vec<String>,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pull: String,
@@ -242,7 +249,18 @@ impl CreateArgs {
             boot_timeout_secs: self.boot_timeout,
             // The process starts with the user's size, before any resize could reach it.
             console_size: terminal::current_size().map(|size| (size.rows, size.cols)),
+            log_config: self.log_config()?,
         })
+    }
+
+    /// `--log-driver` and the `--log-opt KEY=VALUE` pairs (a key alone has
+    /// an empty value, as in Docker).
+    fn log_config(&self) -> Result<LogConfig> {
+        let options = self
+            .log_opt
+            .iter()
+            .map(|option| option.split_once('=').unwrap_or((option.as_str(), "")));
+        Ok(LogConfig::parse(self.log_driver.as_deref(), options)?)
     }
 }
 
@@ -283,8 +301,9 @@ async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
 /// `hull create`.
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
     refuse_unknown_flag(&args, "create")?;
+    let options = args.options()?;
     pull_if_needed(paths, &args).await?;
-    let id = engine(paths).create(&args.options()?)?;
+    let id = engine(paths).create(&options)?;
     println!("{id}");
     Ok(0)
 }
@@ -296,9 +315,10 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     if !args.detach {
         terminal::check_input_is_terminal(process.interactive, process.tty)?;
     }
+    let options = args.create.options()?;
     pull_if_needed(paths, &args.create).await?;
     let engine = engine(paths);
-    let id = engine.create(&args.create.options()?)?;
+    let id = engine.create(&options)?;
     tracing::debug!("created container {id}");
     let client::SpawnedMonitor {
         client: monitor,
@@ -732,6 +752,44 @@ mod tests {
             keys.scan(b"\x10x\x10\x10\x11"),
             (b"\x10x\x10".to_vec(), true)
         );
+    }
+
+    /// `hull create ARGS`'s options, as the engine gets them.
+    fn create_options(args: &[&str]) -> Result<ContainerOptions> {
+        use clap::Parser;
+        let argv = ["hull", "create"].iter().chain(args).copied();
+        match super::super::Cli::try_parse_from(argv)?.command {
+            Some(super::super::Command::Create(args)) => args.options(),
+            other => bail!("not a create: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn log_driver_and_options() {
+        let options = create_options(&[
+            "--log-opt",
+            "max-size=10m",
+            "--log-opt",
+            "max-file=3",
+            "img",
+        ])
+        .unwrap();
+        assert_eq!(options.log_config.max_size, Some(10_000_000));
+        assert_eq!(options.log_config.max_file, 3);
+        assert_eq!(
+            create_options(&["img"]).unwrap().log_config,
+            LogConfig::default()
+        );
+        let none = create_options(&["--log-driver", "none", "img"]).unwrap();
+        assert_eq!(none.log_config, LogConfig::none());
+        let error = |args: &[&str]| create_options(args).unwrap_err().to_string();
+        // A key alone has an empty value, as in Docker.
+        assert_eq!(
+            error(&["--log-opt", "foo", "img"]),
+            "unknown log opt 'foo' for json-file log driver"
+        );
+        assert_eq!(error(&["--log-opt", "max-size", "img"]), "invalid size: ''");
+        assert!(error(&["--log-driver", "syslog", "img"]).contains("no log driver named 'syslog'"));
     }
 
     #[test]

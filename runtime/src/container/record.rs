@@ -163,6 +163,9 @@ pub struct HostConfig {
     pub runtime: String,
     /// `-v`, as given: `/host:/ctr[:ro]`.
     pub binds: Vec<String>,
+    /// `--log-driver` and `--log-opt`: where its output goes, and when its
+    /// json-file log rotates.
+    pub log_config: crate::logs::LogConfig,
 }
 
 /// What Hull knows about a container's sandbox; shown by `inspect` under `HullSandbox`.

@@ -6,6 +6,7 @@ use super::{ContainerOptions, Engine, EngineError, Result};
 use crate::config::GuestArtifacts;
 use crate::container::{generate_name, ContainerConfig, ContainerRecord, HostConfig};
 use crate::image::{ImageError, Reference};
+use crate::logs::LogDriver;
 use crate::platform::Platform;
 use crate::sandbox::{ContainerShare, SandboxPlan};
 use crate::spec::{self, RunOptions};
@@ -162,6 +163,7 @@ impl Engine {
             port_bindings: port_bindings(&publish),
             runtime: options.vmm.clone().unwrap_or_default(),
             binds: volumes.iter().map(|v| v.bind_string()).collect(),
+            log_config: options.log_config.clone(),
         };
         let mut record = ContainerRecord::new(
             id.clone(),
@@ -174,9 +176,12 @@ impl Engine {
         record.mounts = volumes.iter().map(|v| v.inspect()).collect();
         record.path = argv.first().cloned().unwrap_or_default();
         record.args = argv.iter().skip(1).cloned().collect();
-        record.log_path = crate::container::log_path(&containers, &id)
-            .display()
-            .to_string();
+        // As Docker's: no log, and no path to one, without a log driver.
+        if options.log_config.driver == LogDriver::JsonFile {
+            record.log_path = crate::container::log_path(&containers, &id)
+                .display()
+                .to_string();
+        }
         let plan = SandboxPlan {
             vmm: options.vmm.clone(),
             kernel: options.kernel.clone(),
@@ -250,6 +255,7 @@ pub(super) fn record_files(
 /// The checks that need neither the host nor the image.
 fn check_options(options: &ContainerOptions) -> Result<()> {
     refuse_host_namespaces(options)?;
+    options.log_config.validate()?;
     if options.auto_remove && !options.restart.name.is_empty() {
         return invalid("Conflicting options: --restart and --rm");
     }
@@ -565,6 +571,21 @@ mod tests {
         assert_eq!(
             check_options(&options).unwrap_err().to_string(),
             "Conflicting options: --restart and --rm"
+        );
+    }
+
+    #[test]
+    fn log_configs_are_checked() {
+        let options = ContainerOptions {
+            log_config: crate::logs::LogConfig {
+                max_file: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            check_options(&options).unwrap_err().to_string(),
+            "max-file cannot be less than 1"
         );
     }
 

@@ -45,6 +45,9 @@ pub enum EngineError {
     /// A capability or security option cannot be applied.
     #[error(transparent)]
     Security(#[from] crate::security::SecurityError),
+    /// The log options cannot be used.
+    #[error(transparent)]
+    LogConfig(#[from] crate::logs::LogConfigError),
     /// A volume cannot be used.
     #[error(transparent)]
     Volume(#[from] crate::volume::VolumeError),

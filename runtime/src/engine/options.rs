@@ -3,6 +3,7 @@
 //! not yet checked (the engine checks them against the host and the image).
 
 use crate::container::RestartPolicy;
+use crate::logs::LogConfig;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -100,4 +101,6 @@ pub struct ContainerOptions {
     pub boot_timeout_secs: u64,
     /// The terminal's size (rows, columns) the process starts with.
     pub console_size: Option<(u16, u16)>,
+    /// Its log driver and rotation (`--log-driver`, `--log-opt`).
+    pub log_config: LogConfig,
 }

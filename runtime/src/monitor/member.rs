@@ -104,7 +104,7 @@ impl Member {
                 record.hull_sandbox.monitor_pid = i64::from(std::process::id());
                 record.hull_sandbox.virtiofsd_pid = i64::from(virtiofsd);
                 let log_path = PathBuf::from(&record.log_path);
-                let log = JsonLogWriter::open(&log_path)
+                let log = JsonLogWriter::open(&log_path, &record.host_config.log_config)
                     .with_context(|| format!("opening {}", log_path.display()))?;
                 store.save(&record)?;
                 Ok((listener, log))

@@ -235,7 +235,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     crate::fault::point("monitor.after-network");
     let log_path = PathBuf::from(&record.log_path);
     let log = Arc::new(Mutex::new(
-        JsonLogWriter::open(&log_path)
+        JsonLogWriter::open(&log_path, &record.host_config.log_config)
             .with_context(|| format!("opening {}", log_path.display()))?,
     ));
     let ctx = RunContext {
