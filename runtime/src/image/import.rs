@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest};
+use oci_spec::image::{Descriptor, ImageManifest};
 
 use super::table::{ImageRecord, ImageTable};
 use super::unpack;
@@ -26,11 +26,7 @@ pub(crate) fn import_image(
     )?;
     let what = format!("image config {config_digest}");
     let config_data = store.blobs.read_small(&config_digest, &what)?;
-    let config: ImageConfiguration =
-        serde_json::from_slice(&config_data).map_err(|err| ImageError::InvalidJson {
-            what: what.clone(),
-            reason: err.to_string(),
-        })?;
+    let config = super::config::decode(&config_data, &what)?;
     let diff_ids = config
         .rootfs()
         .diff_ids()

@@ -19,6 +19,7 @@ mod archive;
 pub mod auth;
 mod blobs;
 mod commit;
+mod config;
 mod digest;
 mod error;
 mod fsutil;
@@ -555,11 +556,7 @@ impl ImageStore {
             .ok_or_else(|| corrupt(format!("reference to unknown image {manifest}")))?;
         let what = format!("image config {}", record.config);
         let data = self.blobs.read_small(&record.config, &what)?;
-        let config: oci_spec::image::ImageConfiguration =
-            serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
-                what,
-                reason: err.to_string(),
-            })?;
+        let config = config::decode(&data, &what)?;
         Ok(Image {
             id: record.config.clone(),
             reference,
