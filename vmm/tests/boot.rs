@@ -314,8 +314,9 @@ fn bzimage_boots_through_the_linux_64bit_protocol() {
 }
 
 /// A VM whose guest ticks on its serial port, with a control socket and
-/// `extra` configuration; the control socket's test and the jail's share it.
-fn ticking_vm(extra: serde_json::Value, check: impl FnOnce(u32)) {
+/// `extra` configuration (given the test's directory); the control socket's
+/// test and the jail's share it.
+fn ticking_vm(extra: impl FnOnce(&std::path::Path) -> serde_json::Value, check: impl FnOnce(u32)) {
     use std::io::{BufRead, BufReader, Write};
     require_kvm();
     let dir = tempfile::tempdir().unwrap();
@@ -329,15 +330,14 @@ fn ticking_vm(extra: serde_json::Value, check: impl FnOnce(u32)) {
         "serial": serial,
         "api_socket": api,
     });
-    for (key, value) in extra.as_object().unwrap() {
-        let value = match value.as_str() {
-            // A path inside the test's directory.
-            Some(name) if name.starts_with("./") => serde_json::json!(dir.path().join(name)),
-            _ => value.clone(),
-        };
-        json[key] = value;
+    for (key, value) in extra(dir.path()).as_object().unwrap() {
+        json[key] = value.clone();
     }
     if let Some(root) = json.pointer("/jail/root").and_then(|r| r.as_str()) {
+        assert!(
+            root.starts_with('/'),
+            "the jail's root must be the test's: {root}"
+        );
         std::fs::create_dir_all(root).unwrap();
     }
     std::fs::write(&config, json.to_string()).unwrap();
@@ -385,7 +385,7 @@ fn ticking_vm(extra: serde_json::Value, check: impl FnOnce(u32)) {
 
 #[test]
 fn the_control_socket_pauses_and_resumes_the_vcpus() {
-    ticking_vm(serde_json::json!({}), |_| {});
+    ticking_vm(|_| serde_json::json!({}), |_| {});
 }
 
 /// `Name:\tvalue` of a /proc status file.
@@ -401,9 +401,11 @@ fn status_field(path: &str, name: &str) -> String {
 #[test]
 fn a_jailed_vmm_runs_as_its_user_in_an_empty_root_under_its_filters() {
     const ID: u32 = 0x7000_0042;
-    let jail = serde_json::json!({
-        "jail": {"root": "./root", "uid": ID, "gid": ID},
-    });
+    let jail = |dir: &std::path::Path| {
+        serde_json::json!({
+            "jail": {"root": dir.join("root"), "uid": ID, "gid": ID},
+        })
+    };
     ticking_vm(jail, |pid| {
         let status = format!("/proc/{pid}/status");
         assert_eq!(
