@@ -136,10 +136,11 @@ impl Hypervisor for HullVmm {
 
     fn overhead(&self) -> Overhead {
         // Its code, heap and device buffers; its threads are the API's, the
-        // event loop's and one per vCPU, and its filters let it start none.
+        // event loop's and one per vCPU, and its filters let it start none;
+        // KVM's own workers (nx-lpage recovery) join its cgroup too.
         Overhead {
             memory_mib: 64,
-            threads: 4,
+            threads: 16,
         }
     }
 
