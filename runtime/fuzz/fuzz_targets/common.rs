@@ -290,6 +290,28 @@ fn is_hex64(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Loads an OCI layout whose index.json names `top` (of `media_type`, as
+/// image `name`), with `blobs` and the fixed blobs beside it.
+pub fn load_layout(media_type: &str, top: &[u8], name: &str, blobs: Vec<(String, Vec<u8>)>) {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": media_type,
+            "digest": Digest::of_bytes(top).to_string(),
+            "size": top.len(),
+            "annotations": { "io.containerd.image.name": name },
+        }],
+    });
+    let mut files = vec![
+        ("oci-layout".to_owned(), OCI_LAYOUT.to_vec()),
+        ("index.json".to_owned(), serde_json::to_vec(&index).unwrap()),
+        (blob_path(top), top.to_vec()),
+    ];
+    files.extend(blobs);
+    files.extend(fixed_blobs());
+    load(&files);
+}
+
 /// Loads `files` as one archive into a fresh store; checks confinement;
 /// exercises what a loaded image is used for.
 pub fn load(files: &[(String, Vec<u8>)]) {

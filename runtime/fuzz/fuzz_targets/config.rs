@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{blob_path, fixed, fixed_blobs, OCI_CONFIG, OCI_LAYER_GZIP, OCI_LAYOUT, OCI_MANIFEST};
+use common::{blob_path, fixed, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST};
 use hull_runtime::image::Digest;
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::ImageConfiguration;
@@ -24,21 +24,5 @@ fuzz_target!(|data: &[u8]| {
         "layers": [{ "mediaType": OCI_LAYER_GZIP, "digest": Digest::of_bytes(layer).to_string(), "size": layer.len() }],
     }))
     .unwrap();
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_MANIFEST,
-            "digest": Digest::of_bytes(&manifest).to_string(),
-            "size": manifest.len(),
-            "annotations": { "io.containerd.image.name": "fuzz/config:1" },
-        }],
-    });
-    let mut files = vec![
-        ("oci-layout".to_owned(), OCI_LAYOUT.to_vec()),
-        ("index.json".to_owned(), serde_json::to_vec(&index).unwrap()),
-        (blob_path(&manifest), manifest),
-        (blob_path(&doc), doc),
-    ];
-    files.extend(fixed_blobs());
-    common::load(&files);
+    common::load_layout(OCI_MANIFEST, &manifest, "fuzz/config:1", vec![(blob_path(&doc), doc)]);
 });

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{blob_path, fixed_blobs, OCI_INDEX, OCI_LAYOUT};
+use common::{fixed_blobs, OCI_INDEX, OCI_LAYOUT};
 use hull_runtime::image::{Digest, Platform};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::ImageIndex;
@@ -37,20 +37,5 @@ fuzz_target!(|data: &[u8]| {
     common::load(&files);
 
     // `hull load`: index.json names the input as a nested image index.
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_INDEX,
-            "digest": Digest::of_bytes(&doc).to_string(),
-            "size": doc.len(),
-            "annotations": { "io.containerd.image.name": "fuzz/index:1" },
-        }],
-    });
-    let mut files = vec![
-        ("oci-layout".to_owned(), OCI_LAYOUT.to_vec()),
-        ("index.json".to_owned(), serde_json::to_vec(&index).unwrap()),
-        (blob_path(&doc), doc),
-    ];
-    files.extend(fixed_blobs());
-    common::load(&files);
+    common::load_layout(OCI_INDEX, &doc, "fuzz/index:1", Vec::new());
 });

@@ -8,8 +8,7 @@
 
 mod common;
 
-use common::{blob_path, fixed, fixed_blobs, OCI_LAYOUT, OCI_MANIFEST};
-use hull_runtime::image::Digest;
+use common::{fixed, fixed_blobs, OCI_MANIFEST};
 use libfuzzer_sys::fuzz_target;
 use oci_spec::image::ImageManifest;
 
@@ -20,22 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<ImageManifest>(&doc);
 
     // `hull load` of an OCI layout whose index.json names the manifest.
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": OCI_MANIFEST,
-            "digest": Digest::of_bytes(&doc).to_string(),
-            "size": doc.len(),
-            "annotations": { "io.containerd.image.name": "fuzz/manifest:1" },
-        }],
-    });
-    let mut files = vec![
-        ("oci-layout".to_owned(), OCI_LAYOUT.to_vec()),
-        ("index.json".to_owned(), serde_json::to_vec(&index).unwrap()),
-        (blob_path(&doc), doc.clone()),
-    ];
-    files.extend(fixed_blobs());
-    common::load(&files);
+    common::load_layout(OCI_MANIFEST, &doc, "fuzz/manifest:1", Vec::new());
 
     // `hull load` of a Docker archive (docker save before 25): its
     // manifest.json names config and layers by path.
