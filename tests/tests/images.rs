@@ -284,3 +284,58 @@ fn save_rmi_load_and_run_again() {
     let out = hull.run(["run", "--rm", "--network", "none", image, "echo", "back"]);
     assert_eq!(stdout(&out), "back\n", "{}", stderr(&out));
 }
+
+#[test]
+fn a_decompression_bomb_is_refused_at_its_bound_and_nothing_is_kept() {
+    let hull = Hull::new();
+    // 64 MiB of zeros, about 64 KiB once gzipped, against a bound of 8 MB
+    // (16 GiB by default; HULL_MAX_LAYER_SIZE sets another).
+    let layer = layer_tar(&[Entry::File {
+        path: "zeros".into(),
+        mode: 0o644,
+        data: vec![0; 64 << 20],
+    }])
+    .unwrap();
+    let archive = hull.scratch.path().join("bomb.tar");
+    write_oci_archive(&archive, "hull.test/bomb:latest", &[layer], &settings()).unwrap();
+    let size = std::fs::metadata(&archive).unwrap().len();
+    assert!(size < 1 << 20, "the archive is {size} bytes");
+    let out = hull
+        .command(["load", "-i", archive.to_str().unwrap()])
+        .env("HULL_MAX_LAYER_SIZE", "8m")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("(uncompressed) is larger than the limit of 8000000 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing kept: no image, no layer, no blob.
+    assert_eq!(ok(&hull, &["images", "-q"]), "");
+    for dir in ["image/layers", "image/blobs"] {
+        let mut left = Vec::new();
+        let mut todo = vec![hull.root().join(dir)];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                match entry.file_type().unwrap().is_dir() {
+                    true => todo.push(entry.path()),
+                    false => left.push(entry.path()),
+                }
+            }
+        }
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    // A bad bound is an error, not the default.
+    let out = hull
+        .command(["load", "-i", archive.to_str().unwrap()])
+        .env("HULL_MAX_LAYER_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid HULL_MAX_LAYER_SIZE: 'lots'"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,7 +2,7 @@
 //! does, against a real registry (Debian's docker-registry) that each test
 //! starts on the loopback of its own network namespace.
 
-use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use hull_tests::registry::{curl, TestRegistry};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -516,6 +516,184 @@ fn pull_takes_the_platform_from_a_manifest_list() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Regular files under `dir`, recursively (none if it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => found.extend(files_under(&path)),
+            Ok(_) => found.push(path),
+            Err(_) => {}
+        }
+    }
+    found
+}
+
+/// A registry that misbehaves, on the loopback of `hull`'s network
+/// namespace; the repository in the path picks how:
+/// - `stall`: a manifest's headers, 10 bytes of its body, then nothing;
+/// - `endless`: a manifest body that never ends;
+/// - `bigblob`: a good manifest and config whose layer never ends.
+///
+/// Returns its `host:port`.
+fn start_hostile_registry(hull: &Hull) -> String {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.to_vec();
+    let config_digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&config)));
+    let layer_digest = format!("sha256:{}", "ab".repeat(32));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer_digest, "size": 1024}],
+    })
+    .to_string();
+    // The listener is made in the namespace (a thread's setns), then
+    // served from anywhere.
+    let netns = std::fs::File::open(format!("/run/netns/{}", hull.netns)).unwrap();
+    let listener = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: moves this thread alone into the test's namespace.
+        assert_eq!(
+            unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+    })
+    .join()
+    .unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            let (manifest, config) = (manifest.clone(), config.clone());
+            let (config_digest, layer_digest) = (config_digest.clone(), layer_digest.clone());
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let mut first = text.split_whitespace();
+                let (method, path) = (
+                    first.next().unwrap_or_default(),
+                    first.next().unwrap_or_default(),
+                );
+                let head = method == "HEAD";
+                let answer = |socket: &mut std::net::TcpStream, kind: &str, body: &[u8]| {
+                    let _ = write!(
+                        socket,
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nDocker-Content-Digest: sha256:{}\r\n\r\n",
+                        body.len(),
+                        hex::encode(sha2::Sha256::digest(body))
+                    );
+                    if !head {
+                        let _ = socket.write_all(body);
+                    }
+                };
+                let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+                let endless = |socket: &mut std::net::TcpStream, kind: &str| {
+                    let _ = write!(
+                        socket,
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nConnection: close\r\n\r\n{{\"a\":\""
+                    );
+                    let chunk = [b'x'; 64 << 10];
+                    while !head && socket.write_all(&chunk).is_ok() {}
+                };
+                match path {
+                    "/v2/" => answer(&mut socket, "application/json", b"{}"),
+                    "/v2/stall/manifests/latest" => {
+                        let _ = write!(
+                            socket,
+                            "HTTP/1.1 200 OK\r\nContent-Type: {manifest_type}\r\nContent-Length: 1000\r\n\r\n{{\"schemaV"
+                        );
+                        std::thread::sleep(std::time::Duration::from_secs(300));
+                    }
+                    "/v2/endless/manifests/latest" => endless(&mut socket, manifest_type),
+                    "/v2/bigblob/manifests/latest" => {
+                        answer(&mut socket, manifest_type, manifest.as_bytes())
+                    }
+                    p if p == format!("/v2/bigblob/blobs/{config_digest}") => {
+                        answer(&mut socket, "application/octet-stream", &config)
+                    }
+                    p if p == format!("/v2/bigblob/blobs/{layer_digest}") => {
+                        endless(&mut socket, "application/octet-stream")
+                    }
+                    _ => {
+                        let _ = socket.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 57\r\n\r\n{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"none\"}]}",
+                        );
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[test]
+fn hostile_registries_fail_in_bounded_time_and_leave_nothing() {
+    let hull = Hull::new();
+    let registry = start_hostile_registry(&hull);
+    let pull = |repository: &str| {
+        let started = std::time::Instant::now();
+        let out = hull
+            .command(["pull", &format!("{registry}/{repository}:latest")])
+            // A stall fails after 3 s here (120 s by default).
+            .env("HULL_REGISTRY_TIMEOUT", "3")
+            .output()
+            .expect("running hull");
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{repository}: {}", stdout(&out));
+        assert!(
+            took < std::time::Duration::from_secs(60),
+            "{repository}: the pull took {took:?}"
+        );
+        stderr(&out)
+    };
+    let said = pull("stall");
+    assert!(
+        said.contains("timed out") || said.contains("timeout"),
+        "{said}"
+    );
+    let said = pull("endless");
+    assert!(
+        said.contains("larger than the limit of 4194304 bytes"),
+        "{said}"
+    );
+    let said = pull("bigblob");
+    assert!(said.contains("1024"), "{said}");
+    // Nothing of them was kept.
+    assert_eq!(ok(&hull, &["images", "-q"]), "");
+    let left = files_under(&hull.root().join("image/blobs"));
+    assert!(left.is_empty(), "{left:?}");
+    let left = files_under(&hull.root().join("image/layers"));
+    assert!(left.is_empty(), "{left:?}");
+    // A bad setting is an error, not a default.
+    let out = hull
+        .command(["pull", &format!("{registry}/stall:latest")])
+        .env("HULL_REGISTRY_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid HULL_REGISTRY_TIMEOUT: 'soon'"),
         "{}",
         stderr(&out)
     );

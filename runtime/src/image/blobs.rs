@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
 
@@ -23,13 +24,36 @@ pub(crate) const MAX_JSON_SIZE: u64 = 4 << 20;
 pub(crate) struct BlobStore {
     /// `<root>/blobs`; temporary files live here, blobs in `sha256/`.
     dir: PathBuf,
+    /// The blobs this handle (and its clones) stored, which a failed load
+    /// or pull takes back ([`BlobStore::take_created`]).
+    created: Arc<Mutex<Vec<Digest>>>,
 }
 
 impl BlobStore {
     /// The blob store in `<root>/blobs`, creating its directories.
     pub(crate) fn open(dir: PathBuf) -> Result<BlobStore, ImageError> {
         fsutil::ensure_dir(&dir.join("sha256"))?;
-        Ok(BlobStore { dir })
+        Ok(BlobStore {
+            dir,
+            created: Arc::default(),
+        })
+    }
+
+    /// The blobs stored through this handle since the last call, which
+    /// were not in the store before.
+    pub(crate) fn take_created(&self) -> Vec<Digest> {
+        std::mem::take(&mut *lock(&self.created))
+    }
+
+    /// Removes blob `digest` (gone already is fine).
+    pub(crate) fn remove(&self, digest: &Digest) -> Result<(), ImageError> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(ImageError::io("remove", path, err))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Where the blob named `digest` lives (whether or not it exists).
@@ -113,6 +137,7 @@ impl BlobStore {
             fs::rename(temp.path(), &final_path)
                 .map_err(|e| ImageError::io("store blob", &final_path, e))?;
             temp.keep();
+            lock(&self.created).push(digest.clone());
         }
         Ok((digest, size))
     }
@@ -122,6 +147,7 @@ impl BlobStore {
     pub(crate) fn writer(&self, digest: &Digest, size: u64) -> Result<BlobWriter, ImageError> {
         let (temp, file) = fsutil::create_temp_in(&self.dir)?;
         Ok(BlobWriter {
+            created: self.created.clone(),
             digest: digest.clone(),
             final_path: self.path(digest),
             temp,
@@ -156,6 +182,7 @@ impl BlobStore {
 /// [`BlobWriter::commit`] finds both size and digest right. Dropped
 /// without a commit, it leaves nothing behind.
 pub(crate) struct BlobWriter {
+    created: Arc<Mutex<Vec<Digest>>>,
     digest: Digest,
     final_path: PathBuf,
     temp: TempGuard,
@@ -203,8 +230,16 @@ impl BlobWriter {
         fs::rename(self.temp.path(), &self.final_path)
             .map_err(|e| ImageError::io("store blob", &self.final_path, e))?;
         self.temp.keep();
+        lock(&self.created).push(self.digest);
         Ok(())
     }
+}
+
+/// The journal's lock (a panic while holding it cannot leave it half-made).
+fn lock(created: &Mutex<Vec<Digest>>) -> std::sync::MutexGuard<'_, Vec<Digest>> {
+    created
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check_digest(expected: &Digest, actual: Digest) -> Result<(), ImageError> {

@@ -101,6 +101,15 @@ pub enum ImageError {
         limit: u64,
     },
 
+    /// A setting from the environment cannot be read.
+    #[error("invalid {name}: '{value}'")]
+    InvalidSetting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+
     /// A manifest's layer list and its config's `rootfs.diff_ids` disagree.
     #[error("manifest {manifest} lists {layers} layers but its config has {diff_ids} diff_ids")]
     LayerCountMismatch {

@@ -144,7 +144,53 @@ impl ImageStore {
     /// gzip-compressed), e.g. from `docker save`. Layers already in the
     /// store are reused; named images replace whatever had their name.
     pub fn load_archive(&self, archive: &Path) -> Result<Vec<LoadedImage>, ImageError> {
-        archive::load(self, archive)
+        let loaded = archive::load(self, archive);
+        if loaded.is_err() {
+            self.discard_new_blobs();
+        }
+        loaded
+    }
+
+    /// After a failed load or pull: removes the blobs it stored that no
+    /// image uses, so a hostile archive or registry leaves nothing behind.
+    /// When the images' blobs cannot be listed, everything is kept.
+    pub(crate) fn discard_new_blobs(&self) {
+        let created = self.blobs.take_created();
+        if created.is_empty() {
+            return;
+        }
+        let used = match self.used_blobs() {
+            Ok(used) => used,
+            Err(err) => {
+                tracing::warn!("keeping the blobs of a failed load: {err}");
+                return;
+            }
+        };
+        for digest in created.iter().filter(|d| !used.contains(*d)) {
+            if let Err(err) = self.blobs.remove(digest) {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+
+    /// The blobs the stored images use: manifests, configs, layers.
+    fn used_blobs(&self) -> Result<std::collections::HashSet<Digest>, ImageError> {
+        let table = ImageTable::read(&self.root)?;
+        let mut used = std::collections::HashSet::new();
+        for (manifest_digest, record) in &table.images {
+            used.insert(manifest_digest.clone());
+            used.insert(record.config.clone());
+            let data = self.blobs.read_small(manifest_digest, "manifest")?;
+            let manifest: oci_spec::image::ImageManifest =
+                serde_json::from_slice(&data).map_err(|err| ImageError::InvalidJson {
+                    what: format!("manifest {manifest_digest}"),
+                    reason: err.to_string(),
+                })?;
+            for layer in manifest.layers() {
+                used.insert(import::descriptor_digest(layer)?);
+            }
+        }
+        Ok(used)
     }
 
     /// All images, one row per reference (untagged images get one `<none>`

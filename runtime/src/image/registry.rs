@@ -41,7 +41,30 @@ const PUSH_READ_SIZE: usize = 1 << 20;
 /// Bound on an error body read from a registry.
 const MAX_ERROR_BODY: usize = 64 << 10;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a registry may leave a request without an answer, or stall in
+/// the middle of a body, before the pull fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Sets another [`READ_TIMEOUT`], in seconds.
+pub const READ_TIMEOUT_ENV: &str = "HULL_REGISTRY_TIMEOUT";
+
+/// [`READ_TIMEOUT_ENV`] if set, else [`READ_TIMEOUT`].
+fn read_timeout() -> Result<Duration, RegistryError> {
+    match std::env::var(READ_TIMEOUT_ENV) {
+        Ok(text) if !text.is_empty() => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&secs| secs > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                ImageError::InvalidSetting {
+                    name: READ_TIMEOUT_ENV,
+                    value: text,
+                }
+                .into()
+            }),
+        _ => Ok(READ_TIMEOUT),
+    }
+}
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// What Hull asks a registry for when it fetches a manifest.
@@ -227,7 +250,7 @@ fn http_client() -> Result<reqwest::Client, RegistryError> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(read_timeout()?)
         .build()
         .map_err(RegistryError::HttpSetup)
 }
@@ -247,7 +270,7 @@ impl Registry {
         let client = oci_client::Client::new(ClientConfig {
             protocol,
             connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
+            read_timeout: Some(read_timeout()?),
             user_agent: USER_AGENT,
             platform_resolver: None,
             ..Default::default()
@@ -478,8 +501,23 @@ fn target_of(reference: &Reference) -> (String, bool) {
 
 /// Pulls `reference` for `platform` into `store`, as `docker pull` does:
 /// blobs the store has are not downloaded again, the rest are verified,
-/// and the image is recorded under `reference`.
+/// and the image is recorded under `reference`. A pull that fails keeps
+/// none of the blobs it stored.
 pub async fn pull(
+    store: &ImageStore,
+    reference: &Reference,
+    platform: &Platform,
+    credentials: Option<Credentials>,
+    progress: &dyn Fn(PullEvent<'_>),
+) -> Result<PullOutcome, RegistryError> {
+    let pulled = pull_into(store, reference, platform, credentials, progress).await;
+    if pulled.is_err() {
+        store.discard_new_blobs();
+    }
+    pulled
+}
+
+async fn pull_into(
     store: &ImageStore,
     reference: &Reference,
     platform: &Platform,

@@ -33,8 +33,28 @@ use super::digest::{limit_exceeded, DigestReader};
 use super::fsutil::{self, copy_stream, open_at, CopyFailure, TempGuard};
 use super::{Digest, ImageError};
 
-/// Bound on a layer's uncompressed size (the tar stream, headers included).
+/// Bound on a layer's uncompressed size (the tar stream, headers included):
+/// a small layer that inflates past it (a decompression bomb) is refused,
+/// and nothing of it is kept.
 pub(crate) const MAX_LAYER_SIZE: u64 = 16 << 30;
+/// Sets another bound than [`MAX_LAYER_SIZE`] (`512m`, `64g`: Docker's size
+/// syntax), for hosts whose disks are smaller.
+pub const MAX_LAYER_SIZE_ENV: &str = "HULL_MAX_LAYER_SIZE";
+
+/// The bound on a layer's uncompressed size: [`MAX_LAYER_SIZE_ENV`] if set,
+/// else [`MAX_LAYER_SIZE`].
+pub(crate) fn max_layer_size() -> Result<u64, ImageError> {
+    match std::env::var(MAX_LAYER_SIZE_ENV) {
+        Ok(text) if !text.is_empty() => crate::logs::size::parse_size(&text)
+            .ok()
+            .filter(|&size| size > 0)
+            .ok_or(ImageError::InvalidSetting {
+                name: MAX_LAYER_SIZE_ENV,
+                value: text,
+            }),
+        _ => Ok(MAX_LAYER_SIZE),
+    }
+}
 /// Bound on the number of entries in one layer.
 pub(crate) const MAX_LAYER_ENTRIES: u64 = 1_000_000;
 /// Bound on an entry's path or link target, in bytes (Linux's PATH_MAX).
@@ -98,7 +118,7 @@ pub(crate) fn ensure_layer(
     } else {
         Box::new(compressed)
     };
-    let mut stream = DigestReader::new(decompressed, MAX_LAYER_SIZE);
+    let mut stream = DigestReader::new(decompressed, max_layer_size()?);
     let stream_error = |err: io::Error| match limit_exceeded(&err) {
         Some(limit) => ImageError::TooLarge {
             what: format!("layer {blob_digest} (uncompressed)"),
