@@ -19,6 +19,7 @@ packages=(
   linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev
   libseccomp-dev libcap-ng-dev pkg-config musl-tools hyperfine runc nftables protobuf-compiler
   docker-registry curl kmod containerd containernetworking-plugins
+  docker.io podman docker-compose
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -62,7 +63,7 @@ flag=()
 [ "$profile" = release ] && flag=(--release)
 log "building hull-agent (static, musl) and the host binaries ($profile)"
 cargo build --quiet --release -p hull-agent --target x86_64-unknown-linux-musl
-cargo build --quiet "${flag[@]}" -p hull-runtime -p hull-tests -p hull-vmm -p containerd-shim-hull-v2 --bins
+cargo build --quiet "${flag[@]}" -p hull-runtime -p hull-tests -p hull-vmm -p containerd-shim-hull-v2 -p hull-oci --bins
 
 mkdir -p target/hull
 "$repo/rootfs/build.sh" target/x86_64-unknown-linux-musl/release/hull-agent target/hull/initramfs.img

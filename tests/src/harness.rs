@@ -79,6 +79,10 @@ fn check_fresh(bin: &Path, lib_dir: &Path) {
                 &["guest-agent/src", "protocol/src"][..],
             ),
             (bin.with_file_name("hull-vmm"), &["vmm/src"][..]),
+            (
+                bin.with_file_name("hull-oci"),
+                &["oci/src", "runtime/src", "protocol/src"][..],
+            ),
         ]
         .iter()
         .find_map(|(artefact, sources)| stale(artefact, sources))

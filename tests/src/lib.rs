@@ -161,6 +161,28 @@ pub fn write_oci_archive(
     layers: &[Vec<u8>],
     settings: &ImageSettings,
 ) -> Result<()> {
+    write_archive(out, name, layers, settings, false)
+}
+
+/// The busybox test image as `docker load` (20.10) reads it: the OCI
+/// layout with Docker's `manifest.json` beside it.
+pub fn write_busybox_docker_archive(out: &Path, name: &str) -> Result<()> {
+    let layer = layer_tar(&busybox_rootfs()?)?;
+    let settings = ImageSettings {
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        ..Default::default()
+    };
+    write_archive(out, name, &[layer], &settings, true)
+}
+
+fn write_archive(
+    out: &Path,
+    name: &str,
+    layers: &[Vec<u8>],
+    settings: &ImageSettings,
+    docker_manifest: bool,
+) -> Result<()> {
     let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
     let mut layer_descriptors = Vec::new();
     let mut diff_ids = Vec::new();
@@ -200,7 +222,7 @@ pub fn write_oci_archive(
             "digest": format!("sha256:{config_digest}"),
             "size": config_bytes.len(),
         },
-        "layers": layer_descriptors,
+        "layers": layer_descriptors.clone(),
     });
     let manifest_bytes = serde_json::to_vec(&manifest)?;
     let manifest_digest = sha256_hex(&manifest_bytes);
@@ -232,6 +254,19 @@ pub fn write_oci_archive(
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     add("index.json", &serde_json::to_vec(&index)?)?;
+    if docker_manifest {
+        let layer_paths: Vec<String> = layer_descriptors
+            .iter()
+            .filter_map(|d| d["digest"].as_str())
+            .map(|d| format!("blobs/sha256/{}", d.trim_start_matches("sha256:")))
+            .collect();
+        let docker = serde_json::json!([{
+            "Config": format!("blobs/sha256/{config_digest}"),
+            "RepoTags": [name],
+            "Layers": layer_paths,
+        }]);
+        add("manifest.json", &serde_json::to_vec(&docker)?)?;
+    }
     for (digest, data) in &blobs {
         add(&format!("blobs/sha256/{digest}"), data)?;
     }

@@ -1,0 +1,301 @@
+//! `create`: the container's VM boots with its process waiting, and its
+//! relay (the process `--pid-file` names) runs with the caller's stdio.
+
+use crate::error::OciError;
+use crate::state::{engine, write_atomically, OciState, StateDir};
+use crate::{hooks, query};
+use hull_runtime::engine::BundleOptions;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Seconds the VM may take to boot to its agent.
+const BOOT_TIMEOUT_SECS: u64 = 120;
+/// How long the relay may take to attach to the container.
+const RELAY_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The variable that tells the relay which descriptor to say "ready" on.
+pub const READY_FD_ENV: &str = "HULL_OCI_READY_FD";
+/// The variable that tells the relay which descriptor `create` says "go" on.
+pub const GO_FD_ENV: &str = "HULL_OCI_GO_FD";
+
+/// `create`'s options, as runc takes them.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle: `config.json` and, usually, the root file system.
+    #[arg(long, short, default_value = ".")]
+    bundle: PathBuf,
+    /// Where to write the pid of the process that mirrors the container's.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// A unix socket to send the terminal's master to (`process.terminal`).
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Accepted: the guest's root is its own.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Accepted: keyrings are the guest kernel's.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Descriptors beyond stdio to pass on: none can cross into a VM.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+    /// The container's id.
+    id: String,
+}
+
+/// Creates container `args.id`: its relay first (in a network namespace of
+/// its own when the spec asks for a new one, so that the `prestart` hooks
+/// can put the container's interface there), the hooks, then the Hull
+/// container on that namespace and its VM; then the relay attaches.
+pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError> {
+    let _ = (args.no_pivot, args.no_new_keyring);
+    if args.preserve_fds > 0 {
+        return Err(OciError::Invalid(
+            "--preserve-fds: descriptors cannot be passed into a microVM".into(),
+        ));
+    }
+    let bundle = std::fs::canonicalize(&args.bundle)
+        .map_err(OciError::io("finding the bundle", &args.bundle))?;
+    let mut spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
+        .map_err(|e| OciError::Invalid(format!("reading the bundle's config.json: {e}")))?;
+    if spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+    {
+        // TODO(issue 12): a pty bridged to the guest's through --console-socket.
+        return Err(OciError::Invalid(
+            "a terminal (process.terminal, docker run -t) is not supported by hull-oci yet".into(),
+        ));
+    }
+    let rootfs = match spec.root().as_ref().map(|r| r.path().clone()) {
+        Some(path) if path.is_absolute() => path,
+        Some(path) => bundle.join(path),
+        None => return Err(OciError::Invalid("the spec has no root".into())),
+    };
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let engine = engine()?;
+    let dir = states.create(&args.id)?;
+    let mut relay = None;
+    let made = async {
+        let new_netns = wants_new_network_namespace(&spec);
+        let spawned = spawn_relay(states, &args.id, new_netns)?;
+        let pid = spawned.pid;
+        relay = Some(spawned);
+        if new_netns {
+            set_network_namespace(&mut spec, format!("/proc/{pid}/ns/net").into());
+        }
+        let mut state = OciState {
+            id: args.id.clone(),
+            hull_id: String::new(),
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            created: hull_runtime::timefmt::now(),
+            pid,
+            relay: hull_runtime::process::ProcessIdentity::of(i64::from(pid)),
+            annotations,
+        };
+        let hooks = spec.hooks().clone().unwrap_or_default();
+        let hook_state = query::oci_state(&state, "creating");
+        hooks::run(
+            "createRuntime",
+            hooks.create_runtime().as_deref().unwrap_or_default(),
+            &hook_state,
+        )?;
+        #[allow(deprecated)]
+        hooks::run(
+            "prestart",
+            hooks.prestart().as_deref().unwrap_or_default(),
+            &hook_state,
+        )?;
+        state.hull_id = engine.create_from_bundle(BundleOptions {
+            name: args.id.clone(),
+            rootfs,
+            spec,
+            vmm: std::env::var("HULL_VMM").ok().filter(|v| !v.is_empty()),
+            boot_timeout_secs: BOOT_TIMEOUT_SECS,
+            stdin: stdin_is_open(),
+            sandbox: None,
+        })?;
+        states.save(&state)?;
+        engine.spawn_monitor(&state.hull_id).await?;
+        if let Some(relay) = relay.take() {
+            relay.go()?;
+        }
+        Ok::<_, OciError>(state)
+    }
+    .await;
+    let state = match made {
+        Ok(state) => state,
+        Err(err) => {
+            if let Some(relay) = relay {
+                relay.abandon();
+            }
+            if let Ok(state) = states.load(&args.id) {
+                if !state.hull_id.is_empty() {
+                    let _ = engine.remove(&state.hull_id, true).await;
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err);
+        }
+    };
+    if let Some(pid_file) = &args.pid_file {
+        write_atomically(pid_file, state.pid.to_string().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Whether the spec asks for a new network namespace (one without a path).
+fn wants_new_network_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|namespaces| {
+            namespaces
+                .iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
+        })
+}
+
+/// Names `path` as the spec's network namespace.
+fn set_network_namespace(spec: &mut Spec, path: PathBuf) {
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(namespaces) = linux.namespaces_mut() {
+            for namespace in namespaces.iter_mut() {
+                if namespace.typ() == LinuxNamespaceType::Network {
+                    namespace.set_path(Some(path.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Whether the caller gave the container input: stdin is open and is not
+/// /dev/null.
+pub(crate) fn stdin_is_open() -> bool {
+    match nix::sys::stat::fstat(0) {
+        Ok(stat) => {
+            let is_char = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
+            !(is_char && stat.st_rdev == libc::makedev(1, 3))
+        }
+        Err(_) => false,
+    }
+}
+
+/// A relay that `create` started and has not yet let go.
+struct SpawnedRelay {
+    pid: i32,
+    go: std::fs::File,
+    ready: std::fs::File,
+}
+
+impl SpawnedRelay {
+    /// Tells the relay the container exists; returns once it attached.
+    fn go(self) -> Result<(), OciError> {
+        let SpawnedRelay {
+            pid,
+            mut go,
+            mut ready,
+        } = self;
+        go.write_all(b"go")
+            .map_err(|e| OciError::Setup(format!("telling the relay to attach: {e}")))?;
+        drop(go);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut said = String::new();
+            let _ = ready.read_to_string(&mut said);
+            let _ = tx.send(said);
+        });
+        match rx.recv_timeout(RELAY_READY_TIMEOUT) {
+            Ok(said) if said.trim() == "ready" => Ok(()),
+            Ok(said) if !said.trim().is_empty() => Err(OciError::Setup(said.trim().to_string())),
+            Ok(_) => Err(OciError::Setup(
+                "the relay exited before attaching to the container".into(),
+            )),
+            Err(_) => {
+                // SAFETY: ends the relay this `create` started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                Err(OciError::Setup(format!(
+                    "the relay did not attach within {RELAY_READY_TIMEOUT:?}"
+                )))
+            }
+        }
+    }
+
+    /// `create` failed: the relay, never told to go, ends.
+    fn abandon(self) {
+        // SAFETY: ends the relay this `create` started.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+    }
+}
+
+/// Starts the relay of container `id` with this process's stdio, in a
+/// session (and, with `new_netns`, a network namespace) of its own. It is
+/// not waited for: the caller's subreaper (the shim, conmon) reaps it and
+/// takes the container's exit status from it.
+fn spawn_relay(states: &StateDir, id: &str, new_netns: bool) -> Result<SpawnedRelay, OciError> {
+    let exe =
+        std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
+    let (ready, ready_write) = pipe()?;
+    let (go_read, go) = pipe()?;
+    let (ready_fd, go_fd) = (ready_write.as_raw_fd(), go_read.as_raw_fd());
+    let root = states
+        .dir_of(id)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--root")
+        .arg(&root)
+        .arg("__relay")
+        .arg(id)
+        .env(READY_FD_ENV, ready_fd.to_string())
+        .env(GO_FD_ENV, go_fd.to_string());
+    // SAFETY: between fork and exec, only async-signal-safe calls: the two
+    // pipe ends stay open across exec, the relay leaves the caller's
+    // session and, if asked, its network namespace.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in [ready_fd, go_fd] {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::setsid() < 0 || (new_netns && libc::unshare(libc::CLONE_NEWNET) < 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| OciError::Setup(format!("starting the relay: {e}")))?;
+    let pid = i32::try_from(child.id()).map_err(|_| OciError::Setup("pid out of range".into()))?;
+    // Not waited for here: the caller's reaper takes its exit status.
+    std::mem::forget(child);
+    Ok(SpawnedRelay {
+        pid,
+        go: std::fs::File::from(go),
+        ready: std::fs::File::from(ready),
+    })
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), OciError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills both descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(OciError::Setup(format!(
+            "pipe: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: both are open descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}

@@ -1,0 +1,222 @@
+//! The relay: the host process whose pid `create` writes to `--pid-file`.
+//! It lives as long as the container's process, carries the caller's
+//! stdio to and from it (the monitor's streams), passes the signals it
+//! gets on to it, and exits with its exit code, so the shim or conmon that
+//! reaps it sees what the container did (runsc's model).
+
+use crate::create::{GO_FD_ENV, READY_FD_ENV};
+use crate::error::OciError;
+use crate::state::{engine, StateDir};
+use hull_runtime::container::Status;
+use hull_runtime::engine::Engine;
+use hull_runtime::monitor_link::client::{self, MonitorClient};
+use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most bytes read from stdin at once.
+const STDIN_CHUNK: usize = 32 * 1024;
+/// How long the output may take to drain once the container exited.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The signals passed on to the container, as `docker run`'s proxy does.
+const FORWARDED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Runs the relay of container `id`; returns its exit code. It first waits
+/// for `create` to say "go" (the container exists; until then the relay
+/// only holds the container's network namespace for the hooks), attaches,
+/// and says "ready" (or why not).
+pub async fn relay(states: &StateDir, id: &str) -> i32 {
+    let mut ready = inherited_pipe(READY_FD_ENV);
+    let go = inherited_pipe(GO_FD_ENV).map(|mut pipe| {
+        let mut said = String::new();
+        let _ = pipe.read_to_string(&mut said);
+        said
+    });
+    if go.as_deref().map(str::trim) != Some("go") {
+        // `create` failed or gave up before the container existed.
+        return 255;
+    }
+    let attached = attach(states, id).await;
+    let said = match &attached {
+        Ok(_) => "ready".to_string(),
+        Err(err) => err.to_string(),
+    };
+    if let Some(pipe) = ready.as_mut() {
+        let _ = pipe.write_all(said.as_bytes());
+    }
+    drop(ready);
+    match attached {
+        Ok(attached) => attached.run().await,
+        Err(_) => 255,
+    }
+}
+
+/// The pipe end `create` handed over in variable `name`, if any.
+fn inherited_pipe(name: &str) -> Option<std::fs::File> {
+    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
+    // SAFETY: `create` opened this descriptor for the relay alone and
+    // passed its number; nothing else in this process owns it.
+    (fd > 2).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// A relay attached to its container's streams.
+struct Attached {
+    engine: Engine,
+    hull_id: String,
+    monitor: Arc<MonitorClient>,
+    outputs: Vec<std::thread::JoinHandle<()>>,
+    stdin: bool,
+}
+
+async fn attach(states: &StateDir, id: &str) -> Result<Attached, OciError> {
+    let state = states.load(id)?;
+    let engine = engine()?;
+    let monitor = Arc::new(
+        client::connect(engine.paths(), &state.hull_id)
+            .await
+            .map_err(|e| OciError::Engine(e.into()))?,
+    );
+    // Subscribed before attaching: nothing is missed.
+    let mut outputs = Vec::new();
+    for (stream, fd) in [(STDOUT, 1), (STDERR, 2)] {
+        let mut rx = monitor.subscribe(stream);
+        // SAFETY: a duplicate of this process's own stdout or stderr.
+        let copy = unsafe { libc::dup(fd) };
+        // SAFETY: `copy`, if valid, is a new descriptor nothing else owns.
+        let out = (copy >= 0).then(|| unsafe { std::fs::File::from_raw_fd(copy) });
+        outputs.push(std::thread::spawn(move || {
+            let mut out = out;
+            while let Some(chunk) = rx.blocking_recv() {
+                if chunk.is_empty() {
+                    break;
+                }
+                if let Some(file) = out.as_mut() {
+                    if file.write_all(&chunk).is_err() {
+                        out = None;
+                    }
+                }
+            }
+        }));
+    }
+    let stdin = crate::create::stdin_is_open();
+    monitor
+        .request(MonitorRequest::Attach {
+            stdin,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .map_err(|e| OciError::Engine(e.into()))?;
+    Ok(Attached {
+        engine,
+        hull_id: state.hull_id,
+        monitor,
+        outputs,
+        stdin,
+    })
+}
+
+impl Attached {
+    /// Relays until the container's process ends; returns its exit code.
+    async fn run(self) -> i32 {
+        let waiter = self.monitor.clone();
+        let mut wait = tokio::spawn(async move { waiter.request(MonitorRequest::Wait).await });
+        if self.stdin {
+            copy_stdin(
+                self.engine.clone(),
+                self.hull_id.clone(),
+                self.monitor.clone(),
+            );
+        }
+        let mut signals = Vec::new();
+        for signal in FORWARDED {
+            if let Ok(stream) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(signal))
+            {
+                signals.push((signal, stream));
+            }
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        for (signal, mut stream) in signals {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    if tx.send(signal).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let answer = loop {
+            tokio::select! {
+                answer = &mut wait => break answer,
+                Some(signal) = rx.recv() => {
+                    let _ = self.engine.kill(&self.hull_id, signal).await;
+                }
+            }
+        };
+        let code = match answer {
+            Ok(Ok(MonitorResponse::Exited { exit_code, .. })) => exit_code,
+            // The monitor went away: what it recorded, if anything.
+            _ => match self.engine.load(&self.hull_id) {
+                Ok((_, record)) if record.state.status == Status::Exited => record.state.exit_code,
+                // Stopped before it started (`kill` of a created container).
+                Ok((_, record)) if record.state.status == Status::Created => 128 + libc::SIGKILL,
+                _ => 255,
+            },
+        };
+        let outputs = self.outputs;
+        let _ = tokio::time::timeout(
+            DRAIN_TIMEOUT,
+            tokio::task::spawn_blocking(move || {
+                for output in outputs {
+                    let _ = output.join();
+                }
+            }),
+        )
+        .await;
+        code
+    }
+}
+
+/// Copies this process's stdin to the container once it runs (the monitor
+/// has nowhere to put input before), then tells it the input ended. A
+/// thread: reading stdin blocks.
+fn copy_stdin(engine: Engine, hull_id: String, monitor: Arc<MonitorClient>) {
+    let handle = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        loop {
+            match engine.load(&hull_id) {
+                Ok((_, record)) if record.state.status == Status::Created => {}
+                Ok(_) => break,
+                Err(_) => return,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut input = std::io::stdin().lock();
+        let mut buffer = vec![0u8; STDIN_CHUNK];
+        loop {
+            match input.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if handle
+                        .block_on(monitor.send_input(STDIN, &buffer[..n]))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = handle.block_on(monitor.send_input(STDIN, &[]));
+    });
+}

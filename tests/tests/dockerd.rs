@@ -1,0 +1,212 @@
+//! Hull as dockerd's OCI runtime (`hull-oci`): Debian's real dockerd 20.10
+//! and docker CLI, dockerd with its own managed containerd and
+//! `--add-runtime hull=…/hull-oci`, all in the test's network namespace and
+//! directories; `docker run --runtime hull` gives each container a microVM.
+
+use hull_tests::harness::{Hull, BUSYBOX_IMAGE};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian's docker CLI (another may be first on PATH).
+const DOCKER: &str = "/usr/bin/docker";
+const DOCKERD: &str = "/usr/sbin/dockerd";
+
+/// A dockerd of the test's own.
+struct Dockerd<'a> {
+    hull: &'a Hull,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl<'a> Dockerd<'a> {
+    /// Starts dockerd in `hull`'s network namespace with `hull-oci` as
+    /// runtime `hull`, and loads the busybox test image into it.
+    fn start(hull: &'a Hull) -> Dockerd<'a> {
+        for needed in [DOCKER, DOCKERD] {
+            assert!(
+                std::path::Path::new(needed).exists(),
+                "{needed} is missing: scripts/setup.sh installs docker.io"
+            );
+        }
+        let oci = hull.bin.with_file_name("hull-oci");
+        assert!(oci.exists(), "{} is missing: build it first", oci.display());
+        let dir = hull.scratch.path().join("docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        // nsenter, not `ip netns exec`, which mounts a /sys without the
+        // cgroups dockerd needs.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", hull.netns))
+            .arg("--")
+            .arg(DOCKERD)
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
+            .arg(format!(
+                "--host=unix://{}",
+                dir.join("docker.sock").display()
+            ))
+            .arg(format!("--add-runtime=hull={}", oci.display()))
+            .arg("--log-level=warn")
+            // Hull's state for hull-oci, beside the test's own.
+            .env("HULL_ROOT", hull.root())
+            .env("HULL_RUN_DIR", hull.run_dir())
+            .env("HULL_LIB_DIR", &hull.lib_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting dockerd");
+        let mut dockerd = Dockerd { hull, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dockerd.docker(&["info"]).status.success() {
+            let exited = dockerd.child.try_wait().ok().flatten();
+            assert!(
+                Instant::now() < deadline && exited.is_none(),
+                "dockerd did not come up: {}",
+                std::fs::read_to_string(dockerd.dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let archive = dockerd.dir.join("busybox.tar");
+        hull_tests::write_busybox_docker_archive(&archive, BUSYBOX_IMAGE).unwrap();
+        let loaded = dockerd.docker(&["load", "-i", archive.to_str().unwrap()]);
+        assert!(loaded.status.success(), "docker load: {}", text(&loaded));
+        dockerd
+    }
+
+    /// `docker ARGS` against this dockerd.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(DOCKER);
+        command
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.join("docker.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.join("client"))
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running docker")
+    }
+}
+
+impl Drop for Dockerd<'_> {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", id]);
+        }
+        // SIGTERM: dockerd stops its containerd; then whatever is left in
+        // the namespace goes with it (Hull's Drop).
+        // SAFETY: signals the dockerd this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The shims outlive containerd: they are ours (their command line
+        // names our directory).
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&*self.dir.to_string_lossy()) {
+                if let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() {
+                    // SAFETY: a process whose command line names this test's directory.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        // dockerd's mounts below the test's directory (overlay2, shm).
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&*self.dir.to_string_lossy()))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = self.hull;
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn docker_run_with_runtime_hull_boots_a_microvm() {
+    let hull = Hull::new();
+    let dockerd = Dockerd::start(&hull);
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--runtime", "hull", "--rm"];
+        all.extend_from_slice(args);
+        dockerd.docker(&all)
+    };
+    // Hull's guest kernel, not the host's.
+    let out = run(&[BUSYBOX_IMAGE, "uname", "-r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .ends_with("-hull"),
+        "{}",
+        text(&out)
+    );
+    // Exit codes, stdout and stderr.
+    let out = run(&[BUSYBOX_IMAGE, "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    // -i: stdin reaches the container.
+    let mut child = dockerd
+        .command(&[
+            "run",
+            "--runtime",
+            "hull",
+            "--rm",
+            "-i",
+            BUSYBOX_IMAGE,
+            "cat",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through stdin\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    // The network dockerd gave it: its bridge's gateway answers.
+    let out = run(&[
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ping -c 1 -W 5 172.17.0.1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Nothing of Hull's left: no container in its store.
+    let left = hull.run(["ps", "-aq"]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "{}",
+        text(&left)
+    );
+}
