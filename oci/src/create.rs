@@ -118,7 +118,7 @@ pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError>
             spec,
             vmm: std::env::var("HULL_VMM").ok().filter(|v| !v.is_empty()),
             boot_timeout_secs: BOOT_TIMEOUT_SECS,
-            stdin: stdin_is_open(),
+            stdin: crate::stdio::stdin_is_open(),
             sandbox: None,
         })?;
         states.save(&state)?;
@@ -172,18 +172,6 @@ fn set_network_namespace(spec: &mut Spec, path: PathBuf) {
                 }
             }
         }
-    }
-}
-
-/// Whether the caller gave the container input: stdin is open and is not
-/// /dev/null.
-pub(crate) fn stdin_is_open() -> bool {
-    match nix::sys::stat::fstat(0) {
-        Ok(stat) => {
-            let is_char = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
-            !(is_char && stat.st_rdev == libc::makedev(1, 3))
-        }
-        Err(_) => false,
     }
 }
 

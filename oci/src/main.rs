@@ -13,6 +13,7 @@
 mod create;
 mod delete;
 mod error;
+mod exec;
 mod hooks;
 mod kill;
 mod log;
@@ -20,6 +21,7 @@ mod query;
 mod relay;
 mod start;
 mod state;
+mod stdio;
 
 use clap::{Parser, Subcommand};
 use error::OciError;
@@ -86,11 +88,19 @@ enum Command {
         /// The container.
         id: String,
     },
+    /// Runs another process in a running container.
+    Exec(exec::ExecArgs),
     /// Prints what this runtime supports (JSON, as runc's `features`).
     Features,
     /// The relay of a container (the process `--pid-file` names).
     #[command(name = "__relay", hide = true)]
     Relay {
+        /// The container.
+        id: String,
+    },
+    /// The relay of a detached exec.
+    #[command(name = "__exec", hide = true)]
+    ExecRelay {
         /// The container.
         id: String,
     },
@@ -133,7 +143,9 @@ fn run(cli: Cli) -> Result<i32, OciError> {
                 .await
                 .map(|()| 0),
             Command::Delete { id, force } => delete::delete(&states, &id, force).await.map(|()| 0),
+            Command::Exec(args) => exec::exec(&states, args).await,
             Command::Features => query::features().map(|()| 0),
+            Command::ExecRelay { id } => Ok(exec::detached_relay(&states, &id).await),
             Command::Relay { id } => Ok(relay::relay(&states, &id).await),
         }
     })

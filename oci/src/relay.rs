@@ -7,28 +7,14 @@
 use crate::create::{GO_FD_ENV, READY_FD_ENV};
 use crate::error::OciError;
 use crate::state::{engine, StateDir};
+use crate::stdio;
 use hull_runtime::container::Status;
 use hull_runtime::engine::Engine;
 use hull_runtime::monitor_link::client::{self, MonitorClient};
-use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
+use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse};
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Most bytes read from stdin at once.
-const STDIN_CHUNK: usize = 32 * 1024;
-/// How long the output may take to drain once the container exited.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// The signals passed on to the container, as `docker run`'s proxy does.
-const FORWARDED: [i32; 6] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
 
 /// Runs the relay of container `id`; returns its exit code. It first waits
 /// for `create` to say "go" (the container exists; until then the relay
@@ -85,29 +71,8 @@ async fn attach(states: &StateDir, id: &str) -> Result<Attached, OciError> {
             .await
             .map_err(|e| OciError::Engine(e.into()))?,
     );
-    // Subscribed before attaching: nothing is missed.
-    let mut outputs = Vec::new();
-    for (stream, fd) in [(STDOUT, 1), (STDERR, 2)] {
-        let mut rx = monitor.subscribe(stream);
-        // SAFETY: a duplicate of this process's own stdout or stderr.
-        let copy = unsafe { libc::dup(fd) };
-        // SAFETY: `copy`, if valid, is a new descriptor nothing else owns.
-        let out = (copy >= 0).then(|| unsafe { std::fs::File::from_raw_fd(copy) });
-        outputs.push(std::thread::spawn(move || {
-            let mut out = out;
-            while let Some(chunk) = rx.blocking_recv() {
-                if chunk.is_empty() {
-                    break;
-                }
-                if let Some(file) = out.as_mut() {
-                    if file.write_all(&chunk).is_err() {
-                        out = None;
-                    }
-                }
-            }
-        }));
-    }
-    let stdin = crate::create::stdin_is_open();
+    let outputs = stdio::copy_output(&monitor);
+    let stdin = stdio::stdin_is_open();
     monitor
         .request(MonitorRequest::Attach {
             stdin,
@@ -131,35 +96,18 @@ impl Attached {
         let waiter = self.monitor.clone();
         let mut wait = tokio::spawn(async move { waiter.request(MonitorRequest::Wait).await });
         if self.stdin {
-            copy_stdin(
-                self.engine.clone(),
-                self.hull_id.clone(),
-                self.monitor.clone(),
-            );
-        }
-        let mut signals = Vec::new();
-        for signal in FORWARDED {
-            if let Ok(stream) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(signal))
-            {
-                signals.push((signal, stream));
-            }
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-        for (signal, mut stream) in signals {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while stream.recv().await.is_some() {
-                    if tx.send(signal).await.is_err() {
-                        break;
-                    }
-                }
+            // Input once it runs: the monitor has nowhere to put it before.
+            let (engine, hull_id) = (self.engine.clone(), self.hull_id.clone());
+            stdio::copy_stdin(self.monitor.clone(), move || match engine.load(&hull_id) {
+                Ok((_, record)) => Some(record.state.status != Status::Created),
+                Err(_) => None,
             });
         }
+        let mut signals = stdio::forwarded_signals();
         let answer = loop {
             tokio::select! {
                 answer = &mut wait => break answer,
-                Some(signal) = rx.recv() => {
+                Some(signal) = signals.recv() => {
                     let _ = self.engine.kill(&self.hull_id, signal).await;
                 }
             }
@@ -174,49 +122,7 @@ impl Attached {
                 _ => 255,
             },
         };
-        let outputs = self.outputs;
-        let _ = tokio::time::timeout(
-            DRAIN_TIMEOUT,
-            tokio::task::spawn_blocking(move || {
-                for output in outputs {
-                    let _ = output.join();
-                }
-            }),
-        )
-        .await;
+        stdio::drain(self.outputs).await;
         code
     }
-}
-
-/// Copies this process's stdin to the container once it runs (the monitor
-/// has nowhere to put input before), then tells it the input ended. A
-/// thread: reading stdin blocks.
-fn copy_stdin(engine: Engine, hull_id: String, monitor: Arc<MonitorClient>) {
-    let handle = tokio::runtime::Handle::current();
-    std::thread::spawn(move || {
-        loop {
-            match engine.load(&hull_id) {
-                Ok((_, record)) if record.state.status == Status::Created => {}
-                Ok(_) => break,
-                Err(_) => return,
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let mut input = std::io::stdin().lock();
-        let mut buffer = vec![0u8; STDIN_CHUNK];
-        loop {
-            match input.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if handle
-                        .block_on(monitor.send_input(STDIN, &buffer[..n]))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = handle.block_on(monitor.send_input(STDIN, &[]));
-    });
 }

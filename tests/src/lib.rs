@@ -164,18 +164,6 @@ pub fn write_oci_archive(
     write_archive(out, name, layers, settings, false)
 }
 
-/// The busybox test image as `docker load` (20.10) reads it: the OCI
-/// layout with Docker's `manifest.json` beside it.
-pub fn write_busybox_docker_archive(out: &Path, name: &str) -> Result<()> {
-    let layer = layer_tar(&busybox_rootfs()?)?;
-    let settings = ImageSettings {
-        cmd: vec!["sh".into()],
-        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
-        ..Default::default()
-    };
-    write_archive(out, name, &[layer], &settings, true)
-}
-
 fn write_archive(
     out: &Path,
     name: &str,
@@ -317,5 +305,7 @@ pub fn write_busybox_archive(out: &Path, name: &str) -> Result<()> {
         env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
         ..Default::default()
     };
-    write_oci_archive(out, name, &[layer], &settings)
+    // Docker's manifest.json beside the OCI layout: `docker load` (20.10)
+    // reads it, Hull the layout.
+    write_archive(out, name, &[layer], &settings, true)
 }

@@ -48,6 +48,8 @@ impl<'a> Dockerd<'a> {
                 dir.join("docker.sock").display()
             ))
             .arg(format!("--add-runtime=hull={}", oci.display()))
+            // `docker build`'s RUN steps and compose's services too.
+            .arg("--default-runtime=hull")
             .arg("--log-level=warn")
             // Hull's state for hull-oci, beside the test's own.
             .env("HULL_ROOT", hull.root())
@@ -70,7 +72,7 @@ impl<'a> Dockerd<'a> {
             std::thread::sleep(Duration::from_millis(200));
         }
         let archive = dockerd.dir.join("busybox.tar");
-        hull_tests::write_busybox_docker_archive(&archive, BUSYBOX_IMAGE).unwrap();
+        hull_tests::write_busybox_archive(&archive, BUSYBOX_IMAGE).unwrap();
         let loaded = dockerd.docker(&["load", "-i", archive.to_str().unwrap()]);
         assert!(loaded.status.success(), "docker load: {}", text(&loaded));
         dockerd
@@ -201,7 +203,192 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
         "ip -4 -o addr show eth0; ping -c 1 -W 5 172.17.0.1",
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    // -v: a host directory, both ways.
+    let volume = hull.scratch.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    std::fs::write(volume.join("in.txt"), "from the host\n").unwrap();
+    let bind = format!("{}:/data", volume.display());
+    let out = run(&[
+        "-v",
+        &bind,
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo from the guest > /data/out.txt",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(volume.join("out.txt")).unwrap(),
+        "from the guest\n"
+    );
+
+    // -d -p: served from the namespace's host side; exec, logs, stop,
+    // start, restart, kill, rm -f.
+    let ok = |args: &[&str]| {
+        let out = dockerd.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        "hull",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo served > /index.html; echo started; exec httpd -f -p 80 -h /",
+    ]);
+    let fetched = hull_tests::harness::eventually(Duration::from_secs(30), || {
+        hull.in_netns(["wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout) == "served\n")
+    });
+    assert!(fetched, "the published port did not answer");
+    assert_eq!(ok(&["exec", "web", "cat", "/index.html"]), "served");
+    let out = dockerd.docker(&["exec", "web", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let out = dockerd.docker(&["exec", "web", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out));
+    assert!(ok(&["logs", "web"]).contains("started"));
+    ok(&["stop", "-t", "2", "web"]);
+    assert!(ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=web",
+        "--format",
+        "{{.Status}}"
+    ])
+    .starts_with("Exited"));
+    ok(&["start", "web"]);
+    ok(&["restart", "-t", "1", "web"]);
+    assert_eq!(ok(&["exec", "web", "cat", "/index.html"]), "served");
+    ok(&["kill", "web"]);
+    assert_eq!(ok(&["inspect", "-f", "{{.State.ExitCode}}", "web"]), "137");
+    ok(&["start", "web"]);
+    ok(&["rm", "-f", "web"]);
+
+    // docker build (the classic builder): its RUN steps run in microVMs.
+    let context = hull.scratch.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {BUSYBOX_IMAGE}\nRUN echo built > /built.txt && uname -r > /kernel.txt\nCMD cat /built.txt /kernel.txt\n"),
+    )
+    .unwrap();
+    let out = dockerd
+        .command(&[
+            "build",
+            "-q",
+            "-t",
+            "hull.test/built",
+            context.to_str().unwrap(),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker build: {}", text(&out));
+    let out = run(&["hull.test/built"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with("built\n") && said.trim_end().ends_with("-hull"),
+        "{}",
+        text(&out)
+    );
+
     // Nothing of Hull's left: no container in its store.
+    let left = hull.run(["ps", "-aq"]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "{}",
+        text(&left)
+    );
+}
+
+#[test]
+fn podman_runs_a_container_in_a_microvm_with_hull_oci() {
+    let hull = Hull::new();
+    let podman = "/usr/bin/podman";
+    assert!(
+        std::path::Path::new(podman).exists(),
+        "{podman} is missing: scripts/setup.sh installs it"
+    );
+    let dir = hull.scratch.path().join("podman");
+    std::fs::create_dir_all(&dir).unwrap();
+    // conmon gives the runtime a bare environment: Hull's directories go
+    // in through a wrapper (an installed Hull uses its defaults).
+    let wrapper = dir.join("hull-oci");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexport HULL_LIB_DIR={} HULL_ROOT={} HULL_RUN_DIR={}\nexec {} \"$@\"\n",
+            hull.lib_dir.display(),
+            hull.root().display(),
+            hull.run_dir().display(),
+            hull.bin.with_file_name("hull-oci").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let podman_command = |args: &[&str]| {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", hull.netns))
+            .arg("--")
+            .arg(podman)
+            .arg(format!("--root={}", dir.join("root").display()))
+            .arg(format!("--runroot={}", dir.join("run").display()))
+            .args(["--cgroup-manager=cgroupfs", "--events-backend=file"])
+            .arg(format!("--runtime={}", wrapper.display()))
+            .args(args)
+            .env_remove("DOCKER_CONFIG")
+            .stdin(Stdio::null());
+        command
+    };
+    let archive = dir.join("busybox.tar");
+    hull_tests::write_busybox_archive(&archive, BUSYBOX_IMAGE).unwrap();
+    let out = podman_command(&["load", "-i", archive.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman load: {}", text(&out));
+    let kernel = podman_command(&["run", "--rm", BUSYBOX_IMAGE, "uname", "-r"])
+        .output()
+        .unwrap();
+    let exit = podman_command(&["run", "--rm", BUSYBOX_IMAGE, "sh", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    // podman's own mounts (its storage) go before a check can fail.
+    let _ = podman_command(&["system", "reset", "--force"]).output();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&*dir.to_string_lossy()))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(
+        kernel.status.success()
+            && String::from_utf8_lossy(&kernel.stdout)
+                .trim()
+                .ends_with("-hull"),
+        "{}",
+        text(&kernel)
+    );
+    assert_eq!(exit.status.code(), Some(3), "{}", text(&exit));
     let left = hull.run(["ps", "-aq"]);
     assert_eq!(
         String::from_utf8_lossy(&left.stdout).trim(),

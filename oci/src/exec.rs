@@ -1,0 +1,302 @@
+//! `exec`: another process in a running container, relayed as its init
+//! is ([`crate::relay`]): the caller's stdio carried to and from it, the
+//! signals the relay gets passed on, and its exit code the relay's. With
+//! `--detach` the relay runs on its own and `--pid-file` names it, as the
+//! shim (a subreaper) expects; without, `exec` is the relay.
+
+use crate::error::OciError;
+use crate::state::{engine, write_atomically, StateDir};
+use crate::stdio;
+use hull_runtime::monitor_link::client;
+use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a detached exec's relay may take to send its request.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The variable the detached relay finds its process in (JSON).
+const SPEC_ENV: &str = "HULL_OCI_EXEC";
+/// The variable that tells it which descriptor to say "ready" on.
+const READY_FD_ENV: &str = "HULL_OCI_EXEC_READY_FD";
+
+/// `exec`'s options, as runc takes them.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The process (an OCI `process` object, JSON); else the arguments.
+    #[arg(long, short)]
+    process: Option<PathBuf>,
+    /// Return once it runs; `--pid-file` names what mirrors it.
+    #[arg(long, short)]
+    detach: bool,
+    /// Where to write that pid.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// A unix socket to send the terminal's master to.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Give it a terminal.
+    #[arg(long, short)]
+    tty: bool,
+    /// Its working directory.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// More environment, `K=V`.
+    #[arg(long, short)]
+    env: Vec<String>,
+    /// Its user, `UID[:GID]`.
+    #[arg(long, short)]
+    user: Option<String>,
+    /// The container.
+    id: String,
+    /// The command and its arguments (without `--process`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// What to run: what the monitor's Exec takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecSpec {
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: Option<String>,
+    user: Option<String>,
+}
+
+impl ExecArgs {
+    fn spec(&self) -> Result<ExecSpec, OciError> {
+        let mut spec = match &self.process {
+            Some(path) => {
+                let text = std::fs::read(path).map_err(OciError::io("reading", path))?;
+                let process: oci_spec::runtime::Process = serde_json::from_slice(&text)
+                    .map_err(|e| OciError::Invalid(format!("{}: {e}", path.display())))?;
+                if process.terminal().unwrap_or(false) {
+                    return Err(no_terminal());
+                }
+                let user = process.user();
+                ExecSpec {
+                    args: process.args().clone().unwrap_or_default(),
+                    env: process.env().clone().unwrap_or_default(),
+                    cwd: Some(process.cwd().display().to_string()),
+                    user: Some(format!("{}:{}", user.uid(), user.gid())),
+                }
+            }
+            None => ExecSpec {
+                args: self.command.clone(),
+                env: Vec::new(),
+                cwd: None,
+                user: None,
+            },
+        };
+        if self.tty || self.console_socket.is_some() {
+            return Err(no_terminal());
+        }
+        spec.env.extend(self.env.iter().cloned());
+        if self.cwd.is_some() {
+            spec.cwd.clone_from(&self.cwd);
+        }
+        if self.user.is_some() {
+            spec.user.clone_from(&self.user);
+        }
+        if spec.args.is_empty() {
+            return Err(OciError::Invalid("exec needs a command".into()));
+        }
+        Ok(spec)
+    }
+}
+
+fn no_terminal() -> OciError {
+    // TODO(issue 12): a pty bridged to the guest's through --console-socket.
+    OciError::Invalid("a terminal (exec -t) is not supported by hull-oci yet".into())
+}
+
+/// Runs `exec`; returns the exit code.
+pub async fn exec(states: &StateDir, args: ExecArgs) -> Result<i32, OciError> {
+    let spec = args.spec()?;
+    states.load(&args.id)?;
+    if !args.detach {
+        if let Some(pid_file) = &args.pid_file {
+            write_atomically(pid_file, std::process::id().to_string().as_bytes())?;
+        }
+        return Ok(relay(states, &args.id, spec, None).await);
+    }
+    let pid = spawn_relay(states, &args.id, &spec)?;
+    if let Some(pid_file) = &args.pid_file {
+        write_atomically(pid_file, pid.to_string().as_bytes())?;
+    }
+    Ok(0)
+}
+
+/// The detached relay (`__exec ID`): its process from the environment.
+pub async fn detached_relay(states: &StateDir, id: &str) -> i32 {
+    let ready = inherited(READY_FD_ENV);
+    let spec = std::env::var(SPEC_ENV)
+        .ok()
+        .and_then(|text| serde_json::from_str::<ExecSpec>(&text).ok());
+    match spec {
+        Some(spec) => relay(states, id, spec, ready).await,
+        None => 255,
+    }
+}
+
+/// Relays `spec`'s process in container `id` until it ends; says "ready"
+/// on `ready` (if any) once it asked for it. Returns its exit code.
+async fn relay(
+    states: &StateDir,
+    id: &str,
+    spec: ExecSpec,
+    mut ready: Option<std::fs::File>,
+) -> i32 {
+    let mut say = |text: &str| {
+        if let Some(mut pipe) = ready.take() {
+            let _ = pipe.write_all(text.as_bytes());
+        }
+    };
+    let started = async {
+        let state = states.load(id)?;
+        let engine = engine()?;
+        let monitor = Arc::new(
+            client::connect(engine.paths(), &state.hull_id)
+                .await
+                .map_err(|e| OciError::Engine(e.into()))?,
+        );
+        Ok::<_, OciError>(monitor)
+    }
+    .await;
+    let monitor = match started {
+        Ok(monitor) => monitor,
+        Err(err) => {
+            say(&err.to_string());
+            eprintln!("hull-oci: {err}");
+            return 255;
+        }
+    };
+    let outputs = stdio::copy_output(&monitor);
+    let stdin = stdio::stdin_is_open();
+    let request = MonitorRequest::Exec {
+        args: spec.args,
+        env: spec.env,
+        workdir: spec.cwd,
+        user: spec.user,
+        stdin,
+        detach: false,
+        tty: false,
+        size: None,
+    };
+    let asker = monitor.clone();
+    let mut answer = tokio::spawn(async move { asker.request(request).await });
+    if stdin {
+        stdio::copy_stdin(monitor.clone(), || Some(true));
+    }
+    say("ready");
+    let mut signals = stdio::forwarded_signals();
+    let answer = loop {
+        tokio::select! {
+            answer = &mut answer => break answer,
+            Some(signal) = signals.recv() => {
+                let _ = monitor.request(MonitorRequest::SignalExec { signal }).await;
+            }
+        }
+    };
+    let code = match answer {
+        Ok(Ok(MonitorResponse::Exited { exit_code, .. })) => exit_code,
+        Ok(Ok(MonitorResponse::Error { message, exit_code })) => {
+            eprintln!("hull-oci: exec failed: {message}");
+            exit_code.unwrap_or(126)
+        }
+        Ok(Err(err)) => {
+            eprintln!("hull-oci: exec failed: {err}");
+            126
+        }
+        _ => 255,
+    };
+    stdio::drain(outputs).await;
+    code
+}
+
+/// Starts the detached relay of `spec` in container `id`, with this
+/// process's stdio, in a session of its own; returns its pid once it has
+/// asked the monitor to run the process.
+fn spawn_relay(states: &StateDir, id: &str, spec: &ExecSpec) -> Result<i32, OciError> {
+    let exe =
+        std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills both descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(OciError::Setup(format!(
+            "pipe: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: both are open descriptors that nothing else owns.
+    let (mut read, write) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let write_fd = write.as_raw_fd();
+    let root = states
+        .dir_of(id)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--root")
+        .arg(&root)
+        .arg("__exec")
+        .arg(id)
+        .env(
+            SPEC_ENV,
+            serde_json::to_string(spec).map_err(|e| OciError::Setup(e.to_string()))?,
+        )
+        .env(READY_FD_ENV, write_fd.to_string());
+    // SAFETY: between fork and exec, only async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(write_fd, libc::F_SETFD, 0) < 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| OciError::Setup(format!("starting the exec's relay: {e}")))?;
+    drop(write);
+    let pid = i32::try_from(child.id()).map_err(|_| OciError::Setup("pid out of range".into()))?;
+    // Not waited for here: the caller's reaper takes its exit status.
+    std::mem::forget(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = String::new();
+        let _ = read.read_to_string(&mut said);
+        let _ = tx.send(said);
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(said) if said.trim() == "ready" => Ok(pid),
+        Ok(said) => Err(OciError::Setup(if said.trim().is_empty() {
+            "the exec's relay exited before starting it".into()
+        } else {
+            said.trim().to_string()
+        })),
+        Err(_) => {
+            // SAFETY: ends the relay this call started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            Err(OciError::Setup("the exec's relay did not start it".into()))
+        }
+    }
+}
+
+/// The pipe end handed over in variable `name`, if any.
+fn inherited(name: &str) -> Option<std::fs::File> {
+    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
+    // SAFETY: the spawner opened this descriptor for this process alone
+    // and passed its number.
+    (fd > 2).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
+}
