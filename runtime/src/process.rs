@@ -57,6 +57,48 @@ pub fn cpu_time(pid: i64) -> Option<std::time::Duration> {
     ))
 }
 
+/// The processes `pid`'s main thread forked that are still there (a
+/// jailed hull-vmm's pid is its warden, whose one child is the VMM in a
+/// pid namespace of its own).
+pub fn children(pid: i64) -> Vec<i64> {
+    if pid <= 0 {
+        return Vec::new();
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// As [`cpu_time`], for `pid` and the processes it forked: a VMM's guest
+/// may run in its child ([`children`]).
+pub fn cpu_time_with_children(pid: i64) -> Option<std::time::Duration> {
+    let own = cpu_time(pid)?;
+    Some(
+        children(pid)
+            .into_iter()
+            .filter_map(cpu_time)
+            .sum::<std::time::Duration>()
+            + own,
+    )
+}
+
+/// Sends `signal` to `pid`'s children ([`children`]), then to `pid`: a
+/// VMM's guest may run in its child, which must stop (or go on) with it.
+pub fn signal_with_children(pid: i64, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    let to = |pid: i64| {
+        let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::ESRCH)?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+    };
+    for child in children(pid) {
+        to(child)?;
+    }
+    to(pid)
+}
+
 /// One process, told apart from any later process that reuses its pid.
 ///
 /// Records that must end with their owner (an address lease, say) keep
@@ -116,6 +158,7 @@ mod tests {
         }
         assert!(cpu_time(me).unwrap() > before);
         assert_eq!(cpu_time(0), None);
+        assert!(cpu_time_with_children(me).unwrap() >= cpu_time(me).unwrap());
     }
 
     #[test]

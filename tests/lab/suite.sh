@@ -240,14 +240,26 @@ t_confined() {
   [ "$(field "$pid" Uid)" -ge $((0x70000000)) ] && [ "$(field "$pid" CapEff)" = 0000000000000000 ] &&
     [ "$(field "$pid" NoNewPrivs)" = 1 ] && [ "$(field "$pid" Seccomp)" = 2 ] || ok=1
   if [ "$vmm" = hull ]; then
-    # Every thread filtered; the root empty; the host's mounts gone.
-    for task in /proc/"$pid"/task/*; do
-      [ "$(awk '$1 == "Seccomp:" {print $2}' "$task/status")" = 2 ] || { echo "unfiltered: $task"; ok=1; }
+    # The pid Hull knows is the warden; its one child is the VMM, pid 1 of a
+    # pid namespace of its own. Both: every thread filtered, the root
+    # empty, the host's mounts gone.
+    local child _; read -r child _ <"/proc/$pid/task/$pid/children"
+    local nspid; nspid=$(awk '$1 == "NSpid:" {print $2, $3}' "/proc/$child/status")
+    echo "warden $pid, VMM $child, its NSpid: $nspid"
+    [ "$nspid" = "$child 1" ] || ok=1
+    [ "$(readlink "/proc/$child/ns/pid")" != "$(readlink /proc/self/ns/pid)" ] || ok=1
+    local p
+    for p in $pid $child; do
+      [ "$(field "$p" Uid)" -ge $((0x70000000)) ] && [ "$(field "$p" CapEff)" = 0000000000000000 ] &&
+        [ "$(field "$p" NoNewPrivs)" = 1 ] || { echo "privileged: $p"; ok=1; }
+      for task in /proc/"$p"/task/*; do
+        [ "$(awk '$1 == "Seccomp:" {print $2}' "$task/status")" = 2 ] || { echo "unfiltered: $task"; ok=1; }
+      done
+      local listing; listing=$(ls -A "/proc/$p/root/")
+      echo "$p root: [$listing] mounts: $(wc -l <"/proc/$p/mountinfo")"
+      [ -z "$listing" ] && [ "$(wc -l <"/proc/$p/mountinfo")" = 1 ] || ok=1
+      [ "$(readlink "/proc/$p/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || ok=1
     done
-    local listing; listing=$(ls -A "/proc/$pid/root/")
-    echo "root: [$listing] mounts: $(wc -l <"/proc/$pid/mountinfo")"
-    [ -z "$listing" ] && [ "$(wc -l <"/proc/$pid/mountinfo")" = 1 ] || ok=1
-    [ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || ok=1
   fi
   hull exec jailed ping -c 1 -W 5 10.88.0.1 >/dev/null || { echo "no network"; ok=1; }
   hull pause jailed && hull unpause jailed && hull exec jailed true || { echo "pause failed"; ok=1; }

@@ -275,6 +275,16 @@ fn set_up_guest(
 /// `start` is when the VMM process started (for the boot timer).
 pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
     config.validate()?;
+    let filters = match config.seccomp {
+        true => Some(Filters::new()?),
+        false => None,
+    };
+    // A jailed VMM first moves into a pid namespace of its own, before it
+    // opens anything: the VM belongs to the process that makes it.
+    let warded = match &config.jail {
+        Some(jail) => Some(crate::jail::warden::enter(jail, filters.as_ref())?),
+        None => None,
+    };
 
     let kvm = KvmContext::new()?;
     let (memory, _memfd) = create_guest_memory(config.mem_mib)?;
@@ -301,12 +311,11 @@ pub fn run_vm(config: &VmConfig, start: Instant) -> Result<VmExit, VmmError> {
         None => None,
     };
     // Everything is open: the jail closes, then each thread filters itself.
-    let filters = match config.seccomp {
-        true => Some(Filters::new()?),
-        false => None,
-    };
     if let Some(jail) = &config.jail {
         crate::jail::enter(jail)?;
+    }
+    if let Some(warded) = &warded {
+        warded.rearm()?;
     }
     let context = VcpuContext {
         pio_bus: Arc::new(pio_bus),

@@ -316,7 +316,13 @@ fn bzimage_boots_through_the_linux_64bit_protocol() {
 /// A VM whose guest ticks on its serial port, with a control socket and
 /// `extra` configuration (given the test's directory); the control socket's
 /// test and the jail's share it.
-fn ticking_vm(extra: impl FnOnce(&std::path::Path) -> serde_json::Value, check: impl FnOnce(u32)) {
+/// Boots the ticking guest with `extra` in its configuration and calls
+/// `check` with the VMM's pid once it ticks; then, unless `check` said the
+/// VMM is gone (false), pauses and resumes it over its control socket.
+fn ticking_vm(
+    extra: impl FnOnce(&std::path::Path) -> serde_json::Value,
+    check: impl FnOnce(u32) -> bool,
+) {
     use std::io::{BufRead, BufReader, Write};
     require_kvm();
     let dir = tempfile::tempdir().unwrap();
@@ -363,7 +369,9 @@ fn ticking_vm(extra: impl FnOnce(&std::path::Path) -> serde_json::Value, check: 
     wait_until("the guest did not tick", &|| {
         std::fs::read_to_string(&serial).is_ok_and(|t| t.contains("tick"))
     });
-    check(vmm.0.id());
+    if !check(vmm.0.id()) {
+        return;
+    }
     let stream = std::os::unix::net::UnixStream::connect(&api).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut ask = |command: &str| {
@@ -385,7 +393,7 @@ fn ticking_vm(extra: impl FnOnce(&std::path::Path) -> serde_json::Value, check: 
 
 #[test]
 fn the_control_socket_pauses_and_resumes_the_vcpus() {
-    ticking_vm(|_| serde_json::json!({}), |_| {});
+    ticking_vm(|_| serde_json::json!({}), |_| true);
 }
 
 /// `Name:\tvalue` of a /proc status file.
@@ -398,6 +406,69 @@ fn status_field(path: &str, name: &str) -> String {
         .to_string()
 }
 
+/// The process that `pid`'s main thread forked (the jailed VMM's warden
+/// has one child: the VMM).
+fn only_child(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let children: Vec<u32> = children
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children[0]
+}
+
+/// Checks that `pid` runs as `id` in an empty root of its own, every
+/// thread filtered; returns its threads' names (KVM's workers left out).
+fn assert_jailed(pid: u32, id: u32) -> Vec<String> {
+    let status = format!("/proc/{pid}/status");
+    assert_eq!(
+        status_field(&status, "Uid"),
+        format!("{id}\t{id}\t{id}\t{id}")
+    );
+    assert_eq!(
+        status_field(&status, "Gid"),
+        format!("{id}\t{id}\t{id}\t{id}")
+    );
+    assert_eq!(status_field(&status, "Groups"), "");
+    assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapPrm"), "0000000000000000");
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let status = task.join("status");
+        assert_eq!(
+            status_field(status.to_str().unwrap(), "Seccomp"),
+            "2",
+            "{name}"
+        );
+        // KVM's own workers (kvm-nx-lpage-recovery) are the kernel's.
+        if !name.starts_with("kvm-") {
+            threads.push(name.trim().to_string());
+        }
+    }
+    threads.sort();
+    // An empty root, the host's mounts gone, namespaces of its own.
+    let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
+        .unwrap()
+        .collect();
+    assert!(root.is_empty(), "{root:?}");
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert_eq!(mounts.lines().count(), 1, "{mounts}");
+    assert!(
+        mounts.contains(" ro,") && mounts.contains("tmpfs"),
+        "{mounts}"
+    );
+    for ns in ["mnt", "ipc", "uts"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_ne!(theirs, ours, "{ns}");
+    }
+    threads
+}
+
 #[test]
 fn a_jailed_vmm_runs_as_its_user_in_an_empty_root_under_its_filters() {
     const ID: u32 = 0x7000_0042;
@@ -406,53 +477,45 @@ fn a_jailed_vmm_runs_as_its_user_in_an_empty_root_under_its_filters() {
             "jail": {"root": dir.join("root"), "uid": ID, "gid": ID},
         })
     };
-    ticking_vm(jail, |pid| {
-        let status = format!("/proc/{pid}/status");
-        assert_eq!(
-            status_field(&status, "Uid"),
-            format!("{ID}\t{ID}\t{ID}\t{ID}")
-        );
-        assert_eq!(
-            status_field(&status, "Gid"),
-            format!("{ID}\t{ID}\t{ID}\t{ID}")
-        );
-        assert_eq!(status_field(&status, "Groups"), "");
-        assert_eq!(status_field(&status, "CapEff"), "0000000000000000");
-        assert_eq!(status_field(&status, "CapPrm"), "0000000000000000");
-        assert_eq!(status_field(&status, "NoNewPrivs"), "1");
-        // Each thread under its own filter: vCPU, API, event loop.
-        let mut threads = Vec::new();
-        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-            let task = task.unwrap().path();
-            let name = std::fs::read_to_string(task.join("comm")).unwrap();
-            let status = task.join("status");
-            assert_eq!(
-                status_field(status.to_str().unwrap(), "Seccomp"),
-                "2",
-                "{name}"
+    ticking_vm(jail, |warden| {
+        // The process started is the warden, jailed alike, which only waits.
+        assert_eq!(assert_jailed(warden, ID), ["hull-vmm"]);
+        // Its child is the VMM: each thread under its own filter (vCPU,
+        // API, event loop), pid 1 of a pid namespace of its own.
+        let vmm = only_child(warden);
+        assert_eq!(assert_jailed(vmm, ID), ["api", "hull-vmm", "vcpu0"]);
+        let status = format!("/proc/{vmm}/status");
+        assert_eq!(status_field(&status, "NSpid"), format!("{vmm}\t1"));
+        let theirs = std::fs::read_link(format!("/proc/{vmm}/ns/pid")).unwrap();
+        let ours = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_ne!(theirs, ours);
+        true
+    });
+}
+
+#[test]
+fn a_jailed_vmm_ends_with_its_warden() {
+    const ID: u32 = 0x7000_0043;
+    let jail = |dir: &std::path::Path| {
+        serde_json::json!({
+            "jail": {"root": dir.join("root"), "uid": ID, "gid": ID},
+        })
+    };
+    ticking_vm(jail, |warden| {
+        let vmm = only_child(warden);
+        // SAFETY: signals the warden this test started.
+        assert_eq!(unsafe { libc::kill(warden as i32, libc::SIGKILL) }, 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Dead: a zombie until the host's init reaps it, then gone.
+        while std::fs::read_to_string(format!("/proc/{vmm}/status"))
+            .is_ok_and(|s| !s.contains("State:\tZ"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the VMM outlived its warden"
             );
-            // KVM's own workers (kvm-nx-lpage-recovery) are the kernel's.
-            if !name.starts_with("kvm-") {
-                threads.push(name.trim().to_string());
-            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        threads.sort();
-        assert_eq!(threads, ["api", "hull-vmm", "vcpu0"]);
-        // An empty root, the host's mounts gone, namespaces of its own.
-        let root: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/root"))
-            .unwrap()
-            .collect();
-        assert!(root.is_empty(), "{root:?}");
-        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-        assert_eq!(mounts.lines().count(), 1, "{mounts}");
-        assert!(
-            mounts.contains(" ro,") && mounts.contains("tmpfs"),
-            "{mounts}"
-        );
-        for ns in ["mnt", "ipc", "uts"] {
-            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
-            let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
-            assert_ne!(theirs, ours, "{ns}");
-        }
+        false
     });
 }

@@ -91,12 +91,7 @@ fn thaw_if_abandoned(store: &ContainerStore, record: &ContainerRecord) {
             "resuming the VM of {}, left frozen by a hull that died",
             record.short_name()
         );
-        if let Ok(pid) = i32::try_from(vmm) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGCONT,
-            );
-        }
+        let _ = crate::process::signal_with_children(vmm, nix::sys::signal::Signal::SIGCONT);
     }
 }
 

@@ -90,7 +90,7 @@ fn signal_vmm(record: &ContainerRecord, signal: Signal) -> Result<()> {
         .ok()
         .filter(|pid| *pid > 0)
         .ok_or_else(|| EngineError::State(format!("container {} has no VM", record.id)))?;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+    crate::process::signal_with_children(i64::from(pid), signal)
         .with_context(|| format!("sending {signal} to the VM of {}", record.short_name()))?;
     Ok(())
 }

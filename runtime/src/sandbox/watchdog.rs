@@ -18,7 +18,7 @@ pub(super) async fn boot_watchdog(vmm_pid: i64, timeout: Duration, wall_limit: D
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let wall = started.elapsed();
-        let cpu = crate::process::cpu_time(vmm_pid).unwrap_or_default();
+        let cpu = crate::process::cpu_time_with_children(vmm_pid).unwrap_or_default();
         if cpu >= timeout {
             return format!(
                 "no answer from the agent: the guest ran for {:.1}s of CPU time ({:.1}s wall) without reaching it",

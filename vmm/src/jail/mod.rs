@@ -16,6 +16,12 @@
 //!
 //! The per-thread seccomp filters ([`crate::seccomp`]) follow, once each
 //! thread has started.
+//!
+//! Before any of that, at its very start, a jailed VMM moves into a pid
+//! namespace of its own ([`warden`]): it forks, the child (pid 1 there) is
+//! the VMM, and the parent, jailed the same way, only waits for it.
+
+pub mod warden;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -34,7 +40,7 @@ pub struct JailError {
 }
 
 /// Checks a libc return value: `step` failed if it is negative.
-fn check(step: &'static str, ret: libc::c_long) -> Result<(), JailError> {
+pub(crate) fn check(step: &'static str, ret: libc::c_long) -> Result<(), JailError> {
     if ret < 0 {
         Err(JailError {
             step,

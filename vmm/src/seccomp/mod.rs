@@ -10,7 +10,8 @@
 
 mod rules;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+pub use seccompiler::BpfProgram;
+use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
 use std::sync::Arc;
 
 /// The kinds of thread hull-vmm runs.
@@ -24,6 +25,9 @@ pub enum ThreadKind {
     Events,
     /// The control socket: pause and resume.
     Api,
+    /// The warden outside the VMM's pid namespace
+    /// ([`crate::jail::warden`]): it waits for the VMM, and nothing else.
+    Warden,
 }
 
 /// The filters could not be built or installed.
@@ -44,15 +48,17 @@ pub struct Filters {
     vcpu: Arc<BpfProgram>,
     events: Arc<BpfProgram>,
     api: Arc<BpfProgram>,
+    warden: Arc<BpfProgram>,
 }
 
 impl Filters {
-    /// Compiles the three filters.
+    /// Compiles the filters of every kind of thread.
     pub fn new() -> Result<Self, SeccompError> {
         Ok(Self {
             vcpu: Arc::new(compile(ThreadKind::Vcpu)?),
             events: Arc::new(compile(ThreadKind::Events)?),
             api: Arc::new(compile(ThreadKind::Api)?),
+            warden: Arc::new(compile(ThreadKind::Warden)?),
         })
     }
 
@@ -62,6 +68,7 @@ impl Filters {
             ThreadKind::Vcpu => self.vcpu.clone(),
             ThreadKind::Events => self.events.clone(),
             ThreadKind::Api => self.api.clone(),
+            ThreadKind::Warden => self.warden.clone(),
         }
     }
 }
@@ -94,7 +101,12 @@ mod tests {
     #[test]
     fn every_filter_compiles() {
         let filters = Filters::new().unwrap();
-        for kind in [ThreadKind::Vcpu, ThreadKind::Events, ThreadKind::Api] {
+        for kind in [
+            ThreadKind::Vcpu,
+            ThreadKind::Events,
+            ThreadKind::Api,
+            ThreadKind::Warden,
+        ] {
             assert!(!filters.program(kind).is_empty());
         }
     }

@@ -93,6 +93,9 @@ const API: &[libc::c_long] = &[
     libc::SYS_tgkill,
 ];
 
+/// The warden's own calls: waiting for the VMM, and ending as it ended.
+const WARDEN: &[libc::c_long] = &[libc::SYS_wait4, libc::SYS_kill];
+
 /// The rules of threads of `kind`.
 pub fn for_thread(kind: ThreadKind) -> Result<Rules, Error> {
     let mut rules = Rules::new();
@@ -109,6 +112,7 @@ pub fn for_thread(kind: ThreadKind) -> Result<Rules, Error> {
             any(EVENT_LOOP);
         }
         ThreadKind::Api => any(API),
+        ThreadKind::Warden => any(WARDEN),
     }
     // Memory is never made executable: a guest that takes a thread over
     // cannot map code of its own.
@@ -132,7 +136,7 @@ pub fn for_thread(kind: ThreadKind) -> Result<Rules, Error> {
                 )?])?],
             );
         }
-        ThreadKind::Api => {}
+        ThreadKind::Api | ThreadKind::Warden => {}
     }
     rules.insert(libc::SYS_fcntl, fcntls()?);
     Ok(rules)
@@ -178,7 +182,12 @@ mod tests {
 
     #[test]
     fn no_thread_may_start_anything_or_open_anything() {
-        for kind in [ThreadKind::Vcpu, ThreadKind::Events, ThreadKind::Api] {
+        for kind in [
+            ThreadKind::Vcpu,
+            ThreadKind::Events,
+            ThreadKind::Api,
+            ThreadKind::Warden,
+        ] {
             let rules = for_thread(kind).unwrap();
             for call in [
                 libc::SYS_clone,
