@@ -1,10 +1,12 @@
 //! `create`: the container's VM boots with its process waiting, and its
 //! relay (the process `--pid-file` names) runs with the caller's stdio.
 
+use crate::console::{self, Console};
 use crate::error::OciError;
 use crate::state::{engine, write_atomically, OciState, StateDir};
 use crate::{hooks, query};
 use hull_runtime::engine::BundleOptions;
+use hull_runtime::monitor_link::proto::TerminalSize;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -61,17 +63,28 @@ pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError>
         .map_err(OciError::io("finding the bundle", &args.bundle))?;
     let mut spec = oci_spec::runtime::Spec::load(bundle.join("config.json"))
         .map_err(|e| OciError::Invalid(format!("reading the bundle's config.json: {e}")))?;
-    if spec
+    let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
-        .unwrap_or(false)
-    {
-        // TODO(issue 12): a pty bridged to the guest's through --console-socket.
-        return Err(OciError::Invalid(
-            "a terminal (process.terminal, docker run -t) is not supported by hull-oci yet".into(),
-        ));
-    }
+        .unwrap_or(false);
+    let console_size = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.console_size())
+        .map(|size| TerminalSize {
+            rows: u16::try_from(size.height()).unwrap_or(u16::MAX),
+            cols: u16::try_from(size.width()).unwrap_or(u16::MAX),
+        });
+    let console = match (terminal, &args.console_socket) {
+        (true, Some(socket)) => Some(console::create(socket, console_size)?),
+        (true, None) => {
+            return Err(OciError::Invalid(
+                "process.terminal needs --console-socket".into(),
+            ))
+        }
+        (false, _) => None,
+    };
     let rootfs = match spec.root().as_ref().map(|r| r.path().clone()) {
         Some(path) if path.is_absolute() => path,
         Some(path) => bundle.join(path),
@@ -83,7 +96,7 @@ pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError>
     let mut relay = None;
     let made = async {
         let new_netns = wants_new_network_namespace(&spec);
-        let spawned = spawn_relay(states, &args.id, new_netns)?;
+        let spawned = spawn_relay(states, &args.id, new_netns, console.as_ref())?;
         let pid = spawned.pid;
         relay = Some(spawned);
         if new_netns {
@@ -118,7 +131,8 @@ pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError>
             spec,
             vmm: std::env::var("HULL_VMM").ok().filter(|v| !v.is_empty()),
             boot_timeout_secs: BOOT_TIMEOUT_SECS,
-            stdin: crate::stdio::stdin_is_open(),
+            // With a terminal, its input is the terminal's, whatever `create`'s stdin is.
+            stdin: console.is_some() || crate::stdio::stdin_is_open(),
             sandbox: None,
         })?;
         states.save(&state)?;
@@ -226,7 +240,12 @@ impl SpawnedRelay {
 /// session (and, with `new_netns`, a network namespace) of its own. It is
 /// not waited for: the caller's subreaper (the shim, conmon) reaps it and
 /// takes the container's exit status from it.
-fn spawn_relay(states: &StateDir, id: &str, new_netns: bool) -> Result<SpawnedRelay, OciError> {
+fn spawn_relay(
+    states: &StateDir,
+    id: &str,
+    new_netns: bool,
+    console: Option<&Console>,
+) -> Result<SpawnedRelay, OciError> {
     let exe =
         std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
     let (ready, ready_write) = pipe()?;
@@ -245,6 +264,17 @@ fn spawn_relay(states: &StateDir, id: &str, new_netns: bool) -> Result<SpawnedRe
         .arg(id)
         .env(READY_FD_ENV, ready_fd.to_string())
         .env(GO_FD_ENV, go_fd.to_string());
+    let controlling = console.is_some();
+    if let Some(console) = console {
+        let stdio = || {
+            console
+                .slave
+                .try_clone()
+                .map(std::process::Stdio::from)
+                .map_err(|e| OciError::Setup(format!("duplicating the terminal: {e}")))
+        };
+        command.stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
+    }
     // SAFETY: between fork and exec, only async-signal-safe calls: the two
     // pipe ends stay open across exec, the relay leaves the caller's
     // session and, if asked, its network namespace.
@@ -256,6 +286,11 @@ fn spawn_relay(states: &StateDir, id: &str, new_netns: bool) -> Result<SpawnedRe
                 }
             }
             if libc::setsid() < 0 || (new_netns && libc::unshare(libc::CLONE_NEWNET) < 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The terminal's slave is its controlling terminal: a window
+            // size set on the master reaches it as SIGWINCH.
+            if controlling && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -4,11 +4,12 @@
 //! `--detach` the relay runs on its own and `--pid-file` names it, as the
 //! shim (a subreaper) expects; without, `exec` is the relay.
 
+use crate::console::{self, Console};
 use crate::error::OciError;
 use crate::state::{engine, write_atomically, StateDir};
 use crate::stdio;
 use hull_runtime::monitor_link::client;
-use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse};
+use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, TerminalSize};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -17,6 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often a refused terminal size is sent again.
+const RESIZE_RETRY: Duration = Duration::from_millis(50);
+/// How many times (10 s in all).
+const MAX_RESIZE_RETRIES: u32 = 200;
 /// How long a detached exec's relay may take to send its request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The variable the detached relay finds its process in (JSON).
@@ -62,6 +67,12 @@ pub struct ExecArgs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecSpec {
     args: Vec<String>,
+    /// Whether it has a terminal.
+    #[serde(default)]
+    tty: bool,
+    /// The terminal's size, if the spec gives one.
+    #[serde(default)]
+    size: Option<TerminalSize>,
     env: Vec<String>,
     cwd: Option<String>,
     user: Option<String>,
@@ -74,11 +85,14 @@ impl ExecArgs {
                 let text = std::fs::read(path).map_err(OciError::io("reading", path))?;
                 let process: oci_spec::runtime::Process = serde_json::from_slice(&text)
                     .map_err(|e| OciError::Invalid(format!("{}: {e}", path.display())))?;
-                if process.terminal().unwrap_or(false) {
-                    return Err(no_terminal());
-                }
                 let user = process.user();
+                let size = process.console_size().map(|size| TerminalSize {
+                    rows: u16::try_from(size.height()).unwrap_or(u16::MAX),
+                    cols: u16::try_from(size.width()).unwrap_or(u16::MAX),
+                });
                 ExecSpec {
+                    tty: process.terminal().unwrap_or(false),
+                    size,
                     args: process.args().clone().unwrap_or_default(),
                     env: process.env().clone().unwrap_or_default(),
                     cwd: Some(process.cwd().display().to_string()),
@@ -86,14 +100,19 @@ impl ExecArgs {
                 }
             }
             None => ExecSpec {
+                tty: false,
+                size: None,
                 args: self.command.clone(),
                 env: Vec::new(),
                 cwd: None,
                 user: None,
             },
         };
-        if self.tty || self.console_socket.is_some() {
-            return Err(no_terminal());
+        spec.tty |= self.tty;
+        if spec.tty && self.console_socket.is_none() {
+            return Err(OciError::Invalid(
+                "a terminal (exec -t) needs --console-socket".into(),
+            ));
         }
         spec.env.extend(self.env.iter().cloned());
         if self.cwd.is_some() {
@@ -109,26 +128,35 @@ impl ExecArgs {
     }
 }
 
-fn no_terminal() -> OciError {
-    // TODO(issue 12): a pty bridged to the guest's through --console-socket.
-    OciError::Invalid("a terminal (exec -t) is not supported by hull-oci yet".into())
-}
-
 /// Runs `exec`; returns the exit code.
 pub async fn exec(states: &StateDir, args: ExecArgs) -> Result<i32, OciError> {
     let spec = args.spec()?;
     states.load(&args.id)?;
-    if !args.detach {
+    let console = match (spec.tty, &args.console_socket) {
+        (true, Some(socket)) => Some(console::create(socket, spec.size)?),
+        _ => None,
+    };
+    if !args.detach && console.is_none() {
         if let Some(pid_file) = &args.pid_file {
             write_atomically(pid_file, std::process::id().to_string().as_bytes())?;
         }
         return Ok(relay(states, &args.id, spec, None).await);
     }
-    let pid = spawn_relay(states, &args.id, &spec)?;
+    let pid = spawn_relay(states, &args.id, &spec, console.as_ref())?;
     if let Some(pid_file) = &args.pid_file {
         write_atomically(pid_file, pid.to_string().as_bytes())?;
     }
-    Ok(0)
+    if args.detach {
+        return Ok(0);
+    }
+    // With a terminal and no --detach: its relay runs it, this waits.
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
+        .map_err(|e| OciError::Setup(format!("waiting for the exec's relay: {e}")))?;
+    Ok(match status {
+        nix::sys::wait::WaitStatus::Exited(_, code) => code,
+        nix::sys::wait::WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
+        _ => 255,
+    })
 }
 
 /// The detached relay (`__exec ID`): its process from the environment.
@@ -177,6 +205,8 @@ async fn relay(
     };
     let outputs = stdio::copy_output(&monitor);
     let stdin = stdio::stdin_is_open();
+    let tty = spec.tty;
+    let size = spec.size.or_else(console::size_of_stdin);
     let request = MonitorRequest::Exec {
         args: spec.args,
         env: spec.env,
@@ -184,21 +214,49 @@ async fn relay(
         user: spec.user,
         stdin,
         detach: false,
-        tty: false,
-        size: None,
+        tty,
+        size,
     };
-    let asker = monitor.clone();
-    let mut answer = tokio::spawn(async move { asker.request(request).await });
+    // Written before anything else goes on this connection: a resize that
+    // came first would find no exec to resize.
+    let pending = match monitor.send(request).await {
+        Ok(pending) => pending,
+        Err(err) => {
+            say(&err.to_string());
+            eprintln!("hull-oci: exec failed: {err}");
+            return 126;
+        }
+    };
+    let mut answer = tokio::spawn(pending.response());
     if stdin {
         stdio::copy_stdin(monitor.clone(), || Some(true));
     }
-    say("ready");
     let mut signals = stdio::forwarded_signals();
+    let mut resized = stdio::window_changes();
+    say("ready");
+    // A size set before the guest has the process (the caller resizes as
+    // soon as `exec` returns) is refused: it is sent again until taken.
+    let mut unsent: Option<TerminalSize> = None;
+    let mut retry = tokio::time::interval(RESIZE_RETRY);
+    let mut retries = 0;
     let answer = loop {
         tokio::select! {
             answer = &mut answer => break answer,
             Some(signal) = signals.recv() => {
                 let _ = monitor.request(MonitorRequest::SignalExec { signal }).await;
+            }
+            Some(size) = resized.recv() => {
+                let sent = monitor.request(MonitorRequest::ResizeTerminal { size }).await;
+                unsent = sent.is_err().then_some(size);
+            }
+            _ = retry.tick(), if unsent.is_some() => {
+                retries += 1;
+                if let Some(size) = unsent.filter(|_| retries <= MAX_RESIZE_RETRIES) {
+                    let sent = monitor.request(MonitorRequest::ResizeTerminal { size }).await;
+                    unsent = sent.is_err().then_some(size);
+                } else {
+                    unsent = None;
+                }
             }
         }
     };
@@ -221,7 +279,12 @@ async fn relay(
 /// Starts the detached relay of `spec` in container `id`, with this
 /// process's stdio, in a session of its own; returns its pid once it has
 /// asked the monitor to run the process.
-fn spawn_relay(states: &StateDir, id: &str, spec: &ExecSpec) -> Result<i32, OciError> {
+fn spawn_relay(
+    states: &StateDir,
+    id: &str,
+    spec: &ExecSpec,
+    console: Option<&Console>,
+) -> Result<i32, OciError> {
     let exe =
         std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
     let mut fds = [0; 2];
@@ -256,10 +319,25 @@ fn spawn_relay(states: &StateDir, id: &str, spec: &ExecSpec) -> Result<i32, OciE
             serde_json::to_string(spec).map_err(|e| OciError::Setup(e.to_string()))?,
         )
         .env(READY_FD_ENV, write_fd.to_string());
-    // SAFETY: between fork and exec, only async-signal-safe calls.
+    let controlling = console.is_some();
+    if let Some(console) = console {
+        let stdio = || {
+            console
+                .slave
+                .try_clone()
+                .map(std::process::Stdio::from)
+                .map_err(|e| OciError::Setup(format!("duplicating the terminal: {e}")))
+        };
+        command.stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
+    }
+    // SAFETY: between fork and exec, only async-signal-safe calls; a
+    // terminal's slave becomes the relay's controlling terminal.
     unsafe {
         command.pre_exec(move || {
-            if libc::fcntl(write_fd, libc::F_SETFD, 0) < 0 || libc::setsid() < 0 {
+            if libc::fcntl(write_fd, libc::F_SETFD, 0) < 0
+                || libc::setsid() < 0
+                || (controlling && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -10,6 +10,7 @@
 //! gets the container's exit code.
 #![deny(missing_docs)]
 
+mod console;
 mod create;
 mod delete;
 mod error;

@@ -104,11 +104,15 @@ impl Attached {
             });
         }
         let mut signals = stdio::forwarded_signals();
+        let mut resized = stdio::window_changes();
         let answer = loop {
             tokio::select! {
                 answer = &mut wait => break answer,
                 Some(signal) = signals.recv() => {
                     let _ = self.engine.kill(&self.hull_id, signal).await;
+                }
+                Some(size) = resized.recv() => {
+                    let _ = self.monitor.request(MonitorRequest::ResizeTerminal { size }).await;
                 }
             }
         };

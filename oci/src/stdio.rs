@@ -3,7 +3,7 @@
 //! init ([`crate::relay`]) and for an exec'd process ([`crate::exec`]).
 
 use hull_runtime::monitor_link::client::MonitorClient;
-use hull_runtime::monitor_link::proto::{STDERR, STDIN, STDOUT};
+use hull_runtime::monitor_link::proto::{TerminalSize, STDERR, STDIN, STDOUT};
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
@@ -109,6 +109,34 @@ pub fn copy_stdin(
         }
         let _ = handle.block_on(monitor.send_input(STDIN, &[]));
     });
+}
+
+/// The sizes of the terminal on this process's stdin: now, and each time
+/// it changes (SIGWINCH); nothing when stdin is not a terminal.
+pub fn window_changes() -> tokio::sync::mpsc::Receiver<TerminalSize> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    if !crate::console::stdin_is_terminal() {
+        return rx;
+    }
+    // Registered here, before anything can resize the terminal: a SIGWINCH
+    // without a handler is lost.
+    let Ok(mut changes) = signal(SignalKind::window_change()) else {
+        return rx;
+    };
+    tokio::spawn(async move {
+        loop {
+            if let Some(size) = crate::console::size_of_stdin() {
+                if tx.send(size).await.is_err() {
+                    return;
+                }
+            }
+            if changes.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// The signals this process gets that the guest's process should have.

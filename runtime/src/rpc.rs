@@ -129,6 +129,12 @@ where
 
     /// Sends a request and waits for its response; an error reply becomes [`RpcError::Remote`].
     pub async fn request(&self, request: Req) -> Result<Resp, RpcError> {
+        self.send(request).await?.response().await
+    }
+
+    /// Sends a request; returns once it is written, with its response to
+    /// come. What is sent after it reaches the peer after it.
+    pub async fn send(&self, request: Req) -> Result<PendingResponse<Resp>, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -140,10 +146,7 @@ where
         }
         let frame = encode_json(FrameKind::Request, &RequestEnvelope { id, request });
         self.writer.lock().await.send(&frame).await?;
-        rx.await
-            .map_err(|_| RpcError::Closed)?
-            .check()
-            .map_err(|(message, exit_code)| RpcError::Remote { message, exit_code })
+        Ok(PendingResponse { rx })
     }
 
     /// Receives the output of `stream`: chunks, then an empty chunk at its end.
@@ -164,6 +167,23 @@ where
             writer.send(&Frame::stdio(stream, chunk)).await?;
         }
         Ok(())
+    }
+}
+
+/// The response to a request [`RpcClient::send`] wrote.
+#[derive(Debug)]
+pub struct PendingResponse<Resp> {
+    rx: oneshot::Receiver<Resp>,
+}
+
+impl<Resp: RpcResponse> PendingResponse<Resp> {
+    /// Waits for it; an error reply becomes [`RpcError::Remote`].
+    pub async fn response(self) -> Result<Resp, RpcError> {
+        self.rx
+            .await
+            .map_err(|_| RpcError::Closed)?
+            .check()
+            .map_err(|(message, exit_code)| RpcError::Remote { message, exit_code })
     }
 }
 

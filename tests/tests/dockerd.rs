@@ -92,6 +92,22 @@ impl<'a> Dockerd<'a> {
         command
     }
 
+    /// `docker ARGS` on a pty that `driver` (a python script) drives.
+    fn on_terminal(&self, driver: &std::path::Path, args: &[&str]) -> Command {
+        let mut command = Command::new("python3");
+        command
+            .arg(driver)
+            .arg(DOCKER)
+            .args(args)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.join("docker.sock").display()),
+            )
+            .env("DOCKER_CONFIG", self.dir.join("client"))
+            .stdin(Stdio::null());
+        command
+    }
+
     fn docker(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("running docker")
     }
@@ -255,6 +271,28 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let out = dockerd.docker(&["exec", "web", "no-such-command"]);
     assert_eq!(out.status.code(), Some(126), "{}", text(&out));
+    // -it: on a terminal of its own, which follows the window's size
+    // (tests/lab/resize.py drives a pty), for run and exec.
+    let resize = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/resize.py");
+    for args in [
+        vec![
+            "run",
+            "-it",
+            "--rm",
+            "--runtime",
+            "hull",
+            BUSYBOX_IMAGE,
+            "sh",
+        ],
+        vec!["exec", "-it", "web", "sh"],
+    ] {
+        let out = dockerd.on_terminal(&resize, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?} on a terminal: {}",
+            text(&out)
+        );
+    }
     assert!(ok(&["logs", "web"]).contains("started"));
     ok(&["stop", "-t", "2", "web"]);
     assert!(ok(&[
