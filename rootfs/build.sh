@@ -3,10 +3,6 @@
 # /dev/console node the kernel opens for PID 1's stdio. Nothing else: the
 # container's files come from the image, shared by virtio-fs.
 #
-# Uncompressed: the guest copies it in rather than inflating it, which
-# costs a VM on the emulator (and in the KVM lab) a second of guest CPU per
-# boot for gzip; the 5 MB are loaded by the VMM, not read by the guest.
-#
 # usage: rootfs/build.sh AGENT_BINARY OUTPUT.img
 set -euo pipefail
 agent=$1
@@ -16,5 +12,5 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/dev" "$stage/proc" "$stage/sys" "$stage/run" "$stage/tmp"
 install -m 0755 "$agent" "$stage/init"
 mknod -m 0600 "$stage/dev/console" c 5 1
-(cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) > "$out.tmp"
+(cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) | gzip -1 > "$out.tmp"
 mv "$out.tmp" "$out"
