@@ -18,6 +18,7 @@ mod exec;
 mod hooks;
 mod kill;
 mod log;
+mod pause;
 mod query;
 mod relay;
 mod start;
@@ -91,6 +92,28 @@ enum Command {
     },
     /// Runs another process in a running container.
     Exec(exec::ExecArgs),
+    /// Pauses a container's VM.
+    Pause {
+        /// The container.
+        id: String,
+    },
+    /// Resumes a paused container's VM.
+    Resume {
+        /// The container.
+        id: String,
+    },
+    /// The container's host processes (the relay: its processes are the
+    /// guest's), as runc's `ps`.
+    Ps {
+        /// `table` or `json`.
+        #[arg(long, short, default_value = "table")]
+        format: String,
+        /// The container.
+        id: String,
+        /// `ps` options (for `table`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Prints what this runtime supports (JSON, as runc's `features`).
     Features,
     /// The relay of a container (the process `--pid-file` names).
@@ -145,6 +168,13 @@ fn run(cli: Cli) -> Result<i32, OciError> {
                 .map(|()| 0),
             Command::Delete { id, force } => delete::delete(&states, &id, force).await.map(|()| 0),
             Command::Exec(args) => exec::exec(&states, args).await,
+            Command::Pause { id } => pause::pause(&states, &id).await.map(|()| 0),
+            Command::Resume { id } => pause::resume(&states, &id).await.map(|()| 0),
+            Command::Ps {
+                format,
+                id,
+                ps_args,
+            } => query::ps(&states, &id, &format, &ps_args).map(|()| 0),
             Command::Features => query::features().map(|()| 0),
             Command::ExecRelay { id } => Ok(exec::detached_relay(&states, &id).await),
             Command::Relay { id } => Ok(relay::relay(&states, &id).await),

@@ -42,6 +42,52 @@ pub fn oci_state(state: &OciState, status: &str) -> serde_json::Value {
     })
 }
 
+/// Prints the container's host processes: its relay, which stands for its
+/// init (the processes themselves are the guest's: `docker top` through
+/// the relay's pid shows the relay). `json` prints their pids, as runc does.
+pub fn ps(states: &StateDir, id: &str, format: &str, ps_args: &[String]) -> Result<(), OciError> {
+    let state = states.load(id)?;
+    let pids: Vec<i32> = state
+        .relay
+        .filter(|relay| relay.is_alive())
+        .map(|_| vec![state.pid])
+        .unwrap_or_default();
+    match format {
+        "json" => {
+            println!(
+                "{}",
+                serde_json::to_string(&pids).map_err(|e| OciError::Setup(e.to_string()))?
+            );
+            Ok(())
+        }
+        "table" => {
+            let mut command = std::process::Command::new("ps");
+            command.args(ps_args);
+            let out = command
+                .output()
+                .map_err(|e| OciError::Setup(format!("running ps: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut lines = text.lines();
+            if let Some(header) = lines.next() {
+                println!("{header}");
+                let pid_column = header.split_whitespace().position(|c| c == "PID");
+                for line in lines {
+                    let pid = pid_column
+                        .and_then(|i| line.split_whitespace().nth(i))
+                        .and_then(|p| p.parse::<i32>().ok());
+                    if pid.is_some_and(|p| pids.contains(&p)) {
+                        println!("{line}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        other => Err(OciError::Invalid(format!(
+            "invalid format option {other:?}"
+        ))),
+    }
+}
+
 /// Prints what this runtime supports, in runc's `features` shape.
 pub fn features() -> Result<(), OciError> {
     let json = serde_json::json!({

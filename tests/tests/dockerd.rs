@@ -293,6 +293,10 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
             text(&out)
         );
     }
+    ok(&["pause", "web"]);
+    assert_eq!(ok(&["inspect", "-f", "{{.State.Status}}", "web"]), "paused");
+    ok(&["unpause", "web"]);
+    assert_eq!(ok(&["exec", "web", "cat", "/index.html"]), "served");
     assert!(ok(&["logs", "web"]).contains("started"));
     ok(&["stop", "-t", "2", "web"]);
     assert!(ok(&[
