@@ -4,14 +4,13 @@
 use crate::console::{self, Console};
 use crate::error::OciError;
 use crate::state::{engine, write_atomically, OciState, StateDir};
-use crate::{hooks, query};
+use crate::{hooks, query, spawn};
 use hull_runtime::engine::BundleOptions;
 use hull_runtime::monitor_link::proto::TerminalSize;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Seconds the VM may take to boot to its agent.
@@ -199,34 +198,17 @@ struct SpawnedRelay {
 impl SpawnedRelay {
     /// Tells the relay the container exists; returns once it attached.
     fn go(self) -> Result<(), OciError> {
-        let SpawnedRelay {
-            pid,
-            mut go,
-            mut ready,
-        } = self;
+        let SpawnedRelay { pid, mut go, ready } = self;
         go.write_all(b"go")
             .map_err(|e| OciError::Setup(format!("telling the relay to attach: {e}")))?;
         drop(go);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut said = String::new();
-            let _ = ready.read_to_string(&mut said);
-            let _ = tx.send(said);
-        });
-        match rx.recv_timeout(RELAY_READY_TIMEOUT) {
-            Ok(said) if said.trim() == "ready" => Ok(()),
-            Ok(said) if !said.trim().is_empty() => Err(OciError::Setup(said.trim().to_string())),
-            Ok(_) => Err(OciError::Setup(
-                "the relay exited before attaching to the container".into(),
-            )),
-            Err(_) => {
-                // SAFETY: ends the relay this `create` started.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                Err(OciError::Setup(format!(
-                    "the relay did not attach within {RELAY_READY_TIMEOUT:?}"
-                )))
-            }
-        }
+        spawn::await_ready(
+            ready,
+            pid,
+            RELAY_READY_TIMEOUT,
+            "the relay exited before attaching to the container",
+            format!("the relay did not attach within {RELAY_READY_TIMEOUT:?}"),
+        )
     }
 
     /// `create` failed: the relay, never told to go, ends.
@@ -246,79 +228,27 @@ fn spawn_relay(
     new_netns: bool,
     console: Option<&Console>,
 ) -> Result<SpawnedRelay, OciError> {
-    let exe =
-        std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
-    let (ready, ready_write) = pipe()?;
-    let (go_read, go) = pipe()?;
+    let (ready, ready_write) = spawn::pipe()?;
+    let (go_read, go) = spawn::pipe()?;
     let (ready_fd, go_fd) = (ready_write.as_raw_fd(), go_read.as_raw_fd());
-    let root = states
-        .dir_of(id)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut command = std::process::Command::new(exe);
-    command
-        .arg("--root")
-        .arg(&root)
-        .arg("__relay")
-        .arg(id)
-        .env(READY_FD_ENV, ready_fd.to_string())
-        .env(GO_FD_ENV, go_fd.to_string());
-    let controlling = console.is_some();
-    if let Some(console) = console {
-        let stdio = || {
-            console
-                .slave
-                .try_clone()
-                .map(std::process::Stdio::from)
-                .map_err(|e| OciError::Setup(format!("duplicating the terminal: {e}")))
-        };
-        command.stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
-    }
-    // SAFETY: between fork and exec, only async-signal-safe calls: the two
-    // pipe ends stay open across exec, the relay leaves the caller's
-    // session and, if asked, its network namespace.
-    unsafe {
-        command.pre_exec(move || {
-            for fd in [ready_fd, go_fd] {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if libc::setsid() < 0 || (new_netns && libc::unshare(libc::CLONE_NEWNET) < 0) {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The terminal's slave is its controlling terminal: a window
-            // size set on the master reaches it as SIGWINCH.
-            if controlling && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command
-        .spawn()
-        .map_err(|e| OciError::Setup(format!("starting the relay: {e}")))?;
-    let pid = i32::try_from(child.id()).map_err(|_| OciError::Setup("pid out of range".into()))?;
-    // Not waited for here: the caller's reaper takes its exit status.
-    std::mem::forget(child);
+    let pid = spawn::spawn(
+        states,
+        spawn::RelaySpec {
+            verb: "__relay",
+            id,
+            env: vec![
+                (READY_FD_ENV, ready_fd.to_string()),
+                (GO_FD_ENV, go_fd.to_string()),
+            ],
+            passed: vec![ready_fd, go_fd],
+            console,
+            new_netns,
+            name: "relay",
+        },
+    )?;
     Ok(SpawnedRelay {
         pid,
         go: std::fs::File::from(go),
         ready: std::fs::File::from(ready),
     })
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> Result<(OwnedFd, OwnedFd), OciError> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills both descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(OciError::Setup(format!(
-            "pipe: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: both are open descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

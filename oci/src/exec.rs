@@ -7,14 +7,13 @@
 use crate::console::{self, Console};
 use crate::error::OciError;
 use crate::state::{engine, write_atomically, StateDir};
-use crate::stdio;
+use crate::{spawn, stdio};
 use hull_runtime::monitor_link::client;
 use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse, TerminalSize};
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,7 +160,7 @@ pub async fn exec(states: &StateDir, args: ExecArgs) -> Result<i32, OciError> {
 
 /// The detached relay (`__exec ID`): its process from the environment.
 pub async fn detached_relay(states: &StateDir, id: &str) -> i32 {
-    let ready = inherited(READY_FD_ENV);
+    let ready = spawn::inherited_pipe(READY_FD_ENV);
     let spec = std::env::var(SPEC_ENV)
         .ok()
         .and_then(|text| serde_json::from_str::<ExecSpec>(&text).ok());
@@ -285,96 +284,33 @@ fn spawn_relay(
     spec: &ExecSpec,
     console: Option<&Console>,
 ) -> Result<i32, OciError> {
-    let exe =
-        std::env::current_exe().map_err(|e| OciError::Setup(format!("finding hull-oci: {e}")))?;
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills both descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(OciError::Setup(format!(
-            "pipe: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: both are open descriptors that nothing else owns.
-    let (mut read, write) = unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            OwnedFd::from_raw_fd(fds[1]),
-        )
-    };
+    let (read, write) = spawn::pipe()?;
     let write_fd = write.as_raw_fd();
-    let root = states
-        .dir_of(id)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let mut command = std::process::Command::new(exe);
-    command
-        .arg("--root")
-        .arg(&root)
-        .arg("__exec")
-        .arg(id)
-        .env(
-            SPEC_ENV,
-            serde_json::to_string(spec).map_err(|e| OciError::Setup(e.to_string()))?,
-        )
-        .env(READY_FD_ENV, write_fd.to_string());
-    let controlling = console.is_some();
-    if let Some(console) = console {
-        let stdio = || {
-            console
-                .slave
-                .try_clone()
-                .map(std::process::Stdio::from)
-                .map_err(|e| OciError::Setup(format!("duplicating the terminal: {e}")))
-        };
-        command.stdin(stdio()?).stdout(stdio()?).stderr(stdio()?);
-    }
-    // SAFETY: between fork and exec, only async-signal-safe calls; a
-    // terminal's slave becomes the relay's controlling terminal.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::fcntl(write_fd, libc::F_SETFD, 0) < 0
-                || libc::setsid() < 0
-                || (controlling && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command
-        .spawn()
-        .map_err(|e| OciError::Setup(format!("starting the exec's relay: {e}")))?;
+    let pid = spawn::spawn(
+        states,
+        spawn::RelaySpec {
+            verb: "__exec",
+            id,
+            env: vec![
+                (
+                    SPEC_ENV,
+                    serde_json::to_string(spec).map_err(|e| OciError::Setup(e.to_string()))?,
+                ),
+                (READY_FD_ENV, write_fd.to_string()),
+            ],
+            passed: vec![write_fd],
+            console,
+            new_netns: false,
+            name: "exec's relay",
+        },
+    )?;
     drop(write);
-    let pid = i32::try_from(child.id()).map_err(|_| OciError::Setup("pid out of range".into()))?;
-    // Not waited for here: the caller's reaper takes its exit status.
-    std::mem::forget(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut said = String::new();
-        let _ = read.read_to_string(&mut said);
-        let _ = tx.send(said);
-    });
-    match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(said) if said.trim() == "ready" => Ok(pid),
-        Ok(said) => Err(OciError::Setup(if said.trim().is_empty() {
-            "the exec's relay exited before starting it".into()
-        } else {
-            said.trim().to_string()
-        })),
-        Err(_) => {
-            // SAFETY: ends the relay this call started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            Err(OciError::Setup("the exec's relay did not start it".into()))
-        }
-    }
-}
-
-/// The pipe end handed over in variable `name`, if any.
-fn inherited(name: &str) -> Option<std::fs::File> {
-    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
-    // SAFETY: the spawner opened this descriptor for this process alone
-    // and passed its number.
-    (fd > 2).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
+    spawn::await_ready(
+        std::fs::File::from(read),
+        pid,
+        READY_TIMEOUT,
+        "the exec's relay exited before starting it",
+        "the exec's relay did not start it".into(),
+    )?;
+    Ok(pid)
 }

@@ -21,6 +21,7 @@ mod log;
 mod pause;
 mod query;
 mod relay;
+mod spawn;
 mod start;
 mod state;
 mod stdio;

@@ -7,13 +7,12 @@
 use crate::create::{GO_FD_ENV, READY_FD_ENV};
 use crate::error::OciError;
 use crate::state::{engine, StateDir};
-use crate::stdio;
+use crate::{spawn, stdio};
 use hull_runtime::container::Status;
 use hull_runtime::engine::Engine;
 use hull_runtime::monitor_link::client::{self, MonitorClient};
 use hull_runtime::monitor_link::proto::{MonitorRequest, MonitorResponse};
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
 /// Runs the relay of container `id`; returns its exit code. It first waits
@@ -21,8 +20,8 @@ use std::sync::Arc;
 /// only holds the container's network namespace for the hooks), attaches,
 /// and says "ready" (or why not).
 pub async fn relay(states: &StateDir, id: &str) -> i32 {
-    let mut ready = inherited_pipe(READY_FD_ENV);
-    let go = inherited_pipe(GO_FD_ENV).map(|mut pipe| {
+    let mut ready = spawn::inherited_pipe(READY_FD_ENV);
+    let go = spawn::inherited_pipe(GO_FD_ENV).map(|mut pipe| {
         let mut said = String::new();
         let _ = pipe.read_to_string(&mut said);
         said
@@ -44,14 +43,6 @@ pub async fn relay(states: &StateDir, id: &str) -> i32 {
         Ok(attached) => attached.run().await,
         Err(_) => 255,
     }
-}
-
-/// The pipe end `create` handed over in variable `name`, if any.
-fn inherited_pipe(name: &str) -> Option<std::fs::File> {
-    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
-    // SAFETY: `create` opened this descriptor for the relay alone and
-    // passed its number; nothing else in this process owns it.
-    (fd > 2).then(|| unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// A relay attached to its container's streams.

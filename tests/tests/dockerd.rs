@@ -141,17 +141,23 @@ impl Drop for Dockerd<'_> {
             }
         }
         // dockerd's mounts below the test's directory (overlay2, shm).
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&*self.dir.to_string_lossy()))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for point in points {
-            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-        }
+        unmount_below(&self.dir);
         let _ = self.hull;
+    }
+}
+
+/// Detaches the mounts below `dir`, deepest first (what dockerd or podman
+/// left there).
+fn unmount_below(dir: &std::path::Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&*dir.to_string_lossy()))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -412,16 +418,7 @@ fn podman_runs_a_container_in_a_microvm_with_hull_oci() {
         .unwrap();
     // podman's own mounts (its storage) go before a check can fail.
     let _ = podman_command(&["system", "reset", "--force"]).output();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&*dir.to_string_lossy()))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for point in points {
-        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
-    }
+    unmount_below(&dir);
     assert!(
         kernel.status.success()
             && String::from_utf8_lossy(&kernel.stdout)
