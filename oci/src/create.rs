@@ -5,7 +5,7 @@ use crate::console::{self, Console};
 use crate::error::OciError;
 use crate::state::{engine, write_atomically, OciState, StateDir};
 use crate::{hooks, query, spawn};
-use hull_runtime::engine::BundleOptions;
+use hull_runtime::engine::{spec_namespace, BundleOptions};
 use hull_runtime::monitor_link::proto::TerminalSize;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::io::Write;
@@ -165,14 +165,7 @@ pub async fn create(states: &StateDir, args: CreateArgs) -> Result<(), OciError>
 
 /// Whether the spec asks for a new network namespace (one without a path).
 fn wants_new_network_namespace(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|namespaces| {
-            namespaces
-                .iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none())
-        })
+    spec_namespace(spec, LinuxNamespaceType::Network).is_some_and(|n| n.path().is_none())
 }
 
 /// Names `path` as the spec's network namespace.

@@ -2,16 +2,14 @@
 //! guest through its monitor's streams: the relay's work for a container's
 //! init ([`crate::relay`]) and for an exec'd process ([`crate::exec`]).
 
-use hull_runtime::monitor_link::client::MonitorClient;
-use hull_runtime::monitor_link::proto::{TerminalSize, STDERR, STDIN, STDOUT};
+use hull_runtime::monitor_link::client::{forward_input, MonitorClient};
+use hull_runtime::monitor_link::proto::{TerminalSize, STDERR, STDOUT};
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Most bytes read from stdin at once.
-const STDIN_CHUNK: usize = 32 * 1024;
 /// How long the output may take to drain once the process exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The signals passed on to the process, as `docker run`'s proxy does.
@@ -93,21 +91,7 @@ pub fn copy_stdin(
             }
         }
         let mut input = std::io::stdin().lock();
-        let mut buffer = vec![0u8; STDIN_CHUNK];
-        loop {
-            match input.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if handle
-                        .block_on(monitor.send_input(STDIN, &buffer[..n]))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = handle.block_on(monitor.send_input(STDIN, &[]));
+        forward_input(&monitor, &handle, |buffer| input.read(buffer));
     });
 }
 

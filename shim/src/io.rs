@@ -2,8 +2,8 @@
 //! streams on the other. Output is copied until the monitor ends the
 //! stream; stdin until containerd closes its end (or CloseIO).
 
-use hull_runtime::monitor_link::client::MonitorClient;
-use hull_runtime::monitor_link::proto::{STDERR, STDIN, STDOUT};
+use hull_runtime::monitor_link::client::{forward_input, MonitorClient};
+use hull_runtime::monitor_link::proto::{STDERR, STDOUT};
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -12,9 +12,6 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-/// Most bytes read from stdin at once.
-const STDIN_CHUNK: usize = 32 * 1024;
 
 /// The FIFOs containerd gave a task (empty: none).
 #[derive(Debug, Clone, Default)]
@@ -109,40 +106,25 @@ pub fn copy_stdin(monitor: Arc<MonitorClient>, fifo: &Path) -> StdinCopy {
         let Ok(mut input) = std::fs::File::open(&fifo) else {
             return;
         };
-        let mut buffer = vec![0u8; STDIN_CHUNK];
         let timeout =
             nix::poll::PollTimeout::try_from(CLOSE_POLL).unwrap_or(nix::poll::PollTimeout::NONE);
-        loop {
+        // Reads what the FIFO holds; nothing once CloseIO asked and the
+        // FIFO is empty.
+        forward_input(&monitor, &handle, |buffer| loop {
             let ready = {
                 let mut fds = [nix::poll::PollFd::new(
                     input.as_fd(),
                     nix::poll::PollFlags::POLLIN,
                 )];
-                match nix::poll::poll(&mut fds, timeout) {
-                    Ok(n) => n > 0,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(_) => break,
-                }
+                nix::poll::poll(&mut fds, timeout)
             };
-            if !ready {
-                if close.load(Ordering::SeqCst) {
-                    break;
-                }
-                continue;
+            match ready {
+                Ok(0) if close.load(Ordering::SeqCst) => return Ok(0),
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return input.read(buffer),
+                Err(err) => return Err(err.into()),
             }
-            match input.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if handle
-                        .block_on(monitor.send_input(STDIN, &buffer[..n]))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = handle.block_on(monitor.send_input(STDIN, &[]));
+        });
     });
     copy
 }

@@ -13,7 +13,7 @@ use crate::container::{ContainerConfig, ContainerRecord, HostConfig};
 use crate::sandbox::{ContainerShare, SandboxPlan};
 use crate::volume::BindVolume;
 use hull_protocol::JoinNamespaces;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
 
 /// The annotation CRI puts on a container with its image's name.
@@ -151,19 +151,19 @@ impl Engine {
     }
 }
 
+/// The spec's namespace of `kind`, if it has one (the first: a spec names
+/// each kind once).
+pub fn spec_namespace(spec: &Spec, kind: LinuxNamespaceType) -> Option<&LinuxNamespace> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|namespaces| namespaces.iter().find(|n| n.typ() == kind))
+}
+
 /// The container's network: the namespace the spec names (CNI prepared
 /// it: `ns:PATH`), or none (a namespace of its own, loopback only).
 fn network_mode(spec: &Spec) -> Result<String> {
-    let path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .and_then(|namespaces| {
-            namespaces
-                .iter()
-                .find(|n| n.typ() == LinuxNamespaceType::Network)
-        })
-        .and_then(|n| n.path().clone());
+    let path = spec_namespace(spec, LinuxNamespaceType::Network).and_then(|n| n.path().clone());
     match path {
         Some(path) if path.exists() => Ok(format!("ns:{}", path.display())),
         Some(path) => invalid(format!(
@@ -313,16 +313,7 @@ fn share_host_mounts(spec: &mut Spec, share: &ContainerShare) -> Result<Vec<Bind
 /// UTS namespaces, and its pid namespace when the pod shares one). The
 /// network is the VM's in any case; the mount namespace is its own.
 fn pod_namespaces(spec: &Spec, sandbox_id: String) -> JoinNamespaces {
-    let named = |kind: LinuxNamespaceType| {
-        spec.linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|namespaces| {
-                namespaces
-                    .iter()
-                    .any(|n| n.typ() == kind && n.path().is_some())
-            })
-    };
+    let named = |kind| spec_namespace(spec, kind).is_some_and(|n| n.path().is_some());
     JoinNamespaces {
         container_id: sandbox_id,
         ipc: named(LinuxNamespaceType::Ipc),

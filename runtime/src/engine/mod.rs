@@ -22,7 +22,7 @@ mod start;
 mod stop;
 mod update;
 
-pub use bundle::BundleOptions;
+pub use bundle::{spec_namespace, BundleOptions};
 pub use create::GUEST_OVERHEAD_MIB;
 pub use error::EngineError;
 pub use options::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};

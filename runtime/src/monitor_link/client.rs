@@ -1,6 +1,6 @@
 //! The `hull` side of a monitor: spawning one and talking to it.
 
-use super::proto::{MonitorRequest, MonitorResponse};
+use super::proto::{MonitorRequest, MonitorResponse, STDIN};
 use crate::agent_client::connect_with_retry;
 use crate::config::Paths;
 use crate::rpc::{RpcClient, RpcError, RpcResponse};
@@ -19,6 +19,35 @@ impl RpcResponse for MonitorResponse {
             other => Ok(other),
         }
     }
+}
+
+/// Most bytes read from a caller's input at once.
+const INPUT_CHUNK: usize = 32 * 1024;
+
+/// Sends what `read` gives to the process's stdin, chunk by chunk, until
+/// it gives nothing (the input ended, or an error), then tells the process
+/// its input ended. Blocking, for a thread of its own (reading a caller's
+/// stdin or FIFO blocks); `handle` is the runtime `monitor` lives on.
+pub fn forward_input(
+    monitor: &MonitorClient,
+    handle: &tokio::runtime::Handle,
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+) {
+    let mut buffer = vec![0u8; INPUT_CHUNK];
+    loop {
+        match read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if handle
+                    .block_on(monitor.send_input(STDIN, &buffer[..n]))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = handle.block_on(monitor.send_input(STDIN, &[]));
 }
 
 /// Monitors send no events.
