@@ -14,6 +14,7 @@ mod console;
 mod create;
 mod delete;
 mod error;
+mod events;
 mod exec;
 mod hooks;
 mod kill;
@@ -22,9 +23,11 @@ mod pause;
 mod query;
 mod relay;
 mod spawn;
+mod spec;
 mod start;
 mod state;
 mod stdio;
+mod update;
 
 use clap::{Parser, Subcommand};
 use error::OciError;
@@ -117,6 +120,28 @@ enum Command {
     },
     /// Prints what this runtime supports (JSON, as runc's `features`).
     Features,
+    /// Changes a running container's limits (memory, CPU, pids).
+    Update(update::UpdateArgs),
+    /// Prints a container's resource use (JSON lines, as runc's `events`).
+    Events {
+        /// Print the stats once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print them.
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// The container.
+        id: String,
+    },
+    /// Writes a starting config.json (runc's default spec).
+    Spec {
+        /// The bundle directory to write it in.
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// Accepted: Hull's containers are rootless in the guest's sense.
+        #[arg(long)]
+        rootless: bool,
+    },
     /// The relay of a container (the process `--pid-file` names).
     #[command(name = "__relay", hide = true)]
     Relay {
@@ -152,6 +177,24 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Parses `--interval` as runc does (Go durations: `5s`, `500ms`, `1m`).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("invalid duration {text:?}");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(invalid)?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| invalid())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(invalid()),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+}
+
 /// Runs one verb; returns the exit code.
 fn run(cli: Cli) -> Result<i32, OciError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -177,6 +220,15 @@ fn run(cli: Cli) -> Result<i32, OciError> {
                 ps_args,
             } => query::ps(&states, &id, &format, &ps_args).map(|()| 0),
             Command::Features => query::features().map(|()| 0),
+            Command::Update(args) => update::update(&states, args).await.map(|()| 0),
+            Command::Events {
+                stats,
+                interval,
+                id,
+            } => events::events(&states, &id, stats, interval)
+                .await
+                .map(|()| 0),
+            Command::Spec { bundle, .. } => spec::spec(&bundle).map(|()| 0),
             Command::ExecRelay { id } => Ok(exec::detached_relay(&states, &id).await),
             Command::Relay { id } => Ok(relay::relay(&states, &id).await),
         }

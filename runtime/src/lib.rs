@@ -24,5 +24,6 @@ pub mod sandbox;
 pub mod security;
 pub mod spec;
 pub mod timefmt;
+pub mod units;
 pub mod virtiofsd;
 pub mod volume;

@@ -43,13 +43,76 @@ check() {
     *) [ "$1" = t_info ] || [ "$1" = t_clean ] || return 0 ;;
   esac
   n=$((n + 1))
-  local out
-  if out=$("$@" 2>&1); then
+  local out=$scratch/check.out
+  if attempt "$out" "$@"; then
     echo "ok $n - $name"; passed=$((passed + 1))
+  elif [ -s "$out.stuck" ]; then
+    # A stall (both lab CPUs idle, nothing moving) was seen once in ~20
+    # runs of the 2-vCPU lab: what the lab was doing is shown, the check's
+    # containers go, and it runs once more.
+    sed 's/^/#   stalled: /' "$out.stuck"
+    local c
+    for c in $(hull ps -aq); do hull rm -f "$c" >/dev/null 2>&1; done
+    if attempt "$out" "$@"; then
+      echo "ok $n - $name # passed when retried after the stall above"; passed=$((passed + 1))
+    else
+      echo "not ok $n - $name"; failed=$((failed + 1))
+      tail -n 25 "$out" | sed 's/^/#   /'
+      [ -s "$out.stuck" ] && sed 's/^/#   /' "$out.stuck"
+    fi
   else
     echo "not ok $n - $name"; failed=$((failed + 1))
-    printf '%s\n' "$out" | tail -n 25 | sed 's/^/#   /'
+    tail -n 25 "$out" | sed 's/^/#   /'
   fi
+  rm -f "$out" "$out.stuck"
+}
+# attempt OUT COMMAND...: runs the command in the background with a
+# deadline, its output in OUT; one that outlives the deadline is ended,
+# after what the lab was doing is written to OUT.stuck. Succeeds when the
+# command did in time.
+attempt() {
+  local out=$1; shift
+  rm -f "$out.stuck"
+  ("$@") >"$out" 2>&1 &
+  local pid=$!
+  (sleep "$check_timeout" && kill -0 "$pid" 2>/dev/null && {
+    stuck "$pid"
+    kill_tree "$pid"
+  } >"$out.stuck" 2>&1) 2>/dev/null &
+  local watcher=$!
+  wait "$pid" 2>/dev/null
+  local code=$?
+  pkill -P "$watcher" sleep 2>/dev/null
+  wait "$watcher" 2>/dev/null
+  [ "$code" = 0 ] && ! [ -s "$out.stuck" ]
+}
+# A check may take this long (seconds); HULL_SUITE_CHECK_TIMEOUT changes it.
+check_timeout=${HULL_SUITE_CHECK_TIMEOUT:-300}
+# kill_tree PID: ends PID and every process below it.
+kill_tree() {
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do kill_tree "$child"; done
+  kill -9 "$1" 2>/dev/null
+}
+# stuck PID: what the lab was doing when check PID ran out of time: its
+# processes (with where in the kernel they wait), each VMM thread's kernel
+# stack, the sandboxes' guest consoles and the lab kernel's last words.
+stuck() {
+  echo "timed out after ${check_timeout}s (HULL_SUITE_CHECK_TIMEOUT); what was running:"
+  ps -eo pid,ppid,stat,wchan:24,time,args | awk '$NF !~ /^\[/' | cut -c1-200
+  local p t
+  for p in $(pgrep -f 'hull-vmm|qemu-system|virtiofsd'); do
+    for t in /proc/"$p"/task/*; do
+      echo "-- thread ${t##*/} of $p ($(cut -d' ' -f3 "$t/stat" 2>/dev/null), $(cat "$t/comm" 2>/dev/null)):"
+      head -n 12 "$t/stack" 2>/dev/null
+    done
+  done
+  find "$scratch" -name console.log 2>/dev/null | while read -r log; do
+    echo "-- the guest console $log ends with:"
+    tail -n 40 "$log"
+  done
+  echo "-- the lab kernel's log ends with:"
+  dmesg | tail -n 20
 }
 # expect WANT COMMAND...: the command's stdout (trimmed) is WANT.
 expect() {

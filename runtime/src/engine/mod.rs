@@ -19,6 +19,7 @@ mod options;
 mod pause;
 mod remove;
 mod start;
+mod stats;
 mod stop;
 mod update;
 

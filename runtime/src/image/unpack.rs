@@ -45,7 +45,7 @@ pub const MAX_LAYER_SIZE_ENV: &str = "HULL_MAX_LAYER_SIZE";
 /// else [`MAX_LAYER_SIZE`].
 pub(crate) fn max_layer_size() -> Result<u64, ImageError> {
     match std::env::var(MAX_LAYER_SIZE_ENV) {
-        Ok(text) if !text.is_empty() => crate::logs::size::parse_size(&text)
+        Ok(text) if !text.is_empty() => crate::units::parse_size(&text)
             .ok()
             .filter(|&size| size > 0)
             .ok_or(ImageError::InvalidSetting {

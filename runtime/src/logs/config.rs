@@ -2,7 +2,7 @@
 //! `--log-opt`, read into a [`LogConfig`] and shown by `inspect` as Docker's
 //! `HostConfig.LogConfig`, `{"Type":"json-file","Config":{"max-size":"10m","max-file":"3"}}`.
 
-use super::size::{format_size, parse_size, InvalidSize};
+use crate::units::{format_size, parse_size, InvalidSize};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;

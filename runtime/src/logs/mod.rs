@@ -11,7 +11,6 @@
 pub mod config;
 pub mod reader;
 pub mod rotate;
-pub mod size;
 pub mod writer;
 
 pub use config::{LogConfig, LogConfigError, LogDriver};

@@ -1,7 +1,7 @@
-//! `max-size` values as Docker's json-file driver reads them (go-units'
-//! `FromHumanSize`): a number, then an optional unit `k`, `m`, `g`, `t` or
-//! `p` in powers of 1000, optionally followed by `b` or `ib`, any case
-//! (`10m`, `1.5k`, `10MB`, `512`).
+//! Sizes as Docker's command line reads them (go-units): `max-size` of the
+//! json-file log driver and `HULL_MAX_LAYER_SIZE` in powers of 1000
+//! ([`parse_size`], `FromHumanSize`), memory limits in powers of 1024
+//! ([`parse_memory`], `RAMInBytes`).
 
 use thiserror::Error;
 
@@ -55,6 +55,27 @@ pub fn parse_size(text: &str) -> Result<u64, InvalidSize> {
     Ok(bytes as u64)
 }
 
+/// Parses a memory size as Docker's `--memory` does: `512`, `64k`, `64m`,
+/// `1g`, `1t` (powers of 1024), optionally followed by `b`, any case.
+pub fn parse_memory(text: &str) -> Result<i64, InvalidSize> {
+    let invalid = || InvalidSize(text.to_string());
+    let lower = text.trim().to_ascii_lowercase();
+    let trimmed = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, multiplier) = match trimmed.chars().last() {
+        Some('k') => (&trimmed[..trimmed.len() - 1], 1i64 << 10),
+        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
+        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
+        Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
+        _ => (trimmed, 1),
+    };
+    let value: f64 = digits.parse().map_err(|_| invalid())?;
+    let bytes = value * multiplier as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= i64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(bytes as i64)
+}
+
 /// A size as `inspect` shows it: in the largest unit that holds it
 /// exactly (`10000000` is `10m`), else in bytes.
 pub fn format_size(bytes: u64) -> String {
@@ -71,6 +92,18 @@ pub fn format_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes_are_binary() {
+        assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1k").unwrap(), 1 << 10);
+        assert_eq!(parse_memory("512").unwrap(), 512);
+        assert_eq!(parse_memory("2GB").unwrap(), 2 << 30);
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("-1m").is_err());
+        assert!(parse_memory("1e300t").is_err());
+    }
 
     #[test]
     fn sizes_in_decimal_units() {
