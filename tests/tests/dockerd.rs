@@ -161,6 +161,26 @@ fn unmount_below(dir: &std::path::Path) {
     }
 }
 
+/// The `--root` a runtime was given for container `id`: the directory
+/// below `exec_root` that holds `ID/state.json`.
+fn state_root_of(exec_root: &std::path::Path, id: &str) -> Option<std::path::PathBuf> {
+    let mut dirs = vec![exec_root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        if dir.join(id).join("state.json").is_file() {
+            return Some(dir);
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    None
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -277,6 +297,56 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let out = dockerd.docker(&["exec", "web", "no-such-command"]);
     assert_eq!(out.status.code(), Some(126), "{}", text(&out));
+    // docker update: containerd's runc shim hands hull-oci the resources
+    // (`update --resources -`); the container's cgroup in the guest takes them.
+    ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "64m",
+        "--pids-limit",
+        "40",
+        "web",
+    ]);
+    assert_eq!(
+        ok(&[
+            "exec",
+            "web",
+            "cat",
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/pids.max"
+        ]),
+        "67108864\n40"
+    );
+    // runc's `events --stats`, from hull-oci's state under dockerd's exec root.
+    let id = ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    let root = state_root_of(&dockerd.dir.join("exec"), &id)
+        .unwrap_or_else(|| panic!("no hull-oci state for {id} below the exec root"));
+    let oci = hull.bin.with_file_name("hull-oci");
+    let out = Command::new(&oci)
+        .arg("--root")
+        .arg(&root)
+        .args(["events", "--stats", &id])
+        .env("HULL_ROOT", hull.root())
+        .env("HULL_RUN_DIR", hull.run_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hull-oci events --stats: {}",
+        text(&out)
+    );
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(event["type"], "stats", "{event}");
+    assert_eq!(
+        event["data"]["memory"]["usage"]["limit"], 67_108_864,
+        "{event}"
+    );
+    assert!(
+        event["data"]["pids"]["current"].as_u64() >= Some(1),
+        "{event}"
+    );
     // -it: on a terminal of its own, which follows the window's size
     // (tests/lab/resize.py drives a pty), for run and exec.
     let resize = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/resize.py");

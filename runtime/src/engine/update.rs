@@ -9,11 +9,13 @@ use crate::monitor_link::proto::MonitorRequest;
 use crate::sandbox::load_spec;
 use anyhow::Context;
 use oci_spec::runtime::{LinuxResources, Spec};
+use serde_json::Value;
 
 impl Engine {
     /// Gives the container the limits `resources` names (memory, CPU,
     /// pids); the others stay as they are.
     pub async fn update(&self, reference: &str, resources: &LinuxResources) -> Result<()> {
+        let resources = &without_unset(resources)?;
         let (store, mut record) = self.load(reference)?;
         let memory = resources
             .memory()
@@ -55,6 +57,44 @@ impl Engine {
     }
 }
 
+/// The limits an update sets, as runc reads one: a zero or empty value
+/// leaves its limit as it is (`docker update --memory 64m` reaches the
+/// runtime with every other field zero).
+fn without_unset(resources: &LinuxResources) -> Result<LinuxResources> {
+    const UNSET_IF_ZERO: [(&str, &[&str]); 3] = [
+        (
+            "memory",
+            &["limit", "reservation", "swap", "kernel", "kernelTCP"],
+        ),
+        (
+            "cpu",
+            &[
+                "shares",
+                "quota",
+                "period",
+                "realtimeRuntime",
+                "realtimePeriod",
+                "cpus",
+                "mems",
+            ],
+        ),
+        ("blockIO", &["weight", "leafWeight"]),
+    ];
+    let mut value = serde_json::to_value(resources).context("encoding the resources")?;
+    if let Some(groups) = value.as_object_mut() {
+        for (group, fields) in UNSET_IF_ZERO {
+            let Some(object) = groups.get_mut(group).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            object.retain(|name, v| !(fields.contains(&name.as_str()) && (*v == 0 || *v == "")));
+            if object.is_empty() {
+                groups.remove(group);
+            }
+        }
+    }
+    Ok(serde_json::from_value(value).context("decoding the resources")?)
+}
+
 /// The spec's resources with the parts `update` names replaced.
 fn merge(spec: &mut Spec, update: &LinuxResources) {
     let Some(linux) = spec.linux_mut() else {
@@ -79,6 +119,23 @@ mod tests {
     use oci_spec::runtime::{
         LinuxBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder, SpecBuilder,
     };
+
+    #[test]
+    fn zeros_leave_limits_as_they_are() {
+        let sent: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":67108864,"reservation":0,"swap":67108864},
+                "cpu":{"shares":0,"quota":0,"period":0,"cpus":"","mems":""},
+                "pids":{"limit":40},"blockIO":{"weight":0}}"#,
+        )
+        .unwrap();
+        let meant = without_unset(&sent).unwrap();
+        let memory = meant.memory().unwrap();
+        assert_eq!(memory.limit(), Some(64 << 20));
+        assert_eq!(memory.reservation(), None);
+        assert!(meant.cpu().is_none(), "{:?}", meant.cpu());
+        assert!(meant.block_io().is_none());
+        assert_eq!(meant.pids().unwrap().limit(), 40);
+    }
 
     #[test]
     fn an_update_replaces_only_what_it_names() {
