@@ -9,6 +9,7 @@
 
 mod channel;
 mod container;
+mod dns;
 mod fdstream;
 mod init;
 mod server;

@@ -26,6 +26,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// exit is reported anyway (a daemonised grandchild can hold the pipe open).
 const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// DNS's port.
+const DNS_PORT: u16 = 53;
+
 /// A frame for the writer task, optionally with a notice once it is written.
 struct Outgoing {
     frame: Frame,
@@ -55,6 +58,8 @@ pub struct Agent {
     stdin_routes: Mutex<HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>>,
     children: Mutex<HashMap<Pid, oneshot::Sender<WaitStatus>>>,
     out: mpsc::UnboundedSender<Outgoing>,
+    /// DNS queries to the host side's resolvers, in flight.
+    dns: Arc<crate::dns::Forwarder>,
 }
 
 /// Locks a mutex, recovering from poisoning: a panicked task must not take
@@ -112,6 +117,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(channel: S) -> Re
         stdin_routes: Mutex::default(),
         children: Mutex::default(),
         out: out_tx,
+        dns: Arc::default(),
     });
 
     tokio::spawn(async move {
@@ -355,6 +361,25 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
             }
             lock(&slot.container).remove()?;
             lock(&agent.containers).remove(&container_id);
+            Ok(Response::Done)
+        }
+        Request::ForwardDns { servers } => {
+            for server in servers {
+                let out = agent.out.clone();
+                agent
+                    .dns
+                    .listen(server, DNS_PORT, move |event| {
+                        let _ = out.send(Outgoing {
+                            frame: encode_json(FrameKind::Event, &event),
+                            written: None,
+                        });
+                    })
+                    .await?;
+            }
+            Ok(Response::Done)
+        }
+        Request::DnsAnswer { query_id, payload } => {
+            agent.dns.answer(query_id, &payload).await?;
             Ok(Response::Done)
         }
         Request::Shutdown => {

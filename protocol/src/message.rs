@@ -142,9 +142,27 @@ pub enum Request {
         /// The container.
         container_id: String,
     },
+    /// Answer DNS queries sent to `servers` (port 53, UDP) in the guest by
+    /// passing them to the host ([`Event::DnsQuery`]): resolvers that live
+    /// on the host side's loopback (Docker's embedded DNS, 127.0.0.11),
+    /// which the guest's own loopback cannot reach.
+    ForwardDns {
+        /// Loopback addresses of the container's resolv.conf.
+        servers: Vec<std::net::Ipv4Addr>,
+    },
+    /// The resolver's answer to a forwarded query.
+    DnsAnswer {
+        /// The [`Event::DnsQuery`]'s id.
+        query_id: u64,
+        /// The DNS message, at most [`MAX_DNS_MESSAGE`] bytes.
+        payload: Vec<u8>,
+    },
     /// Power the VM off. Answered just before the agent does so.
     Shutdown,
 }
+
+/// Most bytes of a forwarded DNS message (EDNS's usual UDP size).
+pub const MAX_DNS_MESSAGE: usize = 4096;
 
 /// The namespaces a container shares with another container in the same
 /// VM (a pod's containers with its sandbox container). The network is the
@@ -316,6 +334,16 @@ pub enum Event {
         container_id: String,
         /// How it ended.
         status: ExitStatus,
+    },
+    /// A DNS query a container sent to a server named by
+    /// [`Request::ForwardDns`]; the host answers with [`Request::DnsAnswer`].
+    DnsQuery {
+        /// Chosen by the agent; unique among its outstanding queries.
+        query_id: u64,
+        /// The server it was sent to.
+        server: std::net::Ipv4Addr,
+        /// The DNS message, at most [`MAX_DNS_MESSAGE`] bytes.
+        payload: Vec<u8>,
     },
     /// A line for the host's log: the agent has no other way to be heard
     /// once the VM's console is quiet.

@@ -151,6 +151,8 @@ pub struct ImageSettings {
     pub workdir: String,
     /// `User`.
     pub user: String,
+    /// `Volumes`: the image's `VOLUME` paths.
+    pub volumes: Vec<String>,
 }
 
 /// Writes an OCI image archive (a tar of an OCI layout) named `name` with
@@ -199,6 +201,15 @@ fn write_archive(
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": [{ "created": "2026-11-01T00:00:00Z", "created_by": "hull-tests" }],
     });
+    let mut config = config;
+    if !settings.volumes.is_empty() {
+        let volumes: serde_json::Map<String, serde_json::Value> = settings
+            .volumes
+            .iter()
+            .map(|path| (path.clone(), serde_json::json!({})))
+            .collect();
+        config["config"]["Volumes"] = serde_json::Value::Object(volumes);
+    }
     let config_bytes = serde_json::to_vec(&config)?;
     let config_digest = sha256_hex(&config_bytes);
     blobs.push((config_digest.clone(), config_bytes.clone()));

@@ -78,15 +78,25 @@ impl<'a> Dockerd<'a> {
         dockerd
     }
 
+    /// The environment that points Docker's clients at this dockerd.
+    fn client_env(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.join("docker.sock").display()),
+            ),
+            (
+                "DOCKER_CONFIG",
+                self.dir.join("client").display().to_string(),
+            ),
+        ]
+    }
+
     /// `docker ARGS` against this dockerd.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(DOCKER);
         command
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.join("client"))
+            .envs(self.client_env())
             .args(args)
             .stdin(Stdio::null());
         command
@@ -99,11 +109,7 @@ impl<'a> Dockerd<'a> {
             .arg(driver)
             .arg(DOCKER)
             .args(args)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.join("docker.sock").display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.join("client"))
+            .envs(self.client_env())
             .stdin(Stdio::null());
         command
     }
@@ -419,6 +425,48 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
         "{}",
         text(&out)
     );
+
+    // docker-compose: two services on the project's network, the client
+    // finding the server by its service name through Docker's embedded DNS
+    // (127.0.0.11 in the container's namespace, forwarded from the guest's).
+    let project = hull.scratch.path().join("compose");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("docker-compose.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    image: {BUSYBOX_IMAGE}\n    \
+             command: sh -c 'echo served by name > /index.html; exec httpd -f -p 80 -h /'\n  \
+             client:\n    image: {BUSYBOX_IMAGE}\n    depends_on: [web]\n    \
+             command: sh -c 'until wget -q -O - http://web/index.html; do sleep 1; done; exec sleep 600'\n"
+        ),
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .args(["-p", "hulltest"])
+            .args(args)
+            .current_dir(&project)
+            .envs(dockerd.client_env())
+            .stdin(Stdio::null())
+            .output()
+            .expect("running docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    compose(&["up", "-d"]);
+    let reached = hull_tests::harness::eventually(Duration::from_secs(90), || {
+        compose(&["logs", "--no-color", "client"]).contains("served by name")
+    });
+    assert!(
+        reached,
+        "the client never reached web by name: {}",
+        compose(&["logs", "--no-color"])
+    );
+    compose(&["down", "-t", "1"]);
 
     // Nothing of Hull's left: no container in its store.
     let left = hull.run(["ps", "-aq"]);

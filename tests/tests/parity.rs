@@ -1,6 +1,7 @@
 //! Docker's command line where a Docker user expects it: `version`, `-v`,
 //! the management commands (`container …`, `image …`, `system …`) and
-//! usage errors with Docker's wording and exit codes.
+//! usage errors with Docker's wording and exit codes, and `--format`
+//! (Go templates, `json`, `table`).
 
 use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 
@@ -130,4 +131,139 @@ fn management_commands_are_the_short_ones() {
     ok(&hull, &["container", "rm", "made"]);
     ok(&hull, &["image", "rm", BUSYBOX_IMAGE]);
     assert_eq!(ok(&hull, &["image", "ls", "-q"]), "");
+}
+
+#[test]
+fn format_takes_go_templates_and_json() {
+    let hull = Hull::with_busybox();
+    // One VM serves every assertion on a running container.
+    ok(
+        &hull,
+        &["run", "-d", "--name", "web", BUSYBOX_IMAGE, "sleep", "600"],
+    );
+    ok(&hull, &["create", "--name", "idle", BUSYBOX_IMAGE, "true"]);
+
+    // `ps --format json`: one object per line, with Docker's keys.
+    let lines = ok(&hull, &["ps", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(rows.len(), 1, "only the running one: {lines}");
+    let row = &rows[0];
+    for key in [
+        "ID",
+        "Image",
+        "Command",
+        "CreatedAt",
+        "RunningFor",
+        "Ports",
+        "State",
+        "Status",
+        "Names",
+        "Labels",
+        "Mounts",
+        "Networks",
+    ] {
+        assert!(row[key].is_string(), "{key} missing: {row}");
+    }
+    assert_eq!(row["Names"], "web");
+    assert_eq!(row["Image"], BUSYBOX_IMAGE);
+    assert_eq!(row["State"], "running");
+    assert!(
+        row["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Up "),
+        "{row}"
+    );
+    assert_eq!(
+        ok(&hull, &["ps", "-a", "--format", "json"]).lines().count(),
+        2
+    );
+
+    // `table`: Docker's column names, aligned as its tabwriter aligns them.
+    let table = ok(
+        &hull,
+        &["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"],
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "NAMES     STATUS", "{table}");
+    assert!(lines.contains(&"idle      Created"), "{table}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("web       Up ")),
+        "{table}"
+    );
+
+    // inspect -f: Go's template language.
+    let inspect = |container: &str, format: &str| ok(&hull, &["inspect", "-f", format, container]);
+    let running = "{{if .State.Running}}up{{else}}down{{end}}";
+    assert_eq!(inspect("web", running), "up");
+    assert_eq!(inspect("idle", running), "down");
+    assert_eq!(inspect("web", "{{index .Config.Cmd 0}}"), "sleep");
+    assert_eq!(inspect("web", r#"{{printf "%s-%d" .Name 3}}"#), "/web-3");
+    assert_eq!(
+        inspect(
+            "web",
+            "{{range $i, $arg := .Config.Cmd}}{{if $i}} {{end}}{{$arg | upper}}{{end}}"
+        ),
+        "SLEEP 600"
+    );
+    assert_eq!(
+        inspect("web", r#"{{with .State}}{{eq .Status "running"}}{{end}}"#),
+        "true"
+    );
+    let both = ok(&hull, &["inspect", "--format", "json", "web", "idle"]);
+    let array: serde_json::Value = serde_json::from_str(&both).unwrap();
+    assert_eq!(array.as_array().map(Vec::len), Some(2), "{both}");
+
+    // images, history, network ls, info, version take the same formats.
+    assert_eq!(
+        ok(&hull, &["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        BUSYBOX_IMAGE
+    );
+    let image: serde_json::Value =
+        serde_json::from_str(&ok(&hull, &["images", "--format", "json"])).unwrap();
+    assert_eq!(image["Tag"], "latest");
+    let history = ok(
+        &hull,
+        &[
+            "history",
+            "--format",
+            "table {{.ID}}\\t{{.Size}}",
+            BUSYBOX_IMAGE,
+        ],
+    );
+    assert!(history.starts_with("IMAGE "), "{history}");
+    assert!(ok(&hull, &["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .all(|name| !name.is_empty()),);
+    assert_eq!(
+        ok(
+            &hull,
+            &["info", "--format", "{{.ContainersRunning}}/{{.Containers}}"]
+        ),
+        "1/2"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&hull, &["info", "--format", "json"])).unwrap();
+    assert_eq!(info["Images"], 1);
+
+    // A template Go would not parse fails as Docker's does: exit 1.
+    let bad = hull.run(["ps", "--format", "{{.Names"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("template parsing error: template: :1: unclosed action"),
+        "{}",
+        stderr(&bad)
+    );
+    let bad = hull.run(["inspect", "-f", "{{frob .Name}}", "web"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("function \"frob\" not defined"),
+        "{}",
+        stderr(&bad)
+    );
+
+    ok(&hull, &["rm", "-f", "web", "idle"]);
 }

@@ -1,18 +1,33 @@
-//! The Go-template subset of `--format` / `inspect -f`: the template text
-//! (up to the first NUL byte) is parsed as `--format` values are, and
+//! The Go templates of `--format` / `inspect -f`: the template text (up to
+//! the first NUL byte) is parsed as `--format` values are (bare, `table`,
+//! `json`), and
 //! rendered against the JSON after the NUL (a sample `ps`/`inspect`
 //! document when there is none or it is not JSON: field values come from
 //! images and containers, which are hostile). No panic.
 #![no_main]
 
-// The module is private to hull-runtime's CLI; compile the very same file
-// here rather than widening Hull's API for the fuzzer.
+// The modules are private to hull-runtime's CLI; compile the very same
+// files here rather than widening Hull's API for the fuzzer.
+#[path = "../../src/cli/output.rs"]
+#[allow(dead_code)]
+mod output;
+#[path = "../../src/cli/tabwriter.rs"]
+#[allow(dead_code)]
+mod tabwriter;
 #[path = "../../src/cli/template.rs"]
 mod template;
+#[path = "../../src/cli/template_funcs.rs"]
+mod template_funcs;
 
 use libfuzzer_sys::fuzz_target;
+use output::{Columns, Format};
 use serde_json::{json, Value};
 use template::Template;
+
+const COLUMNS: Columns = Columns {
+    names: &[("ID", "CONTAINER ID"), ("Names", "NAMES"), ("Status", "STATUS")],
+    default: "table {{.ID}}\\t{{.Names}}\\t{{.Status}}",
+};
 
 fn sample() -> Value {
     json!({
@@ -39,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(template) = Template::parse(text) {
         let _ = template.render(&value);
     }
-    if let Ok((_table, template)) = Template::parse_format(text) {
-        let _ = template.render(&value);
+    if let Ok(format) = Format::listing(Some(text), COLUMNS.default) {
+        let _ = format.render(&COLUMNS, &[value.clone(), value]);
     }
 });

@@ -3,10 +3,11 @@
 //! and output.
 
 use super::engine;
-use super::format::{ago, binary_size, human_duration, human_size, print_table};
+use super::format::{ago, binary_size, human_duration, human_size};
 use super::images::open_store;
+use super::output::{inspect_text, print_listing, Columns, Format};
 use super::run::{attach_and_wait, Session};
-use super::template::Template;
+use super::tabwriter::print_table;
 use crate::config::Paths;
 use crate::container::{monitor_alive, reconcile};
 use crate::container::{ContainerRecord, ContainerStore, Status};
@@ -215,8 +216,41 @@ fn command_text(record: &ContainerRecord, no_trunc: bool) -> String {
     format!("\"{command}\"")
 }
 
-/// A container as `ps --format` sees it.
+/// `ps`'s fields and Docker's names of their columns.
+const PS_COLUMNS: Columns = Columns {
+    names: &[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ],
+    default: "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}",
+};
+
+/// A container as `ps --format` sees it: Docker's fields, each a string.
 fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
+    let networks: Vec<&str> = record
+        .network_settings
+        .get("Networks")
+        .and_then(Value::as_object)
+        .map(|networks| networks.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let labels: Vec<String> = record
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let id = if no_trunc {
         record.id.clone()
     } else {
@@ -232,9 +266,11 @@ fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
         "State": record.state.status.as_str(),
         "Ports": ports_text(&record.network_settings),
         "Names": record.short_name(),
-        "Labels": "",
+        "Size": "0B",
+        "Labels": labels.join(","),
         "Mounts": "",
-        "Networks": "",
+        "Networks": networks.join(","),
+        "LocalVolumes": "0",
     })
 }
 
@@ -344,47 +380,8 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    if let Some(format) = &args.format {
-        let (table, template) = Template::parse_format(format)?;
-        if table {
-            let header = json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS", "State": "STATE", "Ports": "PORTS", "Names": "NAMES"});
-            println!("{}", template.render(&header));
-        }
-        for record in &records {
-            println!("{}", template.render(&ps_row(record, args.no_trunc)));
-        }
-        return Ok(0);
-    }
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|r| {
-            let row = ps_row(r, args.no_trunc);
-            [
-                "ID",
-                "Image",
-                "Command",
-                "RunningFor",
-                "Status",
-                "Ports",
-                "Names",
-            ]
-            .iter()
-            .map(|k| row[*k].as_str().unwrap_or_default().to_string())
-            .collect()
-        })
-        .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &rows,
-    );
+    let rows: Vec<Value> = records.iter().map(|r| ps_row(r, args.no_trunc)).collect();
+    print_listing(args.format.as_deref(), &PS_COLUMNS, &rows)?;
     Ok(0)
 }
 
@@ -642,7 +639,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     force: bool,
-    /// Remove anonymous volumes associated with the container (Hull has none yet)
+    /// Remove anonymous volumes associated with the container
     #[arg(short, long)]
     volumes: bool,
     /// Containers
@@ -652,9 +649,11 @@ pub struct RmArgs {
 
 /// Removes containers.
 pub async fn rm(paths: &Paths, args: RmArgs) -> Result<i32> {
-    let force = args.force;
+    let (force, volumes) = (args.force, args.volumes);
     for_each(&args.containers, |name| async move {
-        engine(paths).remove(&name, force).await?;
+        engine(paths)
+            .remove_container(&name, force, volumes)
+            .await?;
         println!("{name}");
         Ok(())
     })
@@ -854,7 +853,8 @@ fn image_json(paths: &Paths, name: &str) -> Result<Value> {
 
 /// Prints containers' or images' details.
 pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
-    let template = args.format.as_deref().map(Template::parse).transpose()?;
+    // A bad template fails before anything is looked up, as in Docker.
+    inspect_text(args.format.as_deref(), &[])?;
     let mut objects = Vec::new();
     let mut failed = false;
     for name in &args.names {
@@ -877,12 +877,7 @@ pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
             }
         }
     }
-    match template {
-        Some(template) => objects
-            .iter()
-            .for_each(|o| println!("{}", template.render(o))),
-        None => println!("{}", serde_json::to_string_pretty(&Value::Array(objects))?),
-    }
+    print!("{}", inspect_text(args.format.as_deref(), &objects)?);
     Ok(if failed { 1 } else { 0 })
 }
 
@@ -1158,11 +1153,7 @@ pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
             .map(|name| store.resolve(name))
             .collect::<Result<_, _>>()?
     };
-    let template = args
-        .format
-        .as_deref()
-        .map(Template::parse_format)
-        .transpose()?;
+    let format = Format::listing(args.format.as_deref(), STATS_COLUMNS.default)?;
     let sample = |record: ContainerRecord| async move {
         // A paused VM would not answer; a stopped container has nothing to say.
         if record.state.status != Status::Running {
@@ -1196,7 +1187,11 @@ pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
             // Docker redraws in place.
             print!("\x1b[2J\x1b[H");
         }
-        print_stats(&rows, template.as_ref(), args.no_trunc);
+        let values: Vec<Value> = rows
+            .iter()
+            .map(|row| stats_values(row, args.no_trunc))
+            .collect();
+        print!("{}", format.render(&STATS_COLUMNS, &values)?);
         if args.no_stream {
             return Ok(0);
         }
@@ -1204,49 +1199,21 @@ pub async fn stats(paths: &Paths, args: StatsArgs) -> Result<i32> {
     }
 }
 
-fn print_stats(rows: &[StatsRow], template: Option<&(bool, Template)>, no_trunc: bool) {
-    let values: Vec<Value> = rows.iter().map(|row| stats_values(row, no_trunc)).collect();
-    if let Some((table, template)) = template {
-        if *table {
-            let header = json!({"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS"});
-            println!("{}", template.render(&header));
-        }
-        for value in &values {
-            println!("{}", template.render(value));
-        }
-        return;
-    }
-    let field = |v: &Value, key: &str| {
-        v.get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let table: Vec<Vec<String>> = values
-        .iter()
-        .map(|v| {
-            [
-                "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
-            ]
-            .iter()
-            .map(|k| field(v, k))
-            .collect()
-        })
-        .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "NAME",
-            "CPU %",
-            "MEM USAGE / LIMIT",
-            "MEM %",
-            "NET I/O",
-            "BLOCK I/O",
-            "PIDS",
-        ],
-        &table,
-    );
-}
+/// `stats`'s fields and Docker's names of their columns.
+const STATS_COLUMNS: Columns = Columns {
+    names: &[
+        ("Container", "CONTAINER"),
+        ("ID", "CONTAINER ID"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ],
+    default: "table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}",
+};
 
 /// A row's fields under Docker's `--format` names.
 fn stats_values(row: &StatsRow, no_trunc: bool) -> Value {

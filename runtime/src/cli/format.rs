@@ -1,4 +1,4 @@
-//! Docker's ways of printing sizes, ages and tables.
+//! Docker's ways of printing sizes and ages.
 
 use std::time::{Duration, SystemTime};
 
@@ -68,32 +68,6 @@ pub fn ago(timestamp: Option<&str>) -> String {
     };
     let elapsed = SystemTime::now().duration_since(when).unwrap_or_default();
     format!("{} ago", human_duration(elapsed))
-}
-
-/// Prints rows as columns separated by three spaces, as Docker's tabwriter does.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}   ", width = widths[i]));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Image commands: `hull images`, `load`, `save`, `import`, `tag`, `rmi`,
 //! `history`, and the registry ones, `pull`, `push`, `login`, `logout`.
 
-use super::format::{ago, human_size, print_table};
+use super::format::{ago, human_size};
+use super::output::{print_listing, Columns};
 use crate::config::Paths;
 use crate::image::ImageStore;
 use anyhow::{Context, Result};
@@ -22,6 +23,9 @@ pub struct ImagesArgs {
     /// Show all images (Hull keeps no intermediate images, so the same list)
     #[arg(short, long)]
     all: bool,
+    /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
 }
 
 /// `hull save`.
@@ -99,6 +103,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
     /// The image
     image: String,
 }
@@ -178,7 +185,7 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = steps
+    let rows: Vec<serde_json::Value> = steps
         .iter()
         .zip(sizes)
         .rev()
@@ -188,25 +195,50 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
             if !args.no_trunc && created_by.chars().count() > 45 {
                 created_by = created_by.chars().take(44).collect::<String>() + "…";
             }
-            vec![
-                if index == 0 {
-                    id.clone()
-                } else {
-                    "<missing>".into()
-                },
-                ago(step.created().as_deref()),
-                created_by,
-                size,
-                step.comment().clone().unwrap_or_default(),
-            ]
+            serde_json::json!({
+                "ID": if index == 0 { id.as_str() } else { "<missing>" },
+                "CreatedSince": ago(step.created().as_deref()),
+                "CreatedAt": step.created().clone().unwrap_or_default(),
+                "CreatedBy": created_by,
+                "Size": size,
+                "Comment": step.comment().clone().unwrap_or_default(),
+            })
         })
         .collect();
-    print_table(
-        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-        &rows,
-    );
+    print_listing(args.format.as_deref(), &HISTORY_COLUMNS, &rows)?;
     Ok(())
 }
+
+/// `history`'s fields and Docker's names of their columns.
+const HISTORY_COLUMNS: Columns = Columns {
+    names: &[
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ],
+    default: "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}",
+};
+
+/// `images`'s fields and Docker's names of their columns.
+const IMAGES_COLUMNS: Columns = Columns {
+    names: &[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+        ("VirtualSize", "VIRTUAL SIZE"),
+    ],
+    default: "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}",
+};
 
 /// Opens the image store of `paths`.
 pub fn open_store(paths: &Paths) -> Result<ImageStore> {
@@ -243,29 +275,32 @@ pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = images
+    let rows: Vec<serde_json::Value> = images
         .iter()
         .map(|image| {
-            let mut row = vec![image.repository.clone(), image.tag.clone()];
-            if args.digests {
-                row.push(image.digest.to_string());
-            }
-            row.extend([
-                id(&image.id),
-                ago(image.created.as_deref()),
-                human_size(image.size),
-            ]);
-            row
+            serde_json::json!({
+                "ID": id(&image.id),
+                "Repository": image.repository,
+                "Tag": image.tag,
+                "Digest": image.digest.to_string(),
+                "CreatedSince": ago(image.created.as_deref()),
+                "CreatedAt": image.created.clone().unwrap_or_default(),
+                "Size": human_size(image.size),
+                "Containers": "N/A",
+                "SharedSize": "N/A",
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size(image.size),
+            })
         })
         .collect();
-    if args.digests {
-        print_table(
-            &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
-            &rows,
-        );
-    } else {
-        print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
-    }
+    let columns = match args.digests {
+        true => Columns {
+            default: "table {{.Repository}}\\t{{.Tag}}\\t{{.Digest}}\\t{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}",
+            ..IMAGES_COLUMNS
+        },
+        false => IMAGES_COLUMNS,
+    };
+    print_listing(args.format.as_deref(), &columns, &rows)?;
     Ok(())
 }
 

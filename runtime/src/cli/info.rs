@@ -1,35 +1,140 @@
-//! `hull info`: the host, the backend Hull picks, and where things are.
+//! `hull info`: the host, the backend Hull picks, and where things are;
+//! `--format` sees them under Docker's names (`.Containers`, `.Images`,
+//! `.ServerVersion`, …) and Hull's own (`.Backend`, `.GuestKernel`, …).
 
 use super::images::open_store;
+use super::output::object_template;
 use crate::config::{GuestArtifacts, Paths};
+use crate::container::{ContainerStore, Status};
 use crate::platform::Platform;
 use anyhow::Result;
+use serde_json::{json, Value};
 
 /// `hull info`.
 #[derive(Debug, clap::Args)]
-pub struct InfoArgs {}
+pub struct InfoArgs {
+    /// Format output using a custom template ('json' for JSON)
+    #[arg(short, long, value_name = "string")]
+    format: Option<String>,
+}
 
-/// Prints `key: value` lines, one fact each.
-pub fn info(paths: &Paths, _args: InfoArgs) -> Result<()> {
+/// Everything `hull info` shows.
+fn details(paths: &Paths) -> Value {
     let platform = Platform::detect();
     let hypervisor = platform.default_hypervisor();
     let artifacts = GuestArtifacts::resolve(None, None);
     let images = open_store(paths).and_then(|store| Ok(store.list()?.len()));
-    println!("backend: {}", hypervisor.name());
-    println!("accel: {}", hypervisor.accel());
-    println!("backend chosen because: {}", platform.explain_default());
-    println!("kvm: {}", platform.describe_kvm());
-    println!("kernel: {}", artifacts.kernel.display());
-    println!("initramfs: {}", artifacts.initrd.display());
-    println!("virtiofsd: {}", artifacts.virtiofsd.display());
-    println!("root: {}", paths.root.display());
-    println!("run dir: {}", paths.run.display());
-    match images {
-        Ok(count) => println!("images: {count}"),
-        Err(err) => println!("images: unknown ({err:#})"),
+    let containers = ContainerStore::open(&paths.root)
+        .and_then(|store| store.list())
+        .unwrap_or_default();
+    let count = |status: Status| {
+        containers
+            .iter()
+            .filter(|c| c.state.status == status)
+            .count()
+    };
+    let running = count(Status::Running);
+    let paused = count(Status::Paused);
+    let mut warnings: Vec<String> = artifacts
+        .missing()
+        .into_iter()
+        .map(|missing| format!("missing {missing}"))
+        .collect();
+    if let Err(err) = &images {
+        warnings.push(format!("images: unknown ({err:#})"));
     }
-    for missing in artifacts.missing() {
-        println!("warning: missing {missing}");
+    let uname = nix::sys::utsname::uname().ok();
+    let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname
+            .as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    json!({
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": containers.len() - running - paused,
+        "Images": images.ok(),
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "KernelVersion": field(|u| u.release()),
+        "OSType": "linux",
+        "Architecture": field(|u| u.machine()),
+        "Name": field(|u| u.nodename()),
+        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "DockerRootDir": paths.root.display().to_string(),
+        "Backend": hypervisor.name(),
+        "Accel": hypervisor.accel(),
+        "BackendReason": platform.explain_default(),
+        "KVM": platform.describe_kvm(),
+        "GuestKernel": artifacts.kernel.display().to_string(),
+        "Initramfs": artifacts.initrd.display().to_string(),
+        "Virtiofsd": artifacts.virtiofsd.display().to_string(),
+        "RunDir": paths.run.display().to_string(),
+        "Warnings": warnings,
+    })
+}
+
+/// Hull's layout of [`details`]: `key: value` lines, one fact each.
+fn text(details: &Value) -> String {
+    let field = |key: &str| match &details[key] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    for (label, key) in [
+        ("backend", "Backend"),
+        ("accel", "Accel"),
+        ("backend chosen because", "BackendReason"),
+        ("kvm", "KVM"),
+        ("kernel", "GuestKernel"),
+        ("initramfs", "Initramfs"),
+        ("virtiofsd", "Virtiofsd"),
+        ("root", "DockerRootDir"),
+        ("run dir", "RunDir"),
+    ] {
+        out.push_str(&format!("{label}: {}\n", field(key)));
+    }
+    if !details["Images"].is_null() {
+        out.push_str(&format!("images: {}\n", field("Images")));
+    }
+    for warning in details["Warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "warning: {}\n",
+            warning.as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// Prints what Hull runs on, as lines or through `--format`.
+pub fn info(paths: &Paths, args: InfoArgs) -> Result<()> {
+    let details = details(paths);
+    match args.format.as_deref() {
+        Some(format) => println!("{}", object_template(format)?.render(&details)?),
+        None => print!("{}", text(&details)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_template_show_the_same_details() {
+        let root = tempfile::tempdir().unwrap();
+        let details = details(&Paths::new(Some(root.path().to_path_buf())));
+        let text = text(&details);
+        assert!(text.starts_with("backend: "), "{text}");
+        assert!(
+            text.contains(&format!("root: {}\n", root.path().display())),
+            "{text}"
+        );
+        let rendered = object_template("{{.Containers}} {{.DockerRootDir}}")
+            .unwrap()
+            .render(&details)
+            .unwrap();
+        assert_eq!(rendered, format!("0 {}", root.path().display()));
+    }
 }

@@ -11,12 +11,16 @@ mod images;
 mod info;
 mod management;
 mod network;
+mod output;
 mod run;
 mod system;
+mod tabwriter;
 mod template;
+mod template_funcs;
 mod terminal;
 mod usage;
 mod version;
+mod volume;
 
 use crate::config::Paths;
 use clap::{Parser, Subcommand};
@@ -141,6 +145,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(management::ImageCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// The per-container monitor (started by hull itself)
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -259,6 +266,7 @@ pub fn main() -> i32 {
             Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,
+            Command::Volume(command) => volume::run(&paths, command).await,
             Command::Container(_) | Command::Image(_) => {
                 unreachable!("management commands are resolved above")
             }

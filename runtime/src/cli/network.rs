@@ -1,6 +1,6 @@
 //! `hull network`: Docker's network commands over Hull's bridged networks.
 
-use super::format::print_table;
+use super::output::{print_listing, Columns};
 use crate::config::Paths;
 use crate::container::{monitor_alive, settled_record};
 use crate::container::{ContainerRecord, ContainerStore};
@@ -30,6 +30,9 @@ pub enum NetworkCommand {
         /// Only display network IDs
         #[arg(short, long)]
         quiet: bool,
+        /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
+        #[arg(long, value_name = "string")]
+        format: Option<String>,
     },
     /// Display detailed information on one or more networks
     Inspect {
@@ -69,6 +72,20 @@ pub enum NetworkCommand {
     },
 }
 
+/// `network ls`'s fields and Docker's names of their columns.
+const NETWORK_COLUMNS: Columns = Columns {
+    names: &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+    ],
+    default: "table {{.ID}}\\t{{.Name}}\\t{{.Driver}}\\t{{.Scope}}",
+};
+
 /// Runs a network command.
 pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
     let manager = NetworkManager::new(paths.root.join("network"));
@@ -84,23 +101,26 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
             let network = manager.create_network(&name, subnet).await?;
             println!("{}", network.id);
         }
-        NetworkCommand::Ls { quiet } => {
+        NetworkCommand::Ls { quiet, format } => {
             let networks = manager.list_networks()?;
             if quiet {
                 networks.iter().for_each(|n| println!("{}", &n.id[..12]));
             } else {
-                let rows: Vec<Vec<String>> = networks
+                let rows: Vec<serde_json::Value> = networks
                     .iter()
                     .map(|n| {
-                        vec![
-                            n.id[..12].to_string(),
-                            n.name.clone(),
-                            n.driver.clone(),
-                            "local".into(),
-                        ]
+                        json!({
+                            "ID": &n.id[..12],
+                            "Name": n.name,
+                            "Driver": n.driver,
+                            "Scope": "local",
+                            "IPv6": "false",
+                            "Internal": "false",
+                            "Labels": "",
+                        })
                     })
                     .collect();
-                print_table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows);
+                print_listing(format.as_deref(), &NETWORK_COLUMNS, &rows)?;
             }
         }
         NetworkCommand::Inspect { names } => {

@@ -10,6 +10,7 @@ use crate::logs::LogConfig;
 use crate::monitor_link::client::{self, MonitorClient};
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
 use crate::rpc::RpcError;
+use crate::units::parse_memory;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,9 +74,15 @@ pub struct CreateArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long)]
     read_only: bool,
-    /// Bind mount a volume: /host/path:/container/path[:ro]
+    /// Bind mount a volume: /host/path:/ctr/path[:ro], NAME:/ctr/path[:ro] (made on first use) or /ctr/path (anonymous)
     #[arg(short, long, value_name = "list")]
     volume: Vec<String>,
+    /// Attach a filesystem mount to the container: type=bind|volume|tmpfs,source=…,target=…[,readonly]
+    #[arg(long, value_name = "mount")]
+    mount: Vec<String>,
+    /// Mount a tmpfs directory: /ctr/path[:options]
+    #[arg(long, value_name = "list")]
+    tmpfs: Vec<String>,
     /// Restart policy: no, always, on-failure[:max-retries], unless-stopped
     #[arg(long, value_name = "string", default_value = "no")]
     restart: String,
@@ -159,26 +166,6 @@ pub struct RunArgs {
     create: CreateArgs,
 }
 
-/// Parses Docker's memory sizes: `512`, `64k`, `64m`, `1g` (binary units).
-pub fn parse_memory(text: &str) -> Result<i64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let trimmed = lower.strip_suffix('b').unwrap_or(&lower);
-    let (digits, multiplier) = match trimmed.chars().last() {
-        Some('k') => (&trimmed[..trimmed.len() - 1], 1i64 << 10),
-        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
-        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
-        Some('t') => (&trimmed[..trimmed.len() - 1], 1 << 40),
-        _ => (trimmed, 1),
-    };
-    let value: f64 = digits
-        .parse()
-        .map_err(|_| anyhow!("invalid size: '{text}'"))?;
-    if !value.is_finite() || value < 0.0 {
-        bail!("invalid size: '{text}'");
-    }
-    Ok((value * multiplier as f64) as i64)
-}
-
 /// Parses `--restart`.
 pub fn parse_restart(text: &str) -> Result<RestartPolicy> {
     let (name, count) = match text.split_once(':') {
@@ -226,6 +213,8 @@ impl CreateArgs {
             pids_limit: self.pids_limit,
             read_only: self.read_only,
             volumes: self.volume.clone(),
+            mounts: self.mount.clone(),
+            tmpfs: self.tmpfs.clone(),
             restart: parse_restart(&self.restart)?,
             namespaces: NamespaceModes {
                 pid: self.pid.clone(),
@@ -329,7 +318,9 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
             // Leave nothing behind for a container that never ran.
             if let Ok(store) = ContainerStore::open(&paths.root) {
                 if let Ok(record) = store.load(&id) {
-                    let _ = store.remove(&record);
+                    if store.remove(&record).is_ok() {
+                        engine.release_anonymous_volumes(&record);
+                    }
                 }
             }
             return Err(err.into());
@@ -368,7 +359,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
             bail!("the container's monitor did not finish within {MONITOR_TEARDOWN_TIMEOUT:?}; `hull rm -f {}` removes it", &id[..12]);
         }
         if store.dir_of(&id).exists() {
-            engine.remove(&id, true).await?;
+            engine.remove_container(&id, true, true).await?;
         }
     }
     result
@@ -790,21 +781,5 @@ mod tests {
         );
         assert_eq!(error(&["--log-opt", "max-size", "img"]), "invalid size: ''");
         assert!(error(&["--log-driver", "syslog", "img"]).contains("no log driver named 'syslog'"));
-    }
-
-    #[test]
-    fn memory_and_restart_flags() {
-        assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
-        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_memory("1k").unwrap(), 1 << 10);
-        assert!(parse_memory("lots").is_err());
-        assert!(parse_memory("-1m").is_err());
-        assert_eq!(
-            parse_restart("on-failure:3").unwrap().maximum_retry_count,
-            3
-        );
-        assert_eq!(parse_restart("always").unwrap().name, "always");
-        assert!(parse_restart("always:3").is_err());
-        assert!(parse_restart("sometimes").is_err());
     }
 }

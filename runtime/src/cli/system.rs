@@ -16,17 +16,20 @@ pub enum SystemCommand {
     Df,
     /// Display system-wide information
     Info(super::info::InfoArgs),
-    /// Remove stopped containers, unused networks and dangling images (with -a, all unused images)
+    /// Remove stopped containers, unused networks and dangling images (with -a, all unused images; with --volumes, unused volumes)
     Prune {
         /// Remove all unused images, not just dangling ones
         #[arg(short, long)]
         all: bool,
+        /// Prune volumes
+        #[arg(long)]
+        volumes: bool,
         /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
     },
-    /// Reset Hull to its initial state: remove all containers, images and
-    /// networks, and everything Hull made in the host's network stack
+    /// Reset Hull to its initial state: remove all containers, images,
+    /// volumes and networks, and everything Hull made in the host's network stack
     /// (bridges, taps, nftables table, ip_forward if Hull turned it on)
     Reset {
         /// Do not prompt for confirmation
@@ -40,22 +43,34 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
     match command {
         SystemCommand::Df => disk_usage(paths)?,
         SystemCommand::Info(args) => super::info::info(paths, args)?,
-        SystemCommand::Prune { all, force } => {
+        SystemCommand::Prune {
+            all,
+            volumes,
+            force,
+        } => {
             let images = if all {
                 "all images without at least one container associated to them"
             } else {
                 "all dangling images"
             };
-            let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n");
+            let volume_line = if volumes {
+                "  - all volumes not used by at least one container\n"
+            } else {
+                ""
+            };
+            let warning = format!("WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n{volume_line}  - {images}\n");
             if !force && !confirm(&warning)? {
                 return Ok(0);
             }
             prune_containers(paths).await?;
             prune_networks(paths).await?;
+            if volumes {
+                print_deleted("Volumes", &engine(paths).prune_volumes(&[])?.0);
+            }
             prune_images(paths, all)?;
         }
         SystemCommand::Reset { force } => {
-            let warning = "WARNING! This will remove:\n        - all containers\n        - all networks\n        - all images\n        - the bridges, taps and nftables rules Hull made\n";
+            let warning = "WARNING! This will remove:\n        - all containers\n        - all networks\n        - all volumes\n        - all images\n        - the bridges, taps and nftables rules Hull made\n";
             if !force && !confirm(warning)? {
                 return Ok(0);
             }
@@ -68,7 +83,8 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
 /// `hull system df`: Docker's table of images, containers, volumes and
 /// build cache, with what removing the unused ones would give back.
 fn disk_usage(paths: &Paths) -> Result<()> {
-    use super::format::{human_size, print_table};
+    use super::format::human_size;
+    use super::tabwriter::print_table;
     let containers = ContainerStore::open(&paths.root)?;
     let records = containers.list()?;
     let images = open_store(paths)?.list()?;
@@ -114,13 +130,7 @@ fn disk_usage(paths: &Paths) -> Result<()> {
                 percent(stopped_size, container_size)
             ),
         ],
-        vec![
-            "Local Volumes".into(),
-            "0".into(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
-        ],
+        volume_usage(paths)?,
         vec![
             "Build Cache".into(),
             "0".into(),
@@ -131,6 +141,34 @@ fn disk_usage(paths: &Paths) -> Result<()> {
     ];
     print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows);
     Ok(())
+}
+
+/// The `Local Volumes` row: how many, how many a container mounts, their
+/// size, and what the unused ones hold.
+fn volume_usage(paths: &Paths) -> Result<Vec<String>> {
+    use super::format::human_size;
+    let engine = engine(paths);
+    let store = engine.volumes()?;
+    let users = engine.volume_users()?;
+    let volumes = store.list()?;
+    let (mut size, mut unused, mut active) = (0u64, 0u64, 0);
+    for volume in &volumes {
+        let bytes = store.size(&volume.name);
+        size += bytes;
+        if users.contains_key(&volume.name) {
+            active += 1;
+        } else {
+            unused += bytes;
+        }
+    }
+    let percent = (unused * 100).checked_div(size).unwrap_or(0);
+    Ok(vec![
+        "Local Volumes".into(),
+        volumes.len().to_string(),
+        active.to_string(),
+        human_size(size),
+        format!("{} ({percent}%)", human_size(unused)),
+    ])
 }
 
 /// The bytes of the regular files a container wrote (its writable layer,
@@ -149,7 +187,7 @@ fn written_bytes(upper: &std::path::Path) -> u64 {
 }
 
 /// Asks as Docker does; anything but y/yes declines.
-fn confirm(warning: &str) -> Result<bool> {
+pub(super) fn confirm(warning: &str) -> Result<bool> {
     eprint!("{warning}Are you sure you want to continue? [y/N] ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -172,6 +210,7 @@ async fn reset(paths: &Paths) -> Result<()> {
     }
     // No container is left to use any.
     remove_unused_images(paths, true)?;
+    engine(paths).prune_volumes(&[])?;
     let network = NetworkManager::new(paths.root.join("network"));
     for definition in network.list_networks()? {
         if definition.name != DEFAULT_NETWORK {

@@ -1,288 +1,349 @@
-//! The subset of Go templates that `docker inspect -f` and `docker ps
-//! --format` users reach for: `{{.A.B}}`, `{{json .A}}`, `{{upper .A}}`,
-//! `{{lower .A}}`, `{{len .A}}`, `{{join .A ","}}`, `{{range .A}}…{{end}}`
-//! (with `.` bound to each element) and literal text, `\t` and `\n`.
+//! Go templates as Docker's CLI runs them for `--format` and `inspect -f`:
+//! Go's `text/template` language (through the `gotmpl` crate: `if`/`else
+//! if`/`with`/`range` with variables, pipelines, `{{- trim -}}` markers,
+//! `index`, `printf`, `len`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `and`/`or`/`not`)
+//! with Docker's own functions added (see [`super::template_funcs`]), over
+//! JSON data, with Docker's error words.
 
-use serde_json::Value;
+use super::template_funcs::{self, DOCKER_FUNCTIONS, GO_BUILTINS};
+use gotmpl::parse::{CommandNode, Expr, ListNode, Node, Parser, PipeNode};
+use gotmpl::FuncMap;
 use thiserror::Error;
 
 /// A template that could not be parsed or applied.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TemplateError {
-    /// Unbalanced or malformed braces or actions.
+    /// Bad syntax, an unclosed block or an unknown function, told as Go
+    /// tells it (`template: :1: unclosed action`).
     #[error("template parsing error: {0}")]
     Parse(String),
-    /// A function Hull does not know.
-    #[error("template: function \"{0}\" not defined")]
-    UnknownFunction(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    Text(String),
-    Action(Pipeline),
-    Range(Pipeline, Vec<Node>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Pipeline {
-    function: Option<String>,
-    path: Vec<String>,
-    argument: Option<String>,
+    /// The template failed on the data (a bad index, a wrong argument).
+    #[error("template: {0}")]
+    Execute(String),
 }
 
 /// A parsed template.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Template {
-    nodes: Vec<Node>,
+    inner: gotmpl::Template,
 }
 
-fn parse_pipeline(action: &str) -> Result<Pipeline, TemplateError> {
-    let words = split_words(action);
-    let (function, rest) = match words.first() {
-        Some(first) if !first.starts_with('.') => (Some(first.clone()), &words[1..]),
-        _ => (None, &words[..]),
-    };
-    if let Some(name) = &function {
-        if !matches!(
-            name.as_str(),
-            "json" | "upper" | "lower" | "len" | "join" | "title"
-        ) {
-            return Err(TemplateError::UnknownFunction(name.clone()));
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template").finish_non_exhaustive()
+    }
+}
+
+/// An action no template writes, put at the end of the text to see where
+/// the parser closes its blocks.
+const SENTINEL: &str = "hull_end_of_template";
+
+/// A parse error of the engine in Go's words: `template: :LINE: MESSAGE`.
+fn parse_error(err: gotmpl::TemplateError) -> TemplateError {
+    TemplateError::Parse(match err {
+        gotmpl::TemplateError::Parse { line, message, .. }
+        | gotmpl::TemplateError::Lex { line, message, .. } => {
+            format!("template: :{line}: {message}")
         }
-    }
-    let field = rest
-        .first()
-        .ok_or_else(|| TemplateError::Parse(format!("missing field in {{{{{action}}}}}")))?;
-    if !field.starts_with('.') {
-        return Err(TemplateError::Parse(format!(
-            "unexpected {field:?} in {{{{{action}}}}}"
-        )));
-    }
-    let path = field
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    let argument = rest.get(1).map(|a| a.trim_matches('"').to_string());
-    Ok(Pipeline {
-        function,
-        path,
-        argument,
+        other => format!("template: {other}"),
     })
 }
 
-/// Splits on spaces, keeping quoted strings whole.
-fn split_words(text: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ' ' if !quoted => {
-                if !current.is_empty() {
-                    words.push(std::mem::take(&mut current));
+/// Whether a sequence of nodes ends with the sentinel action, and whether
+/// the sentinel is anywhere in it.
+fn sentinel_place(list: &ListNode) -> (bool, bool) {
+    let is_sentinel = |node: &Node| match node {
+        Node::Action(action) => pipe_names(&action.pipe).any(|(name, _)| name == SENTINEL),
+        _ => false,
+    };
+    let last = list.nodes.last().is_some_and(is_sentinel);
+    let mut found = false;
+    walk(list, &mut |node| found |= is_sentinel(node));
+    (last, found)
+}
+
+/// Calls `visit` on every node of `list`, blocks' bodies included.
+fn walk(list: &ListNode, visit: &mut dyn FnMut(&Node)) {
+    for node in &list.nodes {
+        visit(node);
+        match node {
+            Node::List(inner) => walk(inner, visit),
+            Node::If(branch) | Node::Range(branch) | Node::With(branch) => {
+                walk(&branch.body, visit);
+                if let Some(otherwise) = &branch.else_body {
+                    walk(otherwise, visit);
                 }
             }
-            _ => current.push(c),
+            Node::Define(define) => walk(&define.body, visit),
+            _ => {}
         }
     }
-    if !current.is_empty() {
-        words.push(current);
+}
+
+/// The function names a pipeline calls, with their lines.
+fn pipe_names(pipe: &PipeNode) -> impl Iterator<Item = (String, usize)> + '_ {
+    let mut names = Vec::new();
+    collect_names(&pipe.commands, &mut names);
+    names.into_iter()
+}
+
+fn collect_names(commands: &[CommandNode], names: &mut Vec<(String, usize)>) {
+    fn expr(e: &Expr, names: &mut Vec<(String, usize)>) {
+        match e {
+            Expr::Identifier(pos, name) => names.push((name.to_string(), pos.line)),
+            Expr::Pipe(_, pipe) => collect_names(&pipe.commands, names),
+            Expr::Chain(_, inner, _) => expr(inner, names),
+            _ => {}
+        }
     }
-    words
+    for command in commands {
+        for arg in &command.args {
+            expr(arg, names);
+        }
+    }
+}
+
+/// Every pipeline of a node (actions, block conditions, `template` calls).
+fn node_pipe(node: &Node) -> Option<&PipeNode> {
+    match node {
+        Node::Action(action) => Some(&action.pipe),
+        Node::If(branch) | Node::Range(branch) | Node::With(branch) => Some(&branch.pipe),
+        Node::Template(call) => call.pipe.as_ref(),
+        _ => None,
+    }
+}
+
+/// What Go's parser refuses and the engine lets through: a block without
+/// `{{end}}`, an `{{end}}` or `{{else}}` outside a block, a function no one
+/// defined (Go finds it when parsing, so even a listing with no rows fails).
+fn check(text: &str) -> Result<(), TemplateError> {
+    // The text's own syntax errors first (an unclosed action would swallow
+    // the sentinel).
+    Parser::new(text, "{{", "}}")
+        .and_then(Parser::parse)
+        .map_err(parse_error)?;
+    let marked = format!("{text}{{{{{SENTINEL}}}}}");
+    let (list, defines) = Parser::new(&marked, "{{", "}}")
+        .and_then(Parser::parse)
+        .map_err(parse_error)?;
+    let lines = text.lines().count().max(1);
+    match sentinel_place(&list) {
+        (true, _) => {}
+        (false, true) => {
+            return Err(TemplateError::Parse(format!(
+                "template: :{lines}: unexpected EOF"
+            )))
+        }
+        (false, false) => {
+            return Err(TemplateError::Parse(
+                "template: :1: unexpected {{end}} or {{else}} outside a block".into(),
+            ))
+        }
+    }
+    let mut unknown = None;
+    let mut visit = |node: &Node| {
+        for (name, line) in node_pipe(node).into_iter().flat_map(pipe_names) {
+            let known = name == SENTINEL
+                || GO_BUILTINS.contains(&name.as_str())
+                || DOCKER_FUNCTIONS.contains(&name.as_str());
+            if !known && unknown.is_none() {
+                unknown = Some((name, line));
+            }
+        }
+    };
+    walk(&list, &mut visit);
+    for define in &defines {
+        walk(&define.body, &mut visit);
+    }
+    match unknown {
+        Some((name, line)) => Err(TemplateError::Parse(format!(
+            "template: :{line}: function \"{name}\" not defined"
+        ))),
+        None => Ok(()),
+    }
 }
 
 impl Template {
-    /// A `--format` value: `table TEMPLATE` (whether to print a header row
-    /// first) or a bare template.
-    pub fn parse_format(format: &str) -> Result<(bool, Template), TemplateError> {
-        // Docker's `--format json`: each row as one line of JSON.
-        if format.trim() == "json" {
-            return Ok((false, Template::parse("{{json .}}")?));
-        }
-        match format.strip_prefix("table") {
-            Some(rest) => Ok((true, Template::parse(rest.trim_start())?)),
-            None => Ok((false, Template::parse(format)?)),
-        }
+    /// Parses `text` with Docker's functions.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_with(text, template_funcs::docker_functions())
     }
 
-    /// Parses `text`.
-    pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let text = text.replace("\\t", "\t").replace("\\n", "\n");
-        let mut stack: Vec<(Pipeline, Vec<Node>)> = Vec::new();
-        let mut nodes: Vec<Node> = Vec::new();
-        let mut rest = text.as_str();
-        while let Some(open) = rest.find("{{") {
-            let current = stack.last_mut().map_or(&mut nodes, |(_, body)| body);
-            if open > 0 {
-                current.push(Node::Text(rest[..open].to_string()));
-            }
-            let close = rest[open..]
-                .find("}}")
-                .ok_or_else(|| TemplateError::Parse("unclosed action".into()))?
-                + open;
-            let action = rest[open + 2..close].trim();
-            rest = &rest[close + 2..];
-            if action == "end" {
-                let (pipeline, body) = stack
-                    .pop()
-                    .ok_or_else(|| TemplateError::Parse("unexpected {{end}}".into()))?;
-                let parent = stack.last_mut().map_or(&mut nodes, |(_, body)| body);
-                parent.push(Node::Range(pipeline, body));
-            } else if let Some(range) = action.strip_prefix("range ") {
-                stack.push((parse_pipeline(range.trim())?, Vec::new()));
-            } else {
-                current.push(Node::Action(parse_pipeline(action)?));
-            }
-        }
-        if !stack.is_empty() {
-            return Err(TemplateError::Parse(
-                "unexpected EOF: {{range}} without {{end}}".into(),
-            ));
-        }
-        if !rest.is_empty() {
-            nodes.push(Node::Text(rest.to_string()));
-        }
-        Ok(Self { nodes })
+    /// Parses `text` for a `table` header row: Docker's functions give back
+    /// their first argument (the column's name).
+    pub fn parse_header(text: &str) -> Result<Self, TemplateError> {
+        Self::parse_with(text, template_funcs::header_functions())
+    }
+
+    fn parse_with(text: &str, funcs: FuncMap) -> Result<Self, TemplateError> {
+        check(text)?;
+        let inner = gotmpl::Template::new("")
+            .funcs(funcs)
+            .parse(text)
+            .map_err(parse_error)?;
+        Ok(Self { inner })
     }
 
     /// Applies the template to `data`.
-    pub fn render(&self, data: &Value) -> String {
-        let mut out = String::new();
-        render_nodes(&self.nodes, data, &mut out);
-        out
-    }
-}
-
-fn lookup<'a>(data: &'a Value, path: &[String]) -> &'a Value {
-    path.iter()
-        .fold(data, |value, key| value.get(key).unwrap_or(&Value::Null))
-}
-
-/// A value as Go's template prints it.
-fn plain(value: &Value) -> String {
-    match value {
-        Value::Null => "<no value>".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(plain).collect::<Vec<_>>().join(" ")
-        ),
-        Value::Object(map) => format!(
-            "map[{}]",
-            map.iter()
-                .map(|(k, v)| format!("{k}:{}", plain(v)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        other => other.to_string(),
-    }
-}
-
-fn apply(pipeline: &Pipeline, data: &Value) -> String {
-    let value = lookup(data, &pipeline.path);
-    match pipeline.function.as_deref() {
-        Some("json") => serde_json::to_string(value).unwrap_or_default(),
-        Some("upper") => plain(value).to_uppercase(),
-        Some("lower") => plain(value).to_lowercase(),
-        Some("title") => {
-            let text = plain(value);
-            let mut chars = text.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
-        Some("len") => match value {
-            Value::Array(items) => items.len().to_string(),
-            Value::Object(map) => map.len().to_string(),
-            Value::String(s) => s.len().to_string(),
-            _ => "0".into(),
-        },
-        Some("join") => match value {
-            Value::Array(items) => items
-                .iter()
-                .map(plain)
-                .collect::<Vec<_>>()
-                .join(pipeline.argument.as_deref().unwrap_or("")),
-            other => plain(other),
-        },
-        _ => plain(value),
-    }
-}
-
-fn render_nodes(nodes: &[Node], data: &Value, out: &mut String) {
-    for node in nodes {
-        match node {
-            Node::Text(text) => out.push_str(text),
-            Node::Action(pipeline) => out.push_str(&apply(pipeline, data)),
-            Node::Range(pipeline, body) => match lookup(data, &pipeline.path) {
-                Value::Array(items) => items.iter().for_each(|item| render_nodes(body, item, out)),
-                Value::Object(map) => map.values().for_each(|item| render_nodes(body, item, out)),
-                _ => {}
-            },
-        }
+    pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
+        let value =
+            template_funcs::from_json(data).map_err(|e| TemplateError::Execute(e.to_string()))?;
+        self.inner
+            .execute_to_string(&value)
+            .map_err(|e| TemplateError::Execute(e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn data() -> Value {
+        json!({
+            "Name": "/web",
+            "State": {"Running": true, "Pid": 42, "Status": "running", "ExitCode": 0},
+            "Config": {
+                "Cmd": ["sh", "-c", "sleep 9"],
+                "Env": ["A=1", "B=2"],
+                "Labels": {"zeta": "last", "alpha": "first"},
+                "Volumes": null,
+            },
+            "Mounts": [],
+        })
+    }
+
+    fn render(text: &str) -> String {
+        Template::parse(text)
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .render(&data())
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
 
     #[test]
-    fn renders_dockers_favourites() {
-        let data = json!({"State": {"Pid": 42, "Status": "running"}, "Config": {"Env": ["A=1", "B=2"]}, "Name": "/web"});
-        let render = |t: &str| Template::parse(t).unwrap().render(&data);
+    fn fields_and_go_printing() {
         assert_eq!(render("{{.State.Pid}}"), "42");
         assert_eq!(
             render("{{ .Name }} is {{.State.Status}}"),
             "/web is running"
         );
+        assert_eq!(render("{{.Config.Cmd}}"), "[sh -c sleep 9]");
+        assert_eq!(render("{{.Config.Labels}}"), "map[alpha:first zeta:last]");
+        assert_eq!(render("{{.Nope}}"), "<no value>");
+        assert_eq!(render("{{.State.Running}}"), "true");
+    }
+
+    #[test]
+    fn if_else_if_else() {
+        assert_eq!(render("{{if .State.Running}}up{{else}}down{{end}}"), "up");
+        assert_eq!(
+            render("{{if not .State.Running}}a{{else if eq .State.Pid 42}}b{{else}}c{{end}}"),
+            "b"
+        );
+        assert_eq!(render("{{if .Mounts}}m{{else}}none{{end}}"), "none");
+    }
+
+    #[test]
+    fn with_and_range_with_variables() {
+        assert_eq!(render("{{with .State}}{{.Status}}{{end}}"), "running");
+        assert_eq!(render("{{with .Nope}}x{{else}}empty{{end}}"), "empty");
+        assert_eq!(render("{{range .Config.Env}}{{.}};{{end}}"), "A=1;B=2;");
+        // Map keys in sorted order, as Go ranges over them.
+        assert_eq!(
+            render("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}"),
+            "alpha=first zeta=last "
+        );
+        assert_eq!(
+            render("{{range $i, $c := .Config.Cmd}}{{$i}}:{{$c}},{{end}}"),
+            "0:sh,1:-c,2:sleep 9,"
+        );
+        assert_eq!(
+            render("{{range .Mounts}}x{{else}}no mounts{{end}}"),
+            "no mounts"
+        );
+        assert_eq!(render("{{$n := .Name}}{{$n}}"), "/web");
+    }
+
+    #[test]
+    fn index_printf_len() {
+        assert_eq!(render("{{index .Config.Cmd 0}}"), "sh");
+        assert_eq!(render(r#"{{index .Config.Labels "alpha"}}"#), "first");
+        assert_eq!(render(r#"{{printf "%s-%d" .Name 3}}"#), "/web-3");
+        assert_eq!(
+            render(r#"{{printf "%05d|%-4s|" .State.Pid "ab"}}"#),
+            "00042|ab  |"
+        );
+        assert_eq!(render("{{len .Config.Cmd}} {{len .Name}}"), "3 4");
+    }
+
+    #[test]
+    fn comparisons_and_logic() {
+        assert_eq!(
+            render(
+                r#"{{eq .State.Status "running"}} {{eq .State.Status "x" "running"}} {{ne .State.Pid 1}}"#
+            ),
+            "true true true"
+        );
+        assert_eq!(
+            render("{{lt 1 2}} {{le 2 2}} {{gt .State.Pid 50}} {{ge .State.Pid 42}}"),
+            "true true false true"
+        );
+        assert_eq!(
+            render(r#"{{and .State.Running .Name}} {{or .Nope "dflt"}} {{not .State.Running}}"#),
+            "/web dflt false"
+        );
+    }
+
+    #[test]
+    fn dockers_functions_and_pipelines() {
         assert_eq!(
             render("{{json .State}}"),
-            r#"{"Pid":42,"Status":"running"}"#
+            r#"{"ExitCode":0,"Pid":42,"Running":true,"Status":"running"}"#
         );
-        assert_eq!(render("{{range .Config.Env}}{{.}};{{end}}"), "A=1;B=2;");
-        assert_eq!(render("{{join .Config.Env \",\"}}"), "A=1,B=2");
-        assert_eq!(
-            render("{{upper .State.Status}}\\t{{len .Config.Env}}"),
-            "RUNNING\t2"
-        );
-        assert_eq!(render("{{.Nope}}"), "<no value>");
+        assert_eq!(render("{{json .Config.Volumes}}"), "null");
+        assert_eq!(render("{{.State.Status | upper}}"), "RUNNING");
+        assert_eq!(render("{{upper .State.Status | lower}}"), "running");
+        assert_eq!(render("{{title .State.Status}}"), "Running");
+        assert_eq!(render(r#"{{join .Config.Env ","}}"#), "A=1,B=2");
+        assert_eq!(render(r#"{{index (split .Name "w") 1}}"#), "eb");
+        assert_eq!(render(r#"{{.State.Pid | printf "%d!"}}"#), "42!");
     }
 
     #[test]
-    fn format_json_is_one_json_line_per_row() {
-        let (table, template) = Template::parse_format("json").unwrap();
-        assert!(!table);
-        let row = json!({"Names": "web", "Status": "Up 2 seconds"});
-        let line = template.render(&row);
+    fn trim_markers_and_comments() {
+        assert_eq!(render("a  {{- .Name -}}  b"), "a/webb");
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&line).unwrap(),
-            row
+            render("{{range .Config.Env -}}\n  {{.}}\n{{- end}}"),
+            "A=1B=2"
         );
-        assert!(!line.contains('\n'));
+        assert_eq!(render("{{/* nothing */}}ok"), "ok");
     }
 
     #[test]
-    fn rejects_bad_templates() {
-        assert!(matches!(
-            Template::parse("{{.A"),
-            Err(TemplateError::Parse(_))
-        ));
-        assert!(matches!(
-            Template::parse("{{range .A}}x"),
-            Err(TemplateError::Parse(_))
-        ));
+    fn bad_templates_are_parsing_errors() {
+        let error = |text: &str| Template::parse(text).unwrap_err().to_string();
         assert_eq!(
-            Template::parse("{{frob .A}}").unwrap_err(),
-            TemplateError::UnknownFunction("frob".into())
+            error("{{.Name"),
+            "template parsing error: template: :1: unclosed action"
         );
+        assert_eq!(
+            error("{{if .A}}x"),
+            "template parsing error: template: :1: unexpected EOF"
+        );
+        assert!(error("x{{end}}y").contains("unexpected {{end}}"));
+        assert_eq!(
+            error("{{frob .A}}"),
+            "template parsing error: template: :1: function \"frob\" not defined"
+        );
+        assert!(error("{{if .A}}\n{{.B | frob}}{{end}}").contains(":2: function \"frob\""));
+    }
+
+    #[test]
+    fn failures_on_the_data_are_execution_errors() {
+        let template = Template::parse("{{index .Config.Cmd 9}}").unwrap();
+        assert!(matches!(
+            template.render(&data()),
+            Err(TemplateError::Execute(_))
+        ));
     }
 }

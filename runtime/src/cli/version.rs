@@ -1,7 +1,7 @@
 //! `hull version` and `hull -v`, laid out as Docker's, with what Hull runs
 //! containers on: the backend and its VMM, the guest kernel, virtiofsd.
 
-use super::template::Template;
+use super::output::object_template;
 use crate::config::{GuestArtifacts, Paths};
 use crate::platform::Platform;
 use anyhow::Result;
@@ -121,8 +121,7 @@ fn details(_paths: &Paths) -> Value {
 pub fn version(paths: &Paths, args: VersionArgs) -> Result<i32> {
     let details = details(paths);
     match args.format.as_deref() {
-        Some("json") => println!("{}", serde_json::to_string(&details)?),
-        Some(format) => println!("{}", Template::parse(format)?.render(&details)),
+        Some(format) => println!("{}", object_template(format)?.render(&details)?),
         None => print!("{}", text(&details)),
     }
     Ok(0)
@@ -185,9 +184,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(" Guest kernel:\n  Version:"), "{text}");
-        let version = Template::parse("{{.Server.Version}}")
+        let version = object_template("{{.Server.Version}}")
             .unwrap()
-            .render(&details);
+            .render(&details)
+            .unwrap();
         assert_eq!(version, VERSION);
         assert_eq!(short(), format!("Hull version {VERSION}"));
     }

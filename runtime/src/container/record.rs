@@ -161,8 +161,10 @@ pub struct HostConfig {
     pub port_bindings: serde_json::Value,
     /// The VMM backend asked for (`--vmm`), empty for the default.
     pub runtime: String,
-    /// `-v`, as given: `/host:/ctr[:ro]`.
+    /// `-v`, as given: `/host:/ctr[:ro]`, `NAME:/ctr[:ro]`.
     pub binds: Vec<String>,
+    /// `--tmpfs`: container paths and their options.
+    pub tmpfs: std::collections::BTreeMap<String, String>,
     /// `--log-driver` and `--log-opt`: where its output goes, and when its
     /// json-file log rotates.
     pub log_config: crate::logs::LogConfig,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
 
 /// Most host paths one container may share into its VM.
-const MAX_SHARED_MOUNTS: usize = 64;
+pub(super) const MAX_SHARED_MOUNTS: usize = 64;
 
 /// A container to create from a bundle.
 #[derive(Debug, Clone)]
@@ -296,11 +296,11 @@ fn share_host_mounts(spec: &mut Spec, share: &ContainerShare) -> Result<Vec<Bind
         }
         let readonly = mount.options().iter().flatten().any(|o| o == "ro");
         let index = volumes.len();
-        volumes.push(BindVolume {
-            source: source.clone(),
-            destination: mount.destination().display().to_string(),
+        volumes.push(BindVolume::host(
+            source.clone(),
+            mount.destination().display().to_string(),
             readonly,
-        });
+        ));
         mount.set_source(Some(PathBuf::from(ContainerShare::guest_path(
             &share.volume(index),
         ))));

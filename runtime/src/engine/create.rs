@@ -73,15 +73,50 @@ impl Engine {
         {
             check_cni_mode(netns, &publish, options.ip)?;
         }
-        let volumes = options
-            .volumes
-            .iter()
-            .map(|v| crate::volume::BindVolume::parse(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        for volume in &volumes {
-            volume.ensure_source()?;
+        let image_volumes = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+            .unwrap_or_default();
+        let mut mounts = self.prepare_mounts(options, &image_volumes)?;
+        let created = self.create_with_mounts(options, &image, layer_dirs, vcpus, publish, &mounts);
+        let id = match created {
+            Ok(id) => id,
+            Err(err) => {
+                mounts.discard();
+                return Err(err);
+            }
+        };
+        let containers = self.containers()?;
+        let dir = containers.dir_of(&id);
+        let copied = SandboxPlan::load(&dir)
+            .map_err(EngineError::from)
+            .and_then(|plan| {
+                mounts.copy_image_content(&plan.rootfs(&dir), &self.paths.views_dir())
+            });
+        if let Err(err) = copied {
+            if let Ok(record) = containers.load(&id) {
+                let _ = containers.remove(&record);
+            }
+            mounts.discard();
+            return Err(err);
         }
+        crate::fault::point("create.after-record");
+        Ok(id)
+    }
 
+    /// The rest of [`Self::create`], with the image resolved and the mounts
+    /// prepared: the record, spec and plan written. Returns the id.
+    fn create_with_mounts(
+        &self,
+        options: &ContainerOptions,
+        image: &crate::image::Image,
+        layer_dirs: Vec<PathBuf>,
+        vcpus: u32,
+        publish: Vec<String>,
+        mounts: &super::mounts::ContainerMounts,
+    ) -> Result<String> {
         let containers = self.containers()?;
         let joins = joined_sandbox(&containers, options)?;
         let id = hex::encode(random_bytes::<32>()?);
@@ -116,7 +151,7 @@ impl Engine {
             &layer_dirs,
         )?;
         let share = ContainerShare::of(&id, joins.as_ref().map(|(j, _)| j.container_id.as_str()));
-        add_host_mounts(&mut spec, &volumes, &share)?;
+        add_host_mounts(&mut spec, mounts, &share)?;
 
         let process = spec.process().as_ref().context("spec without a process")?;
         let argv = process.args().clone().unwrap_or_default();
@@ -162,7 +197,8 @@ impl Engine {
             },
             port_bindings: port_bindings(&publish),
             runtime: options.vmm.clone().unwrap_or_default(),
-            binds: volumes.iter().map(|v| v.bind_string()).collect(),
+            binds: mounts.binds.clone(),
+            tmpfs: mounts.tmpfs_config.clone(),
             log_config: options.log_config.clone(),
         };
         let mut record = ContainerRecord::new(
@@ -173,7 +209,7 @@ impl Engine {
             config,
             host_config,
         );
-        record.mounts = volumes.iter().map(|v| v.inspect()).collect();
+        record.mounts = mounts.inspect.clone();
         record.path = argv.first().cloned().unwrap_or_default();
         record.args = argv.iter().skip(1).cloned().collect();
         // As Docker's: no log, and no path to one, without a log driver.
@@ -198,7 +234,7 @@ impl Engine {
             publish,
             ip: options.ip,
             aliases: options.aliases.clone(),
-            volumes,
+            volumes: mounts.shared.clone(),
             joins: joins.map(|(joins, _)| joins),
         };
         // Everything beside the record, so that the container appears whole.
@@ -223,7 +259,6 @@ impl Engine {
                 Err(err) => return Err(err.into()),
             }
         }
-        crate::fault::point("create.after-record");
         Ok(id)
     }
 }
@@ -256,6 +291,7 @@ pub(super) fn record_files(
 fn check_options(options: &ContainerOptions) -> Result<()> {
     refuse_host_namespaces(options)?;
     options.log_config.validate()?;
+    super::mounts::check_flags(options)?;
     if options.auto_remove && !options.restart.name.is_empty() {
         return invalid("Conflicting options: --restart and --rm");
     }
@@ -290,18 +326,18 @@ pub(super) fn vm_memory_mib(limit: Option<i64>) -> u32 {
     }
 }
 
-/// The host's /etc files (hosts, hostname, resolv.conf, as Docker's) and
-/// the `-v` volumes, as bind mounts of the sandbox's share.
+/// The host's /etc files (hosts, hostname, resolv.conf, as Docker's) as
+/// bind mounts of the sandbox's share, and the container's own mounts:
+/// parents before what is mounted below them (a volume at /etc before
+/// /etc/hosts), and at one path the container's own last (they win).
 fn add_host_mounts(
     spec: &mut Spec,
-    volumes: &[crate::volume::BindVolume],
+    container_mounts: &super::mounts::ContainerMounts,
     share: &ContainerShare,
 ) -> Result<()> {
-    let Some(mounts) = spec.mounts_mut() else {
-        return Ok(());
-    };
+    let mut added = Vec::new();
     for name in crate::sandbox::ETC_FILES {
-        mounts.push(
+        added.push(
             MountBuilder::default()
                 .destination(format!("/etc/{name}"))
                 .typ("bind")
@@ -311,20 +347,11 @@ fn add_host_mounts(
                 .context("building a mount")?,
         );
     }
-    for (index, volume) in volumes.iter().enumerate() {
-        let mut options = vec!["rbind".to_string()];
-        if volume.readonly {
-            options.push("ro".to_string());
-        }
-        mounts.push(
-            MountBuilder::default()
-                .destination(&volume.destination)
-                .typ("bind")
-                .source(ContainerShare::guest_path(&share.volume(index)))
-                .options(options)
-                .build()
-                .context("building a mount")?,
-        );
+    added.extend(container_mounts.spec_mounts(share)?);
+    // (Stable: equal depths keep their order.)
+    added.sort_by_key(|m| m.destination().components().count());
+    if let Some(mounts) = spec.mounts_mut() {
+        mounts.extend(added);
     }
     Ok(())
 }

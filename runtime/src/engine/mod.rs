@@ -6,7 +6,9 @@
 //!
 //! One file per lifecycle verb (as youki's libcontainer): [`create`]
 //! (from an image and Docker's options, or from a bundle: [`bundle`]),
-//! [`start`], [`stop`], [`kill`], [`pause`], [`update`], [`remove`]; [`network`] is a
+//! [`start`], [`stop`], [`kill`], [`pause`], [`update`], [`remove`]; [`mounts`]
+//! are a new container's volumes and tmpfs mounts, [`volumes`] the volume
+//! commands' work; [`network`] is a
 //! sandbox's network, which the monitor attaches and [`remove`] lets go of
 //! for a sandbox whose monitor died.
 
@@ -14,6 +16,7 @@ mod bundle;
 mod create;
 mod error;
 mod kill;
+mod mounts;
 pub mod network;
 mod options;
 mod pause;
@@ -22,6 +25,7 @@ mod start;
 mod stats;
 mod stop;
 mod update;
+mod volumes;
 
 pub use bundle::{spec_namespace, BundleOptions};
 pub use create::GUEST_OVERHEAD_MIB;

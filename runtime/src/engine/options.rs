@@ -71,8 +71,13 @@ pub struct ContainerOptions {
     pub pids_limit: Option<i64>,
     /// A read-only root file system.
     pub read_only: bool,
-    /// `-v` bind volumes, as Docker writes them (`/host:/ctr[:ro]`).
+    /// `-v` values, as Docker writes them (`/host:/ctr[:ro]`,
+    /// `NAME:/ctr[:ro]`, `/ctr`).
     pub volumes: Vec<String>,
+    /// `--mount` values (`type=volume,source=NAME,target=/ctr,readonly`).
+    pub mounts: Vec<String>,
+    /// `--tmpfs` values (`/ctr[:OPTIONS]`).
+    pub tmpfs: Vec<String>,
     /// What to do when it exits.
     pub restart: RestartPolicy,
     /// Namespace modes.

@@ -11,7 +11,19 @@ use crate::sandbox::{remove_runtime_dir, SandboxPlan};
 
 impl Engine {
     /// Removes a container; with `force`, a running one is killed first.
+    /// Its volumes stay.
     pub async fn remove(&self, reference: &str, force: bool) -> Result<()> {
+        self.remove_container(reference, force, false).await
+    }
+
+    /// Removes a container, as [`Self::remove`]; with `anonymous_volumes`
+    /// (`rm -v`), the anonymous volumes it alone mounted go with it.
+    pub async fn remove_container(
+        &self,
+        reference: &str,
+        force: bool,
+        anonymous_volumes: bool,
+    ) -> Result<()> {
         let (store, mut record) = self.load(reference)?;
         if is_live(&record) {
             if !force {
@@ -54,6 +66,9 @@ impl Engine {
         crate::fault::point("rm.before-remove");
         remove_runtime_dir(&self.paths, &record.id);
         store.remove(&record)?;
+        if anonymous_volumes {
+            self.release_anonymous_volumes(&record);
+        }
         Ok(())
     }
 }

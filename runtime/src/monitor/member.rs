@@ -206,8 +206,10 @@ impl Member {
         }
         self.shared.exit.send_replace(Some(exit));
         if self.record.host_config.auto_remove {
-            if let Err(err) = self.store.remove(&self.record) {
-                tracing::warn!("container {}: removing it: {err:#}", &id[..12]);
+            match self.store.remove(&self.record) {
+                Ok(()) => crate::engine::Engine::new(self.paths.clone())
+                    .release_anonymous_volumes(&self.record),
+                Err(err) => tracing::warn!("container {}: removing it: {err:#}", &id[..12]),
             }
         }
         // Give attached clients a moment to read their answers before the socket goes.

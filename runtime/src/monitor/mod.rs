@@ -8,6 +8,7 @@
 //! containers that join it later (a pod's, see [`member`]). Each has a
 //! socket of its own, so a client talks to any of them the same way.
 
+mod dns;
 mod exec;
 mod health;
 mod member;
@@ -218,6 +219,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
             }));
             if record.host_config.auto_remove {
                 store.remove(&record)?;
+                crate::engine::Engine::new(paths.clone()).release_anonymous_volumes(&record);
             }
             crate::sandbox::remove_dir(&run_dir);
             return Ok(());
@@ -299,6 +301,8 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
     shared.exit.send_replace(Some(final_exit));
     if record.host_config.auto_remove {
         store.remove(&record)?;
+        // As `docker run --rm`: its anonymous volumes go with it.
+        crate::engine::Engine::new(paths.clone()).release_anonymous_volumes(&record);
     }
     // Give attached clients a moment to read their answers before the socket goes.
     tokio::time::sleep(Duration::from_millis(50)).await;

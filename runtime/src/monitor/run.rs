@@ -2,6 +2,7 @@
 //! the container created and started in it, its output logged, its exit
 //! waited for, and everything torn down again.
 
+use super::dns;
 use super::health::{
     dead_process, describe_sandbox_death, inject_fault, while_alive, HEALTH_INTERVAL,
 };
@@ -78,7 +79,7 @@ pub(super) async fn run_once(
         extra_cmdline.extend(args.split_whitespace().map(str::to_string));
     }
     let boot_started = Instant::now();
-    let sandbox = Sandbox::start(SandboxConfig {
+    let mut sandbox = Sandbox::start(SandboxConfig {
         id: id.clone(),
         dir: ctx.paths.sandbox_dir(&id).join("vm"),
         hypervisor,
@@ -95,7 +96,9 @@ pub(super) async fn run_once(
     })
     .await?;
     inject_fault(&sandbox, "monitor.after-boot");
+    let events = forward_dns(ctx, &mut sandbox).await;
     let result = run_in_sandbox(ctx, record, &sandbox, control, state, boot_started).await;
+    events.abort();
     let teardown_started = Instant::now();
     sandbox.shutdown().await;
     drop(shares);
@@ -103,6 +106,33 @@ pub(super) async fn run_once(
     phases.push(("teardown", teardown_started.elapsed()));
     record_timings(&phases);
     Ok(exit)
+}
+
+/// Starts reading the agent's events. In another network namespace (CNI
+/// mode), a resolv.conf naming resolvers on that namespace's loopback
+/// (Docker's embedded DNS) gets them forwarded from the guest's.
+async fn forward_dns(ctx: &RunContext<'_>, sandbox: &mut Sandbox) -> tokio::task::JoinHandle<()> {
+    let netns = ctx.attachment.and_then(SandboxNetwork::netns);
+    let servers = match netns {
+        Some(_) => dns::loopback_nameservers(&ctx.plan.volumes),
+        None => Vec::new(),
+    };
+    let events = dns::serve(
+        sandbox.take_events(),
+        sandbox.agent().clone(),
+        netns,
+        servers.clone(),
+    );
+    if !servers.is_empty() {
+        if let Err(err) = sandbox
+            .agent()
+            .request_done(Request::ForwardDns { servers })
+            .await
+        {
+            tracing::warn!("forwarding DNS from the guest: {err}");
+        }
+    }
+    events
 }
 
 /// Creates and starts the container in a booted sandbox and serves it until it exits.

@@ -149,8 +149,8 @@ pub struct Sandbox {
     virtiofsd: Child,
     agent: std::sync::Arc<AgentClient>,
     control: VmControl,
-    /// Events the agent reported.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Events the agent reported (see [`Sandbox::take_events`]).
+    events: mpsc::UnboundedReceiver<Event>,
     /// When things happened during start.
     pub timings: BootTimings,
     /// The backend's name and acceleration, e.g. `qemu (tcg)`.
@@ -452,6 +452,12 @@ impl Sandbox {
             },
             backend,
         })
+    }
+
+    /// The agent's events, for their one consumer (the monitor, which must
+    /// read them: the channel is unbounded); a second call gets none.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
     }
 
     /// How to pause and resume its VM through the VMM.

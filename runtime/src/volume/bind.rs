@@ -1,48 +1,14 @@
-//! `-v HOST:CONTAINER[:ro]`: host directories (or files) bind-mounted into
-//! a container. The host path is mounted into the sandbox's virtio-fs share
-//! (in virtiofsd's private mount namespace, read-only there too for `:ro`)
-//! and the guest agent bind-mounts it from the share onto the container path.
+//! One host directory (or file) shared into a container: a `-v
+//! /host:/ctr[:ro]` bind, or a named or anonymous volume's `_data`
+//! directory. The sandbox plan lists them; the monitor binds each into the
+//! sandbox's virtio-fs share, and the guest agent binds it from there onto
+//! the container path.
 
+use super::VolumeError;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use thiserror::Error;
 
-/// A `-v` value Hull cannot use.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum VolumeError {
-    /// Not `SOURCE:DEST[:OPTIONS]`.
-    #[error("invalid volume specification: '{0}'")]
-    Invalid(String),
-    /// A name instead of a host path.
-    #[error("invalid volume specification: '{0}': named volumes are not supported; give an absolute host path (-v /srv/data:/data)")]
-    Named(String),
-    /// The container path is not absolute, or is `/`.
-    #[error("invalid volume specification: '{spec}': invalid mount path: '{destination}' mount path must be absolute and not /")]
-    Destination {
-        /// The `-v` value.
-        spec: String,
-        /// Its container path.
-        destination: String,
-    },
-    /// An option other than ro/rw.
-    #[error("invalid volume specification: '{spec}': invalid mode: {mode}")]
-    Mode {
-        /// The `-v` value.
-        spec: String,
-        /// The option.
-        mode: String,
-    },
-    /// The host path could not be created.
-    #[error("creating the volume source {path}: {reason}")]
-    Source {
-        /// The host path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// One bind volume.
+/// One directory shared into a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindVolume {
     /// The host path (absolute).
@@ -51,58 +17,31 @@ pub struct BindVolume {
     pub destination: String,
     /// `:ro`.
     pub readonly: bool,
+    /// The volume whose `_data` `source` is; `None` for a host path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl BindVolume {
-    /// Parses Docker's `-v HOST:CONTAINER[:ro|rw]`.
-    pub fn parse(spec: &str) -> Result<Self, VolumeError> {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (source, destination, mode) = match parts.as_slice() {
-            [source, destination] => (*source, *destination, None),
-            [source, destination, mode] => (*source, *destination, Some(*mode)),
-            _ => return Err(VolumeError::Invalid(spec.to_string())),
-        };
-        if source.is_empty() || destination.is_empty() {
-            return Err(VolumeError::Invalid(spec.to_string()));
-        }
-        if !source.starts_with('/') {
-            return Err(VolumeError::Named(spec.to_string()));
-        }
-        if !destination.starts_with('/')
-            || destination.trim_end_matches('/').is_empty()
-            || destination.split('/').any(|c| c == "..")
-        {
-            return Err(VolumeError::Destination {
-                spec: spec.to_string(),
-                destination: destination.to_string(),
-            });
-        }
-        let mut readonly = false;
-        for option in mode.into_iter().flat_map(|m| m.split(',')) {
-            match option {
-                "ro" => readonly = true,
-                "rw" => readonly = false,
-                // SELinux relabelling and propagation mean nothing across a VM boundary.
-                "z" | "Z" | "rprivate" | "private" => {}
-                other => {
-                    return Err(VolumeError::Mode {
-                        spec: spec.to_string(),
-                        mode: other.to_string(),
-                    })
-                }
-            }
-        }
-        Ok(Self {
-            source: PathBuf::from(source),
-            destination: destination.to_string(),
+    /// A host path bound into the container.
+    pub fn host(source: PathBuf, destination: String, readonly: bool) -> Self {
+        Self {
+            source,
+            destination,
             readonly,
-        })
+            name: None,
+        }
     }
 
-    /// Creates a missing host directory, as `docker run -v` does.
+    /// Makes sure the source is there before it is shared: a missing host
+    /// directory is created, as `docker run -v` does; a volume's directory
+    /// is never made here (a removed volume stays removed).
     pub fn ensure_source(&self) -> Result<(), VolumeError> {
         if self.source.exists() {
             return Ok(());
+        }
+        if let Some(name) = &self.name {
+            return Err(VolumeError::NotFound(name.clone()));
         }
         std::fs::create_dir_all(&self.source).map_err(|e| VolumeError::Source {
             path: self.source.clone(),
@@ -110,7 +49,7 @@ impl BindVolume {
         })
     }
 
-    /// As `docker inspect` shows it under `Mounts`.
+    /// As `docker inspect` shows a bind under `Mounts`.
     pub fn inspect(&self) -> serde_json::Value {
         serde_json::json!({
             "Type": "bind",
@@ -122,7 +61,7 @@ impl BindVolume {
         })
     }
 
-    /// As `HostConfig.Binds` lists it.
+    /// As `HostConfig.Binds` lists a host path.
     pub fn bind_string(&self) -> String {
         let mode = if self.readonly { ":ro" } else { "" };
         format!("{}:{}{mode}", self.source.display(), self.destination)
@@ -132,46 +71,34 @@ impl BindVolume {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
-    fn docker_volume_syntax() {
-        let v = BindVolume::parse("/srv/data:/data:ro").unwrap();
-        assert_eq!(
-            (v.source.as_path(), v.destination.as_str(), v.readonly),
-            (Path::new("/srv/data"), "/data", true)
-        );
-        assert!(!BindVolume::parse("/a:/b").unwrap().readonly);
-        assert!(!BindVolume::parse("/a:/b:rw,z").unwrap().readonly);
-        assert_eq!(BindVolume::parse("/a:/b").unwrap().bind_string(), "/a:/b");
+    fn binds_are_shown_as_docker_shows_them() {
+        let v = BindVolume::host("/srv/data".into(), "/data".into(), true);
         assert_eq!(v.bind_string(), "/srv/data:/data:ro");
-        assert!(matches!(
-            BindVolume::parse("data:/data"),
-            Err(VolumeError::Named(_))
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a:b"),
-            Err(VolumeError::Destination { .. })
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a:/"),
-            Err(VolumeError::Destination { .. })
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a:/x/../.."),
-            Err(VolumeError::Destination { .. })
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a:/b:rx"),
-            Err(VolumeError::Mode { .. })
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a"),
-            Err(VolumeError::Invalid(_))
-        ));
-        assert!(matches!(
-            BindVolume::parse("/a:/b:ro:x"),
-            Err(VolumeError::Invalid(_))
-        ));
+        assert_eq!(v.inspect()["Mode"], "ro");
+        assert_eq!(v.inspect()["RW"], false);
+        let rw = BindVolume::host("/a".into(), "/b".into(), false);
+        assert_eq!(rw.bind_string(), "/a:/b");
+    }
+
+    #[test]
+    fn a_missing_volume_is_not_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = BindVolume::host(dir.path().join("gone/_data"), "/d".into(), false);
+        v.name = Some("gone".into());
+        assert!(matches!(v.ensure_source(), Err(VolumeError::NotFound(_))));
+        assert!(!dir.path().join("gone").exists());
+        v.name = None;
+        v.ensure_source().unwrap();
+        assert!(v.source.is_dir());
+    }
+
+    #[test]
+    fn plans_written_before_named_volumes_still_load() {
+        let old = r#"{"source":"/a","destination":"/b","readonly":false}"#;
+        let v: BindVolume = serde_json::from_str(old).unwrap();
+        assert_eq!(v.name, None);
+        assert!(!serde_json::to_string(&v).unwrap().contains("name"));
     }
 }
