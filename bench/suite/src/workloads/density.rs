@@ -1,0 +1,174 @@
+//! Density: host memory (PSS) of N idle containers, Hull's (monitor, VMM,
+//! virtiofsd: every process of each sandbox) and runc's (the container's
+//! processes), at each N of the curve.
+
+use crate::cleanup::with_descendants;
+use crate::env::runc::Spec;
+use crate::env::Bench;
+use crate::results::Row;
+use anyhow::{ensure, Result};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Seconds idle guests are given to settle before their memory is read.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// The proportional set size of `pid`, KiB (0 if it is gone).
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .map(|s| parse_pss(&s))
+        .unwrap_or(0)
+}
+
+/// The `Pss:` line of smaps_rollup, KiB.
+pub fn parse_pss(smaps_rollup: &str) -> u64 {
+    smaps_rollup
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a process is, by its name: vmm, virtiofsd or monitor.
+fn part(pid: u32) -> &'static str {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = comm.trim();
+    if comm.starts_with("qemu") || comm.starts_with("hull-vmm") {
+        "vmm"
+    } else if comm.starts_with("virtiofsd") {
+        "virtiofsd"
+    } else {
+        "monitor"
+    }
+}
+
+/// The rows of the density curve.
+pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let mut counts = bench.cfg.density.clone();
+    counts.sort_unstable();
+    counts.dedup();
+    let mut hull_total: Vec<(usize, f64)> = Vec::new();
+    let mut parts: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut names = Vec::new();
+    let hull = (|| -> Result<()> {
+        for &n in &counts {
+            while names.len() < n {
+                let name = format!("hb-idle-{}", names.len());
+                tracing::info!("idle Hull container {name}");
+                bench.hull.run_detached(
+                    &name,
+                    &["--network".into(), "none".into()],
+                    &["/bin/sleep", "1000000"],
+                )?;
+                names.push(name);
+            }
+            std::thread::sleep(SETTLE);
+            let monitors = bench.hull.monitors();
+            ensure!(
+                monitors.len() == n,
+                "{} Hull monitors running, {n} expected",
+                monitors.len()
+            );
+            let pids = with_descendants(&monitors);
+            let mut total = 0.0;
+            parts.clear();
+            for pid in pids {
+                let mib = pss_kib(pid) as f64 / 1024.0;
+                total += mib;
+                *parts.entry(part(pid)).or_default() += mib / n as f64;
+            }
+            hull_total.push((n, total));
+        }
+        Ok(())
+    })();
+    let _ = bench.hull.remove(&names);
+    hull?;
+
+    let mut runc_total: Vec<(usize, f64)> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let runc = (|| -> Result<()> {
+        for &n in &counts {
+            while ids.len() < n {
+                let id = format!("hb-idle-{}", ids.len());
+                bench.runc.run_detached(
+                    &id,
+                    &Spec {
+                        args: vec!["/bin/sleep".into(), "1000000".into()],
+                        ..Spec::default()
+                    },
+                )?;
+                ids.push(id);
+            }
+            std::thread::sleep(SETTLE);
+            let inits = ids
+                .iter()
+                .map(|id| bench.runc.pid(id))
+                .collect::<Result<Vec<u32>>>()?;
+            let total: f64 = with_descendants(&inits)
+                .into_iter()
+                .map(|p| pss_kib(p) as f64 / 1024.0)
+                .sum();
+            runc_total.push((n, total));
+        }
+        Ok(())
+    })();
+    bench.runc.remove(&ids);
+    runc?;
+
+    for (&(n, hull), &(_, runc)) in hull_total.iter().zip(&runc_total) {
+        let mut row = Row::new(
+            "density",
+            &format!("density.n{n}"),
+            &format!("host memory (PSS) of {n} idle containers: Hull's monitors, VMMs (guest memory as far as touched) and virtiofsd; runc's container processes"),
+            "MiB",
+            true,
+        );
+        row.samples.insert("hull".into(), vec![hull]);
+        row.samples.insert("runc".into(), vec![runc]);
+        rows.push(row);
+    }
+    let mut per = Row::new(
+        "density",
+        "density.per_container",
+        "host memory per idle container: the total at each N of the curve over N (min–max across N)",
+        "MiB",
+        true,
+    );
+    per.samples.insert(
+        "hull".into(),
+        hull_total.iter().map(|(n, t)| t / *n as f64).collect(),
+    );
+    per.samples.insert(
+        "runc".into(),
+        runc_total.iter().map(|(n, t)| t / *n as f64).collect(),
+    );
+    rows.push(per);
+    if let Some(&(n, _)) = hull_total.last() {
+        for (name, mib) in parts {
+            let mut row = Row::new(
+                "density",
+                &format!("density.hull_{name}"),
+                &format!("of which Hull's {name}, per container (at N = {n})"),
+                "MiB",
+                true,
+            );
+            row.samples.insert("hull".into(), vec![mib]);
+            rows.push(row);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pss() {
+        let text = "55d0-7ff [rollup]\nRss:    1000 kB\nPss:     483 kB\nPss_Anon: 400 kB\n";
+        assert_eq!(parse_pss(text), 483);
+        assert_eq!(parse_pss(""), 0);
+        assert!(pss_kib(std::process::id()) > 0);
+    }
+}
