@@ -125,6 +125,13 @@ impl Qemu {
     fn args(&self, config: &VmConfig) -> Vec<OsString> {
         let mut cmdline: Vec<String> = BASE_CMDLINE.iter().map(|s| s.to_string()).collect();
         cmdline.push(format!("hull.channel=serial:{AGENT_PORT_NAME}"));
+        // Under the emulator the guest keeps time with the host's TSC only
+        // if told its frequency (see `tsc`).
+        if !self.kvm {
+            if let Some(khz) = super::tsc::host_tsc_khz() {
+                cmdline.push(format!("tsc_early_khz={khz}"));
+            }
+        }
         cmdline.extend(config.extra_cmdline.iter().cloned());
 
         let mut args: Vec<OsString> = Vec::new();
