@@ -30,19 +30,9 @@ pub async fn kill(states: &StateDir, id: &str, signal: Option<&str>) -> Result<(
     }
 }
 
-/// `KILL`, `SIGKILL` or `9`.
+/// A signal by name or number, as an [`OciError`].
 pub fn parse_signal(text: &str) -> Result<i32, OciError> {
-    if let Ok(number) = text.parse::<i32>() {
-        if (1..=64).contains(&number) {
-            return Ok(number);
-        }
-    }
-    let name = text.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    nix::sys::signal::Signal::iterator()
-        .find(|s| s.as_str().strip_prefix("SIG") == Some(name))
-        .map(|s| s as i32)
-        .ok_or_else(|| OciError::Invalid(format!("unknown signal {text:?}")))
+    hull_runtime::signal::parse_signal(text).map_err(|e| OciError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

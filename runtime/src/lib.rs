@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod agent_client;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod container;
@@ -22,8 +23,10 @@ pub mod rootfs;
 pub mod rpc;
 pub mod sandbox;
 pub mod security;
+pub mod signal;
 pub mod spec;
 pub mod timefmt;
+pub mod ulimit;
 pub mod units;
 pub mod virtiofsd;
 pub mod volume;

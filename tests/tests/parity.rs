@@ -267,3 +267,148 @@ fn format_takes_go_templates_and_json() {
 
     ok(&hull, &["rm", "-f", "web", "idle"]);
 }
+
+/// `run`'s common flags beyond the basics: --env-file, --label and
+/// --label-file (and `ps --filter label=`), --add-host, --dns,
+/// --dns-search, --dns-option, --ulimit, --shm-size, --cidfile,
+/// --stop-signal, --stop-timeout and --platform, as Docker has them.
+#[test]
+fn run_takes_dockers_common_flags() {
+    let hull = Hull::with_busybox();
+    let dir = hull.scratch.path();
+    let env_file = dir.join("env");
+    std::fs::write(&env_file, "# settings\nFROM_FILE=yes\nBOTH=file\n").unwrap();
+    let label_file = dir.join("labels");
+    std::fs::write(&label_file, "team=infra\n").unwrap();
+    let cidfile = dir.join("cid");
+    let script = "echo env=$FROM_FILE,$BOTH; grep -w db /etc/hosts; cat /etc/resolv.conf; \
+                  echo nofile=$(ulimit -Sn):$(ulimit -Hn); df -k /dev/shm | tail -n 1; \
+                  trap 'echo got USR1; exit 0' USR1; echo ready; \
+                  while true; do sleep 0.1; done";
+    let id = ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flags",
+            "--network",
+            "none",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-e",
+            "BOTH=flag",
+            "--label",
+            "tier=web",
+            "--label-file",
+            label_file.to_str().unwrap(),
+            "--add-host",
+            "db:10.1.2.3",
+            "--dns",
+            "10.0.0.53",
+            "--dns-search",
+            "example.test",
+            "--dns-option",
+            "ndots:3",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--shm-size",
+            "32m",
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "--stop-signal",
+            "USR1",
+            "--stop-timeout",
+            "30",
+            "--platform",
+            "linux/amd64",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), id);
+    let ready = hull_tests::harness::eventually(std::time::Duration::from_secs(30), || {
+        ok(&hull, &["logs", "flags"]).contains("ready")
+    });
+    let logs = ok(&hull, &["logs", "flags"]);
+    assert!(ready, "{logs}");
+    assert!(logs.contains("env=yes,flag"), "{logs}");
+    assert!(logs.contains("10.1.2.3\tdb"), "{logs}");
+    assert!(
+        logs.contains("nameserver 10.0.0.53\nsearch example.test\noptions ndots:3"),
+        "{logs}"
+    );
+    assert!(logs.contains("nofile=1024:2048"), "{logs}");
+    assert!(logs.contains(" 32768 "), "/dev/shm is not 32 MiB: {logs}");
+    let inspect = |format: &str| ok(&hull, &["inspect", "-f", format, "flags"]);
+    assert_eq!(
+        inspect("{{.Config.Labels.tier}} {{.Config.Labels.team}}"),
+        "web infra"
+    );
+    assert_eq!(
+        inspect("{{.Config.StopSignal}} {{.Config.StopTimeout}}"),
+        "USR1 30"
+    );
+    assert_eq!(
+        inspect("{{json .HostConfig.ExtraHosts}}"),
+        r#"["db:10.1.2.3"]"#
+    );
+    assert_eq!(
+        inspect("{{range .HostConfig.Ulimits}}{{.Name}}={{.Soft}}:{{.Hard}}{{end}}"),
+        "nofile=1024:2048"
+    );
+    assert_eq!(
+        ok(
+            &hull,
+            &["ps", "--filter", "label=tier=web", "--format", "{{.Names}}"]
+        ),
+        "flags"
+    );
+    // A second container may not take the same --cidfile.
+    let again = hull.run([
+        "run",
+        "--rm",
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        BUSYBOX_IMAGE,
+        "true",
+    ]);
+    assert_eq!(again.status.code(), Some(125), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("Container ID file found"),
+        "{}",
+        stderr(&again)
+    );
+    // stop sends the stop signal, which the script traps and exits 0 on.
+    ok(&hull, &["stop", "flags"]);
+    assert!(ok(&hull, &["logs", "flags"]).contains("got USR1"));
+    assert_eq!(inspect("{{.State.ExitCode}}"), "0");
+    ok(&hull, &["rm", "flags"]);
+    // Another platform, and bad values, are refused before anything runs.
+    for (args, says) in [
+        (
+            &["--platform", "linux/arm64"][..],
+            "does not match the specified platform: wanted linux/arm64, actual: linux/amd64",
+        ),
+        (
+            &["--add-host", "nohost"][..],
+            "invalid argument \"nohost\" for \"--add-host\"",
+        ),
+        (&["--ulimit", "files=1"][..], "invalid ulimit type: files"),
+        (&["--stop-signal", "NOPE"][..], "Invalid signal: NOPE"),
+    ] {
+        let out = hull.run(
+            ["run", "--rm"]
+                .iter()
+                .chain(args)
+                .chain(&[BUSYBOX_IMAGE, "true"])
+                .copied()
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(ok(&hull, &["ps", "-aq"]), "");
+}

@@ -550,6 +550,7 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
             interactive: args.interactive,
             tty,
             proxy_signals: true,
+            output: true,
             detach_keys: args.detach_keys.clone().unwrap_or_default(),
         };
         return attach_and_wait(&monitor, how, Some((paths, &id))).await;
@@ -565,9 +566,9 @@ pub async fn start(paths: &Paths, args: StartArgs) -> Result<i32> {
 /// `hull stop` and `hull restart`.
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container
-    #[arg(short, long, value_name = "int", default_value_t = 10)]
-    time: u64,
+    /// Seconds to wait before killing the container (default: its --stop-timeout, else 10)
+    #[arg(short, long, value_name = "int")]
+    time: Option<u64>,
     /// Containers
     #[arg(required = true)]
     containers: Vec<String>,
@@ -604,27 +605,9 @@ pub struct KillArgs {
     containers: Vec<String>,
 }
 
-/// A signal by number or name (`9`, `KILL`, `SIGKILL`).
-pub fn parse_signal(text: &str) -> Result<i32> {
-    if let Ok(number) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(number)
-            .map(|s| s as i32)
-            .map_err(|_| anyhow!("Invalid signal: {text}"));
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| anyhow!("Invalid signal: {text}"))
-}
-
 /// Sends a signal to containers.
 pub async fn kill(paths: &Paths, args: KillArgs) -> Result<i32> {
-    let signal = parse_signal(&args.signal)?;
+    let signal = crate::signal::parse_signal(&args.signal)?;
     for_each(&args.containers, |name| async move {
         engine(paths).kill(&name, signal).await?;
         println!("{name}");
@@ -727,6 +710,7 @@ pub async fn attach(paths: &Paths, args: AttachArgs) -> Result<i32> {
         interactive: attach_stdin,
         tty: record.config.tty,
         proxy_signals: true,
+        output: true,
         detach_keys: args.detach_keys.unwrap_or_default(),
     };
     attach_and_wait(&monitor, how, None).await
@@ -906,10 +890,7 @@ pub struct CommitArgs {
 /// Makes a new image of a container's changes (its writable layer, with
 /// overlayfs' whiteouts turned into OCI ones) on top of its image.
 pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
-    let (store, record) = load(paths, &args.container)?;
-    if let Some(name) = &args.repository {
-        crate::image::Reference::parse(name)?;
-    }
+    let (_, record) = load(paths, &args.container)?;
     let mut config = serde_json::Map::new();
     config.insert("Cmd".into(), json!(record.config.cmd));
     config.insert("Entrypoint".into(), json!(record.config.entrypoint));
@@ -919,78 +900,22 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
     for change in &args.change {
         apply_change(&mut config, change)?;
     }
-    let images = open_store(paths)?;
-    let base = images.resolve(&record.image)?;
-    let rootfs = SandboxPlan::load(&store.dir_of(&record.id))?.rootfs(&store.dir_of(&record.id));
-    sweep_dead_commits(images.root());
-    let layer = images.root().join(format!(
-        ".tmp-commit-{}-{}.tar",
-        std::process::id(),
-        &record.id[..12]
-    ));
-    // A paused VM cannot change the layer while it is read (nor swap a
-    // file for a symlink under the reader): the VMM process is stopped.
-    if record.state.status == Status::Running {
-        // What the guest still holds in memory (shared mappings) goes to
-        // the layer first; a guest that does not answer does not stop the commit.
-        if let Ok(monitor) = client::connect(paths, &record.id).await {
-            if let Err(err) = tokio::time::timeout(
-                Duration::from_secs(10),
-                monitor.request(MonitorRequest::Sync),
-            )
-            .await
-            {
-                tracing::warn!("the guest did not sync its file systems: {err}");
-            }
-        }
-    }
-    let paused = if args.pause {
-        crate::engine::FrozenVm::freeze(&store, &record)
-    } else {
-        None
+    let request = crate::engine::CommitRequest {
+        options: crate::image::CommitOptions {
+            author: args.author.clone(),
+            message: args.message.clone(),
+            created_by: std::iter::once(record.path.clone())
+                .chain(record.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            config,
+        },
+        pause: args.pause,
+        reference: args.repository.clone(),
     };
-    crate::fault::point("commit.paused");
-    let written = (|| -> Result<()> {
-        let file = std::fs::File::create(&layer)
-            .with_context(|| format!("creating {}", layer.display()))?;
-        let hidden = rootfs.hidden_entries(&mount_points(&store.dir_of(&record.id))?)?;
-        archive_tree(
-            rootfs.upper(),
-            TreeKind::Upper,
-            hidden,
-            std::io::BufWriter::new(file),
-        )?;
-        Ok(())
-    })();
-    drop(paused);
-    let options = crate::image::CommitOptions {
-        author: args.author.clone(),
-        message: args.message.clone(),
-        created_by: std::iter::once(record.path.clone())
-            .chain(record.args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" "),
-        config,
-    };
-    let committed = written
-        .and_then(|()| Ok(images.commit(&base, &layer, &options, args.repository.as_deref())?));
-    let _ = std::fs::remove_file(&layer);
-    println!("{}", committed?);
+    let id = engine(paths).commit(&record.id, &request).await?;
+    println!("{id}");
     Ok(0)
-}
-
-/// Deletes the layers of commits whose `hull` died while writing them
-/// (`.tmp-commit-<pid>-…`, the pid no longer running).
-fn sweep_dead_commits(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix(".tmp-commit-")
-            .and_then(|rest| rest.split('-').next()?.parse::<i64>().ok());
-        if pid.is_some_and(|pid| !crate::process::process_alive(pid)) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }
 
 /// One `--change` instruction, applied to an image config's `config`.

@@ -20,7 +20,7 @@ pub struct ImagesArgs {
     /// Show digests
     #[arg(long)]
     digests: bool,
-    /// Show all images (Hull keeps no intermediate images, so the same list)
+    /// Show all images (default hides intermediate images)
     #[arg(short, long)]
     all: bool,
     /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
@@ -254,6 +254,9 @@ pub fn open_store(paths: &Paths) -> Result<ImageStore> {
 pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
     let store = open_store(paths)?;
     let mut images = store.list()?;
+    if !args.all {
+        images.retain(|image| !image.intermediate);
+    }
     images.sort_by(|a, b| {
         b.created
             .cmp(&a.created)

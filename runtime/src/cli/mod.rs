@@ -4,8 +4,10 @@
 //! itself fails, 126 when the command cannot be invoked, 127 when it is not
 //! found, 128 + N when signal N ended it.
 
+mod build;
 mod containers;
 mod cp;
+mod envfile;
 mod format;
 mod images;
 mod info;
@@ -86,6 +88,8 @@ enum Command {
     Wait(containers::WaitArgs),
     /// Create a new image from a container's changes
     Commit(containers::CommitArgs),
+    /// Build an image from a Dockerfile (each RUN in its own microVM)
+    Build(build::BuildArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(containers::DiffArgs),
     /// Export a container's filesystem as a tar archive
@@ -263,6 +267,7 @@ pub fn main() -> i32 {
             Command::Unpause(args) => containers::unpause(&paths, args).await,
             Command::Cp(args) => cp::cp(&paths, args).await,
             Command::Commit(args) => containers::commit(&paths, args).await,
+            Command::Build(args) => build::build(&paths, args).await,
             Command::Diff(args) => containers::diff(&paths, args).await,
             Command::Network(command) => network::run(&paths, command).await,
             Command::System(command) => system::run(&paths, command).await,

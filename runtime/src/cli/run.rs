@@ -1,11 +1,14 @@
 //! `hull create` and `hull run`: a container record, a monitor that boots
 //! its microVM, and (for `run` without `-d`) the terminal attached to it.
 
+use super::envfile::{self, BareKey};
 use super::terminal::{self, RawMode};
 use super::{engine, ExitWith};
 use crate::config::Paths;
 use crate::container::{ContainerStore, RestartPolicy};
-use crate::engine::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};
+use crate::engine::{
+    ContainerOptions, EtcOptions, NamespaceModes, ProcessOptions, SecurityOptions,
+};
 use crate::logs::LogConfig;
 use crate::monitor_link::client::{self, MonitorClient};
 use crate::monitor_link::proto::{MonitorRequest, MonitorResponse, STDERR, STDIN, STDOUT};
@@ -140,6 +143,45 @@ pub struct CreateArgs {
     /// Log driver options: max-size=SIZE (e.g. 10m; -1 for unlimited), max-file=N
     #[arg(long, value_name = "list")]
     log_opt: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    env_file: Vec<PathBuf>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long, value_name = "list")]
+    label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    label_file: Vec<PathBuf>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "list")]
+    add_host: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, value_name = "list")]
+    dns_option: Vec<String>,
+    /// Signal to stop the container (default "SIGTERM")
+    #[arg(long, value_name = "string")]
+    stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop the container
+    #[arg(long, value_name = "int")]
+    stop_timeout: Option<u64>,
+    /// Size of /dev/shm
+    #[arg(long, value_name = "bytes")]
+    shm_size: Option<String>,
+    /// Ulimit options (name=soft[:hard])
+    #[arg(long, value_name = "ulimit")]
+    ulimit: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "string")]
+    cidfile: Option<PathBuf>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pull: String,
@@ -202,7 +244,7 @@ impl CreateArgs {
             process: ProcessOptions {
                 interactive: self.process.interactive,
                 tty: self.process.tty,
-                env: self.process.env.clone(),
+                env: self.env()?,
                 workdir: self.process.workdir.clone(),
                 user: self.process.user.clone(),
             },
@@ -239,7 +281,70 @@ impl CreateArgs {
             // The process starts with the user's size, before any resize could reach it.
             console_size: terminal::current_size().map(|size| (size.rows, size.cols)),
             log_config: self.log_config()?,
+            labels: self.labels()?,
+            etc: EtcOptions {
+                extra_hosts: self.add_host.clone(),
+                dns: self.dns.clone(),
+                dns_search: self.dns_search.clone(),
+                dns_options: self.dns_option.clone(),
+            },
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            shm_size: self.shm_size.as_deref().map(parse_memory).transpose()?,
+            ulimits: self.ulimit.clone(),
+            platform: self.platform.clone(),
         })
+    }
+
+    /// The environment: `--env-file` entries, then `-e` (which wins).
+    fn env(&self) -> Result<Vec<String>> {
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            env.extend(envfile::read_entries(file, BareKey::FromEnvironment)?);
+        }
+        env.extend(self.process.env.iter().cloned());
+        Ok(env)
+    }
+
+    /// Labels: `--label-file` entries, then `--label` (which wins).
+    fn labels(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut entries = Vec::new();
+        for file in &self.label_file {
+            entries.extend(envfile::read_entries(file, BareKey::Kept)?);
+        }
+        entries.extend(self.label.iter().cloned());
+        Ok(entries
+            .into_iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((key, value)) => (key.to_string(), value.to_string()),
+                None => (entry, String::new()),
+            })
+            .collect())
+    }
+
+    /// Refuses a `--cidfile` that exists, as Docker does, before anything
+    /// is created.
+    fn check_cidfile(&self) -> Result<()> {
+        match &self.cidfile {
+            Some(path) if path.exists() => Err(ExitWith {
+                code: super::EXIT_RUNTIME_ERROR,
+                message: format!(
+                    "Container ID file found, make sure the other container isn't running or delete {}",
+                    path.display()
+                ),
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the new container's id to `--cidfile`.
+    fn write_cidfile(&self, id: &str) -> Result<()> {
+        if let Some(path) = &self.cidfile {
+            std::fs::write(path, id)
+                .with_context(|| format!("writing the container ID file {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// `--log-driver` and the `--log-opt KEY=VALUE` pairs (a key alone has
@@ -290,9 +395,11 @@ async fn pull_if_needed(paths: &Paths, args: &CreateArgs) -> Result<()> {
 /// `hull create`.
 pub async fn create(paths: &Paths, args: CreateArgs) -> Result<i32> {
     refuse_unknown_flag(&args, "create")?;
+    args.check_cidfile()?;
     let options = args.options()?;
     pull_if_needed(paths, &args).await?;
     let id = engine(paths).create(&options)?;
+    args.write_cidfile(&id)?;
     println!("{id}");
     Ok(0)
 }
@@ -304,10 +411,12 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
     if !args.detach {
         terminal::check_input_is_terminal(process.interactive, process.tty)?;
     }
+    args.create.check_cidfile()?;
     let options = args.create.options()?;
     pull_if_needed(paths, &args.create).await?;
     let engine = engine(paths);
     let id = engine.create(&options)?;
+    args.create.write_cidfile(&id)?;
     tracing::debug!("created container {id}");
     let client::SpawnedMonitor {
         client: monitor,
@@ -342,6 +451,7 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         interactive: args.create.process.interactive,
         tty: args.create.process.tty,
         proxy_signals: true,
+        output: true,
         detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     let result = attach_and_wait(&monitor, how, Some((paths, &id))).await;
@@ -421,8 +531,8 @@ pub async fn attach_and_wait(
     monitor
         .request(MonitorRequest::Attach {
             stdin: interactive,
-            stdout: true,
-            stderr: true,
+            stdout: how.output,
+            stderr: how.output,
         })
         .await?;
     let wait = monitor.request(MonitorRequest::Wait);
@@ -451,6 +561,8 @@ pub struct Session {
     pub proxy_signals: bool,
     /// The keys that leave the session (`--detach-keys`).
     pub detach_keys: DetachKeys,
+    /// Show the container's output (`hull build -q` does not).
+    pub output: bool,
 }
 
 /// Tells the monitor the user's window size, if there is one; a process
@@ -480,6 +592,7 @@ pub async fn session(
         tty,
         proxy_signals,
         detach_keys,
+        ..
     } = how;
     tokio::pin!(outcome);
     let mut sigint = signal(SignalKind::interrupt()).context("watching SIGINT")?;
@@ -711,6 +824,7 @@ pub async fn exec(paths: &Paths, args: ExecArgs) -> Result<i32> {
         interactive: args.process.interactive,
         tty: args.process.tty,
         proxy_signals: false,
+        output: true,
         detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     session(&monitor, how, monitor.request(request), outputs).await

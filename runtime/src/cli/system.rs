@@ -261,7 +261,8 @@ fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<String>> {
         .collect();
     let mut deleted = Vec::new();
     for image in images.list()? {
-        let dangling = image.repository == "<none>";
+        // A build step's image is cache, not dangling (as Docker's).
+        let dangling = image.repository == "<none>" && !image.intermediate;
         if (!all && !dangling) || used.contains(&image.id.to_string()) {
             continue;
         }

@@ -127,6 +127,13 @@ pub struct ContainerConfig {
     pub entrypoint: Option<Vec<String>>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The signal `stop` sends first (`--stop-signal`, the image's
+    /// STOPSIGNAL); empty: SIGTERM.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`); `None`: 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
 }
 
 /// `HostConfig.RestartPolicy`.
@@ -165,6 +172,18 @@ pub struct HostConfig {
     pub binds: Vec<String>,
     /// `--tmpfs`: container paths and their options.
     pub tmpfs: std::collections::BTreeMap<String, String>,
+    /// `--add-host`: `name:address` lines for /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    /// `--dns`: the resolvers of its /etc/resolv.conf.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--shm-size` in bytes, 0 for the default.
+    pub shm_size: i64,
+    /// `--ulimit`, as Docker shows them.
+    pub ulimits: Vec<crate::ulimit::Ulimit>,
     /// `--log-driver` and `--log-opt`: where its output goes, and when its
     /// json-file log rotates.
     pub log_config: crate::logs::LogConfig,

@@ -124,6 +124,7 @@ impl Engine {
         let capabilities =
             crate::security::capabilities(&options.security.cap_add, &options.security.cap_drop)?;
         let seccomp = crate::security::seccomp(&security.seccomp, &capabilities)?;
+        let extras = super::extras::Extras::of(options, image)?;
         let run_options = RunOptions {
             entrypoint: options.entrypoint.clone(),
             args: options.command.clone(),
@@ -152,11 +153,12 @@ impl Engine {
         )?;
         let share = ContainerShare::of(&id, joins.as_ref().map(|(j, _)| j.container_id.as_str()));
         add_host_mounts(&mut spec, mounts, &share)?;
+        extras.apply(&mut spec)?;
 
         let process = spec.process().as_ref().context("spec without a process")?;
         let argv = process.args().clone().unwrap_or_default();
         let image_config = image.config.config().clone().unwrap_or_default();
-        let config = ContainerConfig {
+        let mut config = ContainerConfig {
             hostname: spec.hostname().clone().unwrap_or_default(),
             user: options
                 .process
@@ -184,7 +186,7 @@ impl Engine {
                 .or_else(|| image_config.entrypoint().clone()),
             ..Default::default()
         };
-        let host_config = HostConfig {
+        let mut host_config = HostConfig {
             memory: options.memory.unwrap_or(0),
             nano_cpus: options.cpus.map_or(0, |c| (c * 1e9) as i64),
             pids_limit: options.pids_limit.unwrap_or(0),
@@ -200,7 +202,9 @@ impl Engine {
             binds: mounts.binds.clone(),
             tmpfs: mounts.tmpfs_config.clone(),
             log_config: options.log_config.clone(),
+            ..Default::default()
         };
+        extras.record(&mut config, &mut host_config);
         let mut record = ContainerRecord::new(
             id.clone(),
             String::new(),

@@ -6,15 +6,17 @@
 //!
 //! One file per lifecycle verb (as youki's libcontainer): [`create`]
 //! (from an image and Docker's options, or from a bundle: [`bundle`]),
-//! [`start`], [`stop`], [`kill`], [`pause`], [`update`], [`remove`]; [`mounts`]
+//! [`start`], [`stop`], [`kill`], [`pause`], [`update`], [`remove`], [`commit`]; [`mounts`]
 //! are a new container's volumes and tmpfs mounts, [`volumes`] the volume
 //! commands' work; [`network`] is a
 //! sandbox's network, which the monitor attaches and [`remove`] lets go of
 //! for a sandbox whose monitor died.
 
 mod bundle;
+mod commit;
 mod create;
 mod error;
+mod extras;
 mod kill;
 mod mounts;
 pub mod network;
@@ -28,9 +30,10 @@ mod update;
 mod volumes;
 
 pub use bundle::{spec_namespace, BundleOptions};
+pub use commit::CommitRequest;
 pub use create::GUEST_OVERHEAD_MIB;
 pub use error::EngineError;
-pub use options::{ContainerOptions, NamespaceModes, ProcessOptions, SecurityOptions};
+pub use options::{ContainerOptions, EtcOptions, NamespaceModes, ProcessOptions, SecurityOptions};
 pub use pause::FrozenVm;
 pub use start::wait_for_monitor;
 

@@ -125,6 +125,7 @@ pub async fn attach_network(
             String::new(),
         ),
     };
+    let (hosts, resolv) = with_etc_options(hosts, &resolv, &record.host_config);
     crate::container::write_atomic(&etc.join("hosts"), hosts.as_bytes())?;
     crate::container::write_atomic(&etc.join("resolv.conf"), resolv.as_bytes())?;
     crate::container::write_atomic(&etc.join("hostname"), format!("{hostname}\n").as_bytes())?;
@@ -346,4 +347,80 @@ pub async fn remove_leftovers(
         }
     }
     Ok(())
+}
+/// The /etc/hosts and resolv.conf texts with `--add-host` lines appended,
+/// and `--dns`, `--dns-search` and `--dns-option` replacing what the
+/// network gave, each on its own, as Docker does.
+fn with_etc_options(
+    mut hosts: String,
+    resolv: &str,
+    host: &crate::container::HostConfig,
+) -> (String, String) {
+    for entry in &host.extra_hosts {
+        if let Some((name, ip)) = entry.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    if host.dns.is_empty() && host.dns_search.is_empty() && host.dns_options.is_empty() {
+        return (hosts, resolv.to_string());
+    }
+    let network = crate::network::dns::parse_resolv_conf(resolv);
+    let nameservers: Vec<String> = if host.dns.is_empty() {
+        network
+            .nameservers
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        host.dns.clone()
+    };
+    let search = if host.dns_search.is_empty() {
+        network.search
+    } else {
+        host.dns_search.clone()
+    };
+    let options = if host.dns_options.is_empty() {
+        network.options
+    } else {
+        host.dns_options.clone()
+    };
+    let mut text = String::new();
+    for server in nameservers {
+        text.push_str(&format!("nameserver {server}\n"));
+    }
+    if !search.is_empty() {
+        text.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        text.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    (hosts, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etc_options_add_hosts_and_replace_resolvers() {
+        let host = crate::container::HostConfig {
+            extra_hosts: vec!["db:10.1.2.3".into()],
+            dns: vec!["10.0.0.53".into()],
+            dns_options: vec!["ndots:3".into()],
+            ..Default::default()
+        };
+        let (hosts, resolv) = with_etc_options(
+            "127.0.0.1\tlocalhost\n".into(),
+            "nameserver 8.8.8.8\nsearch corp\noptions edns0\n",
+            &host,
+        );
+        assert_eq!(hosts, "127.0.0.1\tlocalhost\n10.1.2.3\tdb\n");
+        assert_eq!(
+            resolv,
+            "nameserver 10.0.0.53\nsearch corp\noptions ndots:3\n"
+        );
+        let plain = crate::container::HostConfig::default();
+        let (_, same) = with_etc_options(String::new(), "nameserver 8.8.8.8\n", &plain);
+        assert_eq!(same, "nameserver 8.8.8.8\n");
+    }
 }

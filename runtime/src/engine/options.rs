@@ -46,6 +46,20 @@ pub struct SecurityOptions {
     pub security_opt: Vec<String>,
 }
 
+/// The container's /etc/hosts and /etc/resolv.conf beyond what its
+/// network gives (`--add-host`, `--dns`, `--dns-search`, `--dns-option`).
+#[derive(Debug, Clone, Default)]
+pub struct EtcOptions {
+    /// `name:address` entries.
+    pub extra_hosts: Vec<String>,
+    /// Resolver addresses, replacing the network's.
+    pub dns: Vec<String>,
+    /// Search domains.
+    pub dns_search: Vec<String>,
+    /// Resolver options (`ndots:2`).
+    pub dns_options: Vec<String>,
+}
+
 /// A container to create.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerOptions {
@@ -108,4 +122,18 @@ pub struct ContainerOptions {
     pub console_size: Option<(u16, u16)>,
     /// Its log driver and rotation (`--log-driver`, `--log-opt`).
     pub log_config: LogConfig,
+    /// Labels (`--label`, `--label-file`), over the image's.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Its /etc files' extra entries.
+    pub etc: EtcOptions,
+    /// The signal `stop` sends first (`--stop-signal`).
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`).
+    pub stop_timeout: Option<u64>,
+    /// Size of its /dev/shm in bytes (`--shm-size`).
+    pub shm_size: Option<i64>,
+    /// `--ulimit` values (`nofile=1024:2048`).
+    pub ulimits: Vec<String>,
+    /// `--platform`: the image must be this one's (`linux/amd64`).
+    pub platform: Option<String>,
 }

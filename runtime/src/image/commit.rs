@@ -24,23 +24,40 @@ pub struct CommitOptions {
 }
 
 impl ImageStore {
-    /// Records the image `base` + the uncompressed layer tarball `layer`,
-    /// named `reference` if given; returns the new image's id.
+    /// Records the image `base` (none: an empty image, as `FROM scratch`)
+    /// plus the uncompressed layer tarball `layer` (none: a change of
+    /// config only, an `empty_layer` in its history), named `reference` if
+    /// given; returns the new image's id.
     pub fn commit(
         &self,
-        base: &Image,
-        layer: &Path,
+        base: Option<&Image>,
+        layer: Option<&Path>,
         options: &CommitOptions,
         reference: Option<&str>,
     ) -> Result<Digest, ImageError> {
         let reference = reference.map(Reference::parse).transpose()?;
-        let layer_digest = digest_of_file(layer)?;
-        let open = || std::fs::File::open(layer).map_err(|e| ImageError::io("open", layer, e));
-        let layer_size = self.blobs.ingest(&layer_digest, open()?)?;
+        let layer = match layer {
+            Some(layer) => {
+                let digest = digest_of_file(layer)?;
+                let open =
+                    || std::fs::File::open(layer).map_err(|e| ImageError::io("open", layer, e));
+                let size = self.blobs.ingest(&digest, open()?)?;
+                Some((digest, size))
+            }
+            None => None,
+        };
 
         let created = crate::timefmt::now();
-        let mut config =
-            serde_json::to_value(&base.config).map_err(|e| invalid_json("base image config", e))?;
+        let mut config = match base {
+            Some(base) => serde_json::to_value(&base.config)
+                .map_err(|e| invalid_json("base image config", e))?,
+            None => serde_json::json!({
+                "architecture": crate::image::platform::host_architecture(),
+                "os": "linux",
+                "config": {},
+                "rootfs": { "type": "layers", "diff_ids": [] },
+            }),
+        };
         let object = config
             .as_object_mut()
             .ok_or_else(|| invalid_json("base image config", "not an object"))?;
@@ -59,8 +76,11 @@ impl ImageStore {
             .and_then(|r| r.get_mut("diff_ids"))
             .and_then(|d| d.as_array_mut())
             .ok_or_else(|| invalid_json("base image config", "no rootfs.diff_ids"))?;
-        diff_ids.push(layer_digest.to_string().into());
         let mut entry = serde_json::json!({ "created": created, "created_by": options.created_by });
+        match &layer {
+            Some((digest, _)) => diff_ids.push(digest.to_string().into()),
+            None => entry["empty_layer"] = true.into(),
+        }
         if let Some(author) = &options.author {
             entry["author"] = author.clone().into();
         }
@@ -77,18 +97,29 @@ impl ImageStore {
         let config_digest = Digest::of_bytes(&config);
         self.blobs.ingest(&config_digest, &config[..])?;
 
-        let base_manifest = self
-            .blobs
-            .read_small(&base.manifest_digest, "image manifest")?;
-        let mut manifest: ImageManifest = serde_json::from_slice(&base_manifest)
-            .map_err(|e| invalid_json("base image manifest", e))?;
-        let mut layers = manifest.layers().clone();
-        layers.push(descriptor(
-            MediaType::ImageLayer,
-            &layer_digest,
-            layer_size,
-        )?);
-        manifest.set_layers(layers);
+        let mut manifest: ImageManifest = match base {
+            Some(base) => {
+                let data = self
+                    .blobs
+                    .read_small(&base.manifest_digest, "image manifest")?;
+                serde_json::from_slice(&data).map_err(|e| invalid_json("base image manifest", e))?
+            }
+            None => serde_json::from_value(serde_json::json!({
+                "schemaVersion": 2,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": Digest::of_bytes(b"{}").to_string(),
+                    "size": 2,
+                },
+                "layers": [],
+            }))
+            .map_err(|e| invalid_json("image manifest", e))?,
+        };
+        if let Some((digest, size)) = &layer {
+            let mut layers = manifest.layers().clone();
+            layers.push(descriptor(MediaType::ImageLayer, digest, *size)?);
+            manifest.set_layers(layers);
+        }
         manifest.set_config(descriptor(
             MediaType::ImageConfig,
             &config_digest,
@@ -99,7 +130,15 @@ impl ImageStore {
             serde_json::to_vec(&manifest).map_err(|e| invalid_json("image manifest", e))?;
         let manifest_digest = Digest::of_bytes(&manifest_bytes);
         self.blobs.ingest(&manifest_digest, &manifest_bytes[..])?;
-        import_image(self, &manifest_digest, &manifest, reference.as_ref())
+        let id = import_image(self, &manifest_digest, &manifest, reference.as_ref())?;
+        if let Some(base) = base {
+            super::table::ImageTable::update(&self.root, |table| {
+                if let Some(record) = table.images.get_mut(&manifest_digest) {
+                    record.parent = Some(base.id.clone());
+                }
+            })?;
+        }
+        Ok(id)
     }
 }
 

@@ -76,6 +76,7 @@ pub(crate) fn import_image(
         diff_ids: diff_ids.clone(),
         created: config.created().clone(),
         size: sizes.values().sum(),
+        parent: None,
     };
     ImageTable::update(&store.root, |table| {
         table.images.insert(manifest_digest.clone(), record);

@@ -90,6 +90,9 @@ pub struct ImageSummary {
     /// the regular files in the image's unpacked layers (each distinct layer
     /// once, hardlinks once).
     pub size: u64,
+    /// An untagged image another was made on (a build's step): `hull
+    /// images` shows it only with `-a`, as Docker does.
+    pub intermediate: bool,
 }
 
 /// A resolved image: everything needed to build a container's rootfs.
@@ -197,9 +200,15 @@ impl ImageStore {
     /// row), newest first.
     pub fn list(&self) -> Result<Vec<ImageSummary>, ImageError> {
         let table = ImageTable::read(&self.root)?;
+        let parents: std::collections::HashSet<&Digest> = table
+            .images
+            .values()
+            .filter_map(|r| r.parent.as_ref())
+            .collect();
         let mut rows = Vec::new();
         for (manifest, record) in &table.images {
             let row = |repository: String, tag: String| ImageSummary {
+                intermediate: repository == NONE && parents.contains(&record.config),
                 repository,
                 tag,
                 id: record.config.clone(),

@@ -106,6 +106,11 @@ impl FromStr for Platform {
     }
 }
 
+/// The host's CPU architecture in OCI (Go) spelling, as text.
+pub(crate) fn host_architecture() -> String {
+    host_arch().to_string()
+}
+
 /// The host's CPU architecture in OCI (Go) spelling.
 fn host_arch() -> Arch {
     match std::env::consts::ARCH {

@@ -41,6 +41,10 @@ pub(crate) struct ImageRecord {
     pub created: Option<String>,
     /// Sum of the unpacked layers' regular-file sizes, in bytes.
     pub size: u64,
+    /// The id of the image it was made on (`hull commit`, `hull build`),
+    /// as Docker's `Parent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 impl ImageTable {

@@ -265,6 +265,9 @@ pub(super) async fn run_in_sandbox(
     });
     tokio::pin!(wait);
     let mut kill_at: Option<tokio::time::Instant> = None;
+    // `--stop-signal` or the image's STOPSIGNAL (checked at create).
+    let stop_signal =
+        crate::signal::parse_signal(&record.config.stop_signal).unwrap_or(libc::SIGTERM);
     let mut stop_waiters: Vec<oneshot::Sender<MonitorResponse>> = Vec::new();
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     let signal = |signal: i32| Request::Signal {
@@ -297,7 +300,7 @@ pub(super) async fn run_in_sandbox(
                 }
                 Control::Stop(timeout, reply) => {
                     state.stopped_by_user = true;
-                    let _ = agent.request_done(signal(libc::SIGTERM)).await;
+                    let _ = agent.request_done(signal(stop_signal)).await;
                     kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(timeout));
                     stop_waiters.push(reply);
                 }

@@ -1,0 +1,263 @@
+//! COPY and ADD: sources from the context (resolved inside it, filtered by
+//! `.dockerignore`, wildcards expanded) or from a previous stage's layers
+//! (`--from`), the destination resolved against the stage's WORKDIR as
+//! Docker resolves it, and one layer made of them on the host, no VM.
+
+use super::cache;
+use super::context::{self, CopyPlan, Source};
+use super::dockerfile::Instruction;
+use super::step::{commit_options, Builder};
+use super::words::{expand, expand_words};
+use super::BuildError;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+impl Builder<'_> {
+    pub(super) fn copy(&mut self, instruction: &Instruction) -> Result<(), BuildError> {
+        instruction.check_flags(&["from", "chown", "chmod", "link"])?;
+        let add = instruction.keyword == "ADD";
+        let vars = self.vars();
+        let mut words = match instruction.json_array() {
+            Some(list) => list
+                .iter()
+                .map(|w| expand(w, &vars))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => expand_words(&instruction.rest, &vars)?,
+        };
+        if words.len() < 2 {
+            return Err(instruction.error(format!(
+                "{} requires at least two arguments",
+                instruction.keyword
+            )));
+        }
+        let dest = words.pop().unwrap_or_default();
+        let owner = match instruction.flag("chown") {
+            Some(chown) => parse_chown(&expand(chown, &vars)?)
+                .map(Some)
+                .ok_or_else(|| {
+                    instruction.error(format!(
+                        "--chown={chown}: only numeric uid[:gid] is supported"
+                    ))
+                })?,
+            None => None,
+        };
+        let stage = self.stage().clone();
+        let workdir = stage
+            .config
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_owned();
+        let mut dest_path = Path::new(&workdir)
+            .join(&dest)
+            .to_string_lossy()
+            .into_owned();
+        if (dest.ends_with('/') || dest == "." || dest.ends_with("/.")) && !dest_path.ends_with('/')
+        {
+            dest_path.push('/');
+        }
+        let (sources, from_context) = match instruction.flag("from") {
+            Some(from) => (self.stage_sources(instruction, from, &words)?, false),
+            None => {
+                for source in &words {
+                    if add && (source.contains("://") || source.starts_with("git@")) {
+                        return Err(instruction.error(format!(
+                            "ADD of a URL ({source}) is not supported by hull build: download it in a RUN step"
+                        )));
+                    }
+                }
+                (self.context_sources(&words)?, true)
+            }
+        };
+        let context = if from_context {
+            self.options.context.as_ref()
+        } else {
+            None
+        };
+        let plan = CopyPlan::new(&sources, &dest_path, context, owner, add)?;
+        let digest = plan.digest()?;
+        let kind = match sources.as_slice() {
+            [one] if one.path.is_dir() => "dir",
+            [_] => "file",
+            _ => "multi",
+        };
+        let created_by = format!(
+            "{} #(nop) {} {kind}:{} in {dest_path} ",
+            self.shell().join(" "),
+            instruction.keyword,
+            digest.hex()
+        );
+        let parent = stage.image.clone().unwrap_or_default();
+        let key = cache::key(&parent, &instruction.text(), Some(&digest));
+        if let Some(id) = self.cached(&key) {
+            self.stage().image = Some(id);
+            return Ok(());
+        }
+        let layer = self.images.root().join(format!(
+            ".tmp-build-{}-{}.tar",
+            std::process::id(),
+            &digest.hex()[..12]
+        ));
+        let written = std::fs::File::create(&layer)
+            .map_err(|e| BuildError::Context(format!("{}: {e}", layer.display())))
+            .and_then(|file| plan.write_layer(std::io::BufWriter::new(file)));
+        let committed = written.and_then(|()| {
+            let base = match &stage.image {
+                Some(id) => Some(self.images.resolve(id)?),
+                None => None,
+            };
+            let options = commit_options(&created_by, &stage.config);
+            Ok(self
+                .images
+                .commit(base.as_ref(), Some(&layer), &options, None)?)
+        });
+        let _ = std::fs::remove_file(&layer);
+        let id = committed?;
+        self.done(&key, &id);
+        Ok(())
+    }
+
+    /// COPY's sources in the context, resolved inside it.
+    fn context_sources(&self, words: &[String]) -> Result<Vec<Source>, BuildError> {
+        let context = self.options.context.as_ref().ok_or_else(|| {
+            BuildError::Context("COPY needs a build context: none was given (stdin)".to_owned())
+        })?;
+        let mut sources = Vec::new();
+        for word in words {
+            let rel = context::clean(word)?;
+            let matches = if has_wildcard(word) {
+                glob_in(context.root(), &rel)?
+            } else {
+                vec![rel]
+            };
+            for rel in matches {
+                if context.ignored(&rel) {
+                    return Err(BuildError::Context(format!(
+                        "COPY failed: file not found in build context or excluded by .dockerignore: stat {}: file does not exist",
+                        rel.display()
+                    )));
+                }
+                let resolved = context::resolve(context.root(), &rel)?;
+                let path = context.root().join(&resolved);
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(BuildError::Context(format!(
+                        "COPY failed: file not found in build context or excluded by .dockerignore: stat {}: file does not exist",
+                        rel.display()
+                    )));
+                }
+                sources.push(Source {
+                    path,
+                    context_path: Some(rel),
+                });
+            }
+        }
+        if sources.is_empty() {
+            return Err(BuildError::Context(
+                "COPY failed: no source files were specified".to_owned(),
+            ));
+        }
+        Ok(sources)
+    }
+
+    /// COPY --from's sources: in a previous stage's (or an image's)
+    /// layers, the topmost layer holding each path.
+    fn stage_sources(
+        &self,
+        instruction: &Instruction,
+        from: &str,
+        words: &[String],
+    ) -> Result<Vec<Source>, BuildError> {
+        let image = match self.find_stage(from) {
+            Some(stage) => stage.image.clone().ok_or_else(|| {
+                instruction.error(format!("stage {from} has no files (FROM scratch)"))
+            })?,
+            None => self.images.resolve(from)?.id.to_string(),
+        };
+        let image = self.images.resolve(&image)?;
+        let layers: Vec<PathBuf> = image
+            .diff_ids
+            .iter()
+            .rev()
+            .map(|d| self.images.layer_dir(d))
+            .collect();
+        let mut sources = Vec::new();
+        for word in words {
+            let rel = context::clean(word)?;
+            let found = layers.iter().find_map(|layer| {
+                let resolved = context::resolve(layer, &rel).ok()?;
+                let path = layer.join(resolved);
+                std::fs::symlink_metadata(&path).ok().map(|_| path)
+            });
+            match found {
+                Some(path) => sources.push(Source {
+                    path,
+                    context_path: None,
+                }),
+                None => {
+                    return Err(BuildError::Context(format!(
+                        "COPY failed: stat {word}: file does not exist"
+                    )))
+                }
+            }
+        }
+        Ok(sources)
+    }
+}
+
+/// `--chown=uid[:gid]`, numeric.
+fn parse_chown(text: &str) -> Option<(u64, u64)> {
+    let (user, group) = text.split_once(':').unwrap_or((text, text));
+    Some((user.parse().ok()?, group.parse().ok()?))
+}
+
+fn has_wildcard(word: &str) -> bool {
+    word.contains(['*', '?', '['])
+}
+
+/// The context's paths matching `pattern` (wildcards per segment).
+fn glob_in(root: &Path, pattern: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut found = vec![PathBuf::new()];
+    for segment in pattern.components() {
+        let segment = segment.as_os_str().to_string_lossy().into_owned();
+        let mut next = Vec::new();
+        for dir in &found {
+            if !has_wildcard(&segment) {
+                next.push(dir.join(&segment));
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| context::glob(&segment, n))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|n| dir.join(n)));
+        }
+        found = next;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chown_and_wildcards() {
+        assert_eq!(parse_chown("1:2"), Some((1, 2)));
+        assert_eq!(parse_chown("7"), Some((7, 7)));
+        assert_eq!(parse_chown("app"), None);
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.txt", "b.txt", "c.md"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        assert_eq!(
+            glob_in(dir.path(), Path::new("*.txt")).unwrap(),
+            vec![PathBuf::from("a.txt"), PathBuf::from("b.txt")]
+        );
+    }
+}

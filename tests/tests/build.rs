@@ -1,0 +1,257 @@
+//! `hull build`: a multi-stage Dockerfile builds (each RUN in its own
+//! microVM) and its image runs; a second build comes from the cache; a
+//! failing RUN leaves no image, tag or container; `.dockerignore` keeps
+//! files out of the context.
+
+use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
+use std::path::{Path, PathBuf};
+
+/// Writes a context directory with `files` (name, content).
+fn context(hull: &Hull, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = hull.scratch.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, content) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+/// Writes a gzip-compressed tar archive holding one file.
+fn write_tar_gz(path: &Path, name: &str, content: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, content).unwrap();
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+fn build(hull: &Hull, args: &[&str], dir: &Path) -> std::process::Output {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    all.push(dir.to_str().unwrap());
+    hull.run(all)
+}
+
+#[test]
+fn multi_stage_build_runs_and_is_cached() {
+    let hull = Hull::with_busybox();
+    let dockerfile = format!(
+        r#"# syntax=docker/dockerfile:1
+ARG GREETING=hello
+FROM {BUSYBOX_IMAGE} AS gen
+ARG GREETING
+RUN echo "$GREETING from stage one" > /made.txt
+FROM {BUSYBOX_IMAGE}
+COPY --from=gen /made.txt /app/made.txt
+# the context, without what .dockerignore leaves out
+COPY . /ctx/
+COPY note.txt /app/
+ADD bundle.tar.gz /opt/
+ENV WHO=world \
+    EXTRA=1
+WORKDIR /app
+ENTRYPOINT ["sh", "-c", "cat made.txt note.txt; echo \"hi $WHO from $(pwd)\"; ls -a /ctx; cat /opt/inside/packed.txt"]
+"#
+    );
+    let dir = context(
+        &hull,
+        "ctx",
+        &[
+            ("Dockerfile", &dockerfile),
+            ("note.txt", "a note from the context\n"),
+            ("secret.txt", "do not ship\n"),
+            (".dockerignore", "secret.txt\n"),
+        ],
+    );
+
+    write_tar_gz(
+        &dir.join("bundle.tar.gz"),
+        "inside/packed.txt",
+        b"unpacked by ADD\n",
+    );
+    let out = build(&hull, &["-t", "hull.test/built:1"], &dir);
+    let text = stdout(&out);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "build failed: {text}\n{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("Step 1/11 : FROM hull.test/busybox:latest AS gen"),
+        "{text}"
+    );
+    assert!(text.contains(" ---> Running in "), "{text}");
+    assert!(
+        text.contains("Successfully tagged hull.test/built:1"),
+        "{text}"
+    );
+    let built = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .expect("an id")
+        .to_string();
+
+    // The steps' images are the cache, shown only with -a; as Docker's,
+    // `images` shows the first stage's last image untagged.
+    let images = ok(&hull, &["images"]);
+    assert_eq!(images.matches("<none>").count(), 2, "{images}");
+    let all = ok(&hull, &["images", "-a"]);
+    assert!(all.matches("<none>").count() > 10, "{all}");
+
+    let run = ok(&hull, &["run", "--rm", "hull.test/built:1"]);
+    assert!(run.contains("hello from stage one"), "{run}");
+    assert!(run.contains("a note from the context"), "{run}");
+    assert!(run.contains("hi world from /app"), "{run}");
+    assert!(
+        run.contains("note.txt") && run.contains("Dockerfile"),
+        "{run}"
+    );
+    assert!(
+        !run.contains("secret"),
+        ".dockerignore was not honoured: {run}"
+    );
+
+    // Again: every step from the cache, no VM.
+    let started = std::time::Instant::now();
+    let again = build(&hull, &["-t", "hull.test/built:1"], &dir);
+    let text = stdout(&again);
+    println!("{text}");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(text.contains("Using cache"), "{text}");
+    assert!(!text.contains("Running in"), "a step ran again: {text}");
+    assert!(
+        text.contains(&format!("Successfully built {built}")),
+        "{text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    let quiet = build(&hull, &["-q"], &dir);
+    let id = stdout(&quiet);
+    assert_eq!(id.lines().count(), 1, "{id}");
+    assert!(id.starts_with(&format!("sha256:{built}")), "{id}");
+
+    let history = ok(&hull, &["history", "--no-trunc", "hull.test/built:1"]);
+    println!("{history}");
+    assert!(
+        history.contains("/bin/sh -c #(nop)  ENV WHO=world EXTRA=1"),
+        "{history}"
+    );
+    assert!(
+        history.contains("/bin/sh -c #(nop) WORKDIR /app"),
+        "{history}"
+    );
+    hull.assert_nothing_left();
+}
+
+#[test]
+fn failing_run_leaves_nothing() {
+    let hull = Hull::with_busybox();
+    let dir = context(
+        &hull,
+        "bad",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BUSYBOX_IMAGE}\nRUN echo going && false\nCMD [\"true\"]\n"),
+        )],
+    );
+    let out = build(&hull, &["-t", "hull.test/bad:1"], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("The command '/bin/sh -c echo going && false' returned a non-zero code: 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("going"), "{}", stdout(&out));
+    let images = ok(&hull, &["images"]);
+    assert!(!images.contains("hull.test/bad"), "{images}");
+    assert_eq!(ok(&hull, &["ps", "-a", "-q"]), "");
+    hull.assert_nothing_left();
+
+    // Parse errors name their line, and boot nothing.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX_IMAGE}\n\nFROB x\n"),
+    )
+    .unwrap();
+    let out = build(&hull, &[], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Dockerfile parse error line 3: unknown instruction: FROB"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing outside the context is copied.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX_IMAGE}\nCOPY ../outside /x\n"),
+    )
+    .unwrap();
+    let out = build(&hull, &[], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("forbidden path outside the build context"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn contexts_and_dockerfiles_from_stdin() {
+    let hull = Hull::with_busybox();
+    // A Dockerfile alone: no context.
+    let dockerfile = format!("FROM {BUSYBOX_IMAGE}\nENV FROM_STDIN=1\n");
+    let out = hull.run_with_input(&["build", "-q", "-"], dockerfile.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let env = ok(&hull, &["inspect", "-f", "{{.Config.Env}}", &id]);
+    assert!(env.contains("FROM_STDIN=1"), "{env}");
+
+    // -q: a RUN's output is not shown either, only the id.
+    let dockerfile = format!("FROM {BUSYBOX_IMAGE}\nRUN echo not-shown\n");
+    let out = hull.run_with_input(&["build", "-q", "--no-cache", "-"], dockerfile.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("sha256:") && !text.contains("not-shown"),
+        "{text}"
+    );
+
+    // A tar archive: the context, its Dockerfile inside.
+    let mut builder = tar::Builder::new(Vec::new());
+    let dockerfile = format!("FROM {BUSYBOX_IMAGE}\nCOPY data.txt /srv/\n");
+    for (name, content) in [
+        ("Dockerfile", dockerfile.as_bytes()),
+        ("data.txt", b"data\n"),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, content).unwrap();
+    }
+    let archive = builder.into_inner().unwrap();
+    let out = hull.run_with_input(&["build", "-t", "hull.test/stdin:1", "-"], &archive);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Successfully tagged hull.test/stdin:1"));
+    let history = ok(&hull, &["history", "--no-trunc", "hull.test/stdin:1"]);
+    assert!(
+        history.contains("COPY file:") && history.contains(" in /srv/"),
+        "{history}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(hull.root().join("image"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-build"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
