@@ -186,9 +186,16 @@ fn rss_once(vmm: Vmm, args: &Args, hull: &Path) -> anyhow::Result<(f64, f64, f64
     Ok((mib(rss - shmem), mib(rss), mib(shmem)))
 }
 
+/// The median (of an even count, the mean of the middle two; NaN of none),
+/// sorting `values`.
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
+    let n = values.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn qemu_available(args: &Args, hull: &Path) -> Result<(), String> {
@@ -210,6 +217,8 @@ fn main() -> anyhow::Result<()> {
         args.guest.display()
     );
 
+    // One warm-up start each, untimed: QEMU's is its availability check.
+    start_once(Vmm::Hull, &args, &hull)?;
     let mut hull_start = Vec::new();
     let mut hull_timer = Vec::new();
     for _ in 0..runs {
@@ -383,4 +392,16 @@ fn throughput_figures(args: &Args, hull: &Path) {
         }
     }
     println!("# net_*_veth_peer: the same frames between the ends of a veth pair through AF_PACKET sockets, no VM");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_are_medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
 }
