@@ -13,6 +13,7 @@ mod dns;
 mod fdstream;
 mod init;
 mod server;
+mod tini;
 
 use anyhow::{Context, Result};
 
@@ -49,6 +50,13 @@ fn run() -> Result<()> {
 }
 
 fn main() {
+    // `run --init`: a container's PID 1, not the VM's (see `tini`).
+    let args: Vec<String> = std::env::args().collect();
+    if args.first().map(String::as_str) == Some(tini::PATH)
+        && args.get(1).map(String::as_str) == Some("--")
+    {
+        tini::run(&args[2..]);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)

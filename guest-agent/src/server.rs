@@ -569,6 +569,7 @@ async fn create_container(
     if lock(&agent.containers).contains_key(id) {
         bail!("container {id} already exists");
     }
+    crate::tini::provide_binary(spec)?;
     let shared = match join {
         Some(join) => {
             let slot = agent.slot(&join.container_id)?;

@@ -18,7 +18,7 @@ pub use frame::{
 pub use message::{
     is_valid_id, ContainerStats, Event, ExitStatus, JoinNamespaces, ProcessInfo, Request,
     RequestEnvelope, Response, ResponseEnvelope, Rootfs, StdioStreams, DEFAULT_DEVICES,
-    MAX_DNS_MESSAGE, MAX_ID_LEN, PROTOCOL_VERSION,
+    INIT_BINARY, MAX_DNS_MESSAGE, MAX_ID_LEN, PROTOCOL_VERSION,
 };
 #[cfg(feature = "tokio")]
 pub use stream::{FrameReader, FrameWriter};

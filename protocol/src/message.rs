@@ -161,6 +161,11 @@ pub enum Request {
     Shutdown,
 }
 
+/// The guest path of the agent's own binary, which a container's spec may
+/// bind at `/dev/init` to run under it (`run --init`); the agent makes it
+/// when a spec first names it.
+pub const INIT_BINARY: &str = "/run/hull/init";
+
 /// Most bytes of a forwarded DNS message (EDNS's usual UDP size).
 pub const MAX_DNS_MESSAGE: usize = 4096;
 

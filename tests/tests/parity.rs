@@ -412,3 +412,57 @@ fn run_takes_dockers_common_flags() {
     }
     assert_eq!(ok(&hull, &["ps", "-aq"]), "");
 }
+
+/// `--init`: the agent's binary as the container's PID 1 (Docker's
+/// docker-init): the command runs under it, orphans are reaped, the stop
+/// signal reaches the command, and its exit code comes back.
+#[test]
+fn init_is_pid_one_and_passes_signals_and_exit_codes() {
+    let hull = Hull::with_busybox();
+    let script = "trap 'echo got TERM; exit 5' TERM; \
+                  echo init=$(tr '\\0' ' ' < /proc/1/cmdline); echo pid=$$; \
+                  (sleep 0.2 &); sleep 1; echo zombies=$(ps -o stat | grep -c '^Z'); \
+                  echo ready; while true; do sleep 0.1; done";
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            "tini",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let ready = hull_tests::harness::eventually(std::time::Duration::from_secs(30), || {
+        ok(&hull, &["logs", "tini"]).lines().any(|l| l == "ready")
+    });
+    let logs = ok(&hull, &["logs", "tini"]);
+    assert!(ready, "{logs}");
+    assert!(logs.contains("init=/dev/init -- sh -c "), "{logs}");
+    assert!(!logs.contains("pid=1\n"), "{logs}");
+    assert!(logs.contains("zombies=0"), "{logs}");
+    let inspect = |format: &str| ok(&hull, &["inspect", "-f", format, "tini"]);
+    assert_eq!(inspect("{{.HostConfig.Init}} {{.Path}}"), "true sh");
+    ok(&hull, &["stop", "tini"]);
+    assert!(ok(&hull, &["logs", "tini"]).contains("got TERM"));
+    assert_eq!(inspect("{{.State.ExitCode}}"), "5");
+    ok(&hull, &["rm", "tini"]);
+    let out = hull.run([
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}

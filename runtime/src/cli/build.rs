@@ -5,7 +5,7 @@
 
 use super::engine;
 use super::images::{open_store, pull_for_run};
-use super::run::{attach_and_wait, Session};
+use super::session::{attach_and_wait, Session};
 use crate::build::{BuildError, BuildOptions, Context, RunStep, StepRunner};
 use crate::config::Paths;
 use crate::engine::{CommitRequest, ContainerOptions, ProcessOptions};

@@ -9,10 +9,11 @@ use super::containers::{
     PortArgs, PsArgs, RenameArgs, RmArgs, StartArgs, StatsArgs, StopArgs, TopArgs, WaitArgs,
 };
 use super::cp::CpArgs;
+use super::exec::ExecArgs;
 use super::images::{
     HistoryArgs, ImagesArgs, ImportArgs, LoadArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
-use super::run::{CreateArgs, ExecArgs, RunArgs};
+use super::run::{CreateArgs, RunArgs};
 use super::Command;
 use clap::Subcommand;
 

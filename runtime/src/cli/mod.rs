@@ -8,6 +8,7 @@ mod build;
 mod containers;
 mod cp;
 mod envfile;
+mod exec;
 mod format;
 mod images;
 mod info;
@@ -15,6 +16,7 @@ mod management;
 mod network;
 mod output;
 mod run;
+mod session;
 mod system;
 mod tabwriter;
 mod template;
@@ -109,7 +111,7 @@ enum Command {
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Execute a command in a running container
-    Exec(run::ExecArgs),
+    Exec(exec::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(containers::AttachArgs),
     /// Return low-level information on containers or images
@@ -257,7 +259,7 @@ pub fn main() -> i32 {
             Command::Logs(args) => containers::logs(&paths, args).await,
             Command::Wait(args) => containers::wait(&paths, args).await,
             Command::Attach(args) => containers::attach(&paths, args).await,
-            Command::Exec(args) => run::exec(&paths, args).await,
+            Command::Exec(args) => exec::exec(&paths, args).await,
             Command::Port(args) => containers::port(&paths, args),
             Command::Top(args) => containers::top(&paths, args).await,
             Command::Rename(args) => containers::rename(&paths, args).await,

@@ -16,6 +16,7 @@ pub use record::{
     Status,
 };
 
+use crate::staging;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,10 +62,6 @@ pub enum ContainerError {
     },
 }
 
-/// A container's directory while it is being made: `.creating-<pid>-<id>`.
-const CREATING_PREFIX: &str = ".creating-";
-/// A container's directory while it is being removed: `.removing-<pid>-<id>`.
-const REMOVING_PREFIX: &str = ".removing-";
 /// The record's file in a container's directory, as Docker names it.
 const RECORD_FILE: &str = "config.v2.json";
 
@@ -112,7 +109,7 @@ impl ContainerStore {
         let dir = root.join("containers");
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let store = Self { dir };
-        store.sweep_abandoned();
+        staging::sweep_abandoned(&store.dir);
         Ok(store)
     }
 
@@ -135,11 +132,7 @@ impl ContainerStore {
         record: &ContainerRecord,
         files: &[(&str, Vec<u8>)],
     ) -> Result<(), ContainerError> {
-        let staging = self.dir.join(format!(
-            "{CREATING_PREFIX}{}-{}",
-            std::process::id(),
-            record.id
-        ));
+        let staging = staging::creating(&self.dir, &record.id);
         let staged = (|| {
             fs::create_dir_all(&staging).map_err(io_err("creating", &staging))?;
             let data =
@@ -323,9 +316,7 @@ impl ContainerStore {
     /// leaves is swept on open.
     fn remove_dir(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir_of(id);
-        let doomed = self
-            .dir
-            .join(format!("{REMOVING_PREFIX}{}-{id}", std::process::id()));
+        let doomed = staging::removing(&self.dir, id);
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -338,27 +329,6 @@ impl ContainerStore {
             }
         }
         fs::remove_dir_all(&doomed).map_err(io_err("removing", &doomed))
-    }
-
-    /// Deletes the staging and doomed directories of creations and
-    /// removals whose `hull` died (`.creating-<pid>-<id>`, `.removing-<pid>-<id>`).
-    fn sweep_abandoned(&self) {
-        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name
-                .strip_prefix(CREATING_PREFIX)
-                .or_else(|| name.strip_prefix(REMOVING_PREFIX))
-            else {
-                continue;
-            };
-            let owner = rest
-                .split('-')
-                .next()
-                .and_then(|pid| pid.parse::<i64>().ok());
-            if owner.is_some_and(|pid| !crate::process::process_alive(pid)) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
     }
 }
 

@@ -182,6 +182,8 @@ pub struct HostConfig {
     pub dns_options: Vec<String>,
     /// `--shm-size` in bytes, 0 for the default.
     pub shm_size: i64,
+    /// `--init`: the agent as the container's PID 1 (`null` without it).
+    pub init: Option<bool>,
     /// `--ulimit`, as Docker shows them.
     pub ulimits: Vec<crate::ulimit::Ulimit>,
     /// `--log-driver` and `--log-opt`: where its output goes, and when its

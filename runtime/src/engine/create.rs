@@ -153,10 +153,16 @@ impl Engine {
         )?;
         let share = ContainerShare::of(&id, joins.as_ref().map(|(j, _)| j.container_id.as_str()));
         add_host_mounts(&mut spec, mounts, &share)?;
+        // The command as the user gave it (`Path` and `Args`), before an
+        // `--init` goes in front of it.
+        let argv = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .unwrap_or_default();
         extras.apply(&mut spec)?;
 
         let process = spec.process().as_ref().context("spec without a process")?;
-        let argv = process.args().clone().unwrap_or_default();
         let image_config = image.config.config().clone().unwrap_or_default();
         let mut config = ContainerConfig {
             hostname: spec.hostname().clone().unwrap_or_default(),

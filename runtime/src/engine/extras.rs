@@ -26,6 +26,7 @@ pub(super) struct Extras {
     dns: Vec<String>,
     dns_search: Vec<String>,
     dns_options: Vec<String>,
+    init: bool,
 }
 
 fn invalid(message: impl Into<String>) -> EngineError {
@@ -93,11 +94,15 @@ impl Extras {
             dns: options.etc.dns.clone(),
             dns_search: options.etc.dns_search.clone(),
             dns_options: options.etc.dns_options.clone(),
+            init: options.init,
         })
     }
 
-    /// Sets the process's rlimits and the size of its /dev/shm.
+    /// Sets the process's rlimits, the size of its /dev/shm, and its init.
     pub(super) fn apply(&self, spec: &mut Spec) -> Result<()> {
+        if self.init {
+            add_init(spec)?;
+        }
         if !self.ulimits.is_empty() {
             let rlimits = self
                 .ulimits
@@ -144,7 +149,39 @@ impl Extras {
         host.dns = self.dns.clone();
         host.dns_search = self.dns_search.clone();
         host.dns_options = self.dns_options.clone();
+        host.init = self.init.then_some(true);
     }
+}
+
+/// Where the container's init is.
+const INIT_PATH: &str = "/dev/init";
+/// The guest's file it is: the agent's own binary, which runs as Docker's
+/// docker-init when started so.
+const GUEST_AGENT: &str = hull_protocol::INIT_BINARY;
+
+/// `--init`: the process runs under `/dev/init --`, the agent's binary
+/// bound there read-only (as Docker binds docker-init).
+fn add_init(spec: &mut Spec) -> Result<()> {
+    let init = MountBuilder::default()
+        .destination(INIT_PATH)
+        .typ("bind")
+        .source(GUEST_AGENT)
+        .options(vec!["bind".to_string(), "ro".to_string()])
+        .build()
+        .context("building the /dev/init mount")?;
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(init);
+    spec.set_mounts(Some(mounts));
+    if let Some(process) = spec.process_mut() {
+        let args = process.args().clone().unwrap_or_default();
+        process.set_args(Some(
+            [INIT_PATH.to_string(), "--".to_string()]
+                .into_iter()
+                .chain(args)
+                .collect(),
+        ));
+    }
+    Ok(())
 }
 
 /// `--platform OS/ARCH[/VARIANT]` (or `ARCH`) against the image's.
@@ -180,6 +217,24 @@ fn check_platform(platform: Option<&str>, image: &Image) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_runs_the_process_under_dev_init() {
+        let mut spec = Spec::default();
+        let extras = Extras {
+            init: true,
+            ..Default::default()
+        };
+        extras.apply(&mut spec).unwrap();
+        let args = spec.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args[..3], ["/dev/init", "--", "sh"]);
+        let last = spec.mounts().as_ref().unwrap().last().unwrap().clone();
+        assert_eq!(last.destination(), std::path::Path::new("/dev/init"));
+        assert_eq!(
+            last.source().as_deref(),
+            Some(std::path::Path::new(hull_protocol::INIT_BINARY))
+        );
+    }
 
     #[test]
     fn ulimits_replace_the_specs_and_shm_gets_its_size() {

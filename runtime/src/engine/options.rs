@@ -136,4 +136,7 @@ pub struct ContainerOptions {
     pub ulimits: Vec<String>,
     /// `--platform`: the image must be this one's (`linux/amd64`).
     pub platform: Option<String>,
+    /// `--init`: an init as the container's PID 1 that passes signals on
+    /// and reaps orphans.
+    pub init: bool,
 }

@@ -53,14 +53,7 @@ impl VolumeFilter {
 
     /// Whether `volume` passes all of `filters` (any of those with one key).
     pub fn all_match(filters: &[VolumeFilter], volume: &Volume, in_use: bool) -> bool {
-        let mut keys: Vec<&str> = filters.iter().map(|f| f.key.as_str()).collect();
-        keys.dedup();
-        keys.iter().all(|key| {
-            filters
-                .iter()
-                .filter(|f| f.key == *key)
-                .any(|f| f.matches(volume, in_use))
-        })
+        crate::filters::all_keys_match(filters, |f| &f.key, |f| f.matches(volume, in_use))
     }
 }
 

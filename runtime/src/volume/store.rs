@@ -11,6 +11,7 @@
 
 use super::{io_err, VolumeError};
 use crate::lockfile::LockFile;
+use crate::staging;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,10 +29,6 @@ pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 const METADATA_FILE: &str = "volume.json";
 /// The lock file of the store.
 const LOCK_FILE: &str = ".lock";
-/// A volume being made: `.creating-<pid>-<name>`.
-const CREATING_PREFIX: &str = ".creating-";
-/// A volume being deleted: `.removing-<pid>-<name>`.
-const REMOVING_PREFIX: &str = ".removing-";
 
 /// Whether `name` is a volume name Docker's local driver accepts:
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]+`. Such a name is one path component, never
@@ -132,7 +129,7 @@ impl VolumeStore {
     pub fn lock(&self) -> Result<VolumeLock, VolumeError> {
         let path = self.dir.join(LOCK_FILE);
         let lock = LockFile::acquire(&path).map_err(io_err("locking", &path))?;
-        self.sweep_abandoned();
+        staging::sweep_abandoned(&self.dir);
         Ok(VolumeLock { _lock: lock })
     }
 
@@ -204,9 +201,7 @@ impl VolumeStore {
             Err(VolumeError::NotFound(_)) => {}
             Err(err) => return Err(err),
         }
-        let staging = self
-            .dir
-            .join(format!("{CREATING_PREFIX}{}-{name}", std::process::id()));
+        let staging = staging::creating(&self.dir, name);
         let made = (|| {
             let data = staging.join("_data");
             fs::DirBuilder::new()
@@ -250,9 +245,7 @@ impl VolumeStore {
             return Err(VolumeError::NotFound(name.to_string()));
         }
         let dir = self.dir_of(name);
-        let doomed = self
-            .dir
-            .join(format!("{REMOVING_PREFIX}{}-{name}", std::process::id()));
+        let doomed = staging::removing(&self.dir, name);
         match fs::rename(&dir, &doomed) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -286,26 +279,6 @@ impl VolumeStore {
         fs::read_dir(self.dir_of(name).join("_data"))
             .map(|mut entries| entries.next().is_none())
             .unwrap_or(false)
-    }
-
-    /// Removes the staging directories of `hull`s that died.
-    fn sweep_abandoned(&self) {
-        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name
-                .strip_prefix(CREATING_PREFIX)
-                .or_else(|| name.strip_prefix(REMOVING_PREFIX))
-            else {
-                continue;
-            };
-            let owner = rest
-                .split('-')
-                .next()
-                .and_then(|pid| pid.parse::<i64>().ok());
-            if owner.is_some_and(|pid| !crate::process::process_alive(pid)) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
     }
 }
 
@@ -383,7 +356,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = VolumeStore::open(root.path()).unwrap();
         // No process has pid 2^22 + 1 (above pid_max's ceiling).
-        let abandoned = store.dir.join(format!("{CREATING_PREFIX}4194305-data"));
+        let abandoned = store.dir.join(".creating-4194305-data");
         fs::create_dir_all(abandoned.join("_data")).unwrap();
         let _lock = store.lock().unwrap();
         assert!(!abandoned.exists());
