@@ -380,6 +380,19 @@ fn docker_run_with_runtime_hull_boots_a_microvm() {
     ok(&["unpause", "web"]);
     assert_eq!(ok(&["exec", "web", "cat", "/index.html"]), "served");
     assert!(ok(&["logs", "web"]).contains("started"));
+    // logs -f follows the output until the container ends.
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo first; sleep 2; echo second",
+    ]);
+    assert_eq!(ok(&["logs", "-f", "talker"]), "first\nsecond");
+    ok(&["rm", "talker"]);
     ok(&["stop", "-t", "2", "web"]);
     assert!(ok(&[
         "ps",
