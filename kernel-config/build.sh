@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds Hull's guest kernel from Debian's linux-source-6.1 and hull.config.
 #
+# The patches in patches/ are applied to the source first, in name order.
 # The result is cached outside the clone, keyed by the source package version
-# and the hash of this script and the config fragment, so a second run costs
-# nothing. Prints the directory holding vmlinux, bzImage and config.
+# and the hash of this script, the config fragment and the patches, so a
+# second run costs nothing. Prints the directory holding vmlinux, bzImage and config.
 #
 # usage: kernel-config/build.sh [--print-dir]
 set -euo pipefail
@@ -13,7 +14,8 @@ tarball=/usr/src/linux-source-6.1.tar.xz
 [ -f "$tarball" ] || { echo "kernel-config: $tarball missing (apt-get install linux-source-6.1)" >&2; exit 1; }
 
 src_version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
-key=$(cat "$here/hull.config" "$here/build.sh" | sha256sum | cut -c1-16)
+patches=("$here"/patches/*.patch)
+key=$(cat "$here/hull.config" "$here/build.sh" "${patches[@]}" | sha256sum | cut -c1-16)
 out="$cache_root/kernel/6.1-$src_version-$key"
 if [ "${1:-}" = "--print-dir" ]; then echo "$out"; exit 0; fi
 if [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ]; then
@@ -29,6 +31,10 @@ echo "kernel-config: unpacking $tarball" >&2
 tar -xJf "$tarball" -C "$work"
 ksrc=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'linux-source-*' | head -n1)
 cd "$ksrc"
+for p in "${patches[@]}"; do
+  echo "kernel-config: applying $(basename "$p")" >&2
+  patch -p1 --forward --quiet < "$p" >&2
+done
 make -s tinyconfig >&2
 ./scripts/kconfig/merge_config.sh -m .config "$here/hull.config" >/dev/null
 make -s olddefconfig >&2

@@ -16,7 +16,7 @@ log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 packages=(
   qemu-system-x86 busybox-static iproute2 cpio gzip xz-utils
-  linux-source-6.1 build-essential flex bison bc libelf-dev libssl-dev
+  linux-source-6.1 build-essential patch flex bison bc libelf-dev libssl-dev
   libseccomp-dev libcap-ng-dev pkg-config musl-tools hyperfine runc nftables protobuf-compiler
   docker-registry curl kmod containerd containernetworking-plugins
   docker.io podman docker-compose
