@@ -53,7 +53,7 @@ pub fn machine(info: &BTreeMap<String, String>) -> Machine {
 /// Backend, accelerator and versions of hull, QEMU, runc and the guest kernel.
 pub fn versions(hull: &str, info: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
-    for key in ["backend", "accel"] {
+    for key in ["backend", "accel", "accel options"] {
         v.insert(
             key.into(),
             info.get(key).cloned().unwrap_or_else(|| "?".into()),

@@ -65,6 +65,7 @@ fn details(paths: &Paths) -> Value {
         "DockerRootDir": paths.root.display().to_string(),
         "Backend": hypervisor.name(),
         "Accel": hypervisor.accel(),
+        "AccelOptions": hypervisor.accel_options(),
         "BackendReason": platform.explain_default(),
         "KVM": platform.describe_kvm(),
         "GuestKernel": artifacts.kernel.display().to_string(),
@@ -85,6 +86,7 @@ fn text(details: &Value) -> String {
     for (label, key) in [
         ("backend", "Backend"),
         ("accel", "Accel"),
+        ("accel options", "AccelOptions"),
         ("backend chosen because", "BackendReason"),
         ("kvm", "KVM"),
         ("kernel", "GuestKernel"),
@@ -93,7 +95,10 @@ fn text(details: &Value) -> String {
         ("root", "DockerRootDir"),
         ("run dir", "RunDir"),
     ] {
-        out.push_str(&format!("{label}: {}\n", field(key)));
+        let value = field(key);
+        if !value.is_empty() {
+            out.push_str(&format!("{label}: {value}\n"));
+        }
     }
     if !details["Images"].is_null() {
         out.push_str(&format!("images: {}\n", field("Images")));

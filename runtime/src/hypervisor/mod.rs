@@ -235,6 +235,11 @@ pub trait Hypervisor: Send + Sync {
     fn name(&self) -> &'static str;
     /// The acceleration it will use (`kvm`, `tcg`).
     fn accel(&self) -> &'static str;
+    /// The accelerator's options, as QEMU's `-accel` spells them after the
+    /// name (`tb-size=16`); empty when there are none.
+    fn accel_options(&self) -> String {
+        String::new()
+    }
     /// The command that starts a VM with `config`.
     fn prepare(&self, config: &VmConfig) -> Result<VmLaunch, HypervisorError>;
     /// Whether its VMM runs as a [`VmmUser`] (given in [`VmConfig::user`]).

@@ -85,7 +85,7 @@ fn sanity(bench: &Bench, bundle: &Path) -> Result<()> {
 /// The boot floor's QEMU command: Hull's machine, memory and kernel command
 /// line (less the agent's channel), `hull.poweroff`, the console to `log`.
 fn floor_cmd(accel: &str, kernel: &str, initrd: &str, log: &Path) -> Command {
-    let cpu = if accel == "kvm" {
+    let cpu = if accel.starts_with("kvm") {
         "host,-arch-capabilities"
     } else {
         "max"
@@ -155,6 +155,11 @@ pub fn run(bench: &Bench, info: &BTreeMap<String, String>, rows: &mut Vec<Row>) 
     sanity(bench, &sanity_bundle).context("exit codes and output do not come through")?;
 
     let accel = info.get("accel").map_or("tcg", String::as_str).to_string();
+    // The floor's QEMU gets the accelerator options Hull's gets.
+    let accel_arg = match info.get("accel options") {
+        Some(options) if !options.is_empty() => format!("{accel},{options}"),
+        _ => accel.clone(),
+    };
     let kernel = info
         .get("kernel")
         .context("hull info names no kernel")?
@@ -190,8 +195,9 @@ pub fn run(bench: &Bench, info: &BTreeMap<String, String>, rows: &mut Vec<Row>) 
             }
             Env::Floor => {
                 let _ = std::fs::remove_file(&console);
-                let ms =
-                    proc::ms(proc::timed(&mut floor_cmd(&accel, &kernel, &initrd, &console))?.0);
+                let ms = proc::ms(
+                    proc::timed(&mut floor_cmd(&accel_arg, &kernel, &initrd, &console))?.0,
+                );
                 booted(&std::fs::read_to_string(&console).unwrap_or_default())
                     .context("the boot floor's guest")?;
                 ms
