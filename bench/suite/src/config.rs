@@ -81,6 +81,10 @@ pub struct Config {
     /// HTTP requests from 4 concurrent clients (connections per second).
     #[arg(long, env = "BENCH_HTTP_LOAD", default_value_t = 200)]
     pub http_load: u64,
+    /// A baseline run's results.json: the report sets Hull's figures
+    /// beside it ("before and after").
+    #[arg(long, env = "BENCH_BEFORE")]
+    pub before: Option<PathBuf>,
 }
 
 impl Config {

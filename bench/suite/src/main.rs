@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod cleanup;
+mod compare;
 mod config;
 mod env;
 #[cfg(test)]
@@ -94,8 +95,17 @@ fn group(
 /// The whole run; everything it made is removed by the caller's clean-up.
 fn run(cfg: config::Config, out: &Path) -> Result<Results> {
     let started = Instant::now();
+    let before = match &cfg.before {
+        Some(path) => {
+            let mut before = Results::load(path).context("reading the baseline (--before)")?;
+            before.before = None;
+            Some(Box::new(before))
+        }
+        None => None,
+    };
     let mut results = Results {
         config: cfg.summary(),
+        before,
         ..Results::default()
     };
     results.date =

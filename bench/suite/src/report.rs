@@ -133,6 +133,9 @@ pub fn render(results: &Results) -> String {
          throughputs the peer's over Hull's; ×1.00 is parity, above is worse. The host runs \
          the same static programs as the containers, directly.\n"
     );
+    if let Some(section) = crate::compare::section(results) {
+        out.push_str(&section);
+    }
     for group in results.groups() {
         let rows: Vec<&Row> = results.rows.iter().filter(|r| r.group == group).collect();
         let _ = writeln!(out, "## {group}\n");

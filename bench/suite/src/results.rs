@@ -103,6 +103,13 @@ pub struct Results {
     /// Seconds the run took.
     #[serde(default)]
     pub seconds: f64,
+    /// What the run was made with, for a reader, where the versions do not
+    /// say it (a baseline: the configuration before a cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The baseline this run is compared with (`--before`), without its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Box<Results>>,
 }
 
 /// Reading or writing `results.json`.
