@@ -193,6 +193,7 @@ impl Container {
         if dir.exists() {
             bail!("container {id} already exists");
         }
+        let began = std::time::Instant::now();
         let seccomp = spec
             .linux()
             .as_ref()
@@ -207,7 +208,9 @@ impl Container {
                 filter.len()
             );
         }
+        let compiled = began.elapsed();
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;
+        let mounted = began.elapsed();
         let cgroup = match Cgroup::create(
             pod,
             id,
@@ -223,6 +226,11 @@ impl Container {
             let pipes = child_pipes()?;
             let (mut plan, command, searched_path) =
                 first_process_plan(spec, &rootfs, &stdio, &pipes.0, &pipes.3)?;
+            tracing::debug!(
+                container = id,
+                "first process planned after {:?}",
+                began.elapsed()
+            );
             plan.seccomp = seccomp.clone();
             let describe = |r: Report| describe_failure(r, &command, searched_path, spec);
             spawn_process(
@@ -236,7 +244,15 @@ impl Container {
             )
             .await
         };
-        match spawned.await {
+        let grouped = began.elapsed();
+        let spawned = spawned.await;
+        tracing::debug!(
+            container = id,
+            "created: seccomp filter after {compiled:?}, root mounted after {mounted:?}, \
+             cgroup after {grouped:?}, first process waiting after {:?}",
+            began.elapsed()
+        );
+        match spawned {
             Ok(first) => Ok(Self {
                 pid: first.pid,
                 rootfs,
