@@ -138,6 +138,26 @@ fn named_volumes_outlive_containers_and_are_shared_between_them() {
         std::fs::read_to_string(format!("{mountpoint}/file")).unwrap(),
         "written\n"
     );
+    // `inspect` finds volumes too, after containers and images, as Docker's does.
+    assert_eq!(
+        ok(&hull, &["inspect", "-f", "{{.Name}} {{.Driver}}", "data"]),
+        "data local"
+    );
+    assert_eq!(
+        ok(
+            &hull,
+            &["inspect", "--type", "volume", "-f", "{{.Name}}", "data"]
+        ),
+        "data"
+    );
+    let out = hull.run(["inspect", "--type", "image", "data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = hull.run(["inspect", "--type", "bogus", "data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "\"bogus\" is not a valid value for --type"
+    );
     assert_eq!(
         ok(&hull, &["volume", "ls", "-q", "--filter", "dangling=true"]),
         "seed"

@@ -61,10 +61,10 @@ pub struct InspectArgs {
     /// Format output using a Go template
     #[arg(short, long, value_name = "string")]
     format: Option<String>,
-    /// Only this kind of object: container or image
+    /// Only this kind of object: container, image or volume
     #[arg(long = "type", value_name = "string")]
     kind: Option<String>,
-    /// Containers or images
+    /// Containers, images or volumes
     #[arg(required = true)]
     names: Vec<String>,
 }
@@ -95,23 +95,39 @@ fn image_json(paths: &Paths, name: &str) -> Result<Value> {
     }))
 }
 
-/// Prints containers' or images' details.
+/// A volume as `docker volume inspect` shows it.
+fn volume_json(paths: &Paths, name: &str) -> Option<Value> {
+    let store = crate::volume::VolumeStore::open(&paths.root).ok()?;
+    store.get(name).ok().map(|volume| volume.inspect())
+}
+
+/// The kinds of object `inspect` looks for, in its order (Docker's).
+const KINDS: [&str; 3] = ["container", "image", "volume"];
+
+/// Prints containers', images' or volumes' details.
 pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
+    if let Some(kind) = args.kind.as_deref().filter(|k| !KINDS.contains(k)) {
+        eprintln!("\"{kind}\" is not a valid value for --type");
+        return Ok(1);
+    }
+    let wants = |kind: &str| args.kind.as_deref().is_none_or(|k| k == kind);
     // A bad template fails before anything is looked up, as in Docker.
     inspect_text(args.format.as_deref(), &[])?;
     let mut objects = Vec::new();
     let mut failed = false;
     for name in &args.names {
-        let container = match args.kind.as_deref() {
-            Some("image") => None,
-            _ => load(paths, name)
+        let container = match wants("container") {
+            true => load(paths, name)
                 .ok()
                 .map(|(_, record)| serde_json::to_value(record)),
+            false => None,
         };
         let object = match container {
             Some(value) => Some(value.context("serialising the record")?),
-            None if args.kind.as_deref() != Some("container") => image_json(paths, name).ok(),
-            None => None,
+            None => wants("image")
+                .then(|| image_json(paths, name).ok())
+                .flatten()
+                .or_else(|| wants("volume").then(|| volume_json(paths, name)).flatten()),
         };
         match object {
             Some(object) => objects.push(object),
