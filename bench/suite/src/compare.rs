@@ -44,7 +44,7 @@ const TARGETS: [Target; 3] = [
 /// `target`'s figure in `results`, if it has the samples.
 fn figure(results: &Results, target: &Target) -> Option<f64> {
     let row = results.rows.iter().find(|r| r.key == target.key)?;
-    let hull = row.summary("hull")?.median;
+    let hull = hull_median(row)?;
     match target.peer {
         None => Some(hull),
         Some(peer) => cost_ratio(hull, row.summary(peer)?.median, row.lower_is_better),

@@ -236,7 +236,7 @@ pub trait Hypervisor: Send + Sync {
     /// The acceleration it will use (`kvm`, `tcg`).
     fn accel(&self) -> &'static str;
     /// The accelerator's options, as QEMU's `-accel` spells them after the
-    /// name (`tb-size=16`); empty when there are none.
+    /// name (`tb-size=64`); empty when there are none.
     fn accel_options(&self) -> String {
         String::new()
     }

@@ -116,12 +116,10 @@ pub fn inspect(paths: &Paths, args: InspectArgs) -> Result<i32> {
     let mut objects = Vec::new();
     let mut failed = false;
     for name in &args.names {
-        let container = match wants("container") {
-            true => load(paths, name)
-                .ok()
-                .map(|(_, record)| serde_json::to_value(record)),
-            false => None,
-        };
+        let container = wants("container")
+            .then(|| load(paths, name).ok())
+            .flatten()
+            .map(|(_, record)| serde_json::to_value(record));
         let object = match container {
             Some(value) => Some(value.context("serialising the record")?),
             None => wants("image")
