@@ -1,7 +1,8 @@
 //! `hull build`: a multi-stage Dockerfile builds (each RUN in its own
 //! microVM) and its image runs; a second build comes from the cache; a
 //! failing RUN leaves no image, tag or container; `.dockerignore` keeps
-//! files out of the context.
+//! files out of the context; SHELL, WORKDIR and `--chown` by name behave
+//! as Docker's.
 
 use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::path::{Path, PathBuf};
@@ -201,6 +202,94 @@ fn failing_run_leaves_nothing() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn shell_workdir_and_chown_by_name_as_docker() {
+    let hull = Hull::with_busybox();
+    let dockerfile = format!(
+        r#"FROM {BUSYBOX_IMAGE}
+SHELL ["/bin/sh", "-ec"]
+COPY --chown=user:wheel note.txt /owned/
+COPY --chown=nobody note.txt /owned-too/
+WORKDIR /srv/made/here
+"#
+    );
+    let dir = context(
+        &hull,
+        "names",
+        &[("Dockerfile", &dockerfile), ("note.txt", "n\n")],
+    );
+    let out = build(&hull, &["-t", "hull.test/base:1"], &dir);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // SHELL is kept in the image's config, as Docker keeps it.
+    let shell = ok(
+        &hull,
+        &[
+            "inspect",
+            "-f",
+            "{{json .Config.Shell}}",
+            "hull.test/base:1",
+        ],
+    );
+    assert_eq!(shell.trim(), r#"["/bin/sh","-ec"]"#);
+    // WORKDIR made its directory (root's, 0755); --chown took names from
+    // the image's /etc/passwd and /etc/group, a user alone its uid as gid.
+    let run = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "hull.test/base:1",
+            "sh",
+            "-c",
+            "pwd; stat -c '%u:%g %a' /srv/made/here /owned/note.txt /owned-too/note.txt",
+        ],
+    );
+    assert_eq!(
+        run.lines().collect::<Vec<_>>(),
+        [
+            "/srv/made/here",
+            "0:0 755",
+            "1000:10 644",
+            "65534:65534 644"
+        ],
+        "{run}"
+    );
+    // An image built FROM it runs its RUN steps through that SHELL: `-e`
+    // ends the step at the first failure.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM hull.test/base:1\nRUN false; echo survived\n",
+    )
+    .unwrap();
+    let out = build(&hull, &[], &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out)
+            .contains("The command '/bin/sh -ec false; echo survived' returned a non-zero code: 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stdout(&out).lines().any(|l| l == "survived"),
+        "{}",
+        stdout(&out)
+    );
+    // A name the image does not know is an error, as Docker's.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX_IMAGE}\nCOPY --chown=nosuch note.txt /x/\n"),
+    )
+    .unwrap();
+    let out = build(&hull, &[], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unable to convert uid/gid chown string to host mapping: can't find uid for nosuch: no such uid: nosuch"),
+        "{}",
+        stderr(&out)
+    );
+    hull.assert_nothing_left();
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `hull run` end to end: real QEMU microVM, real guest kernel, real
-//! virtiofsd, the real agent. Each test boots its own VM.
+//! virtiofsd, the real agent. Each test boots its own VM. Memory the guest
+//! frees goes back to the host (free page reporting).
 
 use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
 
@@ -281,4 +282,55 @@ fn pids_limit_lands_in_the_cgroup() {
         "/sys/fs/cgroup/pids.max",
     ]);
     assert_eq!(stdout(&out).trim(), "10", "stderr: {}", stderr(&out));
+}
+
+/// `Name:` of /proc/PID/status, in kB.
+fn status_kib(pid: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+}
+
+#[test]
+fn memory_the_guest_frees_goes_back_to_the_host() {
+    let hull = Hull::with_busybox();
+    let ok = |args: &[&str]| {
+        let out = hull.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    ok(&["run", "-d", "--name", "m", BUSYBOX_IMAGE, "sleep", "600"]);
+    let vmm = ok(&["inspect", "-f", "{{.HullSandbox.VmmPid}}", "m"]);
+    let vmm = vmm.trim();
+    // Guest memory is the VMM's shared memfd.
+    let idle = status_kib(vmm, "RssShmem");
+    ok(&[
+        "exec",
+        "m",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/shm/fill",
+        "bs=1M",
+        "count=48",
+    ]);
+    let filled = status_kib(vmm, "RssShmem");
+    assert!(
+        filled > idle + 40 * 1024,
+        "idle {idle} kB, filled {filled} kB"
+    );
+    ok(&["exec", "m", "rm", "/dev/shm/fill"]);
+    // Free page reporting hands freed pages back after about 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut now = status_kib(vmm, "RssShmem");
+    while now > idle + 16 * 1024 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        now = status_kib(vmm, "RssShmem");
+    }
+    assert!(
+        now <= idle + 16 * 1024,
+        "idle {idle} kB, filled {filled} kB, freed {now} kB"
+    );
+    ok(&["rm", "-f", "m"]);
 }

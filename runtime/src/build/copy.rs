@@ -31,17 +31,21 @@ impl Builder<'_> {
             )));
         }
         let dest = words.pop().unwrap_or_default();
+        let stage = self.stage().clone();
         let owner = match instruction.flag("chown") {
-            Some(chown) => parse_chown(&expand(chown, &vars)?)
-                .map(Some)
-                .ok_or_else(|| {
+            Some(chown) => {
+                let layers = match &stage.image {
+                    Some(id) => self.layers_of(id)?,
+                    None => Vec::new(),
+                };
+                Some(resolve_chown(&expand(chown, &vars)?, &layers).map_err(|e| {
                     instruction.error(format!(
-                        "--chown={chown}: only numeric uid[:gid] is supported"
+                        "unable to convert uid/gid chown string to host mapping: {e}"
                     ))
-                })?,
+                })?)
+            }
             None => None,
         };
-        let stage = self.stage().clone();
         let workdir = stage
             .config
             .get("WorkingDir")
@@ -174,13 +178,8 @@ impl Builder<'_> {
             })?,
             None => self.images.resolve(from)?.id.to_string(),
         };
-        let image = self.images.resolve(&image)?;
-        let layers: Vec<PathBuf> = image
-            .diff_ids
-            .iter()
-            .rev()
-            .map(|d| self.images.layer_dir(d))
-            .collect();
+        let mut layers = self.layers_of(&image)?;
+        layers.reverse();
         let mut sources = Vec::new();
         for word in words {
             let rel = context::clean(word)?;
@@ -203,12 +202,44 @@ impl Builder<'_> {
         }
         Ok(sources)
     }
+
+    /// The layer directories of image `id`, bottom first.
+    pub(super) fn layers_of(&self, id: &str) -> Result<Vec<PathBuf>, BuildError> {
+        let image = self.images.resolve(id)?;
+        Ok(image
+            .diff_ids
+            .iter()
+            .map(|d| self.images.layer_dir(d))
+            .collect())
+    }
 }
 
-/// `--chown=uid[:gid]`, numeric.
-fn parse_chown(text: &str) -> Option<(u64, u64)> {
-    let (user, group) = text.split_once(':').unwrap_or((text, text));
-    Some((user.parse().ok()?, group.parse().ok()?))
+/// `--chown=user[:group]`: names looked up in the image's /etc/passwd and
+/// /etc/group, numbers taken as they are; a user alone gives its uid as the
+/// gid too, as Docker does.
+fn resolve_chown(text: &str, layers: &[PathBuf]) -> Result<(u64, u64), String> {
+    let (user, group) = text.split_once(':').unwrap_or((text, ""));
+    let id_in = |file: &str, what: &str, name: &str| -> Result<u64, String> {
+        if let Ok(id) = name.parse() {
+            return Ok(id);
+        }
+        crate::spec::read_image_file(layers, file)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+            .find(|fields| fields.len() >= 3 && fields[0] == name)
+            .and_then(|fields| fields[2].parse().ok())
+            .ok_or_else(|| format!("can't find {what} for {name}: no such {what}: {name}"))
+    };
+    if user.is_empty() {
+        return Err(format!("invalid chown string {text:?}"));
+    }
+    let uid = id_in("etc/passwd", "uid", user)?;
+    let gid = match group {
+        "" => uid,
+        group => id_in("etc/group", "gid", group)?,
+    };
+    Ok((uid, gid))
 }
 
 fn has_wildcard(word: &str) -> bool {
@@ -248,9 +279,27 @@ mod tests {
 
     #[test]
     fn chown_and_wildcards() {
-        assert_eq!(parse_chown("1:2"), Some((1, 2)));
-        assert_eq!(parse_chown("7"), Some((7, 7)));
-        assert_eq!(parse_chown("app"), None);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_chown("1:2", &[]), Ok((1, 2)));
+        assert_eq!(resolve_chown("7", &[]), Ok((7, 7)));
+        assert!(resolve_chown("app", &[])
+            .unwrap_err()
+            .contains("no such uid: app"));
+        let layer = dir.path().join("layer");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::write(
+            layer.join("etc/passwd"),
+            "app:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(layer.join("etc/group"), "staff:x:50:app\n").unwrap();
+        let layers = [layer];
+        assert_eq!(resolve_chown("app", &layers), Ok((1000, 1000)));
+        assert_eq!(resolve_chown("app:staff", &layers), Ok((1000, 50)));
+        assert_eq!(resolve_chown("0:staff", &layers), Ok((0, 50)));
+        assert!(resolve_chown("app:nogroup", &layers)
+            .unwrap_err()
+            .contains("no such gid"));
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.txt", "b.txt", "c.md"] {
             std::fs::write(dir.path().join(name), b"x").unwrap();

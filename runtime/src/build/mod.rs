@@ -2,7 +2,7 @@
 //! one image per step, with no daemon. Parsing is [`dockerfile`], word
 //! processing and substitution [`words`], the context and COPY's files
 //! [`context`] (ADD's archives [`archive`]), the layer cache [`cache`], and each instruction's work
-//! [`step`] (COPY and ADD: [`copy`]). A RUN runs in a container of its own microVM through a
+//! [`step`] (COPY and ADD: [`copy`], WORKDIR: [`workdir`]). A RUN runs in a container of its own microVM through a
 //! [`StepRunner`] (the CLI's, over the engine's create, start, commit and
 //! remove), so an untrusted Dockerfile's commands never run on the host.
 
@@ -15,6 +15,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 pub mod words;
+mod workdir;
 
 use crate::image::{CommitOptions, Digest, ImageError, ImageStore};
 use std::future::Future;

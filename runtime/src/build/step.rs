@@ -3,7 +3,6 @@
 //! cache consulted, and a new image committed per step.
 
 use super::cache::{self, BuildCache};
-use super::context;
 use super::dockerfile::{Command, Instruction};
 use super::words::{expand, expand_words, key_values};
 use super::{BuildError, BuildOptions, RunStep, StepRunner};
@@ -214,6 +213,7 @@ impl<'a> Builder<'a> {
             "FROM" => return self.from(runner, instruction).await,
             "RUN" => return self.run_step(runner, instruction).await,
             "COPY" | "ADD" => return self.copy(instruction),
+            "WORKDIR" => return self.workdir(instruction),
             _ => {}
         }
         let vars = self.vars();
@@ -259,27 +259,6 @@ impl<'a> Builder<'a> {
                     .map(|(n, v)| format!("{n}={}", serde_json::to_string(v).unwrap_or_default()))
                     .collect();
                 format!(" LABEL {}", shown.join(" "))
-            }
-            "WORKDIR" => {
-                let dir = expand(&instruction.rest, &vars)?;
-                if dir.is_empty() {
-                    return Err(instruction.error("WORKDIR requires exactly one argument"));
-                }
-                let base = config
-                    .get("WorkingDir")
-                    .and_then(Value::as_str)
-                    .filter(|w| !w.is_empty())
-                    .unwrap_or("/")
-                    .to_owned();
-                let dir = Path::new(&base).join(&dir);
-                let dir = format!(
-                    "/{}",
-                    context::clean(&dir.to_string_lossy())
-                        .unwrap_or_default()
-                        .display()
-                );
-                config.insert("WorkingDir".into(), json!(dir));
-                format!("WORKDIR {dir}")
             }
             "USER" => {
                 let user = expand(&instruction.rest, &vars)?;
@@ -389,6 +368,16 @@ impl<'a> Builder<'a> {
 
     /// Records a config-only step as an image with no new layer.
     fn commit_config(&mut self, created_by: &str) -> Result<(), BuildError> {
+        self.commit_step(created_by, None)
+    }
+
+    /// Records a step that changed the stage's config and, with `layer`
+    /// (an uncompressed tarball), its files.
+    pub(super) fn commit_step(
+        &mut self,
+        created_by: &str,
+        layer: Option<&Path>,
+    ) -> Result<(), BuildError> {
         let stage = self.stage().clone();
         let parent = stage.image.clone().unwrap_or_default();
         let config_text = serde_json::to_string(&stage.config).unwrap_or_default();
@@ -402,7 +391,7 @@ impl<'a> Builder<'a> {
             None => None,
         };
         let options = commit_options(created_by, &stage.config);
-        let id = self.images.commit(base.as_ref(), None, &options, None)?;
+        let id = self.images.commit(base.as_ref(), layer, &options, None)?;
         self.done(&key, &id);
         Ok(())
     }
@@ -561,12 +550,16 @@ fn env_pairs(config: &Map<String, Value>) -> Vec<(String, String)> {
 /// An image's `config`, as JSON fields.
 fn image_config(images: &ImageStore, id: &str) -> Result<Map<String, Value>, BuildError> {
     let image = images.resolve(id)?;
-    let value = serde_json::to_value(image.config.config())
-        .map_err(|e| BuildError::Invalid(format!("image config: {e}")))?;
-    Ok(match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    })
+    Ok(
+        match images
+            .config_json(&image)?
+            .get_mut("config")
+            .map(Value::take)
+        {
+            Some(Value::Object(map)) => map,
+            _ => Map::new(),
+        },
+    )
 }
 
 pub(super) fn commit_options(created_by: &str, config: &Map<String, Value>) -> CommitOptions {

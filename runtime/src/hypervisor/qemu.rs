@@ -239,6 +239,12 @@ impl Qemu {
         arg(format!(
             "virtserialport,chardev=agent,name={AGENT_PORT_NAME}"
         ));
+        // The guest hands the pages it frees back (free page reporting):
+        // QEMU punches them out of the memfd, so an idle VM's host memory
+        // is what it uses now, not the most it ever touched (boot's
+        // initramfs copy, freed caches, exited processes).
+        arg("-device".into());
+        arg("virtio-balloon-device,free-page-reporting=on".into());
         for (index, share) in config.fs_shares.iter().enumerate() {
             arg("-chardev".into());
             arg(format!(
@@ -307,6 +313,7 @@ mod tests {
         assert!(joined.contains("memory-backend-memfd,id=mem,size=300M,share=on"));
         assert!(joined.contains("socket,id=agent,path=/s/agent.sock,server=on,wait=off"));
         assert!(joined.contains("vhost-user-fs-device,chardev=fs0,tag=hull"));
+        assert!(joined.contains("-device virtio-balloon-device,free-page-reporting=on"));
         assert!(joined.contains("-netdev tap,id=net0,ifname=hulltap0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01"));
         let append = &args[args.iter().position(|a| a == "-append").unwrap() + 1];
         assert!(

@@ -24,6 +24,14 @@ pub struct CommitOptions {
 }
 
 impl ImageStore {
+    /// `image`'s config as stored, every field kept: Docker's own
+    /// (`Shell`, `Healthcheck`, `OnBuild`) are not in the OCI types, and an
+    /// image built or committed on top must not lose them.
+    pub fn config_json(&self, image: &Image) -> Result<serde_json::Value, ImageError> {
+        let data = self.blobs.read_small(&image.id, "image config")?;
+        serde_json::from_slice(&data).map_err(|e| invalid_json("image config", e))
+    }
+
     /// Records the image `base` (none: an empty image, as `FROM scratch`)
     /// plus the uncompressed layer tarball `layer` (none: a change of
     /// config only, an `empty_layer` in its history), named `reference` if
@@ -49,8 +57,7 @@ impl ImageStore {
 
         let created = crate::timefmt::now();
         let mut config = match base {
-            Some(base) => serde_json::to_value(&base.config)
-                .map_err(|e| invalid_json("base image config", e))?,
+            Some(base) => self.config_json(base)?,
             None => serde_json::json!({
                 "architecture": crate::image::platform::host_architecture(),
                 "os": "linux",

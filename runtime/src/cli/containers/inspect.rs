@@ -82,12 +82,17 @@ fn image_json(paths: &Paths, name: &str) -> Result<Value> {
     let store = open_store(paths)?;
     let image = store.resolve(name)?;
     let summary = store.list()?.into_iter().find(|s| s.id == image.id);
+    // As stored: Docker's own fields (Shell, Healthcheck) are not in the OCI types.
+    let config = store
+        .config_json(&image)?
+        .get_mut("config")
+        .map_or(Value::Null, Value::take);
     Ok(json!({
         "Id": image.id.to_string(),
         "RepoTags": image.reference.iter().map(|r| r.familiar_string()).collect::<Vec<_>>(),
         "RepoDigests": [],
         "Created": summary.as_ref().and_then(|s| s.created.clone()).unwrap_or_default(),
-        "Config": serde_json::to_value(image.config.config()).unwrap_or(Value::Null),
+        "Config": config,
         "Architecture": image.config.architecture().to_string(),
         "Os": image.config.os().to_string(),
         "Size": summary.map_or(0, |s| s.size),
