@@ -131,7 +131,7 @@ pub struct SandboxConfig {
 pub struct BootTimings {
     /// When `start` was called.
     pub started: Instant,
-    /// When virtiofsd's socket appeared.
+    /// When virtiofsd was started (its socket listening).
     pub virtiofsd_ready: Instant,
     /// When the VMM process was spawned.
     pub vmm_spawned: Instant,
@@ -217,8 +217,7 @@ impl Sandbox {
             &config.dir.join("share"),
             &config.shares,
             &fs_socket,
-        )
-        .await?;
+        )?;
         if let Some(user) = user.as_ref().filter(|_| !jails_itself) {
             // The VMM connects to it as its user: the socket is its alone.
             if let Err(source) =
@@ -405,6 +404,11 @@ impl Sandbox {
         let agent = match outcome {
             Ok(agent) => agent,
             Err(reason) => {
+                // virtiofsd starts beside the VMM: its end explains the VMM's.
+                let reason = match virtiofsd.try_wait() {
+                    Ok(Some(status)) => format!("virtiofsd exited ({status}); {reason}"),
+                    _ => reason,
+                };
                 kill_child(&mut vmm).await;
                 kill_child(&mut virtiofsd).await;
                 vmm_cgroup.remove();

@@ -16,15 +16,14 @@ pub use mounts::{add_entries, remove_entries};
 use crate::rootfs::OverlayMount;
 use mounts::cpath;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use thiserror::Error;
 use tokio::process::{Child, Command};
 
 /// The pinned virtiofsd version the set-up script installs.
 pub const VIRTIOFSD_VERSION: &str = "1.14.0";
 
-/// How long virtiofsd may take to create its socket.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+/// The descriptor virtiofsd gets its listening socket on (`--fd`).
+const LISTEN_FD: std::os::fd::RawFd = 3;
 
 /// virtiofsd could not be started.
 #[derive(Debug, Error)]
@@ -48,9 +47,14 @@ pub enum VirtiofsdError {
         /// Why.
         source: std::io::Error,
     },
-    /// virtiofsd exited or never made its socket.
-    #[error("virtiofsd did not come up: {0}")]
-    NotReady(String),
+    /// Its socket could not be made.
+    #[error("listening on {path}")]
+    Listen {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Mounting into, or unmounting from, a running virtiofsd's share failed.
     #[error("{what} in virtiofsd's share")]
     Running {
@@ -85,8 +89,10 @@ pub enum ShareSource {
 }
 
 /// Starts virtiofsd serving `share_dir` (created here) with `entries`
-/// mounted into it, on `socket`. Returns once the socket exists.
-pub async fn spawn(
+/// mounted into it, on `socket`. The socket is bound here and handed over
+/// listening, so a VMM may connect at once: its connection waits in the
+/// backlog while virtiofsd starts, and the two start side by side.
+pub fn spawn(
     program: &Path,
     share_dir: &Path,
     entries: &[ShareEntry],
@@ -94,9 +100,19 @@ pub async fn spawn(
 ) -> Result<Child, VirtiofsdError> {
     let mounts = mounts::prepare(share_dir, entries)?;
     let share = cpath(share_dir)?;
+    let _ = std::fs::remove_file(socket);
+    // Ours is dropped on return: virtiofsd then holds the only one, so a
+    // VMM connecting to a virtiofsd that died is refused, not left waiting.
+    let listener = std::os::unix::net::UnixListener::bind(socket).map_err(|source| {
+        VirtiofsdError::Listen {
+            path: socket.to_path_buf(),
+            source,
+        }
+    })?;
+    let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let mut command = Command::new(program);
     command
-        .arg(format!("--socket-path={}", socket.display()))
+        .arg(format!("--fd={LISTEN_FD}"))
         .arg(format!("--shared-dir={}", share_dir.display()))
         // /etc/hosts changes when peers come and go (it is rewritten in
         // place), and `cp` writes into running containers: `auto`
@@ -116,6 +132,14 @@ pub async fn spawn(
     // calls on C strings built above.
     unsafe {
         command.pre_exec(move || {
+            // The listening socket, kept open across exec.
+            if listen_fd == LISTEN_FD {
+                if libc::fcntl(LISTEN_FD, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(listen_fd, LISTEN_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             // Die with the sandbox's owner, whatever kills it.
             if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
@@ -173,21 +197,10 @@ pub async fn spawn(
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|source| VirtiofsdError::Spawn {
+    let child = command.spawn().map_err(|source| VirtiofsdError::Spawn {
         program: program.to_path_buf(),
         source,
     })?;
-    let deadline = tokio::time::Instant::now() + SOCKET_TIMEOUT;
-    while !socket.exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(VirtiofsdError::NotReady(format!("it exited with {status}")));
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(VirtiofsdError::NotReady(format!(
-                "no socket after {SOCKET_TIMEOUT:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    drop(listener);
     Ok(child)
 }
