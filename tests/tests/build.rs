@@ -1,10 +1,11 @@
 //! `hull build`: a multi-stage Dockerfile builds (each RUN in its own
 //! microVM) and its image runs; a second build comes from the cache; a
 //! failing RUN leaves no image, tag or container; `.dockerignore` keeps
-//! files out of the context; SHELL, WORKDIR and `--chown` by name behave
-//! as Docker's.
+//! files out of the context; SHELL, WORKDIR, `--chown` by name and ADD of
+//! bzip2 and xz archives behave as Docker's.
 
 use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes a context directory with `files` (name, content).
@@ -19,17 +20,23 @@ fn context(hull: &Hull, name: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// Writes a gzip-compressed tar archive holding one file.
-fn write_tar_gz(path: &Path, name: &str, content: &[u8]) {
-    let file = std::fs::File::create(path).unwrap();
-    let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-    let mut builder = tar::Builder::new(encoder);
+/// A tar archive holding one file.
+fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
     builder.append_data(&mut header, name, content).unwrap();
-    builder.into_inner().unwrap().finish().unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// Writes a gzip-compressed tar archive holding one file.
+fn write_tar_gz(path: &Path, name: &str, content: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    encoder.write_all(&tar_of(name, content)).unwrap();
+    encoder.finish().unwrap();
 }
 
 fn build(hull: &Hull, args: &[&str], dir: &Path) -> std::process::Output {
@@ -205,13 +212,14 @@ fn failing_run_leaves_nothing() {
 }
 
 #[test]
-fn shell_workdir_and_chown_by_name_as_docker() {
+fn shell_workdir_chown_by_name_and_add_as_docker() {
     let hull = Hull::with_busybox();
     let dockerfile = format!(
         r#"FROM {BUSYBOX_IMAGE}
 SHELL ["/bin/sh", "-ec"]
 COPY --chown=user:wheel note.txt /owned/
 COPY --chown=nobody note.txt /owned-too/
+ADD packed.tar.bz2 packed.tar.xz /unpacked/
 WORKDIR /srv/made/here
 "#
     );
@@ -220,6 +228,12 @@ WORKDIR /srv/made/here
         "names",
         &[("Dockerfile", &dockerfile), ("note.txt", "n\n")],
     );
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(&tar_of("from-bzip2", b"b\n")).unwrap();
+    std::fs::write(dir.join("packed.tar.bz2"), bz.finish().unwrap()).unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(&tar_of("from-xz", b"x\n")).unwrap();
+    std::fs::write(dir.join("packed.tar.xz"), xz.finish().unwrap()).unwrap();
     let out = build(&hull, &["-t", "hull.test/base:1"], &dir);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     // SHELL is kept in the image's config, as Docker keeps it.
@@ -243,7 +257,8 @@ WORKDIR /srv/made/here
             "hull.test/base:1",
             "sh",
             "-c",
-            "pwd; stat -c '%u:%g %a' /srv/made/here /owned/note.txt /owned-too/note.txt",
+            "pwd; stat -c '%u:%g %a' /srv/made/here /owned/note.txt /owned-too/note.txt; \
+             cat /unpacked/from-bzip2 /unpacked/from-xz",
         ],
     );
     assert_eq!(
@@ -252,7 +267,9 @@ WORKDIR /srv/made/here
             "/srv/made/here",
             "0:0 755",
             "1000:10 644",
-            "65534:65534 644"
+            "65534:65534 644",
+            "b",
+            "x"
         ],
         "{run}"
     );

@@ -1,4 +1,5 @@
-//! ADD of a local tar archive (plain or gzip): its entries go into the
+//! ADD of a local tar archive (plain, gzip, bzip2 or xz, as Docker takes
+//! them): its entries go into the
 //! layer below the destination directory, as Docker unpacks them. Names
 //! are cleaned (no absolute paths, no `..` leaving the destination); the
 //! image store's unpacker checks the layer again when it is recorded.
@@ -11,27 +12,48 @@ use std::path::Path;
 /// The most entries one archive may add.
 const MAX_ENTRIES: usize = 1_000_000;
 
-/// Whether the file at `path` is a tar archive, plain or gzip-compressed
-/// (by content, as Docker decides).
-pub fn is_archive(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut reader = BufReader::new(file);
-    let Ok(head) = reader.fill_buf() else {
-        return false;
-    };
-    if head.starts_with(&[0x1f, 0x8b]) {
-        let mut header = [0u8; 512];
-        let mut decoder = flate2::read::GzDecoder::new(reader);
-        return decoder.read_exact(&mut header).is_ok() && is_tar_header(&header);
+/// How an archive is compressed, told by its first bytes (as Docker tells).
+#[derive(Debug, PartialEq)]
+enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+}
+
+impl Compression {
+    fn of(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Compression::Xz
+        } else {
+            Compression::None
+        }
     }
+}
+
+/// The content of the file at `path`, decompressed.
+fn open_decompressed(path: &Path) -> std::io::Result<Box<dyn Read>> {
+    let mut reader = BufReader::new(std::fs::File::open(path)?);
+    Ok(match Compression::of(reader.fill_buf()?) {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+        Compression::None => Box::new(reader),
+    })
+}
+
+/// Whether the file at `path` is a tar archive, plain or compressed (by
+/// content, as Docker decides).
+pub fn is_archive(path: &Path) -> bool {
     let mut header = [0u8; 512];
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(_) => return false,
-    };
-    file.read_exact(&mut header).is_ok() && is_tar_header(&header)
+    open_decompressed(path)
+        .and_then(|mut input| input.read_exact(&mut header))
+        .is_ok()
+        && is_tar_header(&header)
 }
 
 /// A POSIX (`ustar`) or GNU tar header.
@@ -48,18 +70,7 @@ pub fn append_archive<W: Write>(
     owner: Option<(u64, u64)>,
 ) -> Result<(), BuildError> {
     let failed = |e: std::io::Error| BuildError::Context(format!("{}: {e}", source.display()));
-    let file = std::fs::File::open(source).map_err(failed)?;
-    let mut reader = BufReader::new(file);
-    let gzip = reader
-        .fill_buf()
-        .map_err(failed)?
-        .starts_with(&[0x1f, 0x8b]);
-    let input: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(open_decompressed(source).map_err(failed)?);
     for (count, entry) in archive.entries().map_err(failed)?.enumerate() {
         if count == MAX_ENTRIES {
             return Err(BuildError::Context(format!(
@@ -149,15 +160,31 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(&tar_of(&[("f", b"f")])).unwrap();
         std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        let bz = dir.path().join("d.tar.bz2");
+        let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        encoder.write_all(&tar_of(&[("g", b"g")])).unwrap();
+        std::fs::write(&bz, encoder.finish().unwrap()).unwrap();
+        let xz = dir.path().join("e.txz");
+        let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        encoder.write_all(&tar_of(&[("h", b"h")])).unwrap();
+        std::fs::write(&xz, encoder.finish().unwrap()).unwrap();
         let text = dir.path().join("c.tar");
         std::fs::write(&text, b"not a tar").unwrap();
-        assert!(is_archive(&plain));
-        assert!(is_archive(&gz));
+        let compressed_text = dir.path().join("c.txt.xz");
+        let mut encoder = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        encoder.write_all(b"not a tar either").unwrap();
+        std::fs::write(&compressed_text, encoder.finish().unwrap()).unwrap();
+        for archive in [&plain, &gz, &bz, &xz] {
+            assert!(is_archive(archive), "{}", archive.display());
+        }
         assert!(!is_archive(&text));
+        assert!(!is_archive(&compressed_text));
 
         let mut builder = tar::Builder::new(Vec::new());
         append_archive(&mut builder, &plain, Path::new("opt"), Some((5, 6))).unwrap();
         append_archive(&mut builder, &gz, Path::new("opt"), None).unwrap();
+        append_archive(&mut builder, &bz, Path::new("opt"), None).unwrap();
+        append_archive(&mut builder, &xz, Path::new("opt"), None).unwrap();
         let data = builder.into_inner().unwrap();
         let mut archive = tar::Archive::new(&data[..]);
         let names: Vec<(String, u64)> = archive
@@ -176,7 +203,9 @@ mod tests {
             vec![
                 ("opt/x/y".to_string(), 5),
                 ("opt/z".to_string(), 5),
-                ("opt/f".to_string(), 0)
+                ("opt/f".to_string(), 0),
+                ("opt/g".to_string(), 0),
+                ("opt/h".to_string(), 0)
             ]
         );
     }

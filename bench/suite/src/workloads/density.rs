@@ -30,6 +30,52 @@ pub fn parse_pss(smaps_rollup: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A VMM's PSS, KiB, split into guest memory (its memfd: QEMU's
+/// `memory-backend-memfd`, hull-vmm's `hull-guest-ram`), the emulator's
+/// translation cache (its one anonymous executable mapping; none on KVM)
+/// and the rest (its heap, threads' stacks, binary and libraries).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct VmmParts {
+    /// Guest memory as far as the guest touched it.
+    pub guest: u64,
+    /// TCG's translation cache.
+    pub tcg: u64,
+    /// Everything else.
+    pub rest: u64,
+}
+
+/// [`VmmParts`] of a `/proc/PID/smaps` text.
+pub fn parse_vmm_parts(smaps: &str) -> VmmParts {
+    let mut parts = VmmParts::default();
+    let mut kind = 0;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, dev, inode, name.
+            let perms = words.next().unwrap_or_default();
+            let name = words.nth(3).unwrap_or_default();
+            kind = if name.starts_with("/memfd:memory-backend")
+                || name.starts_with("/memfd:hull-guest-ram")
+            {
+                1
+            } else if name.is_empty() && perms.starts_with("rwx") {
+                2
+            } else {
+                0
+            };
+        } else if first == "Pss:" {
+            let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kind {
+                1 => parts.guest += kib,
+                2 => parts.tcg += kib,
+                _ => parts.rest += kib,
+            }
+        }
+    }
+    parts
+}
+
 /// What a process is, by its name: vmm, virtiofsd or monitor.
 fn part(pid: u32) -> &'static str {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -76,7 +122,20 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
             for pid in pids {
                 let mib = pss_kib(pid) as f64 / 1024.0;
                 total += mib;
-                *parts.entry(part(pid)).or_default() += mib / n as f64;
+                let part = part(pid);
+                *parts.entry(part).or_default() += mib / n as f64;
+                if part == "vmm" {
+                    let smaps =
+                        std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+                    let vmm = parse_vmm_parts(&smaps);
+                    for (name, kib) in [
+                        ("vmm_guest", vmm.guest),
+                        ("vmm_tcg", vmm.tcg),
+                        ("vmm_rest", vmm.rest),
+                    ] {
+                        *parts.entry(name).or_default() += kib as f64 / 1024.0 / n as f64;
+                    }
+                }
             }
             hull_total.push((n, total));
         }
@@ -146,10 +205,21 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     rows.push(per);
     if let Some(&(n, _)) = hull_total.last() {
         for (name, mib) in parts {
+            let what = match name {
+                "vmm_guest" => "of which the VMM's guest memory (as far as the guest touched it)",
+                "vmm_tcg" => "of which the VMM's translation cache (QEMU's emulator only; none on KVM)",
+                "vmm_rest" => "of which the rest of the VMM (heap, stacks, its share of its binary and libraries)",
+                _ => "",
+            };
+            let what = if what.is_empty() {
+                format!("of which Hull's {name}, per container (at N = {n})")
+            } else {
+                format!("{what}, per container (at N = {n})")
+            };
             let mut row = Row::new(
                 "density",
                 &format!("density.hull_{name}"),
-                &format!("of which Hull's {name}, per container (at N = {n})"),
+                &what,
                 "MiB",
                 true,
             );
@@ -163,6 +233,24 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_a_vmm() {
+        let smaps = "\
+7f00-7f10 rwxp 00000000 00:00 0 \nSize: 65532 kB\nPss: 36864 kB\n\
+7f10-7f20 rw-s 00000000 00:01 12 /memfd:memory-backend-memfd (deleted)\nPss: 31488 kB\n\
+7f20-7f30 rw-p 00000000 00:00 0 \nPss: 5008 kB\n\
+5600-5610 r-xp 00000000 08:01 99 /usr/bin/qemu-system-x86_64\nPss: 100 kB\n\
+7f30-7f40 rw-s 00000000 00:01 13 /memfd:hull-guest-ram (deleted)\nPss: 10 kB\n";
+        assert_eq!(
+            parse_vmm_parts(smaps),
+            VmmParts {
+                guest: 31498,
+                tcg: 36864,
+                rest: 5108
+            }
+        );
+    }
 
     #[test]
     fn reads_pss() {
