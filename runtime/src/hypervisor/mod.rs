@@ -9,7 +9,7 @@
 mod control;
 mod hull_vmm;
 mod qemu;
-mod tsc;
+pub mod tsc;
 
 pub use control::{ControlError, VmControl};
 pub use hull_vmm::HullVmm;

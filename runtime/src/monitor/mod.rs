@@ -178,6 +178,8 @@ pub use crate::process::{process_alive, process_state};
 /// With `start`, starts it as soon as the sandbox is up (`run -d`, `start`);
 /// otherwise waits for a client's `Start` (after it attached).
 pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
+    // Measured once per boot of the host, not once per monitor.
+    crate::hypervisor::tsc::remember_in(&paths.root);
     let store = ContainerStore::open(&paths.root)?;
     let mut record = store.load(&id)?;
     let container_dir = store.dir_of(&id);
