@@ -169,6 +169,13 @@ impl Hull {
             .status()
             .expect("ip")
             .success());
+        // A new namespace copies the host's forwarding (on wherever Docker
+        // ran): the tests start from Linux's default, off.
+        assert!(hull
+            .in_netns(["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"])
+            .status()
+            .expect("sh")
+            .success());
         hull
     }
 

@@ -9,7 +9,6 @@ use super::dockerfile::Instruction;
 use super::step::{commit_options, Builder};
 use super::words::{expand, expand_words};
 use super::BuildError;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 impl Builder<'_> {
@@ -46,13 +45,7 @@ impl Builder<'_> {
             }
             None => None,
         };
-        let workdir = stage
-            .config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .filter(|w| !w.is_empty())
-            .unwrap_or("/")
-            .to_owned();
+        let workdir = stage.workdir();
         let mut dest_path = Path::new(&workdir)
             .join(&dest)
             .to_string_lossy()

@@ -24,6 +24,18 @@ pub(super) struct Stage {
     pub(super) args: Vec<(String, String)>,
 }
 
+impl Stage {
+    /// Its working directory (`/` until a WORKDIR or the image sets one).
+    pub(super) fn workdir(&self) -> String {
+        self.config
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
+            .to_owned()
+    }
+}
+
 /// A build in progress.
 pub(super) struct Builder<'a> {
     pub(super) images: &'a ImageStore,

@@ -7,7 +7,7 @@ use super::dockerfile::Instruction;
 use super::step::Builder;
 use super::words::expand;
 use super::BuildError;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 impl Builder<'_> {
@@ -18,13 +18,7 @@ impl Builder<'_> {
             return Err(instruction.error("WORKDIR requires exactly one argument"));
         }
         let stage = self.stage().clone();
-        let base = stage
-            .config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .filter(|w| !w.is_empty())
-            .unwrap_or("/")
-            .to_owned();
+        let base = stage.workdir();
         let joined = Path::new(&base).join(&dir);
         let relative = context::clean(&joined.to_string_lossy()).unwrap_or_default();
         let dir = format!("/{}", relative.display());

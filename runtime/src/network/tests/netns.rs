@@ -63,7 +63,9 @@ impl TestNetns {
         .join()
         .expect("namespace thread");
         let ns = Self { ns };
-        ns.sh("ip link set lo up");
+        // A new namespace copies the host's forwarding (on wherever Docker
+        // ran): the tests start from Linux's default, off.
+        ns.sh("ip link set lo up && echo 0 > /proc/sys/net/ipv4/ip_forward");
         ns
     }
 
