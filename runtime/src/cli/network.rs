@@ -138,7 +138,7 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                     "Containers": details.endpoints.iter().map(|lease| (lease.owner.clone(), json!({ "IPv4Address": format!("{}/{}", lease.ip, network.subnet.prefix_len()) }))).collect::<serde_json::Map<_, _>>(),
                 }));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            print!("{}", super::output::inspect_text(None, &out)?);
         }
         NetworkCommand::Rm { names } => {
             for name in names {

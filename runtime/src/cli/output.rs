@@ -116,13 +116,18 @@ pub fn object_template(format: &str) -> Result<Template, TemplateError> {
     Template::parse(if format == "json" { JSON } else { format })
 }
 
-/// `inspect`'s output: an indented JSON array without a format, the
-/// array on one line with `json`, else the template's line per object.
+/// `inspect`'s output: an indented JSON array without a format (four
+/// spaces a level, as Docker's), the array on one line with `json`, else
+/// the template's line per object.
 pub fn inspect_text(format: Option<&str>, objects: &[Value]) -> anyhow::Result<String> {
     let array = Value::Array(objects.to_vec());
     Ok(match format {
         None | Some("") => {
-            let mut text = serde_json::to_string_pretty(&array)?;
+            let mut out = Vec::new();
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+            serde::Serialize::serialize(&array, &mut serializer)?;
+            let mut text = String::from_utf8(out)?;
             text.push('\n');
             text
         }
@@ -237,7 +242,9 @@ mod tests {
             inspect_text(Some("json"), &objects).unwrap(),
             "[{\"Name\":\"/a\"},{\"Name\":\"/b\"}]\n"
         );
-        assert!(inspect_text(None, &objects).unwrap().starts_with("[\n  {"));
+        assert!(inspect_text(None, &objects)
+            .unwrap()
+            .starts_with("[\n    {\n        \""));
         assert!(inspect_text(Some("table"), &objects).is_err());
     }
 }
