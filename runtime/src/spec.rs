@@ -119,6 +119,16 @@ pub fn read_image_file(layers: &[PathBuf], path: &str) -> Option<String> {
     None
 }
 
+/// The id (third field) of the entry named `name` in an /etc/passwd or
+/// /etc/group text.
+pub fn id_of(accounts: &str, name: &str) -> Option<u32> {
+    accounts
+        .lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.len() >= 3 && fields[0] == name)
+        .and_then(|fields| fields[2].parse().ok())
+}
+
 /// uid, gid and supplementary groups of `user` (`name|uid[:group|gid]`).
 pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32>), SpecError> {
     let (user_part, group_part) = match user.split_once(':') {
@@ -148,12 +158,7 @@ pub fn resolve_user(user: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32
     if let Some(group) = group_part {
         gid = match group.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => groups
-                .lines()
-                .map(|line| line.split(':').collect::<Vec<_>>())
-                .find(|fields| fields.len() >= 3 && fields[0] == group)
-                .and_then(|fields| fields[2].parse().ok())
-                .ok_or_else(|| SpecError::UnknownGroup(group.into()))?,
+            Err(_) => id_of(&groups, group).ok_or_else(|| SpecError::UnknownGroup(group.into()))?,
         };
     }
     let mut additional = Vec::new();

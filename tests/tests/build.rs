@@ -46,6 +46,16 @@ fn build(hull: &Hull, args: &[&str], dir: &Path) -> std::process::Output {
     hull.run(all)
 }
 
+/// Builds `dockerfile` in the context `dir`, untagged; it must fail with
+/// exit code 1 and `message` on stderr. Returns what it printed.
+fn build_fails(hull: &Hull, dir: &Path, dockerfile: &str, message: &str) -> std::process::Output {
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    let out = build(hull, &[], dir);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    out
+}
+
 #[test]
 fn multi_stage_build_runs_and_is_cached() {
     let hull = Hull::with_busybox();
@@ -184,30 +194,18 @@ fn failing_run_leaves_nothing() {
     hull.assert_nothing_left();
 
     // Parse errors name their line, and boot nothing.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {BUSYBOX_IMAGE}\n\nFROB x\n"),
-    )
-    .unwrap();
-    let out = build(&hull, &[], &dir);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("Dockerfile parse error line 3: unknown instruction: FROB"),
-        "{}",
-        stderr(&out)
+    build_fails(
+        &hull,
+        &dir,
+        &format!("FROM {BUSYBOX_IMAGE}\n\nFROB x\n"),
+        "Dockerfile parse error line 3: unknown instruction: FROB",
     );
     // Nothing outside the context is copied.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {BUSYBOX_IMAGE}\nCOPY ../outside /x\n"),
-    )
-    .unwrap();
-    let out = build(&hull, &[], &dir);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("forbidden path outside the build context"),
-        "{}",
-        stderr(&out)
+    build_fails(
+        &hull,
+        &dir,
+        &format!("FROM {BUSYBOX_IMAGE}\nCOPY ../outside /x\n"),
+        "forbidden path outside the build context",
     );
 }
 
@@ -275,18 +273,11 @@ WORKDIR /srv/made/here
     );
     // An image built FROM it runs its RUN steps through that SHELL: `-e`
     // ends the step at the first failure.
-    std::fs::write(
-        dir.join("Dockerfile"),
+    let out = build_fails(
+        &hull,
+        &dir,
         "FROM hull.test/base:1\nRUN false; echo survived\n",
-    )
-    .unwrap();
-    let out = build(&hull, &[], &dir);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stderr(&out)
-            .contains("The command '/bin/sh -ec false; echo survived' returned a non-zero code: 1"),
-        "{}",
-        stderr(&out)
+        "The command '/bin/sh -ec false; echo survived' returned a non-zero code: 1",
     );
     assert!(
         !stdout(&out).lines().any(|l| l == "survived"),
@@ -294,17 +285,11 @@ WORKDIR /srv/made/here
         stdout(&out)
     );
     // A name the image does not know is an error, as Docker's.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        format!("FROM {BUSYBOX_IMAGE}\nCOPY --chown=nosuch note.txt /x/\n"),
-    )
-    .unwrap();
-    let out = build(&hull, &[], &dir);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("unable to convert uid/gid chown string to host mapping: can't find uid for nosuch: no such uid: nosuch"),
-        "{}",
-        stderr(&out)
+    build_fails(
+        &hull,
+        &dir,
+        &format!("FROM {BUSYBOX_IMAGE}\nCOPY --chown=nosuch note.txt /x/\n"),
+        "unable to convert uid/gid chown string to host mapping: can't find uid for nosuch: no such uid: nosuch",
     );
     hull.assert_nothing_left();
 }

@@ -91,26 +91,20 @@ impl Builder<'_> {
             self.stage().image = Some(id);
             return Ok(());
         }
-        let layer = self.images.root().join(format!(
-            ".tmp-build-{}-{}.tar",
-            std::process::id(),
-            &digest.hex()[..12]
-        ));
-        let written = std::fs::File::create(&layer)
-            .map_err(|e| BuildError::Context(format!("{}: {e}", layer.display())))
-            .and_then(|file| plan.write_layer(std::io::BufWriter::new(file)));
-        let committed = written.and_then(|()| {
-            let base = match &stage.image {
-                Some(id) => Some(self.images.resolve(id)?),
-                None => None,
-            };
-            let options = commit_options(&created_by, &stage.config);
-            Ok(self
-                .images
-                .commit(base.as_ref(), Some(&layer), &options, None)?)
-        });
-        let _ = std::fs::remove_file(&layer);
-        let id = committed?;
+        let id = self.with_scratch_layer(
+            &digest.hex()[..12],
+            |out| plan.write_layer(out),
+            |builder, layer| {
+                let base = match &stage.image {
+                    Some(id) => Some(builder.images.resolve(id)?),
+                    None => None,
+                };
+                let options = commit_options(&created_by, &stage.config);
+                Ok(builder
+                    .images
+                    .commit(base.as_ref(), Some(layer), &options, None)?)
+            },
+        )?;
         self.done(&key, &id);
         Ok(())
     }
@@ -216,12 +210,9 @@ fn resolve_chown(text: &str, layers: &[PathBuf]) -> Result<(u64, u64), String> {
         if let Ok(id) = name.parse() {
             return Ok(id);
         }
-        crate::spec::read_image_file(layers, file)
-            .unwrap_or_default()
-            .lines()
-            .map(|line| line.split(':').collect::<Vec<_>>())
-            .find(|fields| fields.len() >= 3 && fields[0] == name)
-            .and_then(|fields| fields[2].parse().ok())
+        let accounts = crate::spec::read_image_file(layers, file).unwrap_or_default();
+        crate::spec::id_of(&accounts, name)
+            .map(u64::from)
             .ok_or_else(|| format!("can't find {what} for {name}: no such {what}: {name}"))
     };
     if user.is_empty() {

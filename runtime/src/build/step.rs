@@ -408,6 +408,27 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Writes a layer with `write` to a scratch tarball in the image store
+    /// (`name` tells it apart), hands its path to `commit`, and removes it
+    /// whichever way that went.
+    pub(super) fn with_scratch_layer<T>(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(std::io::BufWriter<std::fs::File>) -> Result<(), BuildError>,
+        commit: impl FnOnce(&mut Self, &Path) -> Result<T, BuildError>,
+    ) -> Result<T, BuildError> {
+        let layer = self
+            .images
+            .root()
+            .join(format!(".tmp-build-{}-{name}.tar", std::process::id()));
+        let written = std::fs::File::create(&layer)
+            .map_err(|e| BuildError::Context(format!("{}: {e}", layer.display())))
+            .and_then(|file| write(std::io::BufWriter::new(file)));
+        let committed = written.and_then(|()| commit(self, &layer));
+        let _ = std::fs::remove_file(&layer);
+        committed
+    }
+
     /// A cache hit for `key`, said as Docker says it.
     pub(super) fn cached(&mut self, key: &str) -> Option<String> {
         if self.options.no_cache {

@@ -32,16 +32,11 @@ impl Builder<'_> {
         if missing.is_empty() {
             return self.commit_step(&created_by, None);
         }
-        let layer = self
-            .images
-            .root()
-            .join(format!(".tmp-build-{}-workdir.tar", std::process::id()));
-        let written = std::fs::File::create(&layer)
-            .map_err(|e| BuildError::Context(format!("{}: {e}", layer.display())))
-            .and_then(|file| write_dirs(std::io::BufWriter::new(file), &missing));
-        let committed = written.and_then(|()| self.commit_step(&created_by, Some(&layer)));
-        let _ = std::fs::remove_file(&layer);
-        committed
+        self.with_scratch_layer(
+            "workdir",
+            |out| write_dirs(out, &missing),
+            |builder, layer| builder.commit_step(&created_by, Some(layer)),
+        )
     }
 }
 

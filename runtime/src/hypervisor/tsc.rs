@@ -4,7 +4,6 @@
 //! marks the TSC unstable and keeps time with jiffies, which lose ticks
 //! (measured: a container's clock 12 s behind the host's within minutes).
 //! `tsc_early_khz=` on its command line gives it the frequency instead.
-
 //!
 //! Measuring takes 30 ms, so each boot of the host measures once: the
 //! first monitor writes the figure, with the host's boot id, to Hull's

@@ -47,7 +47,8 @@ pub struct VmmParts {
 /// [`VmmParts`] of a `/proc/PID/smaps` text.
 pub fn parse_vmm_parts(smaps: &str) -> VmmParts {
     let mut parts = VmmParts::default();
-    let mut kind = 0;
+    // The current mapping's part.
+    let mut part: fn(&mut VmmParts) -> &mut u64 = |p| &mut p.rest;
     for line in smaps.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
@@ -55,22 +56,18 @@ pub fn parse_vmm_parts(smaps: &str) -> VmmParts {
             // A mapping's header: range, perms, offset, dev, inode, name.
             let perms = words.next().unwrap_or_default();
             let name = words.nth(3).unwrap_or_default();
-            kind = if name.starts_with("/memfd:memory-backend")
+            part = if name.starts_with("/memfd:memory-backend")
                 || name.starts_with("/memfd:hull-guest-ram")
             {
-                1
+                |p| &mut p.guest
             } else if name.is_empty() && perms.starts_with("rwx") {
-                2
+                |p| &mut p.tcg
             } else {
-                0
+                |p| &mut p.rest
             };
         } else if first == "Pss:" {
             let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-            match kind {
-                1 => parts.guest += kib,
-                2 => parts.tcg += kib,
-                _ => parts.rest += kib,
-            }
+            *part(&mut parts) += kib;
         }
     }
     parts
@@ -206,16 +203,14 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     if let Some(&(n, _)) = hull_total.last() {
         for (name, mib) in parts {
             let what = match name {
-                "vmm_guest" => "of which the VMM's guest memory (as far as the guest touched it)",
-                "vmm_tcg" => "of which the VMM's translation cache (QEMU's emulator only; none on KVM)",
-                "vmm_rest" => "of which the rest of the VMM (heap, stacks, its share of its binary and libraries)",
-                _ => "",
+                "vmm_guest" => {
+                    "of which the VMM's guest memory (as far as the guest touched it)".to_owned()
+                }
+                "vmm_tcg" => "of which the VMM's translation cache (QEMU's emulator only; none on KVM)".to_owned(),
+                "vmm_rest" => "of which the rest of the VMM (heap, stacks, its share of its binary and libraries)".to_owned(),
+                _ => format!("of which Hull's {name}"),
             };
-            let what = if what.is_empty() {
-                format!("of which Hull's {name}, per container (at N = {n})")
-            } else {
-                format!("{what}, per container (at N = {n})")
-            };
+            let what = format!("{what}, per container (at N = {n})");
             let mut row = Row::new(
                 "density",
                 &format!("density.hull_{name}"),
