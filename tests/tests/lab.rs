@@ -74,13 +74,31 @@ fn kvm_lab_hull_vmm_runs_every_capability_on_a_hardware_kvm() {
 
 /// Several vCPUs need a lab with several: one of its own for this check
 /// (the whole suite runs on one, which the emulator runs faster and steadier).
+///
+/// A lab of two vCPUs is the one the emulator does not run steadily (issue
+/// 9): in about one boot in six, early in its life, the lab's own kernel
+/// soft-locks, or the nested guest gets no CPU time, whatever Hull does
+/// (`scripts/kvm-lab` says what it does against each cause it found). So a
+/// failed check runs once more, in a fresh lab, and fails only if that one
+/// fails too, with both outputs: a fault of Hull's with two vCPUs fails both.
 #[test]
 fn kvm_lab_hull_vmm_gives_a_container_two_vcpus() {
-    let (text, code) = lab_with(
-        &["tests/lab/suite.sh", "hull", "cpus"],
-        Duration::from_secs(600),
-        2,
-    );
+    let run = || {
+        lab_with(
+            &["tests/lab/suite.sh", "hull", "cpus"],
+            Duration::from_secs(600),
+            2,
+        )
+    };
+    let (mut text, mut code) = run();
+    if code != Some(0) {
+        eprintln!("the lab of two vCPUs failed; once more, in a fresh lab (issue 9)");
+        let first = text;
+        (text, code) = run();
+        if code != Some(0) {
+            text = format!("the first lab:\n{first}\nthe second lab:\n{text}");
+        }
+    }
     assert_suite_passed(&text, code);
     assert!(text.contains("ok 2 - --cpus 2"), "{text}");
 }
