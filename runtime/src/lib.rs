@@ -11,6 +11,7 @@ pub mod copy;
 pub mod engine;
 pub mod fault;
 pub mod filters;
+pub mod glob;
 pub mod hypervisor;
 pub mod image;
 pub mod lockfile;

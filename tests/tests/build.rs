@@ -176,14 +176,15 @@ fn failing_run_leaves_nothing() {
         "bad",
         &[(
             "Dockerfile",
-            &format!("FROM {BUSYBOX_IMAGE}\nRUN echo going && false\nCMD [\"true\"]\n"),
+            &format!("FROM {BUSYBOX_IMAGE}\nRUN echo going && exit 3\nCMD [\"true\"]\n"),
         )],
     );
+    // Docker's exit code is the RUN's.
     let out = build(&hull, &["-t", "hull.test/bad:1"], &dir);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     assert!(
         stderr(&out)
-            .contains("The command '/bin/sh -c echo going && false' returned a non-zero code: 1"),
+            .contains("The command '/bin/sh -c echo going && exit 3' returned a non-zero code: 3"),
         "{}",
         stderr(&out)
     );

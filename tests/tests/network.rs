@@ -161,6 +161,19 @@ fn published_port_addresses_isolation_and_cleanup() {
     // shows that it would have seen a server.
     ok(&hull, &["network", "create", "isolated"]);
     assert!(ok(&hull, &["network", "ls"]).contains("isolated"));
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.Driver}}",
+                "isolated"
+            ]
+        ),
+        "isolated bridge"
+    );
     ok(
         &hull,
         &[

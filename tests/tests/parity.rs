@@ -47,6 +47,22 @@ fn usage_errors_as_docker_words_them() {
             "\"hull tag\" requires exactly 2 arguments.",
         ),
         (&["rm"], 1, "\"hull rm\" requires at least 1 argument."),
+        // One too many, as Docker words it.
+        (
+            &["history", "a", "b"],
+            1,
+            "\"hull history\" requires exactly 1 argument.\nSee 'hull history --help'.",
+        ),
+        (
+            &["ps", "extra"],
+            1,
+            "\"hull ps\" accepts no arguments.\nSee 'hull ps --help'.",
+        ),
+        (
+            &["container", "ls", "x"],
+            1,
+            "\"hull container ls\" accepts no arguments.",
+        ),
         (
             &["container", "rm"],
             1,
@@ -77,6 +93,31 @@ fn management_commands_are_the_short_ones() {
     let images = ok(&hull, &["image", "ls"]);
     assert_eq!(images, ok(&hull, &["images"]));
     assert!(images.contains("hull.test/busybox"), "{images}");
+    // A repository to list, and filters, as Docker takes them.
+    let id = ok(&hull, &["images", "-q"]);
+    for only in [
+        &["images", "-q", "hull.test/busybox"][..],
+        &["images", "-q", "hull.test/busybox:latest"],
+        &["images", "-q", "--filter", "reference=hull.test/*"],
+        &["image", "ls", "-q", "-f", "dangling=false"],
+    ] {
+        assert_eq!(ok(&hull, only), id, "{only:?}");
+    }
+    for none in [
+        &["images", "-q", "busybox"][..],
+        &["images", "-q", "hull.test/busybox:other"],
+        &["images", "-q", "--filter", "reference=*"],
+        &["images", "-q", "--filter", "dangling=true"],
+    ] {
+        assert_eq!(ok(&hull, none), "", "{none:?}");
+    }
+    let out = hull.run(["images", "--filter", "bogus=1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid filter 'bogus=1'"),
+        "{}",
+        stderr(&out)
+    );
     let out = hull.run([
         "container",
         "run",

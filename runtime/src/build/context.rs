@@ -5,6 +5,7 @@
 //! (the cache's key) and the layer made of them.
 
 use super::BuildError;
+use crate::glob;
 use crate::image::Digest;
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
@@ -102,49 +103,9 @@ fn glob_segments(pattern: &[String], path: &[String]) -> bool {
             (0..=path.len()).any(|skip| glob_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((name, tail)) => glob(first, name) && glob_segments(rest, tail),
+            Some((name, tail)) => glob::matches(first, name) && glob_segments(rest, tail),
             None => false,
         },
-    }
-}
-
-/// Go's `filepath.Match` for one path segment: `*`, `?`, `[...]`, `\`.
-pub fn glob(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    glob_chars(&p, &n)
-}
-
-fn glob_chars(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|skip| glob_chars(&p[1..], &n[skip..])),
-        Some('?') => !n.is_empty() && glob_chars(&p[1..], &n[1..]),
-        Some('[') => {
-            let Some(end) = p.iter().position(|&c| c == ']') else {
-                return false;
-            };
-            let Some(&c) = n.first() else { return false };
-            let class = &p[1..end];
-            let (negate, class) = match class.first() {
-                Some('^' | '!') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == '-' {
-                    hit |= class[i] <= c && c <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == c;
-                    i += 1;
-                }
-            }
-            hit != negate && glob_chars(&p[end + 1..], &n[1..])
-        }
-        Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && glob_chars(&p[2..], &n[1..]),
-        Some(&c) => n.first() == Some(&c) && glob_chars(&p[1..], &n[1..]),
     }
 }
 
@@ -516,8 +477,6 @@ mod tests {
         assert!(ignored("x/y/tmp/z"));
         assert!(ignored("build/out"));
         assert!(!ignored("src/main.rs"));
-        assert!(glob("[a-c]?x", "bzx"));
-        assert!(!glob("[!a-c]?x", "bzx"));
     }
 
     #[test]

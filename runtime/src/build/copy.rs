@@ -247,7 +247,7 @@ fn glob_in(root: &Path, pattern: &Path) -> Result<Vec<PathBuf>, BuildError> {
             let mut names: Vec<String> = entries
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| context::glob(&segment, n))
+                .filter(|n| crate::glob::matches(&segment, n))
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|n| dir.join(n)));

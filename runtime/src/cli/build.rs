@@ -98,9 +98,10 @@ pub async fn build(paths: &Paths, args: BuildArgs) -> Result<i32> {
     let mut out = std::io::stdout();
     let id = match crate::build::build(&images, &runner, &options, &mut out).await {
         Ok(id) => id,
-        Err(err @ BuildError::RunFailed { .. }) => {
+        // Docker's exit code: the RUN's own (1 if it had none to give).
+        Err(err @ BuildError::RunFailed { code, .. }) => {
             return Err(super::ExitWith {
-                code: 1,
+                code: if (1..=255).contains(&code) { code } else { 1 },
                 message: err.to_string(),
             }
             .into())

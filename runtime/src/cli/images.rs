@@ -4,7 +4,7 @@
 use super::format::{ago, human_size};
 use super::output::{print_listing, Columns};
 use crate::config::Paths;
-use crate::image::ImageStore;
+use crate::image::{ImageFilter, ImageStore};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -26,6 +26,12 @@ pub struct ImagesArgs {
     /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
     #[arg(long, value_name = "string")]
     format: Option<String>,
+    /// Filter output based on conditions provided (`dangling=true`, `reference=PATTERN`)
+    #[arg(short, long, value_name = "filter")]
+    filter: Vec<String>,
+    /// Only images of this repository (and tag), as `--filter reference=` takes it
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    repository: Option<String>,
 }
 
 /// `hull save`.
@@ -252,11 +258,17 @@ pub fn open_store(paths: &Paths) -> Result<ImageStore> {
 
 /// Lists images with Docker's columns.
 pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
+    let mut filters = args
+        .filter
+        .iter()
+        .map(|f| ImageFilter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    filters.extend(args.repository.clone().map(ImageFilter::Reference));
     let store = open_store(paths)?;
     let mut images = store.list()?;
-    if !args.all {
-        images.retain(|image| !image.intermediate);
-    }
+    images.retain(|image| {
+        (args.all || !image.intermediate) && ImageFilter::all_match(&filters, image)
+    });
     images.sort_by(|a, b| {
         b.created
             .cmp(&a.created)

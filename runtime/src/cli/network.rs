@@ -36,6 +36,9 @@ pub enum NetworkCommand {
     },
     /// Display detailed information on one or more networks
     Inspect {
+        /// Format the output using the given Go template
+        #[arg(short, long, value_name = "string")]
+        format: Option<String>,
         /// Networks
         #[arg(required = true)]
         names: Vec<String>,
@@ -123,7 +126,7 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                 print_listing(format.as_deref(), &NETWORK_COLUMNS, &rows)?;
             }
         }
-        NetworkCommand::Inspect { names } => {
+        NetworkCommand::Inspect { format, names } => {
             let mut out = Vec::new();
             for name in names {
                 let details = manager.inspect_network(&name)?;
@@ -138,7 +141,7 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                     "Containers": details.endpoints.iter().map(|lease| (lease.owner.clone(), json!({ "IPv4Address": format!("{}/{}", lease.ip, network.subnet.prefix_len()) }))).collect::<serde_json::Map<_, _>>(),
                 }));
             }
-            print!("{}", super::output::inspect_text(None, &out)?);
+            print!("{}", super::output::inspect_text(format.as_deref(), &out)?);
         }
         NetworkCommand::Rm { names } => {
             for name in names {

@@ -54,7 +54,7 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
                 "all dangling images"
             };
             let volume_line = if volumes {
-                "  - all volumes not used by at least one container\n"
+                "  - all anonymous volumes not used by at least one container\n"
             } else {
                 ""
             };
@@ -65,7 +65,7 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
             prune_containers(paths).await?;
             prune_networks(paths).await?;
             if volumes {
-                print_deleted("Volumes", &engine(paths).prune_volumes(&[])?.0);
+                print_deleted("Volumes", &engine(paths).prune_volumes(&[], false)?.0);
             }
             prune_images(paths, all)?;
         }
@@ -210,7 +210,7 @@ async fn reset(paths: &Paths) -> Result<()> {
     }
     // No container is left to use any.
     remove_unused_images(paths, true)?;
-    engine(paths).prune_volumes(&[])?;
+    engine(paths).prune_volumes(&[], true)?;
     let network = NetworkManager::new(paths.root.join("network"));
     for definition in network.list_networks()? {
         if definition.name != DEFAULT_NETWORK {

@@ -29,9 +29,12 @@ pub fn report(err: &clap::Error) -> i32 {
             let _ = err.print();
             0
         }
+        // Too few positional arguments, or one too many (clap calls an
+        // extra one an unknown argument; it does not start with '-').
         ErrorKind::MissingRequiredArgument
         | ErrorKind::TooFewValues
         | ErrorKind::WrongNumberOfValues
+        | ErrorKind::UnknownArgument
             if !invalid.starts_with('-') =>
         {
             // Built, so that each subcommand knows its full name for its usage line.
@@ -44,7 +47,7 @@ pub fn report(err: &clap::Error) -> i32 {
                 }
             }
             let sub = &mut sub;
-            eprintln!("\"{name}\" requires {}.", arguments_needed(sub));
+            eprintln!("\"{name}\" {}.", arguments_rule(sub));
             eprintln!("See '{name} --help'.\n");
             let usage = sub.render_usage().to_string();
             eprintln!("{}", usage.trim_end().replacen("Usage: ", "Usage:  ", 1));
@@ -99,23 +102,36 @@ fn subcommand_path(root: &clap::Command, args: impl Iterator<Item = String>) -> 
     path
 }
 
-/// Docker's wording for what a command's positional arguments need:
-/// "exactly 1 argument", "exactly 2 arguments", "at least 1 argument".
-fn arguments_needed(command: &clap::Command) -> String {
-    let required: Vec<&clap::Arg> = command
-        .get_positionals()
-        .filter(|a| a.is_required_set())
-        .collect();
-    let open_ended = required.iter().any(|a| {
+/// Docker's wording for the positional arguments a command takes (its CLI's
+/// `cli.NoArgs`, `ExactArgs`, `RequiresMinArgs`, `RequiresMaxArgs` and
+/// `RequiresRangeArgs`): "accepts no arguments", "requires exactly 1
+/// argument", "requires at least 1 argument", "requires at most 1
+/// argument", "requires at least 1 and at most 2 arguments".
+fn arguments_rule(command: &clap::Command) -> String {
+    let positionals: Vec<&clap::Arg> = command.get_positionals().collect();
+    let least = positionals.iter().filter(|a| a.is_required_set()).count();
+    let open_ended = positionals.iter().any(|a| {
         a.get_num_args().is_some_and(|range| range.max_values() > 1)
             || matches!(a.get_action(), clap::ArgAction::Append)
     });
-    let count = required.len().max(1);
-    let plural = if count == 1 { "argument" } else { "arguments" };
-    if open_ended {
-        format!("at least {count} {plural}")
-    } else {
-        format!("exactly {count} {plural}")
+    let most = (!open_ended).then_some(positionals.len());
+    let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    match (least, most) {
+        (0, Some(0)) => "accepts no arguments".to_string(),
+        (least, Some(most)) if least == most => {
+            format!("requires exactly {least} {}", plural(least))
+        }
+        (0, Some(most)) => format!("requires at most {most} {}", plural(most)),
+        (least, Some(most)) => {
+            format!(
+                "requires at least {least} and at most {most} {}",
+                plural(most)
+            )
+        }
+        (least, None) => {
+            let least = least.max(1);
+            format!("requires at least {least} {}", plural(least))
+        }
     }
 }
 
@@ -132,21 +148,16 @@ mod tests {
     fn arguments_are_counted_as_docker_counts_them() {
         let mut root = super::super::Cli::command();
         root.build();
+        let rule = |path: &[&str]| arguments_rule(find(&root, path));
+        assert_eq!(rule(&["history"]), "requires exactly 1 argument");
+        assert_eq!(rule(&["tag"]), "requires exactly 2 arguments");
+        assert_eq!(rule(&["rm"]), "requires at least 1 argument");
+        assert_eq!(rule(&["container", "rm"]), "requires at least 1 argument");
+        assert_eq!(rule(&["ps"]), "accepts no arguments");
+        assert_eq!(rule(&["images"]), "requires at most 1 argument");
         assert_eq!(
-            arguments_needed(find(&root, &["history"])),
-            "exactly 1 argument"
-        );
-        assert_eq!(
-            arguments_needed(find(&root, &["tag"])),
-            "exactly 2 arguments"
-        );
-        assert_eq!(
-            arguments_needed(find(&root, &["rm"])),
-            "at least 1 argument"
-        );
-        assert_eq!(
-            arguments_needed(find(&root, &["container", "rm"])),
-            "at least 1 argument"
+            rule(&["port"]),
+            "requires at least 1 and at most 2 arguments"
         );
     }
 

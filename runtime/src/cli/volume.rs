@@ -54,7 +54,7 @@ pub enum VolumeCommand {
     },
     /// Remove all unused local volumes
     Prune {
-        /// Remove all unused volumes (Hull's prune always does, as Docker 20.10's)
+        /// Remove all unused volumes, not just anonymous ones
         #[arg(short, long)]
         all: bool,
         /// Provide filter values (e.g. 'label=<label>')
@@ -147,18 +147,17 @@ pub async fn run(paths: &Paths, command: VolumeCommand) -> Result<i32> {
                 print_listing(format.as_deref(), &COLUMNS, &rows)?;
             }
         }
-        VolumeCommand::Prune {
-            all: _,
-            filter,
-            force,
-        } => {
+        VolumeCommand::Prune { all, filter, force } => {
             let filters = parse_filters(&filter)?;
-            let warning =
-                "WARNING! This will remove all local volumes not used by at least one container.\n";
+            let warning = if all {
+                "WARNING! This will remove all local volumes not used by at least one container.\n"
+            } else {
+                "WARNING! This will remove anonymous local volumes not used by at least one container.\n"
+            };
             if !force && !super::system::confirm(warning)? {
                 return Ok(0);
             }
-            prune(paths, &filters)?;
+            prune(paths, &filters, all)?;
         }
         VolumeCommand::Rm { force, names } => {
             let mut failed = false;
@@ -177,10 +176,10 @@ pub async fn run(paths: &Paths, command: VolumeCommand) -> Result<i32> {
     Ok(0)
 }
 
-/// Removes the volumes no container uses and prints them, with the space
-/// they held, as `docker volume prune` does.
-pub fn prune(paths: &Paths, filters: &[VolumeFilter]) -> Result<()> {
-    let (deleted, reclaimed) = engine(paths).prune_volumes(filters)?;
+/// Removes the volumes no container uses (anonymous ones unless `all`) and
+/// prints them, with the space they held, as `docker volume prune` does.
+pub fn prune(paths: &Paths, filters: &[VolumeFilter], all: bool) -> Result<()> {
+    let (deleted, reclaimed) = engine(paths).prune_volumes(filters, all)?;
     if !deleted.is_empty() {
         println!("Deleted Volumes:\n{}\n", deleted.join("\n"));
     }

@@ -77,15 +77,19 @@ impl Engine {
     }
 
     /// `volume prune`: removes the volumes no container mounts that pass
-    /// `filters`. Returns their names and the bytes they held.
-    pub fn prune_volumes(&self, filters: &[VolumeFilter]) -> Result<(Vec<String>, u64)> {
+    /// `filters`: only anonymous ones unless `all` (`prune -a`), as Docker
+    /// 23 and later (20.10 removed named volumes too, with their data).
+    /// Returns their names and the bytes they held.
+    pub fn prune_volumes(&self, filters: &[VolumeFilter], all: bool) -> Result<(Vec<String>, u64)> {
         let store = self.volumes()?;
         let lock = store.lock()?;
         let users = self.volume_users()?;
         let mut removed = Vec::new();
         let mut reclaimed = 0;
         for volume in store.list()? {
-            if users.contains_key(&volume.name) || !VolumeFilter::all_match(filters, &volume, false)
+            if users.contains_key(&volume.name)
+                || !(all || volume.is_anonymous())
+                || !VolumeFilter::all_match(filters, &volume, false)
             {
                 continue;
             }
@@ -222,10 +226,18 @@ mod tests {
         std::fs::write(data.join("f"), b"1234").unwrap();
         container(&engine, &"b".repeat(64), &["used"]);
 
+        let anonymous = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
+        engine
+            .create_volume(Some(&"a".repeat(64)), anonymous)
+            .unwrap();
+
+        // Without `all`, only the anonymous one.
+        let (removed, _) = engine.prune_volumes(&[], false).unwrap();
+        assert_eq!(removed, ["a".repeat(64)]);
         let only_tagged = [VolumeFilter::parse("label=keep").unwrap()];
-        let (removed, _) = engine.prune_volumes(&only_tagged).unwrap();
+        let (removed, _) = engine.prune_volumes(&only_tagged, true).unwrap();
         assert_eq!(removed, ["tagged"]);
-        let (removed, reclaimed) = engine.prune_volumes(&[]).unwrap();
+        let (removed, reclaimed) = engine.prune_volumes(&[], true).unwrap();
         assert_eq!((removed, reclaimed), (vec!["unused".to_string()], 4));
         assert_eq!(names(&engine), ["used"]);
     }

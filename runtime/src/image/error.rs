@@ -101,6 +101,10 @@ pub enum ImageError {
         limit: u64,
     },
 
+    /// A `--filter` Docker does not have (`images --filter`).
+    #[error("Invalid filter '{0}'")]
+    Filter(String),
+
     /// A setting from the environment cannot be read.
     #[error("invalid {name}: '{value}'")]
     InvalidSetting {

@@ -22,6 +22,7 @@ mod commit;
 mod config;
 mod digest;
 mod error;
+mod filter;
 mod fsutil;
 mod import;
 mod platform;
@@ -42,6 +43,7 @@ use std::path::{Path, PathBuf};
 pub use self::commit::CommitOptions;
 pub use self::digest::Digest;
 pub use self::error::ImageError;
+pub use self::filter::ImageFilter;
 pub use self::platform::Platform;
 pub use self::reference::Reference;
 
