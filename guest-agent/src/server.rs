@@ -5,7 +5,7 @@
 //! its own task, so a `Wait` does not hold up other requests.
 
 use crate::container::namespaces::SharedNamespaces;
-use crate::container::Container;
+use crate::container::{Container, Definition};
 use crate::fdstream::FdStream;
 use anyhow::{bail, Context, Result};
 use hull_protocol::{
@@ -246,10 +246,18 @@ async fn handle(agent: &Arc<Agent>, request: Request) -> Result<Response> {
         Request::CreateContainer {
             container_id,
             spec,
+            seccomp,
             rootfs,
             stdio,
             join,
-        } => create_container(agent, &container_id, &spec, &rootfs, stdio, join.as_ref()).await,
+        } => {
+            let definition = Definition {
+                spec: &spec,
+                seccomp: seccomp.as_ref(),
+                rootfs: &rootfs,
+            };
+            create_container(agent, &container_id, definition, stdio, join.as_ref()).await
+        }
         Request::StartContainer { container_id } => {
             let slot = agent.slot(&container_id)?;
             let start = lock(&slot.container).take_start()?;
@@ -558,11 +566,15 @@ fn connect_terminal(
 async fn create_container(
     agent: &Arc<Agent>,
     id: &str,
-    spec: &oci_spec::runtime::Spec,
-    rootfs: &hull_protocol::Rootfs,
+    definition: Definition<'_>,
     streams: StdioStreams,
     join: Option<&JoinNamespaces>,
 ) -> Result<Response> {
+    let Definition {
+        spec,
+        seccomp,
+        rootfs,
+    } = definition;
     if !is_valid_id(id) {
         bail!("invalid container id {id:?}");
     }
@@ -603,7 +615,12 @@ async fn create_container(
     let (status_tx, status_rx) = oneshot::channel();
     let children = agent.clone();
     let pod = join.map_or(id, |join| join.container_id.as_str());
-    let created = Container::create(pod, id, spec, rootfs, &shared, stdio.child, move |pid| {
+    let definition = Definition {
+        spec,
+        seccomp,
+        rootfs,
+    };
+    let created = Container::create(pod, id, definition, &shared, stdio.child, move |pid| {
         lock(&children.children).insert(pid, status_tx);
     })
     .await;

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The version of this protocol. The agent refuses a host speaking another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Longest container or exec id the agent accepts.
 pub const MAX_ID_LEN: usize = 128;
@@ -41,8 +41,13 @@ pub enum Request {
     CreateContainer {
         /// The container's id, at most [`MAX_ID_LEN`] characters of `[A-Za-z0-9_.-]`.
         container_id: String,
-        /// The OCI runtime spec: process, hostname, mounts, rlimits, resources.
+        /// The OCI runtime spec: process, hostname, mounts, rlimits,
+        /// resources; never `linux.seccomp`, which comes compiled:
         spec: Box<oci_spec::runtime::Spec>,
+        /// The container's seccomp filter, compiled on the host (the agent
+        /// loads it as it is, for its first process and its execs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seccomp: Option<hull_seccomp::Filter>,
         /// Where the container's root file system is.
         rootfs: Rootfs,
         /// Streams for the first process's stdio.

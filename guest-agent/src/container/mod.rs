@@ -172,10 +172,20 @@ async fn read_report(stream: &mut FdStream) -> Result<Option<Report>> {
     }
 }
 
+/// A container as the host defines it.
+pub struct Definition<'a> {
+    /// Its OCI spec (without `linux.seccomp`).
+    pub spec: &'a Spec,
+    /// Its seccomp filter, compiled by the host.
+    pub seccomp: Option<&'a hull_seccomp::Filter>,
+    /// Where its root file system is.
+    pub rootfs: &'a Rootfs,
+}
+
 impl Container {
     /// Creates container `id` of pod `pod` (the container whose VM it is:
-    /// itself, or the pod's sandbox container): its rootfs and cgroup in the
-    /// pod's, and its first process
+    /// itself, or the pod's sandbox container) as `definition` has it: its
+    /// rootfs and cgroup in the pod's, and its first process
     /// stopped just before `execve`, in new namespaces but for those it
     /// `shared`s with another container. `stdio` are the child's ends of its
     /// stdin, stdout and stderr. `register` is called with the child's pid
@@ -183,24 +193,25 @@ impl Container {
     pub async fn create(
         pod: &str,
         id: &str,
-        spec: &Spec,
-        rootfs_spec: &Rootfs,
+        definition: Definition<'_>,
         shared: &SharedNamespaces,
         stdio: [OwnedFd; 3],
         register: impl FnOnce(Pid),
     ) -> Result<Self> {
+        let Definition {
+            spec,
+            seccomp,
+            rootfs: rootfs_spec,
+        } = definition;
         let dir = PathBuf::from(CONTAINERS_DIR).join(id);
         if dir.exists() {
             bail!("container {id} already exists");
         }
         let began = std::time::Instant::now();
-        let seccomp = spec
-            .linux()
-            .as_ref()
-            .and_then(|linux| linux.seccomp().as_ref())
-            .map(Filter::compile)
-            .transpose()?
-            .map(Arc::new);
+        if spec.linux().as_ref().is_some_and(|l| l.seccomp().is_some()) {
+            bail!("a seccomp profile comes compiled, beside the spec, not in it");
+        }
+        let seccomp = seccomp.map(Filter::new).transpose()?.map(Arc::new);
         if let Some(filter) = &seccomp {
             tracing::debug!(
                 container = id,
@@ -208,7 +219,6 @@ impl Container {
                 filter.len()
             );
         }
-        let compiled = began.elapsed();
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;
         let mounted = began.elapsed();
         let cgroup = match Cgroup::create(
@@ -248,8 +258,8 @@ impl Container {
         let spawned = spawned.await;
         tracing::debug!(
             container = id,
-            "created: seccomp filter after {compiled:?}, root mounted after {mounted:?}, \
-             cgroup after {grouped:?}, first process waiting after {:?}",
+            "created: root mounted after {mounted:?}, cgroup after {grouped:?}, \
+             first process waiting after {:?}",
             began.elapsed()
         );
         match spawned {

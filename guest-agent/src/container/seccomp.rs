@@ -1,78 +1,17 @@
-//! A container's seccomp filter: the OCI spec's `linux.seccomp`, compiled
-//! to classic BPF by the agent before `clone` and loaded by the child just
-//! before it runs the container's program, as runc and crun do.
-//!
-//! The program checks the architecture first: only this machine's native
-//! system calls are judged by the profile's rules; 32-bit and x32 calls get
-//! its refusal (so they cannot go round a profile that denies a few calls
-//! and allows the rest). Then a binary search on the call's number leads to
-//! that call's rules, in the profile's order; the first whose argument
-//! conditions hold decides, and the profile's default action decides the
-//! rest. Names this kernel's table lacks are skipped, as runc skips what
-//! libseccomp does not know.
-//!
-//! Hand-written rather than `seccompiler`: OCI profiles give each rule its
-//! own action (Docker's returns ENOSYS for `clone3` and allows the rest),
-//! which `seccompiler`'s filters, with one action for every match, do not
-//! express; and the agent is a static binary without libseccomp.
+//! Loads a container's seccomp filter: the OCI spec's `linux.seccomp`,
+//! compiled to classic BPF by the host (hull-seccomp) and sent with the
+//! container; the child loads it just before it runs the container's
+//! program, as runc and crun do. The agent never compiles a profile: a
+//! spec that still carries one is refused rather than run unfiltered.
 
-use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-};
-use oci_spec::runtime::{LinuxSeccompOperator as Op, LinuxSyscall};
-use std::collections::{BTreeMap, HashSet};
-use std::str::FromStr;
+use anyhow::{bail, Result};
 
-/// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
-const MAX_INSTRUCTIONS: usize = 4096;
-/// Rules one system call may have (profiles list ioctl requests one by
-/// one; the program's length bounds the rest).
-const MAX_RULES_PER_CALL: usize = 256;
-
-// Classic BPF opcodes (linux/bpf_common.h): class | size/op | mode/source.
-/// `BPF_LD | BPF_W | BPF_ABS` (`BPF_LD` and `BPF_W` are 0).
-const BPF_LD_W_ABS: u16 = 0x20;
-/// `BPF_ALU | BPF_AND | BPF_K` (`BPF_K` is 0).
-const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
-/// `BPF_JMP | BPF_JA`.
-const BPF_JMP_JA: u16 = 0x05;
-/// `BPF_JMP | BPF_JEQ | BPF_K`.
-const BPF_JEQ: u16 = 0x05 | 0x10;
-/// `BPF_JMP | BPF_JGT | BPF_K`.
-const BPF_JGT: u16 = 0x05 | 0x20;
-/// `BPF_JMP | BPF_JGE | BPF_K`.
-const BPF_JGE: u16 = 0x05 | 0x30;
-/// `BPF_RET | BPF_K`.
-const BPF_RET_K: u16 = 0x06;
-
-// seccomp's return values (linux/seccomp.h).
-const RET_KILL_PROCESS: u32 = 0x8000_0000;
-const RET_KILL_THREAD: u32 = 0;
-const RET_TRAP: u32 = 0x0003_0000;
-const RET_ERRNO: u32 = 0x0005_0000;
-const RET_TRACE: u32 = 0x7ff0_0000;
-const RET_LOG: u32 = 0x7ffc_0000;
-const RET_ALLOW: u32 = 0x7fff_0000;
-
-// Offsets in `struct seccomp_data`.
-const NR: u32 = 0;
-const ARCH: u32 = 4;
-const ARGS: u32 = 16;
-
-#[cfg(target_arch = "x86_64")]
-const NATIVE_ARCH: u32 = 0xc000_003e;
-#[cfg(target_arch = "aarch64")]
-const NATIVE_ARCH: u32 = 0xc000_00b7;
-/// x32 calls share x86_64's audit arch and set this bit in the number.
-#[cfg(target_arch = "x86_64")]
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
+/// `seccomp(2)`'s operation.
 const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-const SECCOMP_FILTER_FLAG_LOG: libc::c_ulong = 2;
-const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = 4;
+/// The flags a filter may ask for.
+const KNOWN_FLAGS: u32 = hull_seccomp::FILTER_FLAG_LOG | hull_seccomp::FILTER_FLAG_SPEC_ALLOW;
 
-/// A compiled filter, ready for the child to load.
+/// A filter, ready for the child to load.
 pub struct Filter {
     program: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
@@ -85,27 +24,32 @@ impl std::fmt::Debug for Filter {
 }
 
 impl Filter {
-    /// Compiles `profile`.
-    pub fn compile(profile: &LinuxSeccomp) -> Result<Self> {
-        if profile.listener_path().is_some() {
-            bail!("seccomp: SCMP_ACT_NOTIFY listeners are not supported");
+    /// The host's compiled `filter`, checked against what the kernel takes.
+    pub fn new(filter: &hull_seccomp::Filter) -> Result<Self> {
+        let length = filter.program.len();
+        if length == 0 || length > hull_seccomp::MAX_INSTRUCTIONS {
+            bail!(
+                "seccomp: a filter of {length} instructions (1 to {} are loaded)",
+                hull_seccomp::MAX_INSTRUCTIONS
+            );
         }
-        let errno = profile.default_errno_ret();
-        let default = action(profile.default_action(), errno)?;
-        let mut flags = 0;
-        for flag in profile.flags().iter().flatten() {
-            flags |= match flag {
-                LinuxSeccompFilterFlag::SeccompFilterFlagLog => SECCOMP_FILTER_FLAG_LOG,
-                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                    SECCOMP_FILTER_FLAG_SPEC_ALLOW
-                }
-                // The child is one thread: nothing to synchronise.
-                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
-            };
+        if filter.flags & !KNOWN_FLAGS != 0 {
+            bail!("seccomp: unknown filter flags {:#x}", filter.flags);
         }
-        let calls = rules(profile.syscalls().as_deref().unwrap_or_default())?;
-        let program = generate(default, &calls)?;
-        Ok(Self { program, flags })
+        let program = filter
+            .program
+            .iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        Ok(Self {
+            program,
+            flags: libc::c_ulong::from(filter.flags),
+        })
     }
 
     /// Its length in instructions.
@@ -120,7 +64,7 @@ impl Filter {
     /// run in the child between `clone` and `execve`.
     pub unsafe fn load(&self) -> Result<(), i32> {
         let program = libc::sock_fprog {
-            // `generate` keeps it under MAX_INSTRUCTIONS.
+            // `new` keeps it within MAX_INSTRUCTIONS.
             len: self.program.len() as u16,
             filter: self.program.as_ptr().cast_mut(),
         };
@@ -143,324 +87,73 @@ impl Filter {
     }
 }
 
-/// The return value of an OCI action.
-fn action(action: LinuxSeccompAction, errno_ret: Option<u32>) -> Result<u32> {
-    let data = |default: u32| errno_ret.unwrap_or(default) & 0xffff;
-    Ok(match action {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => RET_KILL_THREAD,
-        LinuxSeccompAction::ScmpActKillProcess => RET_KILL_PROCESS,
-        LinuxSeccompAction::ScmpActTrap => RET_TRAP,
-        LinuxSeccompAction::ScmpActErrno => RET_ERRNO | data(libc::EPERM as u32),
-        LinuxSeccompAction::ScmpActTrace => RET_TRACE | data(libc::EPERM as u32),
-        LinuxSeccompAction::ScmpActLog => RET_LOG,
-        LinuxSeccompAction::ScmpActAllow => RET_ALLOW,
-        LinuxSeccompAction::ScmpActNotify => {
-            bail!("seccomp: SCMP_ACT_NOTIFY is not supported")
-        }
-    })
-}
-
-/// One rule: all its conditions hold → `action`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule {
-    conditions: Vec<LinuxSeccompArg>,
-    action: u32,
-}
-
-/// The profile's rules by system call number, each call's in the
-/// profile's order.
-fn rules(syscalls: &[LinuxSyscall]) -> Result<BTreeMap<u32, Vec<Rule>>> {
-    let mut calls: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
-    for entry in syscalls {
-        let action = action(entry.action(), entry.errno_ret())?;
-        let args = entry.args().as_deref().unwrap_or_default();
-        for arg in args {
-            if arg.index() > 5 {
-                bail!("seccomp: argument index {} is past the sixth", arg.index());
-            }
-        }
-        // As runc: conditions on one argument twice are alternatives (a
-        // rule each); otherwise they all have to hold.
-        let mut seen = HashSet::new();
-        let alternatives = args.iter().any(|arg| !seen.insert(arg.index()));
-        let entry_rules: Vec<Rule> = if alternatives {
-            args.iter()
-                .map(|arg| Rule {
-                    conditions: vec![*arg],
-                    action,
-                })
-                .collect()
-        } else {
-            vec![Rule {
-                conditions: args.to_vec(),
-                action,
-            }]
-        };
-        for name in entry.names() {
-            let Ok(call) = syscalls::Sysno::from_str(name) else {
-                tracing::debug!("seccomp: skipping {name}, unknown to this kernel");
-                continue;
-            };
-            let list = calls.entry(call.id() as u32).or_default();
-            list.extend(entry_rules.iter().cloned());
-            if list.len() > MAX_RULES_PER_CALL {
-                bail!("seccomp: more than {MAX_RULES_PER_CALL} rules for {name}");
-            }
-        }
-    }
-    Ok(calls)
-}
-
-/// A jump target: a label, placed with [`Program::mark`].
-type Label = usize;
-
-enum Insn {
-    Stmt {
-        code: u16,
-        k: u32,
-    },
-    /// A conditional jump; `None` is the next instruction.
-    Jump {
-        code: u16,
-        k: u32,
-        jt: Option<Label>,
-        jf: Option<Label>,
-    },
-    /// An unconditional jump, which may go far.
-    Ja(Label),
-    Mark(Label),
-}
-
-/// A program with symbolic jumps. Conditional jumps reach 255 instructions
-/// at most, so they only ever jump within a rule or over one `ja`; far
-/// targets are reached with `ja`.
-#[derive(Default)]
-struct Program {
-    insns: Vec<Insn>,
-    labels: usize,
-}
-
-impl Program {
-    fn label(&mut self) -> Label {
-        self.labels += 1;
-        self.labels - 1
-    }
-    fn mark(&mut self, label: Label) {
-        self.insns.push(Insn::Mark(label));
-    }
-    fn load(&mut self, offset: u32) {
-        self.insns.push(Insn::Stmt {
-            code: BPF_LD_W_ABS,
-            k: offset,
-        });
-    }
-    fn and(&mut self, mask: u32) {
-        self.insns.push(Insn::Stmt {
-            code: BPF_ALU_AND_K,
-            k: mask,
-        });
-    }
-    fn ret(&mut self, value: u32) {
-        self.insns.push(Insn::Stmt {
-            code: BPF_RET_K,
-            k: value,
-        });
-    }
-    fn jump(&mut self, code: u16, k: u32, jt: Option<Label>, jf: Option<Label>) {
-        self.insns.push(Insn::Jump { code, k, jt, jf });
-    }
-    fn ja(&mut self, label: Label) {
-        self.insns.push(Insn::Ja(label));
-    }
-
-    /// Resolves the labels.
-    fn assemble(self) -> Result<Vec<libc::sock_filter>> {
-        let mut at = vec![usize::MAX; self.labels];
-        let mut pc = 0;
-        for insn in &self.insns {
-            match insn {
-                Insn::Mark(label) => at[*label] = pc,
-                _ => pc += 1,
-            }
-        }
-        if pc > MAX_INSTRUCTIONS {
-            bail!("seccomp: the profile needs {pc} BPF instructions, more than the kernel's {MAX_INSTRUCTIONS}");
-        }
-        let offset = |pc: usize, label: Option<Label>| -> Result<usize> {
-            let Some(label) = label else { return Ok(0) };
-            at.get(label)
-                .and_then(|&target| target.checked_sub(pc + 1))
-                .context("seccomp: a jump to an unplaced or earlier label")
-        };
-        let mut out = Vec::with_capacity(pc);
-        for insn in &self.insns {
-            let pc = out.len();
-            let (code, jt, jf, k) = match *insn {
-                Insn::Mark(_) => continue,
-                Insn::Stmt { code, k } => (code, 0, 0, k),
-                Insn::Ja(label) => (BPF_JMP_JA, 0, 0, offset(pc, Some(label))? as u32),
-                Insn::Jump { code, k, jt, jf } => {
-                    let short = |label| -> Result<u8> {
-                        u8::try_from(offset(pc, label)?)
-                            .context("seccomp: a conditional jump too far")
-                    };
-                    (code, short(jt)?, short(jf)?, k)
-                }
-            };
-            out.push(libc::sock_filter { code, jt, jf, k });
-        }
-        Ok(out)
-    }
-}
-
-/// The whole program for `calls`, `default` for the rest.
-fn generate(default: u32, calls: &BTreeMap<u32, Vec<Rule>>) -> Result<Vec<libc::sock_filter>> {
-    let mut p = Program::default();
-    let foreign = p.label();
-    let fallback = p.label();
-    // Calls of another ABI are refused, never allowed: with a profile that
-    // allows by default, they would go round its denials.
-    let refusal = if matches!(default, RET_ALLOW | RET_LOG) {
-        RET_ERRNO | libc::EPERM as u32
-    } else {
-        default
-    };
-    p.load(ARCH);
-    let native = p.label();
-    p.jump(BPF_JEQ, NATIVE_ARCH, Some(native), None);
-    p.ja(foreign);
-    p.mark(native);
-    p.load(NR);
-    #[cfg(target_arch = "x86_64")]
-    {
-        let not_x32 = p.label();
-        p.jump(BPF_JGE, X32_SYSCALL_BIT, None, Some(not_x32));
-        p.ja(foreign);
-        p.mark(not_x32);
-    }
-
-    // A call with one unconditional rule goes straight to a shared return.
-    let mut returns: BTreeMap<u32, Label> = BTreeMap::new();
-    let mut bodies = Vec::new();
-    let mut targets = Vec::with_capacity(calls.len());
-    for (&nr, rules) in calls {
-        let target = match rules.first() {
-            Some(first) if first.conditions.is_empty() => {
-                *returns.entry(first.action).or_insert_with(|| p.label())
-            }
-            _ => {
-                let label = p.label();
-                bodies.push((label, rules));
-                label
-            }
-        };
-        targets.push((nr, target));
-    }
-    search(&mut p, &targets, fallback);
-    for (label, rules) in bodies {
-        p.mark(label);
-        for rule in rules {
-            let next = p.label();
-            for condition in &rule.conditions {
-                compare(&mut p, condition, next);
-            }
-            p.ret(rule.action);
-            p.mark(next);
-        }
-        p.ret(default);
-    }
-    for (value, label) in returns {
-        p.mark(label);
-        p.ret(value);
-    }
-    p.mark(foreign);
-    p.ret(refusal);
-    p.mark(fallback);
-    p.ret(default);
-    p.assemble()
-}
-
-/// A binary search on the number in the accumulator over `targets`
-/// (sorted); numbers not there jump to `missing`.
-fn search(p: &mut Program, targets: &[(u32, Label)], missing: Label) {
-    if targets.len() <= 4 {
-        for &(nr, target) in targets {
-            let other = p.label();
-            p.jump(BPF_JEQ, nr, None, Some(other));
-            p.ja(target);
-            p.mark(other);
-        }
-        p.ja(missing);
-        return;
-    }
-    let (low, high) = targets.split_at(targets.len() / 2);
-    let upper = p.label();
-    let lower = p.label();
-    p.jump(BPF_JGE, high[0].0, Some(upper), None);
-    p.ja(lower);
-    p.mark(upper);
-    search(p, high, missing);
-    p.mark(lower);
-    search(p, low, missing);
-}
-
-/// Jumps to `fail` unless `condition` holds of its 64-bit argument
-/// (compared as libseccomp does: unsigned, high word first).
-fn compare(p: &mut Program, condition: &LinuxSeccompArg, fail: Label) {
-    let low = ARGS + 8 * condition.index() as u32;
-    let high = low + 4;
-    let split = |value: u64| ((value >> 32) as u32, value as u32);
-    let (value_high, value_low) = split(condition.value());
-    let pass = p.label();
-    match condition.op() {
-        Op::ScmpCmpEq => {
-            p.load(high);
-            p.jump(BPF_JEQ, value_high, None, Some(fail));
-            p.load(low);
-            p.jump(BPF_JEQ, value_low, None, Some(fail));
-        }
-        Op::ScmpCmpNe => {
-            p.load(high);
-            p.jump(BPF_JEQ, value_high, None, Some(pass));
-            p.load(low);
-            p.jump(BPF_JEQ, value_low, Some(fail), None);
-        }
-        Op::ScmpCmpGt | Op::ScmpCmpGe => {
-            p.load(high);
-            p.jump(BPF_JGT, value_high, Some(pass), None);
-            p.jump(BPF_JEQ, value_high, None, Some(fail));
-            p.load(low);
-            let code = if condition.op() == Op::ScmpCmpGt {
-                BPF_JGT
-            } else {
-                BPF_JGE
-            };
-            p.jump(code, value_low, None, Some(fail));
-        }
-        Op::ScmpCmpLt | Op::ScmpCmpLe => {
-            p.load(high);
-            p.jump(BPF_JGT, value_high, Some(fail), None);
-            p.jump(BPF_JEQ, value_high, None, Some(pass));
-            p.load(low);
-            let code = if condition.op() == Op::ScmpCmpLt {
-                BPF_JGE
-            } else {
-                BPF_JGT
-            };
-            p.jump(code, value_low, Some(fail), None);
-        }
-        Op::ScmpCmpMaskedEq => {
-            let (want_high, want_low) = split(condition.value_two().unwrap_or(0));
-            p.load(high);
-            p.and(value_high);
-            p.jump(BPF_JEQ, want_high, None, Some(fail));
-            p.load(low);
-            p.and(value_low);
-            p.jump(BPF_JEQ, want_low, None, Some(fail));
-        }
-    }
-    p.mark(pass);
-}
-
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder};
+
+    const ALLOW: LinuxSeccompAction = LinuxSeccompAction::ScmpActAllow;
+
+    #[test]
+    fn only_what_the_kernel_takes_is_loaded() {
+        let ret = hull_seccomp::Instruction {
+            code: 6,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        };
+        let filter = |length: usize, flags: u32| {
+            Filter::new(&hull_seccomp::Filter {
+                program: vec![ret; length],
+                flags,
+            })
+        };
+        assert!(filter(1, hull_seccomp::FILTER_FLAG_LOG).is_ok());
+        assert!(filter(0, 0).is_err());
+        assert!(filter(hull_seccomp::MAX_INSTRUCTIONS + 1, 0).is_err());
+        assert!(filter(1, 1).is_err());
+    }
+
+    #[test]
+    fn the_kernel_takes_the_filter() {
+        // getppid answers ENOSYS; everything else runs.
+        let compiled = hull_seccomp::Filter::compile(
+            &LinuxSeccompBuilder::default()
+                .default_action(ALLOW)
+                .syscalls(vec![LinuxSyscallBuilder::default()
+                    .names(vec!["getppid".to_string()])
+                    .action(LinuxSeccompAction::ScmpActErrno)
+                    .errno_ret(libc::ENOSYS as u32)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let filter = Filter::new(&compiled).unwrap();
+        // SAFETY: the child makes system calls only, then exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: plain system calls in the forked child.
+            unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if filter.load().is_err() {
+                    libc::_exit(2);
+                }
+                let ppid = libc::syscall(libc::SYS_getppid);
+                let err = *libc::__errno_location();
+                libc::_exit(if ppid == -1 && err == libc::ENOSYS {
+                    0
+                } else {
+                    1
+                });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+    }
+}

@@ -160,12 +160,16 @@ pub(super) async fn run_in_sandbox(
             ctx.log.clone(),
         ),
     ];
+    // The seccomp profile goes compiled, here and natively, rather than
+    // by the agent under the guest's (maybe emulated) CPU.
+    let (spec, seccomp) = compile_seccomp(ctx.spec)?;
     let create_started = Instant::now();
     while_alive(
         sandbox,
         agent.request(Request::CreateContainer {
             container_id: id.clone(),
-            spec: Box::new(ctx.spec.clone()),
+            spec: Box::new(spec),
+            seccomp,
             rootfs: Rootfs {
                 share_tag: LAYERS_SHARE_TAG.into(),
                 path: ctx.plan.share(&id).rootfs().display().to_string(),
@@ -450,4 +454,46 @@ pub(super) fn forward_output(
             let _ = client.frames.send(Frame::stdio(stream_id, &[])).await;
         }
     })
+}
+
+/// `spec` without its seccomp profile, and the profile compiled.
+fn compile_seccomp(
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(oci_spec::runtime::Spec, Option<hull_seccomp::Filter>)> {
+    let mut spec = spec.clone();
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok((spec, None));
+    };
+    let Some(profile) = linux.seccomp().clone() else {
+        return Ok((spec, None));
+    };
+    let filter =
+        hull_seccomp::Filter::compile(&profile).context("the container's seccomp profile")?;
+    linux.set_seccomp(None);
+    spec.set_linux(Some(linux));
+    Ok((spec, Some(filter)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_goes_compiled_and_leaves_the_spec() {
+        let capabilities = std::collections::HashSet::new();
+        let profile =
+            crate::security::seccomp(&crate::security::SeccompChoice::Default, &capabilities)
+                .unwrap()
+                .unwrap();
+        let mut linux = oci_spec::runtime::Linux::default();
+        linux.set_seccomp(Some(profile));
+        let mut spec = oci_spec::runtime::Spec::default();
+        spec.set_linux(Some(linux));
+        let (stripped, filter) = compile_seccomp(&spec).unwrap();
+        assert!(stripped.linux().as_ref().unwrap().seccomp().is_none());
+        assert!(filter.unwrap().program.len() > 100);
+        // No profile, no filter.
+        let (_, none) = compile_seccomp(&stripped).unwrap();
+        assert!(none.is_none());
+    }
 }

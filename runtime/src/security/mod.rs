@@ -164,7 +164,12 @@ pub fn seccomp(
         SeccompChoice::Default => default_profile::profile()?,
         SeccompChoice::File(path) => seccomp::read(path)?,
     };
-    profile.for_container(capabilities).map(Some)
+    let filter = profile.for_container(capabilities)?;
+    // Compiled now too, so that a profile the kernel would not take fails
+    // `create`, not the container's start (the monitor compiles it again
+    // for the guest).
+    hull_seccomp::Filter::compile(&filter).map_err(|err| SecurityError::Option(err.to_string()))?;
+    Ok(Some(filter))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! Hull's default), turned into the OCI spec's `linux.seccomp` for one
 //! container: the rules that apply to its capabilities and to this
 //! machine's architecture, as Docker does before it hands a spec to runc.
-//! The guest agent compiles and loads the result.
+//! The monitor compiles the result to BPF (hull-seccomp) and the guest agent
+//! loads it.
 
 use oci_spec::runtime::{
     Arch, Capability, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompBuilder,
