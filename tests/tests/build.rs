@@ -2,7 +2,9 @@
 //! microVM) and its image runs; a second build comes from the cache; a
 //! failing RUN leaves no image, tag or container; `.dockerignore` keeps
 //! files out of the context; SHELL, WORKDIR, `--chown` by name and ADD of
-//! bzip2 and xz archives behave as Docker's.
+//! bzip2 and xz archives behave as Docker's; `-f`, `--build-arg`,
+//! `--target` and `--no-cache` do, and RUN's exec form, USER, LABEL,
+//! EXPOSE, VOLUME, STOPSIGNAL and CMD shape the image as Docker's.
 
 use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::io::Write;
@@ -346,4 +348,79 @@ fn contexts_and_dockerfiles_from_stdin() {
         .filter(|n| n.starts_with(".tmp-build"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn options_and_config_instructions_as_docker() {
+    let hull = Hull::with_busybox();
+    let dockerfile = format!(
+        r#"FROM {BUSYBOX_IMAGE} AS base
+ARG FLAVOUR=plain
+RUN ["sh", "-c", "echo exec form, $FLAVOUR > /flavour"]
+USER nobody
+LABEL org.example.tier="backend"
+EXPOSE 8080/tcp
+VOLUME /data
+STOPSIGNAL SIGINT
+CMD ["cat", "/flavour"]
+FROM base AS later
+RUN echo the later stage ran
+"#
+    );
+    // A Dockerfile by another name, elsewhere in the context.
+    let dir = context(&hull, "opts", &[("build/Opts.df", &dockerfile)]);
+    let file = dir.join("build/Opts.df");
+    let args = [
+        "-f",
+        file.to_str().unwrap(),
+        "--build-arg",
+        "FLAVOUR=spicy",
+        "--target",
+        "base",
+        "-t",
+        "hull.test/opts:1",
+    ];
+    let out = build(&hull, &args, &dir);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // --target: the stages after it are not built.
+    assert!(!text.contains("the later stage ran"), "{text}");
+    assert_eq!(
+        ok(&hull, &["run", "--rm", "hull.test/opts:1"]),
+        "exec form, spicy"
+    );
+    assert_eq!(
+        ok(&hull, &["run", "--rm", "hull.test/opts:1", "id", "-u"]),
+        "65534"
+    );
+    let config = |template: &str| ok(&hull, &["inspect", "-f", template, "hull.test/opts:1"]);
+    assert_eq!(config("{{.Config.User}}"), "nobody");
+    assert_eq!(
+        config(r#"{{index .Config.Labels "org.example.tier"}}"#),
+        "backend"
+    );
+    assert_eq!(
+        config("{{json .Config.ExposedPorts}}"),
+        r#"{"8080/tcp":{}}"#
+    );
+    assert_eq!(config("{{json .Config.Volumes}}"), r#"{"/data":{}}"#);
+    assert_eq!(config("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(config("{{json .Config.Cmd}}"), r#"["cat","/flavour"]"#);
+
+    // Again: from the cache; with --no-cache, the RUN runs again.
+    let again = stdout(&build(&hull, &args, &dir));
+    assert!(
+        again.contains("Using cache") && !again.contains("Running in"),
+        "{again}"
+    );
+    let mut fresh = args.to_vec();
+    fresh.push("--no-cache");
+    let out = build(&hull, &fresh, &dir);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("Running in") && !text.contains("Using cache"),
+        "{text}"
+    );
+    hull.assert_nothing_left();
 }

@@ -28,8 +28,30 @@ fn version_as_docker_shows_it() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(&hull, &["version", "--format", "json"])).unwrap();
     assert_eq!(json["Client"]["Version"], json["Server"]["Version"]);
-    assert!(ok(&hull, &["-v"]).starts_with("Hull version "));
-    assert!(ok(&hull, &["--version"]).starts_with("Hull version "));
+    // `-v` as `docker -v`: the version and the commit built.
+    let short = ok(&hull, &["-v"]);
+    let commit = short
+        .strip_prefix("Hull version ")
+        .and_then(|rest| rest.split_once(", build "))
+        .map(|(_, commit)| commit.to_string())
+        .unwrap_or_default();
+    assert!(
+        commit.len() == 7 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{short}"
+    );
+    assert_eq!(ok(&hull, &["--version"]), short);
+    assert_eq!(
+        ok(&hull, &["version", "--format", "{{.Client.GitCommit}}"]),
+        commit
+    );
+    for part in [
+        " Git commit:        ",
+        " Built:             ",
+        " Rust version:      ",
+        "  VMM:",
+    ] {
+        assert!(text.contains(part), "{part} missing: {text}");
+    }
 }
 
 #[test]
@@ -79,6 +101,22 @@ fn usage_errors_as_docker_words_them() {
             "unknown flag: --bogus-flag",
         ),
         (&["frob"], 1, "'frob' is not a hull command."),
+        (
+            &["ps", "-z"],
+            125,
+            "unknown shorthand flag: 'z' in -z\nSee 'hull ps --help'.",
+        ),
+        // A flag without its value, or with a value it cannot take.
+        (
+            &["ps", "--format"],
+            125,
+            "flag needs an argument: --format\nSee 'hull ps --help'.",
+        ),
+        (
+            &["stop", "-t", "soon", "x"],
+            125,
+            "invalid argument \"soon\" for \"-t, --time\" flag: ",
+        ),
     ];
     for (args, code, says) in cases {
         let out = hull.run(*args);
@@ -172,6 +210,99 @@ fn management_commands_are_the_short_ones() {
     ok(&hull, &["container", "rm", "made"]);
     ok(&hull, &["image", "rm", BUSYBOX_IMAGE]);
     assert_eq!(ok(&hull, &["image", "ls", "-q"]), "");
+}
+
+/// Every `container` and `image` form runs its short command, with its
+/// flags (`image push|pull` are in registry.rs's tests' short forms;
+/// `attach` in tty.rs's).
+#[test]
+fn every_management_form_is_its_command() {
+    let hull = Hull::with_busybox();
+    let dir = hull.scratch.path();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let container = |args: &[&str]| {
+        let mut all = vec!["container"];
+        all.extend_from_slice(args);
+        ok(&hull, &all)
+    };
+    let image = |args: &[&str]| {
+        let mut all = vec!["image"];
+        all.extend_from_slice(args);
+        ok(&hull, &all)
+    };
+    let state = |name: &str| ok(&hull, &["inspect", "-f", "{{.State.Status}}", name]);
+    container(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--workdir",
+        "/tmp",
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        "echo hello; exec sleep 600",
+    ]);
+    assert!(
+        hull_tests::harness::eventually(std::time::Duration::from_secs(20), || {
+            container(&["logs", "box"]) == "hello"
+        }),
+        "{}",
+        container(&["logs", "box"])
+    );
+    assert_eq!(container(&["exec", "box", "pwd"]), "/tmp");
+    assert!(container(&["top", "box"]).contains("sleep 600"));
+    assert_eq!(container(&["ps", "-q"]).lines().count(), 1);
+    assert_eq!(container(&["port", "box"]), "");
+    assert!(container(&["stats", "--no-stream", "box"]).contains("box"));
+    container(&["pause", "box"]);
+    assert_eq!(state("box"), "paused");
+    container(&["unpause", "box"]);
+    assert_eq!(state("box"), "running");
+    container(&["rename", "box", "crate"]);
+    container(&["cp", "crate:/etc/passwd", &path("passwd")]);
+    assert!(std::fs::read_to_string(path("passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    container(&["exec", "crate", "touch", "/tmp/new"]);
+    assert!(container(&["diff", "crate"])
+        .lines()
+        .any(|l| l == "A /tmp/new"));
+    container(&["commit", "crate", "hull.test/committed:1"]);
+    container(&["export", "-o", &path("fs.tar"), "crate"]);
+    container(&["kill", "crate"]);
+    assert_eq!(container(&["wait", "crate"]), "137");
+    container(&["start", "crate"]);
+    container(&["restart", "-t", "1", "crate"]);
+    assert_eq!(state("crate"), "running");
+    container(&["stop", "-t", "1", "crate"]);
+    assert_eq!(state("crate"), "exited");
+    container(&["rm", "crate"]);
+
+    image(&["tag", BUSYBOX_IMAGE, "hull.test/again:2"]);
+    assert!(!image(&["history", "-q", "hull.test/again:2"]).is_empty());
+    image(&["save", "-o", &path("again.tar"), "hull.test/again:2"]);
+    image(&["rm", "hull.test/again:2", "hull.test/committed:1"]);
+    assert_eq!(
+        image(&["load", "-i", &path("again.tar")]),
+        "Loaded image: hull.test/again:2"
+    );
+    image(&["import", &path("fs.tar"), "hull.test/imported:1"]);
+    assert_eq!(
+        ok(
+            &hull,
+            &["run", "--rm", "hull.test/imported:1", "ls", "/tmp/new"]
+        ),
+        "/tmp/new"
+    );
+    image(&["rm", "hull.test/again:2", "hull.test/imported:1"]);
+    assert_eq!(
+        image(&["ls", "--format", "{{.Repository}}"]),
+        "hull.test/busybox"
+    );
+    container(&["prune", "-f"]);
+    image(&["prune", "-f"]);
+    hull.assert_nothing_left();
 }
 
 #[test]
@@ -289,6 +420,78 @@ fn format_takes_go_templates_and_json() {
     let info: serde_json::Value =
         serde_json::from_str(&ok(&hull, &["info", "--format", "json"])).unwrap();
     assert_eq!(info["Images"], 1);
+    // `json` is one object per line on each listing.
+    let json_lines = |args: &[&str]| {
+        let text = ok(&hull, args);
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"))
+            })
+            .collect::<Vec<serde_json::Value>>()
+    };
+    let history = json_lines(&["history", "--format", "json", BUSYBOX_IMAGE]);
+    assert!(!history.is_empty() && history.iter().all(|row| row["CreatedBy"].is_string()));
+    let networks = json_lines(&["network", "ls", "--format", "json"]);
+    assert!(
+        networks.iter().any(|row| row["Name"] == "bridge"),
+        "{networks:?}"
+    );
+    let stats = json_lines(&["stats", "--no-stream", "--format", "json", "web"]);
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0]["Name"], "web");
+    ok(&hull, &["volume", "create", "--label", "tier=db", "vol-a"]);
+    ok(&hull, &["volume", "create", "vol-b"]);
+    assert_eq!(
+        ok(
+            &hull,
+            &["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]
+        ),
+        "vol-a local\nvol-b local"
+    );
+    let volumes = json_lines(&[
+        "volume",
+        "ls",
+        "--format",
+        "json",
+        "--filter",
+        "label=tier=db",
+    ]);
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes[0]["Name"], "vol-a");
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "volume",
+                "ls",
+                "--format",
+                "table {{.Name}}",
+                "-f",
+                "name=b"
+            ]
+        ),
+        "VOLUME NAME\nvol-b"
+    );
+    ok(&hull, &["volume", "rm", "vol-a", "vol-b"]);
+    // The rest of the functions Docker users write.
+    assert_eq!(
+        inspect(
+            "web",
+            r#"{{if and (ne .Name "/x") (not .State.Paused)}}{{len .Config.Cmd}}{{end}}"#
+        ),
+        "2"
+    );
+    assert_eq!(
+        inspect(
+            "web",
+            r#"{{if or (lt 3 2) (gt 3 2)}}{{join .Config.Cmd "+"}}{{end}}"#
+        ),
+        "sleep+600"
+    );
+    assert_eq!(
+        inspect("web", r#"{{lower "ABC"}} {{title "web"}}"#),
+        "abc Web"
+    );
 
     // A template Go would not parse fails as Docker's does: exit 1.
     let bad = hull.run(["ps", "--format", "{{.Names"]);

@@ -65,6 +65,31 @@ pub fn report(err: &clap::Error) -> i32 {
             eprintln!("unknown shorthand flag: '{letter}' in {invalid}\nSee '{name} --help'.");
             super::EXIT_RUNTIME_ERROR
         }
+        // A flag without its value, or with one it cannot take: pflag's words.
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let value = match err.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(value)) => value.clone(),
+                _ => String::new(),
+            };
+            command.build();
+            let sub = path
+                .iter()
+                .try_fold(&command, |c, step| c.find_subcommand(step))
+                .unwrap_or(&command);
+            let flag = flag_names(sub, &invalid);
+            if value.is_empty() && err.kind() == ErrorKind::InvalidValue {
+                let long = flag.rsplit(", ").next().unwrap_or(&flag);
+                eprintln!("flag needs an argument: {long}\nSee '{name} --help'.");
+            } else {
+                let reason = std::error::Error::source(err)
+                    .map(|source| source.to_string())
+                    .unwrap_or_else(|| "not one of the values it takes".to_string());
+                eprintln!(
+                    "invalid argument \"{value}\" for \"{flag}\" flag: {reason}\nSee '{name} --help'."
+                );
+            }
+            super::EXIT_RUNTIME_ERROR
+        }
         ErrorKind::InvalidSubcommand => {
             let parent = std::iter::once("hull")
                 .chain(path.iter().map(String::as_str))
@@ -100,6 +125,25 @@ fn subcommand_path(root: &clap::Command, args: impl Iterator<Item = String>) -> 
         }
     }
     path
+}
+
+/// A flag as pflag names it in errors, `-t, --time` or `--format`, from
+/// clap's rendering of it (`--time <TIME>`).
+fn flag_names(command: &clap::Command, rendered: &str) -> String {
+    let token = rendered.split_whitespace().next().unwrap_or(rendered);
+    let found = command.get_arguments().find(|a| {
+        token
+            .strip_prefix("--")
+            .is_some_and(|l| a.get_long() == Some(l))
+            || (token.len() == 2
+                && token.strip_prefix('-').and_then(|s| s.chars().next()) == a.get_short())
+    });
+    match found.map(|a| (a.get_short(), a.get_long())) {
+        Some((Some(short), Some(long))) => format!("-{short}, --{long}"),
+        Some((None, Some(long))) => format!("--{long}"),
+        Some((Some(short), None)) => format!("-{short}"),
+        _ => token.to_string(),
+    }
 }
 
 /// Docker's wording for the positional arguments a command takes (its CLI's

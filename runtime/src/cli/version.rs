@@ -18,10 +18,16 @@ pub struct VersionArgs {
 
 /// Hull's own version.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit it was built from (build.rs).
+const GIT_COMMIT: &str = env!("HULL_GIT_COMMIT");
+/// That commit's time, as Docker prints `Built:`.
+const BUILT: &str = env!("HULL_BUILT");
+/// The compiler's version.
+const RUSTC_VERSION: &str = env!("HULL_RUSTC_VERSION");
 
 /// `hull -v`: one line, as `docker -v` prints it.
 pub fn short() -> String {
-    format!("Hull version {VERSION}")
+    format!("Hull version {VERSION}, build {GIT_COMMIT}")
 }
 
 /// The machine's OS/Arch in Go's spelling (`linux/amd64`).
@@ -87,12 +93,18 @@ fn details(_paths: &Paths) -> Value {
         "Client": {
             "Platform": { "Name": "Hull" },
             "Version": VERSION,
+            "RustVersion": RUSTC_VERSION,
+            "GitCommit": GIT_COMMIT,
+            "BuildTime": BUILT,
             "Os": os,
             "Arch": arch,
         },
         "Server": {
             "Platform": { "Name": "Hull (daemonless: a monitor per container)" },
             "Version": VERSION,
+            "RustVersion": RUSTC_VERSION,
+            "GitCommit": GIT_COMMIT,
+            "BuildTime": BUILT,
             "Os": os,
             "Arch": arch,
             "KernelVersion": host_kernel,
@@ -133,13 +145,20 @@ fn text(details: &Value) -> String {
     let client = &details["Client"];
     let server = &details["Server"];
     let mut out = format!(
-        "Client: {}\n Version:           {}\n OS/Arch:           {}/{}\n\nServer: {}\n Engine:\n  Version:          {}\n  OS/Arch:          {}/{}\n  Kernel Version:   {}\n",
+        "Client: {}\n Version:           {}\n Rust version:      {}\n Git commit:        {}\n Built:             {}\n OS/Arch:           {}/{}\n\n\
+         Server: {}\n Engine:\n  Version:          {}\n  Rust version:     {}\n  Git commit:       {}\n  Built:            {}\n  OS/Arch:          {}/{}\n  Kernel Version:   {}\n",
         field(&client["Platform"]["Name"]),
         field(&client["Version"]),
+        field(&client["RustVersion"]),
+        field(&client["GitCommit"]),
+        field(&client["BuildTime"]),
         field(&client["Os"]),
         field(&client["Arch"]),
         field(&server["Platform"]["Name"]),
         field(&server["Version"]),
+        field(&server["RustVersion"]),
+        field(&server["GitCommit"]),
+        field(&server["BuildTime"]),
         field(&server["Os"]),
         field(&server["Arch"]),
         field(&server["KernelVersion"]),
@@ -189,6 +208,13 @@ mod tests {
             .render(&details)
             .unwrap();
         assert_eq!(version, VERSION);
-        assert_eq!(short(), format!("Hull version {VERSION}"));
+        assert_eq!(
+            short(),
+            format!("Hull version {VERSION}, build {GIT_COMMIT}")
+        );
+        assert!(
+            text.contains(&format!(" Git commit:        {GIT_COMMIT}\n")),
+            "{text}"
+        );
     }
 }
