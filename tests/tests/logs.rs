@@ -180,6 +180,21 @@ fn the_none_driver_keeps_no_log() {
         log_config(&hull, "quiet"),
         json!({"Type": "none", "Config": {}})
     );
+    // json-file, named, is the default's log.
+    let out = hull.run([
+        "run",
+        "--name",
+        "noted",
+        "--log-driver",
+        "json-file",
+        BUSYBOX_IMAGE,
+        "echo",
+        "kept",
+    ]);
+    assert_eq!(stdout(&out), "kept\n", "stderr: {}", stderr(&out));
+    assert_eq!(ok(&hull, &["logs", "noted"]), "kept");
+    assert_eq!(log_config(&hull, "noted")["Type"], "json-file");
+    ok(&hull, &["rm", "noted"]);
     let out = hull.run(["logs", "quiet"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

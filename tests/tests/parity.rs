@@ -610,6 +610,15 @@ fn run_takes_dockers_common_flags() {
         ),
         "flags"
     );
+    // A key alone matches whatever its value.
+    assert_eq!(
+        ok(
+            &hull,
+            &["ps", "--filter", "label=tier", "--format", "{{.Names}}"]
+        ),
+        "flags"
+    );
+    assert_eq!(ok(&hull, &["ps", "-q", "--filter", "label=other"]), "");
     // A second container may not take the same --cidfile.
     let again = hull.run([
         "run",

@@ -2,7 +2,7 @@
 //! virtiofsd, the real agent. Each test boots its own VM. Memory the guest
 //! frees goes back to the host (free page reporting).
 
-use hull_tests::harness::{stderr, stdout, Hull, BUSYBOX_IMAGE};
+use hull_tests::harness::{ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 
 #[test]
 fn echo_reaches_the_terminal() {
@@ -52,6 +52,31 @@ fn missing_and_unrunnable_commands_exit_127_and_126() {
         "{}",
         stderr(&out)
     );
+    // `start` says the same: attached, with the command's code as `run`;
+    // detached, exit 1, as `docker start`.
+    let id = ok(
+        &hull,
+        &[
+            "create",
+            "--network",
+            "none",
+            BUSYBOX_IMAGE,
+            "no-such-command",
+        ],
+    );
+    for (args, code) in [(&["start", "-a"][..], 127), (&["start"][..], 1)] {
+        let mut all = args.to_vec();
+        all.push(&id);
+        let out = hull.run(&all);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("executable file not found in $PATH"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    ok(&hull, &["rm", &id]);
+    hull.assert_nothing_left();
 }
 
 #[test]

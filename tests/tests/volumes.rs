@@ -266,7 +266,80 @@ fn an_images_volumes_are_anonymous_volumes_with_its_files() {
         std::fs::read_to_string(format!("{mountpoint}/new")).unwrap(),
         "more\n"
     );
+    // A plain `rm` keeps a container's anonymous volume, as Docker's; a
+    // prune takes it.
+    ok(
+        &hull,
+        &[
+            "create",
+            "--name",
+            "keeper",
+            "--network",
+            "none",
+            "hull.test/vol:latest",
+            "true",
+        ],
+    );
+    ok(&hull, &["rm", "keeper"]);
+    assert_eq!(volume_names(&hull).len(), 2);
     ok(&hull, &["rm", "-v", "seeded"]);
+    assert_eq!(volume_names(&hull).len(), 1);
+    ok(&hull, &["volume", "prune", "-f"]);
     assert!(volume_names(&hull).is_empty());
+    hull.assert_nothing_left();
+}
+
+/// `--mount type=bind|tmpfs` and a named volume read-only (`-v NAME:/p:ro`).
+#[test]
+fn mounts_of_each_kind_as_docker_takes_them() {
+    let hull = Hull::with_busybox();
+    let host = hull.scratch.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("host.txt"), "from the host\n").unwrap();
+    ok(&hull, &["volume", "create", "shared"]);
+    let script = "cat /b/host.txt; echo back > /b/back; \
+                  touch /ro/x 2>/dev/null || echo read-only refused; \
+                  touch /t/y && echo tmpfs written; grep ' /t ' /proc/mounts";
+    let out = ok(
+        &hull,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--mount",
+            &format!("type=bind,source={},target=/b", host.display()),
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=1m",
+            "-v",
+            "shared:/ro:ro",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["from the host", "read-only refused", "tmpfs written"],
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("tmpfs /t tmpfs ") && lines[3].contains("size=1024k"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("back")).unwrap(),
+        "back\n"
+    );
+    // The named volume outlives the container, unwritten.
+    assert_eq!(volume_names(&hull), ["shared"]);
+    let mountpoint = ok(
+        &hull,
+        &["volume", "inspect", "-f", "{{.Mountpoint}}", "shared"],
+    );
+    assert!(!std::path::Path::new(&mountpoint).join("x").exists());
+    ok(&hull, &["volume", "rm", "shared"]);
     hull.assert_nothing_left();
 }
