@@ -262,7 +262,7 @@ fn remove_unused_images(paths: &Paths, all: bool) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     for image in images.list()? {
         // A build step's image is cache, not dangling (as Docker's).
-        let dangling = image.repository == "<none>" && !image.intermediate;
+        let dangling = image.is_untagged() && !image.intermediate;
         if (!all && !dangling) || used.contains(&image.id.to_string()) {
             continue;
         }

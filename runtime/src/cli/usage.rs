@@ -39,14 +39,7 @@ pub fn report(err: &clap::Error) -> i32 {
         {
             // Built, so that each subcommand knows its full name for its usage line.
             command.build();
-            let mut sub = command.clone();
-            for step in &path {
-                match sub.find_subcommand(step) {
-                    Some(next) => sub = next.clone(),
-                    None => break,
-                }
-            }
-            let sub = &mut sub;
+            let sub = &mut subcommand(&command, &path).clone();
             eprintln!("\"{name}\" {}.", arguments_rule(sub));
             eprintln!("See '{name} --help'.\n");
             let usage = sub.render_usage().to_string();
@@ -72,11 +65,7 @@ pub fn report(err: &clap::Error) -> i32 {
                 _ => String::new(),
             };
             command.build();
-            let sub = path
-                .iter()
-                .try_fold(&command, |c, step| c.find_subcommand(step))
-                .unwrap_or(&command);
-            let flag = flag_names(sub, &invalid);
+            let flag = flag_names(subcommand(&command, &path), &invalid);
             if value.is_empty() && err.kind() == ErrorKind::InvalidValue {
                 let long = flag.rsplit(", ").next().unwrap_or(&flag);
                 eprintln!("flag needs an argument: {long}\nSee '{name} --help'.");
@@ -125,6 +114,18 @@ fn subcommand_path(root: &clap::Command, args: impl Iterator<Item = String>) -> 
         }
     }
     path
+}
+
+/// The subcommand `path` leads to from `root` (as far as it goes).
+fn subcommand<'a>(root: &'a clap::Command, path: &[String]) -> &'a clap::Command {
+    let mut current = root;
+    for step in path {
+        match current.find_subcommand(step) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    current
 }
 
 /// A flag as pflag names it in errors, `-t, --time` or `--format`, from

@@ -38,7 +38,7 @@ impl ImageFilter {
 
     /// Whether `image` (one of `ImageStore::list`'s rows) passes.
     fn matches(&self, image: &ImageSummary) -> bool {
-        let untagged = image.repository == "<none>";
+        let untagged = image.is_untagged();
         match self {
             Self::Dangling(wanted) => untagged == *wanted,
             Self::Reference(pattern) => {

@@ -97,6 +97,14 @@ pub struct ImageSummary {
     pub intermediate: bool,
 }
 
+impl ImageSummary {
+    /// Whether no name points at it (`<none>`): a dangling image, or a
+    /// build step's.
+    pub fn is_untagged(&self) -> bool {
+        self.repository == NONE
+    }
+}
+
 /// A resolved image: everything needed to build a container's rootfs.
 #[derive(Clone, Debug)]
 pub struct Image {

@@ -461,17 +461,16 @@ fn compile_seccomp(
     spec: &oci_spec::runtime::Spec,
 ) -> Result<(oci_spec::runtime::Spec, Option<hull_seccomp::Filter>)> {
     let mut spec = spec.clone();
-    let Some(mut linux) = spec.linux().clone() else {
-        return Ok((spec, None));
-    };
-    let Some(profile) = linux.seccomp().clone() else {
-        return Ok((spec, None));
-    };
-    let filter =
-        hull_seccomp::Filter::compile(&profile).context("the container's seccomp profile")?;
-    linux.set_seccomp(None);
-    spec.set_linux(Some(linux));
-    Ok((spec, Some(filter)))
+    let profile = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|linux| linux.seccomp_mut().take());
+    let filter = profile
+        .as_ref()
+        .map(hull_seccomp::Filter::compile)
+        .transpose()
+        .context("the container's seccomp profile")?;
+    Ok((spec, filter))
 }
 
 #[cfg(test)]
