@@ -28,6 +28,7 @@ fn version_as_docker_shows_it() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(&hull, &["version", "--format", "json"])).unwrap();
     assert_eq!(json["Client"]["Version"], json["Server"]["Version"]);
+    assert_eq!(json["Client"]["ApiVersion"], json["Server"]["ApiVersion"]);
     // `-v` as `docker -v`: the version and the commit built.
     let short = ok(&hull, &["-v"]);
     let commit = short
@@ -48,6 +49,9 @@ fn version_as_docker_shows_it() {
         " Git commit:        ",
         " Built:             ",
         " Rust version:      ",
+        " API version:       2\n",
+        " Context:           default\n",
+        "  API version:      2 (minimum version 2,",
         "  VMM:",
     ] {
         assert!(text.contains(part), "{part} missing: {text}");
@@ -213,8 +217,8 @@ fn management_commands_are_the_short_ones() {
 }
 
 /// Every `container` and `image` form runs its short command, with its
-/// flags (`image push|pull` are in registry.rs's tests' short forms;
-/// `attach` in tty.rs's).
+/// flags (`image push|pull` are in registry.rs's tests, `container attach`
+/// in training.rs's).
 #[test]
 fn every_management_form_is_its_command() {
     let hull = Hull::with_busybox();
@@ -458,6 +462,16 @@ fn format_takes_go_templates_and_json() {
     ]);
     assert_eq!(volumes.len(), 1);
     assert_eq!(volumes[0]["Name"], "vol-a");
+    assert_eq!(volumes[0]["Labels"], "tier=db");
+    // JSON has no methods: the Label method's data is not in it.
+    assert!(volumes[0].get("Label").is_none(), "{}", volumes[0]);
+    assert_eq!(
+        ok(
+            &hull,
+            &["volume", "ls", "--format", r#"{{.Name}}:{{.Label "tier"}}"#]
+        ),
+        "vol-a:db\nvol-b:"
+    );
     assert_eq!(
         ok(
             &hull,
@@ -619,6 +633,18 @@ fn run_takes_dockers_common_flags() {
         "flags"
     );
     assert_eq!(ok(&hull, &["ps", "-q", "--filter", "label=other"]), "");
+    // A row's Label method, as Docker's templates call it.
+    assert_eq!(
+        ok(
+            &hull,
+            &[
+                "ps",
+                "--format",
+                r#"{{.Names}} {{.Label "team"}}[{{.Label "nope"}}]"#
+            ]
+        ),
+        "flags infra[]"
+    );
     // A second container may not take the same --cidfile.
     let again = hull.run([
         "run",
@@ -718,4 +744,65 @@ fn init_is_pid_one_and_passes_signals_and_exit_codes() {
         "exit 3",
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+/// `--stop-timeout` is how long `stop` waits for the stop signal to work
+/// before it kills, and `stop -t` overrides it, timed on a container whose
+/// PID 1 has no TERM handler (the kernel gives an init no default action).
+#[test]
+fn stop_waits_the_containers_stop_timeout() {
+    use std::time::{Duration, Instant};
+    let hull = Hull::with_busybox();
+    let wait_ready = |starts: usize| {
+        let ready = hull_tests::harness::eventually(Duration::from_secs(30), || {
+            ok(&hull, &["logs", "slow"])
+                .lines()
+                .filter(|l| *l == "ready")
+                .count()
+                >= starts
+        });
+        assert!(ready, "{}", ok(&hull, &["logs", "slow"]));
+    };
+    let timed_stop = |args: &[&str]| {
+        let started = Instant::now();
+        ok(&hull, args);
+        started.elapsed()
+    };
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            "--network",
+            "none",
+            "--stop-timeout",
+            "3",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    wait_ready(1);
+    let waited = timed_stop(&["stop", "slow"]);
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(9),
+        "stop took {waited:?} with --stop-timeout 3"
+    );
+    let inspect = |format: &str| ok(&hull, &["inspect", "-f", format, "slow"]);
+    assert_eq!(
+        inspect("{{.Config.StopTimeout}} {{.State.ExitCode}}"),
+        "3 137"
+    );
+    ok(&hull, &["start", "slow"]);
+    wait_ready(2);
+    let waited = timed_stop(&["stop", "-t", "1", "slow"]);
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "stop -t 1 took {waited:?}"
+    );
+    ok(&hull, &["rm", "slow"]);
+    hull.assert_nothing_left();
 }

@@ -81,7 +81,8 @@ fn push_then_pull_by_tag_and_digest_and_run() {
         "pushed digest {digest} is not the local manifest's: {local}"
     );
 
-    let again = hull_in(&hull, None, &["push", &name]);
+    // The management form, as Docker's `image push`.
+    let again = hull_in(&hull, None, &["image", "push", &name]);
     assert_ok(&again, "second push");
     assert!(
         stdout(&again).contains(": Layer already exists"),
@@ -112,7 +113,7 @@ fn push_then_pull_by_tag_and_digest_and_run() {
         .unwrap_or_else(|| panic!("pulled image not listed: {images}"));
     assert!(row.contains("v1") && row.contains(&digest), "{images}");
 
-    let again = hull_in(&hull, Some(&fresh), &["pull", &name]);
+    let again = hull_in(&hull, Some(&fresh), &["image", "pull", &name]);
     assert_ok(&again, "second pull");
     assert!(
         stdout(&again).contains(&format!("Status: Image is up to date for {name}")),

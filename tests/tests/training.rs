@@ -116,9 +116,10 @@ fn a_docker_training_session() {
         ok(&hull, &["inspect", "-f", "{{.State.Status}}", "web"]),
         "running"
     );
-    // --detach-keys: another sequence; Ctrl-p Ctrl-q is then plain input.
+    // --detach-keys (through the management form, `container attach`):
+    // another sequence; Ctrl-p Ctrl-q is then plain input.
     let mut attach = hull
-        .command(["attach", "--detach-keys", "ctrl-a,d", "web"])
+        .command(["container", "attach", "--detach-keys", "ctrl-a,d", "web"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,6 +1,7 @@
 //! `hull network`: Docker's network commands over Hull's bridged networks.
 
 use super::output::{print_listing, Columns};
+use super::template::LABEL_FIELD;
 use crate::config::Paths;
 use crate::container::{monitor_alive, settled_record};
 use crate::container::{ContainerRecord, ContainerStore};
@@ -120,6 +121,7 @@ pub async fn run(paths: &Paths, command: NetworkCommand) -> Result<i32> {
                             "IPv6": "false",
                             "Internal": "false",
                             "Labels": "",
+                            LABEL_FIELD: {},
                         })
                     })
                     .collect();

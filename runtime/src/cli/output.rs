@@ -9,7 +9,7 @@
 //! takes a template per object, or `json` for them all on one line.
 
 use super::tabwriter;
-use super::template::{Template, TemplateError};
+use super::template::{Template, TemplateError, LABEL_FIELD};
 use serde_json::Value;
 
 /// Docker's `--format json`.
@@ -27,6 +27,9 @@ pub enum Format {
     },
     /// Each row as the template makes it, one per line.
     Lines(Template),
+    /// Each row as one line of JSON, without the fields that stand for
+    /// Docker's methods ([`LABEL_FIELD`]).
+    Json(Template),
 }
 
 /// What a listing knows of its columns.
@@ -55,7 +58,7 @@ impl Format {
     pub fn listing(format: Option<&str>, default: &str) -> Result<Self, TemplateError> {
         let format = match format {
             None | Some("") | Some("table") => default,
-            Some("json") => JSON,
+            Some("json") => return Ok(Format::Json(Template::parse(JSON)?)),
             Some(format) => format,
         };
         let (table, text) = match format.strip_prefix("table") {
@@ -86,15 +89,23 @@ impl Format {
                 text.push('\n');
                 row
             }
-            Format::Lines(row) => row,
+            Format::Lines(row) | Format::Json(row) => row,
         };
         for value in rows {
-            text.push_str(&row.render(value)?);
+            let rendered = match (self, value) {
+                (Format::Json(_), Value::Object(fields)) if fields.contains_key(LABEL_FIELD) => {
+                    let mut fields = fields.clone();
+                    fields.remove(LABEL_FIELD);
+                    row.render(&Value::Object(fields))?
+                }
+                _ => row.render(value)?,
+            };
+            text.push_str(&rendered);
             text.push('\n');
         }
         Ok(match self {
             Format::Table { .. } => tabwriter::align(&text),
-            Format::Lines(_) => text,
+            Format::Lines(_) | Format::Json(_) => text,
         })
     }
 }
@@ -213,6 +224,19 @@ mod tests {
         for (line, row) in lines.iter().zip(rows()) {
             assert_eq!(serde_json::from_str::<Value>(line).unwrap(), row);
         }
+    }
+
+    #[test]
+    fn json_leaves_out_the_label_method() {
+        let row = json!({"Names": "web", LABEL_FIELD: {"tier": "front"}});
+        let json = Format::listing(Some("json"), COLUMNS.default).unwrap();
+        assert_eq!(
+            json.render(&COLUMNS, std::slice::from_ref(&row)).unwrap(),
+            "{\"Names\":\"web\"}\n"
+        );
+        let label =
+            Format::listing(Some("{{.Names}} {{.Label \"tier\"}}"), COLUMNS.default).unwrap();
+        assert_eq!(label.render(&COLUMNS, &[row]).unwrap(), "web front\n");
     }
 
     #[test]

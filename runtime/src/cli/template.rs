@@ -4,6 +4,11 @@
 //! `index`, `printf`, `len`, `eq`/`ne`/`lt`/`le`/`gt`/`ge`, `and`/`or`/`not`)
 //! with Docker's own functions added (see [`super::template_funcs`]), over
 //! JSON data, with Docker's error words.
+//!
+//! Docker's rows also have a method with an argument, `{{.Label "KEY"}}`
+//! (`ps`, `volume ls`, `network ls`). JSON data has no methods, so a row
+//! carries its labels as a map under [`LABEL_FIELD`] and the template's
+//! `X.Label ARG` is read as `(hull_label X.Label ARG)` before it is parsed.
 
 use super::template_funcs::{self, DOCKER_FUNCTIONS, GO_BUILTINS};
 use gotmpl::parse::{CommandNode, Expr, ListNode, Node, Parser, PipeNode};
@@ -33,6 +38,10 @@ impl std::fmt::Debug for Template {
         f.debug_struct("Template").finish_non_exhaustive()
     }
 }
+
+/// The row field that holds a row's labels as a map, for `{{.Label "KEY"}}`;
+/// `--format json` leaves it out, as Docker's JSON has no methods.
+pub const LABEL_FIELD: &str = "Label";
 
 /// An action no template writes, put at the end of the text to see where
 /// the parser closes its blocks.
@@ -144,6 +153,7 @@ fn check(text: &str) -> Result<(), TemplateError> {
     let mut visit = |node: &Node| {
         for (name, line) in node_pipe(node).into_iter().flat_map(pipe_names) {
             let known = name == SENTINEL
+                || name == template_funcs::LABEL_FUNCTION
                 || GO_BUILTINS.contains(&name.as_str())
                 || DOCKER_FUNCTIONS.contains(&name.as_str());
             if !known && unknown.is_none() {
@@ -163,6 +173,81 @@ fn check(text: &str) -> Result<(), TemplateError> {
     }
 }
 
+/// The length of the Go literal or operand that starts `text` (a quoted or
+/// raw string, a character, or a run of `$`, `.`, letters and digits), or 0.
+fn operand_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    match bytes.first() {
+        Some(&quote @ (b'"' | b'\'' | b'`')) => {
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'\\' if quote != b'`' => i += 2,
+                    c if c == quote => return i + 1,
+                    _ => i += 1,
+                }
+            }
+            0
+        }
+        _ => text
+            .bytes()
+            .take_while(|&c| c == b'$' || c == b'.' || c == b'_' || c.is_ascii_alphanumeric())
+            .count(),
+    }
+}
+
+/// `text` with each `X.Label ARG` inside an action written as
+/// `(hull_label X.Label ARG)`; strings, comments and the text outside
+/// actions are left as they are.
+fn label_calls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open + 2]);
+        rest = &rest[open + 2..];
+        // Within one action: copy up to its `}}`, rewriting as we go.
+        let mut action = String::new();
+        loop {
+            if rest.is_empty() || rest.starts_with("}}") {
+                break;
+            }
+            if rest.starts_with("/*") {
+                let end = rest.find("*/").map_or(rest.len(), |i| i + 2);
+                action.push_str(&rest[..end]);
+                rest = &rest[end..];
+                continue;
+            }
+            let len = operand_len(rest);
+            if len == 0 {
+                let c = rest.chars().next().map_or(1, char::len_utf8);
+                action.push_str(&rest[..c]);
+                rest = &rest[c..];
+                continue;
+            }
+            let (token, after) = rest.split_at(len);
+            let is_call = !token.starts_with(['"', '\'', '`'])
+                && token.ends_with(".Label")
+                && after.starts_with([' ', '\t']);
+            let argument = after.trim_start_matches([' ', '\t']);
+            let argument_len = operand_len(argument);
+            if is_call && argument_len > 0 {
+                let skipped = after.len() - argument.len();
+                action.push_str(&format!(
+                    "(hull_label {token} {})",
+                    &argument[..argument_len]
+                ));
+                rest = &after[skipped + argument_len..];
+            } else {
+                action.push_str(token);
+                rest = after;
+            }
+        }
+        out.push_str(&action);
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Template {
     /// Parses `text` with Docker's functions.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
@@ -176,6 +261,7 @@ impl Template {
     }
 
     fn parse_with(text: &str, funcs: FuncMap) -> Result<Self, TemplateError> {
+        let text = &label_calls(text);
         check(text)?;
         let inner = gotmpl::Template::new("")
             .funcs(funcs)
@@ -317,6 +403,35 @@ mod tests {
             "A=1B=2"
         );
         assert_eq!(render("{{/* nothing */}}ok"), "ok");
+    }
+
+    #[test]
+    fn label_is_a_method_with_an_argument() {
+        let row = json!({"Names": "web", LABEL_FIELD: {"tier": "front", "a.b": "x y"}});
+        let render = |text: &str| Template::parse(text).unwrap().render(&row).unwrap();
+        assert_eq!(render(r#"{{.Label "tier"}}"#), "front");
+        assert_eq!(
+            render(r#"{{ .Label   `a.b` }}|{{.Label "nope"}}|"#),
+            "x y||"
+        );
+        assert_eq!(
+            render(r#"{{if eq (.Label "tier") "front"}}yes{{end}}"#),
+            "yes"
+        );
+        assert_eq!(render(r#"{{$k := "tier"}}{{.Label $k | upper}}"#), "FRONT");
+        assert_eq!(render(r#"{{with .}}{{.Label "tier"}}{{end}}"#), "front");
+        // Strings, text outside actions and other fields are left alone.
+        assert_eq!(
+            render(r#".Label "tier" {{".Label \"tier\""}}"#),
+            r#".Label "tier" .Label "tier""#
+        );
+        assert_eq!(
+            label_calls("{{.Labels}} {{.Label}}"),
+            "{{.Labels}} {{.Label}}"
+        );
+        // No labels at all (a row without the field): empty, as Docker's.
+        let render_bare = |text: &str| Template::parse(text).unwrap().render(&json!({})).unwrap();
+        assert_eq!(render_bare(r#"[{{.Label "tier"}}]"#), "[]");
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub const DOCKER_FUNCTIONS: [&str; 8] = [
     "json", "split", "join", "title", "lower", "upper", "pad", "truncate",
 ];
 
+/// The function behind a row's `{{.Label "KEY"}}` (see
+/// [`super::template::LABEL_FIELD`]): the label's value, or nothing.
+pub const LABEL_FUNCTION: &str = "hull_label";
+
 /// Go's own template functions, which every template knows.
 pub const GO_BUILTINS: [&str; 19] = [
     "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf",
@@ -169,6 +173,15 @@ pub fn docker_functions() -> FuncMap {
         let length = integer("truncate", &args[1])?;
         Ok(string(text(&args[0]).chars().take(length).collect()))
     });
+    add(&mut funcs, LABEL_FUNCTION, 2, |args| {
+        Ok(match &args[0] {
+            Value::Map(labels) => labels
+                .get(text(&args[1]).as_str())
+                .cloned()
+                .unwrap_or_else(|| string(String::new())),
+            _ => string(String::new()),
+        })
+    });
     funcs
 }
 
@@ -179,6 +192,10 @@ pub fn header_functions() -> FuncMap {
     for (name, count) in DOCKER_FUNCTIONS.into_iter().zip([1, 2, 2, 1, 1, 1, 3, 2]) {
         add(&mut funcs, name, count, |args| Ok(args[0].clone()));
     }
+    // A header row has no labels: as in Docker's, the header stops there.
+    add(&mut funcs, LABEL_FUNCTION, 2, |_| {
+        Err(TemplateError::Exec("no labels in a header".into()))
+    });
     funcs
 }
 
@@ -258,6 +275,6 @@ mod tests {
             funcs["join"](&[s("NAMES"), s(",")]).unwrap().to_string(),
             "NAMES"
         );
-        assert_eq!(funcs.len(), DOCKER_FUNCTIONS.len());
+        assert_eq!(funcs.len(), DOCKER_FUNCTIONS.len() + 1);
     }
 }

@@ -24,6 +24,8 @@ const GIT_COMMIT: &str = env!("HULL_GIT_COMMIT");
 const BUILT: &str = env!("HULL_BUILT");
 /// The compiler's version.
 const RUSTC_VERSION: &str = env!("HULL_RUSTC_VERSION");
+/// Docker's CLI context; Hull has one, its state directory.
+const CONTEXT: &str = "default";
 
 /// `hull -v`: one line, as `docker -v` prints it.
 pub fn short() -> String {
@@ -75,6 +77,12 @@ fn kernel_release(kernel: &Path) -> Option<String> {
     String::from_utf8(release).ok().filter(|r| !r.is_empty())
 }
 
+/// The version of the protocol between host and guest agent, which both
+/// sides must share.
+fn api_version() -> String {
+    hull_protocol::PROTOCOL_VERSION.to_string()
+}
+
 /// Everything `hull version` shows, as `docker version --format` sees it.
 fn details(_paths: &Paths) -> Value {
     let (os, arch) = os_arch();
@@ -93,6 +101,10 @@ fn details(_paths: &Paths) -> Value {
         "Client": {
             "Platform": { "Name": "Hull" },
             "Version": VERSION,
+            // Hull has no daemon API: the interface it versions is the one
+            // between host and guest agent.
+            "ApiVersion": api_version(),
+            "Context": CONTEXT,
             "RustVersion": RUSTC_VERSION,
             "GitCommit": GIT_COMMIT,
             "BuildTime": BUILT,
@@ -102,6 +114,8 @@ fn details(_paths: &Paths) -> Value {
         "Server": {
             "Platform": { "Name": "Hull (daemonless: a monitor per container)" },
             "Version": VERSION,
+            "ApiVersion": api_version(),
+            "MinAPIVersion": api_version(),
             "RustVersion": RUSTC_VERSION,
             "GitCommit": GIT_COMMIT,
             "BuildTime": BUILT,
@@ -145,17 +159,21 @@ fn text(details: &Value) -> String {
     let client = &details["Client"];
     let server = &details["Server"];
     let mut out = format!(
-        "Client: {}\n Version:           {}\n Rust version:      {}\n Git commit:        {}\n Built:             {}\n OS/Arch:           {}/{}\n\n\
-         Server: {}\n Engine:\n  Version:          {}\n  Rust version:     {}\n  Git commit:       {}\n  Built:            {}\n  OS/Arch:          {}/{}\n  Kernel Version:   {}\n",
+        "Client: {}\n Version:           {}\n API version:       {}\n Rust version:      {}\n Git commit:        {}\n Built:             {}\n OS/Arch:           {}/{}\n Context:           {}\n\n\
+         Server: {}\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {}, host-guest protocol)\n  Rust version:     {}\n  Git commit:       {}\n  Built:            {}\n  OS/Arch:          {}/{}\n  Kernel Version:   {}\n",
         field(&client["Platform"]["Name"]),
         field(&client["Version"]),
+        field(&client["ApiVersion"]),
         field(&client["RustVersion"]),
         field(&client["GitCommit"]),
         field(&client["BuildTime"]),
         field(&client["Os"]),
         field(&client["Arch"]),
+        field(&client["Context"]),
         field(&server["Platform"]["Name"]),
         field(&server["Version"]),
+        field(&server["ApiVersion"]),
+        field(&server["MinAPIVersion"]),
         field(&server["RustVersion"]),
         field(&server["GitCommit"]),
         field(&server["BuildTime"]),

@@ -4,6 +4,7 @@
 use super::engine;
 use super::format::human_size;
 use super::output::{inspect_text, print_listing, Columns};
+use super::template::LABEL_FIELD;
 use crate::config::Paths;
 use crate::engine::EngineError;
 use crate::volume::{Volume, VolumeError, VolumeFilter, LOCAL_DRIVER};
@@ -195,6 +196,7 @@ fn ls_row(volume: &Volume) -> Value {
         "Scope": "local",
         "Mountpoint": volume.mountpoint,
         "Labels": volume.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        LABEL_FIELD: volume.labels,
         "Links": "N/A",
         "Size": "N/A",
     })

@@ -4,6 +4,7 @@
 use super::load;
 use crate::cli::format::{ago, human_duration};
 use crate::cli::output::{print_listing, Columns};
+use crate::cli::template::LABEL_FIELD;
 use crate::config::Paths;
 use crate::container::reconcile;
 use crate::container::{ContainerRecord, ContainerStore, Status};
@@ -208,6 +209,7 @@ fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
         "Names": record.short_name(),
         "Size": "0B",
         "Labels": labels.join(","),
+        LABEL_FIELD: record.config.labels,
         "Mounts": "",
         "Networks": networks.join(","),
         "LocalVolumes": "0",
