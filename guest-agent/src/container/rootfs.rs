@@ -102,6 +102,22 @@ impl ContainerRootfs {
         fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
     }
 
+    /// Where `dest` (absolute, inside the container) is under the root,
+    /// without looking at the file system; `..` is refused.
+    fn path_of(&self, dest: &Path) -> Result<PathBuf> {
+        let mut path = self.root.clone();
+        for component in dest.components() {
+            match component {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(name) => path.push(name),
+                Component::ParentDir | Component::Prefix(_) => {
+                    bail!("path {} leaves the container's root", dest.display())
+                }
+            }
+        }
+        Ok(path)
+    }
+
     /// Makes `dest` (absolute, inside the container) exist as a directory or
     /// file, refusing to go through symlinks: an image must not be able to
     /// redirect a mount onto the agent's own tree.
@@ -196,6 +212,19 @@ fn parse_options(options: &[String]) -> (libc::c_ulong, libc::c_ulong, Vec<Strin
 /// The mount steps for the spec's mounts, with mount points created.
 pub fn plan_mounts(rootfs: &ContainerRootfs, mounts: &[Mount]) -> Result<Vec<MountStep>> {
     let mut steps = Vec::new();
+    // Where a new file system (tmpfs, proc, sysfs, ...) is mounted before.
+    let mut fresh: Vec<&Path> = Vec::new();
+    // A mount point under one of them is made in it by the child, when that
+    // file system is there: its content is the kernel's or the agent's, never
+    // the image's. Making it in the root beforehand would leave it in the
+    // container's writable layer, hidden, at a round trip to the host each.
+    let target_of = |fresh: &[&Path], dest: &Path, as_file: bool| -> Result<PathBuf> {
+        if fresh.iter().any(|m| dest != *m && dest.starts_with(m)) {
+            rootfs.path_of(dest)
+        } else {
+            rootfs.prepare_path(dest, as_file)
+        }
+    };
     for spec_mount in mounts {
         let dest = spec_mount.destination();
         if !dest.is_absolute() {
@@ -216,7 +245,10 @@ pub fn plan_mounts(rootfs: &ContainerRootfs, mounts: &[Mount]) -> Result<Vec<Mou
                 .source()
                 .as_ref()
                 .is_some_and(|s| fs::metadata(s).is_ok_and(|m| !m.is_dir()));
-        let target = rootfs.prepare_path(dest, source_is_file)?;
+        let target = target_of(&fresh, dest, source_is_file)?;
+        if fstype.is_some() && !is_bind {
+            fresh.push(dest);
+        }
         let data = if data.is_empty() {
             None
         } else {
@@ -268,7 +300,7 @@ pub fn plan_mounts(rootfs: &ContainerRootfs, mounts: &[Mount]) -> Result<Vec<Mou
     // (mounted above as a tmpfs by the default spec), as runc does in user
     // namespaces; nothing needs mknod inside the container.
     for device in DEFAULT_DEVICES {
-        let target = rootfs.prepare_path(&Path::new("/dev").join(device), true)?;
+        let target = target_of(&fresh, &Path::new("/dev").join(device), true)?;
         steps.push(MountStep {
             point: MountPoint::File,
             source: Some(cstring(&Path::new("/dev").join(device))?),
@@ -341,6 +373,46 @@ mod tests {
         assert!(root.join("etc/hosts").is_file());
         assert!(rootfs.prepare_path(Path::new("/escape/x"), false).is_err());
         assert!(rootfs.prepare_path(Path::new("/../x"), false).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn mount_points_on_a_new_file_system_are_left_to_the_child() {
+        use oci_spec::runtime::MountBuilder;
+        let dir = std::env::temp_dir().join(format!("hull-agent-plan-{}", std::process::id()));
+        let root = dir.join("rootfs");
+        fs::create_dir_all(&root).unwrap();
+        let rootfs = ContainerRootfs {
+            dir: dir.clone(),
+            root: root.clone(),
+        };
+        let mount = |dest: &str, typ: &str, source: &str, options: &[&str]| {
+            MountBuilder::default()
+                .destination(dest)
+                .typ(typ)
+                .source(source)
+                .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                .build()
+                .unwrap()
+        };
+        let mounts = [
+            mount("/dev", "tmpfs", "tmpfs", &["nosuid"]),
+            mount("/dev/pts", "devpts", "devpts", &[]),
+            mount("/data", "bind", "/tmp", &["rbind"]),
+            mount("/data/sub", "bind", "/tmp", &["rbind"]),
+        ];
+        let steps = plan_mounts(&rootfs, &mounts).unwrap();
+        // The new file system's own mount point is made in the root; what
+        // goes on it is not, though its steps name it.
+        assert!(root.join("dev").is_dir());
+        assert!(!root.join("dev/pts").exists());
+        assert!(!root.join("dev/null").exists());
+        let targets: Vec<_> = steps.iter().map(|s| s.target.clone()).collect();
+        assert!(targets.contains(&cstring(&root.join("dev/pts")).unwrap()));
+        assert!(targets.contains(&cstring(&root.join("dev/null")).unwrap()));
+        // Under a bind mount (content from elsewhere): checked and made.
+        assert!(root.join("data/sub").is_dir());
+        assert!(rootfs.path_of(Path::new("/dev/../x")).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 }

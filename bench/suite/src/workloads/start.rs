@@ -113,9 +113,10 @@ fn floor_cmd(accel: &str, kernel: &str, initrd: &str, log: &Path) -> Command {
         "console=ttyS0 reboot=t panic=-1 quiet tsc=reliable no_timer_check hull.poweroff"
             .to_string();
     // As Hull tells its guests under the emulator (hypervisor/qemu.rs):
-    // the emulated APIC timer's clock, so the kernel does not measure it.
+    // the emulated APIC timer's clock, so the kernel does not measure it,
+    // and no patching of lock prefixes.
     if !accel.starts_with("kvm") {
-        append.push_str(" lapic_timer_hz=1000000000");
+        append.push_str(" lapic_timer_hz=1000000000 noreplace-smp");
     }
     cmd.arg("-append").arg(append);
     cmd
