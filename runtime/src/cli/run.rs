@@ -439,6 +439,8 @@ pub async fn run(paths: &Paths, args: RunArgs) -> Result<i32> {
         detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     let result = attach_and_wait(&monitor, how, Some((paths, &id))).await;
+    // Gone, so the monitor need not wait for us to finish.
+    drop(monitor);
     let store = ContainerStore::open(&paths.root)?;
     let result = result.map_err(|err| explain_lost_monitor(&store, &id, err));
     if args.create.rm {

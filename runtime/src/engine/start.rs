@@ -110,7 +110,7 @@ impl Engine {
     pub async fn torn_down(&self, id: &str, monitor_pid: u32) {
         let run_dir = self.paths.sandbox_dir(id);
         while crate::process::process_alive(i64::from(monitor_pid)) && run_dir.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 }

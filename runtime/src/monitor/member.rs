@@ -212,8 +212,7 @@ impl Member {
                 Err(err) => tracing::warn!("container {}: removing it: {err:#}", &id[..12]),
             }
         }
-        // Give attached clients a moment to read their answers before the socket goes.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.shared.clients_gone().await;
         drop(self.listener);
         crate::sandbox::remove_dir(&self.paths.sandbox_dir(&id));
         id

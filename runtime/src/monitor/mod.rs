@@ -92,6 +92,8 @@ struct Attached {
 
 struct Shared {
     attached: Mutex<Vec<Attached>>,
+    /// How many clients are connected.
+    clients: watch::Sender<usize>,
     exit: watch::Sender<Option<ExitInfo>>,
     control: mpsc::Sender<Control>,
     /// The agent while the container runs, for execs.
@@ -124,6 +126,7 @@ impl Shared {
         let (exit_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             attached: Mutex::new(Vec::new()),
+            clients: watch::channel(0).0,
             exit: exit_tx,
             control: control_tx,
             agent: Mutex::new(None),
@@ -135,6 +138,14 @@ impl Shared {
             next_exec_stream,
         });
         (shared, control_rx)
+    }
+
+    /// Returns once every client has gone (each has read the exit it
+    /// waited for, and closed), or after [`CLIENTS_GRACE`]: a client still
+    /// attached then loses its connection when the socket goes.
+    async fn clients_gone(&self) {
+        let mut clients = self.clients.subscribe();
+        let _ = tokio::time::timeout(CLIENTS_GRACE, clients.wait_for(|n| *n == 0)).await;
     }
 
     /// Binds the container's socket and serves its clients until `listen`'s
@@ -162,6 +173,9 @@ impl Shared {
         }))
     }
 }
+
+/// How long a container's ending waits for its clients to go.
+const CLIENTS_GRACE: Duration = Duration::from_millis(50);
 
 /// Agent stream ids below this are the container's own; execs get blocks of four above.
 const FIRST_EXEC_STREAM: u32 = 16;
@@ -306,8 +320,7 @@ pub async fn run(paths: Paths, id: String, start: bool) -> Result<()> {
         // As `docker run --rm`: its anonymous volumes go with it.
         crate::engine::Engine::new(paths.clone()).release_anonymous_volumes(&record);
     }
-    // Give attached clients a moment to read their answers before the socket goes.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    shared.clients_gone().await;
     crate::sandbox::remove_dir(&run_dir);
     Ok(())
 }

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Serves one client connection.
 pub(super) async fn serve_client(stream: UnixStream, shared: Arc<Shared>, open_stdin: bool) {
+    let _counted = Connected::new(&shared);
     let (read_half, write_half) = stream.into_split();
     let (frames_tx, mut frames_rx) = mpsc::channel::<Frame>(64);
     let writer = tokio::spawn(async move {
@@ -291,5 +292,21 @@ pub(super) fn unexpected_answer(answer: Result<Response, crate::rpc::RpcError>) 
     match answer {
         Ok(other) => MonitorResponse::error(format!("unexpected answer from the agent: {other:?}")),
         Err(err) => MonitorResponse::error(err.to_string()),
+    }
+}
+
+/// A connected client, counted in [`Shared`]'s `clients` while it lasts.
+struct Connected<'a>(&'a Shared);
+
+impl<'a> Connected<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.clients.send_modify(|n| *n += 1);
+        Self(shared)
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.clients.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
