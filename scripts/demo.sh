@@ -11,7 +11,7 @@ trap 'rm -f "$archive"' EXIT
 target/release/hull-testimage "$archive" busybox:latest >/dev/null
 hull load -i "$archive"
 hull images
-hull info | grep -E '^(backend|accel|kvm):'
+hull info | grep -E '^ +(Backend|Accel|KVM):'
 # --network none: the demo needs no network, and leaves the host's untouched.
 echo '$ hull run --rm --network none busybox sh -c '\''echo "Hello from a microVM: kernel $(uname -r), pid $$"'\'''
 hull run --rm --network none busybox sh -c 'echo "Hello from a microVM: kernel $(uname -r), pid $$"'

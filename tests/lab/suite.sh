@@ -142,7 +142,7 @@ hull load -q -i "$scratch/busybox.tar" >/dev/null
 logged() { hull logs "$1" 2>/dev/null | grep "$2" >/dev/null; }
 lines_in() { hull exec "$1" cat "$2" | wc -l; }
 # (Read whole: grep -q would end hull with SIGPIPE, which pipefail reports.)
-t_info() { local out; out=$(hull info) && printf '%s\n' "$out" && grep -q "kvm: hardware" <<<"$out"; }
+t_info() { local out; out=$(hull info) && printf '%s\n' "$out" && grep -q "KVM: hardware" <<<"$out"; }
 t_kernel() { run --rm busybox uname -r | grep -- '-hull'; }
 t_stdin() { [ "$(echo through-stdin | run --rm -i busybox cat)" = through-stdin ]; }
 t_tty() { run --rm -t busybox tty | grep /dev/pts/; }

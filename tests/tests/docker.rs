@@ -1203,7 +1203,11 @@ fn prune_removes_what_nothing_uses() {
 
     let pruned = ok(&hull, &["container", "prune", "-f"]);
     assert!(
-        pruned.starts_with("Deleted Containers:") && pruned.lines().count() == 3,
+        // Two containers, a blank line, the space.
+        pruned.starts_with("Deleted Containers:")
+            && pruned.lines().count() == 5
+            && pruned.contains("\n\nTotal reclaimed space: ")
+            && pruned.ends_with('B'),
         "{pruned}"
     );
     assert_eq!(ok(&hull, &["ps", "-a", "--format", "{{.Names}}"]), "up");
@@ -1213,6 +1217,13 @@ fn prune_removes_what_nothing_uses() {
         pruned.contains(&dangling["sha256:".len()..]),
         "the untagged image: {pruned}"
     );
+    // The layers it alone held went: some space came back.
+    let reclaimed = pruned.lines().last().unwrap_or_default();
+    assert!(
+        reclaimed.starts_with("Total reclaimed space: ")
+            && reclaimed != "Total reclaimed space: 0B",
+        "{pruned}"
+    );
     let images = ok(&hull, &["images"]);
     assert!(
         images.contains("snapshot") && images.contains("busybox"),
@@ -1221,6 +1232,14 @@ fn prune_removes_what_nothing_uses() {
 
     let pruned = ok(&hull, &["system", "prune", "-a", "-f"]);
     assert!(pruned.contains("Deleted Networks:\nunused"), "{pruned}");
+    assert!(
+        pruned
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("Total reclaimed space: "),
+        "{pruned}"
+    );
     let images = ok(&hull, &["images"]);
     assert!(
         !images.contains("snapshot") && images.contains("busybox"),

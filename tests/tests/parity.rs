@@ -73,6 +73,12 @@ fn usage_errors_as_docker_words_them() {
             "\"hull tag\" requires exactly 2 arguments.",
         ),
         (&["rm"], 1, "\"hull rm\" requires at least 1 argument."),
+        // CONTAINER and COMMAND both.
+        (
+            &["exec", "box"],
+            1,
+            "\"hull exec\" requires at least 2 arguments.",
+        ),
         // One too many, as Docker words it.
         (
             &["history", "a", "b"],
@@ -210,7 +216,14 @@ fn management_commands_are_the_short_ones() {
         ["Images", "1", "1"],
         "{df}"
     );
-    assert!(ok(&hull, &["system", "info"]).contains("backend"));
+    let info = ok(&hull, &["system", "info"]);
+    assert!(
+        info.starts_with("Client:\n Context:    default\n")
+            && info.contains("\nServer:\n Containers: 1\n  Running: 0\n")
+            && info.contains("\n Images: 1\n")
+            && info.contains("\n Backend: "),
+        "{info}"
+    );
     ok(&hull, &["container", "rm", "made"]);
     ok(&hull, &["image", "rm", BUSYBOX_IMAGE]);
     assert_eq!(ok(&hull, &["image", "ls", "-q"]), "");
@@ -292,6 +305,21 @@ fn every_management_form_is_its_command() {
         "Loaded image: hull.test/again:2"
     );
     image(&["import", &path("fs.tar"), "hull.test/imported:1"]);
+    // Standard input, as `docker load < FILE` and `docker import - NAME`.
+    image(&["rm", "hull.test/again:2"]);
+    let out = hull.run_with_input(&["load"], &std::fs::read(path("again.tar")).unwrap());
+    assert_eq!(
+        stdout(&out).trim(),
+        "Loaded image: hull.test/again:2",
+        "{}",
+        stderr(&out)
+    );
+    let out = hull.run_with_input(
+        &["image", "import", "-", "hull.test/piped:1"],
+        &std::fs::read(path("fs.tar")).unwrap(),
+    );
+    assert!(stdout(&out).starts_with("sha256:"), "{}", stderr(&out));
+    image(&["rm", "hull.test/piped:1"]);
     assert_eq!(
         ok(
             &hull,

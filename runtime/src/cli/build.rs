@@ -6,6 +6,7 @@
 use super::engine;
 use super::images::{open_store, pull_for_run};
 use super::session::{attach_and_wait, Session};
+use super::spool::SpooledStdin;
 use crate::build::{BuildError, BuildOptions, Context, RunStep, StepRunner};
 use crate::config::Paths;
 use crate::engine::{CommitRequest, ContainerOptions, ProcessOptions};
@@ -139,7 +140,7 @@ fn read_bounded(reader: &mut impl Read, what: &str) -> Result<Vec<u8>> {
 /// A context given on stdin (`hull build - < context.tar`), unpacked in a
 /// private directory of the image store; removed when dropped.
 struct TempContext {
-    archive: PathBuf,
+    root: PathBuf,
     dir: PathBuf,
 }
 
@@ -147,7 +148,7 @@ impl TempContext {
     fn new(root: &Path) -> TempContext {
         let pid = std::process::id();
         TempContext {
-            archive: root.join(format!(".tmp-build-{pid}-stdin")),
+            root: root.to_path_buf(),
             dir: root.join(format!(".tmp-build-{pid}-context")),
         }
     }
@@ -156,15 +157,13 @@ impl TempContext {
     /// the Dockerfile in it (`file`, default `Dockerfile`); anything else
     /// is the Dockerfile itself, with no context, as Docker reads it.
     fn read_stdin(&self, file: Option<&Path>) -> Result<(Vec<u8>, Option<Context>)> {
-        let mut out = std::fs::File::create(&self.archive)
-            .with_context(|| format!("creating {}", self.archive.display()))?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut out).context("reading stdin")?;
-        drop(out);
-        if !crate::build::archive::is_archive(&self.archive) {
-            let mut reader = std::fs::File::open(&self.archive)?;
+        let spooled = SpooledStdin::read(&self.root, "build")?;
+        let archive = spooled.path();
+        if !crate::build::archive::is_archive(archive) {
+            let mut reader = std::fs::File::open(archive)?;
             return Ok((read_bounded(&mut reader, "stdin")?, None));
         }
-        let mut input = std::io::BufReader::new(std::fs::File::open(&self.archive)?);
+        let mut input = std::io::BufReader::new(std::fs::File::open(archive)?);
         let gzip = std::io::BufRead::fill_buf(&mut input)?.starts_with(&[0x1f, 0x8b]);
         let input: Box<dyn Read> = if gzip {
             Box::new(flate2::read::GzDecoder::new(input))
@@ -198,7 +197,6 @@ impl TempContext {
 
 impl Drop for TempContext {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.archive);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -3,6 +3,7 @@
 
 use super::format::{ago, human_size};
 use super::output::{print_listing, Columns};
+use super::spool::SpooledStdin;
 use crate::config::Paths;
 use crate::image::{ImageFilter, ImageStore};
 use anyhow::{Context, Result};
@@ -73,8 +74,8 @@ pub fn save(paths: &Paths, args: SaveArgs) -> Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// Read from tar archive file, instead of STDIN
-    #[arg(short, long, value_name = "FILE")]
-    input: PathBuf,
+    #[arg(short, long, value_name = "string")]
+    input: Option<PathBuf>,
     /// Suppress the load output
     #[arg(short, long)]
     quiet: bool,
@@ -119,7 +120,7 @@ pub struct HistoryArgs {
 /// `hull import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
-    /// A tar archive of a file system (as `hull export` writes)
+    /// A tar archive of a file system (as `hull export` writes), or - for stdin
     file: PathBuf,
     /// The new image's name
     reference: Option<String>,
@@ -127,7 +128,14 @@ pub struct ImportArgs {
 
 /// Makes a single-layer image of a file-system tarball; prints its id.
 pub fn import(paths: &Paths, args: ImportArgs) -> Result<()> {
-    let loaded = open_store(paths)?.import_tarball(&args.file, args.reference.as_deref())?;
+    let store = open_store(paths)?;
+    let loaded = match args.file.as_os_str() == "-" {
+        true => {
+            let spooled = SpooledStdin::read(store.root(), "import")?;
+            spooled.as_stdin(store.import_tarball(spooled.path(), args.reference.as_deref()))?
+        }
+        false => store.import_tarball(&args.file, args.reference.as_deref())?,
+    };
     println!("{}", loaded.id);
     Ok(())
 }
@@ -322,7 +330,13 @@ pub fn images(paths: &Paths, args: ImagesArgs) -> Result<()> {
 /// Loads an OCI image archive.
 pub fn load(paths: &Paths, args: LoadArgs) -> Result<()> {
     let store = open_store(paths)?;
-    let loaded = store.load_archive(&args.input)?;
+    let loaded = match &args.input {
+        Some(file) => store.load_archive(file)?,
+        None => {
+            let spooled = SpooledStdin::read(store.root(), "load")?;
+            spooled.as_stdin(store.load_archive(spooled.path()))?
+        }
+    };
     if !args.quiet {
         for image in loaded {
             match image.reference {

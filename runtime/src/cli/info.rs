@@ -76,43 +76,54 @@ fn details(paths: &Paths) -> Value {
     })
 }
 
-/// Hull's layout of [`details`]: `key: value` lines, one fact each.
+/// Docker's layout of [`details`] (`Client:`, then `Server:` with its
+/// containers by state, images, versions and the host), with what Hull
+/// runs containers on among the server's lines; warnings last.
 fn text(details: &Value) -> String {
     let field = |key: &str| match &details[key] {
         Value::String(s) => s.clone(),
+        Value::Null => String::new(),
         other => other.to_string(),
     };
-    let mut out = String::new();
-    for (label, key) in [
-        ("backend", "Backend"),
-        ("accel", "Accel"),
-        ("accel options", "AccelOptions"),
-        ("backend chosen because", "BackendReason"),
-        ("kvm", "KVM"),
-        ("kernel", "GuestKernel"),
-        ("initramfs", "Initramfs"),
-        ("virtiofsd", "Virtiofsd"),
-        ("root", "DockerRootDir"),
-        ("run dir", "RunDir"),
+    let mut out = String::from("Client:\n Context:    default\n Debug Mode: false\n\nServer:\n");
+    for (indent, label, key) in [
+        (" ", "Containers", "Containers"),
+        ("  ", "Running", "ContainersRunning"),
+        ("  ", "Paused", "ContainersPaused"),
+        ("  ", "Stopped", "ContainersStopped"),
+        (" ", "Images", "Images"),
+        (" ", "Server Version", "ServerVersion"),
+        (" ", "Backend", "Backend"),
+        ("  ", "Accel", "Accel"),
+        ("  ", "Accel Options", "AccelOptions"),
+        ("  ", "Chosen Because", "BackendReason"),
+        (" ", "KVM", "KVM"),
+        (" ", "Guest Kernel", "GuestKernel"),
+        (" ", "Initramfs", "Initramfs"),
+        (" ", "Virtiofsd", "Virtiofsd"),
+        (" ", "Kernel Version", "KernelVersion"),
+        (" ", "OSType", "OSType"),
+        (" ", "Architecture", "Architecture"),
+        (" ", "CPUs", "NCPU"),
+        (" ", "Name", "Name"),
+        (" ", "Hull Root Dir", "DockerRootDir"),
+        (" ", "Run Dir", "RunDir"),
     ] {
         let value = field(key);
         if !value.is_empty() {
-            out.push_str(&format!("{label}: {value}\n"));
+            out.push_str(&format!("{indent}{label}: {value}\n"));
         }
-    }
-    if !details["Images"].is_null() {
-        out.push_str(&format!("images: {}\n", field("Images")));
     }
     for warning in details["Warnings"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "warning: {}\n",
+            "WARNING: {}\n",
             warning.as_str().unwrap_or_default()
         ));
     }
     out
 }
 
-/// Prints what Hull runs on, as lines or through `--format`.
+/// Prints what Hull runs on, as Docker lays it out or through `--format`.
 pub fn info(paths: &Paths, args: InfoArgs) -> Result<()> {
     let details = details(paths);
     match args.format.as_deref() {
@@ -131,9 +142,17 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let details = details(&Paths::new(Some(root.path().to_path_buf())));
         let text = text(&details);
-        assert!(text.starts_with("backend: "), "{text}");
         assert!(
-            text.contains(&format!("root: {}\n", root.path().display())),
+            text.starts_with("Client:\n Context:    default\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nServer:\n Containers: 0\n  Running: 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n Backend: "), "{text}");
+        assert!(
+            text.contains(&format!(" Hull Root Dir: {}\n", root.path().display())),
             "{text}"
         );
         let rendered = object_template("{{.Containers}} {{.DockerRootDir}}")

@@ -17,6 +17,7 @@ mod network;
 mod output;
 mod run;
 mod session;
+mod spool;
 mod system;
 mod tabwriter;
 mod template;

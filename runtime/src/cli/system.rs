@@ -62,12 +62,15 @@ pub async fn run(paths: &Paths, command: SystemCommand) -> Result<i32> {
             if !force && !confirm(&warning)? {
                 return Ok(0);
             }
-            prune_containers(paths).await?;
+            let mut reclaimed = prune_containers(paths).await?;
             prune_networks(paths).await?;
             if volumes {
-                print_deleted("Volumes", &engine(paths).prune_volumes(&[], false)?.0);
+                let (deleted, bytes) = engine(paths).prune_volumes(&[], false)?;
+                print_deleted("Volumes", &deleted);
+                reclaimed += bytes;
             }
-            prune_images(paths, all)?;
+            reclaimed += prune_images(paths, all)?;
+            print_reclaimed(reclaimed);
         }
         SystemCommand::Reset { force } => {
             let warning = "WARNING! This will remove:\n        - all containers\n        - all networks\n        - all volumes\n        - all images\n        - the bridges, taps and nftables rules Hull made\n";
@@ -222,10 +225,11 @@ async fn reset(paths: &Paths) -> Result<()> {
 }
 
 /// `hull container prune`: removes stopped containers (exited, created,
-/// dead), as Docker lists them.
-pub async fn prune_containers(paths: &Paths) -> Result<()> {
+/// dead), as Docker lists them; returns the bytes their writable layers held.
+pub async fn prune_containers(paths: &Paths) -> Result<u64> {
     let containers = ContainerStore::open(&paths.root)?;
     let mut deleted = Vec::new();
+    let mut reclaimed = 0;
     for mut record in containers.list()? {
         crate::container::reconcile(&containers, &mut record);
         if !matches!(
@@ -235,19 +239,22 @@ pub async fn prune_containers(paths: &Paths) -> Result<()> {
         {
             continue;
         }
+        let written = written_bytes(&containers.dir_of(&record.id).join("rw/upper"));
         engine(paths).remove(&record.id, false).await?;
+        reclaimed += written;
         deleted.push(record.id);
     }
     print_deleted("Containers", &deleted);
-    Ok(())
+    Ok(reclaimed)
 }
 
 /// `hull image prune [-a]`: removes images no container uses: untagged
-/// ones, or with `all` every one.
-pub fn prune_images(paths: &Paths, all: bool) -> Result<()> {
+/// ones, or with `all` every one; returns the bytes the store gave back.
+pub fn prune_images(paths: &Paths, all: bool) -> Result<u64> {
+    let before = written_bytes(&paths.image_root());
     let deleted = remove_unused_images(paths, all)?;
     print_deleted("Images", &deleted);
-    Ok(())
+    Ok(before.saturating_sub(written_bytes(&paths.image_root())))
 }
 
 /// Removes the images no container uses (untagged ones, or with `all`
@@ -301,7 +308,7 @@ async fn prune_networks(paths: &Paths) -> Result<()> {
 /// `hull container prune`.
 pub async fn prune_containers_command(paths: &Paths, force: bool) -> Result<i32> {
     if force || confirm("WARNING! This will remove all stopped containers.\n")? {
-        prune_containers(paths).await?;
+        print_reclaimed(prune_containers(paths).await?);
     }
     Ok(0)
 }
@@ -314,13 +321,21 @@ pub fn prune_images_command(paths: &Paths, all: bool, force: bool) -> Result<i32
         "WARNING! This will remove all dangling images.\n"
     };
     if force || confirm(warning)? {
-        prune_images(paths, all)?;
+        print_reclaimed(prune_images(paths, all)?);
     }
     Ok(0)
 }
 
+/// The last line of Docker's container, image, volume and system prunes.
+pub(super) fn print_reclaimed(bytes: u64) {
+    println!(
+        "Total reclaimed space: {}",
+        super::format::human_size(bytes)
+    );
+}
+
 /// Docker's listing of what a prune removed; nothing when nothing was.
-fn print_deleted(what: &str, deleted: &[String]) {
+pub(super) fn print_deleted(what: &str, deleted: &[String]) {
     if !deleted.is_empty() {
         println!("Deleted {what}:\n{}\n", deleted.join("\n"));
     }

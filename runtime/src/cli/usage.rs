@@ -42,8 +42,7 @@ pub fn report(err: &clap::Error) -> i32 {
             let sub = &mut subcommand(&command, &path).clone();
             eprintln!("\"{name}\" {}.", arguments_rule(sub));
             eprintln!("See '{name} --help'.\n");
-            let usage = sub.render_usage().to_string();
-            eprintln!("{}", usage.trim_end().replacen("Usage: ", "Usage:  ", 1));
+            eprintln!("Usage:  {}", usage_line(sub, &name));
             if let Some(about) = sub.get_about() {
                 eprintln!("\n{about}");
             }
@@ -147,6 +146,48 @@ fn flag_names(command: &clap::Command, rendered: &str) -> String {
     }
 }
 
+/// A usage line as Docker's: `hull exec [OPTIONS] CONTAINER COMMAND [ARG...]`
+/// (names bare, optional ones in brackets, repeatable ones with `...`).
+fn usage_line(command: &clap::Command, name: &str) -> String {
+    let mut line = name.to_string();
+    // Its own flags: not `--help`, nor the global ones every command has.
+    let own_flag =
+        |a: &clap::Arg| !a.is_positional() && !a.is_global_set() && a.get_id().as_str() != "help";
+    if command.get_arguments().any(own_flag) {
+        line.push_str(" [OPTIONS]");
+    }
+    for arg in command.get_positionals() {
+        let repeats = arg
+            .get_num_args()
+            .is_some_and(|range| range.max_values() > 1)
+            || matches!(arg.get_action(), clap::ArgAction::Append);
+        let id = arg.get_id().as_str().to_uppercase();
+        let text = match arg.get_value_names() {
+            Some(names) => names
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => id.clone(),
+        };
+        // Named after its field: `containers` is a CONTAINER, repeated.
+        let text = match repeats && text == id {
+            true => text.strip_suffix('S').map(str::to_string).unwrap_or(text),
+            false => text,
+        };
+        // A name that says its own shape (`COMMAND [ARG...]`) is kept.
+        let text = match (repeats && !text.contains("..."), arg.is_required_set()) {
+            (true, true) => format!("{text} [{text}...]"),
+            (true, false) => format!("[{text}...]"),
+            (false, false) if !text.starts_with('[') => format!("[{text}]"),
+            (false, _) => text,
+        };
+        line.push(' ');
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Docker's wording for the positional arguments a command takes (its CLI's
 /// `cli.NoArgs`, `ExactArgs`, `RequiresMinArgs`, `RequiresMaxArgs` and
 /// `RequiresRangeArgs`): "accepts no arguments", "requires exactly 1
@@ -154,7 +195,16 @@ fn flag_names(command: &clap::Command, rendered: &str) -> String {
 /// argument", "requires at least 1 and at most 2 arguments".
 fn arguments_rule(command: &clap::Command) -> String {
     let positionals: Vec<&clap::Arg> = command.get_positionals().collect();
-    let least = positionals.iter().filter(|a| a.is_required_set()).count();
+    // A required argument that takes several values counts as its least
+    // (`exec`'s CONTAINER COMMAND: two).
+    let least = positionals
+        .iter()
+        .filter(|a| a.is_required_set())
+        .map(|a| {
+            a.get_num_args()
+                .map_or(1, |range| range.min_values().max(1))
+        })
+        .sum::<usize>();
     let open_ended = positionals.iter().any(|a| {
         a.get_num_args().is_some_and(|range| range.max_values() > 1)
             || matches!(a.get_action(), clap::ArgAction::Append)
@@ -197,6 +247,7 @@ mod tests {
         assert_eq!(rule(&["history"]), "requires exactly 1 argument");
         assert_eq!(rule(&["tag"]), "requires exactly 2 arguments");
         assert_eq!(rule(&["rm"]), "requires at least 1 argument");
+        assert_eq!(rule(&["exec"]), "requires at least 2 arguments");
         assert_eq!(rule(&["container", "rm"]), "requires at least 1 argument");
         assert_eq!(rule(&["ps"]), "accepts no arguments");
         assert_eq!(rule(&["images"]), "requires at most 1 argument");
@@ -204,6 +255,21 @@ mod tests {
             rule(&["port"]),
             "requires at least 1 and at most 2 arguments"
         );
+    }
+
+    #[test]
+    fn usage_lines_as_docker_writes_them() {
+        let mut root = super::super::Cli::command();
+        root.build();
+        let usage =
+            |path: &[&str]| usage_line(find(&root, path), &format!("hull {}", path.join(" ")));
+        assert_eq!(usage(&["history"]), "hull history [OPTIONS] IMAGE");
+        assert_eq!(usage(&["tag"]), "hull tag SOURCE TARGET");
+        assert_eq!(
+            usage(&["exec"]),
+            "hull exec [OPTIONS] CONTAINER COMMAND [ARG...]"
+        );
+        assert_eq!(usage(&["rm"]), "hull rm [OPTIONS] CONTAINER [CONTAINER...]");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! engine does the work; this parses the flags and prints as Docker does.
 
 use super::engine;
-use super::format::human_size;
 use super::output::{inspect_text, print_listing, Columns};
+use super::system::{print_deleted, print_reclaimed};
 use super::template::LABEL_FIELD;
 use crate::config::Paths;
 use crate::engine::EngineError;
@@ -181,10 +181,8 @@ pub async fn run(paths: &Paths, command: VolumeCommand) -> Result<i32> {
 /// prints them, with the space they held, as `docker volume prune` does.
 pub fn prune(paths: &Paths, filters: &[VolumeFilter], all: bool) -> Result<()> {
     let (deleted, reclaimed) = engine(paths).prune_volumes(filters, all)?;
-    if !deleted.is_empty() {
-        println!("Deleted Volumes:\n{}\n", deleted.join("\n"));
-    }
-    println!("Total reclaimed space: {}", human_size(reclaimed));
+    print_deleted("Volumes", &deleted);
+    print_reclaimed(reclaimed);
     Ok(())
 }
 

@@ -75,8 +75,8 @@ impl Hull {
 
     /// `hull info` as key → value.
     pub fn info(&self) -> Result<BTreeMap<String, String>> {
-        let text = proc::output(self.cmd().arg("info"))?;
-        Ok(parse_info(&text))
+        let text = proc::output(self.cmd().args(["info", "--format", "json"]))?;
+        parse_info(&text)
     }
 
     /// `hull run --rm IMAGE ARGS`, writing its phases to `timings`.
@@ -130,11 +130,23 @@ impl Hull {
 }
 
 /// `key: value` lines as a map.
-pub fn parse_info(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+pub fn parse_info(text: &str) -> Result<BTreeMap<String, String>> {
+    let details: serde_json::Value =
+        serde_json::from_str(text).context("hull info --format json")?;
+    Ok([
+        ("backend", "Backend"),
+        ("accel", "Accel"),
+        ("accel options", "AccelOptions"),
+        ("kvm", "KVM"),
+        ("kernel", "GuestKernel"),
+        ("initramfs", "Initramfs"),
+    ]
+    .into_iter()
+    .filter_map(|(key, field)| {
+        let value = details.get(field)?.as_str()?;
+        Some((key.to_string(), value.to_string()))
+    })
+    .collect())
 }
 
 /// The phases of `HULL_TIMINGS_FILE` (ms by name).
@@ -152,7 +164,10 @@ mod tests {
 
     #[test]
     fn parses_hull_info() {
-        let info = parse_info("backend: qemu\naccel: tcg\nkvm: paravirtual (PVM: x: y)\n");
+        let info = parse_info(
+            r#"{"Backend": "qemu", "Accel": "tcg", "KVM": "paravirtual (PVM: x: y)", "Images": 1}"#,
+        )
+        .unwrap();
         assert_eq!(info["backend"], "qemu");
         assert_eq!(info["kvm"], "paravirtual (PVM: x: y)");
     }
