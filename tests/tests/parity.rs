@@ -304,7 +304,25 @@ fn every_management_form_is_its_command() {
         image(&["load", "-i", &path("again.tar")]),
         "Loaded image: hull.test/again:2"
     );
-    image(&["import", &path("fs.tar"), "hull.test/imported:1"]);
+    // --change and --message, as `docker import` takes them.
+    image(&[
+        "import",
+        "--change",
+        r#"CMD ["ls", "/tmp/new"]"#,
+        "-m",
+        "by hand",
+        &path("fs.tar"),
+        "hull.test/imported:1",
+    ]);
+    assert_eq!(
+        image(&[
+            "history",
+            "--format",
+            "{{.Comment}}",
+            "hull.test/imported:1"
+        ]),
+        "by hand"
+    );
     // Standard input, as `docker load < FILE` and `docker import - NAME`.
     image(&["rm", "hull.test/again:2"]);
     let out = hull.run_with_input(&["load"], &std::fs::read(path("again.tar")).unwrap());
@@ -321,10 +339,7 @@ fn every_management_form_is_its_command() {
     assert!(stdout(&out).starts_with("sha256:"), "{}", stderr(&out));
     image(&["rm", "hull.test/piped:1"]);
     assert_eq!(
-        ok(
-            &hull,
-            &["run", "--rm", "hull.test/imported:1", "ls", "/tmp/new"]
-        ),
+        ok(&hull, &["run", "--rm", "hull.test/imported:1"]),
         "/tmp/new"
     );
     image(&["rm", "hull.test/again:2", "hull.test/imported:1"]);

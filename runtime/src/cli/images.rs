@@ -5,7 +5,7 @@ use super::format::{ago, human_size};
 use super::output::{print_listing, Columns};
 use super::spool::SpooledStdin;
 use crate::config::Paths;
-use crate::image::{ImageFilter, ImageStore};
+use crate::image::{CommitOptions, ImageFilter, ImageStore};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -120,6 +120,12 @@ pub struct HistoryArgs {
 /// `hull import`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE)
+    #[arg(short, long, value_name = "list")]
+    change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long, value_name = "string")]
+    message: Option<String>,
     /// A tar archive of a file system (as `hull export` writes), or - for stdin
     file: PathBuf,
     /// The new image's name
@@ -129,12 +135,20 @@ pub struct ImportArgs {
 /// Makes a single-layer image of a file-system tarball; prints its id.
 pub fn import(paths: &Paths, args: ImportArgs) -> Result<()> {
     let store = open_store(paths)?;
+    let mut options = CommitOptions {
+        message: args.message.clone(),
+        ..CommitOptions::default()
+    };
+    for change in &args.change {
+        super::containers::apply_change(&mut options.config, change)?;
+    }
+    let reference = args.reference.as_deref();
     let loaded = match args.file.as_os_str() == "-" {
         true => {
             let spooled = SpooledStdin::read(store.root(), "import")?;
-            spooled.as_stdin(store.import_tarball(spooled.path(), args.reference.as_deref()))?
+            spooled.as_stdin(store.import_tarball_with(spooled.path(), reference, &options))?
         }
-        false => store.import_tarball(&args.file, args.reference.as_deref())?,
+        false => store.import_tarball_with(&args.file, reference, &options)?,
     };
     println!("{}", loaded.id);
     Ok(())

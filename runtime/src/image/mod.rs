@@ -369,6 +369,17 @@ impl ImageStore {
         tarball: &Path,
         reference: Option<&str>,
     ) -> Result<LoadedImage, ImageError> {
+        self.import_tarball_with(tarball, reference, &CommitOptions::default())
+    }
+
+    /// [`ImageStore::import_tarball`] with `import`'s `--change` (the
+    /// config's fields), `--message` (the history's comment) and author.
+    pub fn import_tarball_with(
+        &self,
+        tarball: &Path,
+        reference: Option<&str>,
+        options: &CommitOptions,
+    ) -> Result<LoadedImage, ImageError> {
         use sha2::{Digest as _, Sha256};
         use std::io::{Read, Write};
         let reference = reference.map(Reference::parse).transpose()?;
@@ -390,14 +401,22 @@ impl ImageStore {
         let layer_digest = format!("sha256:{}", hex::encode(hasher.finalize()));
         let created = crate::timefmt::now();
         let json = |value: serde_json::Value| serde_json::to_vec(&value).unwrap_or_default();
-        let config = json(serde_json::json!({
+        let mut config = serde_json::json!({
             "created": created,
             "architecture": "amd64",
             "os": "linux",
-            "config": {},
+            "config": options.config,
             "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
-            "history": [{ "created": created, "created_by": "hull import", "comment": "Imported from tarball" }],
-        }));
+            "history": [{
+                "created": created,
+                "created_by": "hull import",
+                "comment": options.message.as_deref().unwrap_or("Imported from tarball"),
+            }],
+        });
+        if let Some(author) = &options.author {
+            config["author"] = author.as_str().into();
+        }
+        let config = json(config);
         let config_digest = Digest::of_bytes(&config);
         let manifest = json(serde_json::json!({
             "schemaVersion": 2,

@@ -100,7 +100,7 @@ pub async fn commit(paths: &Paths, args: CommitArgs) -> Result<i32> {
 }
 
 /// One `--change` instruction, applied to an image config's `config`.
-fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
+pub fn apply_change(config: &mut serde_json::Map<String, Value>, change: &str) -> Result<()> {
     let (instruction, value) = change
         .trim()
         .split_once(char::is_whitespace)

@@ -11,7 +11,7 @@ mod logs;
 mod ps;
 mod stats;
 
-pub use changes::{commit, diff, export, CommitArgs, DiffArgs, ExportArgs};
+pub use changes::{apply_change, commit, diff, export, CommitArgs, DiffArgs, ExportArgs};
 pub use inspect::{inspect, top, InspectArgs, TopArgs};
 pub use lifecycle::{
     attach, kill, pause, rename, restart, rm, start, stop, unpause, wait, AttachArgs, KillArgs,
