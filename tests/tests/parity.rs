@@ -270,6 +270,16 @@ fn every_management_form_is_its_command() {
     assert_eq!(container(&["exec", "box", "pwd"]), "/tmp");
     assert!(container(&["top", "box"]).contains("sleep 600"));
     assert_eq!(container(&["ps", "-q"]).lines().count(), 1);
+    // -s: what it wrote, and with its image all it holds.
+    let sized = container(&["ps", "-s"]);
+    assert!(
+        sized
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("NAMES") && h.ends_with("SIZE"))
+            && sized.contains(" (virtual "),
+        "{sized}"
+    );
     assert_eq!(container(&["port", "box"]), "");
     assert!(container(&["stats", "--no-stream", "box"]).contains("box"));
     container(&["pause", "box"]);
@@ -322,6 +332,19 @@ fn every_management_form_is_its_command() {
             "hull.test/imported:1"
         ]),
         "by hand"
+    );
+    // -H=false: bytes and timestamps.
+    let raw = image(&[
+        "history",
+        "-H=false",
+        "--format",
+        "{{.Size}}|{{.CreatedSince}}",
+        "hull.test/imported:1",
+    ]);
+    let (size, created) = raw.split_once('|').unwrap_or_default();
+    assert!(
+        size.parse::<u64>().is_ok_and(|n| n > 0) && created.contains('T'),
+        "{raw}"
     );
     // Standard input, as `docker load < FILE` and `docker import - NAME`.
     image(&["rm", "hull.test/again:2"]);

@@ -110,6 +110,9 @@ pub struct HistoryArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// Print sizes and dates in human readable format (-H=false: bytes and timestamps)
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    human: bool,
     /// Format output using a Go template (`table` prefix: with a header; `json`: one object per line)
     #[arg(long, value_name = "string")]
     format: Option<String>,
@@ -196,14 +199,18 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
     let steps = image.config.history().clone();
     // Each step that made a layer made the next one, bottom first.
     let mut layers = image.diff_ids.iter();
+    let size_text = |bytes: u64| match args.human {
+        true => human_size(bytes),
+        false => bytes.to_string(),
+    };
     let sizes: Vec<String> = steps
         .iter()
         .map(|step| match step.empty_layer().unwrap_or(false) {
-            true => "0B".to_string(),
+            true => size_text(0),
             false => layers
                 .next()
                 .and_then(|d| store.layer_size(d).ok())
-                .map_or_else(|| "-".to_string(), human_size),
+                .map_or_else(|| "-".to_string(), size_text),
         })
         .collect();
     if args.quiet {
@@ -223,10 +230,15 @@ pub fn history(paths: &Paths, args: HistoryArgs) -> Result<()> {
             if !args.no_trunc && created_by.chars().count() > 45 {
                 created_by = created_by.chars().take(44).collect::<String>() + "…";
             }
+            let created_at = step.created().clone().unwrap_or_default();
             serde_json::json!({
                 "ID": if index == 0 { id.as_str() } else { "<missing>" },
-                "CreatedSince": ago(step.created().as_deref()),
-                "CreatedAt": step.created().clone().unwrap_or_default(),
+                // Docker's CreatedSince is the timestamp with -H=false.
+                "CreatedSince": match args.human {
+                    true => ago(step.created().as_deref()),
+                    false => created_at.clone(),
+                },
+                "CreatedAt": created_at,
                 "CreatedBy": created_by,
                 "Size": size,
                 "Comment": step.comment().clone().unwrap_or_default(),

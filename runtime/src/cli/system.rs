@@ -176,7 +176,7 @@ fn volume_usage(paths: &Paths) -> Result<Vec<String>> {
 
 /// The bytes of the regular files a container wrote (its writable layer,
 /// walked by descriptors: a running guest may be changing it).
-fn written_bytes(upper: &std::path::Path) -> u64 {
+pub(super) fn written_bytes(upper: &std::path::Path) -> u64 {
     let mut total = 0u64;
     let walked = crate::copy::walk(upper, &mut |entry| {
         if entry.stat.st_mode & libc::S_IFMT == libc::S_IFREG {

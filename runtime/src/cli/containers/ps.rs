@@ -2,8 +2,10 @@
 //! ports, with Docker's filters, columns and formats.
 
 use super::load;
-use crate::cli::format::{ago, human_duration};
+use crate::cli::format::{ago, human_duration, human_size};
+use crate::cli::images::open_store;
 use crate::cli::output::{print_listing, Columns};
+use crate::cli::system::written_bytes;
 use crate::cli::template::LABEL_FIELD;
 use crate::config::Paths;
 use crate::container::reconcile;
@@ -37,6 +39,9 @@ pub struct PsArgs {
     /// Show n last created containers (includes all states)
     #[arg(short = 'n', long, value_name = "int")]
     last: Option<usize>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    size: bool,
 }
 
 /// One `ps --filter KEY=VALUE`. Filters with the same key are alternatives
@@ -177,6 +182,9 @@ const PS_COLUMNS: Columns = Columns {
     ],
     default: "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}",
 };
+
+/// `ps -s`'s table: the default one with a SIZE column.
+const PS_SIZE_TABLE: &str = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}\\t{{.Size}}";
 
 /// A container as `ps --format` sees it: Docker's fields, each a string.
 fn ps_row(record: &ContainerRecord, no_trunc: bool) -> Value {
@@ -322,8 +330,28 @@ pub fn ps(paths: &Paths, args: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = records.iter().map(|r| ps_row(r, args.no_trunc)).collect();
-    print_listing(args.format.as_deref(), &PS_COLUMNS, &rows)?;
+    let mut rows: Vec<Value> = records.iter().map(|r| ps_row(r, args.no_trunc)).collect();
+    let mut columns = PS_COLUMNS;
+    if args.size {
+        // What each wrote, and with its image's size what it holds in all.
+        let images: std::collections::HashMap<String, u64> = open_store(paths)?
+            .list()?
+            .into_iter()
+            .map(|image| (image.id.to_string(), image.size))
+            .collect();
+        for (row, record) in rows.iter_mut().zip(&records) {
+            let written = written_bytes(&store.dir_of(&record.id).join("rw/upper"));
+            let virtual_size = written + images.get(&record.image).copied().unwrap_or(0);
+            row["Size"] = format!(
+                "{} (virtual {})",
+                human_size(written),
+                human_size(virtual_size)
+            )
+            .into();
+        }
+        columns.default = PS_SIZE_TABLE;
+    }
+    print_listing(args.format.as_deref(), &columns, &rows)?;
     Ok(0)
 }
 
