@@ -148,7 +148,7 @@ pub fn import(paths: &Paths, args: ImportArgs) -> Result<()> {
     let reference = args.reference.as_deref();
     let loaded = match args.file.as_os_str() == "-" {
         true => {
-            let spooled = SpooledStdin::read(store.root(), "import")?;
+            let spooled = SpooledStdin::archive(store.root(), "import")?;
             spooled.as_stdin(store.import_tarball_with(spooled.path(), reference, &options))?
         }
         false => store.import_tarball_with(&args.file, reference, &options)?,
@@ -359,7 +359,7 @@ pub fn load(paths: &Paths, args: LoadArgs) -> Result<()> {
     let loaded = match &args.input {
         Some(file) => store.load_archive(file)?,
         None => {
-            let spooled = SpooledStdin::read(store.root(), "load")?;
+            let spooled = SpooledStdin::archive(store.root(), "load")?;
             spooled.as_stdin(store.load_archive(spooled.path()))?
         }
     };

@@ -14,13 +14,23 @@ pub struct SpooledStdin {
 }
 
 impl SpooledStdin {
-    /// Copies standard input into a file in `dir`; `what` names the use
-    /// (`load`). A terminal, or nothing at all, is refused as Docker
-    /// refuses a terminal: there is no archive to read.
-    pub fn read(dir: &Path, what: &str) -> Result<Self> {
+    /// Copies standard input, an archive, into a file in `dir`; `what`
+    /// names the use (`load`). A terminal, or nothing at all, is refused as
+    /// Docker refuses a terminal: there is no archive to read.
+    pub fn archive(dir: &Path, what: &str) -> Result<Self> {
         if std::io::stdin().is_terminal() {
             anyhow::bail!("requested {what} from stdin, but stdin is empty");
         }
+        let spooled = Self::read(dir, what)?;
+        if std::fs::metadata(&spooled.path).map_or(0, |m| m.len()) == 0 {
+            anyhow::bail!("requested {what} from stdin, but stdin is empty");
+        }
+        Ok(spooled)
+    }
+
+    /// Copies standard input, whatever it is (a terminal too: `build -`
+    /// takes a Dockerfile typed there), into a file in `dir`.
+    pub fn read(dir: &Path, what: &str) -> Result<Self> {
         let path = dir.join(format!(".tmp-{what}-{}-stdin", std::process::id()));
         let spooled = Self { path };
         let mut out = std::fs::OpenOptions::new()
@@ -30,11 +40,7 @@ impl SpooledStdin {
             .mode(0o600)
             .open(&spooled.path)
             .with_context(|| format!("creating {}", spooled.path.display()))?;
-        let read =
-            std::io::copy(&mut std::io::stdin().lock(), &mut out).context("reading stdin")?;
-        if read == 0 {
-            anyhow::bail!("requested {what} from stdin, but stdin is empty");
-        }
+        std::io::copy(&mut std::io::stdin().lock(), &mut out).context("reading stdin")?;
         Ok(spooled)
     }
 
