@@ -75,6 +75,12 @@ pub struct OverlayMount {
     pub cwd: CString,
     /// `lowerdir=…[,upperdir=…,workdir=…],…`.
     pub data: CString,
+    /// The directories holding its layers, absolute: the lower layers'
+    /// common parent (else each lower layer), then the writable layer's
+    /// parent (`rw`, holding `upper` and `work`). An idmapped view of each,
+    /// mounted over it, serves an overlay to a user namespace (see
+    /// [`crate::idmap`]).
+    pub layer_dirs: Vec<CString>,
 }
 
 /// The layers of one container's root file system.
@@ -190,9 +196,21 @@ impl RootfsLayers {
         if data.len() > MAX_MOUNT_DATA {
             return Err(RootfsError::TooManyLayers(self.layers.len()));
         }
+        let mut layer_dirs = if cwd == Path::new("/") {
+            self.layers
+                .iter()
+                .map(|layer| cstring(layer))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![cstring(&cwd)?]
+        };
+        if let Some(rw) = self.upper.parent() {
+            layer_dirs.push(cstring(rw)?);
+        }
         Ok(OverlayMount {
             cwd: cstring(&cwd)?,
             data: CString::new(data).map_err(|_| RootfsError::BadPath(cwd.clone()))?,
+            layer_dirs,
         })
     }
 

@@ -1,8 +1,11 @@
 //! Behind the VM's wall: each sandbox's QEMU runs as a user of its own,
 //! with no capabilities, no new privileges and QEMU's strictest seccomp
-//! filter; virtiofsd under its own filter and no new privileges. A guest
-//! that escaped into its VMM could neither signal another sandbox's VMM
-//! nor reach Hull's state, nor list the sandbox directories.
+//! filter; virtiofsd as root of a user namespace whose ids are
+//! unprivileged on the host, under its own filter and no new privileges.
+//! A guest that escaped into its VMM could neither signal another
+//! sandbox's VMM nor reach Hull's state, nor list the sandbox directories;
+//! one that escaped into virtiofsd holds no host privilege either, while
+//! the files it serves keep the owners the container gives them.
 
 use hull_tests::harness::{as_user, ok, stderr, stdout, Hull, BUSYBOX_IMAGE};
 use std::process::Command;
@@ -21,6 +24,7 @@ fn status(pid: &str, name: &str) -> String {
 fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
     let hull = Hull::with_busybox();
     let mut uids = Vec::new();
+    let mut virtiofsd_uids = Vec::new();
     let mut cgroups = Vec::new();
     for name in ["first", "second"] {
         ok(
@@ -40,6 +44,21 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
         assert_eq!(status(&vmm, "Seccomp"), "2");
         uids.push(real);
         cgroups.push(limited_cgroup(&vmm));
+        // It sees the host's tree read-only, in a mount namespace of its own.
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{vmm}/ns/mnt")).unwrap(),
+            std::fs::read_link("/proc/self/ns/mnt").unwrap(),
+            "{name}'s VMM is in the host's mount namespace"
+        );
+        let mountinfo = std::fs::read_to_string(format!("/proc/{vmm}/mountinfo")).unwrap();
+        for line in mountinfo.lines() {
+            // Field 6: the mount's own options.
+            let options = line.split(' ').nth(5).unwrap_or_default();
+            assert!(
+                options.split(',').any(|o| o == "ro"),
+                "{name}'s VMM may write on {line}"
+            );
+        }
 
         let virtiofsd = ok(
             &hull,
@@ -56,12 +75,37 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
             .unwrap_or(&virtiofsd)
             .to_string();
         assert_eq!(status(&server, "Seccomp"), "2");
+        assert_eq!(status(&server, "NoNewPrivs"), "1");
+        // Both run as the root of a user namespace: on the host, ids of
+        // the sandbox's own range, with no capability there.
+        for pid in [&virtiofsd, &server] {
+            let uid = status(pid, "Uid");
+            let real: u32 = uid.split_whitespace().next().unwrap().parse().unwrap();
+            assert!(
+                real >= 0x8000_0000,
+                "{name}'s virtiofsd {pid} runs as {uid}"
+            );
+            assert!(
+                uid.split_whitespace().all(|u| u == real.to_string()),
+                "{uid}"
+            );
+            assert_ne!(
+                std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(),
+                std::fs::read_link("/proc/self/ns/user").unwrap(),
+                "{name}'s virtiofsd is in the host's user namespace"
+            );
+        }
+        virtiofsd_uids.push(status(&server, "Uid"));
 
         // The network comes through the tap QEMU was handed.
         let ping = hull.run(["exec", name, "ping", "-c", "1", "-W", "5", "10.88.0.1"]);
         assert!(ping.status.success(), "{}{}", stdout(&ping), stderr(&ping));
     }
     assert_ne!(uids[0], uids[1], "two sandboxes' VMMs share a user");
+    assert_ne!(
+        virtiofsd_uids[0], virtiofsd_uids[1],
+        "two sandboxes' virtiofsd share a user"
+    );
 
     // As the first VMM's user: its own directory, and nothing else.
     let vmm = ok(
@@ -169,4 +213,106 @@ fn limited_cgroup(pid: &str) -> Vec<std::path::PathBuf> {
     }
     assert!(dirs.len() >= if unified { 1 } else { 3 }, "{text}");
     dirs
+}
+
+/// The owner and group of `path` on the host, as `uid:gid`.
+fn owner(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::symlink_metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    format!("{}:{}", meta.uid(), meta.gid())
+}
+
+#[test]
+fn an_unprivileged_virtiofsd_keeps_the_containers_owners_on_disk() {
+    let hull = Hull::with_busybox();
+    let volume = tempfile::tempdir().unwrap();
+    let mount = format!("{}:/vol", volume.path().display());
+    ok(
+        &hull,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "owners",
+            "-v",
+            &mount,
+            BUSYBOX_IMAGE,
+            "sleep",
+            "600",
+        ],
+    );
+    // What the guest writes, as root and as others, on the writable layer
+    // and on a volume; a whiteout and a copy-up.
+    ok(
+        &hull,
+        &[
+            "exec",
+            "owners",
+            "sh",
+            "-c",
+            "echo a > /f && chown 1000:1000 /f && mkdir /d && chown 123:456 /d \
+             && touch /vol/v && chown 7:8 /vol/v && su nobody -s /bin/sh -c 'touch /tmp/n' \
+             && rm /bin/true && chmod 700 /etc/passwd && stat -c %u:%g /bin/busybox /etc/passwd",
+        ],
+    );
+    let id = ok(&hull, &["inspect", "-f", "{{.Id}}", "owners"]);
+    let upper = hull.root().join("containers").join(&id).join("rw/upper");
+    assert_eq!(owner(&upper.join("f")), "1000:1000");
+    assert_eq!(owner(&upper.join("d")), "123:456");
+    assert_eq!(owner(&upper.join("tmp/n")), "65534:65534");
+    assert_eq!(
+        owner(&upper.join("etc/passwd")),
+        "0:0",
+        "a copy-up keeps the owner"
+    );
+    assert_eq!(owner(&volume.path().join("v")), "7:8");
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let whiteout = std::fs::symlink_metadata(upper.join("bin/true")).unwrap();
+        assert!(
+            whiteout.file_type().is_char_device(),
+            "no whiteout for /bin/true"
+        );
+    }
+    // The image's files are root's, to the guest as on the disk.
+    let seen = ok(
+        &hull,
+        &[
+            "exec",
+            "owners",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/bin/busybox",
+            "/f",
+            "/d",
+        ],
+    );
+    assert_eq!(seen, "0:0\n1000:1000\n123:456");
+
+    // `cp` into the running container writes as the container's root, or
+    // with -a as the archive says; an id the container cannot hold is refused.
+    let file = volume.path().join("copied");
+    std::fs::write(&file, "copied").unwrap();
+    let source = file.to_str().unwrap();
+    ok(&hull, &["cp", source, "owners:/copied"]);
+    std::os::unix::fs::chown(&file, Some(1234), Some(55)).unwrap();
+    ok(&hull, &["cp", "-a", source, "owners:/kept"]);
+    assert_eq!(owner(&upper.join("copied")), "0:0");
+    assert_eq!(owner(&upper.join("kept")), "1234:55");
+    let seen = ok(
+        &hull,
+        &["exec", "owners", "stat", "-c", "%u:%g", "/copied", "/kept"],
+    );
+    assert_eq!(seen, "0:0\n1234:55");
+    std::os::unix::fs::chown(&file, Some(70000), Some(55)).unwrap();
+    let refused = hull.run(["cp", "-a", source, "owners:/far"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("id 70000 is not one the container maps"),
+        "{}",
+        stderr(&refused)
+    );
+    ok(&hull, &["rm", "-f", "owners"]);
 }

@@ -153,9 +153,9 @@ fn copy_in(
         if record.hull_sandbox.virtiofsd_pid <= 0 {
             bail!("container {name} is starting or stopping; try again");
         }
-        let root = copy::running_rootfs(record.hull_sandbox.virtiofsd_pid)?;
+        let container = copy::running_rootfs(record.hull_sandbox.virtiofsd_pid, &name)?;
         tracing::debug!(container = %record.id, "copying into the running container");
-        return Ok(write(Tree::container(root, &name))?);
+        return Ok(write(container)?);
     }
     let container_dir = store.dir_of(&record.id);
     let rootfs = SandboxPlan::load(&container_dir)?.rootfs(&container_dir);

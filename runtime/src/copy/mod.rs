@@ -18,6 +18,7 @@
 
 mod fd;
 
+use crate::idmap::{FsIdentity, IdRange};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{Read, Write};
@@ -157,6 +158,9 @@ pub struct Tree {
     root: Option<OwnedFd>,
     /// The container's name, for messages.
     container: Option<String>,
+    /// The host ids of the container's ids, when they are shifted: the
+    /// overlay an unprivileged virtiofsd serves (see [`crate::idmap`]).
+    ids: Option<IdRange>,
 }
 
 impl Tree {
@@ -165,6 +169,7 @@ impl Tree {
         Self {
             root: None,
             container: None,
+            ids: None,
         }
     }
 
@@ -173,6 +178,7 @@ impl Tree {
         Self {
             root: Some(root),
             container: Some(name.to_string()),
+            ids: None,
         }
     }
 
@@ -268,6 +274,7 @@ impl Tree {
             // choosing appears on the host, and no device node (a copy of
             // the host's disk, world-writable) either.
             host_bound: !self.is_container(),
+            ids: self.ids,
         }
     }
 }
@@ -1015,6 +1022,9 @@ struct Policy {
     owner: Owner,
     /// Onto the host, from a guest: no set-user/group-ID bits, no devices.
     host_bound: bool,
+    /// The destination's ids are shifted: files are written as, and given
+    /// to, these host ids.
+    ids: Option<IdRange>,
 }
 
 impl Policy {
@@ -1025,11 +1035,27 @@ impl Policy {
                     u32::try_from(value)
                         .map_err(|_| std::io::Error::from_raw_os_error(libc::EOVERFLOW))
                 };
-                Some((id(header.uid()?)?, id(header.gid()?)?))
+                Some((
+                    self.host_id(id(header.uid()?)?)?,
+                    self.host_id(id(header.gid()?)?)?,
+                ))
             }
-            Owner::Root => Some((0, 0)),
+            Owner::Root => Some((self.host_id(0)?, self.host_id(0)?)),
             Owner::Caller => None,
         })
+    }
+
+    /// The host id of the destination's `id`.
+    fn host_id(&self, id: u32) -> std::io::Result<u32> {
+        match self.ids {
+            Some(range) => range.to_host(id).ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "id {id} is not one the container maps (0 to {})",
+                    crate::idmap::ID_COUNT - 1
+                ))
+            }),
+            None => Ok(id),
+        }
     }
 
     /// The permission bits a non-directory gets.
@@ -1085,11 +1111,16 @@ fn open_beneath(
                     }
                     _ => {}
                 }
-                if let Some(Policy {
-                    owner: Owner::Root, ..
-                }) = create
+                if let Some(
+                    policy @ Policy {
+                        owner: Owner::Root, ..
+                    },
+                ) = create
                 {
-                    fd::lchownat(current.as_raw_fd(), component, 0, 0)
+                    let root = policy
+                        .host_id(0)
+                        .map_err(io_error("changing the owner of a directory for", entry))?;
+                    fd::lchownat(current.as_raw_fd(), component, root, root)
                         .map_err(io_error("changing the owner of a directory for", entry))?;
                 }
                 open(&current)
@@ -1141,6 +1172,20 @@ fn remove_tree(dir: RawFd, name: &CStr, stat: &libc::stat, entry: &str) -> Resul
 
 /// Extracts a tar archive into the directory `dest` under `policy`.
 fn extract(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyError> {
+    let Some(ids) = policy.ids else {
+        return extract_entries(input, dest, policy);
+    };
+    // Written as the range's root, whose files are the container's root's.
+    let identity =
+        FsIdentity::of(ids).map_err(io_error("taking the ids of", "the container's root"))?;
+    // SAFETY: this thread is root's, and does nothing else until the
+    // extraction ends (the archive is produced on another).
+    unsafe { identity.scope(|| extract_entries(input, dest, policy)) }
+        .map_err(io_error("taking the ids of", "the container's root"))?
+}
+
+/// [`extract`]'s work, as the identity it chose.
+fn extract_entries(input: impl Read, dest: &OwnedFd, policy: Policy) -> Result<(), CopyError> {
     let mut archive = tar::Archive::new(input);
     // Directories get their times last: what goes into them changes them.
     let mut directory_times: Vec<(Vec<CString>, i64)> = Vec::new();
@@ -1325,10 +1370,11 @@ fn apply_owner_and_mode(
     fd::fchmod(file, mode).map_err(io_error("changing the mode of", shown))
 }
 
-/// The root file system of a running container, as its virtiofsd serves
-/// it: virtiofsd (`--sandbox=namespace`) forks a child that pivots into
-/// the share directory, whose `rootfs` is the read-write overlay.
-pub fn running_rootfs(virtiofsd_pid: i64) -> Result<OwnedFd, CopyError> {
+/// The root file system of running container `name`, as its virtiofsd
+/// serves it: virtiofsd (`--sandbox=namespace`) forks a child that pivots
+/// into the share directory, whose `rootfs` is the read-write overlay. If
+/// that virtiofsd is unprivileged, the tree's ids are its range's.
+pub fn running_rootfs(virtiofsd_pid: i64, name: &str) -> Result<Tree, CopyError> {
     let pid = u32::try_from(virtiofsd_pid)
         .ok()
         .filter(|pid| *pid > 0)
@@ -1355,8 +1401,14 @@ pub fn running_rootfs(virtiofsd_pid: i64) -> Result<OwnedFd, CopyError> {
             continue;
         };
         if fd::fs_type(&root).ok() == Some(fd::OVERLAYFS_SUPER_MAGIC) {
-            tracing::debug!(pid = candidate, "writing through virtiofsd's overlay");
-            return Ok(root);
+            let ids = IdRange::of_process(candidate).map_err(io_error(
+                "reading the user namespace of",
+                format!("/proc/{candidate}"),
+            ))?;
+            tracing::debug!(pid = candidate, ?ids, "writing through virtiofsd's overlay");
+            let mut tree = Tree::container(root, name);
+            tree.ids = ids;
+            return Ok(tree);
         }
     }
     Err(CopyError::Io {

@@ -146,3 +146,35 @@ impl Inheritance {
         Ok(())
     }
 }
+
+/// Gives a VMM that does not jail itself (QEMU) a mount namespace of its
+/// own, in which the host's whole tree is read-only and set-user-ID bits
+/// count for nothing: whatever it does as its user, it writes no file on
+/// the host (its console, log and sockets are descriptors it inherits;
+/// device nodes, /dev/kvm and the tun device, still open). The host's
+/// later unmounts still reach it (a slave), so it pins no mount.
+///
+/// # Safety
+/// Async-signal-safe: for a child between `fork` and `exec`, still root.
+pub(super) unsafe fn read_only_host() -> std::io::Result<()> {
+    let null = std::ptr::null();
+    // SAFETY: unshare(2) and mount(2) changing propagation only, on a
+    // static string; this child is single-threaded.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) < 0
+            || libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_SLAVE,
+                null.cast(),
+            ) < 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    crate::mount_api::set_recursive(
+        c"/",
+        crate::mount_api::MOUNT_ATTR_RDONLY | crate::mount_api::MOUNT_ATTR_NOSUID,
+    )
+}

@@ -217,6 +217,8 @@ impl Sandbox {
             &config.dir.join("share"),
             &config.shares,
             &fs_socket,
+            // Unprivileged, in ids of this sandbox's own.
+            Some(crate::idmap::IdRange::for_monitor(std::process::id())),
         )?;
         if let Some(user) = user.as_ref().filter(|_| !jails_itself) {
             // The VMM connects to it as its user: the socket is its alone.
@@ -348,6 +350,9 @@ impl Sandbox {
                 cgroup::join(&procs)?;
                 if let Some(fd) = netns_fd {
                     check(libc::setns(fd, libc::CLONE_NEWNET))?;
+                }
+                if !jails_itself {
+                    confine::read_only_host()?;
                 }
                 inherited.install()?;
                 if let Some(user) = &user {

@@ -13,8 +13,12 @@ mod mounts;
 
 pub use mounts::{add_entries, remove_entries};
 
+use crate::idmap::{FsIdentity, IdRange, UserNamespace};
+use crate::mount_api::attach;
 use crate::rootfs::OverlayMount;
-use mounts::cpath;
+use mounts::{cpath, MountPlan};
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use tokio::process::{Child, Command};
@@ -55,6 +59,17 @@ pub enum VirtiofsdError {
         /// Why.
         source: std::io::Error,
     },
+    /// An idmapped copy of a mount could not be made.
+    #[error("mapping {path} into virtiofsd's user namespace")]
+    Idmap {
+        /// The mount's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// virtiofsd cannot run unprivileged here.
+    #[error("{0}")]
+    Unprivileged(String),
     /// Mounting into, or unmounting from, a running virtiofsd's share failed.
     #[error("{what} in virtiofsd's share")]
     Running {
@@ -88,17 +103,122 @@ pub enum ShareSource {
     Overlay(OverlayMount),
 }
 
+/// What an unprivileged virtiofsd needs, prepared before fork: its user
+/// namespace, an idmapped copy of the share, and where its program is.
+struct Unprivileged {
+    ns: UserNamespace,
+    mounter: FsIdentity,
+    share: OwnedFd,
+    /// The program's directory and its name there: it is started by a
+    /// relative path from there, as the host's path to it (under root's
+    /// home, say) may be closed to its user.
+    program_dir: CString,
+    program_name: PathBuf,
+}
+
+impl Unprivileged {
+    fn prepare(range: IdRange, program: &Path, share_dir: &Path) -> Result<Self, VirtiofsdError> {
+        use std::os::unix::fs::PermissionsExt;
+        let refuse = |what: String| VirtiofsdError::Unprivileged(what);
+        let program = std::fs::canonicalize(program).map_err(|source| VirtiofsdError::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })?;
+        let (Some(dir), Some(name)) = (program.parent(), program.file_name()) else {
+            return Err(refuse(format!("{} is not a program", program.display())));
+        };
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0)
+        };
+        if mode(&program) & 0o001 == 0 || mode(dir) & 0o001 == 0 {
+            return Err(refuse(format!(
+                "{} is not executable by others",
+                program.display()
+            )));
+        }
+        // It opens its share by path.
+        if let Some(closed) = share_dir
+            .ancestors()
+            .skip(1)
+            .find(|above| mode(above) & 0o001 == 0)
+        {
+            return Err(refuse(format!(
+                "{} is not searchable by others",
+                closed.display()
+            )));
+        }
+        let ns = UserNamespace::create(range).map_err(|source| VirtiofsdError::Idmap {
+            path: "a new user namespace".into(),
+            source,
+        })?;
+        let mounter = FsIdentity::of(range).map_err(|source| VirtiofsdError::Idmap {
+            path: "the monitor's capabilities".into(),
+            source,
+        })?;
+        let share = ns
+            .idmapped_clone(&cpath(share_dir)?, false)
+            .map_err(|source| VirtiofsdError::Idmap {
+                path: share_dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            ns,
+            mounter,
+            share,
+            program_dir: cpath(dir)?,
+            program_name: Path::new(".").join(name),
+        })
+    }
+}
+
 /// Starts virtiofsd serving `share_dir` (created here) with `entries`
 /// mounted into it, on `socket`. The socket is bound here and handed over
 /// listening, so a VMM may connect at once: its connection waits in the
 /// backlog while virtiofsd starts, and the two start side by side.
+///
+/// With `ids`, virtiofsd runs unprivileged: as root of a user namespace
+/// mapping those host ids, on idmapped mounts (see [`crate::idmap`]). Where
+/// that cannot be (a file system that cannot be idmapped, such as tmpfs
+/// before Linux 6.3), it runs as root, and the monitor's log says why.
 pub fn spawn(
     program: &Path,
     share_dir: &Path,
     entries: &[ShareEntry],
     socket: &Path,
+    ids: Option<IdRange>,
 ) -> Result<Child, VirtiofsdError> {
-    let mounts = mounts::prepare(share_dir, entries)?;
+    std::fs::create_dir_all(share_dir).map_err(|source| VirtiofsdError::Share {
+        path: share_dir.to_path_buf(),
+        source,
+    })?;
+    let prepared = ids.map(|range| {
+        let unprivileged = Unprivileged::prepare(range, program, share_dir)?;
+        let mounts = mounts::prepare(share_dir, entries, Some(&unprivileged.ns))?;
+        Ok::<_, VirtiofsdError>((unprivileged, mounts))
+    });
+    let (unprivileged, mounts) = match prepared {
+        Some(Ok((unprivileged, mounts))) => (Some(unprivileged), mounts),
+        Some(Err(err)) => {
+            tracing::warn!(
+                error = &err as &dyn std::error::Error,
+                "virtiofsd runs as root"
+            );
+            (None, mounts::prepare(share_dir, entries, None)?)
+        }
+        None => (None, mounts::prepare(share_dir, entries, None)?),
+    };
+    start(program, share_dir, mounts, socket, unprivileged)
+}
+
+fn start(
+    program: &Path,
+    share_dir: &Path,
+    mounts: Vec<MountPlan>,
+    socket: &Path,
+    unprivileged: Option<Unprivileged>,
+) -> Result<Child, VirtiofsdError> {
     let share = cpath(share_dir)?;
     let _ = std::fs::remove_file(socket);
     // Ours is dropped on return: virtiofsd then holds the only one, so a
@@ -110,7 +230,14 @@ pub fn spawn(
         }
     })?;
     let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-    let mut command = Command::new(program);
+    let mut command = match &unprivileged {
+        Some(unprivileged) => {
+            let mut command = Command::new(&unprivileged.program_name);
+            command.arg0(program);
+            command
+        }
+        None => Command::new(program),
+    };
     command
         .arg(format!("--fd={LISTEN_FD}"))
         .arg(format!("--shared-dir={}", share_dir.display()))
@@ -129,7 +256,7 @@ pub fn spawn(
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     // SAFETY: the closure runs between fork and exec and only makes system
-    // calls on C strings built above.
+    // calls on C strings and descriptors prepared above.
     unsafe {
         command.pre_exec(move || {
             // The listening socket, kept open across exec.
@@ -167,18 +294,24 @@ pub fn spawn(
             }
             // The share itself becomes a mount (made read-only below, once
             // the entries are mounted in it): the guest can create nothing
-            // in its root, which lives on the host's /run.
-            if libc::mount(
-                share.as_ptr(),
-                share.as_ptr(),
-                null,
-                libc::MS_BIND,
-                null.cast(),
-            ) < 0
-            {
-                return Err(std::io::Error::last_os_error());
+            // in its root, which lives on the host's /run. Idmapped for an
+            // unprivileged virtiofsd, to which it is then its root's.
+            match &unprivileged {
+                Some(unprivileged) => attach(unprivileged.share.as_fd(), &share)?,
+                None => {
+                    if libc::mount(
+                        share.as_ptr(),
+                        share.as_ptr(),
+                        null,
+                        libc::MS_BIND,
+                        null.cast(),
+                    ) < 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
             }
-            mounts::mount_all(&mounts)?;
+            mounts::mount_all(&mounts, unprivileged.as_ref().map(|u| &u.mounter))?;
             let read_only = libc::MS_REMOUNT
                 | libc::MS_BIND
                 | libc::MS_RDONLY
@@ -187,8 +320,19 @@ pub fn spawn(
             if libc::mount(null, share.as_ptr(), null, read_only, null.cast()) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::chdir(c"/".as_ptr()) < 0 {
-                return Err(std::io::Error::last_os_error());
+            match &unprivileged {
+                Some(unprivileged) => {
+                    // Its program is found from here (see `Unprivileged`).
+                    if libc::chdir(unprivileged.program_dir.as_ptr()) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    unprivileged.ns.enter()?;
+                }
+                None => {
+                    if libc::chdir(c"/".as_ptr()) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
             }
             // Nothing it executes may gain privileges.
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {

@@ -9,27 +9,16 @@
 //! sees them, and they go with virtiofsd however it ends.
 
 use super::{ShareEntry, ShareSource, VirtiofsdError};
+use crate::idmap::{FsIdentity, UserNamespace};
+use crate::mount_api::{
+    attach, clone_tree, set_recursive, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
 use crate::rootfs::OverlayMount;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-/// `struct mount_attr` of mount_setattr(2) (linux/mount.h).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-/// move_mount(2): the source is the descriptor itself.
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// Mount calls prepared before fork: the child may not allocate.
 pub(super) enum MountPlan {
@@ -37,10 +26,15 @@ pub(super) enum MountPlan {
         source: CString,
         target: CString,
         readonly: bool,
+        /// An idmapped copy of `source`, for an unprivileged virtiofsd.
+        tree: Option<OwnedFd>,
     },
     Overlay {
         mount: OverlayMount,
         target: CString,
+        /// For an unprivileged virtiofsd: idmapped copies of the layers'
+        /// directories, each mounted over its directory before the overlay.
+        layer_trees: Vec<(OwnedFd, CString)>,
     },
 }
 
@@ -59,12 +53,15 @@ pub(super) fn cpath(path: &Path) -> Result<CString, VirtiofsdError> {
 }
 
 /// Makes each entry's mount point under `share_dir` (a directory, or an
-/// empty file for a file) and prepares its mount.
+/// empty file for a file) and prepares its mount; for a virtiofsd in the
+/// user namespace `ns`, through idmapped copies of what it mounts.
 pub(super) fn prepare(
     share_dir: &Path,
     entries: &[ShareEntry],
+    ns: Option<&UserNamespace>,
 ) -> Result<Vec<MountPlan>, VirtiofsdError> {
     let mut mounts = Vec::with_capacity(entries.len());
+    let mut mapped_dirs: Vec<CString> = Vec::new();
     for entry in entries {
         let target = share_dir.join(&entry.target);
         let share_error = |source| VirtiofsdError::Share {
@@ -82,80 +79,103 @@ pub(super) fn prepare(
             _ => std::fs::create_dir_all(&target).map_err(share_error)?,
         }
         let target = cpath(&target)?;
+        let idmapped = |ns: &UserNamespace, path: &CString, recursive: bool| {
+            ns.idmapped_clone(path, recursive)
+                .map_err(|source| VirtiofsdError::Idmap {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(path.as_bytes())),
+                    source,
+                })
+        };
         mounts.push(match &entry.source {
-            ShareSource::Bind { path, readonly } => MountPlan::Bind {
-                source: cpath(path)?,
-                target,
-                readonly: *readonly,
-            },
-            ShareSource::Overlay(mount) => MountPlan::Overlay {
-                mount: mount.clone(),
-                target,
-            },
+            ShareSource::Bind { path, readonly } => {
+                let source = cpath(path)?;
+                let tree = ns.map(|ns| idmapped(ns, &source, true)).transpose()?;
+                MountPlan::Bind {
+                    source,
+                    target,
+                    readonly: *readonly,
+                    tree,
+                }
+            }
+            ShareSource::Overlay(mount) => {
+                let mut layer_trees = Vec::new();
+                if let Some(ns) = ns {
+                    for dir in &mount.layer_dirs {
+                        // Once per directory: a second copy would hide the first.
+                        if !mapped_dirs.contains(dir) {
+                            layer_trees.push((idmapped(ns, dir, false)?, dir.clone()));
+                            mapped_dirs.push(dir.clone());
+                        }
+                    }
+                }
+                MountPlan::Overlay {
+                    mount: mount.clone(),
+                    target,
+                    layer_trees,
+                }
+            }
         });
     }
     Ok(mounts)
 }
 
-/// Makes the prepared mounts. Allocates nothing: it also runs between fork
-/// and exec. Changes the working directory (overlays mount from theirs).
-pub(super) fn mount_all(mounts: &[MountPlan]) -> std::io::Result<()> {
+/// Makes the prepared mounts; overlays as `mounter` if it is given (an
+/// unprivileged virtiofsd's, see [`crate::idmap`]). Allocates nothing: it
+/// also runs between fork and exec. Changes the working directory
+/// (overlays mount from theirs).
+pub(super) fn mount_all(mounts: &[MountPlan], mounter: Option<&FsIdentity>) -> std::io::Result<()> {
     let null = std::ptr::null();
+    let check = |rc: libc::c_long| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
     for plan in mounts {
         match plan {
             MountPlan::Bind {
                 source,
                 target,
                 readonly,
+                tree,
             } => {
-                // SAFETY: mount(2) on NUL-terminated strings that outlive the call.
-                if unsafe {
-                    libc::mount(
-                        source.as_ptr(),
-                        target.as_ptr(),
-                        null,
-                        libc::MS_BIND | libc::MS_REC,
-                        null.cast(),
-                    )
-                } < 0
-                {
-                    return Err(std::io::Error::last_os_error());
+                match tree {
+                    Some(tree) => attach(tree.as_fd(), target)?,
+                    // SAFETY: mount(2) on NUL-terminated strings that outlive the call.
+                    None => check(
+                        unsafe {
+                            libc::mount(
+                                source.as_ptr(),
+                                target.as_ptr(),
+                                null,
+                                libc::MS_BIND | libc::MS_REC,
+                                null.cast(),
+                            )
+                        }
+                        .into(),
+                    )?,
                 }
                 // nodev and nosuid for the host: virtiofsd itself never
                 // needs a device or set-user-ID program there. Recursively
                 // (mount_setattr): file systems mounted below a `:ro`
                 // volume's source are read-only too.
                 let ro = if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
-                let attr = MountAttr {
-                    attr_set: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | ro,
-                    attr_clr: 0,
-                    propagation: 0,
-                    userns_fd: 0,
-                };
-                let size = std::mem::size_of::<MountAttr>();
-                // SAFETY: mount_setattr(2) reads `size` bytes of `attr`, which lives on the stack.
-                if unsafe {
-                    libc::syscall(
-                        libc::SYS_mount_setattr,
-                        libc::AT_FDCWD,
-                        target.as_ptr(),
-                        libc::AT_RECURSIVE,
-                        &attr as *const MountAttr,
-                        size,
-                    )
-                } < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                set_recursive(target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | ro)?;
             }
-            MountPlan::Overlay { mount, target } => {
-                // SAFETY: chdir(2) on a NUL-terminated string.
-                if unsafe { libc::chdir(mount.cwd.as_ptr()) } < 0 {
-                    return Err(std::io::Error::last_os_error());
+            MountPlan::Overlay {
+                mount,
+                target,
+                layer_trees,
+            } => {
+                for (tree, dir) in layer_trees {
+                    attach(tree.as_fd(), dir)?;
                 }
+                // SAFETY: chdir(2) on a NUL-terminated string.
+                check(unsafe { libc::chdir(mount.cwd.as_ptr()) }.into())?;
                 let flags = libc::MS_NOSUID | libc::MS_NODEV;
                 // SAFETY: mount(2) on NUL-terminated strings that outlive the call.
-                if unsafe {
+                let mount_overlay = || unsafe {
                     libc::mount(
                         c"overlay".as_ptr(),
                         target.as_ptr(),
@@ -163,10 +183,14 @@ pub(super) fn mount_all(mounts: &[MountPlan]) -> std::io::Result<()> {
                         flags,
                         mount.data.as_ptr().cast(),
                     )
-                } < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                };
+                let rc = match mounter {
+                    // SAFETY: this thread is root's and does nothing else
+                    // meanwhile; mount(2) is async-signal-safe.
+                    Some(mounter) => unsafe { mounter.scope(mount_overlay) }?,
+                    None => mount_overlay(),
+                };
+                check(rc.into())?;
             }
         }
     }
@@ -188,12 +212,26 @@ pub fn add_entries(
     share_dir: &Path,
     entries: &[ShareEntry],
 ) -> Result<(), VirtiofsdError> {
-    let plans = prepare(share_dir, entries)?;
+    let server = server_of(virtiofsd_pid)?;
+    // A virtiofsd in a user namespace of Hull's is served idmapped copies.
+    let ns = UserNamespace::of_process(server).map_err(|source| VirtiofsdError::Running {
+        what: format!("reading virtiofsd's user namespace (/proc/{server})"),
+        source,
+    })?;
+    let mounter = ns
+        .as_ref()
+        .map(|ns| FsIdentity::of(ns.range()))
+        .transpose()
+        .map_err(|source| VirtiofsdError::Running {
+            what: "reading this thread's capabilities".into(),
+            source,
+        })?;
+    let plans = prepare(share_dir, entries, ns.as_ref())?;
     let relative = entries
         .iter()
         .map(|entry| cpath(&entry.target))
         .collect::<Result<Vec<_>, _>>()?;
-    in_namespace_of(virtiofsd_pid, move |enter| {
+    in_namespace_of(server, move |enter| {
         // A private copy of the host's namespace: what is mounted here
         // reaches no one else.
         // SAFETY: unshare(2) affects this thread only (it has its own fs
@@ -215,43 +253,15 @@ pub fn add_entries(
         {
             return Err(last_error("making the private namespace private"));
         }
-        mount_all(&plans).map_err(|e| ("mounting the container's files", e))?;
+        mount_all(&plans, mounter.as_ref()).map_err(|e| ("mounting the container's files", e))?;
         let mut trees = Vec::with_capacity(plans.len());
         for plan in &plans {
-            let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
-            // SAFETY: open_tree(2) on a NUL-terminated string; it returns a new descriptor.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_open_tree,
-                    libc::AT_FDCWD,
-                    plan.target().as_ptr(),
-                    flags,
-                )
-            };
-            if fd < 0 {
-                return Err(last_error("cloning a mount"));
-            }
-            // SAFETY: open_tree returned a descriptor nothing else owns.
-            trees.push(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) });
+            trees.push(clone_tree(plan.target(), true).map_err(|e| ("cloning a mount", e))?);
         }
         enter()?;
         for (tree, target) in trees.iter().zip(&relative) {
-            // SAFETY: move_mount(2) of a descriptor we own onto a
-            // NUL-terminated path, relative to the share (our working
-            // directory now).
-            if unsafe {
-                libc::syscall(
-                    libc::SYS_move_mount,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    target.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH,
-                )
-            } < 0
-            {
-                return Err(last_error("attaching a mount"));
-            }
+            // Relative to the share (our working directory now).
+            attach(tree.as_fd(), target).map_err(|e| ("attaching a mount", e))?;
         }
         Ok(())
     })
@@ -266,7 +276,8 @@ pub fn remove_entries(virtiofsd_pid: u32, targets: &[PathBuf]) -> Result<(), Vir
         .rev()
         .map(|target| cpath(target))
         .collect::<Result<Vec<_>, _>>()?;
-    in_namespace_of(virtiofsd_pid, move |enter| {
+    let server = server_of(virtiofsd_pid)?;
+    in_namespace_of(server, move |enter| {
         // SAFETY: unshare(2) of this thread's fs attributes, so that it may
         // enter another mount namespace; the thread ends with the closure.
         if unsafe { libc::unshare(libc::CLONE_FS) } < 0 {
@@ -286,24 +297,27 @@ pub fn remove_entries(virtiofsd_pid: u32, targets: &[PathBuf]) -> Result<(), Vir
     })
 }
 
-/// Runs `work` on a thread of its own (its namespace changes end with it),
-/// handing it a function that enters virtiofsd's mount namespace and its
-/// root (the share: relative paths are the share's from there on).
-fn in_namespace_of<F>(virtiofsd_pid: u32, work: F) -> Result<(), VirtiofsdError>
-where
-    F: FnOnce(&dyn Fn() -> Result<(), Step>) -> Result<(), Step> + Send + 'static,
-{
-    // virtiofsd serves from a child in the namespace it made, pivoted into
-    // the share; its root is where the share is (the namespace's own root
-    // need not be: a chrooted host's is not).
+/// virtiofsd's serving process: a child in the namespaces it made, pivoted
+/// into the share, so its root is where the share is (the namespace's own
+/// root need not be: a chrooted host's is not).
+fn server_of(virtiofsd_pid: u32) -> Result<u32, VirtiofsdError> {
     let children = format!("/proc/{virtiofsd_pid}/task/{virtiofsd_pid}/children");
-    let server = std::fs::read_to_string(&children)
+    std::fs::read_to_string(&children)
         .ok()
         .and_then(|children| children.split_whitespace().next()?.parse::<u32>().ok())
         .ok_or_else(|| VirtiofsdError::Running {
             what: format!("finding virtiofsd's server in {children}"),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })?;
+        })
+}
+
+/// Runs `work` on a thread of its own (its namespace changes end with it),
+/// handing it a function that enters virtiofsd's mount namespace and its
+/// root (the share: relative paths are the share's from there on).
+fn in_namespace_of<F>(server: u32, work: F) -> Result<(), VirtiofsdError>
+where
+    F: FnOnce(&dyn Fn() -> Result<(), Step>) -> Result<(), Step> + Send + 'static,
+{
     let open = |what: &str, flags: libc::c_int| {
         let path = format!("/proc/{server}/{what}");
         std::fs::OpenOptions::new()
