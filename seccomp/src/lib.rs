@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 
+mod load;
+pub use load::Loadable;
+
 /// Why a profile cannot be compiled.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SeccompError {
@@ -46,6 +49,9 @@ pub enum SeccompError {
     /// A jump the assembler could not place (a fault of this crate's).
     #[error("seccomp: {0}")]
     Assembly(&'static str),
+    /// A compiled program the kernel would not load.
+    #[error("seccomp: {0}")]
+    Unloadable(String),
 }
 
 type Result<T, E = SeccompError> = std::result::Result<T, E>;

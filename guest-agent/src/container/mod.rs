@@ -216,7 +216,7 @@ impl Container {
             tracing::debug!(
                 container = id,
                 "seccomp filter of {} instructions",
-                filter.len()
+                filter.instructions()
             );
         }
         let rootfs = ContainerRootfs::mount(dir, rootfs_spec)?;

@@ -513,9 +513,18 @@ pub fn copy(
         let produced = producer
             .join()
             .map_err(|_| CopyError::Worker("archiving"))?;
-        // An archive cut short by a failed reader is that reader's fault.
-        let bytes = produced?;
-        extracted.map(|()| bytes)
+        match (produced, extracted) {
+            (Ok(bytes), Ok(())) => Ok(bytes),
+            // The extraction stopped first (a refused entry): the archive's
+            // writer only found the pipe closed.
+            (Err(CopyError::Io { source, .. }), Err(refused))
+                if source.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Err(refused)
+            }
+            // An archive cut short by a failed reader is that reader's fault.
+            (Err(failed), _) | (Ok(_), Err(failed)) => Err(failed),
+        }
     })
 }
 
