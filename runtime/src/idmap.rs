@@ -21,6 +21,7 @@
 //! 65534 in the guest, and the guest cannot create them (as with Docker's
 //! `userns-remap` and its default range).
 
+use crate::capabilities::Capabilities;
 use crate::mount_api;
 use std::ffi::CStr;
 use std::io::{Read, Write};
@@ -222,25 +223,6 @@ impl UserNamespace {
     }
 }
 
-/// `struct __user_cap_header_struct` of capget(2).
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct` of capget(2), one of two.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// `_LINUX_CAPABILITY_VERSION_3`: two [`CapData`].
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
 /// A file-system identity a thread takes for a while: the host ids of an
 /// [`IdRange`]'s root, keeping its capabilities. Files it creates belong to
 /// the range's root; through an idmapped mount of the range, to uid 0.
@@ -248,31 +230,15 @@ const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 pub struct FsIdentity {
     id: u32,
     /// The capabilities to restore: setfsuid(2) drops the file-system ones.
-    caps: [CapData; 2],
+    caps: Capabilities,
 }
 
 impl FsIdentity {
     /// `range`'s root, with the calling thread's capabilities.
     pub fn of(range: IdRange) -> std::io::Result<Self> {
-        let mut header = CapHeader {
-            version: CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        let mut caps = [CapData {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
-        // SAFETY: capget(2) writes two `CapData` into `caps`.
-        if unsafe { libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        for data in &mut caps {
-            data.effective = data.permitted;
-        }
         Ok(Self {
             id: range.base(),
-            caps,
+            caps: Capabilities::current()?.all_effective(),
         })
     }
 
@@ -283,11 +249,7 @@ impl FsIdentity {
     /// The calling thread must be root's (fsuid 0) and must not be shared
     /// with other work meanwhile (a pool's thread would carry it).
     pub unsafe fn scope<T>(&self, work: impl FnOnce() -> T) -> std::io::Result<T> {
-        let mut header = CapHeader {
-            version: CAPABILITY_VERSION_3,
-            pid: 0,
-        };
-        // SAFETY: per-thread identity calls; capset(2) reads two `CapData`.
+        // SAFETY: per-thread identity calls.
         unsafe {
             libc::setfsgid(self.id);
             libc::setfsuid(self.id);
@@ -296,8 +258,7 @@ impl FsIdentity {
                 libc::setfsgid(0);
                 return Err(std::io::Error::from_raw_os_error(libc::EPERM));
             }
-            if libc::syscall(libc::SYS_capset, &mut header, self.caps.as_ptr()) < 0 {
-                let err = std::io::Error::last_os_error();
+            if let Err(err) = self.caps.apply() {
                 libc::setfsuid(0);
                 libc::setfsgid(0);
                 return Err(err);

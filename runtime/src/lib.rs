@@ -4,6 +4,7 @@
 
 pub mod agent_client;
 pub mod build;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod container;

@@ -16,8 +16,10 @@ vmm=${1:-hull}
 only=" ${*:2} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
-# On tmpfs: overlayfs (the writable layers) cannot stack on the lab's overlaid /tmp.
-scratch=$(mktemp -d /run/hull-lab-suite-XXXXXX)
+# In the lab's /var/lib/hull (ext4, see scripts/kvm-lab.d/init): overlayfs
+# (the writable layers) cannot stack on the lab's overlaid /tmp, and on ext4
+# virtiofsd runs unprivileged (idmapped mounts).
+scratch=$(mktemp -d /var/lib/hull/lab-suite-XXXXXX)
 chmod 711 "$scratch" # unprivileged VMMs (QEMU) pass through to their directories
 export HULL_ROOT=$scratch/root HULL_RUN_DIR=$scratch/run
 netns=hull-lab-$$
@@ -324,6 +326,16 @@ t_confined() {
       [ "$(readlink "/proc/$p/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] || ok=1
     done
   fi
+  # virtiofsd: root of a user namespace of its own, unprivileged on the
+  # host, filtered from its start, its server under its own filter too.
+  local fs server
+  fs=$(hull inspect -f '{{.HullSandbox.VirtiofsdPid}}' jailed)
+  read -r server _ <"/proc/$fs/task/$fs/children"
+  for p in $fs $server; do
+    grep -E '^(Uid|NoNewPrivs|Seccomp):' "/proc/$p/status" | tr '\n' ' '; echo "(virtiofsd $p)"
+    [ "$(field "$p" Uid)" -ge $((0x80000000)) ] && [ "$(field "$p" NoNewPrivs)" = 1 ] &&
+      [ "$(field "$p" Seccomp)" = 2 ] || { echo "virtiofsd $p is privileged"; ok=1; }
+  done
   hull exec jailed ping -c 1 -W 5 10.88.0.1 >/dev/null || { echo "no network"; ok=1; }
   hull pause jailed && hull unpause jailed && hull exec jailed true || { echo "pause failed"; ok=1; }
   hull rm -f jailed >/dev/null
@@ -365,7 +377,7 @@ elif [ "$only" = "  " ]; then
 fi
 check "run -it: the container's terminal follows the window's size" t_resize
 check "a guest kernel panic: exit 125, reported in State.Error" t_panic
-check "the VMM is confined: own uid, no capabilities, seccomp" t_confined
+check "the VMM and virtiofsd are confined: own uid, no capabilities, seccomp" t_confined
 check "nothing is left" t_clean
 
 echo "$passed passed, $failed failed"

@@ -44,6 +44,24 @@ fn each_vmm_runs_unprivileged_under_seccomp_and_virtiofsd_under_its_filter() {
         assert_eq!(status(&vmm, "Seccomp"), "2");
         uids.push(real);
         cgroups.push(limited_cgroup(&vmm));
+        // Its monitor gave up what no part of a sandbox needs, for itself
+        // and everything it starts: modules, raw I/O, reboot, the clock, BPF.
+        let monitor = ok(
+            &hull,
+            &["inspect", "-f", "{{.HullSandbox.MonitorPid}}", name],
+        );
+        for pid in [&monitor, &vmm] {
+            for set in ["CapBnd", "CapEff"] {
+                let caps = u64::from_str_radix(&status(pid, set), 16).unwrap();
+                for cap in [16, 17, 22, 25, 39] {
+                    assert_eq!(
+                        caps & (1 << cap),
+                        0,
+                        "{name}: {pid}'s {set} has capability {cap}"
+                    );
+                }
+            }
+        }
         // It sees the host's tree read-only, in a mount namespace of its own.
         assert_ne!(
             std::fs::read_link(format!("/proc/{vmm}/ns/mnt")).unwrap(),

@@ -203,6 +203,14 @@ pub fn main() -> i32 {
     // included), into their containers' monitor.log.
     std::env::set_var("HULL_LOG", &filter);
 
+    if let management::Resolved::Short(command) = &command {
+        if matches!(**command, Command::Monitor { .. }) {
+            // Before any other thread: each has its own bounding set.
+            if let Err(err) = crate::capabilities::drop_never_needed() {
+                tracing::warn!("keeping every capability: {err}");
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
