@@ -16,10 +16,10 @@ vmm=${1:-hull}
 only=" ${*:2} "
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export HULL_LIB_DIR=${HULL_LIB_DIR:-$repo/target/hull}
-# In the lab's /var/lib/hull (ext4, see scripts/kvm-lab.d/init): overlayfs
-# (the writable layers) cannot stack on the lab's overlaid /tmp, and on ext4
+# In the lab's /var/tmp (ext4, see scripts/kvm-lab.d/init): overlayfs (the
+# writable layers) cannot stack on the lab's overlaid /tmp, and on ext4
 # virtiofsd runs unprivileged (idmapped mounts).
-scratch=$(mktemp -d /var/lib/hull/lab-suite-XXXXXX)
+scratch=$(mktemp -d /var/tmp/hull-lab-suite-XXXXXX)
 chmod 711 "$scratch" # unprivileged VMMs (QEMU) pass through to their directories
 export HULL_ROOT=$scratch/root HULL_RUN_DIR=$scratch/run
 netns=hull-lab-$$
