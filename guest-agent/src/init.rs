@@ -112,7 +112,30 @@ pub fn setup_guest() -> Result<()> {
         // A stable hostname for the agent's own logs; containers set their own.
         let _ = fs::write("/proc/sys/kernel/hostname", "hull");
     }
+    report_small_free_blocks();
     Ok(())
+}
+
+/// The smallest free block (2^order pages) the guest hands back to the
+/// host through free page reporting.
+const PAGE_REPORTING_ORDER: u32 = 5;
+
+/// Free page reporting hands back only free blocks of `pageblock_order`
+/// pages and more, which Hull's kernel (no huge pages) makes 4 MiB: a VM
+/// whose free memory is scattered in smaller blocks keeps it all on the
+/// host. The balloon driver sets the order when it registers, before init
+/// runs (so not from the kernel's command line); its reports start two
+/// seconds later, with this one. `HULL_PAGE_REPORTING_ORDER` (a kernel
+/// argument, which the kernel hands init as its environment) overrides it.
+fn report_small_free_blocks() {
+    let order = std::env::var("HULL_PAGE_REPORTING_ORDER")
+        .ok()
+        .and_then(|order| order.parse::<u32>().ok())
+        .unwrap_or(PAGE_REPORTING_ORDER);
+    let path = "/sys/module/page_reporting/parameters/page_reporting_order";
+    if let Err(err) = fs::write(path, order.to_string()) {
+        tracing::debug!("{path}: {err}");
+    }
 }
 
 /// A socket for interface ioctls: the agent has no netlink library, and

@@ -149,3 +149,135 @@ impl AgentClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A hostile agent: whatever a guest writes on its channel, the host's
+    //! end answers with an error (or recovers), in bounded time and memory,
+    //! and never panics.
+
+    use super::*;
+    use hull_protocol::{Frame, FrameKind, FrameReader, FrameWriter, ResponseEnvelope};
+    use tokio::io::BufReader;
+
+    /// Runs the host's handshake against `agent`, which plays the guest's
+    /// side of the socket.
+    async fn handshake_with<F, Fut>(agent: F) -> Result<AgentClient, RpcError>
+    where
+        F: FnOnce(UnixStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (host, guest) = UnixStream::pair().unwrap();
+        let guest = tokio::spawn(agent(guest));
+        let (events, _) = mpsc::unbounded_channel();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            AgentClient::handshake(host, events),
+        )
+        .await
+        .expect("the handshake ended in bounded time");
+        guest.abort();
+        result
+    }
+
+    /// Reads the host's hello and returns its request id.
+    async fn hello_id(reader: &mut FrameReader<BufReader<tokio::net::unix::OwnedReadHalf>>) -> u64 {
+        let frame = reader.next().await.unwrap().unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&frame.payload).unwrap();
+        value["id"].as_u64().unwrap()
+    }
+
+    fn response(id: u64, response: Response) -> Frame {
+        let envelope = ResponseEnvelope { id, response };
+        Frame::new(FrameKind::Response, serde_json::to_vec(&envelope).unwrap())
+    }
+
+    #[tokio::test]
+    async fn garbage_on_the_channel_is_an_error() {
+        let result = handshake_with(|mut guest| async move {
+            let mut noise = vec![0u8; 256 * 1024];
+            for (i, byte) in noise.iter_mut().enumerate() {
+                *byte = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+            }
+            let _ = guest.write_all(&noise).await;
+        })
+        .await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_frame_past_the_bound_is_an_error_not_an_allocation() {
+        let result = handshake_with(|mut guest| async move {
+            // A response header announcing 4 GiB, then a trickle.
+            let _ = guest
+                .write_all(&[FrameKind::Response as u8, 0xff, 0xff, 0xff, 0xff])
+                .await;
+            let _ = guest.write_all(&[0u8; 4096]).await;
+        })
+        .await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn another_protocol_version_is_refused_by_name() {
+        let result = handshake_with(|guest| async move {
+            let (read, write) = guest.into_split();
+            let mut reader = FrameReader::new(BufReader::new(read));
+            let mut writer = FrameWriter::new(write);
+            let id = hello_id(&mut reader).await;
+            let hello = Response::Hello {
+                version: PROTOCOL_VERSION + 1,
+                kernel_release: "x".repeat(100),
+            };
+            writer.send(&response(id, hello)).await.unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert!(
+            matches!(result, Err(RpcError::Version { agent, .. }) if agent == PROTOCOL_VERSION + 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_answer_is_skipped_and_the_good_one_taken() {
+        let result = handshake_with(|guest| async move {
+            let (read, write) = guest.into_split();
+            let mut reader = FrameReader::new(BufReader::new(read));
+            let mut writer = FrameWriter::new(write);
+            let id = hello_id(&mut reader).await;
+            for junk in [&b"{not json"[..], b"{\"id\":1}", b"[]", b"\xff\xfe"] {
+                let frame = Frame::new(FrameKind::Response, junk.to_vec());
+                writer.send(&frame).await.unwrap();
+                let event = Frame::new(FrameKind::Event, junk.to_vec());
+                writer.send(&event).await.unwrap();
+            }
+            writer
+                .send(&Frame::new(FrameKind::Stdio, vec![1]))
+                .await
+                .unwrap();
+            // An answer to a request never made.
+            writer
+                .send(&response(id + 1000, Response::Done))
+                .await
+                .unwrap();
+            let hello = Response::Hello {
+                version: PROTOCOL_VERSION,
+                kernel_release: "6.1-hull".into(),
+            };
+            writer.send(&response(id, hello)).await.unwrap();
+            std::future::pending::<()>().await;
+        })
+        .await;
+        assert_eq!(result.unwrap().kernel_release, "6.1-hull");
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_hangs_up_is_an_error() {
+        let result = handshake_with(|guest| async move { drop(guest) }).await;
+        assert!(
+            matches!(result, Err(RpcError::Closed)),
+            "{:?}",
+            result.err()
+        );
+    }
+}
