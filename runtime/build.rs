@@ -37,14 +37,14 @@ fn main() {
         .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=HULL_RUSTC_VERSION={rustc_version}");
-    // Again when HEAD moves (a commit, a checkout).
+    // Again when HEAD moves (a commit, a checkout): HEAD, the loose branch
+    // refs (a directory, which cargo scans) and the packed ones. Only what
+    // exists is named: cargo takes a missing path for a change, and would
+    // run this (and rebuild the crate) on every build.
     let git_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.git");
-    for file in ["HEAD", "packed-refs"] {
-        println!("cargo:rerun-if-changed={}", git_dir.join(file).display());
-    }
-    if let Ok(head) = std::fs::read_to_string(git_dir.join("HEAD")) {
-        if let Some(branch) = head.trim().strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed={}", git_dir.join(branch).display());
+    for path in ["HEAD", "refs/heads", "packed-refs"].map(|p| git_dir.join(p)) {
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
 }
