@@ -62,11 +62,11 @@ cd "$repo"
 flag=()
 [ "$profile" = release ] && flag=(--release)
 log "building hull-agent (static, musl) and the host binaries ($profile)"
-cargo build --quiet --release -p hull-agent --target x86_64-unknown-linux-musl
+cargo build --quiet --profile guest -p hull-agent --target x86_64-unknown-linux-musl
 cargo build --quiet "${flag[@]}" -p hull-runtime -p hull-tests -p hull-vmm -p containerd-shim-hull-v2 -p hull-oci --bins
 
 mkdir -p target/hull
-"$repo/rootfs/build.sh" target/x86_64-unknown-linux-musl/release/hull-agent target/hull/initramfs.img
+"$repo/rootfs/build.sh" target/x86_64-unknown-linux-musl/guest/hull-agent target/hull/initramfs.img
 ln -sf "$kernel_dir/vmlinux" target/hull/vmlinux
 ln -sf "$kernel_dir/bzImage" target/hull/bzImage
 ln -sf "$virtiofsd" target/hull/virtiofsd
