@@ -36,6 +36,28 @@ fn check(rc: libc::c_long) -> std::io::Result<()> {
     }
 }
 
+/// Gives the calling thread a mount namespace of its own (unshare(2)) in
+/// which every mount's propagation is `propagation`: `libc::MS_PRIVATE`
+/// (nothing mounted on either side reaches the other) or `libc::MS_SLAVE`
+/// (the host's later mounts and unmounts still arrive).
+pub fn unshare_mounts(propagation: libc::c_ulong) -> std::io::Result<()> {
+    // SAFETY: unshare(2), then mount(2) changing propagation only, on a
+    // static string.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS).into())?;
+        check(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | propagation,
+                std::ptr::null(),
+            )
+            .into(),
+        )
+    }
+}
+
 /// Sets `attributes` (`MOUNT_ATTR_*`) on the mount at `path` and on every
 /// mount below it.
 pub fn set_recursive(path: &CStr, attributes: u64) -> std::io::Result<()> {

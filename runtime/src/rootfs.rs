@@ -396,21 +396,13 @@ fn mount_private_overlay(
             Ok(())
         }
     };
-    let null = std::ptr::null();
     // The work that follows resolves the user's relative paths (`cp x .`)
     // from this thread's working directory: come back to it after the mount.
     let cwd = std::fs::File::open(".")?;
     // SAFETY: plain system calls on NUL-terminated strings and a descriptor
     // that outlive them.
     unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            null,
-            c"/".as_ptr(),
-            null,
-            libc::MS_REC | libc::MS_PRIVATE,
-            null.cast(),
-        ))?;
+        crate::mount_api::unshare_mounts(libc::MS_PRIVATE)?;
         check(libc::chdir(mount.cwd.as_ptr()))?;
         let flags = flags | libc::MS_NODEV | libc::MS_NOSUID;
         let mounted = check(libc::mount(

@@ -157,22 +157,7 @@ impl Inheritance {
 /// # Safety
 /// Async-signal-safe: for a child between `fork` and `exec`, still root.
 pub(super) unsafe fn read_only_host() -> std::io::Result<()> {
-    let null = std::ptr::null();
-    // SAFETY: unshare(2) and mount(2) changing propagation only, on a
-    // static string; this child is single-threaded.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) < 0
-            || libc::mount(
-                null,
-                c"/".as_ptr(),
-                null,
-                libc::MS_REC | libc::MS_SLAVE,
-                null.cast(),
-            ) < 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    crate::mount_api::unshare_mounts(libc::MS_SLAVE)?;
     crate::mount_api::set_recursive(
         c"/",
         crate::mount_api::MOUNT_ATTR_RDONLY | crate::mount_api::MOUNT_ATTR_NOSUID,

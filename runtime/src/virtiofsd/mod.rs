@@ -352,20 +352,8 @@ fn start(
             {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::unshare(libc::CLONE_NEWNS) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            crate::mount_api::unshare_mounts(libc::MS_PRIVATE)?;
             let null = std::ptr::null();
-            if libc::mount(
-                null,
-                c"/".as_ptr(),
-                null,
-                libc::MS_REC | libc::MS_PRIVATE,
-                null.cast(),
-            ) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
             // The share itself becomes a mount (made read-only below, once
             // the entries are mounted in it): the guest can create nothing
             // in its root, which lives on the host's /run. Idmapped for an

@@ -234,25 +234,10 @@ pub fn add_entries(
     in_namespace_of(server, move |enter| {
         // A private copy of the host's namespace: what is mounted here
         // reaches no one else.
-        // SAFETY: unshare(2) affects this thread only (it has its own fs
-        // from here on), which ends when the closure returns.
-        if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
-            return Err(last_error("making a private mount namespace"));
-        }
-        let null = std::ptr::null();
-        // SAFETY: mount(2) changing propagation only, on a static string.
-        if unsafe {
-            libc::mount(
-                null,
-                c"/".as_ptr(),
-                null,
-                libc::MS_REC | libc::MS_PRIVATE,
-                null.cast(),
-            )
-        } < 0
-        {
-            return Err(last_error("making the private namespace private"));
-        }
+        // unshare(2) affects this thread only (it has its own fs from here
+        // on), which ends when the closure returns.
+        crate::mount_api::unshare_mounts(libc::MS_PRIVATE)
+            .map_err(|e| ("making a private mount namespace", e))?;
         mount_all(&plans, mounter.as_ref()).map_err(|e| ("mounting the container's files", e))?;
         let mut trees = Vec::with_capacity(plans.len());
         for plan in &plans {
