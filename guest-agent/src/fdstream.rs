@@ -57,11 +57,6 @@ impl FdStream {
             }
         }
     }
-
-    /// Deregisters the fd and gives it back.
-    pub fn into_inner(self) -> OwnedFd {
-        self.fd.into_inner()
-    }
 }
 
 fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -180,11 +180,22 @@ mod tests {
         result
     }
 
-    /// Reads the host's hello and returns its request id.
-    async fn hello_id(reader: &mut FrameReader<BufReader<tokio::net::unix::OwnedReadHalf>>) -> u64 {
+    /// The guest's end after the host's hello: its reader, its writer and
+    /// the hello's request id.
+    type AfterHello = (
+        FrameReader<BufReader<tokio::net::unix::OwnedReadHalf>>,
+        FrameWriter<tokio::net::unix::OwnedWriteHalf>,
+        u64,
+    );
+
+    /// Reads the host's hello on the guest's end.
+    async fn read_hello(guest: UnixStream) -> AfterHello {
+        let (read, write) = guest.into_split();
+        let mut reader = FrameReader::new(BufReader::new(read));
         let frame = reader.next().await.unwrap().unwrap().unwrap();
         let value: serde_json::Value = serde_json::from_slice(&frame.payload).unwrap();
-        value["id"].as_u64().unwrap()
+        let id = value["id"].as_u64().unwrap();
+        (reader, FrameWriter::new(write), id)
     }
 
     fn response(id: u64, response: Response) -> Frame {
@@ -221,10 +232,7 @@ mod tests {
     #[tokio::test]
     async fn another_protocol_version_is_refused_by_name() {
         let result = handshake_with(|guest| async move {
-            let (read, write) = guest.into_split();
-            let mut reader = FrameReader::new(BufReader::new(read));
-            let mut writer = FrameWriter::new(write);
-            let id = hello_id(&mut reader).await;
+            let (_reader, mut writer, id) = read_hello(guest).await;
             let hello = Response::Hello {
                 version: PROTOCOL_VERSION + 1,
                 kernel_release: "x".repeat(100),
@@ -241,10 +249,7 @@ mod tests {
     #[tokio::test]
     async fn a_bad_answer_is_skipped_and_the_good_one_taken() {
         let result = handshake_with(|guest| async move {
-            let (read, write) = guest.into_split();
-            let mut reader = FrameReader::new(BufReader::new(read));
-            let mut writer = FrameWriter::new(write);
-            let id = hello_id(&mut reader).await;
+            let (_reader, mut writer, id) = read_hello(guest).await;
             for junk in [&b"{not json"[..], b"{\"id\":1}", b"[]", b"\xff\xfe"] {
                 let frame = Frame::new(FrameKind::Response, junk.to_vec());
                 writer.send(&frame).await.unwrap();

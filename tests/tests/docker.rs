@@ -483,6 +483,15 @@ fn exec_runs_beside_the_container() {
         ),
         "1000 /tmp y"
     );
+    // Born in the container's cgroup (the root of its cgroup namespace),
+    // as its first process was.
+    assert_eq!(
+        ok(
+            &hull,
+            &["exec", "box", "cat", "/proc/self/cgroup", "/proc/1/cgroup"]
+        ),
+        "0::/\n0::/"
+    );
     let out = hull.run(["exec", "box", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     for i in 0..3 {

@@ -4,6 +4,8 @@ use anyhow::{Context, Result};
 use hull_protocol::ContainerStats;
 use oci_spec::runtime::LinuxResources;
 use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The agent's cgroup v2 mount.
@@ -136,9 +138,14 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Moves a process into the group.
-    pub fn add_process(&self, pid: i32) -> Result<()> {
-        self.write("cgroup.procs", &pid.to_string())
+    /// The group's directory, for a clone into it (`CLONE_INTO_CGROUP`).
+    pub fn open(&self) -> Result<OwnedFd> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.path)
+            .with_context(|| format!("opening cgroup {}", self.path.display()))?;
+        Ok(dir.into())
     }
 
     /// Whether the OOM killer has killed a process of this group.

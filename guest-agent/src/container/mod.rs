@@ -3,6 +3,7 @@
 //! runtime spec, in the manner of youki's libcontainer.
 
 pub mod cgroup;
+mod clone;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
@@ -22,7 +23,7 @@ use process::{capability_bit, pointer_array, CapabilitySets, ChildPlan, Report, 
 use rootfs::{cstring, ContainerRootfs};
 use seccomp::Filter;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,9 +34,6 @@ const CONTAINERS_DIR: &str = "/run/hull/containers";
 /// The `$PATH` used when the spec's environment has none (Docker's default).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Stack for the cloned child before it `execve`s.
-const CHILD_STACK_SIZE: usize = 256 * 1024;
-
 /// A created container whose first process exists (stopped or running).
 #[derive(Debug)]
 pub struct Container {
@@ -43,12 +41,8 @@ pub struct Container {
     pub pid: Pid,
     rootfs: ContainerRootfs,
     cgroup: Cgroup,
-    /// The parent's ends of the sync and report pipes until `start`.
-    pending_start: Option<(OwnedFd, FdStream)>,
-    /// The command, for error messages.
-    command: String,
-    /// Whether the command was found through `$PATH`.
-    searched_path: bool,
+    /// How to start the first process, until `start`.
+    pending_start: Option<StartHandle>,
     /// The master of the first process's terminal, if it has one, for the
     /// agent to take and relay.
     pub terminal: Option<OwnedFd>,
@@ -262,15 +256,18 @@ impl Container {
              first process waiting after {:?}",
             began.elapsed()
         );
-        match spawned {
-            Ok(first) => Ok(Self {
-                pid: first.pid,
+        match spawned.and_then(|first| {
+            let (start, terminal) = first
+                .paused
+                .context("the first process did not wait for its start")?;
+            Ok((first.pid, start, terminal))
+        }) {
+            Ok((pid, start, terminal)) => Ok(Self {
+                pid,
                 rootfs,
                 cgroup,
-                pending_start: Some((first.sync, first.report)),
-                command: first.command,
-                searched_path: first.searched_path,
-                terminal: first.terminal,
+                pending_start: Some(start),
+                terminal,
                 seccomp,
             }),
             Err(err) => {
@@ -292,16 +289,9 @@ impl Container {
 
     /// Takes what `start` needs, so that no lock is held across its await.
     pub fn take_start(&mut self) -> Result<StartHandle> {
-        let (sync, report) = self
-            .pending_start
+        self.pending_start
             .take()
-            .context("container already started")?;
-        Ok(StartHandle {
-            sync,
-            report,
-            command: self.command.clone(),
-            searched_path: self.searched_path,
-        })
+            .context("container already started")
     }
 
     /// Turns a wait status of the first process into an exit status.
@@ -387,6 +377,8 @@ impl ExecTarget {
             .map(|(fd, kind)| (fd.as_raw_fd(), *kind))
             .collect();
         let describe = |r: Report| describe_exec_failure(r, &command, searched_path);
+        // Without a terminal to copy out, the process need not wait.
+        plan.pause_before_exec = terminal;
         let spawned = spawn_process(
             (plan, command.clone(), searched_path),
             Namespaces::Join { pid: &pid_ns },
@@ -397,14 +389,14 @@ impl ExecTarget {
             describe,
         )
         .await?;
-        let start = StartHandle {
-            sync: spawned.sync,
-            report: spawned.report,
-            command: spawned.command,
-            searched_path: spawned.searched_path,
+        let terminal = match spawned.paused {
+            Some((start, terminal)) => {
+                start.start().await?;
+                terminal
+            }
+            None => None,
         };
-        start.start().await?;
-        Ok((spawned.pid, spawned.terminal))
+        Ok((spawned.pid, terminal))
     }
 }
 
@@ -532,6 +524,7 @@ fn process_plan(
             stdio[2].as_raw_fd(),
         ],
         sync_read: sync_read.as_raw_fd(),
+        pause_before_exec: true,
         report_write: report_write.as_raw_fd(),
         join_namespaces: Vec::new(),
         mounts: Vec::new(),
@@ -597,15 +590,13 @@ fn first_process_plan(
     Ok((plan, command, searched_path))
 }
 
-/// A process stopped before `execve`.
+/// A cloned process.
 struct Spawned {
     pid: Pid,
-    sync: OwnedFd,
-    report: FdStream,
-    command: String,
-    searched_path: bool,
-    /// The master of its terminal, copied from the child.
-    terminal: Option<OwnedFd>,
+    /// A process that waits before `execve` (its plan's
+    /// `pause_before_exec`): how to start it, and the master of its
+    /// terminal, copied from the child.
+    paused: Option<(StartHandle, Option<OwnedFd>)>,
 }
 
 /// Copies descriptor `fd` of process `pid` into the agent (close-on-exec),
@@ -631,7 +622,8 @@ fn copy_fd_of(pid: Pid, fd: u32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(copied as libc::c_int) })
 }
 
-/// Clones a process following `plan` and waits until it is ready to `execve`.
+/// Clones a process following `plan` and waits until it is ready to
+/// `execve` (paused) or, when it does not pause, until it has.
 async fn spawn_process(
     (plan, command, searched_path): (ChildPlan, String, bool),
     namespaces: Namespaces<'_>,
@@ -643,57 +635,60 @@ async fn spawn_process(
 ) -> Result<Spawned> {
     let (sync_read, sync_write, report_read, report_write) = pipes;
     let wants_terminal = plan.terminal.is_some();
+    let paused = plan.pause_before_exec;
+    let group = cgroup.open()?;
     let pid = {
         // Raw pointers for execve, used only by the child: kept in this
         // block so that nothing of them lives across the awaits below.
         let argv = pointer_array(&plan.argv);
         let envp = pointer_array(&plan.envp);
-        let mut stack = vec![0u8; CHILD_STACK_SIZE];
         let cloned = namespaces.clone_in(|flags| {
             // SAFETY: the child runs `child_main`, which only makes system
             // calls on data prepared above (see process.rs), and then execs
             // or exits.
             unsafe {
-                nix::sched::clone(
-                    Box::new(|| process::child_main(&plan, &argv, &envp)),
-                    &mut stack,
-                    flags,
-                    Some(Signal::SIGCHLD as i32),
-                )
+                clone::fork_into_cgroup(flags, group.as_fd(), || {
+                    process::child_main(&plan, &argv, &envp)
+                })
             }
         })?;
         cloned.context("cloning the container process")?
     };
     register(pid);
     // The child has its copies; ours would keep the pipes open.
-    drop((sync_read, report_write, stdio));
+    drop((sync_read, report_write, stdio, group));
     let setup = async {
         set_nonblocking(&report_read)?;
         set_nonblocking(&sync_write)?;
         let mut report = FdStream::new(report_read)?;
-        let mut sync = FdStream::new(sync_write)?;
-        cgroup.add_process(pid.as_raw())?;
-        sync.write_all(&[process::SYNC_CGROUP_JOINED]).await?;
         match read_report(&mut report).await? {
-            Some(r) if r.stage == Stage::Ready as u32 => {
+            // Not paused: end of file is a successful execve.
+            None if !paused => Ok(None),
+            Some(r) if paused && r.stage == Stage::Ready as u32 => {
                 // The child is waiting for SYNC_START, so its master is still open.
                 let terminal = wants_terminal
                     .then(|| copy_fd_of(pid, r.detail))
                     .transpose()?;
-                Ok((sync.into_inner(), report, terminal))
+                Ok(Some((sync_write, report, terminal)))
             }
             Some(r) => Err(anyhow!(describe(r))),
             None => Err(anyhow!("container process exited during set-up")),
         }
     };
     match setup.await {
-        Ok((sync, report, terminal)) => Ok(Spawned {
+        Ok(paused) => Ok(Spawned {
             pid,
-            sync,
-            report,
-            command,
-            searched_path,
-            terminal,
+            paused: paused.map(|(sync, report, terminal)| {
+                (
+                    StartHandle {
+                        sync,
+                        report,
+                        command,
+                        searched_path,
+                    },
+                    terminal,
+                )
+            }),
         }),
         Err(err) => {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
@@ -709,7 +704,9 @@ fn child_pipes() -> Result<(OwnedFd, OwnedFd, OwnedFd, OwnedFd)> {
     Ok((sync_read, sync_write, report_read, report_write))
 }
 
-/// The parent's side of a created container's start.
+/// The parent's side of a paused process's start: the ends of its sync and
+/// report pipes, and its command for error messages.
+#[derive(Debug)]
 pub struct StartHandle {
     sync: OwnedFd,
     report: FdStream,

@@ -1,17 +1,19 @@
 //! Starting a container's first process in its own namespaces.
 //!
-//! The process is made with `clone(2)` and new mount, pid, uts and ipc
-//! namespaces. Between `clone` and `execve` the child may only make system
+//! The process is made with `clone3(2)`, in its cgroup from birth (see
+//! clone.rs) and with new mount, pid, uts and ipc namespaces. Between `clone` and `execve` the child may only make system
 //! calls: the agent has other threads' state (allocator locks, the tokio
 //! reactor) copied into it in an unknown condition. So everything the child
 //! needs is computed here first, as C strings and plain numbers, in a
 //! [`ChildPlan`]; [`child_main`] walks it with libc calls and no allocation.
 //!
-//! Parent and child talk over two pipes. `sync`: the parent writes
-//! [`SYNC_CGROUP_JOINED`] once the child is in its cgroup and
-//! [`SYNC_START`] to let it `execve`. `report` (close-on-exec): the child
-//! writes a [`Report`] when a step fails or when it is ready; end of file
-//! after [`SYNC_START`] means `execve` succeeded.
+//! Parent and child talk over two pipes. `report` (close-on-exec): the
+//! child writes a [`Report`] when a step fails; end of file means `execve`
+//! succeeded. A child that pauses before `execve` (a container's first
+//! process, which `start` lets go later, and any process with a terminal)
+//! also reports when it is ready and then waits on `sync` for the parent's
+//! [`SYNC_START`]. An exec without a terminal runs straight through: one
+//! round trip between agent and child fewer.
 //!
 //! A process with a terminal opens it itself, from the container's
 //! /dev/ptmx once it is in the container's mount namespace, so that the
@@ -23,8 +25,6 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
-/// Parent → child: the child has been placed in its cgroup.
-pub const SYNC_CGROUP_JOINED: u8 = b'C';
 /// Parent → child: go on and `execve`.
 pub const SYNC_START: u8 = b'S';
 
@@ -32,7 +32,8 @@ pub const SYNC_START: u8 = b'S';
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Stage {
-    /// Set-up is complete; the child waits for [`SYNC_START`].
+    /// Set-up is complete; the child waits for [`SYNC_START`] (only a
+    /// child whose plan says `pause_before_exec`).
     Ready = 0,
     /// Connecting stdio.
     Stdio = 1,
@@ -210,6 +211,8 @@ pub struct ChildPlan {
     pub stdio: [RawFd; 3],
     /// Read end of the sync pipe.
     pub sync_read: RawFd,
+    /// Report [`Stage::Ready`] and wait for [`SYNC_START`] before `execve`.
+    pub pause_before_exec: bool,
     /// Write end of the report pipe (close-on-exec).
     pub report_write: RawFd,
     /// For an exec: namespaces to join `(fd, CLONE_NEW*)`, instead of the
@@ -330,9 +333,6 @@ pub fn child_main(
             }
         }
         libc::setsid();
-        if let Err(err) = wait_for(plan.sync_read, SYNC_CGROUP_JOINED) {
-            return fail(Stage::Sync, err, 0);
-        }
         if plan.join_namespaces.is_empty() {
             if let Err((stage, err, detail)) = set_up_container(plan) {
                 return fail(stage, err, detail);
@@ -378,14 +378,16 @@ pub fn child_main(
         if libc::chdir(plan.cwd.as_ptr()) < 0 {
             return fail(Stage::Cwd, errno(), 0);
         }
-        report(
-            plan.report_write,
-            Stage::Ready,
-            0,
-            terminal_master.max(0) as u32,
-        );
-        if let Err(err) = wait_for(plan.sync_read, SYNC_START) {
-            return fail(Stage::Sync, err, 1);
+        if plan.pause_before_exec {
+            report(
+                plan.report_write,
+                Stage::Ready,
+                0,
+                terminal_master.max(0) as u32,
+            );
+            if let Err(err) = wait_for(plan.sync_read, SYNC_START) {
+                return fail(Stage::Sync, err, 0);
+            }
         }
         libc::close(plan.sync_read);
         if let (Some(filter), true) = (&plan.seccomp, plan.no_new_privileges) {
