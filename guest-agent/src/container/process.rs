@@ -357,7 +357,9 @@ pub fn child_main(
                 rlim_cur: soft,
                 rlim_max: hard,
             };
-            if libc::setrlimit(resource as _, &limit) < 0 {
+            // prlimit64 itself (see switch_user for why not libc's wrapper).
+            let no_old: *mut libc::rlimit = std::ptr::null_mut();
+            if libc::syscall(libc::SYS_prlimit64, 0, resource, &limit, no_old) < 0 {
                 return fail(Stage::Rlimit, errno(), index as u32);
             }
         }
@@ -646,11 +648,17 @@ unsafe fn switch_user(plan: &ChildPlan) -> Result<(), i32> {
     if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 {
         return Err(errno());
     }
-    if libc::setgroups(plan.additional_gids.len(), plan.additional_gids.as_ptr()) < 0 {
+    // The system calls themselves, not libc's wrappers: those change the
+    // ids of every thread of the process, and musl signals each thread in
+    // its thread list to do so. This child has one thread but a copy of the
+    // agent's list, whose thread ids mean other processes here.
+    let (gid, uid) = (plan.gid as libc::c_long, plan.uid as libc::c_long);
+    let groups = plan.additional_gids.len() as libc::c_long;
+    if libc::syscall(libc::SYS_setgroups, groups, plan.additional_gids.as_ptr()) < 0 {
         return Err(errno());
     }
-    if libc::setresgid(plan.gid, plan.gid, plan.gid) < 0
-        || libc::setresuid(plan.uid, plan.uid, plan.uid) < 0
+    if libc::syscall(libc::SYS_setresgid, gid, gid, gid) < 0
+        || libc::syscall(libc::SYS_setresuid, uid, uid, uid) < 0
     {
         return Err(errno());
     }
