@@ -136,6 +136,39 @@ fn stdin_is_forwarded_with_i() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Megabytes of stdin pass through the guest's agent port, whose receive
+/// queue holds 128 page-sized buffers (kernel-config/patches/0004): many
+/// times round, in order, nothing lost.
+#[test]
+fn megabytes_of_stdin_arrive_whole_and_in_order() {
+    let hull = Hull::with_busybox();
+    let lines = 400_000;
+    let input: String = (0..lines).map(|i| format!("line {i}\n")).collect();
+    let out = hull.run_with_input(
+        &[
+            "run",
+            "--rm",
+            "-i",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            "tee /tmp/in | wc -c; wc -l < /tmp/in; tail -n 1 /tmp/in",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        [
+            input.len().to_string().as_str(),
+            lines.to_string().as_str(),
+            "line",
+            (lines - 1).to_string().as_str()
+        ],
+        "stderr: {}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn container_is_pid_1_on_the_guest_kernel() {
     let hull = Hull::with_busybox();
