@@ -111,22 +111,19 @@ fn env_workdir_and_user() {
     );
 }
 
+/// `hull run --rm -i busybox sh -c SCRIPT` with `input` on its stdin.
+fn run_sh_with_stdin(hull: &Hull, script: &str, input: &[u8]) -> std::process::Output {
+    hull.run_with_input(
+        &["run", "--rm", "-i", BUSYBOX_IMAGE, "sh", "-c", script],
+        input,
+    )
+}
+
 #[test]
 fn stdin_is_forwarded_with_i() {
     let hull = Hull::with_busybox();
     let input = "line one\nline two\n".repeat(2000);
-    let out = hull.run_with_input(
-        &[
-            "run",
-            "--rm",
-            "-i",
-            BUSYBOX_IMAGE,
-            "sh",
-            "-c",
-            "wc -l; echo done",
-        ],
-        input.as_bytes(),
-    );
+    let out = run_sh_with_stdin(&hull, "wc -l; echo done", input.as_bytes());
     assert_eq!(
         stdout(&out).split_whitespace().collect::<Vec<_>>(),
         ["4000", "done"],
@@ -144,16 +141,9 @@ fn megabytes_of_stdin_arrive_whole_and_in_order() {
     let hull = Hull::with_busybox();
     let lines = 400_000;
     let input: String = (0..lines).map(|i| format!("line {i}\n")).collect();
-    let out = hull.run_with_input(
-        &[
-            "run",
-            "--rm",
-            "-i",
-            BUSYBOX_IMAGE,
-            "sh",
-            "-c",
-            "tee /tmp/in | wc -c; wc -l < /tmp/in; tail -n 1 /tmp/in",
-        ],
+    let out = run_sh_with_stdin(
+        &hull,
+        "tee /tmp/in | wc -c; wc -l < /tmp/in; tail -n 1 /tmp/in",
         input.as_bytes(),
     );
     assert_eq!(
