@@ -48,6 +48,9 @@ pub struct Config {
     /// Idle container counts of the density curve.
     #[arg(long, env = "BENCH_DENSITY", value_delimiter = ',', default_values_t = [1usize, 5, 10, 20])]
     pub density: Vec<usize>,
+    /// `exec true`s into one idle container before its memory is read again.
+    #[arg(long, env = "BENCH_BUSY_EXECS", default_value_t = 300)]
+    pub busy_execs: usize,
     /// MiB hashed by the compute kernel.
     #[arg(long, env = "BENCH_HASH_MIB", default_value_t = 32)]
     pub hash_mib: u64,
@@ -109,6 +112,7 @@ impl Config {
             ("parallel", list(&self.parallel)),
             ("parallel_runs", self.parallel_runs.to_string()),
             ("density", list(&self.density)),
+            ("busy_execs", self.busy_execs.to_string()),
             ("hash_mib", self.hash_mib.to_string()),
             ("copy", format!("{}MiB×{}", self.copy_mib, self.copy_rounds)),
             ("getpid", self.getpid.to_string()),

@@ -1,10 +1,12 @@
 //! Density: host memory (PSS) of N idle containers, Hull's (monitor, VMM,
 //! virtiofsd: every process of each sandbox) and runc's (the container's
-//! processes), at each N of the curve.
+//! processes), at each N of the curve; and of one container again after
+//! it has been used (`exec`s), which is what a long-lived container keeps.
 
 use crate::cleanup::with_descendants;
 use crate::env::runc::Spec;
 use crate::env::Bench;
+use crate::proc;
 use crate::results::Row;
 use anyhow::{ensure, Result};
 use std::collections::BTreeMap;
@@ -71,6 +73,98 @@ pub fn parse_vmm_parts(smaps: &str) -> VmmParts {
         }
     }
     parts
+}
+
+/// The PSS of `roots` and all their descendants, MiB.
+fn tree_pss_mib(roots: &[u32]) -> f64 {
+    with_descendants(roots)
+        .into_iter()
+        .map(|pid| pss_kib(pid) as f64 / 1024.0)
+        .sum()
+}
+
+/// One idle container's host memory, settled, before and after `execs`
+/// `exec true`s into it: `(before, after)`, MiB. `exec` runs one exec;
+/// `roots` gives the container's processes.
+fn before_and_after_execs(
+    execs: usize,
+    mut exec: impl FnMut() -> Result<()>,
+    roots: impl Fn() -> Result<Vec<u32>>,
+) -> Result<(f64, f64)> {
+    std::thread::sleep(SETTLE);
+    let before = tree_pss_mib(&roots()?);
+    for _ in 0..execs {
+        exec()?;
+    }
+    std::thread::sleep(SETTLE);
+    Ok((before, tree_pss_mib(&roots()?)))
+}
+
+/// The rows of one container's memory after use: Hull's and runc's after
+/// the execs, and how much Hull's grew.
+fn after_use(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
+    let execs = bench.cfg.busy_execs;
+    let name = "hb-busy".to_string();
+    let hull = (|| -> Result<(f64, f64)> {
+        bench.hull.run_detached(
+            &name,
+            &["--network".into(), "none".into()],
+            &["/bin/sleep", "1000000"],
+        )?;
+        before_and_after_execs(
+            execs,
+            || proc::output(bench.hull.cmd().args(["exec", &name, "/bin/true"])).map(drop),
+            || {
+                let monitors = bench.hull.monitors();
+                ensure!(
+                    monitors.len() == 1,
+                    "{} Hull monitors running, 1 expected",
+                    monitors.len()
+                );
+                Ok(monitors)
+            },
+        )
+    })();
+    let _ = bench.hull.remove(std::slice::from_ref(&name));
+    let (hull_before, hull_after) = hull?;
+    let runc = (|| -> Result<(f64, f64)> {
+        bench.runc.run_detached(
+            &name,
+            &Spec {
+                args: vec!["/bin/sleep".into(), "1000000".into()],
+                ..Spec::default()
+            },
+        )?;
+        before_and_after_execs(
+            execs,
+            || proc::output(bench.runc.cmd().args(["exec", &name, "/bin/true"])).map(drop),
+            || Ok(vec![bench.runc.pid(&name)?]),
+        )
+    })();
+    bench.runc.remove(std::slice::from_ref(&name));
+    let (_, runc_after) = runc?;
+    let mut after = Row::new(
+        "density",
+        "density.after_execs",
+        &format!("host memory (PSS) of one idle container after {execs} `exec true`s into it, settled: what a used, long-lived container keeps"),
+        "MiB",
+        true,
+    );
+    after.samples.insert("hull".into(), vec![hull_after]);
+    after.samples.insert("runc".into(), vec![runc_after]);
+    rows.push(after);
+    let mut growth = Row::new(
+        "density",
+        "density.hull_growth_execs",
+        &format!("of which Hull's growth over those {execs} execs (its memory idle before them: {hull_before:.1} MiB)"),
+        "MiB",
+        true,
+    );
+    growth
+        .samples
+        .insert("hull".into(), vec![hull_after - hull_before]);
+    rows.push(growth);
+    Ok(())
 }
 
 /// What a process is, by its name: vmm, virtiofsd or monitor.
@@ -222,7 +316,7 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
             rows.push(row);
         }
     }
-    Ok(())
+    after_use(bench, rows)
 }
 
 #[cfg(test)]
