@@ -1,9 +1,10 @@
 //! Starting a container's first process in its own namespaces.
 //!
 //! The process is made with `clone3(2)`, in its cgroup from birth (see
-//! clone.rs) and with new mount, pid, uts and ipc namespaces. Between `clone` and `execve` the child may only make system
-//! calls: the agent has other threads' state (allocator locks, the tokio
-//! reactor) copied into it in an unknown condition. So everything the child
+//! clone.rs) and with new mount, pid, uts and ipc namespaces. Between
+//! `clone` and `execve` the child may only make system calls: the agent has
+//! other threads' state (allocator locks, the tokio reactor) copied into it
+//! in an unknown condition. So everything the child
 //! needs is computed here first, as C strings and plain numbers, in a
 //! [`ChildPlan`]; [`child_main`] walks it with libc calls and no allocation.
 //!

@@ -83,6 +83,47 @@ fn tree_pss_mib(roots: &[u32]) -> f64 {
         .sum()
 }
 
+/// A row of the density group: host memory, MiB, one value per environment.
+fn memory_row(key: &str, what: &str, values: &[(&str, f64)]) -> Row {
+    let mut row = Row::new("density", key, what, "MiB", true);
+    for &(env, value) in values {
+        row.samples.insert(env.into(), vec![value]);
+    }
+    row
+}
+
+/// The command every idle container runs.
+const IDLE: [&str; 2] = ["/bin/sleep", "1000000"];
+
+/// Starts Hull container `name`, idle and without a network.
+fn start_idle_hull(bench: &Bench, name: &str) -> Result<()> {
+    bench
+        .hull
+        .run_detached(name, &["--network".into(), "none".into()], &IDLE)
+}
+
+/// Starts runc container `id`, idle.
+fn start_idle_runc(bench: &Bench, id: &str) -> Result<()> {
+    bench.runc.run_detached(
+        id,
+        &Spec {
+            args: IDLE.iter().map(|a| a.to_string()).collect(),
+            ..Spec::default()
+        },
+    )
+}
+
+/// Hull's monitors, which must be `n`: one per running container.
+fn hull_monitors(bench: &Bench, n: usize) -> Result<Vec<u32>> {
+    let monitors = bench.hull.monitors();
+    ensure!(
+        monitors.len() == n,
+        "{} Hull monitors running, {n} expected",
+        monitors.len()
+    );
+    Ok(monitors)
+}
+
 /// One idle container's host memory, settled, before and after `execs`
 /// `exec true`s into it: `(before, after)`, MiB. `exec` runs one exec;
 /// `roots` gives the container's processes.
@@ -106,35 +147,17 @@ fn after_use(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     let execs = bench.cfg.busy_execs;
     let name = "hb-busy".to_string();
     let hull = (|| -> Result<(f64, f64)> {
-        bench.hull.run_detached(
-            &name,
-            &["--network".into(), "none".into()],
-            &["/bin/sleep", "1000000"],
-        )?;
+        start_idle_hull(bench, &name)?;
         before_and_after_execs(
             execs,
             || proc::output(bench.hull.cmd().args(["exec", &name, "/bin/true"])).map(drop),
-            || {
-                let monitors = bench.hull.monitors();
-                ensure!(
-                    monitors.len() == 1,
-                    "{} Hull monitors running, 1 expected",
-                    monitors.len()
-                );
-                Ok(monitors)
-            },
+            || hull_monitors(bench, 1),
         )
     })();
     let _ = bench.hull.remove(std::slice::from_ref(&name));
     let (hull_before, hull_after) = hull?;
     let runc = (|| -> Result<(f64, f64)> {
-        bench.runc.run_detached(
-            &name,
-            &Spec {
-                args: vec!["/bin/sleep".into(), "1000000".into()],
-                ..Spec::default()
-            },
-        )?;
+        start_idle_runc(bench, &name)?;
         before_and_after_execs(
             execs,
             || proc::output(bench.runc.cmd().args(["exec", &name, "/bin/true"])).map(drop),
@@ -143,27 +166,16 @@ fn after_use(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     })();
     bench.runc.remove(std::slice::from_ref(&name));
     let (_, runc_after) = runc?;
-    let mut after = Row::new(
-        "density",
+    rows.push(memory_row(
         "density.after_execs",
         &format!("host memory (PSS) of one idle container after {execs} `exec true`s into it, settled: what a used, long-lived container keeps"),
-        "MiB",
-        true,
-    );
-    after.samples.insert("hull".into(), vec![hull_after]);
-    after.samples.insert("runc".into(), vec![runc_after]);
-    rows.push(after);
-    let mut growth = Row::new(
-        "density",
+        &[("hull", hull_after), ("runc", runc_after)],
+    ));
+    rows.push(memory_row(
         "density.hull_growth_execs",
         &format!("of which Hull's growth over those {execs} execs (its memory idle before them: {hull_before:.1} MiB)"),
-        "MiB",
-        true,
-    );
-    growth
-        .samples
-        .insert("hull".into(), vec![hull_after - hull_before]);
-    rows.push(growth);
+        &[("hull", hull_after - hull_before)],
+    ));
     Ok(())
 }
 
@@ -193,21 +205,11 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
             while names.len() < n {
                 let name = format!("hb-idle-{}", names.len());
                 tracing::info!("idle Hull container {name}");
-                bench.hull.run_detached(
-                    &name,
-                    &["--network".into(), "none".into()],
-                    &["/bin/sleep", "1000000"],
-                )?;
+                start_idle_hull(bench, &name)?;
                 names.push(name);
             }
             std::thread::sleep(SETTLE);
-            let monitors = bench.hull.monitors();
-            ensure!(
-                monitors.len() == n,
-                "{} Hull monitors running, {n} expected",
-                monitors.len()
-            );
-            let pids = with_descendants(&monitors);
+            let pids = with_descendants(&hull_monitors(bench, n)?);
             let mut total = 0.0;
             parts.clear();
             for pid in pids {
@@ -241,13 +243,7 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
         for &n in &counts {
             while ids.len() < n {
                 let id = format!("hb-idle-{}", ids.len());
-                bench.runc.run_detached(
-                    &id,
-                    &Spec {
-                        args: vec!["/bin/sleep".into(), "1000000".into()],
-                        ..Spec::default()
-                    },
-                )?;
+                start_idle_runc(bench, &id)?;
                 ids.push(id);
             }
             std::thread::sleep(SETTLE);
@@ -255,11 +251,7 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
                 .iter()
                 .map(|id| bench.runc.pid(id))
                 .collect::<Result<Vec<u32>>>()?;
-            let total: f64 = with_descendants(&inits)
-                .into_iter()
-                .map(|p| pss_kib(p) as f64 / 1024.0)
-                .sum();
-            runc_total.push((n, total));
+            runc_total.push((n, tree_pss_mib(&inits)));
         }
         Ok(())
     })();
@@ -267,16 +259,11 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
     runc?;
 
     for (&(n, hull), &(_, runc)) in hull_total.iter().zip(&runc_total) {
-        let mut row = Row::new(
-            "density",
+        rows.push(memory_row(
             &format!("density.n{n}"),
             &format!("host memory (PSS) of {n} idle containers: Hull's monitors, VMMs (guest memory as far as touched) and virtiofsd; runc's container processes"),
-            "MiB",
-            true,
-        );
-        row.samples.insert("hull".into(), vec![hull]);
-        row.samples.insert("runc".into(), vec![runc]);
-        rows.push(row);
+            &[("hull", hull), ("runc", runc)],
+        ));
     }
     let mut per = Row::new(
         "density",
@@ -305,15 +292,11 @@ pub fn run(bench: &Bench, rows: &mut Vec<Row>) -> Result<()> {
                 _ => format!("of which Hull's {name}"),
             };
             let what = format!("{what}, per container (at N = {n})");
-            let mut row = Row::new(
-                "density",
+            rows.push(memory_row(
                 &format!("density.hull_{name}"),
                 &what,
-                "MiB",
-                true,
-            );
-            row.samples.insert("hull".into(), vec![mib]);
-            rows.push(row);
+                &[("hull", mib)],
+            ));
         }
     }
     after_use(bench, rows)
